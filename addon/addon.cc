@@ -1,0 +1,94 @@
+// Module entry: the small typed surface described in src/native.ts.
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "addon.h"
+
+namespace brig {
+namespace {
+
+// Growing the fd table of a multithreaded process waits for an RCU grace
+// period (milliseconds). Grow it once here, so no launch pays for it when the
+// pipes and pidfds it opens cross a table boundary.
+void PregrowFdTable() {
+  struct rlimit lim;
+  if (getrlimit(RLIMIT_NOFILE, &lim) != 0) return;
+  long want = 1023;
+  if (lim.rlim_cur != RLIM_INFINITY && static_cast<long>(lim.rlim_cur) - 1 < want) want = static_cast<long>(lim.rlim_cur) - 1;
+  if (want < 64) return;
+  int fd = fcntl(2, F_DUPFD_CLOEXEC, want);
+  if (fd < 0) {
+    int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (devnull < 0) return;
+    fd = fcntl(devnull, F_DUPFD_CLOEXEC, want);
+    close(devnull);
+  }
+  if (fd >= 0) close(fd);
+}
+
+Napi::Value Kill(const Napi::CallbackInfo& info) {
+  int pidfd = info[0].As<Napi::Number>().Int32Value();
+  int sig = info[1].As<Napi::Number>().Int32Value();
+  auto* data = info.Env().GetInstanceData<AddonData>();
+  // Only a pidfd this addon owns and has not reaped: never a recycled pid.
+  if (!data->watcher->Find(pidfd)) return Napi::Boolean::New(info.Env(), false);
+  long r = syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0);
+  return Napi::Boolean::New(info.Env(), r == 0);
+}
+
+// pipe() -> [readFd, writeFd], both close-on-exec.
+Napi::Value Pipe(const Napi::CallbackInfo& info) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) < 0) throw StepError(info.Env(), "pipe", errno);
+  Napi::Array a = Napi::Array::New(info.Env(), 2);
+  a.Set(0u, fds[0]);
+  a.Set(1u, fds[1]);
+  return a;
+}
+
+Napi::Value Close(const Napi::CallbackInfo& info) {
+  close(info[0].As<Napi::Number>().Int32Value());
+  return info.Env().Undefined();
+}
+
+Napi::Value Live(const Napi::CallbackInfo& info) {
+  auto* data = info.Env().GetInstanceData<AddonData>();
+  return Napi::Number::New(info.Env(), static_cast<double>(data->watcher->Size()));
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  PregrowFdTable();
+  auto* data = new AddonData();
+  data->watcher = std::make_unique<Watcher>(env);
+  env.SetInstanceData<AddonData>(data);
+
+  exports.Set("launch", Napi::Function::New(env, Launch, "launch"));
+  exports.Set("release", Napi::Function::New(env, Release, "release"));
+  exports.Set("kill", Napi::Function::New(env, Kill, "kill"));
+  exports.Set("pipe", Napi::Function::New(env, Pipe, "pipe"));
+  exports.Set("close", Napi::Function::New(env, Close, "close"));
+  exports.Set("live", Napi::Function::New(env, Live, "live"));
+
+  Napi::Object c = Napi::Object::New(env);
+  c.Set("CLONE_NEWUSER", static_cast<double>(CLONE_NEWUSER));
+  c.Set("CLONE_NEWPID", static_cast<double>(CLONE_NEWPID));
+  c.Set("CLONE_NEWNS", static_cast<double>(CLONE_NEWNS));
+  c.Set("CLONE_NEWIPC", static_cast<double>(CLONE_NEWIPC));
+  c.Set("CLONE_NEWUTS", static_cast<double>(CLONE_NEWUTS));
+  c.Set("CLONE_NEWNET", static_cast<double>(CLONE_NEWNET));
+  c.Set("CLONE_NEWCGROUP", static_cast<double>(CLONE_NEWCGROUP));
+  exports.Set("constants", c);
+  return exports;
+}
+
+}  // namespace
+}  // namespace brig
+
+static Napi::Object InitBrig(Napi::Env env, Napi::Object exports) { return brig::Init(env, exports); }
+NODE_API_MODULE(brig, InitBrig)

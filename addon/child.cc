@@ -1,0 +1,368 @@
+// The sandbox side of a launch: everything here runs in the cloned child,
+// between clone and execve, in a copy of a multithreaded process.
+//
+// Rules (see sys.h): raw system calls only, on data the parent prepared; no
+// allocation, no locks, no C++ objects, no exceptions, no errno. A failing step
+// writes (step index, errno) to the report pipe and exits; the parent turns
+// that into a SetupError naming the step.
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <linux/mount.h>
+#include <linux/prctl.h>
+#include <linux/sched.h>
+#include <linux/seccomp.h>
+#include <linux/filter.h>
+#include <linux/securebits.h>
+#include <net/if.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/statfs.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+#include "plan.h"
+#include "sys.h"
+
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+namespace brig {
+namespace {
+
+[[noreturn]] void die_now(int code) {
+  for (;;) sys(SYS_exit_group, code);
+}
+
+void zero(void* p, size_t n) {
+  volatile char* c = static_cast<volatile char*>(p);
+  for (size_t i = 0; i < n; i++) c[i] = 0;
+}
+
+void report(const Plan* plan, int32_t kind, int32_t step, int32_t err, int32_t wstatus, int32_t pid) {
+  Report r;
+  zero(&r, sizeof r);
+  r.magic = REPORT_MAGIC;
+  r.kind = kind;
+  r.step = step;
+  r.err = err;
+  r.wstatus = wstatus;
+  r.pid = pid;
+  long n;
+  do n = sys(SYS_write, plan->report_fd, P(&r), sizeof r);
+  while (n == -EINTR);
+}
+
+[[noreturn]] void fail(const Plan* plan, int step, long negerr) {
+  report(plan, REPORT_STEP_FAILED, step, static_cast<int32_t>(-negerr), 0, 0);
+  die_now(127);
+}
+
+// Closes every fd in [lo, hi]; close_range where the kernel has it.
+void close_span(int lo, long hi) {
+  if (hi < lo) return;
+  long r = sys(SYS_close_range, lo, hi > 0x7fffffffL ? ~0U : static_cast<unsigned>(hi), 0);
+  if (r == 0) return;
+  struct rlimit lim;
+  long top = 65536;
+  if (sys(SYS_prlimit64, 0, RLIMIT_NOFILE, 0, P(&lim)) == 0 && lim.rlim_cur != RLIM_INFINITY) top = static_cast<long>(lim.rlim_cur);
+  if (hi > top) hi = top;
+  for (long fd = lo; fd <= hi; fd++) sys(SYS_close, fd);
+}
+
+// Init holds a copy of every fd Node had (sockets, the epoll fd, files): it
+// must not keep them alive for the length of the run, and the program must
+// never see them. keep[] is sorted by the parent.
+void close_all_but(const int32_t* keep, int n) {
+  int lo = 0;
+  for (int i = 0; i < n; i++) {
+    if (keep[i] < lo) continue;
+    close_span(lo, keep[i] - 1);
+    lo = keep[i] + 1;
+  }
+  close_span(lo, 0x7fffffffL + 1L);
+}
+
+// Mount read-only without clearing the flags the kernel locked on a mount that
+// came from a more privileged namespace (nosuid, nodev, noexec, atime): a
+// plain MS_REMOUNT|MS_RDONLY would drop them and fail with EPERM.
+long set_readonly(const char* path, bool recursive) {
+  struct mount_attr attr;
+  zero(&attr, sizeof attr);
+  attr.attr_set = MOUNT_ATTR_RDONLY;
+  long r = sys(SYS_mount_setattr, AT_FDCWD, P(path), recursive ? AT_RECURSIVE : 0, P(&attr), sizeof attr);
+  if (r != -ENOSYS) return r;
+  struct statfs st;
+  r = sys(SYS_statfs, P(path), P(&st));
+  if (r < 0) return r;
+  unsigned long flags = MS_REMOUNT | MS_BIND | MS_RDONLY;
+  if (st.f_flags & ST_NOSUID) flags |= MS_NOSUID;
+  if (st.f_flags & ST_NODEV) flags |= MS_NODEV;
+  if (st.f_flags & ST_NOEXEC) flags |= MS_NOEXEC;
+  if (st.f_flags & ST_NOATIME) flags |= MS_NOATIME;
+  if (st.f_flags & ST_NODIRATIME) flags |= MS_NODIRATIME;
+  if (st.f_flags & ST_RELATIME) flags |= MS_RELATIME;
+  return sys(SYS_mount, 0, P(path), 0, static_cast<long>(flags), 0);
+}
+
+long write_all(int fd, const char* data, size_t len) {
+  while (len > 0) {
+    long n = sys(SYS_write, fd, P(data), static_cast<long>(len));
+    if (n == -EINTR) continue;
+    if (n < 0) return n;
+    data += n;
+    len -= static_cast<size_t>(n);
+  }
+  return 0;
+}
+
+long loopback_up() {
+  long fd = sys(SYS_socket, AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return fd;
+  struct ifreq ifr;
+  zero(&ifr, sizeof ifr);
+  ifr.ifr_name[0] = 'l';
+  ifr.ifr_name[1] = 'o';
+  long r = sys(SYS_ioctl, fd, SIOCGIFFLAGS, P(&ifr));
+  if (r == 0) {
+    ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP | IFF_RUNNING);
+    r = sys(SYS_ioctl, fd, SIOCSIFFLAGS, P(&ifr));
+  }
+  sys(SYS_close, fd);
+  return r;
+}
+
+// After this the process cannot regain a capability: not by execve of a
+// root-owned or file-capability binary, not by setuid(0), not through the
+// ambient set. Securebits go first because setting them needs CAP_SETPCAP.
+long drop_caps() {
+  long r = sys(SYS_prctl, PR_SET_SECUREBITS,
+               SECBIT_KEEP_CAPS_LOCKED | SECBIT_NO_SETUID_FIXUP | SECBIT_NO_SETUID_FIXUP_LOCKED | SECBIT_NOROOT |
+                   SECBIT_NOROOT_LOCKED | SECBIT_NO_CAP_AMBIENT_RAISE | SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED);
+  if (r < 0) return r;
+  for (long cap = 0; cap < 64; cap++) {
+    r = sys(SYS_prctl, PR_CAPBSET_DROP, cap);
+    if (r == -EINVAL) break;  // past the kernel's last capability
+    if (r < 0) return r;
+  }
+  r = sys(SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+  if (r < 0 && r != -EINVAL) return r;
+  struct __user_cap_header_struct hdr;
+  struct __user_cap_data_struct data[2];
+  zero(&hdr, sizeof hdr);
+  zero(data, sizeof data);
+  hdr.version = _LINUX_CAPABILITY_VERSION_3;
+  return sys(SYS_capset, P(&hdr), P(data));
+}
+
+// Node ignores SIGPIPE and execve keeps ignored signals ignored; the program
+// must start with the dispositions any program expects.
+long reset_signals() {
+  struct {
+    void* handler;
+    unsigned long flags;
+    void* restorer;
+    uint64_t mask;
+  } act;
+  zero(&act, sizeof act);
+  for (long sig = 1; sig <= 64; sig++) {
+    if (sig == SIGKILL || sig == SIGSTOP) continue;
+    sys(SYS_rt_sigaction, sig, P(&act), 0, 8);
+  }
+  uint64_t empty = 0;
+  return sys(SYS_rt_sigprocmask, SIG_SETMASK, P(&empty), 0, 8);
+}
+
+long dup_stdio(const Plan* plan) {
+  // Move every source above 2 first, so that a source which is itself 0, 1
+  // or 2 is not overwritten before it is used.
+  long tmp[3];
+  for (int i = 0; i < 3; i++) {
+    tmp[i] = sys(SYS_fcntl, plan->stdio[i], F_DUPFD_CLOEXEC, 3);
+    if (tmp[i] < 0) return tmp[i];
+  }
+  for (int i = 0; i < 3; i++) {
+    long r = sys(SYS_dup3, tmp[i], i, 0);
+    if (r < 0) return r;
+  }
+  return 0;
+}
+
+long mark_fds_cloexec() {
+  long r = sys(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
+  if (r != -ENOSYS && r != -EINVAL) return r;
+  struct rlimit lim;
+  long top = 65536;
+  if (sys(SYS_prlimit64, 0, RLIMIT_NOFILE, 0, P(&lim)) == 0 && lim.rlim_cur != RLIM_INFINITY) top = static_cast<long>(lim.rlim_cur);
+  for (long fd = 3; fd < top; fd++) sys(SYS_fcntl, fd, F_SETFD, FD_CLOEXEC);
+  return 0;
+}
+
+// execvp's rules without libc: try each candidate; ENOENT and ENOTDIR mean
+// "not here", EACCES is remembered but the search goes on.
+long exec_program(const Plan* plan) {
+  long best = -ENOENT;
+  for (const char* const* p = plan->exec_paths; *p; p++) {
+    long r = sys(SYS_execve, P(*p), P(plan->argv), P(plan->envp));
+    if (r == -ENOENT || r == -ENOTDIR) continue;
+    if (r == -EACCES) {
+      best = r;
+      continue;
+    }
+    return r;
+  }
+  return best;
+}
+
+[[noreturn]] void init_reap(const Plan* plan, long program) {
+  // Init keeps only the report pipe: the program's stdio must reach EOF in the
+  // parent when the program's tree is gone, not when init goes.
+  int32_t keep[1] = {plan->report_fd};
+  close_all_but(keep, 1);
+  for (;;) {
+    int status = 0;
+    long r = sys(SYS_wait4, -1, P(&status), __WALL, 0);
+    if (r == program) {
+      report(plan, REPORT_EXIT, -1, 0, status, static_cast<int32_t>(program));
+      // init's exit ends the pid namespace: the kernel kills and reaps every
+      // process the program left behind before the parent sees init exit.
+      die_now(0);
+    }
+    if (r == -ECHILD) die_now(0);
+  }
+}
+
+}  // namespace
+
+[[noreturn]] void child_main(const Plan* plan) {
+  // Die with the thread that cloned us. Set before the release wait so that a
+  // parent dying in between cannot leave us running: the read below sees EOF.
+  sys(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL);
+  sys(SYS_close, plan->release_wfd);
+  close_all_but(plan->keep_fds, plan->nkeep);
+  char go = 0;
+  long n;
+  do n = sys(SYS_read, plan->release_fd, P(&go), 1);
+  while (n == -EINTR);
+  if (n != 1) die_now(126);
+  sys(SYS_close, plan->release_fd);
+
+  // init is a copy of the Node process: its memory and environment hold the
+  // host's secrets. Not dumpable means the program cannot ptrace it or read
+  // /proc/1/{environ,mem,fd}.
+  sys(SYS_prctl, PR_SET_DUMPABLE, 0);
+  sys(SYS_prctl, PR_SET_NAME, P(plan->init_name));
+
+  long r = 0;
+  for (int i = 0; i < plan->nsteps; i++) {
+    const Step* s = &plan->steps[i];
+    switch (s->kind) {
+      case STEP_MOUNT:
+        r = sys(SYS_mount, P(s->a), P(s->b), P(s->c), static_cast<long>(s->flags), P(s->d));
+        break;
+      case STEP_BIND:
+        r = sys(SYS_mount, P(s->a), P(s->b), 0, MS_BIND | MS_REC, 0);
+        if (r == 0 && s->arg0) r = set_readonly(s->b, true);
+        break;
+      case STEP_SET_READONLY:
+        r = set_readonly(s->a, s->arg0 != 0);
+        break;
+      case STEP_MKDIR:
+        r = sys(SYS_mkdirat, AT_FDCWD, P(s->a), s->mode);
+        if (r == -EEXIST) r = 0;
+        break;
+      case STEP_TOUCH:
+        r = sys(SYS_openat, AT_FDCWD, P(s->a), O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, s->mode);
+        if (r >= 0) r = sys(SYS_close, r);
+        break;
+      case STEP_SYMLINK:
+        r = sys(SYS_symlinkat, P(s->a), AT_FDCWD, P(s->b));
+        break;
+      case STEP_WRITE_FILE:
+        r = sys(SYS_openat, AT_FDCWD, P(s->a), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, s->mode);
+        if (r >= 0) {
+          long fd = r;
+          r = write_all(static_cast<int>(fd), s->d, static_cast<size_t>(s->arg0));
+          sys(SYS_close, fd);
+        }
+        break;
+      case STEP_PIVOT_ROOT:
+        r = sys(SYS_chdir, P(s->a));
+        if (r == 0) r = sys(SYS_pivot_root, P("."), P(s->b));
+        // pivot_root(".", ".") stacks the old root on top of the new one; a
+        // lazy unmount of "." then takes the old root and everything under it
+        // away without needing a directory to park it in.
+        if (r == 0 && s->b[0] == '.' && s->b[1] == 0) r = sys(SYS_umount2, P("."), MNT_DETACH);
+        if (r == 0) r = sys(SYS_chdir, P("/"));
+        break;
+      case STEP_CHDIR:
+        r = sys(SYS_chdir, P(s->a));
+        break;
+      case STEP_SETHOSTNAME:
+        r = sys(SYS_sethostname, P(s->a), static_cast<long>(str_len(s->a)));
+        break;
+      case STEP_LOOPBACK_UP:
+        r = loopback_up();
+        break;
+      case STEP_FORK_PROGRAM:
+        r = sys(SYS_clone, SIGCHLD, 0, 0, 0, 0);
+        if (r > 0) init_reap(plan, r);
+        break;
+      case STEP_SETSID:
+        r = sys(SYS_setsid);
+        if (r > 0) r = 0;
+        break;
+      case STEP_SETRLIMIT: {
+        struct rlimit lim;
+        lim.rlim_cur = static_cast<rlim_t>(s->arg1);
+        lim.rlim_max = static_cast<rlim_t>(s->arg2);
+        r = sys(SYS_prlimit64, 0, static_cast<long>(s->arg0), P(&lim), 0);
+        break;
+      }
+      case STEP_DROP_CAPS:
+        r = drop_caps();
+        break;
+      case STEP_NO_NEW_PRIVS:
+        r = sys(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+        break;
+      case STEP_SECCOMP: {
+        struct sock_fprog prog;
+        prog.len = static_cast<unsigned short>(s->arg0);
+        prog.filter = reinterpret_cast<struct sock_filter*>(const_cast<char*>(s->d));
+        r = sys(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, P(&prog));
+        break;
+      }
+      case STEP_STDIO:
+        r = dup_stdio(plan);
+        break;
+      case STEP_CLOSE_FDS:
+        r = mark_fds_cloexec();
+        break;
+      case STEP_RESET_SIGNALS:
+        r = reset_signals();
+        break;
+      case STEP_EXEC:
+        r = exec_program(plan);
+        break;
+      case STEP_PDEATHSIG:
+        r = sys(SYS_prctl, PR_SET_PDEATHSIG, static_cast<long>(s->arg0));
+        break;
+      case STEP_UMASK:
+        sys(SYS_umask, static_cast<long>(s->arg0));
+        r = 0;
+        break;
+      default:
+        r = -EINVAL;
+    }
+    if (r < 0) fail(plan, i, r);
+  }
+  // A plan always ends with EXEC; reaching here means it did not.
+  fail(plan, plan->nsteps, -EINVAL);
+}
+
+}  // namespace brig

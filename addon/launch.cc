@@ -1,0 +1,313 @@
+// Parent side of a launch: turn the checked JS plan into C data, clone the
+// sandbox's init into new namespaces, write its id maps, release it.
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <deque>
+
+#include "addon.h"
+#include "plan.h"
+#include "sys.h"
+
+#ifndef CLONE_PIDFD
+#define CLONE_PIDFD 0x00001000
+#endif
+#ifndef CLONE_CLEAR_SIGHAND
+#define CLONE_CLEAR_SIGHAND 0x100000000ULL
+#endif
+
+namespace brig {
+namespace {
+
+// Owns every byte the child will read. Lives on the parent's stack for the
+// duration of Launch(); the child gets its own copy-on-write image of it.
+struct PlanStorage {
+  std::deque<std::string> strings;  // deque: growth never moves elements
+  std::vector<Step> steps;
+  std::vector<char*> argv, envp;
+  std::vector<const char*> exec_paths;
+  std::vector<int32_t> keep;
+  Plan plan{};
+
+  const char* Keep(std::string s) {
+    strings.push_back(std::move(s));
+    return strings.back().c_str();
+  }
+  char* KeepMutable(std::string s) {
+    strings.push_back(std::move(s));
+    return &strings.back()[0];
+  }
+};
+
+std::string GetString(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  if (v.IsString()) return v.As<Napi::String>().Utf8Value();
+  if (v.IsBuffer()) {
+    auto b = v.As<Napi::Buffer<char>>();
+    return std::string(b.Data(), b.Length());
+  }
+  return std::string();
+}
+
+bool Has(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  return !v.IsUndefined() && !v.IsNull();
+}
+
+int64_t GetInt(const Napi::Object& o, const char* key, int64_t dflt) {
+  Napi::Value v = o.Get(key);
+  if (v.IsNumber()) return v.As<Napi::Number>().Int64Value();
+  if (v.IsBigInt()) {
+    bool lossless;
+    return v.As<Napi::BigInt>().Int64Value(&lossless);
+  }
+  return dflt;
+}
+
+void StringArray(const Napi::Object& o, const char* key, PlanStorage& st, std::vector<char*>& out) {
+  Napi::Array a = o.Get(key).As<Napi::Array>();
+  uint32_t n = a.Length();
+  out.reserve(n + 1);
+  for (uint32_t i = 0; i < n; i++) out.push_back(st.KeepMutable(a.Get(i).As<Napi::String>().Utf8Value()));
+  out.push_back(nullptr);
+}
+
+void BuildPlan(const Napi::Object& js, PlanStorage& st) {
+  Napi::Array steps = js.Get("steps").As<Napi::Array>();
+  uint32_t n = steps.Length();
+  st.steps.resize(n);
+  for (uint32_t i = 0; i < n; i++) {
+    Napi::Object s = steps.Get(i).As<Napi::Object>();
+    Step& out = st.steps[i];
+    out = Step{};
+    out.kind = static_cast<int32_t>(GetInt(s, "kind", 0));
+    out.mode = static_cast<uint32_t>(GetInt(s, "mode", 0));
+    out.flags = static_cast<uint64_t>(GetInt(s, "flags", 0));
+    if (Has(s, "a")) out.a = st.Keep(GetString(s, "a"));
+    if (Has(s, "b")) out.b = st.Keep(GetString(s, "b"));
+    if (Has(s, "c")) out.c = st.Keep(GetString(s, "c"));
+    if (Has(s, "d")) out.d = st.Keep(GetString(s, "d"));
+    out.arg0 = GetInt(s, "arg0", 0);
+    out.arg1 = GetInt(s, "arg1", 0);
+    out.arg2 = GetInt(s, "arg2", 0);
+  }
+  StringArray(js, "argv", st, st.argv);
+  StringArray(js, "envp", st, st.envp);
+  std::vector<char*> paths;
+  StringArray(js, "execPaths", st, paths);
+  st.exec_paths.assign(paths.begin(), paths.end());
+  Napi::Array stdio = js.Get("stdio").As<Napi::Array>();
+  for (uint32_t i = 0; i < 3; i++) st.plan.stdio[i] = stdio.Get(i).As<Napi::Number>().Int32Value();
+  st.plan.steps = st.steps.data();
+  st.plan.nsteps = static_cast<int32_t>(n);
+  st.plan.argv = st.argv.data();
+  st.plan.envp = st.envp.data();
+  st.plan.exec_paths = st.exec_paths.data();
+  st.plan.init_name = st.Keep(GetString(js, "initName"));
+}
+
+int WriteProcFile(int procdir, const char* name, const std::string& text) {
+  int fd = openat(procdir, name, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return errno;
+  ssize_t w = write(fd, text.data(), text.size());
+  int err = w == static_cast<ssize_t>(text.size()) ? 0 : (w < 0 ? errno : EIO);
+  close(fd);
+  return err;
+}
+
+void CloseIf(int& fd) {
+  if (fd >= 0) close(fd);
+  fd = -1;
+}
+
+// A launch that failed after clone: the child is waiting on the release pipe
+// (or already gone); kill it and reap it so nothing is left behind.
+void KillAndReap(int pidfd) {
+  syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0);
+  siginfo_t si;
+  while (syscall(SYS_waitid, P_PIDFD, pidfd, &si, WEXITED | __WALL, nullptr) < 0 && errno == EINTR) {
+  }
+}
+
+bool g_no_clone3 = false;
+
+long CloneChild(uint64_t ns_flags, int* pidfd, bool* used_clone3) {
+  if (!g_no_clone3) {
+    struct clone_args args;
+    memset(&args, 0, sizeof args);
+    args.flags = ns_flags | CLONE_PIDFD | CLONE_CLEAR_SIGHAND;
+    args.pidfd = reinterpret_cast<uint64_t>(pidfd);
+    args.exit_signal = 0;  // no SIGCHLD: libuv's handler has nothing to do with us
+    long r = raw_syscall6(SYS_clone3, P(&args), sizeof args, 0, 0, 0, 0);
+    if (r != -ENOSYS) {
+      *used_clone3 = true;
+      return r;
+    }
+    g_no_clone3 = true;  // remember: this kernel has no clone3
+  }
+  *used_clone3 = false;
+  // Legacy clone: fork-like with a zero stack; the pidfd comes back through
+  // the parent_tid argument on every architecture.
+  return raw_syscall6(SYS_clone, static_cast<long>(ns_flags | CLONE_PIDFD), 0, P(pidfd), 0, 0, 0);
+}
+
+inline double NowNs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<double>(ts.tv_sec) * 1e9 + static_cast<double>(ts.tv_nsec);
+}
+
+}  // namespace
+
+Napi::Error StepError(Napi::Env env, const char* step, int err, const std::string& detail) {
+  std::string msg = std::string(step) + ": " + strerror(err);
+  if (!detail.empty()) msg += " (" + detail + ")";
+  Napi::Error e = Napi::Error::New(env, msg);
+  e.Set("step", Napi::String::New(env, step));
+  e.Set("errno", Napi::Number::New(env, err));
+  return e;
+}
+
+// launch(plan, onExit) -> { pid, pidfd, clone3, timings }
+//
+// plan.namespaces: clone flags; plan.uidMap/gidMap: map text written by the
+// parent unless plan.deferRelease (then the caller writes maps with
+// newuidmap/newgidmap and calls release(pidfd)).
+Napi::Value Launch(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto* data = env.GetInstanceData<AddonData>();
+  Napi::Object js = info[0].As<Napi::Object>();
+  Napi::Function on_exit = info[1].As<Napi::Function>();
+  if (js.Get("noClone3").ToBoolean()) g_no_clone3 = true;
+  double t0 = NowNs();
+
+  PlanStorage st;
+  BuildPlan(js, st);
+  uint64_t ns_flags = static_cast<uint64_t>(GetInt(js, "namespaces", 0));
+  std::string uid_map = GetString(js, "uidMap");
+  std::string gid_map = GetString(js, "gidMap");
+  bool defer = js.Get("deferRelease").ToBoolean();
+
+  int release[2], reportp[2];
+  if (pipe2(release, O_CLOEXEC) < 0) throw StepError(env, "release-pipe", errno);
+  if (pipe2(reportp, O_CLOEXEC) < 0) {
+    int e = errno;
+    close(release[0]);
+    close(release[1]);
+    throw StepError(env, "report-pipe", e);
+  }
+  st.plan.release_fd = release[0];
+  st.plan.release_wfd = release[1];
+  st.plan.report_fd = reportp[1];
+  st.keep = {release[0], reportp[1], st.plan.stdio[0], st.plan.stdio[1], st.plan.stdio[2]};
+  std::sort(st.keep.begin(), st.keep.end());
+  st.plan.keep_fds = st.keep.data();
+  st.plan.nkeep = static_cast<int32_t>(st.keep.size());
+  double t1 = NowNs();
+
+  // Block every signal across the clone: the child must not run a Node or
+  // libuv handler in its copy of the process before it resets them.
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  int pidfd = -1;
+  bool used_clone3 = false;
+  long pid = CloneChild(ns_flags, &pidfd, &used_clone3);
+  if (pid == 0) child_main(&st.plan);  // never returns
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  double t2 = NowNs();
+
+  close(release[0]);
+  close(reportp[1]);
+  int release_w = release[1];
+  int report_r = reportp[0];
+  if (pid < 0) {
+    close(release_w);
+    close(report_r);
+    throw StepError(env, "clone", static_cast<int>(-pid));
+  }
+
+  auto fail = [&](const char* step, int err) {
+    KillAndReap(pidfd);
+    close(pidfd);
+    CloseIf(release_w);
+    CloseIf(report_r);
+    return StepError(env, step, err);
+  };
+
+  if (!defer) {
+    // The user namespace is the first thing: until its maps are written the
+    // child is nobody and can do nothing. setgroups must be denied before an
+    // unprivileged process may write gid_map.
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%ld", pid);
+    int procdir = open(path, O_DIRECTORY | O_PATH | O_CLOEXEC);
+    if (procdir < 0) throw fail("proc-open", errno);
+    int err = WriteProcFile(procdir, "setgroups", "deny");
+    const char* step = "setgroups";
+    if (!err) {
+      err = WriteProcFile(procdir, "uid_map", uid_map);
+      step = "uid-map";
+    }
+    if (!err) {
+      err = WriteProcFile(procdir, "gid_map", gid_map);
+      step = "gid-map";
+    }
+    close(procdir);
+    if (err) throw fail(step, err);
+  }
+  double t3 = NowNs();
+  if (!defer) {
+    char go = 1;
+    if (write(release_w, &go, 1) != 1) throw fail("release", errno);
+    CloseIf(release_w);
+  }
+  fcntl(report_r, F_SETFL, O_NONBLOCK);
+  double t4 = NowNs();
+
+  auto child = std::make_unique<Child>();
+  child->pid = static_cast<int>(pid);
+  child->pidfd = pidfd;
+  child->report_fd = report_r;
+  child->release_wfd = release_w;
+  child->on_exit = Napi::Persistent(on_exit);
+  data->watcher->Add(std::move(child));
+
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("pid", Napi::Number::New(env, static_cast<double>(pid)));
+  out.Set("pidfd", Napi::Number::New(env, pidfd));
+  out.Set("clone3", Napi::Boolean::New(env, used_clone3));
+  Napi::Array t = Napi::Array::New(env, 4);
+  t.Set(0u, Napi::Number::New(env, (t1 - t0) / 1e6));  // plan conversion, pipes
+  t.Set(1u, Napi::Number::New(env, (t2 - t1) / 1e6));  // clone
+  t.Set(2u, Napi::Number::New(env, (t3 - t2) / 1e6));  // id maps
+  t.Set(3u, Napi::Number::New(env, (t4 - t3) / 1e6));  // release
+  out.Set("timings", t);
+  return out;
+}
+
+// release(pidfd): let a child launched with deferRelease go on, once the
+// caller has written its id maps.
+Napi::Value Release(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto* data = env.GetInstanceData<AddonData>();
+  int pidfd = info[0].As<Napi::Number>().Int32Value();
+  Child* c = data->watcher->Find(pidfd);
+  if (!c || c->release_wfd < 0) throw StepError(env, "release", ESRCH);
+  char go = 1;
+  ssize_t w = write(c->release_wfd, &go, 1);
+  int err = errno;
+  CloseIf(c->release_wfd);
+  if (w != 1) throw StepError(env, "release", err);
+  return env.Undefined();
+}
+
+}  // namespace brig

@@ -1,0 +1,90 @@
+// The launch plan: what TypeScript decided, flattened into plain C data the
+// child can walk without allocating.
+//
+// The parent builds a Plan from the JS object (addon/launch.cc), keeps every
+// string alive until the child has been released, then clones. The child
+// (addon/child.cc) runs the steps in order. Steps before FORK_PROGRAM run in
+// the sandbox's init (pid 1 of the new pid namespace, with every capability of
+// the new user namespace); steps after it run in the program's own process
+// and end with EXEC. A failed step is reported as (index, errno); the TS side
+// kept the list and turns the index back into the step's name and paths.
+#pragma once
+#include <stdint.h>
+
+namespace brig {
+
+enum StepKind : int32_t {
+  STEP_MOUNT = 1,         // mount(a=source, b=target, c=fstype, flags, d=data)
+  STEP_BIND = 2,          // bind a -> b; recursive; then read-only if arg0 != 0
+  STEP_SET_READONLY = 3,  // make the mount at a read-only; recursive if arg0 != 0
+  STEP_MKDIR = 4,         // mkdir(a, mode); an existing directory is fine
+  STEP_TOUCH = 5,         // create an empty file a (mount target for a file bind)
+  STEP_SYMLINK = 6,       // symlink(a=target, b=linkpath)
+  STEP_WRITE_FILE = 7,    // create file a with mode, content d (length arg0)
+  STEP_PIVOT_ROOT = 8,    // chdir(a); pivot_root(".", b); if b == "." detach old root; chdir("/")
+  STEP_CHDIR = 9,         // chdir(a)
+  STEP_SETHOSTNAME = 10,  // sethostname(a)
+  STEP_LOOPBACK_UP = 11,  // bring lo up in the new network namespace
+  STEP_FORK_PROGRAM = 12, // init forks the program; later steps run in the program
+  STEP_SETSID = 13,       // new session: no controlling terminal shared with the host
+  STEP_SETRLIMIT = 14,    // prlimit(resource=arg0, cur=arg1, max=arg2)
+  STEP_DROP_CAPS = 15,    // securebits, bounding set, ambient, capset: no capability survives
+  STEP_NO_NEW_PRIVS = 16, // PR_SET_NO_NEW_PRIVS
+  STEP_SECCOMP = 17,      // install BPF program (d, arg0 instructions)
+  STEP_STDIO = 18,        // dup the prepared fds onto 0, 1, 2
+  STEP_CLOSE_FDS = 19,    // every fd above 2 closed at exec (close_range CLOEXEC)
+  STEP_RESET_SIGNALS = 20,// default dispositions, empty mask (execve keeps SIG_IGN)
+  STEP_EXEC = 21,         // execve each candidate path until one is not ENOENT
+  STEP_PDEATHSIG = 22,    // PR_SET_PDEATHSIG arg0
+  STEP_UMASK = 23,        // umask(arg0)
+};
+
+struct Step {
+  int32_t kind;
+  uint32_t mode;
+  uint64_t flags;
+  const char* a;
+  const char* b;
+  const char* c;
+  const char* d;
+  int64_t arg0;
+  int64_t arg1;
+  int64_t arg2;
+};
+
+// Records the sandbox writes to the report pipe. Each is far below PIPE_BUF,
+// so writes are atomic and the parent reads whole records.
+enum ReportKind : int32_t {
+  REPORT_STEP_FAILED = 1,  // step index + errno
+  REPORT_EXIT = 2,         // the program's wait status, written by init
+};
+
+struct Report {
+  uint32_t magic;   // 'BRIG'
+  int32_t kind;
+  int32_t step;
+  int32_t err;      // positive errno
+  int32_t wstatus;
+  int32_t pid;      // the program's pid in the host's view (for diagnostics)
+};
+static const uint32_t REPORT_MAGIC = 0x47495242u;
+
+struct Plan {
+  const Step* steps;
+  int32_t nsteps;
+  char* const* argv;     // NULL-terminated
+  char* const* envp;     // NULL-terminated
+  const char* const* exec_paths;  // NULL-terminated candidates for STEP_EXEC
+  int32_t stdio[3];      // fds in the parent to become 0, 1, 2 in the program
+  int32_t report_fd;     // write end of the report pipe (O_CLOEXEC)
+  int32_t release_fd;    // read end of the release pipe
+  int32_t release_wfd;   // write end of the release pipe: the child closes its copy
+  const int32_t* keep_fds;  // sorted, the fds init keeps open; everything else is closed
+  int32_t nkeep;
+  const char* init_name; // comm of the sandbox's init
+};
+
+// Runs in the child right after clone; never returns.
+[[noreturn]] void child_main(const Plan* plan);
+
+}  // namespace brig

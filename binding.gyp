@@ -1,0 +1,18 @@
+{
+  "targets": [
+    {
+      "target_name": "brig",
+      "sources": [
+        "addon/addon.cc",
+        "addon/launch.cc",
+        "addon/child.cc",
+        "addon/watcher.cc"
+      ],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED", "NAPI_CPP_EXCEPTIONS"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions"],
+      "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fno-strict-aliasing", "-O2"]
+    }
+  ]
+}

@@ -1,0 +1,48 @@
+// bin/brig: a thin CLI over the library, one file per verb (crun's layout).
+import { OptionsError, SetupError } from '../errors.js';
+import { UsageError } from './args.js';
+import { EXIT_BRIG_ERROR, runCommand, runHelp } from './run.js';
+
+const verbs: Record<string, { summary: string; main: (argv: string[]) => Promise<number>; help: string }> = {
+  run: { summary: 'run a command in a new sandbox', main: runCommand, help: runHelp },
+};
+
+const mainHelp = `Usage: brig COMMAND [OPTIONS]
+
+brig: a rootless container sandbox for untrusted code.
+
+Commands:
+${Object.entries(verbs)
+  .map(([name, v]) => `  ${name.padEnd(10)}${v.summary}`)
+  .join('\n')}
+
+Run 'brig COMMAND --help' for a command's options.
+`;
+
+export async function main(argv: string[]): Promise<number> {
+  const [verb, ...rest] = argv;
+  if (verb === undefined || verb === '--help' || verb === '-h' || verb === 'help') {
+    if (verb === 'help' && rest[0] && verbs[rest[0]]) process.stdout.write(verbs[rest[0]].help);
+    else process.stdout.write(mainHelp);
+    return verb === undefined ? 2 : 0;
+  }
+  if (verb === '--version') {
+    process.stdout.write('brig 0.1.0\n');
+    return 0;
+  }
+  const v = verbs[verb];
+  if (!v) {
+    process.stderr.write(`brig: unknown command ${JSON.stringify(verb)}\n\n${mainHelp}`);
+    return 2;
+  }
+  try {
+    return await v.main(rest);
+  } catch (e) {
+    if (e instanceof UsageError || e instanceof OptionsError || e instanceof SetupError) {
+      process.stderr.write(`brig ${verb}: ${e.message}\n`);
+      return EXIT_BRIG_ERROR;
+    }
+    process.stderr.write(`brig ${verb}: ${(e as Error).stack ?? String(e)}\n`);
+    return EXIT_BRIG_ERROR;
+  }
+}

@@ -1,0 +1,118 @@
+// brig run: one command in a new sandbox, stdio inherited, exit code passed on.
+import { writeFileSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
+import type { Level } from 'pino';
+import { setLogLevel } from '../log.js';
+import type { BindMount, SandboxOptions, TmpfsMount } from '../options.js';
+import { run, type RunResult } from '../sandbox.js';
+import { all, formatHelp, one, parseArgs, seconds, UsageError, wholeNumber, type OptionSpec } from './args.js';
+
+export const EXIT_BRIG_ERROR = 125;
+
+const specs: OptionSpec[] = [
+  { name: 'rootfs', value: true, arg: 'host|DIR', help: "root filesystem: 'host' (read-only system dirs, the default) or a directory" },
+  { name: 'volume', short: 'v', value: true, repeat: true, arg: 'SRC:DST[:ro|rw]', help: 'bind a host path into the sandbox; read-only unless :rw' },
+  { name: 'tmpfs', value: true, repeat: true, arg: 'DST[:SIZE]', help: 'a writable tmpfs at DST (default size 64m)' },
+  { name: 'env', short: 'e', value: true, repeat: true, arg: 'KEY=VAL', help: "set a variable (KEY alone copies the host's value); the environment is empty otherwise, PATH aside" },
+  { name: 'workdir', short: 'w', value: true, arg: 'DIR', help: 'working directory inside the sandbox (default /tmp)' },
+  { name: 'hostname', value: true, arg: 'NAME', help: 'hostname inside the sandbox (default brig)' },
+  { name: 'uid', value: true, arg: 'N', help: 'uid inside the sandbox; your own uid maps to it (default 1000)' },
+  { name: 'gid', value: true, arg: 'N', help: 'gid inside the sandbox (default 1000)' },
+  { name: 'tmp-size', value: true, arg: 'SIZE', help: 'size of the writable /tmp (default 64m)' },
+  { name: 'wall-time', value: true, arg: 'SECONDS', help: 'kill the whole sandbox after this much real time' },
+  { name: 'stdin', value: true, arg: 'FILE', help: 'read standard input from FILE instead of the terminal' },
+  { name: 'report', value: true, arg: 'FILE', help: 'write the run result as JSON (without stdout/stderr)' },
+  { name: 'log-level', value: true, arg: 'LEVEL', help: 'brig logs as JSON on stderr: trace, debug, info, warn, error (default: none)' },
+  { name: 'help', short: 'h', help: 'show this help' },
+];
+
+export const runHelp = formatHelp(
+  'brig run [OPTIONS] [--] COMMAND [ARGS...]',
+  'Run COMMAND in a new sandbox: new user, pid, mount, ipc, uts, net and cgroup\nnamespaces, no capabilities, read-only root, private /tmp, loopback-only network.',
+  specs,
+  'Exit status: the command\'s own; 128+N when killed by signal N; 125 when brig\nitself failed (bad option, setup error: the message names the step).',
+);
+
+function parseVolume(v: string): BindMount {
+  const parts = v.split(':');
+  if (parts.length < 2 || parts.length > 3 || !parts[0] || !parts[1]) throw new UsageError(`--volume: expected SRC:DST[:ro|rw], got ${JSON.stringify(v)}`);
+  const mode = parts[2] ?? 'ro';
+  if (mode !== 'ro' && mode !== 'rw') throw new UsageError(`--volume: mode must be ro or rw, got ${JSON.stringify(mode)}`);
+  return { source: parts[0], target: parts[1], readonly: mode === 'ro' };
+}
+
+function parseTmpfs(v: string): TmpfsMount {
+  const [target, size, ...extra] = v.split(':');
+  if (!target || extra.length) throw new UsageError(`--tmpfs: expected DST[:SIZE], got ${JSON.stringify(v)}`);
+  return size ? { target, size } : { target };
+}
+
+function parseEnv(values: string[]): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const v of values) {
+    const eq = v.indexOf('=');
+    if (eq === 0) throw new UsageError(`--env: missing variable name in ${JSON.stringify(v)}`);
+    if (eq < 0) {
+      const host = process.env[v];
+      if (host !== undefined) env[v] = host;
+    } else env[v.slice(0, eq)] = v.slice(eq + 1);
+  }
+  return env;
+}
+
+export function reportJson(r: RunResult): string {
+  const { stdout, stderr, ...rest } = r;
+  return JSON.stringify(rest, null, 2) + '\n';
+}
+
+/** Docker's convention: the program's code, 128+N for signal N, 125 for brig's own failure. */
+export function exitCodeFor(r: RunResult): number {
+  if (r.status === 'setup-error') return EXIT_BRIG_ERROR;
+  if (r.signal) return 128 + (osConstants.signals[r.signal] ?? osConstants.signals.SIGKILL);
+  return r.exitCode ?? EXIT_BRIG_ERROR;
+}
+
+export async function runCommand(argv: string[]): Promise<number> {
+  const p = parseArgs(argv, specs);
+  if (p.flags.has('help')) {
+    process.stdout.write(runHelp);
+    return 0;
+  }
+  if (p.rest.length === 0) throw new UsageError('brig run: no command given (brig run [OPTIONS] -- COMMAND [ARGS...])');
+  const level = one(p, 'log-level');
+  if (level) {
+    if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(level)) throw new UsageError(`--log-level: expected trace, debug, info, warn, error or silent, got ${JSON.stringify(level)}`);
+    setLogLevel(level as Level);
+  }
+  const opts: SandboxOptions = {
+    stdin: 'inherit',
+    stdout: 'inherit',
+    stderr: 'inherit',
+    mounts: all(p, 'volume').map(parseVolume),
+    tmpfs: all(p, 'tmpfs').map(parseTmpfs),
+    env: parseEnv(all(p, 'env')),
+  };
+  const rootfs = one(p, 'rootfs');
+  if (rootfs) opts.rootfs = rootfs;
+  const cwd = one(p, 'workdir');
+  if (cwd) opts.cwd = cwd;
+  const hostname = one(p, 'hostname');
+  if (hostname) opts.hostname = hostname;
+  const uid = one(p, 'uid');
+  if (uid !== undefined) opts.uid = wholeNumber('uid', uid);
+  const gid = one(p, 'gid');
+  if (gid !== undefined) opts.gid = wholeNumber('gid', gid);
+  const tmpSize = one(p, 'tmp-size');
+  if (tmpSize) opts.tmpSize = tmpSize;
+  const wall = one(p, 'wall-time');
+  if (wall) opts.wallTimeLimitMs = seconds('wall-time', wall) * 1000;
+  const stdin = one(p, 'stdin');
+  if (stdin) opts.stdin = { file: stdin };
+
+  const result = await run(p.rest, opts);
+  const reportFile = one(p, 'report');
+  if (reportFile) writeFileSync(reportFile, reportJson(result));
+  if (result.status === 'setup-error') process.stderr.write(`brig: ${result.error?.message ?? 'setup failed'}\n`);
+  else if (result.status === 'wall-time-limit') process.stderr.write(`brig: wall-time limit of ${wall}s reached; sandbox killed\n`);
+  return exitCodeFor(result);
+}

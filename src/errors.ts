@@ -1,0 +1,53 @@
+// Error classes: every failure names the option or the launch step at fault.
+import { constants } from 'node:os';
+
+const errnoNames = new Map<number, string>();
+for (const [name, num] of Object.entries(constants.errno)) if (!errnoNames.has(num)) errnoNames.set(num, name);
+
+export function errnoName(errno: number): string {
+  return errnoNames.get(errno) ?? `errno ${errno}`;
+}
+
+export class BrigError extends Error {
+  override name = 'BrigError';
+}
+
+/** An option failed validation before anything started. `field` is its path, e.g. `mounts[1].target`. */
+export class OptionsError extends BrigError {
+  override name = 'OptionsError';
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(`${field}: ${message}`);
+  }
+}
+
+/** What a failed setup step reports (RunResult.error and SetupError.detail). */
+export interface SetupErrorInfo {
+  /** The step's name, e.g. `bind-mount`, `chdir`, `exec`. */
+  step: string;
+  errno: number;
+  /** errno's symbolic name, e.g. `ENOENT`. */
+  code: string;
+  /** The path the step worked on, where it has one. */
+  path?: string;
+  message: string;
+}
+
+export function setupErrorInfo(step: string, errno: number, path?: string, hint?: string): SetupErrorInfo {
+  const code = errnoName(errno);
+  let message = `${step} failed`;
+  if (path !== undefined) message += ` for ${path}`;
+  message += `: ${code}`;
+  if (hint) message += ` (${hint})`;
+  return path === undefined ? { step, errno, code, message } : { step, errno, code, path, message };
+}
+
+/** Thrown by spawn() when the sandbox could not be created at all (parent side). */
+export class SetupError extends BrigError {
+  override name = 'SetupError';
+  constructor(readonly detail: SetupErrorInfo) {
+    super(detail.message);
+  }
+}

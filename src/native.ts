@@ -1,0 +1,120 @@
+// The addon's whole surface, typed. Nothing here decides anything: callers in
+// src/ build a checked LaunchPlan and native executes it (addon/plan.h).
+import { createRequire } from 'node:module';
+
+export const enum StepKind {
+  Mount = 1,
+  Bind = 2,
+  SetReadonly = 3,
+  Mkdir = 4,
+  Touch = 5,
+  Symlink = 6,
+  WriteFile = 7,
+  PivotRoot = 8,
+  Chdir = 9,
+  Sethostname = 10,
+  LoopbackUp = 11,
+  ForkProgram = 12,
+  Setsid = 13,
+  Setrlimit = 14,
+  DropCaps = 15,
+  NoNewPrivs = 16,
+  Seccomp = 17,
+  Stdio = 18,
+  CloseFds = 19,
+  ResetSignals = 20,
+  Exec = 21,
+  Pdeathsig = 22,
+  Umask = 23,
+}
+
+/** One step of the plan. `name` and `path` are for error messages only; native ignores them. */
+export interface NativeStep {
+  kind: StepKind;
+  name: string;
+  path?: string;
+  mode?: number;
+  flags?: number;
+  a?: string;
+  b?: string;
+  c?: string;
+  d?: string | Buffer;
+  arg0?: number | bigint;
+  arg1?: number | bigint;
+  arg2?: number | bigint;
+}
+
+export interface LaunchPlan {
+  steps: NativeStep[];
+  argv: string[];
+  envp: string[];
+  execPaths: string[];
+  stdio: [number, number, number];
+  namespaces: number;
+  uidMap: string;
+  gidMap: string;
+  deferRelease: boolean;
+  initName: string;
+  noClone3?: boolean;
+}
+
+export const enum ReportKind {
+  StepFailed = 1,
+  Exit = 2,
+}
+
+export interface NativeReport {
+  kind: ReportKind;
+  step: number;
+  errno: number;
+  wstatus: number;
+}
+
+export interface NativeExit {
+  /** init's own exit: code, or -1 when it was killed (then initSignal). */
+  initCode: number;
+  initSignal: number;
+  userUs: number;
+  systemUs: number;
+  maxRssKb: number;
+  minflt: number;
+  majflt: number;
+  nvcsw: number;
+  nivcsw: number;
+  reports: NativeReport[];
+}
+
+export interface LaunchInfo {
+  pid: number;
+  pidfd: number;
+  clone3: boolean;
+  /** ms: plan conversion, clone, id maps, release */
+  timings: [number, number, number, number];
+}
+
+export interface NativeError extends Error {
+  step: string;
+  errno: number;
+}
+
+export interface Native {
+  launch(plan: LaunchPlan, onExit: (exit: NativeExit) => void): LaunchInfo;
+  release(pidfd: number): void;
+  kill(pidfd: number, signal: number): boolean;
+  pipe(): [number, number];
+  close(fd: number): void;
+  live(): number;
+  constants: {
+    CLONE_NEWUSER: number;
+    CLONE_NEWPID: number;
+    CLONE_NEWNS: number;
+    CLONE_NEWIPC: number;
+    CLONE_NEWUTS: number;
+    CLONE_NEWNET: number;
+    CLONE_NEWCGROUP: number;
+  };
+}
+
+const require = createRequire(import.meta.url);
+// dist/src/native.js -> ../../build/Release
+export const native: Native = require('../../build/Release/brig.node');

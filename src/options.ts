@@ -1,0 +1,225 @@
+// Public option types and their validation. Every argument is checked and
+// defaulted here, before any plan is built; a bad one throws OptionsError
+// naming the field (better-sqlite3's rule: JS validates, native trusts).
+import { isAbsolute, normalize } from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import { OptionsError } from './errors.js';
+
+export interface BindMount {
+  /** Host path (file or directory). */
+  source: string;
+  /** Absolute path inside the sandbox. */
+  target: string;
+  /** Read-only unless `false`: tighter by default than Docker's `-v`. */
+  readonly?: boolean;
+}
+
+export interface TmpfsMount {
+  target: string;
+  /** Bytes, or a size string such as `64m`. Default 64 MiB. */
+  size?: number | string;
+  /** Octal permission bits, default 0o1777 (like /tmp). */
+  mode?: number;
+}
+
+export type StdinOption = 'ignore' | 'inherit' | 'pipe' | string | Buffer | Readable | { file: string };
+export type OutputOption = 'capture' | 'ignore' | 'inherit' | 'pipe' | { file: string; append?: boolean } | Writable;
+
+export interface SandboxOptions {
+  /** `'host'` (read-only /usr, /bin, /lib*, a curated /etc) or a directory to use as the root. */
+  rootfs?: 'host' | string;
+  mounts?: BindMount[];
+  tmpfs?: TmpfsMount[];
+  /** Environment of the program: only these variables plus PATH (unless given). */
+  env?: Record<string, string>;
+  /** Working directory inside the sandbox. Default `/tmp`. */
+  cwd?: string;
+  /** Default `brig`. */
+  hostname?: string;
+  /** The id the program runs as inside the sandbox; the caller's own id maps to it. Default 1000. */
+  uid?: number;
+  gid?: number;
+  /** Size of the sandbox's writable /tmp. Default 64 MiB. */
+  tmpSize?: number | string;
+  stdin?: StdinOption;
+  stdout?: OutputOption;
+  stderr?: OutputOption;
+  /** Cap on captured bytes per stream; the rest is read and dropped. Default 16 MiB. */
+  maxOutputBytes?: number;
+  /** Kill the whole sandbox after this many milliseconds of wall time. */
+  wallTimeLimitMs?: number;
+  signal?: AbortSignal;
+  /** Record per-phase durations in RunResult.timings. */
+  timings?: boolean;
+}
+
+export interface ResolvedOptions {
+  argv: string[];
+  rootfs: 'host' | string;
+  mounts: Required<BindMount>[];
+  tmpfs: { target: string; size: number; mode: number }[];
+  env: Record<string, string>;
+  cwd: string;
+  hostname: string;
+  uid: number;
+  gid: number;
+  tmpSize: number;
+  stdin: StdinOption;
+  stdout: OutputOption;
+  stderr: OutputOption;
+  maxOutputBytes: number;
+  wallTimeLimitMs: number | undefined;
+  signal: AbortSignal | undefined;
+  timings: boolean;
+}
+
+export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+export const DEFAULT_UID = 1000;
+export const DEFAULT_GID = 1000;
+const MAX_ID = 0xfffffffe;
+const MiB = 1024 * 1024;
+
+const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, m: MiB, g: 1024 * MiB, t: 1024 * 1024 * MiB };
+
+/** `64m`, `1.5g`, `4096` or a number of bytes. */
+export function parseSize(field: string, v: unknown): number {
+  if (typeof v === 'number') {
+    if (!Number.isSafeInteger(v) || v <= 0) throw new OptionsError(field, `expected a positive whole number of bytes, got ${v}`);
+    return v;
+  }
+  if (typeof v !== 'string') throw new OptionsError(field, `expected a size such as "64m", got ${typeof v}`);
+  const m = /^(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?$/i.exec(v.trim());
+  if (!m) throw new OptionsError(field, `expected a size such as "64m" or "1g", got ${JSON.stringify(v)}`);
+  const bytes = Math.floor(Number(m[1]) * SIZE_UNITS[m[2].toLowerCase()]);
+  if (!Number.isSafeInteger(bytes) || bytes <= 0) throw new OptionsError(field, `size out of range: ${JSON.stringify(v)}`);
+  return bytes;
+}
+
+function noNul(field: string, s: string): string {
+  if (s.includes('\0')) throw new OptionsError(field, 'must not contain a NUL byte');
+  return s;
+}
+
+function str(field: string, v: unknown): string {
+  if (typeof v !== 'string') throw new OptionsError(field, `expected a string, got ${v === null ? 'null' : typeof v}`);
+  return noNul(field, v);
+}
+
+/** An absolute, normalised path inside the sandbox, not `/` itself and not under /proc or /dev. */
+function sandboxPath(field: string, v: unknown, { allowRoot = false, allowSystem = false } = {}): string {
+  const s = str(field, v);
+  if (!isAbsolute(s)) throw new OptionsError(field, `must be an absolute path inside the sandbox, got ${JSON.stringify(s)}`);
+  const p = normalize(s).replace(/\/+$/, '') || '/';
+  if (p === '/' && !allowRoot) throw new OptionsError(field, 'cannot be / itself');
+  if (!allowSystem && /^\/(proc|dev)(\/|$)/.test(p)) throw new OptionsError(field, `must not be under /proc or /dev (${p})`);
+  return p;
+}
+
+function id(field: string, v: unknown, dflt: number): number {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > MAX_ID) throw new OptionsError(field, `expected a whole number from 0 to ${MAX_ID}, got ${String(v)}`);
+  return v;
+}
+
+function checkStdio(field: string, v: unknown, input: boolean): void {
+  if (v === undefined) return;
+  const words = input ? ['ignore', 'inherit', 'pipe'] : ['capture', 'ignore', 'inherit', 'pipe'];
+  if (typeof v === 'string') {
+    if (input) {
+      noNul(field, v); // a string for stdin is data, not a mode
+      return;
+    }
+    if (!words.includes(v)) throw new OptionsError(field, `expected one of ${words.join(', ')}, { file }, or a stream, got ${JSON.stringify(v)}`);
+    return;
+  }
+  if (Buffer.isBuffer(v) && input) return;
+  if (v && typeof v === 'object') {
+    if ('file' in v) {
+      str(`${field}.file`, (v as { file: unknown }).file);
+      return;
+    }
+    const stream = v as { pipe?: unknown; write?: unknown };
+    if (input ? typeof stream.pipe === 'function' : typeof stream.write === 'function') return;
+  }
+  throw new OptionsError(field, `expected one of ${words.join(', ')}, ${input ? 'a string, a Buffer, ' : ''}{ file }, or a stream`);
+}
+
+export function resolveOptions(argv: unknown, o: SandboxOptions = {}): ResolvedOptions {
+  if (!Array.isArray(argv) || argv.length === 0) throw new OptionsError('argv', 'expected a non-empty array of strings');
+  const args = argv.map((a, i) => str(`argv[${i}]`, a));
+  if (args[0] === '') throw new OptionsError('argv[0]', 'the command must not be empty');
+  if (o === null || typeof o !== 'object') throw new OptionsError('options', 'expected an object');
+
+  let rootfs: 'host' | string = 'host';
+  if (o.rootfs !== undefined && o.rootfs !== 'host') {
+    rootfs = str('rootfs', o.rootfs);
+    if (!isAbsolute(rootfs)) throw new OptionsError('rootfs', `expected 'host' or an absolute directory, got ${JSON.stringify(rootfs)}`);
+    rootfs = normalize(rootfs);
+  }
+
+  const mounts = (o.mounts ?? []).map((m, i) => {
+    const f = `mounts[${i}]`;
+    if (!m || typeof m !== 'object') throw new OptionsError(f, 'expected { source, target, readonly? }');
+    const source = str(`${f}.source`, m.source);
+    if (!isAbsolute(source)) throw new OptionsError(`${f}.source`, `must be an absolute host path, got ${JSON.stringify(source)}`);
+    if (m.readonly !== undefined && typeof m.readonly !== 'boolean') throw new OptionsError(`${f}.readonly`, 'expected a boolean');
+    return { source: normalize(source), target: sandboxPath(`${f}.target`, m.target), readonly: m.readonly !== false };
+  });
+  if (o.mounts !== undefined && !Array.isArray(o.mounts)) throw new OptionsError('mounts', 'expected an array');
+
+  if (o.tmpfs !== undefined && !Array.isArray(o.tmpfs)) throw new OptionsError('tmpfs', 'expected an array');
+  const tmpfs = (o.tmpfs ?? []).map((t, i) => {
+    const f = `tmpfs[${i}]`;
+    if (!t || typeof t !== 'object') throw new OptionsError(f, 'expected { target, size?, mode? }');
+    const mode = t.mode ?? 0o1777;
+    if (!Number.isInteger(mode) || mode < 0 || mode > 0o7777) throw new OptionsError(`${f}.mode`, 'expected permission bits from 0 to 0o7777');
+    return { target: sandboxPath(`${f}.target`, t.target), size: t.size === undefined ? 64 * MiB : parseSize(`${f}.size`, t.size), mode };
+  });
+
+  const env: Record<string, string> = {};
+  if (o.env !== undefined) {
+    if (!o.env || typeof o.env !== 'object' || Array.isArray(o.env)) throw new OptionsError('env', 'expected an object of strings');
+    for (const [k, v] of Object.entries(o.env)) {
+      if (k === '' || k.includes('=') || k.includes('\0')) throw new OptionsError(`env.${k}`, 'a variable name must be non-empty and contain no "=" or NUL');
+      env[k] = str(`env.${k}`, v);
+    }
+  }
+  if (env.PATH === undefined) env.PATH = DEFAULT_PATH;
+
+  const hostname = o.hostname === undefined ? 'brig' : str('hostname', o.hostname);
+  if (!/^[A-Za-z0-9]([A-Za-z0-9.-]{0,62})$/.test(hostname)) throw new OptionsError('hostname', `expected 1-63 letters, digits, dots or dashes, got ${JSON.stringify(hostname)}`);
+
+  checkStdio('stdin', o.stdin, true);
+  checkStdio('stdout', o.stdout, false);
+  checkStdio('stderr', o.stderr, false);
+
+  const maxOutputBytes = o.maxOutputBytes ?? 16 * MiB;
+  if (!Number.isSafeInteger(maxOutputBytes) || maxOutputBytes < 0) throw new OptionsError('maxOutputBytes', 'expected a whole number of bytes');
+
+  let wall: number | undefined;
+  if (o.wallTimeLimitMs !== undefined) {
+    wall = o.wallTimeLimitMs;
+    if (typeof wall !== 'number' || !Number.isFinite(wall) || wall <= 0 || wall > 2 ** 31 - 1) throw new OptionsError('wallTimeLimitMs', 'expected a positive number of milliseconds below 2^31');
+  }
+  if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw new OptionsError('signal', 'expected an AbortSignal');
+
+  return {
+    argv: args,
+    rootfs,
+    mounts,
+    tmpfs,
+    env,
+    cwd: o.cwd === undefined ? '/tmp' : sandboxPath('cwd', o.cwd, { allowRoot: true, allowSystem: true }),
+    hostname,
+    uid: id('uid', o.uid, DEFAULT_UID),
+    gid: id('gid', o.gid, DEFAULT_GID),
+    tmpSize: o.tmpSize === undefined ? 64 * MiB : parseSize('tmpSize', o.tmpSize),
+    stdin: o.stdin ?? 'ignore',
+    stdout: o.stdout ?? 'capture',
+    stderr: o.stderr ?? 'capture',
+    maxOutputBytes,
+    wallTimeLimitMs: wall,
+    signal: o.signal,
+    timings: o.timings === true,
+  };
+}

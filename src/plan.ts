@@ -1,0 +1,284 @@
+// Builds the launch plan: the ordered list of typed steps the sandbox runs
+// between clone and execve (addon/child.cc executes them). Like bubblewrap's
+// setup operations, each step has a name so a failure can say which one, and
+// each group carries the security reason it exists.
+import { lstatSync, readlinkSync, statSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
+import { dirname } from 'node:path';
+import { native, StepKind, type NativeStep } from './native.js';
+import { setupErrorInfo, type SetupErrorInfo } from './errors.js';
+import type { ResolvedOptions } from './options.js';
+
+// mount(2) flags (include/uapi/linux/mount.h).
+const MS_RDONLY = 1;
+const MS_NOSUID = 2;
+const MS_NODEV = 4;
+const MS_NOEXEC = 8;
+const MS_REC = 0x4000;
+const MS_PRIVATE = 1 << 18;
+
+// Resource numbers for prlimit (asm-generic/resource.h, same on x86_64 and aarch64).
+export const RLIMIT = { CPU: 0, FSIZE: 1, DATA: 2, STACK: 3, CORE: 4, RSS: 5, NPROC: 6, NOFILE: 7, MEMLOCK: 8, AS: 9 } as const;
+
+/** The scaffold: a tmpfs where the host's root is parked (/oldroot) beside the new root (/newroot). */
+const STAGE = '/tmp';
+const NEW = '/newroot';
+const OLD = '/oldroot';
+
+// Top-level host directories the 'host' rootfs shows, read-only. On merged-/usr
+// systems most are symlinks into /usr and are recreated as such.
+const HOST_DIRS = ['/usr', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32'];
+
+// What of the host's /etc a program may need to run: the dynamic linker's
+// cache, Debian's alternatives (/usr/bin/awk and friends point there), time
+// zone, locale and TLS roots. Not: passwd/group (generated below so the host's
+// accounts stay private), shadow, ssh, hostname, anything with secrets.
+const HOST_ETC = [
+  'alternatives',
+  'ld.so.cache',
+  'ld.so.conf',
+  'ld.so.conf.d',
+  'localtime',
+  'timezone',
+  'nsswitch.conf',
+  'locale.alias',
+  'locale.conf',
+  'default/locale',
+  'ssl',
+  'ca-certificates',
+  'mime.types',
+  'protocols',
+  'services',
+  'os-release',
+  'debian_version',
+  'inputrc',
+  'java-17-openjdk',
+  'python3',
+  'python3.11',
+];
+
+// /proc entries that would let a process with capabilities change the host
+// kernel (they are owned by the host's root, so this is defence in depth).
+const PROC_READONLY = ['sys', 'sysrq-trigger', 'irq', 'bus', 'fs'];
+
+// Device nodes bound from the host: the harmless ones every program expects.
+const DEVICES = ['null', 'zero', 'full', 'random', 'urandom', 'tty'];
+
+function hostErrno(e: unknown): number {
+  return Math.abs((e as NodeJS.ErrnoException).errno ?? osConstants.errno.ENOENT);
+}
+
+type Kind = 'dir' | 'file' | 'symlink' | 'missing';
+function hostKind(path: string): { kind: Kind; link?: string } {
+  try {
+    const st = lstatSync(path);
+    if (st.isSymbolicLink()) return { kind: 'symlink', link: readlinkSync(path) };
+    return { kind: st.isDirectory() ? 'dir' : 'file' };
+  } catch {
+    return { kind: 'missing' };
+  }
+}
+
+class PlanBuilder {
+  readonly steps: NativeStep[] = [];
+  readonly made = new Set<string>();
+
+  add(step: NativeStep): this {
+    this.steps.push(step);
+    return this;
+  }
+
+  /** mkdir -p inside the new root; `under` (already existing) is not recreated. */
+  mkdirs(path: string, under: string): this {
+    const parts: string[] = [];
+    for (let p = path; p !== under && p !== '/' && p.startsWith(under); p = dirname(p)) parts.push(p);
+    for (const p of parts.reverse()) {
+      if (this.made.has(p)) continue;
+      this.made.add(p);
+      this.add({ kind: StepKind.Mkdir, name: 'mkdir', path: p, a: p, mode: 0o755 });
+    }
+    return this;
+  }
+
+  /** A bind mount whose target is created first: an empty file for a file, a directory otherwise. */
+  bind(name: string, source: string, target: string, readonly: boolean, isDir: boolean): this {
+    if (isDir) this.mkdirs(target, NEW);
+    else {
+      this.mkdirs(dirname(target), NEW);
+      this.add({ kind: StepKind.Touch, name: 'mount-target', path: target, a: target, mode: 0o644 });
+    }
+    return this.add({ kind: StepKind.Bind, name, path: source, a: source, b: target, arg0: readonly ? 1 : 0 });
+  }
+
+  tmpfs(name: string, target: string, flags: number, data: string): this {
+    this.mkdirs(target, NEW);
+    return this.add({ kind: StepKind.Mount, name, path: target, a: 'tmpfs', b: target, c: 'tmpfs', flags, d: data });
+  }
+}
+
+/** Steps that do not depend on per-run options, computed once per process. */
+let hostRootTemplate: { steps: NativeStep[]; made: string[] } | undefined;
+
+function hostRootSteps(b: PlanBuilder): void {
+  if (!hostRootTemplate) {
+    const t = new PlanBuilder();
+    for (const dir of HOST_DIRS) {
+      const k = hostKind(dir);
+      if (k.kind === 'dir') t.bind('host-bind', OLD + dir, NEW + dir, true, true);
+      else if (k.kind === 'symlink') t.add({ kind: StepKind.Symlink, name: 'symlink', path: NEW + dir, a: k.link!, b: NEW + dir });
+    }
+    t.mkdirs(NEW + '/etc', NEW);
+    for (const name of HOST_ETC) {
+      const k = hostKind('/etc/' + name);
+      const target = `${NEW}/etc/${name}`;
+      if (k.kind === 'symlink') {
+        t.mkdirs(dirname(target), NEW);
+        t.add({ kind: StepKind.Symlink, name: 'symlink', path: target, a: k.link!, b: target });
+      } else if (k.kind !== 'missing') t.bind('etc-bind', `${OLD}/etc/${name}`, target, true, k.kind === 'dir');
+    }
+    hostRootTemplate = { steps: t.steps, made: [...t.made] };
+  }
+  for (const s of hostRootTemplate.steps) b.add(s);
+  for (const m of hostRootTemplate.made) b.made.add(m);
+}
+
+function etcFiles(b: PlanBuilder, o: ResolvedOptions): void {
+  // Generated, not bound: the host's account list stays private, and the
+  // sandbox's own user has a name (tools that call getpwuid need one).
+  const passwd =
+    `root:x:0:0:root:/root:/usr/sbin/nologin\n` +
+    (o.uid !== 0 ? `sandbox:x:${o.uid}:${o.gid}:sandbox:/tmp:/bin/sh\n` : '') +
+    `nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n`;
+  const group = `root:x:0:\n` + (o.gid !== 0 ? `sandbox:x:${o.gid}:\n` : '') + `nogroup:x:65534:\n`;
+  const hosts = `127.0.0.1\tlocalhost ${o.hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n`;
+  const files: [string, string][] = [
+    ['passwd', passwd],
+    ['group', group],
+    ['hosts', hosts],
+    ['hostname', o.hostname + '\n'],
+  ];
+  b.mkdirs(NEW + '/etc', NEW);
+  for (const [name, text] of files) {
+    const p = `${NEW}/etc/${name}`;
+    b.add({ kind: StepKind.WriteFile, name: 'write-etc', path: p, a: p, d: text, arg0: Buffer.byteLength(text), mode: 0o644 });
+  }
+}
+
+let procReadonly: string[] | undefined;
+
+export interface BuiltPlan {
+  steps: NativeStep[];
+  execPaths: string[];
+}
+
+/** Builds the plan, or returns the setup error a host-side check found (a missing mount source). */
+export function buildPlan(o: ResolvedOptions): BuiltPlan | { error: SetupErrorInfo } {
+  const b = new PlanBuilder();
+
+  // 1. Nothing we mount may propagate back to the host's mount namespace.
+  b.add({ kind: StepKind.Mount, name: 'mount-private', path: '/', b: '/', flags: MS_REC | MS_PRIVATE });
+
+  // 2. Scaffold: a tmpfs becomes the root with the host's root parked at
+  // /oldroot, so every source path stays reachable (as /oldroot/...) while the
+  // new root is assembled at /newroot, and nothing is built on host files.
+  b.add({ kind: StepKind.Mount, name: 'scaffold-tmpfs', path: STAGE, a: 'tmpfs', b: STAGE, c: 'tmpfs', flags: MS_NOSUID | MS_NODEV, d: 'mode=0755,size=64k' });
+  b.add({ kind: StepKind.Mkdir, name: 'mkdir', path: STAGE + NEW, a: STAGE + NEW, mode: 0o755 });
+  b.add({ kind: StepKind.Mkdir, name: 'mkdir', path: STAGE + OLD, a: STAGE + OLD, mode: 0o755 });
+  b.add({ kind: StepKind.PivotRoot, name: 'pivot-scaffold', path: STAGE, a: STAGE, b: OLD.slice(1) });
+
+  // 3. The new root: an empty tmpfs holding read-only binds of the host's
+  // system directories, or the caller's directory bound read-only.
+  if (o.rootfs === 'host') {
+    b.add({ kind: StepKind.Mount, name: 'root-tmpfs', path: '/', a: 'tmpfs', b: NEW, c: 'tmpfs', flags: MS_NOSUID | MS_NODEV, d: 'mode=0755,size=1m' });
+    hostRootSteps(b);
+    etcFiles(b, o);
+  } else {
+    let st;
+    try {
+      st = statSync(o.rootfs);
+    } catch (e) {
+      return { error: setupErrorInfo('rootfs', hostErrno(e), o.rootfs) };
+    }
+    if (!st.isDirectory()) return { error: setupErrorInfo('rootfs', osConstants.errno.ENOTDIR, o.rootfs) };
+    b.add({ kind: StepKind.Bind, name: 'root-bind', path: o.rootfs, a: OLD + o.rootfs, b: NEW, arg0: 1 });
+  }
+
+  // 4. A fresh /proc for the new pid namespace: the host's processes are not
+  // in it. Its kernel knobs are bound read-only over themselves.
+  b.mkdirs(NEW + '/proc', NEW);
+  b.add({ kind: StepKind.Mount, name: 'proc', path: '/proc', a: 'proc', b: NEW + '/proc', c: 'proc', flags: MS_NOSUID | MS_NODEV | MS_NOEXEC });
+  procReadonly ??= PROC_READONLY.filter((p) => hostKind('/proc/' + p).kind !== 'missing');
+  for (const p of procReadonly) b.add({ kind: StepKind.Bind, name: 'proc-readonly', path: '/proc/' + p, a: `${NEW}/proc/${p}`, b: `${NEW}/proc/${p}`, arg0: 1 });
+
+  // 5. A minimal /dev: a few harmless nodes, a private devpts (the host's
+  // terminals are not in it), and /dev/shm on its own tmpfs.
+  b.tmpfs('dev-tmpfs', NEW + '/dev', MS_NOSUID | MS_NOEXEC, 'mode=0755,size=64k');
+  for (const d of DEVICES) {
+    const t = `${NEW}/dev/${d}`;
+    b.add({ kind: StepKind.Touch, name: 'mount-target', path: t, a: t, mode: 0o666 });
+    b.add({ kind: StepKind.Bind, name: 'dev-bind', path: '/dev/' + d, a: `${OLD}/dev/${d}`, b: t, arg0: 0 });
+  }
+  b.mkdirs(NEW + '/dev/pts', NEW);
+  b.add({ kind: StepKind.Mount, name: 'devpts', path: '/dev/pts', a: 'devpts', b: NEW + '/dev/pts', c: 'devpts', flags: MS_NOSUID | MS_NOEXEC, d: 'newinstance,ptmxmode=0666,mode=620' });
+  b.add({ kind: StepKind.Symlink, name: 'symlink', path: '/dev/ptmx', a: 'pts/ptmx', b: NEW + '/dev/ptmx' });
+  b.tmpfs('shm-tmpfs', NEW + '/dev/shm', MS_NOSUID | MS_NODEV, 'mode=1777,size=64m');
+  for (const [name, target] of [['fd', '/proc/self/fd'], ['stdin', '/proc/self/fd/0'], ['stdout', '/proc/self/fd/1'], ['stderr', '/proc/self/fd/2']])
+    b.add({ kind: StepKind.Symlink, name: 'symlink', path: '/dev/' + name, a: target, b: `${NEW}/dev/${name}` });
+
+  // 6. The program's writable scratch space, capped.
+  b.tmpfs('tmp-tmpfs', NEW + '/tmp', MS_NOSUID | MS_NODEV, `mode=1777,size=${o.tmpSize}`);
+
+  // 7. The caller's mounts, in order. A missing source is reported here,
+  // before anything starts.
+  for (const [i, m] of o.mounts.entries()) {
+    let st;
+    try {
+      st = statSync(m.source);
+    } catch (e) {
+      return { error: setupErrorInfo('bind-mount', hostErrno(e), m.source, `mounts[${i}].source`) };
+    }
+    b.bind('bind-mount', OLD + m.source, NEW + m.target, m.readonly, st.isDirectory());
+  }
+  for (const t of o.tmpfs) b.tmpfs('tmpfs-mount', NEW + t.target, MS_NOSUID | MS_NODEV, `mode=${t.mode.toString(8)},size=${t.size}`);
+
+  // 8. Identity inside the new uts and net namespaces: our hostname, and a
+  // loopback that works (the namespace has no other interface).
+  b.add({ kind: StepKind.Sethostname, name: 'hostname', a: o.hostname });
+  b.add({ kind: StepKind.LoopbackUp, name: 'loopback' });
+
+  // 9. Enter the new root and drop the scaffold with the host's root under it.
+  b.add({ kind: StepKind.PivotRoot, name: 'pivot-root', path: NEW, a: NEW, b: '.' });
+  if (o.rootfs === 'host') b.add({ kind: StepKind.SetReadonly, name: 'root-readonly', path: '/', a: '/', arg0: 0 });
+
+  // 10. The program: its own session, no capabilities, no way to gain any,
+  // only fds 0-2, default signal dispositions.
+  b.add({ kind: StepKind.ForkProgram, name: 'fork' });
+  b.add({ kind: StepKind.Setsid, name: 'setsid' });
+  b.add({ kind: StepKind.Pdeathsig, name: 'pdeathsig', arg0: osConstants.signals.SIGKILL });
+  b.add({ kind: StepKind.Umask, name: 'umask', arg0: 0o022 });
+  b.add({ kind: StepKind.Stdio, name: 'stdio' });
+  b.add({ kind: StepKind.CloseFds, name: 'close-fds' });
+  b.add({ kind: StepKind.DropCaps, name: 'drop-capabilities' });
+  b.add({ kind: StepKind.NoNewPrivs, name: 'no-new-privs' });
+  b.add({ kind: StepKind.Chdir, name: 'chdir', path: o.cwd, a: o.cwd });
+  b.add({ kind: StepKind.ResetSignals, name: 'reset-signals' });
+  b.add({ kind: StepKind.Exec, name: 'exec', path: o.argv[0] });
+
+  return { steps: b.steps, execPaths: execCandidates(o.argv[0], o.env.PATH) };
+}
+
+/** execvp's search, decided here: native tries the candidates in order. */
+export function execCandidates(cmd: string, path: string | undefined): string[] {
+  if (cmd.includes('/')) return [cmd];
+  const dirs = (path ?? '').split(':');
+  return dirs.map((d) => `${d === '' ? '.' : d}/${cmd}`);
+}
+
+export const ALL_NAMESPACES =
+  native.constants.CLONE_NEWUSER |
+  native.constants.CLONE_NEWPID |
+  native.constants.CLONE_NEWNS |
+  native.constants.CLONE_NEWIPC |
+  native.constants.CLONE_NEWUTS |
+  native.constants.CLONE_NEWNET |
+  native.constants.CLONE_NEWCGROUP;

@@ -1,0 +1,397 @@
+// spawn() and run(): validate, plan, launch, plumb stdio, watch, report.
+import { EventEmitter } from 'node:events';
+import { closeSync, openSync } from 'node:fs';
+import { Socket } from 'node:net';
+import { constants as osConstants } from 'node:os';
+import { performance } from 'node:perf_hooks';
+import type { Readable, Writable } from 'node:stream';
+import { SetupError, setupErrorInfo, type SetupErrorInfo } from './errors.js';
+import { log } from './log.js';
+import { native, ReportKind, type NativeExit, type NativeError, type NativeStep } from './native.js';
+import { resolveOptions, type OutputOption, type ResolvedOptions, type SandboxOptions, type StdinOption } from './options.js';
+import { ALL_NAMESPACES, buildPlan } from './plan.js';
+
+export type RunStatus = 'ok' | 'exit-nonzero' | 'signaled' | 'wall-time-limit' | 'setup-error';
+
+export interface RunTimings {
+  /** Validating options and building the plan (TS). */
+  planMs: number;
+  /** Converting the plan, clone, id maps, release (native, parent side). */
+  convertMs: number;
+  cloneMs: number;
+  mapsMs: number;
+  releaseMs: number;
+  /** From release to init's exit being seen by the event loop. */
+  runMs: number;
+  /** From init's exit to the result (stdio drained). */
+  resultMs: number;
+}
+
+export interface RunResult {
+  /**
+   * What ended the run. When several apply, the first of these wins:
+   * setup-error (the program never started), wall-time-limit (brig killed it),
+   * signaled, exit-nonzero, ok.
+   */
+  status: RunStatus;
+  exitCode: number | null;
+  signal: NodeJS.Signals | null;
+  wallTimeMs: number;
+  /** CPU time of the whole process tree, from the kernel's accounting of the sandbox's init. */
+  cpuTimeMs: { user: number; system: number };
+  /** Largest resident set of any process in the tree, in KiB (getrusage). */
+  maxRssKb: number;
+  stdout: Buffer;
+  stderr: Buffer;
+  /** The captured stream hit maxOutputBytes; what followed was read and dropped. */
+  stdoutTruncated: boolean;
+  stderrTruncated: boolean;
+  error?: SetupErrorInfo;
+  timings?: RunTimings;
+}
+
+const signalNames = new Map<number, NodeJS.Signals>();
+// First name wins: SIGABRT before its alias SIGIOT, SIGIO before SIGPOLL.
+for (const [name, num] of Object.entries(osConstants.signals)) if (!signalNames.has(num)) signalNames.set(num, name as NodeJS.Signals);
+
+let devNull: number | undefined;
+function devNullFd(): number {
+  devNull ??= openSync('/dev/null', 'r+');
+  return devNull;
+}
+
+class Capture {
+  readonly chunks: Buffer[] = [];
+  bytes = 0;
+  truncated = false;
+  constructor(private readonly limit: number) {}
+  push(chunk: Buffer): void {
+    const room = this.limit - this.bytes;
+    if (room <= 0) {
+      if (chunk.length) this.truncated = true;
+      return;
+    }
+    if (chunk.length > room) {
+      this.truncated = true;
+      chunk = chunk.subarray(0, room);
+    }
+    this.chunks.push(chunk);
+    this.bytes += chunk.length;
+  }
+  result(): Buffer {
+    return this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks, this.bytes);
+  }
+}
+
+interface Stdio {
+  childFds: [number, number, number];
+  /** Our copies of the child's ends, closed once the child has them. */
+  closeAfterLaunch: number[];
+  stdin: Writable | null;
+  stdout: Readable | null;
+  stderr: Readable | null;
+  feed?: () => void;
+  captures: [Capture | null, Capture | null];
+  drained: Promise<unknown>[];
+}
+
+function pipeSocket(fd: number, readable: boolean): Socket {
+  return new Socket({ fd, readable, writable: !readable });
+}
+
+function openStdio(o: ResolvedOptions): Stdio {
+  const s: Stdio = { childFds: [-1, -1, -1], closeAfterLaunch: [], stdin: null, stdout: null, stderr: null, captures: [null, null], drained: [] };
+  try {
+    setupStdin(s, o.stdin);
+    setupOutput(s, 1, o.stdout, o.maxOutputBytes);
+    setupOutput(s, 2, o.stderr, o.maxOutputBytes);
+  } catch (e) {
+    for (const fd of s.closeAfterLaunch) closeSync(fd);
+    s.stdin?.destroy();
+    s.stdout?.destroy();
+    s.stderr?.destroy();
+    throw e;
+  }
+  return s;
+}
+
+function setupStdin(s: Stdio, v: StdinOption): void {
+  if (v === 'ignore') s.childFds[0] = devNullFd();
+  else if (v === 'inherit') s.childFds[0] = 0;
+  else if (typeof v === 'object' && v !== null && !Buffer.isBuffer(v) && 'file' in v) {
+    s.childFds[0] = openFile('stdin', v.file, 'r');
+    s.closeAfterLaunch.push(s.childFds[0]);
+  } else {
+    const [r, w] = native.pipe();
+    s.childFds[0] = r;
+    s.closeAfterLaunch.push(r);
+    const sock = pipeSocket(w, false);
+    // A program may exit without reading its input: EPIPE is its business.
+    sock.on('error', () => {});
+    if (v === 'pipe') s.stdin = sock;
+    else if (typeof v === 'string' || Buffer.isBuffer(v)) s.feed = () => sock.end(v);
+    else {
+      const src = v as Readable;
+      s.feed = () => {
+        src.on('error', () => sock.destroy());
+        src.pipe(sock);
+      };
+    }
+  }
+}
+
+function openFile(field: string, path: string, flags: string): number {
+  try {
+    return openSync(path, flags, 0o644);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    throw new SetupError(setupErrorInfo(field, Math.abs(err.errno ?? osConstants.errno.EIO), path));
+  }
+}
+
+function setupOutput(s: Stdio, fd: 1 | 2, v: OutputOption, limit: number): void {
+  const field = fd === 1 ? 'stdout' : 'stderr';
+  if (v === 'ignore') s.childFds[fd] = devNullFd();
+  else if (v === 'inherit') s.childFds[fd] = fd;
+  else if (typeof v === 'object' && 'file' in v && typeof v.file === 'string') {
+    s.childFds[fd] = openFile(field, v.file, v.append ? 'a' : 'w');
+    s.closeAfterLaunch.push(s.childFds[fd]);
+  } else {
+    const [r, w] = native.pipe();
+    s.childFds[fd] = w;
+    s.closeAfterLaunch.push(w);
+    const sock = pipeSocket(r, true);
+    sock.on('error', () => {});
+    if (v === 'capture') {
+      const cap = new Capture(limit);
+      s.captures[fd - 1] = cap;
+      sock.on('data', (chunk: Buffer) => cap.push(chunk));
+      s.drained.push(new Promise((resolve) => sock.once('close', resolve)));
+    } else if (v !== 'pipe') {
+      sock.pipe(v as Writable, { end: false });
+      s.drained.push(new Promise((resolve) => sock.once('close', resolve)));
+    }
+    if (fd === 1) s.stdout = sock;
+    else s.stderr = sock;
+  }
+}
+
+function abortError(signal: AbortSignal): Error {
+  const e = new Error('The sandbox was aborted', { cause: signal.reason });
+  e.name = 'AbortError';
+  return e;
+}
+
+/** A running sandbox. `pid` is the host pid of the sandbox's init (0 when setup failed before launch). */
+export class SandboxProcess extends EventEmitter {
+  readonly stdin: Writable | null;
+  readonly stdout: Readable | null;
+  readonly stderr: Readable | null;
+  pid = 0;
+  private pidfd = -1;
+  private exited = false;
+  private killedByLimit = false;
+  private readonly done: Promise<RunResult>;
+
+  /** @internal use spawn() */
+  constructor(argv: string[], options: SandboxOptions) {
+    super();
+    const t0 = performance.now();
+    const o = resolveOptions(argv, options);
+    let stdio: Stdio;
+    try {
+      stdio = openStdio(o);
+    } catch (e) {
+      if (!(e instanceof SetupError)) throw e;
+      this.stdin = this.stdout = this.stderr = null;
+      this.done = Promise.resolve(setupFailure(e.detail, t0));
+      return;
+    }
+    this.stdin = stdio.stdin;
+    this.stdout = stdio.stdout;
+    this.stderr = stdio.stderr;
+    this.done = this.start(o, stdio, t0);
+    // wait() is how errors are seen; an unobserved rejection must not crash.
+    this.done.catch(() => {});
+  }
+
+  private start(o: ResolvedOptions, stdio: Stdio, t0: number): Promise<RunResult> {
+    const built = buildPlan(o);
+    const closeChildEnds = () => {
+      for (const fd of stdio.closeAfterLaunch) native.close(fd);
+    };
+    const destroyParentEnds = () => {
+      stdio.stdin?.destroy();
+      stdio.stdout?.destroy();
+      stdio.stderr?.destroy();
+    };
+    if ('error' in built) {
+      closeChildEnds();
+      destroyParentEnds();
+      return Promise.resolve(setupFailure(built.error, t0));
+    }
+    if (o.signal?.aborted) {
+      closeChildEnds();
+      destroyParentEnds();
+      return Promise.reject(abortError(o.signal));
+    }
+    const envp = Object.entries(o.env).map(([k, v]) => `${k}=${v}`);
+    const uid = process.getuid!();
+    const gid = process.getgid!();
+    const tPlan = performance.now();
+
+    let exitResolve!: (e: NativeExit) => void;
+    const exited = new Promise<NativeExit>((resolve) => (exitResolve = resolve));
+    let info;
+    try {
+      info = native.launch(
+        {
+          steps: built.steps,
+          argv: o.argv,
+          envp,
+          execPaths: built.execPaths,
+          stdio: stdio.childFds,
+          namespaces: ALL_NAMESPACES,
+          uidMap: `${o.uid} ${uid} 1\n`,
+          gidMap: `${o.gid} ${gid} 1\n`,
+          deferRelease: false,
+          initName: 'brig-init',
+          noClone3: process.env.BRIG_NO_CLONE3 === '1',
+        },
+        (e) => exitResolve(e),
+      );
+    } catch (e) {
+      closeChildEnds();
+      destroyParentEnds();
+      const ne = e as NativeError;
+      if (typeof ne.step !== 'string') throw e;
+      const hint = ne.step === 'clone' && ne.errno === osConstants.errno.EPERM ? 'are unprivileged user namespaces enabled? run `brig doctor`' : undefined;
+      return Promise.resolve(setupFailure(setupErrorInfo(ne.step, ne.errno, undefined, hint), t0));
+    }
+    const tLaunched = performance.now();
+    closeChildEnds();
+    this.pid = info.pid;
+    this.pidfd = info.pidfd;
+    stdio.feed?.();
+    log().debug({ pid: info.pid, steps: built.steps.length, clone3: info.clone3 }, 'sandbox launched');
+
+    let timer: NodeJS.Timeout | undefined;
+    if (o.wallTimeLimitMs !== undefined) {
+      timer = setTimeout(() => {
+        this.killedByLimit = true;
+        this.kill('SIGKILL');
+      }, o.wallTimeLimitMs);
+    }
+    const onAbort = () => this.kill('SIGKILL');
+    o.signal?.addEventListener('abort', onAbort, { once: true });
+
+    return exited.then(async (ex) => {
+      const tExit = performance.now();
+      this.exited = true;
+      if (timer) clearTimeout(timer);
+      o.signal?.removeEventListener('abort', onAbort);
+      await Promise.all(stdio.drained);
+      const tDone = performance.now();
+      const result = this.result(ex, built.steps, o, stdio, tExit - tPlan);
+      if (o.timings) {
+        result.timings = {
+          planMs: tPlan - t0,
+          convertMs: info.timings[0],
+          cloneMs: info.timings[1],
+          mapsMs: info.timings[2],
+          releaseMs: info.timings[3],
+          runMs: tExit - tLaunched,
+          resultMs: tDone - tExit,
+        };
+      }
+      log().debug({ pid: info.pid, status: result.status, exitCode: result.exitCode, signal: result.signal }, 'sandbox exited');
+      this.emit('exit', result);
+      if (o.signal?.aborted && !this.killedByLimit && result.status !== 'setup-error') throw abortError(o.signal);
+      return result;
+    });
+  }
+
+  private result(ex: NativeExit, steps: NativeStep[], o: ResolvedOptions, stdio: Stdio, wallTimeMs: number): RunResult {
+    const [out, err] = stdio.captures;
+    const r: RunResult = {
+      status: 'ok',
+      exitCode: null,
+      signal: null,
+      wallTimeMs,
+      cpuTimeMs: { user: ex.userUs / 1000, system: ex.systemUs / 1000 },
+      maxRssKb: ex.maxRssKb,
+      stdout: out ? out.result() : Buffer.alloc(0),
+      stderr: err ? err.result() : Buffer.alloc(0),
+      stdoutTruncated: out?.truncated ?? false,
+      stderrTruncated: err?.truncated ?? false,
+    };
+    const failed = ex.reports.find((x) => x.kind === ReportKind.StepFailed);
+    const exit = ex.reports.find((x) => x.kind === ReportKind.Exit);
+    if (failed) {
+      const step = steps[failed.step] ?? { name: 'plan', path: undefined };
+      let hint: string | undefined;
+      if (step.name === 'exec' && failed.errno === osConstants.errno.ENOENT)
+        hint = o.argv[0].includes('/') ? 'no such file in the sandbox' : `command not found in PATH=${o.env.PATH ?? ''}`;
+      r.status = 'setup-error';
+      r.error = setupErrorInfo(step.name, failed.errno, step.path, hint);
+      return r;
+    }
+    if (exit) {
+      const ws = exit.wstatus;
+      if ((ws & 0x7f) === 0) r.exitCode = (ws >> 8) & 0xff;
+      else r.signal = signalNames.get(ws & 0x7f) ?? null;
+    } else {
+      // No exit record: init itself was killed (wall-time limit, abort, kill()).
+      r.signal = signalNames.get(ex.initSignal) ?? 'SIGKILL';
+    }
+    if (this.killedByLimit) r.status = 'wall-time-limit';
+    else if (r.signal) r.status = 'signaled';
+    else r.status = r.exitCode === 0 ? 'ok' : 'exit-nonzero';
+    return r;
+  }
+
+  /** Resolves when the sandbox has exited and captured output is drained. */
+  wait(): Promise<RunResult> {
+    return this.done;
+  }
+
+  /**
+   * Signals the sandbox. SIGKILL (the default) goes to its init and so ends
+   * every process in it; other signals cannot reach init from outside its
+   * pid namespace unless it handles them, so they are not offered.
+   */
+  kill(signal: 'SIGKILL' = 'SIGKILL'): boolean {
+    if (this.exited || this.pidfd < 0) return false;
+    return native.kill(this.pidfd, osConstants.signals[signal]);
+  }
+}
+
+function setupFailure(error: SetupErrorInfo, t0: number): RunResult {
+  return {
+    status: 'setup-error',
+    exitCode: null,
+    signal: null,
+    wallTimeMs: performance.now() - t0,
+    cpuTimeMs: { user: 0, system: 0 },
+    maxRssKb: 0,
+    stdout: Buffer.alloc(0),
+    stderr: Buffer.alloc(0),
+    stdoutTruncated: false,
+    stderrTruncated: false,
+    error,
+  };
+}
+
+/** Starts `argv` in a new sandbox. stdio defaults: stdin ignored, stdout/stderr as pipes. */
+export function spawn(argv: string[], options: SandboxOptions = {}): SandboxProcess {
+  return new SandboxProcess(argv, { stdout: 'pipe', stderr: 'pipe', ...options });
+}
+
+/** Runs `argv` in a new sandbox to completion. stdout/stderr are captured by default. */
+export function run(argv: string[], options: SandboxOptions = {}): Promise<RunResult> {
+  try {
+    return new SandboxProcess(argv, options).wait();
+  } catch (e) {
+    return Promise.reject(e);
+  }
+}

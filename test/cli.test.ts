@@ -1,0 +1,113 @@
+// bin/brig as a user runs it: exit codes, reports, logs, help.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+const brig = join(dirname(fileURLToPath(import.meta.url)), '../../bin/brig');
+const work = mkdtempSync(join(tmpdir(), 'brig-cli-'));
+chmodSync(work, 0o777);
+after(() => rmSync(work, { recursive: true, force: true }));
+
+function cli(args: string[], opts: { env?: NodeJS.ProcessEnv; input?: string } = {}) {
+  const r = spawnSync(process.execPath, [brig, ...args], { encoding: 'utf8', env: opts.env ?? process.env, input: opts.input ?? '', timeout: 30000 });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+describe('brig run', () => {
+  it("passes on the program's exit code, 128+N for a signal, 125 for its own errors", () => {
+    assert.equal(cli(['run', '--', '/bin/sh', '-c', 'exit 7']).code, 7);
+    assert.equal(cli(['run', '--', '/bin/sh', '-c', 'kill -TERM $$']).code, 128 + 15);
+    const missing = cli(['run', '--', 'no-such-command']);
+    assert.equal(missing.code, 125);
+    assert.match(missing.err, /brig: exec failed for no-such-command: ENOENT/);
+    const badOpt = cli(['run', '--nope', '--', 'true']);
+    assert.equal(badOpt.code, 125);
+    assert.match(badOpt.err, /unknown option --nope/);
+    assert.equal(cli(['run']).code, 125);
+  });
+
+  it('inherits stdio by default and reads --stdin FILE', () => {
+    const r = cli(['run', '--', '/bin/cat'], { input: 'piped in' });
+    assert.equal(r.out, 'piped in');
+    writeFileSync(join(work, 'in.txt'), 'file in');
+    assert.equal(cli(['run', '--stdin', join(work, 'in.txt'), '--', '/bin/cat']).out, 'file in');
+  });
+
+  it('applies -v, --tmpfs, -e, -w, --hostname, --uid', () => {
+    writeFileSync(join(work, 'data.txt'), 'data');
+    const r = cli([
+      'run',
+      '-v', `${work}:/work:rw`,
+      '--tmpfs', '/scratch:1m',
+      '-e', 'GREETING=hi',
+      '-w', '/work',
+      '--hostname', 'box1',
+      '--uid', '2000',
+      '--', '/bin/sh', '-c', 'cat data.txt; echo " $GREETING $(hostname) $(id -u) $(pwd)"; echo out > /work/out.txt; echo s > /scratch/s && cat /scratch/s',
+    ]);
+    assert.equal(r.code, 0, r.err);
+    assert.equal(r.out, 'data hi box1 2000 /work\ns\n');
+    assert.equal(readFileSync(join(work, 'out.txt'), 'utf8'), 'out\n');
+    const ro = cli(['run', '-v', `${work}:/work`, '--', '/bin/sh', '-c', 'echo x > /work/y']);
+    assert.notEqual(ro.code, 0);
+    assert.match(ro.err, /Read-only file system/);
+  });
+
+  it('--wall-time kills the sandbox and says so', () => {
+    const t0 = Date.now();
+    const r = cli(['run', '--wall-time', '0.3', '--', '/bin/sleep', '30']);
+    assert.equal(r.code, 137);
+    assert.match(r.err, /wall-time limit/);
+    assert.ok(Date.now() - t0 < 10000);
+  });
+
+  it('--report writes the result as JSON without the output', () => {
+    const file = join(work, 'report.json');
+    const r = cli(['run', '--report', file, '--', '/bin/sh', '-c', 'echo hello; exit 3']);
+    assert.equal(r.code, 3);
+    assert.equal(r.out, 'hello\n');
+    const rep = JSON.parse(readFileSync(file, 'utf8'));
+    assert.equal(rep.status, 'exit-nonzero');
+    assert.equal(rep.exitCode, 3);
+    assert.equal(typeof rep.wallTimeMs, 'number');
+    assert.equal(typeof rep.cpuTimeMs.user, 'number');
+    assert.equal(rep.stdout, undefined);
+    const bad = join(work, 'bad.json');
+    cli(['run', '--report', bad, '-w', '/nope', '--', 'true']);
+    const err = JSON.parse(readFileSync(bad, 'utf8'));
+    assert.equal(err.status, 'setup-error');
+    assert.equal(err.error.step, 'chdir');
+    assert.equal(err.error.code, 'ENOENT');
+  });
+
+  it('logs JSON on stderr only when asked, never into the program output', () => {
+    const quiet = cli(['run', '--', '/bin/echo', 'out']);
+    assert.equal(quiet.err, '');
+    const loud = cli(['run', '--log-level', 'debug', '--', '/bin/echo', 'out']);
+    assert.equal(loud.out, 'out\n');
+    const lines = loud.err.trim().split('\n').map((l) => JSON.parse(l));
+    assert.ok(lines.some((l) => l.msg === 'sandbox launched' && l.clone3 === true));
+    assert.ok(lines.some((l) => l.msg === 'sandbox exited' && l.status === 'ok'));
+  });
+
+  it('falls back to clone when clone3 is unavailable', () => {
+    const r = cli(['run', '--log-level', 'debug', '--', '/bin/sh', '-c', 'echo $$; grep CapEff /proc/self/status'], { env: { ...process.env, BRIG_NO_CLONE3: '1' } });
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, /^2\nCapEff:\s+0+\n$/);
+    assert.ok(r.err.split('\n').filter(Boolean).some((l) => JSON.parse(l).clone3 === false));
+  });
+
+  it('documents every option in --help', () => {
+    const top = cli(['--help']);
+    assert.equal(top.code, 0);
+    assert.match(top.out, /run\s+run a command in a new sandbox/);
+    const h = cli(['run', '--help']);
+    assert.equal(h.code, 0);
+    for (const opt of ['--rootfs', '--volume', '--tmpfs', '--env', '--workdir', '--hostname', '--uid', '--gid', '--wall-time', '--stdin', '--report', '--log-level', '--tmp-size'])
+      assert.ok(h.out.includes(opt), `help lacks ${opt}`);
+  });
+});
