@@ -14,13 +14,23 @@ namespace brig {
 // which part of the launch failed.
 Napi::Error StepError(Napi::Env env, const char* step, int err, const std::string& detail = "");
 
+// The plan and the stacks a sandbox's init and program run on, in the
+// parent's memory: freed only once init has been reaped.
+struct LaunchMemory;
+void FreeLaunchMemory(LaunchMemory* m);
+
 // One sandbox whose init has not been reaped yet. Keyed by its pidfd.
 struct Child {
   int pid = -1;
   int pidfd = -1;
   int report_fd = -1;    // read end, non-blocking
   int release_wfd = -1;  // write end while the release is deferred
+  LaunchMemory* memory = nullptr;
   Napi::FunctionReference on_exit;
+  Child() = default;
+  Child(const Child&) = delete;
+  Child& operator=(const Child&) = delete;
+  ~Child() { FreeLaunchMemory(memory); }
 };
 
 // Watches every live child through one epoll set on one uv_poll handle:

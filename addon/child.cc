@@ -27,6 +27,7 @@
 
 #include "plan.h"
 #include "sys.h"
+#include "trampoline.h"
 
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
@@ -237,9 +238,31 @@ long exec_program(const Plan* plan) {
   }
 }
 
+[[noreturn]] void run_steps(const Plan* plan, int from);
+
+struct ProgramStart {
+  const Plan* plan;
+  int from;
+};
+
+void program_entry(void* arg) {
+  const ProgramStart* ps = static_cast<const ProgramStart*>(arg);
+  run_steps(ps->plan, ps->from);
+}
+
+// The program's process: a vfork-style child of init in the same memory, on
+// its own stack; init sleeps until the program has exec'd or died, so the
+// two never run on shared data at once. Nothing of the Node process is
+// copied, which is what makes a launch cheap.
+long start_program(const Plan* plan, int from) {
+  ProgramStart ps{plan, from};
+  return brig_clone_call(CLONE_VM | CLONE_VFORK | SIGCHLD, plan->program_stack_top, nullptr, program_entry, &ps);
+}
+
 }  // namespace
 
-[[noreturn]] void child_main(const Plan* plan) {
+void child_main(void* arg) {
+  const Plan* plan = static_cast<const Plan*>(arg);
   // Die with the thread that cloned us. Set before the release wait so that a
   // parent dying in between cannot leave us running: the read below sees EOF.
   sys(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL);
@@ -252,14 +275,21 @@ long exec_program(const Plan* plan) {
   if (n != 1) die_now(126);
   sys(SYS_close, plan->release_fd);
 
-  // init is a copy of the Node process: its memory and environment hold the
-  // host's secrets. Not dumpable means the program cannot ptrace it or read
-  // /proc/1/{environ,mem,fd}.
-  sys(SYS_prctl, PR_SET_DUMPABLE, 0);
+  // init runs in the Node process's memory, which holds the host's secrets.
+  // The program cannot read it through /proc/1/{mem,environ} or ptrace: init
+  // holds every capability of the namespace and the program none, and the
+  // kernel lets a process inspect another only if it has all of the other's
+  // capabilities. (PR_SET_DUMPABLE would say the same, but dumpability
+  // belongs to the memory, which is Node's: it would change Node itself.)
   sys(SYS_prctl, PR_SET_NAME, P(plan->init_name));
+  run_steps(plan, 0);
+}
 
+namespace {
+
+[[noreturn]] void run_steps(const Plan* plan, int from) {
   long r = 0;
-  for (int i = 0; i < plan->nsteps; i++) {
+  for (int i = from; i < plan->nsteps; i++) {
     const Step* s = &plan->steps[i];
     switch (s->kind) {
       case STEP_MOUNT:
@@ -310,7 +340,7 @@ long exec_program(const Plan* plan) {
         r = loopback_up();
         break;
       case STEP_FORK_PROGRAM:
-        r = sys(SYS_clone, SIGCHLD, 0, 0, 0, 0);
+        r = start_program(plan, i + 1);
         if (r > 0) init_reap(plan, r);
         break;
       case STEP_SETSID:
@@ -365,4 +395,5 @@ long exec_program(const Plan* plan) {
   fail(plan, plan->nsteps, -EINVAL);
 }
 
+}  // namespace
 }  // namespace brig

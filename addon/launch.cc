@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <linux/sched.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -16,6 +17,7 @@
 #include "addon.h"
 #include "plan.h"
 #include "sys.h"
+#include "trampoline.h"
 
 #ifndef CLONE_PIDFD
 #define CLONE_PIDFD 0x00001000
@@ -27,8 +29,7 @@
 namespace brig {
 namespace {
 
-// Owns every byte the child will read. Lives on the parent's stack for the
-// duration of Launch(); the child gets its own copy-on-write image of it.
+// Owns every byte the sandbox will read; the sandbox reads it in place.
 struct PlanStorage {
   std::deque<std::string> strings;  // deque: growth never moves elements
   std::vector<Step> steps;
@@ -46,6 +47,47 @@ struct PlanStorage {
     return &strings.back()[0];
   }
 };
+
+// Two stacks with a guard page below each: init's on top, the program's
+// below. Regions are reused: mapping and unmapping cost more than the launch
+// steps that use them.
+const size_t kStackRegion = 256 * 1024;
+const size_t kGuard = 4096;
+std::vector<void*> g_free_stacks;
+
+void* TakeStacks() {
+  if (!g_free_stacks.empty()) {
+    void* r = g_free_stacks.back();
+    g_free_stacks.pop_back();
+    return r;
+  }
+  void* r = mmap(nullptr, kStackRegion, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  if (r == MAP_FAILED) return nullptr;
+  char* base = static_cast<char*>(r);
+  mprotect(base, kGuard, PROT_NONE);
+  mprotect(base + kStackRegion / 2, kGuard, PROT_NONE);
+  return r;
+}
+
+void GiveBackStacks(void* r) {
+  if (!r) return;
+  if (g_free_stacks.size() < 64)
+    g_free_stacks.push_back(r);
+  else
+    munmap(r, kStackRegion);
+}
+
+}  // namespace
+
+struct LaunchMemory {
+  PlanStorage st;
+  void* stacks = nullptr;
+  ~LaunchMemory() { GiveBackStacks(stacks); }
+};
+
+void FreeLaunchMemory(LaunchMemory* m) { delete m; }
+
+namespace {
 
 std::string GetString(const Napi::Object& o, const char* key) {
   Napi::Value v = o.Get(key);
@@ -139,14 +181,20 @@ void KillAndReap(int pidfd) {
 
 bool g_no_clone3 = false;
 
-long CloneChild(uint64_t ns_flags, int* pidfd, bool* used_clone3) {
+// init shares our memory (CLONE_VM) and runs child_main on the upper stack.
+long CloneChild(uint64_t ns_flags, LaunchMemory* mem, int* pidfd, bool* used_clone3) {
+  char* base = static_cast<char*>(mem->stacks);
+  char* init_stack = base + kStackRegion / 2 + kGuard;
+  size_t init_size = kStackRegion / 2 - kGuard;
   if (!g_no_clone3) {
     struct clone_args args;
     memset(&args, 0, sizeof args);
-    args.flags = ns_flags | CLONE_PIDFD | CLONE_CLEAR_SIGHAND;
+    args.flags = ns_flags | CLONE_VM | CLONE_PIDFD | CLONE_CLEAR_SIGHAND;
     args.pidfd = reinterpret_cast<uint64_t>(pidfd);
     args.exit_signal = 0;  // no SIGCHLD: libuv's handler has nothing to do with us
-    long r = raw_syscall6(SYS_clone3, P(&args), sizeof args, 0, 0, 0, 0);
+    args.stack = reinterpret_cast<uint64_t>(init_stack);
+    args.stack_size = init_size;
+    long r = brig_clone3_call(&args, sizeof args, child_main, &mem->st.plan);
     if (r != -ENOSYS) {
       *used_clone3 = true;
       return r;
@@ -154,9 +202,8 @@ long CloneChild(uint64_t ns_flags, int* pidfd, bool* used_clone3) {
     g_no_clone3 = true;  // remember: this kernel has no clone3
   }
   *used_clone3 = false;
-  // Legacy clone: fork-like with a zero stack; the pidfd comes back through
-  // the parent_tid argument on every architecture.
-  return raw_syscall6(SYS_clone, static_cast<long>(ns_flags | CLONE_PIDFD), 0, P(pidfd), 0, 0, 0);
+  // Legacy clone: the pidfd comes back through the parent_tid argument.
+  return brig_clone_call(ns_flags | CLONE_VM | CLONE_PIDFD, init_stack + init_size, pidfd, child_main, &mem->st.plan);
 }
 
 inline double NowNs() {
@@ -189,8 +236,12 @@ Napi::Value Launch(const Napi::CallbackInfo& info) {
   if (js.Get("noClone3").ToBoolean()) g_no_clone3 = true;
   double t0 = NowNs();
 
-  PlanStorage st;
+  std::unique_ptr<LaunchMemory> mem(new LaunchMemory());
+  PlanStorage& st = mem->st;
   BuildPlan(js, st);
+  mem->stacks = TakeStacks();
+  if (!mem->stacks) throw StepError(env, "stack-mmap", errno);
+  st.plan.program_stack_top = static_cast<char*>(mem->stacks) + kStackRegion / 2;
   uint64_t ns_flags = static_cast<uint64_t>(GetInt(js, "namespaces", 0));
   std::string uid_map = GetString(js, "uidMap");
   std::string gid_map = GetString(js, "gidMap");
@@ -220,8 +271,7 @@ Napi::Value Launch(const Napi::CallbackInfo& info) {
   pthread_sigmask(SIG_SETMASK, &all, &old);
   int pidfd = -1;
   bool used_clone3 = false;
-  long pid = CloneChild(ns_flags, &pidfd, &used_clone3);
-  if (pid == 0) child_main(&st.plan);  // never returns
+  long pid = CloneChild(ns_flags, mem.get(), &pidfd, &used_clone3);
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   double t2 = NowNs();
 
@@ -279,6 +329,7 @@ Napi::Value Launch(const Napi::CallbackInfo& info) {
   child->report_fd = report_r;
   child->release_wfd = release_w;
   child->on_exit = Napi::Persistent(on_exit);
+  child->memory = mem.release();
   data->watcher->Add(std::move(child));
 
   Napi::Object out = Napi::Object::New(env);

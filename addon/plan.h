@@ -1,8 +1,10 @@
 // The launch plan: what TypeScript decided, flattened into plain C data the
 // child can walk without allocating.
 //
-// The parent builds a Plan from the JS object (addon/launch.cc), keeps every
-// string alive until the child has been released, then clones. The child
+// The parent builds a Plan from the JS object (addon/launch.cc) and keeps it,
+// with the stacks the sandbox runs on, until the sandbox's init is reaped:
+// init shares the parent's memory (CLONE_VM, no page tables copied) and the
+// program starts vfork-style from it (CLONE_VM|CLONE_VFORK). The child
 // (addon/child.cc) runs the steps in order. Steps before FORK_PROGRAM run in
 // the sandbox's init (pid 1 of the new pid namespace, with every capability of
 // the new user namespace); steps after it run in the program's own process
@@ -82,9 +84,11 @@ struct Plan {
   const int32_t* keep_fds;  // sorted, the fds init keeps open; everything else is closed
   int32_t nkeep;
   const char* init_name; // comm of the sandbox's init
+  void* program_stack_top;  // where the program's pre-exec steps run (CLONE_VM|CLONE_VFORK)
 };
 
-// Runs in the child right after clone; never returns.
-[[noreturn]] void child_main(const Plan* plan);
+// Runs in the child right after clone, on the stack the parent gave it, in the
+// parent's own memory (CLONE_VM); never returns.
+void child_main(void* plan);
 
 }  // namespace brig
