@@ -24,6 +24,7 @@
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #include "plan.h"
 #include "sys.h"
@@ -57,6 +58,18 @@ void report(const Plan* plan, int32_t kind, int32_t step, int32_t err, int32_t w
   long n;
   do n = sys(SYS_write, plan->report_fd, P(&r), sizeof r);
   while (n == -EINTR);
+}
+
+void mark(const Plan* plan, int step) {
+  struct timespec ts;
+  sys(SYS_clock_gettime, CLOCK_MONOTONIC, P(&ts));
+  Report r;
+  zero(&r, sizeof r);
+  r.magic = REPORT_MAGIC;
+  r.kind = REPORT_MARK;
+  r.step = step;
+  r.ns = static_cast<int64_t>(ts.tv_sec) * 1000000000LL + ts.tv_nsec;
+  sys(SYS_write, plan->report_fd, P(&r), sizeof r);
 }
 
 [[noreturn]] void fail(const Plan* plan, int step, long negerr) {
@@ -229,6 +242,7 @@ long exec_program(const Plan* plan) {
     int status = 0;
     long r = sys(SYS_wait4, -1, P(&status), __WALL, 0);
     if (r == program) {
+      if (plan->timings) mark(plan, -1);
       report(plan, REPORT_EXIT, -1, 0, status, static_cast<int32_t>(program));
       // init's exit ends the pid namespace: the kernel kills and reaps every
       // process the program left behind before the parent sees init exit.
@@ -340,6 +354,7 @@ namespace {
         r = loopback_up();
         break;
       case STEP_FORK_PROGRAM:
+        if (plan->timings) mark(plan, i);
         r = start_program(plan, i + 1);
         if (r > 0) init_reap(plan, r);
         break;
@@ -377,6 +392,7 @@ namespace {
         r = reset_signals();
         break;
       case STEP_EXEC:
+        if (plan->timings) mark(plan, i);  // exec starts; the exit record ends it
         r = exec_program(plan);
         break;
       case STEP_PDEATHSIG:
@@ -390,6 +406,7 @@ namespace {
         r = -EINVAL;
     }
     if (r < 0) fail(plan, i, r);
+    if (plan->timings) mark(plan, i);
   }
   // A plan always ends with EXEC; reaching here means it did not.
   fail(plan, plan->nsteps, -EINVAL);

@@ -154,6 +154,7 @@ void BuildPlan(const Napi::Object& js, PlanStorage& st) {
   st.plan.envp = st.envp.data();
   st.plan.exec_paths = st.exec_paths.data();
   st.plan.init_name = st.Keep(GetString(js, "initName"));
+  st.plan.timings = js.Get("timings").ToBoolean() ? 1 : 0;
 }
 
 int WriteProcFile(int procdir, const char* name, const std::string& text) {
@@ -342,6 +343,7 @@ Napi::Value Launch(const Napi::CallbackInfo& info) {
   t.Set(2u, Napi::Number::New(env, (t3 - t2) / 1e6));  // id maps
   t.Set(3u, Napi::Number::New(env, (t4 - t3) / 1e6));  // release
   out.Set("timings", t);
+  out.Set("startNs", Napi::Number::New(env, t0));
   return out;
 }
 

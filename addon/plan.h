@@ -59,6 +59,7 @@ struct Step {
 enum ReportKind : int32_t {
   REPORT_STEP_FAILED = 1,  // step index + errno
   REPORT_EXIT = 2,         // the program's wait status, written by init
+  REPORT_MARK = 3,         // step finished at `ns` (only when the plan asks for timings)
 };
 
 struct Report {
@@ -68,6 +69,7 @@ struct Report {
   int32_t err;      // positive errno
   int32_t wstatus;
   int32_t pid;      // the program's pid in the host's view (for diagnostics)
+  int64_t ns;       // CLOCK_MONOTONIC, for REPORT_MARK
 };
 static const uint32_t REPORT_MAGIC = 0x47495242u;
 
@@ -84,7 +86,8 @@ struct Plan {
   const int32_t* keep_fds;  // sorted, the fds init keeps open; everything else is closed
   int32_t nkeep;
   const char* init_name; // comm of the sandbox's init
-  void* program_stack_top;  // where the program's pre-exec steps run (CLONE_VM|CLONE_VFORK)
+  void* program_stack_top;
+  int32_t timings;       // write a REPORT_MARK after every step  // where the program's pre-exec steps run (CLONE_VM|CLONE_VFORK)
 };
 
 // Runs in the child right after clone, on the stack the parent gave it, in the

@@ -108,6 +108,7 @@ void Watcher::Drain() {
           o.Set("step", rec.step);
           o.Set("errno", rec.err);
           o.Set("wstatus", rec.wstatus);
+          if (rec.kind == REPORT_MARK) o.Set("ns", static_cast<double>(rec.ns));
           reports.Set(k++, o);
         }
         close(c->report_fd);

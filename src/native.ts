@@ -56,11 +56,14 @@ export interface LaunchPlan {
   deferRelease: boolean;
   initName: string;
   noClone3?: boolean;
+  /** The sandbox reports when each step ends (ReportKind.Mark). */
+  timings?: boolean;
 }
 
 export const enum ReportKind {
   StepFailed = 1,
   Exit = 2,
+  Mark = 3,
 }
 
 export interface NativeReport {
@@ -68,6 +71,8 @@ export interface NativeReport {
   step: number;
   errno: number;
   wstatus: number;
+  /** CLOCK_MONOTONIC ns at the end of step `step` (-1: the program exited). */
+  ns?: number;
 }
 
 export interface NativeExit {
@@ -90,6 +95,8 @@ export interface LaunchInfo {
   clone3: boolean;
   /** ms: plan conversion, clone, id maps, release */
   timings: [number, number, number, number];
+  /** CLOCK_MONOTONIC ns when launch() began. */
+  startNs: number;
 }
 
 export interface NativeError extends Error {

@@ -39,6 +39,12 @@ export interface SandboxOptions {
   /** The id the program runs as inside the sandbox; the caller's own id maps to it. Default 1000. */
   uid?: number;
   gid?: number;
+  /**
+   * `'single'` (default): only the caller's id exists inside. `'multi'`: ids
+   * 0..N-1 too, from the caller's /etc/subuid and /etc/subgid ranges, written
+   * by newuidmap/newgidmap (for trees whose files have many owners).
+   */
+  idMap?: 'single' | 'multi';
   /** Size of the sandbox's writable /tmp. Default 64 MiB. */
   tmpSize?: number | string;
   stdin?: StdinOption;
@@ -63,6 +69,7 @@ export interface ResolvedOptions {
   hostname: string;
   uid: number;
   gid: number;
+  idMap: 'single' | 'multi';
   tmpSize: number;
   stdin: StdinOption;
   stdout: OutputOption;
@@ -144,6 +151,12 @@ function checkStdio(field: string, v: unknown, input: boolean): void {
   throw new OptionsError(field, `expected one of ${words.join(', ')}, ${input ? 'a string, a Buffer, ' : ''}{ file }, or a stream`);
 }
 
+function idMapOption(v: unknown): 'single' | 'multi' {
+  if (v === undefined) return 'single';
+  if (v !== 'single' && v !== 'multi') throw new OptionsError('idMap', `expected 'single' or 'multi', got ${JSON.stringify(v)}`);
+  return v;
+}
+
 export function resolveOptions(argv: unknown, o: SandboxOptions = {}): ResolvedOptions {
   if (!Array.isArray(argv) || argv.length === 0) throw new OptionsError('argv', 'expected a non-empty array of strings');
   const args = argv.map((a, i) => str(`argv[${i}]`, a));
@@ -213,6 +226,7 @@ export function resolveOptions(argv: unknown, o: SandboxOptions = {}): ResolvedO
     hostname,
     uid: id('uid', o.uid, DEFAULT_UID),
     gid: id('gid', o.gid, DEFAULT_GID),
+    idMap: idMapOption(o.idMap),
     tmpSize: o.tmpSize === undefined ? 64 * MiB : parseSize('tmpSize', o.tmpSize),
     stdin: o.stdin ?? 'ignore',
     stdout: o.stdout ?? 'capture',

@@ -6,8 +6,9 @@ import { constants as osConstants } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import type { Readable, Writable } from 'node:stream';
 import { SetupError, setupErrorInfo, type SetupErrorInfo } from './errors.js';
+import { planMultiMap, writeMultiMap, type MultiMapPlan } from './idmap.js';
 import { log } from './log.js';
-import { native, ReportKind, type NativeExit, type NativeError, type NativeStep } from './native.js';
+import { native, ReportKind, StepKind, type LaunchInfo, type NativeExit, type NativeError, type NativeStep } from './native.js';
 import { resolveOptions, type OutputOption, type ResolvedOptions, type SandboxOptions, type StdinOption } from './options.js';
 import { ALL_NAMESPACES, buildPlan } from './plan.js';
 
@@ -23,6 +24,12 @@ export interface RunTimings {
   releaseMs: number;
   /** From release to init's exit being seen by the event loop. */
   runMs: number;
+  /** Inside the sandbox: from release until execve starts. */
+  sandboxSetupMs: number;
+  /** Inside the sandbox, per step name (summed where a name repeats), in plan order. */
+  steps: Record<string, number>;
+  /** From execve to the program's exit, as init saw it. */
+  programMs: number;
   /** From init's exit to the result (stdio drained). */
   resultMs: number;
 }
@@ -235,6 +242,16 @@ export class SandboxProcess extends EventEmitter {
       destroyParentEnds();
       return Promise.reject(abortError(o.signal));
     }
+    let multi: MultiMapPlan | undefined;
+    if (o.idMap === 'multi') {
+      const m = planMultiMap(o.uid, o.gid);
+      if ('error' in m) {
+        closeChildEnds();
+        destroyParentEnds();
+        return Promise.resolve(setupFailure(m.error, t0));
+      }
+      multi = m;
+    }
     const envp = Object.entries(o.env).map(([k, v]) => `${k}=${v}`);
     const uid = process.getuid!();
     const gid = process.getgid!();
@@ -254,9 +271,10 @@ export class SandboxProcess extends EventEmitter {
           namespaces: ALL_NAMESPACES,
           uidMap: `${o.uid} ${uid} 1\n`,
           gidMap: `${o.gid} ${gid} 1\n`,
-          deferRelease: false,
+          deferRelease: multi !== undefined,
           initName: 'brig-init',
           noClone3: process.env.BRIG_NO_CLONE3 === '1',
+          timings: o.timings,
         },
         (e) => exitResolve(e),
       );
@@ -272,6 +290,21 @@ export class SandboxProcess extends EventEmitter {
     closeChildEnds();
     this.pid = info.pid;
     this.pidfd = info.pidfd;
+    // A multi-id map is written by the setuid helpers while the child waits;
+    // if they fail, the child is killed before it has done anything.
+    let mapError: SetupErrorInfo | undefined;
+    if (multi) {
+      const pidfd = info.pidfd;
+      writeMultiMap(info.pid, multi).then(
+        () => {
+          if (!this.exited) native.release(pidfd);
+        },
+        (e: Error) => {
+          mapError = setupErrorInfo('id-map', osConstants.errno.EPERM, undefined, e.message);
+          this.kill('SIGKILL');
+        },
+      );
+    }
     stdio.feed?.();
     log().debug({ pid: info.pid, steps: built.steps.length, clone3: info.clone3 }, 'sandbox launched');
 
@@ -292,18 +325,8 @@ export class SandboxProcess extends EventEmitter {
       o.signal?.removeEventListener('abort', onAbort);
       await Promise.all(stdio.drained);
       const tDone = performance.now();
-      const result = this.result(ex, built.steps, o, stdio, tExit - tPlan);
-      if (o.timings) {
-        result.timings = {
-          planMs: tPlan - t0,
-          convertMs: info.timings[0],
-          cloneMs: info.timings[1],
-          mapsMs: info.timings[2],
-          releaseMs: info.timings[3],
-          runMs: tExit - tLaunched,
-          resultMs: tDone - tExit,
-        };
-      }
+      const result = mapError ? setupFailure(mapError, t0) : this.result(ex, built.steps, o, stdio, tExit - tPlan);
+      if (o.timings) result.timings = { planMs: tPlan - t0, ...nativeTimings(info, ex, built.steps), runMs: tExit - tLaunched, resultMs: tDone - tExit };
       log().debug({ pid: info.pid, status: result.status, exitCode: result.exitCode, signal: result.signal }, 'sandbox exited');
       this.emit('exit', result);
       if (o.signal?.aborted && !this.killedByLimit && result.status !== 'setup-error') throw abortError(o.signal);
@@ -364,6 +387,28 @@ export class SandboxProcess extends EventEmitter {
     if (this.exited || this.pidfd < 0) return false;
     return native.kill(this.pidfd, osConstants.signals[signal]);
   }
+}
+
+/** Durations of the parent's launch phases and of each step inside the sandbox. */
+function nativeTimings(info: LaunchInfo, ex: NativeExit, steps: NativeStep[]) {
+  const [convertMs, cloneMs, mapsMs, releaseMs] = info.timings;
+  let prev = info.startNs + (convertMs + cloneMs + mapsMs + releaseMs) * 1e6;
+  const released = prev;
+  const byName: Record<string, number> = {};
+  let execAt = NaN;
+  let programMs = NaN;
+  for (const m of ex.reports) {
+    if (m.kind !== ReportKind.Mark || m.ns === undefined) continue;
+    const ms = (m.ns - prev) / 1e6;
+    if (m.step < 0) programMs = ms;
+    else {
+      const name = steps[m.step]?.name ?? 'unknown';
+      byName[name] = (byName[name] ?? 0) + ms;
+      if (steps[m.step]?.kind === StepKind.Exec) execAt = m.ns;
+    }
+    prev = m.ns;
+  }
+  return { convertMs, cloneMs, mapsMs, releaseMs, sandboxSetupMs: (execAt - released) / 1e6, steps: byName, programMs };
 }
 
 function setupFailure(error: SetupErrorInfo, t0: number): RunResult {

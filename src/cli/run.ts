@@ -18,6 +18,7 @@ const specs: OptionSpec[] = [
   { name: 'hostname', value: true, arg: 'NAME', help: 'hostname inside the sandbox (default brig)' },
   { name: 'uid', value: true, arg: 'N', help: 'uid inside the sandbox; your own uid maps to it (default 1000)' },
   { name: 'gid', value: true, arg: 'N', help: 'gid inside the sandbox (default 1000)' },
+  { name: 'id-map', value: true, arg: 'single|multi', help: 'multi: also map ids 0..N from /etc/subuid and /etc/subgid (needs newuidmap)' },
   { name: 'tmp-size', value: true, arg: 'SIZE', help: 'size of the writable /tmp (default 64m)' },
   { name: 'wall-time', value: true, arg: 'SECONDS', help: 'kill the whole sandbox after this much real time' },
   { name: 'stdin', value: true, arg: 'FILE', help: 'read standard input from FILE instead of the terminal' },
@@ -102,6 +103,11 @@ export async function runCommand(argv: string[]): Promise<number> {
   if (uid !== undefined) opts.uid = wholeNumber('uid', uid);
   const gid = one(p, 'gid');
   if (gid !== undefined) opts.gid = wholeNumber('gid', gid);
+  const idMap = one(p, 'id-map');
+  if (idMap !== undefined) {
+    if (idMap !== 'single' && idMap !== 'multi') throw new UsageError(`--id-map: expected single or multi, got ${JSON.stringify(idMap)}`);
+    opts.idMap = idMap;
+  }
   const tmpSize = one(p, 'tmp-size');
   if (tmpSize) opts.tmpSize = tmpSize;
   const wall = one(p, 'wall-time');
