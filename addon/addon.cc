@@ -70,6 +70,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
 
   exports.Set("launch", Napi::Function::New(env, Launch, "launch"));
   exports.Set("release", Napi::Function::New(env, Release, "release"));
+  exports.Set("prepareSteps", Napi::Function::New(env, PrepareSteps, "prepareSteps"));
   exports.Set("kill", Napi::Function::New(env, Kill, "kill"));
   exports.Set("pipe", Napi::Function::New(env, Pipe, "pipe"));
   exports.Set("close", Napi::Function::New(env, Close, "close"));

@@ -61,5 +61,6 @@ struct AddonData {
 
 Napi::Value Launch(const Napi::CallbackInfo& info);
 Napi::Value Release(const Napi::CallbackInfo& info);
+Napi::Value PrepareSteps(const Napi::CallbackInfo& info);
 
 }  // namespace brig

@@ -29,10 +29,21 @@
 namespace brig {
 namespace {
 
-// Owns every byte the sandbox will read; the sandbox reads it in place.
-struct PlanStorage {
+// Steps converted from JS once (prepareSteps) and shared by every launch
+// that uses them; each launch holds a reference until its init is reaped.
+struct PreparedSteps {
   std::deque<std::string> strings;  // deque: growth never moves elements
   std::vector<Step> steps;
+  const char* Keep(std::string s) {
+    strings.push_back(std::move(s));
+    return strings.back().c_str();
+  }
+};
+
+// Owns every byte the sandbox will read; the sandbox reads it in place.
+struct PlanStorage {
+  std::shared_ptr<const PreparedSteps> prepared;
+  std::deque<std::string> strings;
   std::vector<char*> argv, envp;
   std::vector<const char*> exec_paths;
   std::vector<int32_t> keep;
@@ -122,10 +133,13 @@ void StringArray(const Napi::Object& o, const char* key, PlanStorage& st, std::v
   out.push_back(nullptr);
 }
 
-void BuildPlan(const Napi::Object& js, PlanStorage& st) {
-  Napi::Array steps = js.Get("steps").As<Napi::Array>();
+using PreparedHandle = std::shared_ptr<const PreparedSteps>;
+
+std::shared_ptr<PreparedSteps> ConvertSteps(const Napi::Array& steps) {
+  auto ps = std::make_shared<PreparedSteps>();
   uint32_t n = steps.Length();
-  st.steps.resize(n);
+  ps->steps.resize(n);
+  PreparedSteps& st = *ps;
   for (uint32_t i = 0; i < n; i++) {
     Napi::Object s = steps.Get(i).As<Napi::Object>();
     Step& out = st.steps[i];
@@ -141,6 +155,15 @@ void BuildPlan(const Napi::Object& js, PlanStorage& st) {
     out.arg1 = GetInt(s, "arg1", 0);
     out.arg2 = GetInt(s, "arg2", 0);
   }
+  return ps;
+}
+
+void BuildPlan(const Napi::Object& js, PlanStorage& st) {
+  Napi::Value steps = js.Get("steps");
+  if (steps.IsExternal())
+    st.prepared = *steps.As<Napi::External<PreparedHandle>>().Data();
+  else
+    st.prepared = ConvertSteps(steps.As<Napi::Array>());
   StringArray(js, "argv", st, st.argv);
   StringArray(js, "envp", st, st.envp);
   std::vector<char*> paths;
@@ -148,8 +171,8 @@ void BuildPlan(const Napi::Object& js, PlanStorage& st) {
   st.exec_paths.assign(paths.begin(), paths.end());
   Napi::Array stdio = js.Get("stdio").As<Napi::Array>();
   for (uint32_t i = 0; i < 3; i++) st.plan.stdio[i] = stdio.Get(i).As<Napi::Number>().Int32Value();
-  st.plan.steps = st.steps.data();
-  st.plan.nsteps = static_cast<int32_t>(n);
+  st.plan.steps = st.prepared->steps.data();
+  st.plan.nsteps = static_cast<int32_t>(st.prepared->steps.size());
   st.plan.argv = st.argv.data();
   st.plan.envp = st.envp.data();
   st.plan.exec_paths = st.exec_paths.data();
@@ -345,6 +368,13 @@ Napi::Value Launch(const Napi::CallbackInfo& info) {
   out.Set("timings", t);
   out.Set("startNs", Napi::Number::New(env, t0));
   return out;
+}
+
+// prepareSteps(steps) -> handle usable as plan.steps in any number of
+// launches: the conversion from JS objects is done once.
+Napi::Value PrepareSteps(const Napi::CallbackInfo& info) {
+  auto* handle = new PreparedHandle(ConvertSteps(info[0].As<Napi::Array>()));
+  return Napi::External<PreparedHandle>::New(info.Env(), handle, [](Napi::Env, PreparedHandle* h) { delete h; });
 }
 
 // release(pidfd): let a child launched with deferRelease go on, once the

@@ -45,7 +45,8 @@ export interface NativeStep {
 }
 
 export interface LaunchPlan {
-  steps: NativeStep[];
+  /** The steps, or a handle from prepareSteps() for steps converted once. */
+  steps: NativeStep[] | unknown;
   argv: string[];
   envp: string[];
   execPaths: string[];
@@ -107,6 +108,7 @@ export interface NativeError extends Error {
 export interface Native {
   launch(plan: LaunchPlan, onExit: (exit: NativeExit) => void): LaunchInfo;
   release(pidfd: number): void;
+  prepareSteps(steps: NativeStep[]): unknown;
   kill(pidfd: number, signal: number): boolean;
   pipe(): [number, number];
   close(fd: number): void;

@@ -2,7 +2,7 @@
 // between clone and execve (addon/child.cc executes them). Like bubblewrap's
 // setup operations, each step has a name so a failure can say which one, and
 // each group carries the security reason it exists.
-import { lstatSync, readlinkSync, statSync } from 'node:fs';
+import { lstatSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { dirname } from 'node:path';
 import { native, StepKind, type NativeStep } from './native.js';
@@ -45,7 +45,6 @@ const HOST_ETC = [
   'locale.conf',
   'default/locale',
   'ssl',
-  'ca-certificates',
   'mime.types',
   'protocols',
   'services',
@@ -68,14 +67,13 @@ function hostErrno(e: unknown): number {
   return Math.abs((e as NodeJS.ErrnoException).errno ?? osConstants.errno.ENOENT);
 }
 
-type Kind = 'dir' | 'file' | 'symlink' | 'missing';
-function hostKind(path: string): { kind: Kind; link?: string } {
+type Kind = 'dir' | 'file' | 'symlink';
+function exists(path: string): boolean {
   try {
-    const st = lstatSync(path);
-    if (st.isSymbolicLink()) return { kind: 'symlink', link: readlinkSync(path) };
-    return { kind: st.isDirectory() ? 'dir' : 'file' };
+    lstatSync(path);
+    return true;
   } catch {
-    return { kind: 'missing' };
+    return false;
   }
 }
 
@@ -116,30 +114,70 @@ class PlanBuilder {
   }
 }
 
-/** Steps that do not depend on per-run options, computed once per process. */
-let hostRootTemplate: { steps: NativeStep[]; made: string[] } | undefined;
+// Small regular files of /etc are copied into the new root's tmpfs rather
+// than bound: a write is cheaper than an empty target, a bind, a read-only
+// remount, and the unmount when the sandbox ends. The copies come from a
+// snapshot that is checked against the host at most every few seconds.
+const COPY_MAX_BYTES = 16 * 1024;
+const ETC_RECHECK_MS = 2000;
 
-function hostRootSteps(b: PlanBuilder): void {
-  if (!hostRootTemplate) {
-    const t = new PlanBuilder();
-    for (const dir of HOST_DIRS) {
-      const k = hostKind(dir);
-      if (k.kind === 'dir') t.bind('host-bind', OLD + dir, NEW + dir, true, true);
-      else if (k.kind === 'symlink') t.add({ kind: StepKind.Symlink, name: 'symlink', path: NEW + dir, a: k.link!, b: NEW + dir });
+interface HostEntry {
+  path: string;
+  kind: Kind;
+  link?: string;
+  content?: Buffer;
+  stamp: string;
+}
+
+let hostSnapshot: { entries: HostEntry[]; generation: number; checkedAt: number } | undefined;
+
+function readHostEntries(): HostEntry[] {
+  const out: HostEntry[] = [];
+  for (const path of [...HOST_DIRS, ...HOST_ETC.map((n) => '/etc/' + n)]) {
+    let st;
+    try {
+      st = lstatSync(path);
+    } catch {
+      continue;
     }
-    t.mkdirs(NEW + '/etc', NEW);
-    for (const name of HOST_ETC) {
-      const k = hostKind('/etc/' + name);
-      const target = `${NEW}/etc/${name}`;
-      if (k.kind === 'symlink') {
-        t.mkdirs(dirname(target), NEW);
-        t.add({ kind: StepKind.Symlink, name: 'symlink', path: target, a: k.link!, b: target });
-      } else if (k.kind !== 'missing') t.bind('etc-bind', `${OLD}/etc/${name}`, target, true, k.kind === 'dir');
-    }
-    hostRootTemplate = { steps: t.steps, made: [...t.made] };
+    const stamp = `${st.mode}:${st.size}:${st.mtimeMs}:${st.ino}`;
+    if (st.isSymbolicLink()) out.push({ path, kind: 'symlink', link: readlinkSync(path), stamp });
+    else if (st.isDirectory()) out.push({ path, kind: 'dir', stamp });
+    else if (st.isFile() && st.size <= COPY_MAX_BYTES && path.startsWith('/etc/')) {
+      try {
+        out.push({ path, kind: 'file', content: readFileSync(path), stamp });
+      } catch {
+        // unreadable by this user: leave it out, as a bind would fail
+      }
+    } else out.push({ path, kind: 'file', stamp });
   }
-  for (const s of hostRootTemplate.steps) b.add(s);
-  for (const m of hostRootTemplate.made) b.made.add(m);
+  return out;
+}
+
+/** The host paths the 'host' rootfs shows; `generation` changes when any of them did. */
+function hostEntries(): { entries: HostEntry[]; generation: number } {
+  const now = Date.now();
+  if (!hostSnapshot) hostSnapshot = { entries: readHostEntries(), generation: 1, checkedAt: now };
+  else if (now - hostSnapshot.checkedAt > ETC_RECHECK_MS) {
+    const fresh = readHostEntries();
+    const same = fresh.length === hostSnapshot.entries.length && fresh.every((e, i) => e.path === hostSnapshot!.entries[i].path && e.stamp === hostSnapshot!.entries[i].stamp);
+    hostSnapshot = { entries: same ? hostSnapshot.entries : fresh, generation: hostSnapshot.generation + (same ? 0 : 1), checkedAt: now };
+  }
+  return hostSnapshot;
+}
+
+function hostRootSteps(b: PlanBuilder, entries: HostEntry[]): void {
+  b.mkdirs(NEW + '/etc', NEW);
+  for (const e of entries) {
+    const target = NEW + e.path;
+    if (e.kind === 'symlink') {
+      b.mkdirs(dirname(target), NEW);
+      b.add({ kind: StepKind.Symlink, name: 'symlink', path: target, a: e.link!, b: target });
+    } else if (e.content) {
+      b.mkdirs(dirname(target), NEW);
+      b.add({ kind: StepKind.WriteFile, name: 'etc-copy', path: e.path, a: target, d: e.content, arg0: e.content.length, mode: 0o644 });
+    } else b.bind(e.path.startsWith('/etc/') ? 'etc-bind' : 'host-bind', OLD + e.path, target, true, e.kind === 'dir');
+  }
 }
 
 function etcFiles(b: PlanBuilder, o: ResolvedOptions): void {
@@ -168,11 +206,50 @@ let procReadonly: string[] | undefined;
 
 export interface BuiltPlan {
   steps: NativeStep[];
+  /** The same steps converted by native once (native.prepareSteps). */
+  prepared: unknown;
   execPaths: string[];
 }
 
+// Plans by everything their steps depend on; a judge runs the same shape of
+// sandbox thousands of times, and neither the TS nor the native side should
+// rebuild it each time.
+const PLAN_CACHE_MAX = 64;
+const planCache = new Map<string, { steps: NativeStep[]; prepared: unknown }>();
+
 /** Builds the plan, or returns the setup error a host-side check found (a missing mount source). */
 export function buildPlan(o: ResolvedOptions): BuiltPlan | { error: SetupErrorInfo } {
+  // Checked on every run, cached plan or not: what the host has now.
+  if (o.rootfs !== 'host') {
+    let st;
+    try {
+      st = statSync(o.rootfs);
+    } catch (e) {
+      return { error: setupErrorInfo('rootfs', hostErrno(e), o.rootfs) };
+    }
+    if (!st.isDirectory()) return { error: setupErrorInfo('rootfs', osConstants.errno.ENOTDIR, o.rootfs) };
+  }
+  const sourceIsDir: boolean[] = [];
+  for (const [i, m] of o.mounts.entries()) {
+    try {
+      sourceIsDir.push(statSync(m.source).isDirectory());
+    } catch (e) {
+      return { error: setupErrorInfo('bind-mount', hostErrno(e), m.source, `mounts[${i}].source`) };
+    }
+  }
+  const host = hostEntries();
+  const key = JSON.stringify([o.rootfs, o.mounts, sourceIsDir, o.tmpfs, o.hostname, o.uid, o.gid, o.tmpSize, o.cwd, host.generation]);
+  let cached = planCache.get(key);
+  if (!cached) {
+    const steps = planSteps(o, sourceIsDir, host);
+    cached = { steps, prepared: native.prepareSteps(steps) };
+    if (planCache.size >= PLAN_CACHE_MAX) planCache.delete(planCache.keys().next().value!);
+    planCache.set(key, cached);
+  }
+  return { ...cached, execPaths: execCandidates(o.argv[0], o.env.PATH) };
+}
+
+function planSteps(o: ResolvedOptions, sourceIsDir: boolean[], host: { entries: HostEntry[] }): NativeStep[] {
   const b = new PlanBuilder();
 
   // 1. Nothing we mount may propagate back to the host's mount namespace.
@@ -190,16 +267,9 @@ export function buildPlan(o: ResolvedOptions): BuiltPlan | { error: SetupErrorIn
   // system directories, or the caller's directory bound read-only.
   if (o.rootfs === 'host') {
     b.add({ kind: StepKind.Mount, name: 'root-tmpfs', path: '/', a: 'tmpfs', b: NEW, c: 'tmpfs', flags: MS_NOSUID | MS_NODEV, d: 'mode=0755,size=1m' });
-    hostRootSteps(b);
+    hostRootSteps(b, host.entries);
     etcFiles(b, o);
   } else {
-    let st;
-    try {
-      st = statSync(o.rootfs);
-    } catch (e) {
-      return { error: setupErrorInfo('rootfs', hostErrno(e), o.rootfs) };
-    }
-    if (!st.isDirectory()) return { error: setupErrorInfo('rootfs', osConstants.errno.ENOTDIR, o.rootfs) };
     b.add({ kind: StepKind.Bind, name: 'root-bind', path: o.rootfs, a: OLD + o.rootfs, b: NEW, arg0: 1 });
   }
 
@@ -207,7 +277,7 @@ export function buildPlan(o: ResolvedOptions): BuiltPlan | { error: SetupErrorIn
   // in it. Its kernel knobs are bound read-only over themselves.
   b.mkdirs(NEW + '/proc', NEW);
   b.add({ kind: StepKind.Mount, name: 'proc', path: '/proc', a: 'proc', b: NEW + '/proc', c: 'proc', flags: MS_NOSUID | MS_NODEV | MS_NOEXEC });
-  procReadonly ??= PROC_READONLY.filter((p) => hostKind('/proc/' + p).kind !== 'missing');
+  procReadonly ??= PROC_READONLY.filter((p) => exists('/proc/' + p));
   for (const p of procReadonly) b.add({ kind: StepKind.Bind, name: 'proc-readonly', path: '/proc/' + p, a: `${NEW}/proc/${p}`, b: `${NEW}/proc/${p}`, arg0: 1 });
 
   // 5. A minimal /dev: a few harmless nodes, a private devpts (the host's
@@ -228,17 +298,8 @@ export function buildPlan(o: ResolvedOptions): BuiltPlan | { error: SetupErrorIn
   // 6. The program's writable scratch space, capped.
   b.tmpfs('tmp-tmpfs', NEW + '/tmp', MS_NOSUID | MS_NODEV, `mode=1777,size=${o.tmpSize}`);
 
-  // 7. The caller's mounts, in order. A missing source is reported here,
-  // before anything starts.
-  for (const [i, m] of o.mounts.entries()) {
-    let st;
-    try {
-      st = statSync(m.source);
-    } catch (e) {
-      return { error: setupErrorInfo('bind-mount', hostErrno(e), m.source, `mounts[${i}].source`) };
-    }
-    b.bind('bind-mount', OLD + m.source, NEW + m.target, m.readonly, st.isDirectory());
-  }
+  // 7. The caller's mounts, in order (their sources were checked above).
+  for (const [i, m] of o.mounts.entries()) b.bind('bind-mount', OLD + m.source, NEW + m.target, m.readonly, sourceIsDir[i]);
   for (const t of o.tmpfs) b.tmpfs('tmpfs-mount', NEW + t.target, MS_NOSUID | MS_NODEV, `mode=${t.mode.toString(8)},size=${t.size}`);
 
   // 8. Identity inside the new uts and net namespaces: our hostname, and a
@@ -262,9 +323,8 @@ export function buildPlan(o: ResolvedOptions): BuiltPlan | { error: SetupErrorIn
   b.add({ kind: StepKind.NoNewPrivs, name: 'no-new-privs' });
   b.add({ kind: StepKind.Chdir, name: 'chdir', path: o.cwd, a: o.cwd });
   b.add({ kind: StepKind.ResetSignals, name: 'reset-signals' });
-  b.add({ kind: StepKind.Exec, name: 'exec', path: o.argv[0] });
-
-  return { steps: b.steps, execPaths: execCandidates(o.argv[0], o.env.PATH) };
+  b.add({ kind: StepKind.Exec, name: 'exec' });
+  return b.steps;
 }
 
 /** execvp's search, decided here: native tries the candidates in order. */

@@ -263,7 +263,7 @@ export class SandboxProcess extends EventEmitter {
     try {
       info = native.launch(
         {
-          steps: built.steps,
+          steps: built.prepared,
           argv: o.argv,
           envp,
           execPaths: built.execPaths,
@@ -352,11 +352,13 @@ export class SandboxProcess extends EventEmitter {
     const exit = ex.reports.find((x) => x.kind === ReportKind.Exit);
     if (failed) {
       const step = steps[failed.step] ?? { name: 'plan', path: undefined };
+      // Plans are cached across commands: the exec step's path is this run's.
+      const path = step.name === 'exec' ? o.argv[0] : step.path;
       let hint: string | undefined;
       if (step.name === 'exec' && failed.errno === osConstants.errno.ENOENT)
         hint = o.argv[0].includes('/') ? 'no such file in the sandbox' : `command not found in PATH=${o.env.PATH ?? ''}`;
       r.status = 'setup-error';
-      r.error = setupErrorInfo(step.name, failed.errno, step.path, hint);
+      r.error = setupErrorInfo(step.name, failed.errno, path, hint);
       return r;
     }
     if (exit) {
