@@ -3,10 +3,15 @@
 #include <napi.h>
 #include <uv.h>
 
+#include <signal.h>
+#include <sys/resource.h>
+
 #include <memory>
 #include <string>
 #include <unordered_map>
 #include <vector>
+
+#include "plan.h"
 
 namespace brig {
 
@@ -19,7 +24,27 @@ Napi::Error StepError(Napi::Env env, const char* step, int err, const std::strin
 struct LaunchMemory;
 void FreeLaunchMemory(LaunchMemory* m);
 
-// One sandbox whose init has not been reaped yet. Keyed by its pidfd.
+struct Child;
+
+// What epoll hands back: which child, and which of its fds (-1: the pidfd,
+// 0: stdin to feed, 1 and 2: output to capture).
+struct WatchTag {
+  Child* child;
+  int which;
+};
+
+// A stdio pipe end the watcher services itself, so that the common judge
+// case (input from a buffer, output captured) needs no JS stream at all.
+struct Stream {
+  int fd = -1;
+  std::string data;  // stdin: what to write; stdout/stderr: what was read
+  size_t offset = 0; // stdin: bytes written so far
+  size_t limit = 0;  // capture: keep at most this many bytes
+  bool truncated = false;
+  bool used = false;
+};
+
+// One sandbox whose result has not been delivered yet. Keyed by its pidfd.
 struct Child {
   int pid = -1;
   int pidfd = -1;
@@ -27,10 +52,21 @@ struct Child {
   int release_wfd = -1;  // write end while the release is deferred
   LaunchMemory* memory = nullptr;
   Napi::FunctionReference on_exit;
-  Child() = default;
+  Stream io[3];
+  WatchTag tags[4];
+  // Filled in when init is reaped; delivered once the output pipes are drained.
+  bool exited = false;
+  siginfo_t si{};
+  struct rusage ru{};
+  std::vector<Report> reports;
+
+  Child() {
+    for (int i = 0; i < 4; i++) tags[i] = WatchTag{this, i - 1};
+  }
   Child(const Child&) = delete;
   Child& operator=(const Child&) = delete;
-  ~Child() { FreeLaunchMemory(memory); }
+  ~Child();
+  bool Done() const { return exited && io[0].fd < 0 && io[1].fd < 0 && io[2].fd < 0; }
 };
 
 // Watches every live child through one epoll set on one uv_poll handle:
@@ -41,12 +77,15 @@ class Watcher {
   ~Watcher();
   void Add(std::unique_ptr<Child> child);
   Child* Find(int pidfd);
-  void Forget(int pidfd);  // child reaped synchronously after a failed launch
   size_t Size() const { return children_.size(); }
 
  private:
   static void OnReadable(uv_poll_t* handle, int status, int events);
   void Drain();
+  void Reap(Child* c);
+  void Service(Child* c, int which, uint32_t events);
+  void CloseStream(Child* c, int which);
+  void Deliver(std::unique_ptr<Child> c);
   void UpdateRef();
   Napi::Env env_;
   int epfd_ = -1;

@@ -271,12 +271,58 @@ Napi::Value Launch(const Napi::CallbackInfo& info) {
   std::string gid_map = GetString(js, "gidMap");
   bool defer = js.Get("deferRelease").ToBoolean();
 
+  // stdio the watcher services itself: input from a buffer, captured output.
+  // The sandbox's ends are closed here once it holds them.
+  Stream streams[3];
+  int sandbox_end[3] = {-1, -1, -1};
+  auto close_stdio = [&]() {
+    for (int i = 0; i < 3; i++) {
+      if (sandbox_end[i] >= 0) close(sandbox_end[i]);
+      if (streams[i].fd >= 0) close(streams[i].fd);
+      sandbox_end[i] = streams[i].fd = -1;
+    }
+  };
+  auto make_stream = [&](int i) {
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0) {
+      int e = errno;
+      close_stdio();
+      throw StepError(env, i == 0 ? "stdin-pipe" : "output-pipe", e);
+    }
+    sandbox_end[i] = i == 0 ? p[0] : p[1];
+    streams[i].fd = i == 0 ? p[1] : p[0];
+    streams[i].used = true;
+    fcntl(streams[i].fd, F_SETFL, O_NONBLOCK);
+    st.plan.stdio[i] = sandbox_end[i];
+  };
+  Napi::Value input = js.Get("stdinData");
+  if (input.IsBuffer()) {
+    auto b = input.As<Napi::Buffer<char>>();
+    make_stream(0);
+    streams[0].data.assign(b.Data(), b.Length());
+  }
+  Napi::Value capture = js.Get("capture");
+  if (capture.IsArray()) {
+    Napi::Array caps = capture.As<Napi::Array>();
+    for (uint32_t i = 1; i <= 2; i++) {
+      Napi::Value v = caps.Get(i - 1);
+      if (!v.IsNumber()) continue;
+      make_stream(static_cast<int>(i));
+      streams[i].limit = static_cast<size_t>(v.As<Napi::Number>().Int64Value());
+    }
+  }
+
   int release[2], reportp[2];
-  if (pipe2(release, O_CLOEXEC) < 0) throw StepError(env, "release-pipe", errno);
+  if (pipe2(release, O_CLOEXEC) < 0) {
+    int e = errno;
+    close_stdio();
+    throw StepError(env, "release-pipe", e);
+  }
   if (pipe2(reportp, O_CLOEXEC) < 0) {
     int e = errno;
     close(release[0]);
     close(release[1]);
+    close_stdio();
     throw StepError(env, "report-pipe", e);
   }
   st.plan.release_fd = release[0];
@@ -301,11 +347,13 @@ Napi::Value Launch(const Napi::CallbackInfo& info) {
 
   close(release[0]);
   close(reportp[1]);
+  for (int& fd : sandbox_end) CloseIf(fd);
   int release_w = release[1];
   int report_r = reportp[0];
   if (pid < 0) {
     close(release_w);
     close(report_r);
+    close_stdio();
     throw StepError(env, "clone", static_cast<int>(-pid));
   }
 
@@ -314,6 +362,7 @@ Napi::Value Launch(const Napi::CallbackInfo& info) {
     close(pidfd);
     CloseIf(release_w);
     CloseIf(report_r);
+    close_stdio();
     return StepError(env, step, err);
   };
 
@@ -354,6 +403,10 @@ Napi::Value Launch(const Napi::CallbackInfo& info) {
   child->release_wfd = release_w;
   child->on_exit = Napi::Persistent(on_exit);
   child->memory = mem.release();
+  for (int i = 0; i < 3; i++) {
+    child->io[i] = std::move(streams[i]);
+    streams[i].fd = -1;
+  }
   data->watcher->Add(std::move(child));
 
   Napi::Object out = Napi::Object::New(env);

@@ -50,7 +50,12 @@ export interface LaunchPlan {
   argv: string[];
   envp: string[];
   execPaths: string[];
+  /** fds for 0, 1, 2; -1 where native makes the pipe itself (stdinData, capture). */
   stdio: [number, number, number];
+  /** Written to the program's stdin by native, then closed. */
+  stdinData?: Buffer;
+  /** Byte limits for stdout and stderr that native captures (null: not captured). */
+  capture?: [number | null, number | null];
   namespaces: number;
   uidMap: string;
   gidMap: string;
@@ -88,6 +93,10 @@ export interface NativeExit {
   nvcsw: number;
   nivcsw: number;
   reports: NativeReport[];
+  stdout?: Buffer;
+  stderr?: Buffer;
+  stdoutTruncated: boolean;
+  stderrTruncated: boolean;
 }
 
 export interface LaunchInfo {

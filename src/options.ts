@@ -22,6 +22,10 @@ export interface TmpfsMount {
   mode?: number;
 }
 
+/**
+ * stdin: the words 'ignore' (default), 'inherit' and 'pipe' are modes; any
+ * other string, or a Buffer, is the input itself (send the text "pipe" as a Buffer).
+ */
 export type StdinOption = 'ignore' | 'inherit' | 'pipe' | string | Buffer | Readable | { file: string };
 export type OutputOption = 'capture' | 'ignore' | 'inherit' | 'pipe' | { file: string; append?: boolean } | Writable;
 

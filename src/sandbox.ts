@@ -67,38 +67,17 @@ function devNullFd(): number {
   return devNull;
 }
 
-class Capture {
-  readonly chunks: Buffer[] = [];
-  bytes = 0;
-  truncated = false;
-  constructor(private readonly limit: number) {}
-  push(chunk: Buffer): void {
-    const room = this.limit - this.bytes;
-    if (room <= 0) {
-      if (chunk.length) this.truncated = true;
-      return;
-    }
-    if (chunk.length > room) {
-      this.truncated = true;
-      chunk = chunk.subarray(0, room);
-    }
-    this.chunks.push(chunk);
-    this.bytes += chunk.length;
-  }
-  result(): Buffer {
-    return this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks, this.bytes);
-  }
-}
-
 interface Stdio {
+  /** -1 where native makes the pipe (stdinData, capture). */
   childFds: [number, number, number];
+  stdinData?: Buffer;
+  capture: [number | null, number | null];
   /** Our copies of the child's ends, closed once the child has them. */
   closeAfterLaunch: number[];
   stdin: Writable | null;
   stdout: Readable | null;
   stderr: Readable | null;
   feed?: () => void;
-  captures: [Capture | null, Capture | null];
   drained: Promise<unknown>[];
 }
 
@@ -107,7 +86,7 @@ function pipeSocket(fd: number, readable: boolean): Socket {
 }
 
 function openStdio(o: ResolvedOptions): Stdio {
-  const s: Stdio = { childFds: [-1, -1, -1], closeAfterLaunch: [], stdin: null, stdout: null, stderr: null, captures: [null, null], drained: [] };
+  const s: Stdio = { childFds: [-1, -1, -1], capture: [null, null], closeAfterLaunch: [], stdin: null, stdout: null, stderr: null, drained: [] };
   try {
     setupStdin(s, o.stdin);
     setupOutput(s, 1, o.stdout, o.maxOutputBytes);
@@ -128,6 +107,8 @@ function setupStdin(s: Stdio, v: StdinOption): void {
   else if (typeof v === 'object' && v !== null && !Buffer.isBuffer(v) && 'file' in v) {
     s.childFds[0] = openFile('stdin', v.file, 'r');
     s.closeAfterLaunch.push(s.childFds[0]);
+  } else if (v !== 'pipe' && (typeof v === 'string' || Buffer.isBuffer(v))) {
+    s.stdinData = typeof v === 'string' ? Buffer.from(v) : v; // native feeds it
   } else {
     const [r, w] = native.pipe();
     s.childFds[0] = r;
@@ -136,7 +117,6 @@ function setupStdin(s: Stdio, v: StdinOption): void {
     // A program may exit without reading its input: EPIPE is its business.
     sock.on('error', () => {});
     if (v === 'pipe') s.stdin = sock;
-    else if (typeof v === 'string' || Buffer.isBuffer(v)) s.feed = () => sock.end(v);
     else {
       const src = v as Readable;
       s.feed = () => {
@@ -163,18 +143,15 @@ function setupOutput(s: Stdio, fd: 1 | 2, v: OutputOption, limit: number): void 
   else if (typeof v === 'object' && 'file' in v && typeof v.file === 'string') {
     s.childFds[fd] = openFile(field, v.file, v.append ? 'a' : 'w');
     s.closeAfterLaunch.push(s.childFds[fd]);
+  } else if (v === 'capture') {
+    s.capture[fd - 1] = limit; // native reads it
   } else {
     const [r, w] = native.pipe();
     s.childFds[fd] = w;
     s.closeAfterLaunch.push(w);
     const sock = pipeSocket(r, true);
     sock.on('error', () => {});
-    if (v === 'capture') {
-      const cap = new Capture(limit);
-      s.captures[fd - 1] = cap;
-      sock.on('data', (chunk: Buffer) => cap.push(chunk));
-      s.drained.push(new Promise((resolve) => sock.once('close', resolve)));
-    } else if (v !== 'pipe') {
+    if (v !== 'pipe') {
       sock.pipe(v as Writable, { end: false });
       s.drained.push(new Promise((resolve) => sock.once('close', resolve)));
     }
@@ -268,6 +245,8 @@ export class SandboxProcess extends EventEmitter {
           envp,
           execPaths: built.execPaths,
           stdio: stdio.childFds,
+          stdinData: stdio.stdinData,
+          capture: stdio.capture,
           namespaces: ALL_NAMESPACES,
           uidMap: `${o.uid} ${uid} 1\n`,
           gidMap: `${o.gid} ${gid} 1\n`,
@@ -325,7 +304,7 @@ export class SandboxProcess extends EventEmitter {
       o.signal?.removeEventListener('abort', onAbort);
       await Promise.all(stdio.drained);
       const tDone = performance.now();
-      const result = mapError ? setupFailure(mapError, t0) : this.result(ex, built.steps, o, stdio, tExit - tPlan);
+      const result = mapError ? setupFailure(mapError, t0) : this.result(ex, built.steps, o, tExit - tPlan);
       if (o.timings) result.timings = { planMs: tPlan - t0, ...nativeTimings(info, ex, built.steps), runMs: tExit - tLaunched, resultMs: tDone - tExit };
       log().debug({ pid: info.pid, status: result.status, exitCode: result.exitCode, signal: result.signal }, 'sandbox exited');
       this.emit('exit', result);
@@ -334,8 +313,7 @@ export class SandboxProcess extends EventEmitter {
     });
   }
 
-  private result(ex: NativeExit, steps: NativeStep[], o: ResolvedOptions, stdio: Stdio, wallTimeMs: number): RunResult {
-    const [out, err] = stdio.captures;
+  private result(ex: NativeExit, steps: NativeStep[], o: ResolvedOptions, wallTimeMs: number): RunResult {
     const r: RunResult = {
       status: 'ok',
       exitCode: null,
@@ -343,10 +321,10 @@ export class SandboxProcess extends EventEmitter {
       wallTimeMs,
       cpuTimeMs: { user: ex.userUs / 1000, system: ex.systemUs / 1000 },
       maxRssKb: ex.maxRssKb,
-      stdout: out ? out.result() : Buffer.alloc(0),
-      stderr: err ? err.result() : Buffer.alloc(0),
-      stdoutTruncated: out?.truncated ?? false,
-      stderrTruncated: err?.truncated ?? false,
+      stdout: ex.stdout ?? Buffer.alloc(0),
+      stderr: ex.stderr ?? Buffer.alloc(0),
+      stdoutTruncated: ex.stdoutTruncated,
+      stderrTruncated: ex.stderrTruncated,
     };
     const failed = ex.reports.find((x) => x.kind === ReportKind.StepFailed);
     const exit = ex.reports.find((x) => x.kind === ReportKind.Exit);
