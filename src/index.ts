@@ -1,4 +1,4 @@
 export { run, spawn, SandboxProcess, type RunResult, type RunStatus, type RunTimings } from './sandbox.js';
-export { type SandboxOptions, type BindMount, type TmpfsMount, type StdinOption, type OutputOption, parseSize, DEFAULT_PATH, DEFAULT_UID, DEFAULT_GID } from './options.js';
+export { type SandboxOptions, type BindMount, type TmpfsMount, type StdinOption, type OutputOption, type RlimitName, type RlimitValue, parseSize, DEFAULT_PATH, DEFAULT_UID, DEFAULT_GID } from './options.js';
 export { BrigError, OptionsError, SetupError, type SetupErrorInfo } from './errors.js';
 export { setLogLevel } from './log.js';

@@ -29,6 +29,24 @@ export interface TmpfsMount {
 export type StdinOption = 'ignore' | 'inherit' | 'pipe' | string | Buffer | Readable | { file: string };
 export type OutputOption = 'capture' | 'ignore' | 'inherit' | 'pipe' | { file: string; append?: boolean } | Writable;
 
+/** Resource limits by name; a number sets soft and hard, a pair sets [soft, hard]. */
+export type RlimitName = 'cpu' | 'fsize' | 'data' | 'stack' | 'core' | 'nofile' | 'as' | 'nproc' | 'memlock' | 'msgqueue' | 'sigpending';
+export type RlimitValue = number | 'unlimited' | [number | 'unlimited', number | 'unlimited'];
+
+export const RLIMIT_NUMBERS: Record<RlimitName, number> = {
+  cpu: 0,
+  fsize: 1,
+  data: 2,
+  stack: 3,
+  core: 4,
+  nproc: 6,
+  nofile: 7,
+  memlock: 8,
+  as: 9,
+  sigpending: 11,
+  msgqueue: 12,
+};
+
 export interface SandboxOptions {
   /** `'host'` (read-only /usr, /bin, /lib*, a curated /etc) or a directory to use as the root. */
   rootfs?: 'host' | string;
@@ -49,6 +67,12 @@ export interface SandboxOptions {
    * by newuidmap/newgidmap (for trees whose files have many owners).
    */
   idMap?: 'single' | 'multi';
+  /**
+   * setrlimit for the program (cpu in seconds, sizes in bytes). Default
+   * `{ core: 0 }`: untrusted code leaves no core dumps. A limit above the
+   * caller's own hard limit fails at the rlimit step.
+   */
+  rlimits?: Partial<Record<RlimitName, RlimitValue>>;
   /** Size of the sandbox's writable /tmp. Default 64 MiB. */
   tmpSize?: number | string;
   stdin?: StdinOption;
@@ -74,6 +98,8 @@ export interface ResolvedOptions {
   uid: number;
   gid: number;
   idMap: 'single' | 'multi';
+  /** [name, soft, hard], in a stable order; -1n is unlimited. */
+  rlimits: [RlimitName, bigint, bigint][];
   tmpSize: number;
   stdin: StdinOption;
   stdout: OutputOption;
@@ -155,6 +181,38 @@ function checkStdio(field: string, v: unknown, input: boolean): void {
   throw new OptionsError(field, `expected one of ${words.join(', ')}, ${input ? 'a string, a Buffer, ' : ''}{ file }, or a stream`);
 }
 
+const RLIM_INFINITY = -1n; // all bits set, as the kernel reads it unsigned
+
+function rlimitValue(field: string, v: unknown): bigint {
+  if (v === 'unlimited') return RLIM_INFINITY;
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new OptionsError(field, `expected a whole number >= 0 or 'unlimited', got ${JSON.stringify(v)}`);
+  return BigInt(v);
+}
+
+function rlimitsOption(v: unknown): [RlimitName, bigint, bigint][] {
+  const merged: Record<string, unknown> = { core: 0 };
+  if (v !== undefined) {
+    if (!v || typeof v !== 'object' || Array.isArray(v)) throw new OptionsError('rlimits', 'expected an object such as { nofile: 64, stack: "unlimited" }');
+    Object.assign(merged, v);
+  }
+  const out: [RlimitName, bigint, bigint][] = [];
+  for (const name of Object.keys(merged).sort()) {
+    if (!(name in RLIMIT_NUMBERS)) throw new OptionsError(`rlimits.${name}`, `unknown limit; expected one of ${Object.keys(RLIMIT_NUMBERS).join(', ')}`);
+    const val = merged[name];
+    const field = `rlimits.${name}`;
+    let soft: bigint, hard: bigint;
+    if (Array.isArray(val)) {
+      if (val.length !== 2) throw new OptionsError(field, 'expected [soft, hard]');
+      soft = rlimitValue(field, val[0]);
+      hard = rlimitValue(field, val[1]);
+      const unsigned = (x: bigint) => (x === RLIM_INFINITY ? 2n ** 64n - 1n : x);
+      if (unsigned(soft) > unsigned(hard)) throw new OptionsError(field, 'the soft limit cannot exceed the hard limit');
+    } else soft = hard = rlimitValue(field, val);
+    out.push([name as RlimitName, soft, hard]);
+  }
+  return out;
+}
+
 function idMapOption(v: unknown): 'single' | 'multi' {
   if (v === undefined) return 'single';
   if (v !== 'single' && v !== 'multi') throw new OptionsError('idMap', `expected 'single' or 'multi', got ${JSON.stringify(v)}`);
@@ -231,6 +289,7 @@ export function resolveOptions(argv: unknown, o: SandboxOptions = {}): ResolvedO
     uid: id('uid', o.uid, DEFAULT_UID),
     gid: id('gid', o.gid, DEFAULT_GID),
     idMap: idMapOption(o.idMap),
+    rlimits: rlimitsOption(o.rlimits),
     tmpSize: o.tmpSize === undefined ? 64 * MiB : parseSize('tmpSize', o.tmpSize),
     stdin: o.stdin ?? 'ignore',
     stdout: o.stdout ?? 'capture',

@@ -7,7 +7,7 @@ import { constants as osConstants } from 'node:os';
 import { dirname } from 'node:path';
 import { native, StepKind, type NativeStep } from './native.js';
 import { setupErrorInfo, type SetupErrorInfo } from './errors.js';
-import type { ResolvedOptions } from './options.js';
+import { RLIMIT_NUMBERS, type ResolvedOptions } from './options.js';
 
 // mount(2) flags (include/uapi/linux/mount.h).
 const MS_RDONLY = 1;
@@ -17,8 +17,6 @@ const MS_NOEXEC = 8;
 const MS_REC = 0x4000;
 const MS_PRIVATE = 1 << 18;
 
-// Resource numbers for prlimit (asm-generic/resource.h, same on x86_64 and aarch64).
-export const RLIMIT = { CPU: 0, FSIZE: 1, DATA: 2, STACK: 3, CORE: 4, RSS: 5, NPROC: 6, NOFILE: 7, MEMLOCK: 8, AS: 9 } as const;
 
 /** The scaffold: a tmpfs where the host's root is parked (/oldroot) beside the new root (/newroot). */
 const STAGE = '/tmp';
@@ -238,7 +236,7 @@ export function buildPlan(o: ResolvedOptions): BuiltPlan | { error: SetupErrorIn
     }
   }
   const host = hostEntries();
-  const key = JSON.stringify([o.rootfs, o.mounts, sourceIsDir, o.tmpfs, o.hostname, o.uid, o.gid, o.tmpSize, o.cwd, host.generation]);
+  const key = JSON.stringify([o.rootfs, o.mounts, sourceIsDir, o.tmpfs, o.hostname, o.uid, o.gid, o.tmpSize, o.cwd, o.rlimits.map(([n, s, h]) => `${n}:${s}:${h}`), host.generation]);
   let cached = planCache.get(key);
   if (!cached) {
     const steps = planSteps(o, sourceIsDir, host);
@@ -317,6 +315,7 @@ function planSteps(o: ResolvedOptions, sourceIsDir: boolean[], host: { entries: 
   b.add({ kind: StepKind.Setsid, name: 'setsid' });
   b.add({ kind: StepKind.Pdeathsig, name: 'pdeathsig', arg0: osConstants.signals.SIGKILL });
   b.add({ kind: StepKind.Umask, name: 'umask', arg0: 0o022 });
+  for (const [name, soft, hard] of o.rlimits) b.add({ kind: StepKind.Setrlimit, name: 'rlimit', path: name, arg0: RLIMIT_NUMBERS[name], arg1: soft, arg2: hard });
   b.add({ kind: StepKind.Stdio, name: 'stdio' });
   b.add({ kind: StepKind.CloseFds, name: 'close-fds' });
   b.add({ kind: StepKind.DropCaps, name: 'drop-capabilities' });

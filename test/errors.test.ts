@@ -102,6 +102,10 @@ describe('options are validated before anything starts', () => {
     [['/bin/true'], { rootfs: 'relative/dir' }, 'rootfs'],
     [['/bin/true'], { tmpSize: 'lots' }, 'tmpSize'],
     [['/bin/true'], { signal: {} as AbortSignal }, 'signal'],
+    [['/bin/true'], { rlimits: { nofile: -1 } }, 'rlimits.nofile'],
+    [['/bin/true'], { rlimits: { files: 3 } as never }, 'rlimits.files'],
+    [['/bin/true'], { rlimits: { stack: [10, 5] } }, 'rlimits.stack'],
+    [['/bin/true'], { idMap: 'many' as 'multi' }, 'idMap'],
   ];
   for (const [argv, opts, field] of bad) {
     it(`rejects bad ${field}`, async () => {

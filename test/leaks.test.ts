@@ -1,10 +1,23 @@
 // Many runs leave nothing behind: no processes or zombies, no fds in the
 // Node process, no mounts.
 import assert from 'node:assert/strict';
+import { spawn as cpSpawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { native } from '../src/native.js';
 import { run } from '../src/index.js';
-import { leaksSince, snapshot } from './helpers.js';
+import { descendants, leaksSince, snapshot } from './helpers.js';
+
+function alive(pid: number): boolean {
+  if (!existsSync(`/proc/${pid}`)) return false;
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
 
 describe('nothing leaks', () => {
   // Warm up: the first run opens the one /dev/null fd all runs share.
@@ -42,5 +55,31 @@ describe('nothing leaks', () => {
     assert.deepEqual(leaks.fds, [], 'fds left');
     assert.equal(leaks.mountsChanged, false);
     assert.equal(native.live(), 0);
+  });
+
+  it('no sandbox outlives a Node process killed with SIGKILL', async () => {
+    const fixture = join(dirname(fileURLToPath(import.meta.url)), 'fixtures/hold-sandboxes.js');
+    const holder = cpSpawn(process.execPath, [fixture, '20'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const line = await new Promise<string>((resolve, reject) => {
+      let buf = '';
+      holder.stdout!.on('data', (c) => {
+        buf += c;
+        if (buf.includes('\n')) resolve(buf);
+      });
+      holder.on('exit', () => reject(new Error('fixture exited early')));
+    });
+    const inits: number[] = JSON.parse(line);
+    assert.equal(inits.length, 20);
+    // Every process of every sandbox: the inits and the programs under them.
+    let tree = descendants(holder.pid!).map((p) => p.pid);
+    for (let i = 0; i < 50 && tree.length < 40; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      tree = descendants(holder.pid!).map((p) => p.pid);
+    }
+    assert.ok(tree.length >= 40, `expected 20 inits and 20 programs, saw ${tree.length}`);
+    holder.kill('SIGKILL');
+    const t0 = Date.now();
+    while (tree.some(alive) && Date.now() - t0 < 1000) await new Promise((r) => setTimeout(r, 10));
+    assert.deepEqual(tree.filter(alive), [], 'sandbox processes outlived their parent by 1 s');
   });
 });

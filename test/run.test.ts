@@ -109,6 +109,29 @@ describe('stdio', () => {
   });
 });
 
+describe('rlimits', () => {
+  it('applies resource limits to the program, and no core dumps by default', async () => {
+    const r = await run(['/bin/sh', '-c', 'ulimit -c; ulimit -n; ulimit -Hn; ulimit -s'], { rlimits: { nofile: [64, 128], stack: 'unlimited' } });
+    assert.equal(r.status, 'ok', r.error?.message);
+    assert.equal(r.stdout.toString(), '0\n64\n128\nunlimited\n');
+  });
+
+  it('the file-size limit stops a large write', async () => {
+    const r = await run(['/bin/sh', '-c', 'head -c 100000 /dev/zero > /tmp/f; echo rc=$?; stat -c %s /tmp/f'], { rlimits: { fsize: 4096 } });
+    assert.match(r.stdout.toString(), /rc=[1-9][0-9]*\n4096\n/);
+  });
+
+  it('a hard limit above the caller\'s own cannot be had, not even by root', async () => {
+    const limits = readFileSync('/proc/self/limits', 'utf8');
+    const hard = Number(/^Max open files\s+\S+\s+(\d+)/m.exec(limits)![1]);
+    const r = await run(['/bin/true'], { rlimits: { nofile: hard + 1 } });
+    assert.equal(r.status, 'setup-error');
+    assert.equal(r.error?.step, 'rlimit');
+    assert.equal(r.error?.path, 'nofile');
+    assert.equal(r.error?.code, 'EPERM');
+  });
+});
+
 describe('limits and cancellation', () => {
   it('the wall-time limit kills the whole tree, orphans included', async () => {
     const t0 = Date.now();

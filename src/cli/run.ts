@@ -3,7 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import type { Level } from 'pino';
 import { setLogLevel } from '../log.js';
-import type { BindMount, SandboxOptions, TmpfsMount } from '../options.js';
+import type { BindMount, RlimitValue, SandboxOptions, TmpfsMount } from '../options.js';
 import { run, type RunResult } from '../sandbox.js';
 import { all, formatHelp, one, parseArgs, seconds, UsageError, wholeNumber, type OptionSpec } from './args.js';
 
@@ -18,6 +18,7 @@ const specs: OptionSpec[] = [
   { name: 'hostname', value: true, arg: 'NAME', help: 'hostname inside the sandbox (default brig)' },
   { name: 'uid', value: true, arg: 'N', help: 'uid inside the sandbox; your own uid maps to it (default 1000)' },
   { name: 'gid', value: true, arg: 'N', help: 'gid inside the sandbox (default 1000)' },
+  { name: 'rlimit', value: true, repeat: true, arg: 'NAME=N[:HARD]', help: 'a resource limit: cpu, fsize, data, stack, core, nofile, as, nproc, memlock, ... (N or unlimited)' },
   { name: 'id-map', value: true, arg: 'single|multi', help: 'multi: also map ids 0..N from /etc/subuid and /etc/subgid (needs newuidmap)' },
   { name: 'tmp-size', value: true, arg: 'SIZE', help: 'size of the writable /tmp (default 64m)' },
   { name: 'wall-time', value: true, arg: 'SECONDS', help: 'kill the whole sandbox after this much real time' },
@@ -46,6 +47,17 @@ function parseTmpfs(v: string): TmpfsMount {
   const [target, size, ...extra] = v.split(':');
   if (!target || extra.length) throw new UsageError(`--tmpfs: expected DST[:SIZE], got ${JSON.stringify(v)}`);
   return size ? { target, size } : { target };
+}
+
+function parseRlimit(v: string): [string, RlimitValue] {
+  const m = /^([a-z]+)=([^:]+)(?::(.+))?$/.exec(v);
+  if (!m) throw new UsageError(`--rlimit: expected NAME=N or NAME=SOFT:HARD, got ${JSON.stringify(v)}`);
+  const num = (x: string): number | 'unlimited' => {
+    if (x === 'unlimited') return x;
+    if (!/^\d+$/.test(x)) throw new UsageError(`--rlimit ${m[1]}: expected a whole number or unlimited, got ${JSON.stringify(x)}`);
+    return Number(x);
+  };
+  return [m[1], m[3] === undefined ? num(m[2]) : [num(m[2]), num(m[3])]];
 }
 
 function parseEnv(values: string[]): Record<string, string> {
@@ -108,6 +120,8 @@ export async function runCommand(argv: string[]): Promise<number> {
     if (idMap !== 'single' && idMap !== 'multi') throw new UsageError(`--id-map: expected single or multi, got ${JSON.stringify(idMap)}`);
     opts.idMap = idMap;
   }
+  const rlimits = all(p, 'rlimit');
+  if (rlimits.length) opts.rlimits = Object.fromEntries(rlimits.map(parseRlimit));
   const tmpSize = one(p, 'tmp-size');
   if (tmpSize) opts.tmpSize = tmpSize;
   const wall = one(p, 'wall-time');
