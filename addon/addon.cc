@@ -62,11 +62,30 @@ Napi::Value Live(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(data->watcher->Size()));
 }
 
+// Teardown of the environment (a worker ending, or Node exiting). The poll
+// handle's close callback is code in this library: Node must not unload it
+// before libuv has run that callback, which an async cleanup hook guarantees
+// (teardown waits until the hook is removed).
+void FinishCleanup(void* arg) {
+  auto* data = static_cast<AddonData*>(arg);
+  napi_async_cleanup_hook_handle hook = data->cleanup;
+  delete data;
+  napi_remove_async_cleanup_hook(hook);
+}
+
+void OnEnvTeardown(napi_async_cleanup_hook_handle, void* arg) {
+  static_cast<AddonData*>(arg)->watcher->Shutdown(FinishCleanup, arg);
+}
+
+// AddonData is freed by FinishCleanup, not by the instance-data finalizer.
+void KeepInstanceData(Napi::Env, AddonData*) {}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   PregrowFdTable();
   auto* data = new AddonData();
   data->watcher = std::make_unique<Watcher>(env);
-  env.SetInstanceData<AddonData>(data);
+  env.SetInstanceData<AddonData, KeepInstanceData>(data);
+  napi_add_async_cleanup_hook(env, OnEnvTeardown, data, &data->cleanup);
 
   exports.Set("launch", Napi::Function::New(env, Launch, "launch"));
   exports.Set("release", Napi::Function::New(env, Release, "release"));

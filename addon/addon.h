@@ -75,6 +75,9 @@ class Watcher {
  public:
   explicit Watcher(Napi::Env env);
   ~Watcher();
+  // Environment teardown: kill and reap every sandbox, close every fd, and
+  // close the poll handle; `done` runs once libuv has really closed it.
+  void Shutdown(void (*done)(void*), void* arg);
   void Add(std::unique_ptr<Child> child);
   Child* Find(int pidfd);
   size_t Size() const { return children_.size(); }
@@ -87,6 +90,7 @@ class Watcher {
   void CloseStream(Child* c, int which);
   void Deliver(std::unique_ptr<Child> c);
   void UpdateRef();
+  void KillAll();
   Napi::Env env_;
   int epfd_ = -1;
   uv_poll_t* poll_ = nullptr;
@@ -96,6 +100,7 @@ class Watcher {
 
 struct AddonData {
   std::unique_ptr<Watcher> watcher;
+  napi_async_cleanup_hook_handle cleanup = nullptr;
 };
 
 Napi::Value Launch(const Napi::CallbackInfo& info);

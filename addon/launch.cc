@@ -10,9 +10,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <deque>
+#include <mutex>
 
 #include "addon.h"
 #include "plan.h"
@@ -64,9 +66,12 @@ struct PlanStorage {
 // steps that use them.
 const size_t kStackRegion = 256 * 1024;
 const size_t kGuard = 4096;
+// Shared by every Node environment of the process (worker threads too).
+std::mutex g_stacks_mu;
 std::vector<void*> g_free_stacks;
 
 void* TakeStacks() {
+  std::lock_guard<std::mutex> lock(g_stacks_mu);
   if (!g_free_stacks.empty()) {
     void* r = g_free_stacks.back();
     g_free_stacks.pop_back();
@@ -82,6 +87,7 @@ void* TakeStacks() {
 
 void GiveBackStacks(void* r) {
   if (!r) return;
+  std::lock_guard<std::mutex> lock(g_stacks_mu);
   if (g_free_stacks.size() < 64)
     g_free_stacks.push_back(r);
   else
@@ -203,7 +209,7 @@ void KillAndReap(int pidfd) {
   }
 }
 
-bool g_no_clone3 = false;
+std::atomic<bool> g_no_clone3{false};
 
 // init shares our memory (CLONE_VM) and runs child_main on the upper stack.
 long CloneChild(uint64_t ns_flags, LaunchMemory* mem, int* pidfd, bool* used_clone3) {

@@ -21,6 +21,7 @@ __asm__(
     "  syscall\n"
     "  test %rax, %rax\n"
     "  jnz 1f\n"
+    ".Lbrig_x86_child:\n"    // both calls' children start here
     "  xor %ebp, %ebp\n"     // the child's outermost frame
     "  and $-16, %rsp\n"
     "  mov %r8, %rdi\n"
@@ -42,16 +43,8 @@ __asm__(
     "  mov $56, %eax\n"      // __NR_clone
     "  syscall\n"
     "  test %rax, %rax\n"
-    "  jnz 1f\n"
-    "  xor %ebp, %ebp\n"
-    "  and $-16, %rsp\n"
-    "  mov %r8, %rdi\n"
-    "  call *%r9\n"
-    "  mov $127, %edi\n"
-    "  mov $60, %eax\n"
-    "  syscall\n"
-    "  hlt\n"
-    "1: ret\n"
+    "  jz .Lbrig_x86_child\n"
+    "  ret\n"
     ".size brig_clone_call, .-brig_clone_call\n");
 #elif defined(__aarch64__)
 __asm__(
@@ -65,6 +58,7 @@ __asm__(
     "  mov x8, #435\n"
     "  svc #0\n"
     "  cbnz x0, 1f\n"
+    ".Lbrig_arm_child:\n"    // both calls' children start here
     "  mov x29, #0\n"
     "  mov x30, #0\n"
     "  mov x0, x10\n"
@@ -85,15 +79,8 @@ __asm__(
     "  mov x4, #0\n"          // child_tid
     "  mov x8, #220\n"        // __NR_clone
     "  svc #0\n"
-    "  cbnz x0, 1f\n"
-    "  mov x29, #0\n"
-    "  mov x30, #0\n"
-    "  mov x0, x10\n"
-    "  blr x9\n"
-    "  mov x0, #127\n"
-    "  mov x8, #93\n"
-    "  svc #0\n"
-    "1: ret\n"
+    "  cbz x0, .Lbrig_arm_child\n"
+    "  ret\n"
     ".size brig_clone_call, .-brig_clone_call\n");
 #else
 #error "brig supports x86_64 and aarch64"

@@ -28,9 +28,9 @@ Watcher::Watcher(Napi::Env env) : env_(env) {
   async_ = new Napi::AsyncContext(env, "brig:sandbox");
 }
 
-Watcher::~Watcher() {
-  // The environment is going away (worker exit or process exit): no sandbox
-  // may outlive it. PDEATHSIG covers a dying process; this covers a worker.
+void Watcher::KillAll() {
+  // No sandbox may outlive the environment that started it. PDEATHSIG
+  // covers a dying process; this covers a worker thread's environment.
   for (auto& kv : children_) {
     Child* c = kv.second.get();
     if (!c->exited) {
@@ -43,13 +43,33 @@ Watcher::~Watcher() {
     if (c->release_wfd >= 0) close(c->release_wfd);
   }
   children_.clear();
-  delete async_;
-  if (poll_) {
-    uv_poll_stop(poll_);
-    uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
-  }
-  if (epfd_ >= 0) close(epfd_);
 }
+
+struct CloseDone {
+  void (*done)(void*);
+  void* arg;
+};
+
+void Watcher::Shutdown(void (*done)(void*), void* arg) {
+  KillAll();
+  delete async_;
+  async_ = nullptr;
+  if (epfd_ >= 0) close(epfd_);
+  epfd_ = -1;
+  uv_poll_t* poll = poll_;
+  poll_ = nullptr;
+  uv_poll_stop(poll);
+  poll->data = new CloseDone{done, arg};
+  uv_close(reinterpret_cast<uv_handle_t*>(poll), [](uv_handle_t* h) {
+    auto* cd = static_cast<CloseDone*>(h->data);
+    delete reinterpret_cast<uv_poll_t*>(h);
+    cd->done(cd->arg);
+    delete cd;
+  });
+}
+
+// Only after Shutdown (the async cleanup hook owns teardown).
+Watcher::~Watcher() {}
 
 Child::~Child() {
   for (Stream& st : io)
@@ -165,48 +185,104 @@ void Watcher::Reap(Child* c) {
   CloseStream(c, 0);
 }
 
-static Napi::Value OutputBuffer(Napi::Env env, Stream& st) {
-  if (!st.used) return env.Undefined();
-  auto* owned = new std::string(std::move(st.data));
-  return Napi::Buffer<char>::NewOrCopy(env, owned->empty() ? nullptr : &(*owned)[0], owned->size(),
-                                       [](Napi::Env, char*, std::string* s) { delete s; }, owned);
-}
+namespace {
+
+// Builds the result with the C API and checks every status: while a worker
+// is being terminated JS can no longer run, calls fail, and the result is
+// dropped quietly (node-addon-api would abort the process instead).
+struct ResultBuilder {
+  napi_env env;
+  napi_value obj = nullptr;
+  bool ok = true;
+
+  explicit ResultBuilder(napi_env e) : env(e) { ok = napi_create_object(env, &obj) == napi_ok; }
+  ResultBuilder(napi_env e, napi_value o) : env(e), obj(o) {}
+  void Set(const char* key, napi_value v) {
+    if (ok && v) ok = napi_set_named_property(env, obj, key, v) == napi_ok;
+    else ok = false;
+  }
+  void Num(const char* key, double d) {
+    napi_value v = nullptr;
+    if (ok) ok = napi_create_double(env, d, &v) == napi_ok;
+    Set(key, v);
+  }
+  void Bool(const char* key, bool b) {
+    napi_value v = nullptr;
+    if (ok) ok = napi_get_boolean(env, b, &v) == napi_ok;
+    Set(key, v);
+  }
+  void Output(const char* key, Stream& st) {
+    if (!ok || !st.used) return;
+    auto* owned = new std::string(std::move(st.data));
+    napi_value buf = nullptr;
+    if (owned->empty()) {
+      delete owned;
+      ok = napi_create_buffer(env, 0, nullptr, &buf) == napi_ok;
+    } else {
+      void* copy = nullptr;
+      // A copy, not an external buffer: external memory is refused where
+      // Node runs with a V8 sandbox, and one memcpy is cheap next to a run.
+      ok = napi_create_buffer_copy(env, owned->size(), owned->data(), &copy, &buf) == napi_ok;
+      delete owned;
+    }
+    Set(key, buf);
+  }
+};
+
+}  // namespace
 
 void Watcher::Deliver(std::unique_ptr<Child> c) {
-  Napi::HandleScope scope(env_);
-  Napi::Array reports = Napi::Array::New(env_, c->reports.size());
+  napi_env env = env_;
+  Napi::FunctionReference cb = std::move(c->on_exit);
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) {
+    close(c->pidfd);
+    UpdateRef();
+    return;
+  }
+  ResultBuilder res(env);
+  napi_value reports = nullptr;
+  if (res.ok) res.ok = napi_create_array_with_length(env, c->reports.size(), &reports) == napi_ok;
   uint32_t k = 0;
   for (const Report& rec : c->reports) {
-    Napi::Object o = Napi::Object::New(env_);
-    o.Set("kind", rec.kind);
-    o.Set("step", rec.step);
-    o.Set("errno", rec.err);
-    o.Set("wstatus", rec.wstatus);
-    if (rec.kind == REPORT_MARK) o.Set("ns", static_cast<double>(rec.ns));
-    reports.Set(k++, o);
+    ResultBuilder o(env);
+    o.Num("kind", rec.kind);
+    o.Num("step", rec.step);
+    o.Num("errno", rec.err);
+    o.Num("wstatus", rec.wstatus);
+    if (rec.kind == REPORT_MARK) o.Num("ns", static_cast<double>(rec.ns));
+    if (!o.ok || !res.ok || napi_set_element(env, reports, k++, o.obj) != napi_ok) res.ok = false;
   }
   const siginfo_t& si = c->si;
   const struct rusage& ru = c->ru;
-  Napi::Object res = Napi::Object::New(env_);
-  res.Set("initCode", si.si_code == CLD_EXITED ? si.si_status : -1);
-  res.Set("initSignal", si.si_code == CLD_EXITED ? 0 : si.si_status);
-  res.Set("userUs", static_cast<double>(ru.ru_utime.tv_sec) * 1e6 + ru.ru_utime.tv_usec);
-  res.Set("systemUs", static_cast<double>(ru.ru_stime.tv_sec) * 1e6 + ru.ru_stime.tv_usec);
-  res.Set("maxRssKb", static_cast<double>(ru.ru_maxrss));
-  res.Set("minflt", static_cast<double>(ru.ru_minflt));
-  res.Set("majflt", static_cast<double>(ru.ru_majflt));
-  res.Set("nvcsw", static_cast<double>(ru.ru_nvcsw));
-  res.Set("nivcsw", static_cast<double>(ru.ru_nivcsw));
+  res.Num("initCode", si.si_code == CLD_EXITED ? si.si_status : -1);
+  res.Num("initSignal", si.si_code == CLD_EXITED ? 0 : si.si_status);
+  res.Num("userUs", static_cast<double>(ru.ru_utime.tv_sec) * 1e6 + ru.ru_utime.tv_usec);
+  res.Num("systemUs", static_cast<double>(ru.ru_stime.tv_sec) * 1e6 + ru.ru_stime.tv_usec);
+  res.Num("maxRssKb", static_cast<double>(ru.ru_maxrss));
+  res.Num("minflt", static_cast<double>(ru.ru_minflt));
+  res.Num("majflt", static_cast<double>(ru.ru_majflt));
+  res.Num("nvcsw", static_cast<double>(ru.ru_nvcsw));
+  res.Num("nivcsw", static_cast<double>(ru.ru_nivcsw));
   res.Set("reports", reports);
-  res.Set("stdout", OutputBuffer(env_, c->io[1]));
-  res.Set("stderr", OutputBuffer(env_, c->io[2]));
-  res.Set("stdoutTruncated", c->io[1].truncated);
-  res.Set("stderrTruncated", c->io[2].truncated);
-  Napi::FunctionReference cb = std::move(c->on_exit);
+  res.Output("stdout", c->io[1]);
+  res.Output("stderr", c->io[2]);
+  res.Bool("stdoutTruncated", c->io[1].truncated);
+  res.Bool("stderrTruncated", c->io[2].truncated);
   close(c->pidfd);
   c.reset();
   UpdateRef();
-  cb.Value().MakeCallback(env_.Global(), {res}, *async_);
+  if (res.ok) {
+    napi_value global = nullptr, fn = cb.Value(), ret = nullptr;
+    if (napi_get_global(env, &global) == napi_ok && fn &&
+        napi_make_callback(env, static_cast<napi_async_context>(*async_), global, fn, 1, &res.obj, &ret) == napi_pending_exception) {
+      // Nothing of JS is below us on the stack: hand it to Node's
+      // uncaught-exception handling, as an event emitter's would be.
+      napi_value err = nullptr;
+      if (napi_get_and_clear_last_exception(env, &err) == napi_ok) napi_fatal_exception(env, err);
+    }
+  }
+  napi_close_handle_scope(env, scope);
 }
 
 void Watcher::Drain() {
