@@ -272,9 +272,13 @@ function planSteps(o: ResolvedOptions, sourceIsDir: boolean[], host: { entries: 
   }
 
   // 4. A fresh /proc for the new pid namespace: the host's processes are not
-  // in it. Its kernel knobs are bound read-only over themselves.
+  // in it. hidepid=ptraceable hides the sandbox's own init too (it runs in
+  // Node's memory, and /proc/1/cmdline would show Node's command line): a
+  // process the program may not ptrace does not exist in its /proc. Not
+  // hidepid=invisible: that exempts members of /proc's gid (0), which the
+  // program is when the caller is root. Kernel knobs are bound read-only.
   b.mkdirs(NEW + '/proc', NEW);
-  b.add({ kind: StepKind.Mount, name: 'proc', path: '/proc', a: 'proc', b: NEW + '/proc', c: 'proc', flags: MS_NOSUID | MS_NODEV | MS_NOEXEC });
+  b.add({ kind: StepKind.Mount, name: 'proc', path: '/proc', a: 'proc', b: NEW + '/proc', c: 'proc', flags: MS_NOSUID | MS_NODEV | MS_NOEXEC, d: 'hidepid=ptraceable' });
   procReadonly ??= PROC_READONLY.filter((p) => exists('/proc/' + p));
   for (const p of procReadonly) b.add({ kind: StepKind.Bind, name: 'proc-readonly', path: '/proc/' + p, a: `${NEW}/proc/${p}`, b: `${NEW}/proc/${p}`, arg0: 1 });
 

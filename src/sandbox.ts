@@ -294,7 +294,12 @@ export class SandboxProcess extends EventEmitter {
         this.kill('SIGKILL');
       }, o.wallTimeLimitMs);
     }
-    const onAbort = () => this.kill('SIGKILL');
+    // Only an abort that killed the sandbox rejects: one that came after the
+    // program had exited on its own leaves its result standing.
+    let killedByAbort = false;
+    const onAbort = () => {
+      killedByAbort = this.kill('SIGKILL');
+    };
     o.signal?.addEventListener('abort', onAbort, { once: true });
 
     return exited.then(async (ex) => {
@@ -308,7 +313,7 @@ export class SandboxProcess extends EventEmitter {
       if (o.timings) result.timings = { planMs: tPlan - t0, ...nativeTimings(info, ex, built.steps), runMs: tExit - tLaunched, resultMs: tDone - tExit };
       log().debug({ pid: info.pid, status: result.status, exitCode: result.exitCode, signal: result.signal }, 'sandbox exited');
       this.emit('exit', result);
-      if (o.signal?.aborted && !this.killedByLimit && result.status !== 'setup-error') throw abortError(o.signal);
+      if (killedByAbort && !this.killedByLimit && o.signal) throw abortError(o.signal);
       return result;
     });
   }
