@@ -27,7 +27,8 @@ void FreeLaunchMemory(LaunchMemory* m);
 struct Child;
 
 // What epoll hands back: which child, and which of its fds (-1: the pidfd,
-// 0: stdin to feed, 1 and 2: output to capture).
+// 0: stdin to feed, 1 and 2: output to capture, 3: the listener handoff
+// socket, 4: the seccomp listener).
 struct WatchTag {
   Child* child;
   int which;
@@ -44,6 +45,16 @@ struct Stream {
   bool used = false;
 };
 
+// A call the seccomp filter sent to brig: a violation, or (learn) a call seen.
+struct SeccompCall {
+  int32_t nr;
+  uint32_t arch;
+  uint64_t args[6];
+  uint32_t count;
+};
+
+enum NotifyMode { NOTIFY_NONE = 0, NOTIFY_REPORT = 1, NOTIFY_LEARN = 2 };
+
 // One sandbox whose result has not been delivered yet. Keyed by its pidfd.
 struct Child {
   int pid = -1;
@@ -53,7 +64,13 @@ struct Child {
   LaunchMemory* memory = nullptr;
   Napi::FunctionReference on_exit;
   Stream io[3];
-  WatchTag tags[4];
+  WatchTag tags[6];
+  int notify_mode = NOTIFY_NONE;
+  int notify_sock = -1;  // our end of the handoff socket
+  int listener = -1;     // the seccomp notification fd, once handed over
+  uint32_t native_arch = 0;
+  std::vector<SeccompCall> violations;
+  std::vector<SeccompCall> learned;
   // Filled in when init is reaped; delivered once the output pipes are drained.
   bool exited = false;
   siginfo_t si{};
@@ -61,7 +78,7 @@ struct Child {
   std::vector<Report> reports;
 
   Child() {
-    for (int i = 0; i < 4; i++) tags[i] = WatchTag{this, i - 1};
+    for (int i = 0; i < 6; i++) tags[i] = WatchTag{this, i - 1};
   }
   Child(const Child&) = delete;
   Child& operator=(const Child&) = delete;
@@ -88,6 +105,9 @@ class Watcher {
   void Reap(Child* c);
   void Service(Child* c, int which, uint32_t events);
   void CloseStream(Child* c, int which);
+  void CloseNotify(Child* c);
+  void TakeListener(Child* c);
+  void OnNotification(Child* c);
   void Deliver(std::unique_ptr<Child> c);
   void UpdateRef();
   void KillAll();

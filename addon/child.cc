@@ -23,6 +23,7 @@
 #include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
 
@@ -217,6 +218,45 @@ long mark_fds_cloexec() {
   return 0;
 }
 
+// Installs the filter, last thing before execve. With a listener, the
+// listener goes to brig's parent over the handoff socket (one sendmsg, which
+// the compiled filter lets through); it is close-on-exec, as is the socket.
+long install_seccomp(const Step* s) {
+  struct sock_fprog prog;
+  prog.len = static_cast<unsigned short>(s->arg0);
+  prog.filter = reinterpret_cast<struct sock_filter*>(const_cast<char*>(s->d));
+  if (!(s->arg1 & SECCOMP_STEP_LISTENER)) return sys(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, P(&prog));
+  long listener = sys(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, P(&prog));
+  if (listener < 0) return listener;
+  char byte = 'L';
+  struct iovec iov;
+  iov.iov_base = &byte;
+  iov.iov_len = 1;
+  union {
+    char buf[CMSG_SPACE(sizeof(int))];
+    struct cmsghdr align;
+  } ctl;
+  zero(&ctl, sizeof ctl);
+  struct msghdr msg;
+  zero(&msg, sizeof msg);
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = ctl.buf;
+  msg.msg_controllen = sizeof ctl.buf;
+  struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  int fd = static_cast<int>(listener);
+  const char* src = reinterpret_cast<const char*>(&fd);
+  unsigned char* dst = CMSG_DATA(c);
+  for (size_t i = 0; i < sizeof fd; i++) dst[i] = static_cast<unsigned char>(src[i]);
+  long r;
+  do r = sys(SYS_sendmsg, s->arg2, P(&msg), MSG_NOSIGNAL);
+  while (r == -EINTR);
+  return r < 0 ? r : 0;
+}
+
 // execvp's rules without libc: try each candidate; ENOENT and ENOTDIR mean
 // "not here", EACCES is remembered but the search goes on.
 long exec_program(const Plan* plan) {
@@ -375,13 +415,15 @@ namespace {
       case STEP_NO_NEW_PRIVS:
         r = sys(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
         break;
-      case STEP_SECCOMP: {
-        struct sock_fprog prog;
-        prog.len = static_cast<unsigned short>(s->arg0);
-        prog.filter = reinterpret_cast<struct sock_filter*>(const_cast<char*>(s->d));
-        r = sys(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, P(&prog));
+      case STEP_SECCOMP:
+        // No mark after this step: the filter may not allow write.
+        r = install_seccomp(s);
+        if (r < 0) fail(plan, i, r);
+        continue;
+      case STEP_NOTIFY_FD:
+        r = plan->notify_sock < 0 ? -EBADF : sys(SYS_dup3, plan->notify_sock, s->arg0, O_CLOEXEC);
+        if (r >= 0) r = 0;
         break;
-      }
       case STEP_STDIO:
         r = dup_stdio(plan);
         break;
@@ -392,7 +434,6 @@ namespace {
         r = reset_signals();
         break;
       case STEP_EXEC:
-        if (plan->timings) mark(plan, i);  // exec starts; the exit record ends it
         r = exec_program(plan);
         break;
       case STEP_PDEATHSIG:

@@ -4,6 +4,7 @@
 #include <linux/sched.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -184,6 +185,7 @@ void BuildPlan(const Napi::Object& js, PlanStorage& st) {
   st.plan.exec_paths = st.exec_paths.data();
   st.plan.init_name = st.Keep(GetString(js, "initName"));
   st.plan.timings = js.Get("timings").ToBoolean() ? 1 : 0;
+  st.plan.notify_sock = -1;
 }
 
 int WriteProcFile(int procdir, const char* name, const std::string& text) {
@@ -318,10 +320,25 @@ Napi::Value Launch(const Napi::CallbackInfo& info) {
     }
   }
 
+  // The seccomp listener comes back over this socket (report and learn modes).
+  int notify_mode = static_cast<int>(GetInt(js, "notify", 0));
+  int notify[2] = {-1, -1};
+  if (notify_mode && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, notify) < 0) {
+    int e = errno;
+    close_stdio();
+    throw StepError(env, "notify-socket", e);
+  }
+  auto close_notify = [&]() {
+    CloseIf(notify[0]);
+    CloseIf(notify[1]);
+  };
+  st.plan.notify_sock = notify[1];
+
   int release[2], reportp[2];
   if (pipe2(release, O_CLOEXEC) < 0) {
     int e = errno;
     close_stdio();
+    close_notify();
     throw StepError(env, "release-pipe", e);
   }
   if (pipe2(reportp, O_CLOEXEC) < 0) {
@@ -329,12 +346,14 @@ Napi::Value Launch(const Napi::CallbackInfo& info) {
     close(release[0]);
     close(release[1]);
     close_stdio();
+    close_notify();
     throw StepError(env, "report-pipe", e);
   }
   st.plan.release_fd = release[0];
   st.plan.release_wfd = release[1];
   st.plan.report_fd = reportp[1];
   st.keep = {release[0], reportp[1], st.plan.stdio[0], st.plan.stdio[1], st.plan.stdio[2]};
+  if (notify[1] >= 0) st.keep.push_back(notify[1]);
   std::sort(st.keep.begin(), st.keep.end());
   st.plan.keep_fds = st.keep.data();
   st.plan.nkeep = static_cast<int32_t>(st.keep.size());
@@ -354,12 +373,14 @@ Napi::Value Launch(const Napi::CallbackInfo& info) {
   close(release[0]);
   close(reportp[1]);
   for (int& fd : sandbox_end) CloseIf(fd);
+  CloseIf(notify[1]);
   int release_w = release[1];
   int report_r = reportp[0];
   if (pid < 0) {
     close(release_w);
     close(report_r);
     close_stdio();
+    close_notify();
     throw StepError(env, "clone", static_cast<int>(-pid));
   }
 
@@ -369,6 +390,7 @@ Napi::Value Launch(const Napi::CallbackInfo& info) {
     CloseIf(release_w);
     CloseIf(report_r);
     close_stdio();
+    close_notify();
     return StepError(env, step, err);
   };
 
@@ -409,6 +431,11 @@ Napi::Value Launch(const Napi::CallbackInfo& info) {
   child->release_wfd = release_w;
   child->on_exit = Napi::Persistent(on_exit);
   child->memory = mem.release();
+  child->notify_mode = notify_mode;
+  child->native_arch = static_cast<uint32_t>(GetInt(js, "auditArch", 0));
+  if (notify[0] >= 0) fcntl(notify[0], F_SETFL, O_NONBLOCK);
+  child->notify_sock = notify[0];
+  notify[0] = -1;
   for (int i = 0; i < 3; i++) {
     child->io[i] = std::move(streams[i]);
     streams[i].fd = -1;

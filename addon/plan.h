@@ -39,7 +39,11 @@ enum StepKind : int32_t {
   STEP_EXEC = 21,         // execve each candidate path until one is not ENOENT
   STEP_PDEATHSIG = 22,    // PR_SET_PDEATHSIG arg0
   STEP_UMASK = 23,        // umask(arg0)
+  STEP_NOTIFY_FD = 24,    // dup the listener handoff socket to fd arg0 (close-on-exec)
 };
+
+// STEP_SECCOMP flags (arg1)
+static const int64_t SECCOMP_STEP_LISTENER = 1;  // ask for a listener, hand it over on arg2
 
 struct Step {
   int32_t kind;
@@ -87,7 +91,8 @@ struct Plan {
   int32_t nkeep;
   const char* init_name; // comm of the sandbox's init
   void* program_stack_top;
-  int32_t timings;       // write a REPORT_MARK after every step  // where the program's pre-exec steps run (CLONE_VM|CLONE_VFORK)
+  int32_t timings;       // write a REPORT_MARK after every step
+  int32_t notify_sock;   // the sandbox's end of the listener handoff socket, or -1  // where the program's pre-exec steps run (CLONE_VM|CLONE_VFORK)
 };
 
 // Runs in the child right after clone, on the stack the parent gave it, in the

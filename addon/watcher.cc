@@ -2,13 +2,18 @@
 // one uv_poll handle on the Node event loop: no thread per child, no SIGCHLD
 // handler competing with libuv's, no blocking wait anywhere.
 #include <signal.h>
+#include <linux/seccomp.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 
 #include "addon.h"
 #include "plan.h"
@@ -74,6 +79,8 @@ Watcher::~Watcher() {}
 Child::~Child() {
   for (Stream& st : io)
     if (st.fd >= 0) close(st.fd);
+  if (notify_sock >= 0) close(notify_sock);
+  if (listener >= 0) close(listener);
   FreeLaunchMemory(memory);
 }
 
@@ -88,6 +95,11 @@ void Watcher::Add(std::unique_ptr<Child> child) {
     ev.events = i == 0 ? EPOLLOUT : EPOLLIN;
     ev.data.ptr = &child->tags[i + 1];
     epoll_ctl(epfd_, EPOLL_CTL_ADD, st.fd, &ev);
+  }
+  if (child->notify_sock >= 0) {
+    ev.events = EPOLLIN;
+    ev.data.ptr = &child->tags[4];
+    epoll_ctl(epfd_, EPOLL_CTL_ADD, child->notify_sock, &ev);
   }
   children_[child->pidfd] = std::move(child);
   UpdateRef();
@@ -119,7 +131,96 @@ void Watcher::CloseStream(Child* c, int which) {
   st.fd = -1;
 }
 
+void Watcher::CloseNotify(Child* c) {
+  for (int* fd : {&c->notify_sock, &c->listener}) {
+    if (*fd < 0) continue;
+    epoll_ctl(epfd_, EPOLL_CTL_DEL, *fd, nullptr);
+    close(*fd);
+    *fd = -1;
+  }
+}
+
+// The program sends its listener right after installing the filter.
+void Watcher::TakeListener(Child* c) {
+  char byte;
+  struct iovec iov = {&byte, 1};
+  union {
+    char buf[CMSG_SPACE(sizeof(int))];
+    struct cmsghdr align;
+  } ctl;
+  struct msghdr msg;
+  memset(&msg, 0, sizeof msg);
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = ctl.buf;
+  msg.msg_controllen = sizeof ctl.buf;
+  ssize_t n = recvmsg(c->notify_sock, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+  if (n < 0 && errno == EAGAIN) return;
+  struct cmsghdr* cm = n > 0 ? CMSG_FIRSTHDR(&msg) : nullptr;
+  if (cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS && c->listener < 0) {
+    memcpy(&c->listener, CMSG_DATA(cm), sizeof(int));
+    struct epoll_event ev;
+    ev.events = EPOLLIN;
+    ev.data.ptr = &c->tags[5];
+    epoll_ctl(epfd_, EPOLL_CTL_ADD, c->listener, &ev);
+  }
+  // One handoff per sandbox: the socket has done its work (or was closed).
+  epoll_ctl(epfd_, EPOLL_CTL_DEL, c->notify_sock, nullptr);
+  close(c->notify_sock);
+  c->notify_sock = -1;
+}
+
+// A call the filter sent to us. Report mode: the policy said kill-process;
+// the sandbox is killed before the call can run, and the call is kept for the
+// result. Learn mode: the call is recorded and let through.
+void Watcher::OnNotification(Child* c) {
+  struct seccomp_notif req;
+  memset(&req, 0, sizeof req);
+  if (ioctl(c->listener, SECCOMP_IOCTL_NOTIF_RECV, &req) < 0) {
+    if (errno != EINTR && errno != ENOENT) CloseNotify(c);  // the filter has no users left
+    return;
+  }
+  SeccompCall call;
+  call.nr = req.data.nr;
+  call.arch = req.data.arch;
+  for (int i = 0; i < 6; i++) call.args[i] = req.data.args[i];
+  call.count = 1;
+  struct seccomp_notif_resp resp;
+  memset(&resp, 0, sizeof resp);
+  resp.id = req.id;
+  bool learn_native = c->notify_mode == NOTIFY_LEARN && call.arch == c->native_arch;
+  if (learn_native) {
+    bool seen = false;
+    for (SeccompCall& l : c->learned)
+      if (l.nr == call.nr) {
+        l.count++;
+        seen = true;
+        break;
+      }
+    if (!seen) c->learned.push_back(call);
+    resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+    ioctl(c->listener, SECCOMP_IOCTL_NOTIF_SEND, &resp);  // ENOENT if the caller is gone: fine
+    return;
+  }
+  // A violation. No answer: the call stays blocked until the kill of the
+  // whole sandbox reaches the caller, so neither the call nor anything after
+  // it runs.
+  if (c->violations.size() < 16) c->violations.push_back(call);
+  syscall(SYS_pidfd_send_signal, c->pidfd, SIGKILL, nullptr, 0);
+}
+
 void Watcher::Service(Child* c, int which, uint32_t events) {
+  if (which == 3) {
+    if (c->notify_sock >= 0) TakeListener(c);
+    return;
+  }
+  if (which == 4) {
+    // NOTIF_RECV blocks until a call comes: only call it when one is there.
+    // Hang-up alone means the filter has no tasks left.
+    if (c->listener >= 0 && (events & EPOLLIN)) OnNotification(c);
+    else if (c->listener >= 0 && (events & (EPOLLHUP | EPOLLERR))) CloseNotify(c);
+    return;
+  }
   Stream& st = c->io[which];
   if (st.fd < 0) return;
   if (which == 0) {
@@ -179,6 +280,8 @@ void Watcher::Reap(Child* c) {
   }
   if (c->release_wfd >= 0) close(c->release_wfd);
   c->release_wfd = -1;
+  // Every process of the sandbox is gone: no call can come any more.
+  CloseNotify(c);
   // Nobody is left to read what stdin still holds. Output pipes stay: their
   // last bytes are read until EOF, which comes now that the sandbox's
   // processes are gone.
@@ -229,6 +332,27 @@ struct ResultBuilder {
   }
 };
 
+napi_value CallList(napi_env env, const std::vector<SeccompCall>& calls) {
+  napi_value arr = nullptr;
+  if (napi_create_array_with_length(env, calls.size(), &arr) != napi_ok) return nullptr;
+  uint32_t k = 0;
+  for (const SeccompCall& call : calls) {
+    ResultBuilder o(env);
+    o.Num("nr", call.nr);
+    o.Num("arch", call.arch);
+    o.Num("count", call.count);
+    napi_value args = nullptr;
+    if (o.ok) o.ok = napi_create_array_with_length(env, 6, &args) == napi_ok;
+    for (uint32_t i = 0; o.ok && i < 6; i++) {
+      napi_value v = nullptr;
+      o.ok = napi_create_bigint_uint64(env, call.args[i], &v) == napi_ok && napi_set_element(env, args, i, v) == napi_ok;
+    }
+    o.Set("args", args);
+    if (!o.ok || napi_set_element(env, arr, k++, o.obj) != napi_ok) return nullptr;
+  }
+  return arr;
+}
+
 }  // namespace
 
 void Watcher::Deliver(std::unique_ptr<Child> c) {
@@ -268,6 +392,8 @@ void Watcher::Deliver(std::unique_ptr<Child> c) {
   res.Output("stdout", c->io[1]);
   res.Output("stderr", c->io[2]);
   res.Bool("stdoutTruncated", c->io[1].truncated);
+  res.Set("violations", CallList(env, c->violations));
+  res.Set("learned", CallList(env, c->learned));
   res.Bool("stderrTruncated", c->io[2].truncated);
   close(c->pidfd);
   c.reset();

@@ -26,6 +26,7 @@ export const enum StepKind {
   Exec = 21,
   Pdeathsig = 22,
   Umask = 23,
+  NotifyFd = 24,
 }
 
 /** One step of the plan. `name` and `path` are for error messages only; native ignores them. */
@@ -64,6 +65,17 @@ export interface LaunchPlan {
   noClone3?: boolean;
   /** The sandbox reports when each step ends (ReportKind.Mark). */
   timings?: boolean;
+  /** Seccomp notifications: 0 none, 1 report (kill and record), 2 learn (record and continue). */
+  notify?: number;
+  /** AUDIT_ARCH of this machine: calls of another arch are never let through in learn mode. */
+  auditArch?: number;
+}
+
+export interface NativeSeccompCall {
+  nr: number;
+  arch: number;
+  count: number;
+  args: bigint[];
 }
 
 export const enum ReportKind {
@@ -97,6 +109,8 @@ export interface NativeExit {
   stderr?: Buffer;
   stdoutTruncated: boolean;
   stderrTruncated: boolean;
+  violations: NativeSeccompCall[];
+  learned: NativeSeccompCall[];
 }
 
 export interface LaunchInfo {

@@ -4,6 +4,7 @@
 import { isAbsolute, normalize } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { OptionsError } from './errors.js';
+import { resolveSeccomp, SeccompCompileError, SeccompPolicyError, type ResolvedSeccomp, type SeccompOption } from './seccomp/index.js';
 
 export interface BindMount {
   /** Host path (file or directory). */
@@ -75,6 +76,13 @@ export interface SandboxOptions {
   rlimits?: Partial<Record<RlimitName, RlimitValue>>;
   /** Size of the sandbox's writable /tmp. Default 64 MiB. */
   tmpSize?: number | string;
+  /**
+   * The syscall policy, installed last before execve. 'default' (brig's
+   * policy, src/seccomp/default.ts), 'none', a policy object, a Docker/OCI
+   * seccomp profile object, or the path of a JSON file holding either.
+   * 'learn' allows and records every call (RunResult.seccompCalls).
+   */
+  seccomp?: SeccompOption;
   stdin?: StdinOption;
   stdout?: OutputOption;
   stderr?: OutputOption;
@@ -100,6 +108,7 @@ export interface ResolvedOptions {
   idMap: 'single' | 'multi';
   /** [name, soft, hard], in a stable order; -1n is unlimited. */
   rlimits: [RlimitName, bigint, bigint][];
+  seccomp: ResolvedSeccomp | null;
   tmpSize: number;
   stdin: StdinOption;
   stdout: OutputOption;
@@ -213,6 +222,19 @@ function rlimitsOption(v: unknown): [RlimitName, bigint, bigint][] {
   return out;
 }
 
+function seccompOption(v: unknown): ResolvedSeccomp | null {
+  if (v === undefined) v = 'default';
+  if (typeof v !== 'string' && (!v || typeof v !== 'object')) throw new OptionsError('seccomp', "expected 'default', 'none', 'learn', a policy, a Docker profile or a file path");
+  if (typeof v === 'string' && !['default', 'none', 'learn'].includes(v) && !isAbsolute(v)) throw new OptionsError('seccomp', `a policy file must be an absolute path, got ${JSON.stringify(v)}`);
+  try {
+    return resolveSeccomp(v as SeccompOption);
+  } catch (e) {
+    if (e instanceof SeccompPolicyError) throw new OptionsError(e.field.startsWith('seccomp') ? e.field : `seccomp.${e.field}`, e.message.slice(e.field.length + 2));
+    if (e instanceof SeccompCompileError) throw new OptionsError('seccomp', e.message);
+    throw e;
+  }
+}
+
 function idMapOption(v: unknown): 'single' | 'multi' {
   if (v === undefined) return 'single';
   if (v !== 'single' && v !== 'multi') throw new OptionsError('idMap', `expected 'single' or 'multi', got ${JSON.stringify(v)}`);
@@ -290,6 +312,7 @@ export function resolveOptions(argv: unknown, o: SandboxOptions = {}): ResolvedO
     gid: id('gid', o.gid, DEFAULT_GID),
     idMap: idMapOption(o.idMap),
     rlimits: rlimitsOption(o.rlimits),
+    seccomp: seccompOption(o.seccomp),
     tmpSize: o.tmpSize === undefined ? 64 * MiB : parseSize('tmpSize', o.tmpSize),
     stdin: o.stdin ?? 'ignore',
     stdout: o.stdout ?? 'capture',

@@ -8,6 +8,7 @@ import { dirname } from 'node:path';
 import { native, StepKind, type NativeStep } from './native.js';
 import { setupErrorInfo, type SetupErrorInfo } from './errors.js';
 import { RLIMIT_NUMBERS, type ResolvedOptions } from './options.js';
+import { NOTIFY_HANDOFF_FD } from './seccomp/index.js';
 
 // mount(2) flags (include/uapi/linux/mount.h).
 const MS_RDONLY = 1;
@@ -236,7 +237,20 @@ export function buildPlan(o: ResolvedOptions): BuiltPlan | { error: SetupErrorIn
     }
   }
   const host = hostEntries();
-  const key = JSON.stringify([o.rootfs, o.mounts, sourceIsDir, o.tmpfs, o.hostname, o.uid, o.gid, o.tmpSize, o.cwd, o.rlimits.map(([n, s, h]) => `${n}:${s}:${h}`), host.generation]);
+  const key = JSON.stringify([
+    o.rootfs,
+    o.mounts,
+    sourceIsDir,
+    o.tmpfs,
+    o.hostname,
+    o.uid,
+    o.gid,
+    o.tmpSize,
+    o.cwd,
+    o.rlimits.map(([n, s, h]) => `${n}:${s}:${h}`),
+    o.seccomp?.compiled.id ?? null,
+    host.generation,
+  ]);
   let cached = planCache.get(key);
   if (!cached) {
     const steps = planSteps(o, sourceIsDir, host);
@@ -319,6 +333,8 @@ function planSteps(o: ResolvedOptions, sourceIsDir: boolean[], host: { entries: 
   b.add({ kind: StepKind.Setsid, name: 'setsid' });
   b.add({ kind: StepKind.Pdeathsig, name: 'pdeathsig', arg0: osConstants.signals.SIGKILL });
   b.add({ kind: StepKind.Umask, name: 'umask', arg0: 0o022 });
+  // Before rlimits: a low nofile limit must not keep the handoff fd from existing.
+  if (o.seccomp) b.add({ kind: StepKind.NotifyFd, name: 'seccomp-handoff', arg0: NOTIFY_HANDOFF_FD });
   for (const [name, soft, hard] of o.rlimits) b.add({ kind: StepKind.Setrlimit, name: 'rlimit', path: name, arg0: RLIMIT_NUMBERS[name], arg1: soft, arg2: hard });
   b.add({ kind: StepKind.Stdio, name: 'stdio' });
   b.add({ kind: StepKind.CloseFds, name: 'close-fds' });
@@ -326,6 +342,13 @@ function planSteps(o: ResolvedOptions, sourceIsDir: boolean[], host: { entries: 
   b.add({ kind: StepKind.NoNewPrivs, name: 'no-new-privs' });
   b.add({ kind: StepKind.Chdir, name: 'chdir', path: o.cwd, a: o.cwd });
   b.add({ kind: StepKind.ResetSignals, name: 'reset-signals' });
+  // 11. The syscall filter, last: after no_new_privs (which lets an
+  // unprivileged process install one), with nothing of ours left to run but
+  // the listener handoff and execve.
+  if (o.seccomp) {
+    const c = o.seccomp.compiled;
+    b.add({ kind: StepKind.Seccomp, name: 'seccomp', d: c.bytes, arg0: c.prog.length, arg1: 1, arg2: NOTIFY_HANDOFF_FD });
+  }
   b.add({ kind: StepKind.Exec, name: 'exec' });
   return b.steps;
 }

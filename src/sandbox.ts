@@ -11,8 +11,20 @@ import { log } from './log.js';
 import { native, ReportKind, StepKind, type LaunchInfo, type NativeExit, type NativeError, type NativeStep } from './native.js';
 import { resolveOptions, type OutputOption, type ResolvedOptions, type SandboxOptions, type StdinOption } from './options.js';
 import { ALL_NAMESPACES, buildPlan } from './plan.js';
+import { AUDIT_ARCH, AUDIT_ARCH_I386, X32_SYSCALL_BIT, hostArch, syscallName } from './seccomp/index.js';
 
-export type RunStatus = 'ok' | 'exit-nonzero' | 'signaled' | 'wall-time-limit' | 'setup-error';
+export type RunStatus = 'ok' | 'exit-nonzero' | 'signaled' | 'wall-time-limit' | 'seccomp-violation' | 'setup-error';
+
+/** A call the seccomp policy forbids with kill-process: the sandbox was killed before it ran. */
+export interface SeccompViolation {
+  /** The syscall's name, or `nr N` when the table has none for it. */
+  syscall: string;
+  nr: number;
+  /** x86_64, aarch64, i386 (int 0x80 on x86_64) or x32. */
+  arch: string;
+  /** Its arguments, as unsigned 64-bit numbers. */
+  args: bigint[];
+}
 
 export interface RunTimings {
   /** Validating options and building the plan (TS). */
@@ -37,10 +49,14 @@ export interface RunTimings {
 export interface RunResult {
   /**
    * What ended the run. When several apply, the first of these wins:
-   * setup-error (the program never started), wall-time-limit (brig killed it),
-   * signaled, exit-nonzero, ok.
+   * setup-error (the program never started), seccomp-violation (a forbidden
+   * call; brig killed the sandbox before it ran), wall-time-limit (brig killed
+   * it), signaled, exit-nonzero, ok.
    */
   status: RunStatus;
+  violation?: SeccompViolation;
+  /** With seccomp: 'learn', every call the program made, with counts. */
+  seccompCalls?: { syscall: string; nr: number; count: number }[];
   exitCode: number | null;
   signal: NodeJS.Signals | null;
   wallTimeMs: number;
@@ -254,6 +270,8 @@ export class SandboxProcess extends EventEmitter {
           initName: 'brig-init',
           noClone3: process.env.BRIG_NO_CLONE3 === '1',
           timings: o.timings,
+          notify: o.seccomp ? (o.seccomp.mode === 'learn' ? 2 : 1) : 0,
+          auditArch: AUDIT_ARCH[hostArch()],
         },
         (e) => exitResolve(e),
       );
@@ -344,6 +362,15 @@ export class SandboxProcess extends EventEmitter {
       r.error = setupErrorInfo(step.name, failed.errno, path, hint);
       return r;
     }
+    if (o.seccomp?.mode === 'learn')
+      r.seccompCalls = ex.learned.map((c) => ({ syscall: callName(c.arch, c.nr), nr: c.nr, count: c.count })).sort((a, b) => b.count - a.count || a.nr - b.nr);
+    if (ex.violations.length) {
+      const v = ex.violations[0];
+      r.status = 'seccomp-violation';
+      r.signal = 'SIGSYS';
+      r.violation = { syscall: callName(v.arch, v.nr), nr: v.nr, arch: archName(v.arch, v.nr), args: v.args };
+      return r;
+    }
     if (exit) {
       const ws = exit.wstatus;
       if ((ws & 0x7f) === 0) r.exitCode = (ws >> 8) & 0xff;
@@ -374,6 +401,19 @@ export class SandboxProcess extends EventEmitter {
   }
 }
 
+function archName(audit: number, nr: number): string {
+  if (audit === AUDIT_ARCH.x86_64) return nr >= X32_SYSCALL_BIT ? 'x32' : 'x86_64';
+  if (audit === AUDIT_ARCH.aarch64) return 'aarch64';
+  if (audit === AUDIT_ARCH_I386) return 'i386';
+  return `audit arch 0x${audit.toString(16)}`;
+}
+
+function callName(audit: number, nr: number): string {
+  const arch = audit === AUDIT_ARCH.x86_64 ? 'x86_64' : audit === AUDIT_ARCH.aarch64 ? 'aarch64' : null;
+  const name = arch ? syscallName(arch, nr >= X32_SYSCALL_BIT ? nr - X32_SYSCALL_BIT : nr) : undefined;
+  return name ?? `nr ${nr}`;
+}
+
 /** Durations of the parent's launch phases and of each step inside the sandbox. */
 function nativeTimings(info: LaunchInfo, ex: NativeExit, steps: NativeStep[]) {
   const [convertMs, cloneMs, mapsMs, releaseMs] = info.timings;
@@ -389,7 +429,7 @@ function nativeTimings(info: LaunchInfo, ex: NativeExit, steps: NativeStep[]) {
     else {
       const name = steps[m.step]?.name ?? 'unknown';
       byName[name] = (byName[name] ?? 0) + ms;
-      if (steps[m.step]?.kind === StepKind.Exec) execAt = m.ns;
+      execAt = m.ns; // the last step's end: seccomp and execve follow
     }
     prev = m.ns;
   }
