@@ -107,7 +107,56 @@ describe('brig run', () => {
     assert.match(top.out, /run\s+run a command in a new sandbox/);
     const h = cli(['run', '--help']);
     assert.equal(h.code, 0);
-    for (const opt of ['--rootfs', '--volume', '--tmpfs', '--env', '--workdir', '--hostname', '--uid', '--gid', '--wall-time', '--stdin', '--report', '--log-level', '--tmp-size'])
+    for (const opt of ['--rootfs', '--volume', '--tmpfs', '--env', '--workdir', '--hostname', '--uid', '--gid', '--wall-time', '--stdin', '--report', '--log-level', '--tmp-size', '--seccomp', '--rlimit', '--id-map'])
       assert.ok(h.out.includes(opt), `help lacks ${opt}`);
+  });
+
+  it('reports a seccomp violation plainly, with exit status 159', () => {
+    const r = cli(['run', '--', '/bin/sh', '-c', 'mount -t tmpfs x /mnt; echo after']);
+    assert.equal(r.code, 128 + 31);
+    assert.equal(r.out, '');
+    assert.match(r.err, /brig: seccomp violation: the program called mount \((x86_64|aarch64), nr \d+\), which the policy forbids/);
+    const none = cli(['run', '--seccomp', 'none', '--', '/bin/sh', '-c', 'mount -t tmpfs x /mnt 2>/dev/null; echo after']);
+    assert.equal(none.out, 'after\n');
+  });
+});
+
+describe('brig seccomp', () => {
+  it('dump shows the compiled program with its size and depth', () => {
+    const r = cli(['seccomp', 'dump']);
+    assert.equal(r.code, 0);
+    assert.match(r.out, /^; policy default, (x86_64|aarch64): \d+ instructions, worst-case decision depth \d+$/m);
+    assert.match(r.out, /^0+: ld  arch$/m);
+    const arm = cli(['seccomp', 'dump', '--arch', 'aarch64', '--report']);
+    assert.match(arm.out, /jeq #0xc00000b7/);
+    assert.match(arm.out, /ret USER_NOTIF/);
+  });
+
+  it('test says what the policy decides for a call and why', () => {
+    const r = cli(['seccomp', 'test', '--arch', 'x86_64', 'clone', '0x10000000']);
+    assert.equal(r.code, 0);
+    assert.match(r.out, /^clone\(0x10000000, .*\) on x86_64: ERRNO\(1\) after \d+ instructions \(rule \d+: clone with namespace flags/);
+    assert.match(cli(['seccomp', 'test', '--arch', 'x86_64', 'getpid']).out, /ALLOW/);
+    assert.match(cli(['seccomp', 'test', '--arch', 'x86_64', 'kexec_load']).out, /KILL_PROCESS .*replacing or restarting the host kernel/);
+    const bad = cli(['seccomp', 'test', 'no_such_call']);
+    assert.equal(bad.code, 125);
+    assert.match(bad.err, /has no syscall named "no_such_call"/);
+  });
+
+  it('learn writes a policy that runs the program, in brig or Docker form', () => {
+    const file = join(work, 'learned.json');
+    const r = cli(['seccomp', 'learn', '-o', file, '--', '/bin/echo', 'learned']);
+    assert.equal(r.code, 0, r.err);
+    assert.equal(r.out, 'learned\n');
+    assert.match(r.err, /\d+ distinct syscalls seen/);
+    const pol = JSON.parse(readFileSync(file, 'utf8'));
+    assert.equal(pol.defaultAction, 'kill-process');
+    assert.ok(pol.rules[0].syscalls.includes('execve'));
+    assert.equal(cli(['run', '--seccomp', file, '--', '/bin/echo', 'again']).out, 'again\n');
+    const docker = join(work, 'learned-docker.json');
+    cli(['seccomp', 'learn', '--format', 'docker', '-o', docker, '--', '/bin/echo', 'x']);
+    const d = JSON.parse(readFileSync(docker, 'utf8'));
+    assert.equal(d.defaultAction, 'SCMP_ACT_KILL_PROCESS');
+    assert.equal(cli(['run', '--seccomp', docker, '--', '/bin/echo', 'docker']).out, 'docker\n');
   });
 });

@@ -26,6 +26,7 @@ import {
   type SeccompPolicy,
 } from '../src/seccomp/index.js';
 import { SYSCALLS } from '../src/seccomp/syscalls.js';
+import { dockerLikeProfile } from './fixtures/docker-profile.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -197,34 +198,6 @@ describe('seccomp compiler', () => {
 });
 
 // ---- Docker profiles ---------------------------------------------------------
-
-const NS = 0x7e020080;
-
-function dockerLikeProfile(): DockerProfile {
-  const deny = new Set(['mount', 'umount2', 'ptrace', 'kexec_load', 'reboot', 'clone', 'personality', 'socket', 'unshare', 'process_vm_readv', 'bpf', 'setns']);
-  const names = Object.keys(SYSCALLS.x86_64).filter((n) => !deny.has(n));
-  const groups: string[][] = [];
-  for (let i = 0; i < names.length; i += 25) groups.push(names.slice(i, i + 25));
-  return {
-    defaultAction: 'SCMP_ACT_ERRNO',
-    defaultErrnoRet: 1,
-    archMap: [{ architecture: 'SCMP_ARCH_X86_64', subArchitectures: ['SCMP_ARCH_X86', 'SCMP_ARCH_X32'] }],
-    syscalls: [
-      ...groups.map((g) => ({ names: g, action: 'SCMP_ACT_ALLOW' })),
-      { names: ['clone'], action: 'SCMP_ACT_ALLOW', args: [{ index: 0, value: NS, valueTwo: 0, op: 'SCMP_CMP_MASKED_EQ' }] },
-      ...[0, 8, 131072, 131080, 4294967295].map((v) => ({ names: ['personality'], action: 'SCMP_ACT_ALLOW', args: [{ index: 0, value: v, op: 'SCMP_CMP_EQ' }] })),
-      { names: ['socket'], action: 'SCMP_ACT_ALLOW', args: [{ index: 0, value: 16, op: 'SCMP_CMP_NE' }] },
-      { names: ['socket'], action: 'SCMP_ACT_ERRNO', errnoRet: 97, args: [{ index: 0, value: 17, op: 'SCMP_CMP_EQ' }] },
-      { names: ['mount'], action: 'SCMP_ACT_ALLOW', includes: { caps: ['CAP_SYS_ADMIN'] } },
-      { names: ['process_vm_readv'], action: 'SCMP_ACT_ALLOW', excludes: { caps: ['CAP_SYS_PTRACE'] } },
-      { names: ['bpf'], action: 'SCMP_ACT_ALLOW', includes: { arches: ['arm64'] } },
-      { names: ['unshare'], action: 'SCMP_ACT_ALLOW', includes: { minKernel: '4.8' } },
-      { names: ['setns'], action: 'SCMP_ACT_ALLOW', includes: { minKernel: '99.0' } },
-      { names: ['ptrace'], action: 'SCMP_ACT_KILL_PROCESS' },
-      { names: ['kexec_load', 'reboot'], action: 'SCMP_ACT_TRAP' },
-    ],
-  };
-}
 
 /** What the JSON says, evaluated independently of brig's converter. */
 function dockerDecision(p: DockerProfile, name: string, args: bigint[]): number {

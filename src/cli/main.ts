@@ -2,9 +2,12 @@
 import { OptionsError, SetupError } from '../errors.js';
 import { UsageError } from './args.js';
 import { EXIT_BRIG_ERROR, runCommand, runHelp } from './run.js';
+import { seccompCommand, seccompHelp } from './seccomp.js';
+import { SeccompPolicyError } from '../seccomp/index.js';
 
 const verbs: Record<string, { summary: string; main: (argv: string[]) => Promise<number>; help: string }> = {
   run: { summary: 'run a command in a new sandbox', main: runCommand, help: runHelp },
+  seccomp: { summary: 'dump, test or learn syscall policies', main: seccompCommand, help: seccompHelp },
 };
 
 const mainHelp = `Usage: brig COMMAND [OPTIONS]
@@ -38,7 +41,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     return await v.main(rest);
   } catch (e) {
-    if (e instanceof UsageError || e instanceof OptionsError || e instanceof SetupError) {
+    if (e instanceof UsageError || e instanceof OptionsError || e instanceof SetupError || e instanceof SeccompPolicyError) {
       process.stderr.write(`brig ${verb}: ${e.message}\n`);
       return EXIT_BRIG_ERROR;
     }

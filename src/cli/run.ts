@@ -1,15 +1,17 @@
 // brig run: one command in a new sandbox, stdio inherited, exit code passed on.
 import { writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { constants as osConstants } from 'node:os';
 import type { Level } from 'pino';
 import { setLogLevel } from '../log.js';
 import type { BindMount, RlimitValue, SandboxOptions, TmpfsMount } from '../options.js';
 import { run, type RunResult } from '../sandbox.js';
-import { all, formatHelp, one, parseArgs, seconds, UsageError, wholeNumber, type OptionSpec } from './args.js';
+import { all, formatHelp, one, parseArgs, seconds, UsageError, wholeNumber, type OptionSpec, type Parsed } from './args.js';
 
 export const EXIT_BRIG_ERROR = 125;
 
-const specs: OptionSpec[] = [
+/** The sandbox options every verb that runs something takes. */
+export const sandboxSpecs: OptionSpec[] = [
   { name: 'rootfs', value: true, arg: 'host|DIR', help: "root filesystem: 'host' (read-only system dirs, the default) or a directory" },
   { name: 'volume', short: 'v', value: true, repeat: true, arg: 'SRC:DST[:ro|rw]', help: 'bind a host path into the sandbox; read-only unless :rw' },
   { name: 'tmpfs', value: true, repeat: true, arg: 'DST[:SIZE]', help: 'a writable tmpfs at DST (default size 64m)' },
@@ -23,16 +25,18 @@ const specs: OptionSpec[] = [
   { name: 'tmp-size', value: true, arg: 'SIZE', help: 'size of the writable /tmp (default 64m)' },
   { name: 'wall-time', value: true, arg: 'SECONDS', help: 'kill the whole sandbox after this much real time' },
   { name: 'stdin', value: true, arg: 'FILE', help: 'read standard input from FILE instead of the terminal' },
-  { name: 'report', value: true, arg: 'FILE', help: 'write the run result as JSON (without stdout/stderr)' },
+  { name: 'seccomp', value: true, arg: 'default|none|FILE', help: "syscall policy: brig's default, none, or a JSON file (brig policy or Docker profile)" },
   { name: 'log-level', value: true, arg: 'LEVEL', help: 'brig logs as JSON on stderr: trace, debug, info, warn, error (default: none)' },
   { name: 'help', short: 'h', help: 'show this help' },
 ];
+
+const specs: OptionSpec[] = [...sandboxSpecs, { name: 'report', value: true, arg: 'FILE', help: 'write the run result as JSON (without stdout/stderr)' }];
 
 export const runHelp = formatHelp(
   'brig run [OPTIONS] [--] COMMAND [ARGS...]',
   'Run COMMAND in a new sandbox: new user, pid, mount, ipc, uts, net and cgroup\nnamespaces, no capabilities, read-only root, private /tmp, loopback-only network.',
   specs,
-  'Exit status: the command\'s own; 128+N when killed by signal N; 125 when brig\nitself failed (bad option, setup error: the message names the step).',
+  'Exit status: the command\'s own; 128+N when killed by signal N (159, SIGSYS, for a\nseccomp violation); 125 when brig itself failed (bad option, setup error: the\nmessage names the step).',
 );
 
 function parseVolume(v: string): BindMount {
@@ -85,13 +89,8 @@ export function exitCodeFor(r: RunResult): number {
   return r.exitCode ?? EXIT_BRIG_ERROR;
 }
 
-export async function runCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, specs);
-  if (p.flags.has('help')) {
-    process.stdout.write(runHelp);
-    return 0;
-  }
-  if (p.rest.length === 0) throw new UsageError('brig run: no command given (brig run [OPTIONS] -- COMMAND [ARGS...])');
+/** SandboxOptions from the parsed sandboxSpecs options; stdio inherited. */
+export function sandboxOptions(p: Parsed): SandboxOptions {
   const level = one(p, 'log-level');
   if (level) {
     if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(level)) throw new UsageError(`--log-level: expected trace, debug, info, warn, error or silent, got ${JSON.stringify(level)}`);
@@ -128,11 +127,34 @@ export async function runCommand(argv: string[]): Promise<number> {
   if (wall) opts.wallTimeLimitMs = seconds('wall-time', wall) * 1000;
   const stdin = one(p, 'stdin');
   if (stdin) opts.stdin = { file: stdin };
+  const seccomp = one(p, 'seccomp');
+  if (seccomp) opts.seccomp = seccomp === 'default' || seccomp === 'none' ? seccomp : resolve(seccomp);
+  return opts;
+}
 
+/** What went wrong, in a sentence, for the statuses that are not the program's own doing. */
+export function explainStatus(result: RunResult, wallTimeLimitMs?: number): string | null {
+  if (result.status === 'setup-error') return result.error?.message ?? 'setup failed';
+  if (result.status === 'wall-time-limit') return `wall-time limit of ${(wallTimeLimitMs ?? 0) / 1000}s reached; sandbox killed`;
+  if (result.status === 'seccomp-violation' && result.violation) {
+    const v = result.violation;
+    return `seccomp violation: the program called ${v.syscall} (${v.arch}, nr ${v.nr}), which the policy forbids; sandbox killed`;
+  }
+  return null;
+}
+
+export async function runCommand(argv: string[]): Promise<number> {
+  const p = parseArgs(argv, specs);
+  if (p.flags.has('help')) {
+    process.stdout.write(runHelp);
+    return 0;
+  }
+  if (p.rest.length === 0) throw new UsageError('brig run: no command given (brig run [OPTIONS] -- COMMAND [ARGS...])');
+  const opts = sandboxOptions(p);
   const result = await run(p.rest, opts);
   const reportFile = one(p, 'report');
   if (reportFile) writeFileSync(reportFile, reportJson(result));
-  if (result.status === 'setup-error') process.stderr.write(`brig: ${result.error?.message ?? 'setup failed'}\n`);
-  else if (result.status === 'wall-time-limit') process.stderr.write(`brig: wall-time limit of ${wall}s reached; sandbox killed\n`);
+  const why = explainStatus(result, opts.wallTimeLimitMs);
+  if (why) process.stderr.write(`brig: ${why}\n`);
   return exitCodeFor(result);
 }

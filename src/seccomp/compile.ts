@@ -243,7 +243,7 @@ function sameTarget(x: Target, y: Target): boolean {
 function rewriteForReport(p: NormPolicy): NormPolicy {
   const swap = (ret: number) => (ret === SECCOMP_RET_KILL_PROCESS >>> 0 ? SECCOMP_RET_USER_NOTIF : ret);
   const bySyscall = new Map<number, NormRule[]>();
-  for (const [nr, rules] of p.bySyscall) bySyscall.set(nr, rules.map((r) => ({ conds: r.conds, ret: swap(r.ret) })));
+  for (const [nr, rules] of p.bySyscall) bySyscall.set(nr, rules.map((r) => ({ ...r, ret: swap(r.ret) })));
   return { ...p, defaultRet: swap(p.defaultRet), bySyscall };
 }
 

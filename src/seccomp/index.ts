@@ -13,6 +13,7 @@ export {
   AUDIT_ARCH_I386,
   X32_SYSCALL_BIT,
   decide,
+  decideWhy,
   hostArch,
   normalize,
   syscallName,

@@ -80,6 +80,8 @@ export interface NormCondition {
 export interface NormRule {
   conds: NormCondition[];
   ret: number;
+  /** Index of the policy rule it came from. */
+  source: number;
 }
 
 /** A policy resolved for one architecture: numbers instead of names, return values instead of actions. */
@@ -187,7 +189,7 @@ export function normalize(policy: SeccompPolicy, arch: Arch): NormPolicy {
       }
       const list = bySyscall.get(nr) ?? [];
       // After an unconditional rule nothing for this syscall is reachable.
-      if (!list.some((r) => r.conds.length === 0)) list.push({ conds, ret });
+      if (!list.some((r) => r.conds.length === 0)) list.push({ conds, ret, source: ri });
       bySyscall.set(nr, list);
     });
   });
@@ -215,12 +217,21 @@ function holds(c: NormCondition, arg: bigint): boolean {
   }
 }
 
+/**
+ * What the policy decides for one call, and why: the index of the deciding
+ * rule, 'default', or 'arch' (another architecture, or x32).
+ */
+export function decideWhy(p: NormPolicy, auditArch: number, nr: number, args: bigint[] = []): { ret: number; by: number | 'default' | 'arch' } {
+  const kill = SECCOMP_RET_KILL_PROCESS >>> 0;
+  if (auditArch >>> 0 !== AUDIT_ARCH[p.arch]) return { ret: kill, by: 'arch' };
+  if (p.arch === 'x86_64' && nr >>> 0 >= X32_SYSCALL_BIT) return { ret: kill, by: 'arch' };
+  for (const rule of p.bySyscall.get(nr >>> 0) ?? []) if (rule.conds.every((c) => holds(c, args[c.index] ?? 0n))) return { ret: rule.ret, by: rule.source };
+  return { ret: p.defaultRet, by: 'default' };
+}
+
 /** What the policy decides for one call: a seccomp return value. */
 export function decide(p: NormPolicy, auditArch: number, nr: number, args: bigint[] = []): number {
-  if (auditArch >>> 0 !== AUDIT_ARCH[p.arch]) return SECCOMP_RET_KILL_PROCESS >>> 0;
-  if (p.arch === 'x86_64' && nr >>> 0 >= X32_SYSCALL_BIT) return SECCOMP_RET_KILL_PROCESS >>> 0;
-  for (const rule of p.bySyscall.get(nr >>> 0) ?? []) if (rule.conds.every((c) => holds(c, args[c.index] ?? 0n))) return rule.ret;
-  return p.defaultRet;
+  return decideWhy(p, auditArch, nr, args).ret;
 }
 
 export function syscallName(arch: Arch, nr: number): string | undefined {
