@@ -1,6 +1,6 @@
 // The default policy as the kernel enforces it, seen from inside a sandbox.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -100,6 +100,25 @@ describe('the default policy in the kernel', () => {
     ]);
     assert.equal(node.status, 'ok', node.stderr.toString());
     assert.equal(node.stdout.toString(), 'node ok\n');
+  });
+
+  const has = (cmd: string) => ['/usr/bin/', '/bin/'].some((d) => existsSync(d + cmd));
+  it('runs Java', { skip: !has('java') && 'skipped: no toolchain (java)' }, async () => {
+    const dir = mkdtempSync(join(work, 'java-'));
+    writeFileSync(join(dir, 'Hello.java'), 'public class Hello { public static void main(String[] a) throws Exception { Thread t = new Thread(() -> System.out.println("thread")); t.start(); t.join(); System.out.println("hello java"); } }');
+    chmodSync(dir, 0o755);
+    const r = await run(['java', '/src/Hello.java'], { mounts: [{ source: dir, target: '/src' }] });
+    assert.equal(r.status, 'ok', r.stderr.toString() + (r.violation?.syscall ?? ''));
+    assert.equal(r.stdout.toString(), 'thread\nhello java\n');
+  });
+
+  it('compiles and runs C++ inside the sandbox', { skip: !has('g++') && 'skipped: no toolchain (g++)' }, async () => {
+    const dir = mkdtempSync(join(work, 'cpp-'));
+    writeFileSync(join(dir, 'a.cpp'), '#include <iostream>\n#include <thread>\nint main() { std::thread t([] { std::cout << "t\\n"; }); t.join(); std::cout << "c++ ok\\n"; }\n');
+    chmodSync(dir, 0o755);
+    const r = await run(['/bin/sh', '-c', 'g++ -O1 -pthread -o /tmp/a /src/a.cpp && /tmp/a'], { mounts: [{ source: dir, target: '/src' }], wallTimeLimitMs: 60000 });
+    assert.equal(r.status, 'ok', r.stderr.toString() + (r.violation?.syscall ?? ''));
+    assert.equal(r.stdout.toString(), 't\nc++ ok\n');
   });
 
   it('learns the calls a program makes, and the learned policy runs it and nothing more', async () => {

@@ -367,16 +367,25 @@ export function longestPath(prog: Insn[]): number {
   return d[0];
 }
 
-const cache = new Map<string, Compiled>();
+const byContent = new Map<string, Compiled>();
+// The same policy object (the default policy, a loaded file) is looked up by
+// identity first: no serialising per run. Policies are treated as immutable.
+const byObject = new WeakMap<SeccompPolicy, Map<string, Compiled>>();
 
 /** Compiles once per (policy content, arch, options); later calls return the same object. */
 export function compile(policy: SeccompPolicy, arch: Arch, opts: CompileOptions = {}): Compiled {
-  const key = JSON.stringify([policy, arch, opts], (_k, v) => (typeof v === 'bigint' ? `${v}n` : v));
-  let c = cache.get(key);
+  const variant = `${arch}:${opts.report ? 1 : 0}`;
+  let mine = byObject.get(policy);
+  const hit = mine?.get(variant);
+  if (hit) return hit;
+  const key = JSON.stringify([policy, variant], (_k, v) => (typeof v === 'bigint' ? `${v}n` : v));
+  let c = byContent.get(key);
   if (!c) {
     c = compileNormalized(normalize(policy, arch), opts);
-    if (cache.size > 256) cache.delete(cache.keys().next().value!);
-    cache.set(key, c);
+    if (byContent.size > 256) byContent.delete(byContent.keys().next().value!);
+    byContent.set(key, c);
   }
+  if (!mine) byObject.set(policy, (mine = new Map()));
+  mine.set(variant, c);
   return c;
 }
