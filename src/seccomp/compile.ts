@@ -200,32 +200,25 @@ function condition(a: Assembler, c: NormCondition, fail: Label): void {
       break;
     }
     case 'gt':
-    case 'ge': {
-      if (wide) {
-        a.ld(offArgHi(c.index));
-        const eq = new Label();
-        a.jmp(BPF_JGT, vh, pass, eq); // hi above: holds
-        a.place(eq);
-        a.jmp(BPF_JEQ, vh, next, fail); // hi below: fails
-        a.place(next);
-      }
-      a.ld(offArgLo(c.index));
-      a.jmp(c.op === 'gt' ? BPF_JGT : BPF_JGE, vl, pass, fail);
-      break;
-    }
+    case 'ge':
     case 'lt':
     case 'le': {
+      // Unsigned 64-bit order from two halves: the upper halves decide unless
+      // they are equal. `above` conditions hold on the greater side.
+      const above = c.op === 'gt' || c.op === 'ge';
+      const greater = above ? pass : fail;
+      const smaller = above ? fail : pass;
       if (wide) {
         a.ld(offArgHi(c.index));
         const eq = new Label();
-        a.jmp(BPF_JGE, vh, eq, pass); // hi below: holds
+        a.jmp(BPF_JGT, vh, greater, eq);
         a.place(eq);
-        a.jmp(BPF_JEQ, vh, next, fail); // hi above: fails
+        a.jmp(BPF_JEQ, vh, next, smaller);
         a.place(next);
       }
       a.ld(offArgLo(c.index));
-      // lt: fails when lo >= v; le: fails when lo > v
-      a.jmp(c.op === 'lt' ? BPF_JGE : BPF_JGT, vl, fail, pass);
+      // Upper halves equal: gt and le split at lo > v, ge and lt at lo >= v.
+      a.jmp(c.op === 'gt' || c.op === 'le' ? BPF_JGT : BPF_JGE, vl, greater, smaller);
       break;
     }
   }

@@ -25,6 +25,12 @@ export function hostArch(): Arch {
   throw new Error(`seccomp: unsupported architecture ${process.arch}`);
 }
 
+/**
+ * allow; errno (fails with `errno`); kill-process and notify (reported to
+ * brig, which ends the run as a seccomp-violation before the call runs);
+ * kill-thread (the kernel kills the calling thread); trap (SIGSYS to the
+ * caller, which may handle it); log (allowed, logged by the kernel's audit).
+ */
 export type ActionName = 'allow' | 'errno' | 'kill-process' | 'kill-thread' | 'trap' | 'log' | 'notify';
 export const ACTIONS: ActionName[] = ['allow', 'errno', 'kill-process', 'kill-thread', 'trap', 'log', 'notify'];
 export type CompareOp = 'eq' | 'ne' | 'lt' | 'le' | 'gt' | 'ge' | 'masked-eq';
