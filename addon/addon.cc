@@ -37,7 +37,9 @@ Napi::Value Kill(const Napi::CallbackInfo& info) {
   int sig = info[1].As<Napi::Number>().Int32Value();
   auto* data = info.Env().GetInstanceData<AddonData>();
   // Only a pidfd this addon owns and has not reaped: never a recycled pid.
-  if (!data->watcher->Find(pidfd)) return Napi::Boolean::New(info.Env(), false);
+  Child* c = data->watcher->Find(pidfd);
+  if (!c) return Napi::Boolean::New(info.Env(), false);
+  if (sig == SIGKILL) return Napi::Boolean::New(info.Env(), c->KillAll());
   long r = syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0);
   return Napi::Boolean::New(info.Env(), r == 0);
 }

@@ -61,6 +61,7 @@ struct Child {
   int pidfd = -1;
   int report_fd = -1;    // read end, non-blocking
   int release_wfd = -1;  // write end while the release is deferred
+  int kill_wfd = -1;     // a byte here asks init to kill and reap the whole sandbox
   LaunchMemory* memory = nullptr;
   Napi::FunctionReference on_exit;
   Stream io[3];
@@ -84,6 +85,9 @@ struct Child {
   Child& operator=(const Child&) = delete;
   ~Child();
   bool Done() const { return exited && io[0].fd < 0 && io[1].fd < 0 && io[2].fd < 0; }
+  // Ends the sandbox: init kills and reaps everything (so CPU time is
+  // accounted), or, if init cannot be asked, the kernel does.
+  bool KillAll();
 };
 
 // Watches every live child through one epoll set on one uv_poll handle:

@@ -23,6 +23,8 @@
 #include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
+#include <poll.h>
+#include <sys/signalfd.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -273,23 +275,83 @@ long exec_program(const Plan* plan) {
   return best;
 }
 
-[[noreturn]] void init_reap(const Plan* plan, long program) {
-  // Init keeps only the report pipe: the program's stdio must reach EOF in the
-  // parent when the program's tree is gone, not when init goes.
-  int32_t keep[1] = {plan->report_fd};
-  close_all_but(keep, 1);
+// Ends every process of the sandbox but init and reaps them all. Reaped by
+// init, their CPU time counts in the rusage the parent gets for init; killed
+// by the kernel as init exits, it would be lost.
+void kill_and_reap_all(long program, int* program_status, bool* program_done) {
+  sys(SYS_kill, -1, SIGKILL);  // from a pid namespace's init: all of it but init
   for (;;) {
     int status = 0;
     long r = sys(SYS_wait4, -1, P(&status), __WALL, 0);
-    if (r == program) {
-      if (plan->timings) mark(plan, -1);
-      report(plan, REPORT_EXIT, -1, 0, status, static_cast<int32_t>(program));
-      // init's exit ends the pid namespace: the kernel kills and reaps every
-      // process the program left behind before the parent sees init exit.
-      die_now(0);
+    if (r == program && !*program_done) {
+      *program_status = status;
+      *program_done = true;
     }
-    if (r == -ECHILD) die_now(0);
+    if (r == -ECHILD) return;
   }
+}
+
+[[noreturn]] void init_reap(const Plan* plan, long program) {
+  // Init keeps only the report pipe and the kill pipe: the program's stdio
+  // must reach EOF in the parent when the program's tree is gone, not when
+  // init goes.
+  int32_t keep[2] = {plan->report_fd < plan->kill_fd ? plan->report_fd : plan->kill_fd,
+                     plan->report_fd < plan->kill_fd ? plan->kill_fd : plan->report_fd};
+  close_all_but(keep, plan->kill_fd >= 0 ? 2 : 1);
+  // Every signal is blocked in init (the parent blocked them around clone):
+  // SIGCHLD arrives through a signalfd, beside the kill pipe.
+  uint64_t chld = 1ULL << (SIGCHLD - 1);
+  long sfd = sys(SYS_signalfd4, -1, P(&chld), 8, SFD_CLOEXEC | SFD_NONBLOCK);
+  int status = 0;
+  bool done = false;
+  bool killed = false;
+  for (;;) {
+    // Reap what has exited; the run ends with the program.
+    for (;;) {
+      int st = 0;
+      long r = sys(SYS_wait4, -1, P(&st), __WALL | WNOHANG, 0);
+      if (r == program) {
+        status = st;
+        done = true;
+      }
+      if (r <= 0) break;
+    }
+    if (done) break;
+    struct pollfd fds[2];
+    zero(fds, sizeof fds);
+    fds[0].fd = static_cast<int>(sfd);
+    fds[0].events = POLLIN;
+    fds[1].fd = plan->kill_fd;
+    fds[1].events = POLLIN;
+    long n = sys(SYS_ppoll, P(fds), plan->kill_fd >= 0 ? 2 : 1, 0, 0, 8);
+    if (n < 0 && n != -EINTR) {
+      // No signalfd or poll: fall back to a plain blocking wait.
+      int st = 0;
+      long r = sys(SYS_wait4, program, P(&st), __WALL, 0);
+      if (r == program) {
+        status = st;
+        done = true;
+        break;
+      }
+      continue;
+    }
+    if (fds[0].revents) {
+      struct signalfd_siginfo si[8];
+      while (sys(SYS_read, sfd, P(si), sizeof si) > 0) {
+      }
+    }
+    if (fds[1].revents) {
+      // The parent asks (a byte), or is gone (EOF): end everything now.
+      killed = true;
+      break;
+    }
+  }
+  // Orphans the program left, or everything when asked: killed and reaped
+  // here, so that their CPU time is in init's account.
+  kill_and_reap_all(program, &status, &done);
+  if (plan->timings) mark(plan, -1);
+  report(plan, REPORT_EXIT, killed ? 1 : 0, 0, status, static_cast<int32_t>(program));
+  die_now(0);
 }
 
 [[noreturn]] void run_steps(const Plan* plan, int from);

@@ -25,6 +25,9 @@
 #ifndef CLONE_PIDFD
 #define CLONE_PIDFD 0x00001000
 #endif
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
 #ifndef CLONE_CLEAR_SIGHAND
 #define CLONE_CLEAR_SIGHAND 0x100000000ULL
 #endif
@@ -214,7 +217,7 @@ void KillAndReap(int pidfd) {
 std::atomic<bool> g_no_clone3{false};
 
 // init shares our memory (CLONE_VM) and runs child_main on the upper stack.
-long CloneChild(uint64_t ns_flags, LaunchMemory* mem, int* pidfd, bool* used_clone3) {
+long CloneChild(uint64_t ns_flags, int cgroup_fd, LaunchMemory* mem, int* pidfd, bool* used_clone3) {
   char* base = static_cast<char*>(mem->stacks);
   char* init_stack = base + kStackRegion / 2 + kGuard;
   size_t init_size = kStackRegion / 2 - kGuard;
@@ -226,6 +229,11 @@ long CloneChild(uint64_t ns_flags, LaunchMemory* mem, int* pidfd, bool* used_clo
     args.exit_signal = 0;  // no SIGCHLD: libuv's handler has nothing to do with us
     args.stack = reinterpret_cast<uint64_t>(init_stack);
     args.stack_size = init_size;
+    if (cgroup_fd >= 0) {
+      // cgroup v2: born inside its cgroup, no window outside it.
+      args.flags |= CLONE_INTO_CGROUP;
+      args.cgroup = static_cast<uint64_t>(cgroup_fd);
+    }
     long r = brig_clone3_call(&args, sizeof args, child_main, &mem->st.plan);
     if (r != -ENOSYS) {
       *used_clone3 = true;
@@ -334,17 +342,28 @@ Napi::Value Launch(const Napi::CallbackInfo& info) {
   };
   st.plan.notify_sock = notify[1];
 
-  int release[2], reportp[2];
+  int release[2], reportp[2], killp[2];
   if (pipe2(release, O_CLOEXEC) < 0) {
     int e = errno;
     close_stdio();
     close_notify();
     throw StepError(env, "release-pipe", e);
   }
+  if (pipe2(killp, O_CLOEXEC) < 0) {
+    int e = errno;
+    close(release[0]);
+    close(release[1]);
+    close_stdio();
+    close_notify();
+    throw StepError(env, "kill-pipe", e);
+  }
+  st.plan.kill_fd = killp[0];
   if (pipe2(reportp, O_CLOEXEC) < 0) {
     int e = errno;
     close(release[0]);
     close(release[1]);
+    close(killp[0]);
+    close(killp[1]);
     close_stdio();
     close_notify();
     throw StepError(env, "report-pipe", e);
@@ -353,6 +372,7 @@ Napi::Value Launch(const Napi::CallbackInfo& info) {
   st.plan.release_wfd = release[1];
   st.plan.report_fd = reportp[1];
   st.keep = {release[0], reportp[1], st.plan.stdio[0], st.plan.stdio[1], st.plan.stdio[2]};
+  st.keep.push_back(killp[0]);
   if (notify[1] >= 0) st.keep.push_back(notify[1]);
   std::sort(st.keep.begin(), st.keep.end());
   st.plan.keep_fds = st.keep.data();
@@ -366,12 +386,15 @@ Napi::Value Launch(const Napi::CallbackInfo& info) {
   pthread_sigmask(SIG_SETMASK, &all, &old);
   int pidfd = -1;
   bool used_clone3 = false;
-  long pid = CloneChild(ns_flags, mem.get(), &pidfd, &used_clone3);
+  int cgroup_fd = static_cast<int>(GetInt(js, "cgroupFd", -1));
+  long pid = CloneChild(ns_flags, cgroup_fd, mem.get(), &pidfd, &used_clone3);
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   double t2 = NowNs();
 
   close(release[0]);
   close(reportp[1]);
+  close(killp[0]);
+  int kill_w = killp[1];
   for (int& fd : sandbox_end) CloseIf(fd);
   CloseIf(notify[1]);
   int release_w = release[1];
@@ -379,6 +402,7 @@ Napi::Value Launch(const Napi::CallbackInfo& info) {
   if (pid < 0) {
     close(release_w);
     close(report_r);
+    close(kill_w);
     close_stdio();
     close_notify();
     throw StepError(env, "clone", static_cast<int>(-pid));
@@ -389,6 +413,7 @@ Napi::Value Launch(const Napi::CallbackInfo& info) {
     close(pidfd);
     CloseIf(release_w);
     CloseIf(report_r);
+    CloseIf(kill_w);
     close_stdio();
     close_notify();
     return StepError(env, step, err);
@@ -415,6 +440,29 @@ Napi::Value Launch(const Napi::CallbackInfo& info) {
     close(procdir);
     if (err) throw fail(step, err);
   }
+  // Into its cgroups (cgroup v1, or v2 without CLONE_INTO_CGROUP) before it
+  // runs a single step, so everything it does is limited and accounted.
+  Napi::Value procs = js.Get("cgroupProcs");
+  bool born_inside = cgroup_fd >= 0 && used_clone3;
+  if (procs.IsArray() && !born_inside) {
+    Napi::Array list = procs.As<Napi::Array>();
+    char pidtext[24];
+    int len = snprintf(pidtext, sizeof pidtext, "%ld", pid);
+    for (uint32_t i = 0; i < list.Length(); i++) {
+      std::string file = list.Get(i).As<Napi::String>().Utf8Value();
+      int fd = open(file.c_str(), O_WRONLY | O_CLOEXEC);
+      int err = fd < 0 ? errno : 0;
+      if (fd >= 0) {
+        if (write(fd, pidtext, static_cast<size_t>(len)) != len) err = errno ? errno : EIO;
+        close(fd);
+      }
+      if (err) {
+        Napi::Error e = fail("cgroup-attach", err);
+        e.Set("path", Napi::String::New(env, file));
+        throw e;
+      }
+    }
+  }
   double t3 = NowNs();
   if (!defer) {
     char go = 1;
@@ -429,6 +477,7 @@ Napi::Value Launch(const Napi::CallbackInfo& info) {
   child->pidfd = pidfd;
   child->report_fd = report_r;
   child->release_wfd = release_w;
+  child->kill_wfd = kill_w;
   child->on_exit = Napi::Persistent(on_exit);
   child->memory = mem.release();
   child->notify_mode = notify_mode;

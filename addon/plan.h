@@ -92,7 +92,8 @@ struct Plan {
   const char* init_name; // comm of the sandbox's init
   void* program_stack_top;
   int32_t timings;       // write a REPORT_MARK after every step
-  int32_t notify_sock;   // the sandbox's end of the listener handoff socket, or -1  // where the program's pre-exec steps run (CLONE_VM|CLONE_VFORK)
+  int32_t notify_sock;   // the sandbox's end of the listener handoff socket, or -1
+  int32_t kill_fd;       // read end of the kill pipe: a byte (or EOF) asks init to end the sandbox  // where the program's pre-exec steps run (CLONE_VM|CLONE_VFORK)
 };
 
 // Runs in the child right after clone, on the stack the parent gave it, in the

@@ -76,7 +76,15 @@ void Watcher::Shutdown(void (*done)(void*), void* arg) {
 // Only after Shutdown (the async cleanup hook owns teardown).
 Watcher::~Watcher() {}
 
+bool Child::KillAll() {
+  if (exited) return false;
+  char b = 'k';
+  if (kill_wfd >= 0 && write(kill_wfd, &b, 1) == 1) return true;
+  return syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0) == 0;
+}
+
 Child::~Child() {
+  if (kill_wfd >= 0) close(kill_wfd);
   for (Stream& st : io)
     if (st.fd >= 0) close(st.fd);
   if (notify_sock >= 0) close(notify_sock);
@@ -206,7 +214,7 @@ void Watcher::OnNotification(Child* c) {
   // whole sandbox reaches the caller, so neither the call nor anything after
   // it runs.
   if (c->violations.size() < 16) c->violations.push_back(call);
-  syscall(SYS_pidfd_send_signal, c->pidfd, SIGKILL, nullptr, 0);
+  c->KillAll();
 }
 
 void Watcher::Service(Child* c, int which, uint32_t events) {
@@ -280,6 +288,8 @@ void Watcher::Reap(Child* c) {
   }
   if (c->release_wfd >= 0) close(c->release_wfd);
   c->release_wfd = -1;
+  if (c->kill_wfd >= 0) close(c->kill_wfd);
+  c->kill_wfd = -1;
   // Every process of the sandbox is gone: no call can come any more.
   CloseNotify(c);
   // Nobody is left to read what stdin still holds. Output pipes stay: their

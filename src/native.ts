@@ -69,6 +69,10 @@ export interface LaunchPlan {
   notify?: number;
   /** AUDIT_ARCH of this machine: calls of another arch are never let through in learn mode. */
   auditArch?: number;
+  /** cgroup.procs files to write the sandbox's pid to before it runs (skipped when born inside by cgroupFd). */
+  cgroupProcs?: string[];
+  /** cgroup v2 directory fd: clone3 with CLONE_INTO_CGROUP. */
+  cgroupFd?: number;
 }
 
 export interface NativeSeccompCall {

@@ -76,6 +76,16 @@ export interface SandboxOptions {
   rlimits?: Partial<Record<RlimitName, RlimitValue>>;
   /** Size of the sandbox's writable /tmp. Default 64 MiB. */
   tmpSize?: number | string;
+  /** Memory of the whole process tree (bytes or `256m`); no swap beyond it. Needs a cgroup, else RLIMIT_AS per process. */
+  memory?: number | string;
+  /** Processes and threads of the whole tree. Needs a cgroup, else RLIMIT_NPROC. */
+  pids?: number;
+  /** CPU bandwidth in CPUs (0.5: half of one). Needs a cgroup. */
+  cpus?: number;
+  /** CPUs the tree may run on, e.g. `0` or `0-1`. Needs a cgroup. */
+  cpuset?: string;
+  /** Where to make cgroups: a delegated subtree (default: BRIG_CGROUP_PARENT, else this process's own cgroup). */
+  cgroupParent?: string;
   /**
    * The syscall policy, installed last before execve. 'default' (brig's
    * policy, src/seccomp/default.ts), 'none', a policy object, a Docker/OCI
@@ -109,6 +119,8 @@ export interface ResolvedOptions {
   /** [name, soft, hard], in a stable order; -1n is unlimited. */
   rlimits: [RlimitName, bigint, bigint][];
   seccomp: ResolvedSeccomp | null;
+  limits: { memoryBytes?: number; pids?: number; cpus?: number; cpuset?: string };
+  cgroupParent: string | undefined;
   tmpSize: number;
   stdin: StdinOption;
   stdout: OutputOption;
@@ -222,6 +234,25 @@ function rlimitsOption(v: unknown): [RlimitName, bigint, bigint][] {
   return out;
 }
 
+function limitsOption(o: SandboxOptions): ResolvedOptions['limits'] {
+  const l: ResolvedOptions['limits'] = {};
+  if (o.memory !== undefined) l.memoryBytes = parseSize('memory', o.memory);
+  if (o.pids !== undefined) {
+    if (!Number.isSafeInteger(o.pids) || o.pids < 1) throw new OptionsError('pids', `expected a whole number of at least 1, got ${String(o.pids)}`);
+    l.pids = o.pids;
+  }
+  if (o.cpus !== undefined) {
+    if (typeof o.cpus !== 'number' || !Number.isFinite(o.cpus) || o.cpus < 0.01 || o.cpus > 1024) throw new OptionsError('cpus', `expected a number of CPUs from 0.01, got ${String(o.cpus)}`);
+    l.cpus = o.cpus;
+  }
+  if (o.cpuset !== undefined) {
+    const v = str('cpuset', o.cpuset);
+    if (!/^\d+(-\d+)?(,\d+(-\d+)?)*$/.test(v)) throw new OptionsError('cpuset', `expected a CPU list such as 0 or 0-1,3, got ${JSON.stringify(v)}`);
+    l.cpuset = v;
+  }
+  return l;
+}
+
 function seccompOption(v: unknown): ResolvedSeccomp | null {
   if (v === undefined) v = 'default';
   if (typeof v !== 'string' && (!v || typeof v !== 'object')) throw new OptionsError('seccomp', "expected 'default', 'none', 'learn', a policy, a Docker profile or a file path");
@@ -313,6 +344,8 @@ export function resolveOptions(argv: unknown, o: SandboxOptions = {}): ResolvedO
     idMap: idMapOption(o.idMap),
     rlimits: rlimitsOption(o.rlimits),
     seccomp: seccompOption(o.seccomp),
+    limits: limitsOption(o),
+    cgroupParent: o.cgroupParent === undefined ? process.env.BRIG_CGROUP_PARENT || undefined : str('cgroupParent', o.cgroupParent),
     tmpSize: o.tmpSize === undefined ? 64 * MiB : parseSize('tmpSize', o.tmpSize),
     stdin: o.stdin ?? 'ignore',
     stdout: o.stdout ?? 'capture',

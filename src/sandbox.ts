@@ -11,9 +11,14 @@ import { log } from './log.js';
 import { native, ReportKind, StepKind, type LaunchInfo, type NativeExit, type NativeError, type NativeStep } from './native.js';
 import { resolveOptions, type OutputOption, type ResolvedOptions, type SandboxOptions, type StdinOption } from './options.js';
 import { ALL_NAMESPACES, buildPlan } from './plan.js';
+import { RunCgroups } from './cgroup/run.js';
+import type { RlimitName } from './options.js';
 import { AUDIT_ARCH, AUDIT_ARCH_I386, X32_SYSCALL_BIT, hostArch, syscallName } from './seccomp/index.js';
 
-export type RunStatus = 'ok' | 'exit-nonzero' | 'signaled' | 'wall-time-limit' | 'seccomp-violation' | 'setup-error';
+export type RunStatus = 'ok' | 'exit-nonzero' | 'signaled' | 'wall-time-limit' | 'memory-limit' | 'seccomp-violation' | 'setup-error';
+
+/** How a requested limit was enforced: by a cgroup, by an rlimit per process (weaker), or not at all. */
+export type Enforcement = 'cgroup-v1' | 'cgroup-v2' | 'rlimit' | 'none';
 
 /** A call the seccomp policy forbids with kill-process: the sandbox was killed before it ran. */
 export interface SeccompViolation {
@@ -50,10 +55,22 @@ export interface RunResult {
   /**
    * What ended the run. When several apply, the first of these wins:
    * setup-error (the program never started), seccomp-violation (a forbidden
-   * call; brig killed the sandbox before it ran), wall-time-limit (brig killed
+   * call; brig killed the sandbox before it ran), memory-limit (the
+   * cgroup's out-of-memory killer ended it), wall-time-limit (brig killed
    * it), signaled, exit-nonzero, ok.
    */
   status: RunStatus;
+  /** Peak memory of the whole tree (cgroup), when a cgroup accounted the run. */
+  memoryPeakBytes?: number;
+  /** The out-of-memory killer fired in the sandbox's cgroup. */
+  oomKilled?: boolean;
+  /** A fork or clone failed at the pids limit. */
+  pidsLimitHit?: boolean;
+  /** Most processes and threads at once (cgroup). */
+  pidsPeak?: number;
+  /** For each limit asked for, what enforced it; `enforcementNote` says why not a cgroup. */
+  enforcement?: Partial<Record<'memory' | 'pids' | 'cpus' | 'cpuset', Enforcement>>;
+  enforcementNote?: string;
   violation?: SeccompViolation;
   /** With seccomp: 'learn', every call the program made, with counts. */
   seccompCalls?: { syscall: string; nr: number; count: number }[];
@@ -216,6 +233,44 @@ export class SandboxProcess extends EventEmitter {
   }
 
   private start(o: ResolvedOptions, stdio: Stdio, t0: number): Promise<RunResult> {
+    // Limits first: without a cgroup some fall back to rlimits, which are plan steps.
+    let cgroups: RunCgroups | undefined;
+    let enforcement: RunResult['enforcement'];
+    let enforcementNote: string | undefined;
+    const limits = o.limits;
+    if (Object.keys(limits).length) {
+      let made: ReturnType<typeof RunCgroups.create>;
+      try {
+        made = RunCgroups.create(limits, o.cgroupParent);
+      } catch (e) {
+        const err = e as NodeJS.ErrnoException;
+        for (const fd of stdio.closeAfterLaunch) native.close(fd);
+        return Promise.resolve(setupFailure(setupErrorInfo('cgroup-create', Math.abs(err.errno ?? osConstants.errno.EIO), err.path), t0));
+      }
+      enforcement = {};
+      if (made instanceof RunCgroups) {
+        cgroups = made;
+        const how: Enforcement = made.backend.kind === 'v2' ? 'cgroup-v2' : 'cgroup-v1';
+        for (const k of ['memory', 'pids', 'cpus', 'cpuset'] as const) if (limits[k === 'memory' ? 'memoryBytes' : k] !== undefined) enforcement[k] = how;
+      } else {
+        // Never pretend a limit held: say what held it, and why not a cgroup.
+        enforcementNote = made.unavailable;
+        const extra: [RlimitName, bigint, bigint][] = [];
+        const has = (n: RlimitName) => o.rlimits.some(([x]) => x === n);
+        if (limits.memoryBytes !== undefined) {
+          enforcement.memory = 'rlimit';
+          if (!has('as')) extra.push(['as', BigInt(limits.memoryBytes), BigInt(limits.memoryBytes)]);
+        }
+        if (limits.pids !== undefined) {
+          enforcement.pids = 'rlimit';
+          if (!has('nproc')) extra.push(['nproc', BigInt(limits.pids), BigInt(limits.pids)]);
+        }
+        if (limits.cpus !== undefined) enforcement.cpus = 'none';
+        if (limits.cpuset !== undefined) enforcement.cpuset = 'none';
+        o = { ...o, rlimits: [...o.rlimits, ...extra] };
+      }
+    }
+    const dropCgroups = () => cgroups?.remove().catch(() => {});
     const built = buildPlan(o);
     const closeChildEnds = () => {
       for (const fd of stdio.closeAfterLaunch) native.close(fd);
@@ -228,12 +283,13 @@ export class SandboxProcess extends EventEmitter {
     if ('error' in built) {
       closeChildEnds();
       destroyParentEnds();
-      return Promise.resolve(setupFailure(built.error, t0));
+      return Promise.resolve(dropCgroups()).then(() => setupFailure(built.error, t0));
     }
     if (o.signal?.aborted) {
       closeChildEnds();
       destroyParentEnds();
-      return Promise.reject(abortError(o.signal));
+      const signal = o.signal;
+      return Promise.resolve(dropCgroups()).then(() => Promise.reject(abortError(signal)));
     }
     let multi: MultiMapPlan | undefined;
     if (o.idMap === 'multi') {
@@ -241,7 +297,8 @@ export class SandboxProcess extends EventEmitter {
       if ('error' in m) {
         closeChildEnds();
         destroyParentEnds();
-        return Promise.resolve(setupFailure(m.error, t0));
+        const error = m.error;
+        return Promise.resolve(dropCgroups()).then(() => setupFailure(error, t0));
       }
       multi = m;
     }
@@ -272,16 +329,21 @@ export class SandboxProcess extends EventEmitter {
           timings: o.timings,
           notify: o.seccomp ? (o.seccomp.mode === 'learn' ? 2 : 1) : 0,
           auditArch: AUDIT_ARCH[hostArch()],
+          cgroupProcs: cgroups?.procs,
+          cgroupFd: cgroups && cgroups.fd >= 0 ? cgroups.fd : undefined,
         },
         (e) => exitResolve(e),
       );
     } catch (e) {
       closeChildEnds();
       destroyParentEnds();
-      const ne = e as NativeError;
-      if (typeof ne.step !== 'string') throw e;
+      const ne = e as NativeError & { path?: string };
+      if (typeof ne.step !== 'string') {
+        dropCgroups();
+        throw e;
+      }
       const hint = ne.step === 'clone' && ne.errno === osConstants.errno.EPERM ? 'are unprivileged user namespaces enabled? run `brig doctor`' : undefined;
-      return Promise.resolve(setupFailure(setupErrorInfo(ne.step, ne.errno, undefined, hint), t0));
+      return Promise.resolve(dropCgroups()).then(() => setupFailure(setupErrorInfo(ne.step, ne.errno, ne.path, hint), t0));
     }
     const tLaunched = performance.now();
     closeChildEnds();
@@ -326,8 +388,22 @@ export class SandboxProcess extends EventEmitter {
       if (timer) clearTimeout(timer);
       o.signal?.removeEventListener('abort', onAbort);
       await Promise.all(stdio.drained);
+      const usage = cgroups?.usage();
+      await dropCgroups();
       const tDone = performance.now();
       const result = mapError ? setupFailure(mapError, t0) : this.result(ex, built.steps, o, tExit - tPlan);
+      if (enforcement) {
+        result.enforcement = enforcement;
+        if (enforcementNote) result.enforcementNote = enforcementNote;
+      }
+      if (usage) {
+        if (usage.memoryPeakBytes !== undefined) result.memoryPeakBytes = usage.memoryPeakBytes;
+        result.oomKilled = usage.oomKilled;
+        result.pidsLimitHit = usage.pidsLimitHit;
+        if (usage.pidsPeak !== undefined) result.pidsPeak = usage.pidsPeak;
+        // Out of memory and dead of SIGKILL: the limit ended it.
+        if (usage.oomKilled && result.signal === 'SIGKILL' && (result.status === 'signaled' || result.status === 'wall-time-limit')) result.status = 'memory-limit';
+      }
       if (o.timings) result.timings = { planMs: tPlan - t0, ...nativeTimings(info, ex, built.steps), runMs: tExit - tLaunched, resultMs: tDone - tExit };
       log().debug({ pid: info.pid, status: result.status, exitCode: result.exitCode, signal: result.signal }, 'sandbox exited');
       this.emit('exit', result);

@@ -43,6 +43,18 @@ describe('exit status', () => {
   });
 });
 
+describe('accounting of killed runs', () => {
+  it('counts the CPU time of a tree ended by the wall-time limit', async () => {
+    // A spinning program and a spinning orphan, killed at 600 ms: init kills
+    // and reaps them itself, so the kernel adds their time to its account.
+    const r = await run(['/bin/sh', '-c', '(sh -c "while :; do :; done" &); while :; do :; done'], { wallTimeLimitMs: 600 });
+    assert.equal(r.status, 'wall-time-limit');
+    const cpu = r.cpuTimeMs.user + r.cpuTimeMs.system;
+    // two spinners on a 2-core machine: between one and two CPUs' worth
+    assert.ok(cpu >= 500 && cpu <= 1300, `cpu ${cpu} ms in ${r.wallTimeMs} ms`);
+  });
+});
+
 describe('stdio', () => {
   it('round-trips 10 MB from stdin to stdout', async () => {
     const data = randomBytes(10 * 1024 * 1024);
