@@ -86,6 +86,8 @@ export interface SandboxOptions {
   cpuset?: string;
   /** Where to make cgroups: a delegated subtree (default: BRIG_CGROUP_PARENT, else this process's own cgroup). */
   cgroupParent?: string;
+  /** false: no cgroup even where one could be had; limits fall back to rlimits (see RunResult.enforcement). */
+  cgroup?: boolean;
   /**
    * The syscall policy, installed last before execve. 'default' (brig's
    * policy, src/seccomp/default.ts), 'none', a policy object, a Docker/OCI
@@ -121,6 +123,7 @@ export interface ResolvedOptions {
   seccomp: ResolvedSeccomp | null;
   limits: { memoryBytes?: number; pids?: number; cpus?: number; cpuset?: string };
   cgroupParent: string | undefined;
+  cgroup: boolean;
   tmpSize: number;
   stdin: StdinOption;
   stdout: OutputOption;
@@ -346,6 +349,7 @@ export function resolveOptions(argv: unknown, o: SandboxOptions = {}): ResolvedO
     seccomp: seccompOption(o.seccomp),
     limits: limitsOption(o),
     cgroupParent: o.cgroupParent === undefined ? process.env.BRIG_CGROUP_PARENT || undefined : str('cgroupParent', o.cgroupParent),
+    cgroup: o.cgroup !== false,
     tmpSize: o.tmpSize === undefined ? 64 * MiB : parseSize('tmpSize', o.tmpSize),
     stdin: o.stdin ?? 'ignore',
     stdout: o.stdout ?? 'capture',

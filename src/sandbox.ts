@@ -241,11 +241,16 @@ export class SandboxProcess extends EventEmitter {
     if (Object.keys(limits).length) {
       let made: ReturnType<typeof RunCgroups.create>;
       try {
-        made = RunCgroups.create(limits, o.cgroupParent);
+        made = o.cgroup ? RunCgroups.create(limits, o.cgroupParent) : { unavailable: 'cgroups turned off (cgroup: false)' };
       } catch (e) {
         const err = e as NodeJS.ErrnoException;
         for (const fd of stdio.closeAfterLaunch) native.close(fd);
-        return Promise.resolve(setupFailure(setupErrorInfo('cgroup-create', Math.abs(err.errno ?? osConstants.errno.EIO), err.path), t0));
+        stdio.stdin?.destroy();
+        stdio.stdout?.destroy();
+        stdio.stderr?.destroy();
+        const info = setupErrorInfo('cgroup-create', Math.abs(err.errno ?? osConstants.errno.EIO), err.path);
+        if (!err.syscall) info.message = `cgroup-create failed: ${err.message}`;
+        return Promise.resolve(setupFailure(info, t0));
       }
       enforcement = {};
       if (made instanceof RunCgroups) {

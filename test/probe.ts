@@ -14,7 +14,7 @@ export function probe(): string {
   if (!existsSync(bin) || statSync(bin).mtimeMs < statSync(src).mtimeMs) {
     mkdirSync(dir, { recursive: true });
     const tmp = `${bin}.${process.pid}`;
-    execFileSync(process.env.CC || 'cc', ['-O2', '-o', tmp, src]);
+    execFileSync(process.env.CC || 'cc', ['-O2', '-pthread', '-o', tmp, src]);
     execFileSync('mv', ['-f', tmp, bin]);
   }
   // The sandbox's user must be able to reach it through a bind mount.

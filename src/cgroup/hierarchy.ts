@@ -5,7 +5,7 @@
 // BRIG_CGROUP_PARENT: an admin-delegated subtree); never move a process out
 // of its subtree; remove what was made.
 import { accessSync, constants as fsConstants, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 
 export const CONTROLLERS = ['memory', 'pids', 'cpu', 'cpuset'] as const;
 export type Controller = (typeof CONTROLLERS)[number];
@@ -55,11 +55,12 @@ export function discover(parentOverride?: string): Hierarchies {
     const mountPoint = fields[4];
     const root = fields[3];
     const place = (ownPath: string | undefined) => {
-      if (parentOverride) return parentOverride.startsWith('/') ? parentOverride : join(mountPoint, parentOverride);
-      if (ownPath === undefined) return null;
+      let dir: string;
+      if (parentOverride) dir = parentOverride.startsWith('/') ? parentOverride : join(mountPoint, parentOverride);
+      else if (ownPath === undefined) return null;
       // A mount of a sub-tree (inside a cgroup namespace, say) shows paths below its root.
-      const rel = root !== '/' && ownPath.startsWith(root) ? ownPath.slice(root.length) : ownPath;
-      return join(mountPoint, rel);
+      else dir = join(mountPoint, root !== '/' && ownPath.startsWith(root) ? ownPath.slice(root.length) : ownPath);
+      return resolve(dir); // no trailing slash: parents are compared as paths
     };
     if (fstype === 'cgroup2') {
       const parent = place(own.get(''));

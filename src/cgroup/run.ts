@@ -1,7 +1,7 @@
 // One run's cgroups: made before the launch, the sandbox attached before it
 // runs a step (addon/launch.cc), read and removed when it has exited.
 import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmdirSync, writeFileSync, constants as fsConstants } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { chooseBackend, discover, type Backend, type Controller } from './hierarchy.js';
 
 export interface CgroupLimits {
@@ -102,7 +102,11 @@ export class RunCgroups {
   /** The run's cgroups with their limits, or why there are none. */
   static create(limits: CgroupLimits, parentOverride?: string): RunCgroups | { unavailable: string } {
     const backend = backendFor(limits, parentOverride);
-    if (backend.kind === 'none') return { unavailable: backend.why };
+    if (backend.kind === 'none') {
+      // A parent the caller named must work: falling back would hide a mistake.
+      if (parentOverride) throw Object.assign(new Error(`cgroup parent ${parentOverride}: ${backend.why}`), { code: 'EACCES', errno: -13, path: parentOverride });
+      return { unavailable: backend.why };
+    }
     const cg = new RunCgroups(backend, limits);
     const name = `brig-${process.pid}-${++seq}`;
     try {
@@ -179,7 +183,7 @@ export class RunCgroups {
   private dir(controller: string): string | undefined {
     if (this.backend.kind === 'v2') return this.dirs[0];
     const place = this.backend.places.get(controller);
-    return place ? this.dirs.find((d) => d.startsWith(place.parent + '/')) : undefined;
+    return place ? this.dirs.find((d) => dirname(d) === place.parent) : undefined;
   }
 
   /** What the kernel counted for the whole tree. */

@@ -20,6 +20,11 @@ export const sandboxSpecs: OptionSpec[] = [
   { name: 'hostname', value: true, arg: 'NAME', help: 'hostname inside the sandbox (default brig)' },
   { name: 'uid', value: true, arg: 'N', help: 'uid inside the sandbox; your own uid maps to it (default 1000)' },
   { name: 'gid', value: true, arg: 'N', help: 'gid inside the sandbox (default 1000)' },
+  { name: 'memory', short: 'm', value: true, arg: 'SIZE', help: 'memory of the whole process tree, e.g. 256m (no swap beyond it)' },
+  { name: 'pids', value: true, arg: 'N', help: 'processes and threads of the whole tree' },
+  { name: 'cpus', value: true, arg: 'N', help: 'CPU bandwidth in CPUs, e.g. 0.5' },
+  { name: 'cpuset', value: true, arg: 'LIST', help: 'CPUs the tree may run on, e.g. 0 or 0-1' },
+  { name: 'cgroup-parent', value: true, arg: 'PATH', help: 'a delegated cgroup to make cgroups under (default: BRIG_CGROUP_PARENT, else our own)' },
   { name: 'rlimit', value: true, repeat: true, arg: 'NAME=N[:HARD]', help: 'a resource limit: cpu, fsize, data, stack, core, nofile, as, nproc, memlock, ... (N or unlimited)' },
   { name: 'id-map', value: true, arg: 'single|multi', help: 'multi: also map ids 0..N from /etc/subuid and /etc/subgid (needs newuidmap)' },
   { name: 'tmp-size', value: true, arg: 'SIZE', help: 'size of the writable /tmp (default 64m)' },
@@ -119,6 +124,19 @@ export function sandboxOptions(p: Parsed): SandboxOptions {
     if (idMap !== 'single' && idMap !== 'multi') throw new UsageError(`--id-map: expected single or multi, got ${JSON.stringify(idMap)}`);
     opts.idMap = idMap;
   }
+  const memory = one(p, 'memory');
+  if (memory) opts.memory = memory;
+  const pids = one(p, 'pids');
+  if (pids !== undefined) opts.pids = wholeNumber('pids', pids);
+  const cpus = one(p, 'cpus');
+  if (cpus !== undefined) {
+    if (!/^\d+(\.\d+)?$/.test(cpus)) throw new UsageError(`--cpus: expected a number such as 0.5, got ${JSON.stringify(cpus)}`);
+    opts.cpus = Number(cpus);
+  }
+  const cpuset = one(p, 'cpuset');
+  if (cpuset) opts.cpuset = cpuset;
+  const parent = one(p, 'cgroup-parent');
+  if (parent) opts.cgroupParent = parent;
   const rlimits = all(p, 'rlimit');
   if (rlimits.length) opts.rlimits = Object.fromEntries(rlimits.map(parseRlimit));
   const tmpSize = one(p, 'tmp-size');
@@ -136,6 +154,7 @@ export function sandboxOptions(p: Parsed): SandboxOptions {
 export function explainStatus(result: RunResult, wallTimeLimitMs?: number): string | null {
   if (result.status === 'setup-error') return result.error?.message ?? 'setup failed';
   if (result.status === 'wall-time-limit') return `wall-time limit of ${(wallTimeLimitMs ?? 0) / 1000}s reached; sandbox killed`;
+  if (result.status === 'memory-limit') return `memory limit reached (peak ${result.memoryPeakBytes ?? '?'} bytes); the out-of-memory killer ended the run`;
   if (result.status === 'seccomp-violation' && result.violation) {
     const v = result.violation;
     return `seccomp violation: the program called ${v.syscall} (${v.arch}, nr ${v.nr}), which the policy forbids; sandbox killed`;
@@ -156,5 +175,7 @@ export async function runCommand(argv: string[]): Promise<number> {
   if (reportFile) writeFileSync(reportFile, reportJson(result));
   const why = explainStatus(result, opts.wallTimeLimitMs);
   if (why) process.stderr.write(`brig: ${why}\n`);
+  for (const [limit, how] of Object.entries(result.enforcement ?? {}))
+    if (how === 'rlimit' || how === 'none') process.stderr.write(`brig: warning: --${limit} ${how === 'none' ? 'was not enforced' : 'was enforced per process by an rlimit only'}: ${result.enforcementNote ?? ''}\n`);
   return exitCodeFor(result);
 }
