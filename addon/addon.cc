@@ -59,6 +59,16 @@ Napi::Value Close(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// The Landlock ABI version the kernel offers, or -errno (for brig doctor).
+Napi::Value LandlockAbi(const Napi::CallbackInfo& info) {
+#ifdef SYS_landlock_create_ruleset
+  long r = syscall(SYS_landlock_create_ruleset, nullptr, 0, 1 /* LANDLOCK_CREATE_RULESET_VERSION */);
+  return Napi::Number::New(info.Env(), r < 0 ? -errno : r);
+#else
+  return Napi::Number::New(info.Env(), -ENOSYS);
+#endif
+}
+
 Napi::Value Live(const Napi::CallbackInfo& info) {
   auto* data = info.Env().GetInstanceData<AddonData>();
   return Napi::Number::New(info.Env(), static_cast<double>(data->watcher->Size()));
@@ -96,6 +106,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("pipe", Napi::Function::New(env, Pipe, "pipe"));
   exports.Set("close", Napi::Function::New(env, Close, "close"));
   exports.Set("live", Napi::Function::New(env, Live, "live"));
+  exports.Set("landlockAbi", Napi::Function::New(env, LandlockAbi, "landlockAbi"));
 
   Napi::Object c = Napi::Object::New(env);
   c.Set("CLONE_NEWUSER", static_cast<double>(CLONE_NEWUSER));

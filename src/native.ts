@@ -140,6 +140,7 @@ export interface Native {
   pipe(): [number, number];
   close(fd: number): void;
   live(): number;
+  landlockAbi(): number;
   constants: {
     CLONE_NEWUSER: number;
     CLONE_NEWPID: number;

@@ -205,6 +205,8 @@ export class SandboxProcess extends EventEmitter {
   readonly stdout: Readable | null;
   readonly stderr: Readable | null;
   pid = 0;
+  /** Whether the launch used clone3 (else the clone fallback). */
+  clone3 = false;
   private pidfd = -1;
   private exited = false;
   private killedByLimit = false;
@@ -354,6 +356,7 @@ export class SandboxProcess extends EventEmitter {
     closeChildEnds();
     this.pid = info.pid;
     this.pidfd = info.pidfd;
+    this.clone3 = info.clone3;
     // A multi-id map is written by the setuid helpers while the child waits;
     // if they fail, the child is killed before it has done anything.
     let mapError: SetupErrorInfo | undefined;

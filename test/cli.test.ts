@@ -159,4 +159,17 @@ describe('brig seccomp', () => {
     assert.equal(d.defaultAction, 'SCMP_ACT_KILL_PROCESS');
     assert.equal(cli(['run', '--seccomp', docker, '--', '/bin/echo', 'docker']).out, 'docker\n');
   });
+
+  it('brig doctor checks the host for real and says how to fix what is missing', () => {
+    const r = cli(['doctor', '--json']);
+    const report = JSON.parse(r.out);
+    const byName = Object.fromEntries(report.checks.map((c: { name: string }) => [c.name, c]));
+    for (const name of ['kernel', 'user namespaces', 'clone3 and pidfd', 'seccomp', 'cgroups', 'overlayfs in a user namespace', 'landlock', 'multi-id maps']) assert.ok(byName[name], `no ${name} check`);
+    assert.equal(byName['user namespaces'].state, 'ok'); // the suite itself needs them
+    assert.equal(byName['seccomp'].state, 'ok');
+    for (const c of report.checks) if (c.state !== 'ok') assert.ok(c.fix, `${c.name} has no fix`);
+    assert.equal(r.code, report.checks.some((c: { state: string }) => c.state === 'fail') ? 1 : 0);
+    const text = cli(['doctor']);
+    assert.match(text.out, /^ok\s+user namespaces: /m);
+  });
 });

@@ -3,11 +3,13 @@ import { OptionsError, SetupError } from '../errors.js';
 import { UsageError } from './args.js';
 import { EXIT_BRIG_ERROR, runCommand, runHelp } from './run.js';
 import { seccompCommand, seccompHelp } from './seccomp.js';
+import { doctorCommand, doctorHelp } from './doctor.js';
 import { SeccompPolicyError } from '../seccomp/index.js';
 
 const verbs: Record<string, { summary: string; main: (argv: string[]) => Promise<number>; help: string }> = {
   run: { summary: 'run a command in a new sandbox', main: runCommand, help: runHelp },
   seccomp: { summary: 'dump, test or learn syscall policies', main: seccompCommand, help: seccompHelp },
+  doctor: { summary: 'check what this host gives a rootless user', main: doctorCommand, help: doctorHelp },
 };
 
 const mainHelp = `Usage: brig COMMAND [OPTIONS]

@@ -1,0 +1,117 @@
+// brig doctor: what this host gives a rootless user, checked for real where
+// a check can be made (a sandbox is started, an overlay is mounted), and for
+// each missing piece the fix.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { release, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chooseBackend, discover } from './cgroup/hierarchy.js';
+import { planMultiMap } from './idmap.js';
+import { native } from './native.js';
+import { spawn } from './sandbox.js';
+
+export type CheckState = 'ok' | 'warn' | 'fail';
+
+export interface Check {
+  name: string;
+  state: CheckState;
+  detail: string;
+  fix?: string;
+}
+
+function read(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+}
+
+function kernelAtLeast(major: number, minor: number): boolean {
+  const [a, b] = release().split('.').map(Number);
+  return a > major || (a === major && b >= minor);
+}
+
+export async function doctor(): Promise<Check[]> {
+  const checks: Check[] = [];
+  const add = (c: Check) => checks.push(c);
+
+  add(
+    kernelAtLeast(5, 12)
+      ? { name: 'kernel', state: 'ok', detail: release() }
+      : kernelAtLeast(5, 3)
+        ? { name: 'kernel', state: 'warn', detail: `${release()}: works; 5.12+ gives mount_setattr`, fix: 'a newer kernel' }
+        : { name: 'kernel', state: 'fail', detail: `${release()}: brig needs 5.3+ (clone3, pidfd)`, fix: 'a kernel from 5.3 on' },
+  );
+
+  // User namespaces: the knobs distributions use, then a real sandbox.
+  const maxNs = Number(read('/proc/sys/user/max_user_namespaces') ?? '1');
+  const debianKnob = read('/proc/sys/kernel/unprivileged_userns_clone');
+  const apparmor = read('/proc/sys/kernel/apparmor_restrict_unprivileged_userns');
+  const p = spawn(['/bin/true'], { stdout: 'ignore', stderr: 'ignore' });
+  const r = await p.wait();
+  if (r.status === 'ok') add({ name: 'user namespaces', state: 'ok', detail: 'a sandbox started and ran /bin/true (all namespaces, default seccomp policy)' });
+  else {
+    let fix = 'see the error';
+    if (maxNs === 0) fix = 'sysctl -w user.max_user_namespaces=15000';
+    else if (debianKnob === '0') fix = 'sysctl -w kernel.unprivileged_userns_clone=1';
+    else if (apparmor === '1') fix = 'sysctl -w kernel.apparmor_restrict_unprivileged_userns=0, or an AppArmor profile allowing userns for node';
+    add({ name: 'user namespaces', state: 'fail', detail: r.error?.message ?? r.status, fix });
+  }
+  add({ name: 'clone3 and pidfd', state: p.clone3 ? 'ok' : 'warn', detail: p.clone3 ? 'clone3 with CLONE_PIDFD' : 'no clone3: the clone fallback is used', ...(p.clone3 ? {} : { fix: 'a kernel from 5.3 on' }) });
+
+  const actions = read('/proc/sys/kernel/seccomp/actions_avail') ?? '';
+  add(
+    actions.includes('user_notif')
+      ? { name: 'seccomp', state: 'ok', detail: `filters with user notification (${actions})` }
+      : { name: 'seccomp', state: 'fail', detail: `no user notification (${actions || 'seccomp unavailable'})`, fix: 'a kernel from 5.5 on with CONFIG_SECCOMP_FILTER' },
+  );
+
+  // cgroups: which layout, and which controllers brig could use.
+  const h = discover(process.env.BRIG_CGROUP_PARENT || undefined);
+  const layout = h.v2 && h.v1.size ? 'hybrid (v1 controllers, v2 beside them)' : h.v2 ? 'v2' : h.v1.size ? 'v1' : 'none';
+  const usable: string[] = [];
+  const missing: string[] = [];
+  let why = '';
+  for (const c of ['memory', 'pids', 'cpu', 'cpuset'] as const) {
+    const b = chooseBackend(h, [c]);
+    if (b.kind === 'none') {
+      missing.push(c);
+      why = b.why;
+    } else usable.push(`${c} (${b.kind})`);
+  }
+  add(
+    missing.length
+      ? {
+          name: 'cgroups',
+          state: 'warn',
+          detail: `layout ${layout}; usable: ${usable.join(', ') || 'none'}; not usable: ${missing.join(', ')}; limits for those fall back to rlimits (RunResult.enforcement says which)`,
+          fix: why.replace(/^.*?\)\. /, ''),
+        }
+      : { name: 'cgroups', state: 'ok', detail: `layout ${layout}; usable: ${usable.join(', ')}` },
+  );
+
+  // overlayfs inside a user namespace (images need it).
+  let overlay: Check;
+  const dir = mkdtempSync(join(tmpdir(), 'brig-doctor-'));
+  try {
+    const script = `cd "${dir}" && mkdir l u w m && echo x > l/f && mount -t overlay overlay -o lowerdir=l,upperdir=u,workdir=w m && cat m/f && umount m`;
+    const out = execFileSync('unshare', ['-Urm', 'sh', '-c', script], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    overlay = out.trim() === 'x' ? { name: 'overlayfs in a user namespace', state: 'ok', detail: 'mounted and read' } : { name: 'overlayfs in a user namespace', state: 'fail', detail: out };
+  } catch (e) {
+    const msg = ((e as { stderr?: string }).stderr || (e as Error).message).trim().split('\n')[0];
+    overlay = /ENOENT|not found/.test(msg)
+      ? { name: 'overlayfs in a user namespace', state: 'warn', detail: 'not checked: no unshare(1) here', fix: 'apt-get install util-linux' }
+      : { name: 'overlayfs in a user namespace', state: 'fail', detail: msg, fix: 'a kernel from 5.11 on (overlay in user namespaces), or fuse-overlayfs' };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  add(overlay);
+
+  const ll = native.landlockAbi();
+  add(ll > 0 ? { name: 'landlock', state: 'ok', detail: `ABI ${ll}` } : { name: 'landlock', state: 'warn', detail: ll === -95 ? 'disabled (not in the LSM list)' : `unavailable (errno ${-ll})`, fix: 'boot with lsm=...,landlock (kernel 5.13+)' });
+
+  const m = planMultiMap(1000, 1000);
+  add('error' in m ? { name: 'multi-id maps', state: 'warn', detail: m.error.message, fix: 'apt-get install uidmap, and subordinate ids in /etc/subuid and /etc/subgid' } : { name: 'multi-id maps', state: 'ok', detail: `newuidmap, uids ${m.uid.map((l) => l.join(':')).join(' ')}` });
+  return checks;
+}
