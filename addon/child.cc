@@ -482,6 +482,17 @@ namespace {
         r = install_seccomp(s);
         if (r < 0) fail(plan, i, r);
         continue;
+      case STEP_CGROUP_JOIN:
+        // Writing "0" moves the writer. The kernel checks the move against
+        // whoever opened the file (the parent, which made the cgroups), so
+        // the sandbox needs no right of its own. init stays out: it shares
+        // Node's memory, and an out-of-memory kill of init would take Node.
+        r = 0;
+        for (int k = 0; k < plan->ncgroup_fds && r >= 0; k++) {
+          r = sys(SYS_write, plan->cgroup_fds[k], P("0"), 1);
+          if (r == 1) r = 0;
+        }
+        break;
       case STEP_NOTIFY_FD:
         r = plan->notify_sock < 0 ? -EBADF : sys(SYS_dup3, plan->notify_sock, s->arg0, O_CLOEXEC);
         if (r >= 0) r = 0;

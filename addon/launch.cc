@@ -25,9 +25,6 @@
 #ifndef CLONE_PIDFD
 #define CLONE_PIDFD 0x00001000
 #endif
-#ifndef CLONE_INTO_CGROUP
-#define CLONE_INTO_CGROUP 0x200000000ULL
-#endif
 #ifndef CLONE_CLEAR_SIGHAND
 #define CLONE_CLEAR_SIGHAND 0x100000000ULL
 #endif
@@ -53,6 +50,7 @@ struct PlanStorage {
   std::vector<char*> argv, envp;
   std::vector<const char*> exec_paths;
   std::vector<int32_t> keep;
+  std::vector<int32_t> cgroup_fds;
   Plan plan{};
 
   const char* Keep(std::string s) {
@@ -188,6 +186,13 @@ void BuildPlan(const Napi::Object& js, PlanStorage& st) {
   st.plan.exec_paths = st.exec_paths.data();
   st.plan.init_name = st.Keep(GetString(js, "initName"));
   st.plan.timings = js.Get("timings").ToBoolean() ? 1 : 0;
+  Napi::Value cg = js.Get("cgroupFds");
+  if (cg.IsArray()) {
+    Napi::Array a = cg.As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); i++) st.cgroup_fds.push_back(a.Get(i).As<Napi::Number>().Int32Value());
+  }
+  st.plan.cgroup_fds = st.cgroup_fds.data();
+  st.plan.ncgroup_fds = static_cast<int32_t>(st.cgroup_fds.size());
   st.plan.notify_sock = -1;
 }
 
@@ -217,7 +222,7 @@ void KillAndReap(int pidfd) {
 std::atomic<bool> g_no_clone3{false};
 
 // init shares our memory (CLONE_VM) and runs child_main on the upper stack.
-long CloneChild(uint64_t ns_flags, int cgroup_fd, LaunchMemory* mem, int* pidfd, bool* used_clone3) {
+long CloneChild(uint64_t ns_flags, LaunchMemory* mem, int* pidfd, bool* used_clone3) {
   char* base = static_cast<char*>(mem->stacks);
   char* init_stack = base + kStackRegion / 2 + kGuard;
   size_t init_size = kStackRegion / 2 - kGuard;
@@ -229,11 +234,6 @@ long CloneChild(uint64_t ns_flags, int cgroup_fd, LaunchMemory* mem, int* pidfd,
     args.exit_signal = 0;  // no SIGCHLD: libuv's handler has nothing to do with us
     args.stack = reinterpret_cast<uint64_t>(init_stack);
     args.stack_size = init_size;
-    if (cgroup_fd >= 0) {
-      // cgroup v2: born inside its cgroup, no window outside it.
-      args.flags |= CLONE_INTO_CGROUP;
-      args.cgroup = static_cast<uint64_t>(cgroup_fd);
-    }
     long r = brig_clone3_call(&args, sizeof args, child_main, &mem->st.plan);
     if (r != -ENOSYS) {
       *used_clone3 = true;
@@ -373,6 +373,7 @@ Napi::Value Launch(const Napi::CallbackInfo& info) {
   st.plan.report_fd = reportp[1];
   st.keep = {release[0], reportp[1], st.plan.stdio[0], st.plan.stdio[1], st.plan.stdio[2]};
   st.keep.push_back(killp[0]);
+  for (int32_t fd : st.cgroup_fds) st.keep.push_back(fd);
   if (notify[1] >= 0) st.keep.push_back(notify[1]);
   std::sort(st.keep.begin(), st.keep.end());
   st.plan.keep_fds = st.keep.data();
@@ -386,8 +387,7 @@ Napi::Value Launch(const Napi::CallbackInfo& info) {
   pthread_sigmask(SIG_SETMASK, &all, &old);
   int pidfd = -1;
   bool used_clone3 = false;
-  int cgroup_fd = static_cast<int>(GetInt(js, "cgroupFd", -1));
-  long pid = CloneChild(ns_flags, cgroup_fd, mem.get(), &pidfd, &used_clone3);
+  long pid = CloneChild(ns_flags, mem.get(), &pidfd, &used_clone3);
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   double t2 = NowNs();
 
@@ -439,29 +439,6 @@ Napi::Value Launch(const Napi::CallbackInfo& info) {
     }
     close(procdir);
     if (err) throw fail(step, err);
-  }
-  // Into its cgroups (cgroup v1, or v2 without CLONE_INTO_CGROUP) before it
-  // runs a single step, so everything it does is limited and accounted.
-  Napi::Value procs = js.Get("cgroupProcs");
-  bool born_inside = cgroup_fd >= 0 && used_clone3;
-  if (procs.IsArray() && !born_inside) {
-    Napi::Array list = procs.As<Napi::Array>();
-    char pidtext[24];
-    int len = snprintf(pidtext, sizeof pidtext, "%ld", pid);
-    for (uint32_t i = 0; i < list.Length(); i++) {
-      std::string file = list.Get(i).As<Napi::String>().Utf8Value();
-      int fd = open(file.c_str(), O_WRONLY | O_CLOEXEC);
-      int err = fd < 0 ? errno : 0;
-      if (fd >= 0) {
-        if (write(fd, pidtext, static_cast<size_t>(len)) != len) err = errno ? errno : EIO;
-        close(fd);
-      }
-      if (err) {
-        Napi::Error e = fail("cgroup-attach", err);
-        e.Set("path", Napi::String::New(env, file));
-        throw e;
-      }
-    }
   }
   double t3 = NowNs();
   if (!defer) {

@@ -40,6 +40,7 @@ enum StepKind : int32_t {
   STEP_PDEATHSIG = 22,    // PR_SET_PDEATHSIG arg0
   STEP_UMASK = 23,        // umask(arg0)
   STEP_NOTIFY_FD = 24,    // dup the listener handoff socket to fd arg0 (close-on-exec)
+  STEP_CGROUP_JOIN = 25,  // the program moves itself into the run's cgroups (plan->cgroup_fds)
 };
 
 // STEP_SECCOMP flags (arg1)
@@ -93,7 +94,9 @@ struct Plan {
   void* program_stack_top;
   int32_t timings;       // write a REPORT_MARK after every step
   int32_t notify_sock;   // the sandbox's end of the listener handoff socket, or -1
-  int32_t kill_fd;       // read end of the kill pipe: a byte (or EOF) asks init to end the sandbox  // where the program's pre-exec steps run (CLONE_VM|CLONE_VFORK)
+  int32_t kill_fd;       // read end of the kill pipe: a byte (or EOF) asks init to end the sandbox
+  const int32_t* cgroup_fds;  // cgroup.procs files the parent opened, for STEP_CGROUP_JOIN
+  int32_t ncgroup_fds;  // where the program's pre-exec steps run (CLONE_VM|CLONE_VFORK)
 };
 
 // Runs in the child right after clone, on the stack the parent gave it, in the

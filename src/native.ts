@@ -27,6 +27,7 @@ export const enum StepKind {
   Pdeathsig = 22,
   Umask = 23,
   NotifyFd = 24,
+  CgroupJoin = 25,
 }
 
 /** One step of the plan. `name` and `path` are for error messages only; native ignores them. */
@@ -69,10 +70,8 @@ export interface LaunchPlan {
   notify?: number;
   /** AUDIT_ARCH of this machine: calls of another arch are never let through in learn mode. */
   auditArch?: number;
-  /** cgroup.procs files to write the sandbox's pid to before it runs (skipped when born inside by cgroupFd). */
-  cgroupProcs?: string[];
-  /** cgroup v2 directory fd: clone3 with CLONE_INTO_CGROUP. */
-  cgroupFd?: number;
+  /** cgroup.procs files opened for writing: the program joins them (StepKind.CgroupJoin). */
+  cgroupFds?: number[];
 }
 
 export interface NativeSeccompCall {

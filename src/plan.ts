@@ -217,7 +217,7 @@ const PLAN_CACHE_MAX = 64;
 const planCache = new Map<string, { steps: NativeStep[]; prepared: unknown }>();
 
 /** Builds the plan, or returns the setup error a host-side check found (a missing mount source). */
-export function buildPlan(o: ResolvedOptions): BuiltPlan | { error: SetupErrorInfo } {
+export function buildPlan(o: ResolvedOptions, cgroups = false): BuiltPlan | { error: SetupErrorInfo } {
   // Checked on every run, cached plan or not: what the host has now.
   if (o.rootfs !== 'host') {
     let st;
@@ -249,11 +249,12 @@ export function buildPlan(o: ResolvedOptions): BuiltPlan | { error: SetupErrorIn
     o.cwd,
     o.rlimits.map(([n, s, h]) => `${n}:${s}:${h}`),
     o.seccomp?.compiled.id ?? null,
+    cgroups,
     host.generation,
   ]);
   let cached = planCache.get(key);
   if (!cached) {
-    const steps = planSteps(o, sourceIsDir, host);
+    const steps = planSteps(o, sourceIsDir, host, cgroups);
     cached = { steps, prepared: native.prepareSteps(steps) };
     if (planCache.size >= PLAN_CACHE_MAX) planCache.delete(planCache.keys().next().value!);
     planCache.set(key, cached);
@@ -261,7 +262,7 @@ export function buildPlan(o: ResolvedOptions): BuiltPlan | { error: SetupErrorIn
   return { ...cached, execPaths: execCandidates(o.argv[0], o.env.PATH) };
 }
 
-function planSteps(o: ResolvedOptions, sourceIsDir: boolean[], host: { entries: HostEntry[] }): NativeStep[] {
+function planSteps(o: ResolvedOptions, sourceIsDir: boolean[], host: { entries: HostEntry[] }, cgroups: boolean): NativeStep[] {
   const b = new PlanBuilder();
 
   // 1. Nothing we mount may propagate back to the host's mount namespace.
@@ -330,6 +331,11 @@ function planSteps(o: ResolvedOptions, sourceIsDir: boolean[], host: { entries: 
   // 10. The program: its own session, no capabilities, no way to gain any,
   // only fds 0-2, default signal dispositions.
   b.add({ kind: StepKind.ForkProgram, name: 'fork' });
+  // First of all, into the run's cgroups: everything the program does from
+  // here on is limited and accounted. (init stays outside: it shares Node's
+  // memory, and the out-of-memory killer kills every process sharing the
+  // victim's memory.)
+  if (cgroups) b.add({ kind: StepKind.CgroupJoin, name: 'cgroup-join' });
   b.add({ kind: StepKind.Setsid, name: 'setsid' });
   b.add({ kind: StepKind.Pdeathsig, name: 'pdeathsig', arg0: osConstants.signals.SIGKILL });
   b.add({ kind: StepKind.Umask, name: 'umask', arg0: 0o022 });

@@ -278,7 +278,7 @@ export class SandboxProcess extends EventEmitter {
       }
     }
     const dropCgroups = () => cgroups?.remove().catch(() => {});
-    const built = buildPlan(o);
+    const built = buildPlan(o, cgroups !== undefined);
     const closeChildEnds = () => {
       for (const fd of stdio.closeAfterLaunch) native.close(fd);
     };
@@ -314,6 +314,18 @@ export class SandboxProcess extends EventEmitter {
     const gid = process.getgid!();
     const tPlan = performance.now();
 
+    let cgroupFds: number[] | undefined;
+    try {
+      cgroupFds = cgroups?.joinFds();
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      closeChildEnds();
+      destroyParentEnds();
+      return Promise.resolve(dropCgroups()).then(() => setupFailure(setupErrorInfo('cgroup-open', Math.abs(err.errno ?? osConstants.errno.EIO), err.path), t0));
+    }
+    const closeCgroupFds = () => {
+      for (const fd of cgroupFds ?? []) native.close(fd);
+    };
     let exitResolve!: (e: NativeExit) => void;
     const exited = new Promise<NativeExit>((resolve) => (exitResolve = resolve));
     let info;
@@ -336,13 +348,13 @@ export class SandboxProcess extends EventEmitter {
           timings: o.timings,
           notify: o.seccomp ? (o.seccomp.mode === 'learn' ? 2 : 1) : 0,
           auditArch: AUDIT_ARCH[hostArch()],
-          cgroupProcs: cgroups?.procs,
-          cgroupFd: cgroups && cgroups.fd >= 0 ? cgroups.fd : undefined,
+          cgroupFds,
         },
         (e) => exitResolve(e),
       );
     } catch (e) {
       closeChildEnds();
+      closeCgroupFds();
       destroyParentEnds();
       const ne = e as NativeError & { path?: string };
       if (typeof ne.step !== 'string') {
@@ -354,6 +366,7 @@ export class SandboxProcess extends EventEmitter {
     }
     const tLaunched = performance.now();
     closeChildEnds();
+    closeCgroupFds();
     this.pid = info.pid;
     this.pidfd = info.pidfd;
     this.clone3 = info.clone3;

@@ -31,6 +31,21 @@ describe('cgroup limits', { skip }, () => {
     assert.match(r.enforcement!.memory!, /^cgroup-v[12]$/);
   });
 
+  it("an out-of-memory kill in the sandbox never reaches the Node process", async () => {
+    // init shares Node's memory; the kernel's OOM killer kills every process
+    // sharing its victim's memory. A Node process running a memory bomb must
+    // live to report it.
+    const script = `import { run } from ${JSON.stringify(new URL('../src/index.js', import.meta.url).href)};
+      for (let i = 0; i < 3; i++) {
+        const r = await run(['python3', '-c', 'a = bytearray(512 << 20)'], { memory: '48m' });
+        if (r.status !== 'memory-limit') throw new Error(r.status);
+      }
+      console.log('alive');`;
+    const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', env: process.env });
+    assert.equal(child.signal, null, `the Node process died of ${child.signal}`);
+    assert.equal(child.stdout, 'alive\n', child.stderr);
+  });
+
   it('a program within its memory limit runs, and its peak is reported', async () => {
     const r = await run(['python3', '-c', 'a = bytearray(16 << 20); print(len(a))'], { memory: '128m' });
     assert.equal(r.status, 'ok');

@@ -18,7 +18,7 @@ export function probe(): string {
     execFileSync('mv', ['-f', tmp, bin]);
   }
   // The sandbox's user must be able to reach it through a bind mount.
-  chmodSync(dir, 0o755);
+  if ((statSync(dir).mode & 0o755) !== 0o755) chmodSync(dir, 0o755);
   return bin;
 }
 

@@ -89,10 +89,8 @@ function sweep(parent: string): void {
 
 export class RunCgroups {
   readonly dirs: string[] = [];
-  /** cgroup.procs files the launch writes the sandbox's pid to. */
+  /** The cgroup.procs files the sandbox's program joins (see joinFds). */
   readonly procs: string[] = [];
-  /** v2: an fd of the cgroup for CLONE_INTO_CGROUP. */
-  fd = -1;
 
   private constructor(
     readonly backend: Exclude<Backend, { kind: 'none' }>,
@@ -153,7 +151,22 @@ export class RunCgroups {
     if (l.pids !== undefined) writeFileSync(join(dir, 'pids.max'), String(l.pids));
     if (l.cpus !== undefined) writeFileSync(join(dir, 'cpu.max'), `${Math.round(l.cpus * CFS_PERIOD_US)} ${CFS_PERIOD_US}`);
     if (l.cpuset !== undefined) writeFileSync(join(dir, 'cpuset.cpus'), l.cpuset);
-    this.fd = openSync(dir, fsConstants.O_RDONLY | fsConstants.O_DIRECTORY);
+  }
+
+  /**
+   * cgroup.procs opened for writing, for the program to join with "0" before
+   * it execs (addon/child.cc: STEP_CGROUP_JOIN): the kernel checks that move
+   * against this process, which opened them. Close them after the launch.
+   */
+  joinFds(): number[] {
+    const fds: number[] = [];
+    try {
+      for (const p of this.procs) fds.push(openSync(p, fsConstants.O_WRONLY));
+    } catch (e) {
+      for (const fd of fds) closeSync(fd);
+      throw e;
+    }
+    return fds;
   }
 
   private makeV1(controller: string, dir: string): void {
@@ -231,8 +244,6 @@ export class RunCgroups {
    * the kernel may take a moment to let go of the last one (EBUSY).
    */
   async remove(): Promise<void> {
-    if (this.fd >= 0) closeSync(this.fd);
-    this.fd = -1;
     for (const d of this.dirs.splice(0).reverse()) {
       for (let i = 0; ; i++) {
         try {
