@@ -70,10 +70,13 @@ mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=524288,cache=loose host /h
 mount -t proc proc /host/proc
 mount -t sysfs sys /host/sys
 mount -t devtmpfs dev /host/dev
-mount -t tmpfs -o mode=1777 tmp /host/tmp
+# Scratch space on /run, not /tmp: the project itself may live under /tmp.
+mount -t tmpfs -o mode=755 run /host/run
+mkdir -p /host/run/brig-vm/tmp
+chmod 1777 /host/run/brig-vm/tmp
 mount -t cgroup2 cgroup2 /host/sys/fs/cgroup
-cp /stage2.sh /host/tmp/stage2.sh
-exec switch_root /host /bin/sh /tmp/stage2.sh
+cp /stage2.sh /host/run/brig-vm/stage2.sh
+exec switch_root /host /bin/sh /run/brig-vm/stage2.sh
 INIT
 chmod +x "$ird/init"
 cat > "$ird/stage2.sh" <<STAGE2
@@ -91,7 +94,7 @@ echo "+memory +pids +cpu +cpuset" > \$cg/brig-vm/cgroup.subtree_control
 chown -R $uid:$gid \$cg/brig-vm
 echo \$\$ > \$cg/brig-vm/runner/cgroup.procs
 cd "$root"
-setpriv --reuid=$uid --regid=$gid --clear-groups -- env -i HOME=/tmp PATH=\$PATH LANG=C.UTF-8 BRIG_CGROUP_PARENT=\$cg/brig-vm \
+setpriv --reuid=$uid --regid=$gid --clear-groups -- env -i HOME=/run/brig-vm/tmp TMPDIR=/run/brig-vm/tmp PATH=\$PATH LANG=C.UTF-8 BRIG_CGROUP_PARENT=\$cg/brig-vm \
   ${VM_CMD:-node --test --test-reporter=spec dist/test/cgroup.test.js}
 rc=\$?
 echo "BRIG-VM-EXIT=\$rc"
