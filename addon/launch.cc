@@ -342,32 +342,23 @@ Napi::Value Launch(const Napi::CallbackInfo& info) {
   };
   st.plan.notify_sock = notify[1];
 
-  int release[2], reportp[2], killp[2];
-  if (pipe2(release, O_CLOEXEC) < 0) {
-    int e = errno;
+  int release[2] = {-1, -1}, reportp[2] = {-1, -1}, killp[2] = {-1, -1};
+  // Everything opened so far, closed when a later step fails.
+  auto close_launch_fds = [&]() {
+    for (int* fd : {&release[0], &release[1], &reportp[0], &reportp[1], &killp[0], &killp[1]}) CloseIf(*fd);
     close_stdio();
     close_notify();
-    throw StepError(env, "release-pipe", e);
-  }
-  if (pipe2(killp, O_CLOEXEC) < 0) {
+  };
+  auto make_pipe = [&](int p[2], const char* step) {
+    if (pipe2(p, O_CLOEXEC) == 0) return;
     int e = errno;
-    close(release[0]);
-    close(release[1]);
-    close_stdio();
-    close_notify();
-    throw StepError(env, "kill-pipe", e);
-  }
+    close_launch_fds();
+    throw StepError(env, step, e);
+  };
+  make_pipe(release, "release-pipe");
+  make_pipe(killp, "kill-pipe");
+  make_pipe(reportp, "report-pipe");
   st.plan.kill_fd = killp[0];
-  if (pipe2(reportp, O_CLOEXEC) < 0) {
-    int e = errno;
-    close(release[0]);
-    close(release[1]);
-    close(killp[0]);
-    close(killp[1]);
-    close_stdio();
-    close_notify();
-    throw StepError(env, "report-pipe", e);
-  }
   st.plan.release_fd = release[0];
   st.plan.release_wfd = release[1];
   st.plan.report_fd = reportp[1];
