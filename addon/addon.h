@@ -70,6 +70,11 @@ struct Child {
   int notify_sock = -1;  // our end of the handoff socket
   int listener = -1;     // the seccomp notification fd, once handed over
   uint32_t native_arch = 0;
+  // Total bytes read from stdout and stderr, kept or dropped; past
+  // output_limit (when > 0) the sandbox is killed.
+  uint64_t output_bytes = 0;
+  uint64_t output_limit = 0;
+  bool output_limit_hit = false;
   std::vector<SeccompCall> violations;
   std::vector<SeccompCall> learned;
   // Filled in when init is reaped; delivered once the output pipes are drained.

@@ -350,7 +350,26 @@ void kill_and_reap_all(long program, int* program_status, bool* program_done) {
   // here, so that their CPU time is in init's account.
   kill_and_reap_all(program, &status, &done);
   if (plan->timings) mark(plan, -1);
-  report(plan, REPORT_EXIT, killed ? 1 : 0, 0, status, static_cast<int32_t>(program));
+  Report r;
+  zero(&r, sizeof r);
+  r.magic = REPORT_MAGIC;
+  r.kind = REPORT_EXIT;
+  r.step = killed ? 1 : 0;
+  r.wstatus = status;
+  r.pid = static_cast<int32_t>(program);
+  struct rusage ru;
+  if (sys(SYS_getrusage, RUSAGE_CHILDREN, P(&ru)) == 0) {
+    r.utime_us = static_cast<int64_t>(ru.ru_utime.tv_sec) * 1000000 + ru.ru_utime.tv_usec;
+    r.stime_us = static_cast<int64_t>(ru.ru_stime.tv_sec) * 1000000 + ru.ru_stime.tv_usec;
+    r.maxrss_kb = ru.ru_maxrss;
+    r.minflt = ru.ru_minflt;
+    r.majflt = ru.ru_majflt;
+    r.nvcsw = ru.ru_nvcsw;
+    r.nivcsw = ru.ru_nivcsw;
+  }
+  long n;
+  do n = sys(SYS_write, plan->report_fd, P(&r), sizeof r);
+  while (n == -EINTR);
   die_now(0);
 }
 

@@ -449,6 +449,7 @@ Napi::Value Launch(const Napi::CallbackInfo& info) {
   child->on_exit = Napi::Persistent(on_exit);
   child->memory = mem.release();
   child->notify_mode = notify_mode;
+  child->output_limit = static_cast<uint64_t>(GetInt(js, "outputLimit", 0));
   child->native_arch = static_cast<uint32_t>(GetInt(js, "auditArch", 0));
   if (notify[0] >= 0) fcntl(notify[0], F_SETFL, O_NONBLOCK);
   child->notify_sock = notify[0];

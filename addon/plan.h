@@ -75,6 +75,10 @@ struct Report {
   int32_t wstatus;
   int32_t pid;      // the program's pid in the host's view (for diagnostics)
   int64_t ns;       // CLOCK_MONOTONIC, for REPORT_MARK
+  // REPORT_EXIT: getrusage(RUSAGE_CHILDREN) of init after it reaped the whole
+  // sandbox: the program's tree without init, which runs in Node's memory and
+  // would report Node's RSS as its own.
+  int64_t utime_us, stime_us, maxrss_kb, minflt, majflt, nvcsw, nivcsw;
 };
 static const uint32_t REPORT_MAGIC = 0x47495242u;
 

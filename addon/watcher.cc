@@ -263,7 +263,14 @@ void Watcher::Service(Child* c, int which, uint32_t events) {
       n = read(st.fd, scratch, sizeof scratch);
       if (n > 0) st.truncated = true;
     }
-    if (n > 0) continue;
+    if (n > 0) {
+      c->output_bytes += static_cast<uint64_t>(n);
+      if (c->output_limit && c->output_bytes > c->output_limit && !c->output_limit_hit) {
+        c->output_limit_hit = true;
+        c->KillAll();
+      }
+      continue;
+    }
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && errno == EAGAIN) return;
     CloseStream(c, which);  // EOF: every writer in the sandbox is gone
@@ -388,7 +395,21 @@ void Watcher::Deliver(std::unique_ptr<Child> c) {
     if (!o.ok || !res.ok || napi_set_element(env, reports, k++, o.obj) != napi_ok) res.ok = false;
   }
   const siginfo_t& si = c->si;
-  const struct rusage& ru = c->ru;
+  struct rusage ru = c->ru;
+  // Prefer what init counted for its children: init itself runs in Node's
+  // memory. (No exit record: init was killed, and waitid's figures stand.)
+  for (const Report& rec : c->reports) {
+    if (rec.kind != REPORT_EXIT) continue;
+    ru.ru_utime.tv_sec = rec.utime_us / 1000000;
+    ru.ru_utime.tv_usec = rec.utime_us % 1000000;
+    ru.ru_stime.tv_sec = rec.stime_us / 1000000;
+    ru.ru_stime.tv_usec = rec.stime_us % 1000000;
+    ru.ru_maxrss = rec.maxrss_kb;
+    ru.ru_minflt = rec.minflt;
+    ru.ru_majflt = rec.majflt;
+    ru.ru_nvcsw = rec.nvcsw;
+    ru.ru_nivcsw = rec.nivcsw;
+  }
   res.Num("initCode", si.si_code == CLD_EXITED ? si.si_status : -1);
   res.Num("initSignal", si.si_code == CLD_EXITED ? 0 : si.si_status);
   res.Num("userUs", static_cast<double>(ru.ru_utime.tv_sec) * 1e6 + ru.ru_utime.tv_usec);
@@ -402,6 +423,8 @@ void Watcher::Deliver(std::unique_ptr<Child> c) {
   res.Output("stdout", c->io[1]);
   res.Output("stderr", c->io[2]);
   res.Bool("stdoutTruncated", c->io[1].truncated);
+  res.Num("outputBytes", static_cast<double>(c->output_bytes));
+  res.Bool("outputLimitHit", c->output_limit_hit);
   res.Set("violations", CallList(env, c->violations));
   res.Set("learned", CallList(env, c->learned));
   res.Bool("stderrTruncated", c->io[2].truncated);

@@ -72,6 +72,8 @@ export interface LaunchPlan {
   auditArch?: number;
   /** cgroup.procs files opened for writing: the program joins them (StepKind.CgroupJoin). */
   cgroupFds?: number[];
+  /** Total bytes of captured stdout+stderr after which native kills the sandbox. */
+  outputLimit?: number;
 }
 
 export interface NativeSeccompCall {
@@ -114,6 +116,8 @@ export interface NativeExit {
   stderrTruncated: boolean;
   violations: NativeSeccompCall[];
   learned: NativeSeccompCall[];
+  outputBytes: number;
+  outputLimitHit: boolean;
 }
 
 export interface LaunchInfo {

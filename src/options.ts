@@ -102,6 +102,16 @@ export interface SandboxOptions {
   maxOutputBytes?: number;
   /** Kill the whole sandbox after this many milliseconds of wall time. */
   wallTimeLimitMs?: number;
+  /**
+   * CPU time of the whole process tree (all threads, all processes, reaped or
+   * not). Exceeding it makes the verdict cpu-time-limit; the tree is killed
+   * at the limit plus extraTimeMs, so the report can say by how much.
+   */
+  cpuTimeLimitMs?: number;
+  /** Grace past cpuTimeLimitMs before the kill (default 0). */
+  extraTimeMs?: number;
+  /** Total bytes the program may write to its captured stdout and stderr; past it the run ends as output-limit, output cut at the cap. */
+  outputLimitBytes?: number;
   signal?: AbortSignal;
   /** Record per-phase durations in RunResult.timings. */
   timings?: boolean;
@@ -130,6 +140,9 @@ export interface ResolvedOptions {
   stderr: OutputOption;
   maxOutputBytes: number;
   wallTimeLimitMs: number | undefined;
+  cpuTimeLimitMs: number | undefined;
+  extraTimeMs: number;
+  outputLimitBytes: number | undefined;
   signal: AbortSignal | undefined;
   timings: boolean;
 }
@@ -269,6 +282,16 @@ function seccompOption(v: unknown): ResolvedSeccomp | null {
   }
 }
 
+/**
+ * The CPU limit is watched over the whole tree by brig; RLIMIT_CPU, per
+ * process and in whole seconds, is the kernel's backstop a second past it.
+ */
+function withCpuBackstop(r: [RlimitName, bigint, bigint][], cpuMs: unknown, extraMs: unknown): [RlimitName, bigint, bigint][] {
+  if (typeof cpuMs !== 'number' || r.some(([n]) => n === 'cpu')) return r;
+  const s = BigInt(Math.ceil((cpuMs + (typeof extraMs === 'number' ? extraMs : 0)) / 1000) + 1);
+  return [...r, ['cpu', s, s]];
+}
+
 function idMapOption(v: unknown): 'single' | 'multi' {
   if (v === undefined) return 'single';
   if (v !== 'single' && v !== 'multi') throw new OptionsError('idMap', `expected 'single' or 'multi', got ${JSON.stringify(v)}`);
@@ -333,6 +356,17 @@ export function resolveOptions(argv: unknown, o: SandboxOptions = {}): ResolvedO
     if (typeof wall !== 'number' || !Number.isFinite(wall) || wall <= 0 || wall > 2 ** 31 - 1) throw new OptionsError('wallTimeLimitMs', 'expected a positive number of milliseconds below 2^31');
   }
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw new OptionsError('signal', 'expected an AbortSignal');
+  const ms = (field: string, v: unknown, allowZero = false) => {
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || (!allowZero && v === 0) || v > 2 ** 31 - 1) throw new OptionsError(field, `expected a ${allowZero ? 'non-negative' : 'positive'} number of milliseconds below 2^31, got ${String(v)}`);
+    return v;
+  };
+  const cpuTimeLimitMs = o.cpuTimeLimitMs === undefined ? undefined : ms('cpuTimeLimitMs', o.cpuTimeLimitMs);
+  const extraTimeMs = o.extraTimeMs === undefined ? 0 : ms('extraTimeMs', o.extraTimeMs, true);
+  let outputLimitBytes: number | undefined;
+  if (o.outputLimitBytes !== undefined) {
+    outputLimitBytes = o.outputLimitBytes;
+    if (!Number.isSafeInteger(outputLimitBytes) || outputLimitBytes < 0) throw new OptionsError('outputLimitBytes', 'expected a whole number of bytes');
+  }
 
   return {
     argv: args,
@@ -345,7 +379,7 @@ export function resolveOptions(argv: unknown, o: SandboxOptions = {}): ResolvedO
     uid: id('uid', o.uid, DEFAULT_UID),
     gid: id('gid', o.gid, DEFAULT_GID),
     idMap: idMapOption(o.idMap),
-    rlimits: rlimitsOption(o.rlimits),
+    rlimits: withCpuBackstop(rlimitsOption(o.rlimits), o.cpuTimeLimitMs, o.extraTimeMs),
     seccomp: seccompOption(o.seccomp),
     limits: limitsOption(o),
     cgroupParent: o.cgroupParent === undefined ? process.env.BRIG_CGROUP_PARENT || undefined : str('cgroupParent', o.cgroupParent),
@@ -356,6 +390,9 @@ export function resolveOptions(argv: unknown, o: SandboxOptions = {}): ResolvedO
     stderr: o.stderr ?? 'capture',
     maxOutputBytes,
     wallTimeLimitMs: wall,
+    cpuTimeLimitMs,
+    extraTimeMs,
+    outputLimitBytes,
     signal: o.signal,
     timings: o.timings === true,
   };

@@ -1,6 +1,6 @@
 // spawn() and run(): validate, plan, launch, plumb stdio, watch, report.
 import { EventEmitter } from 'node:events';
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { constants as osConstants } from 'node:os';
 import { performance } from 'node:perf_hooks';
@@ -15,7 +15,17 @@ import { RunCgroups } from './cgroup/run.js';
 import type { RlimitName } from './options.js';
 import { AUDIT_ARCH, AUDIT_ARCH_I386, X32_SYSCALL_BIT, hostArch, syscallName } from './seccomp/index.js';
 
-export type RunStatus = 'ok' | 'exit-nonzero' | 'signaled' | 'wall-time-limit' | 'memory-limit' | 'seccomp-violation' | 'setup-error';
+export type RunStatus =
+  | 'ok'
+  | 'exit-nonzero'
+  | 'signaled'
+  | 'cpu-time-limit'
+  | 'wall-time-limit'
+  | 'memory-limit'
+  | 'output-limit'
+  | 'file-size-limit'
+  | 'seccomp-violation'
+  | 'setup-error';
 
 /** How a requested limit was enforced: by a cgroup, by an rlimit per process (weaker), or not at all. */
 export type Enforcement = 'cgroup-v1' | 'cgroup-v2' | 'rlimit' | 'none';
@@ -54,10 +64,15 @@ export interface RunTimings {
 export interface RunResult {
   /**
    * What ended the run. When several apply, the first of these wins:
-   * setup-error (the program never started), seccomp-violation (a forbidden
-   * call; brig killed the sandbox before it ran), memory-limit (the
-   * cgroup's out-of-memory killer ended it), wall-time-limit (brig killed
-   * it), signaled, exit-nonzero, ok.
+   * 1. setup-error: the program never started;
+   * 2. seccomp-violation: a forbidden call, the sandbox killed before it ran;
+   * 3. memory-limit: the cgroup's out-of-memory killer ended it;
+   * 4. output-limit: it wrote more than outputLimitBytes;
+   * 5. cpu-time-limit: its tree used more CPU than cpuTimeLimitMs (also when
+   *    it finished within the extra time, and whatever killed it);
+   * 6. wall-time-limit;
+   * 7. file-size-limit: killed by SIGXFSZ (RLIMIT_FSIZE);
+   * 8. signaled, 9. exit-nonzero, 10. ok.
    */
   status: RunStatus;
   /** Peak memory of the whole tree (cgroup), when a cgroup accounted the run. */
@@ -79,13 +94,23 @@ export interface RunResult {
   wallTimeMs: number;
   /** CPU time of the whole process tree, from the kernel's accounting of the sandbox's init. */
   cpuTimeMs: { user: number; system: number };
-  /** Largest resident set of any process in the tree, in KiB (getrusage). */
+  /**
+   * Largest resident set of any process in the tree, in KiB (getrusage).
+   * The kernel carries the pre-exec memory's peak into it, so for a small
+   * program it is at least the Node process's RSS (child_process.spawn's
+   * children show the same); memoryPeakBytes (cgroup) is the program's own.
+   */
   maxRssKb: number;
   stdout: Buffer;
   stderr: Buffer;
   /** The captured stream hit maxOutputBytes; what followed was read and dropped. */
   stdoutTruncated: boolean;
   stderrTruncated: boolean;
+  /** Bytes the program wrote to captured stdout and stderr (kept or not). */
+  outputBytes: number;
+  /** brig ended the run (a limit, a violation, an abort, kill()). */
+  killed: boolean;
+  contextSwitches: { voluntary: number; forced: number };
   error?: SetupErrorInfo;
   timings?: RunTimings;
 }
@@ -122,8 +147,9 @@ function openStdio(o: ResolvedOptions): Stdio {
   const s: Stdio = { childFds: [-1, -1, -1], capture: [null, null], closeAfterLaunch: [], stdin: null, stdout: null, stderr: null, drained: [] };
   try {
     setupStdin(s, o.stdin);
-    setupOutput(s, 1, o.stdout, o.maxOutputBytes);
-    setupOutput(s, 2, o.stderr, o.maxOutputBytes);
+    const keep = o.outputLimitBytes === undefined ? o.maxOutputBytes : Math.min(o.maxOutputBytes, o.outputLimitBytes);
+    setupOutput(s, 1, o.stdout, keep);
+    setupOutput(s, 2, o.stderr, keep);
   } catch (e) {
     for (const fd of s.closeAfterLaunch) closeSync(fd);
     s.stdin?.destroy();
@@ -349,6 +375,7 @@ export class SandboxProcess extends EventEmitter {
           notify: o.seccomp ? (o.seccomp.mode === 'learn' ? 2 : 1) : 0,
           auditArch: AUDIT_ARCH[hostArch()],
           cgroupFds,
+          outputLimit: o.outputLimitBytes,
         },
         (e) => exitResolve(e),
       );
@@ -395,6 +422,18 @@ export class SandboxProcess extends EventEmitter {
         this.kill('SIGKILL');
       }, o.wallTimeLimitMs);
     }
+    let killedByCpu = false;
+    let cpuWatch: NodeJS.Timeout | undefined;
+    if (o.cpuTimeLimitMs !== undefined) {
+      const until = o.cpuTimeLimitMs + o.extraTimeMs;
+      const initPid = info.pid;
+      cpuWatch = setInterval(() => {
+        if (treeCpuMs(initPid) >= until) {
+          killedByCpu = this.kill('SIGKILL') || killedByCpu;
+          clearInterval(cpuWatch);
+        }
+      }, CPU_POLL_MS);
+    }
     // Only an abort that killed the sandbox rejects: one that came after the
     // program had exited on its own leaves its result standing.
     let killedByAbort = false;
@@ -407,6 +446,7 @@ export class SandboxProcess extends EventEmitter {
       const tExit = performance.now();
       this.exited = true;
       if (timer) clearTimeout(timer);
+      if (cpuWatch) clearInterval(cpuWatch);
       o.signal?.removeEventListener('abort', onAbort);
       await Promise.all(stdio.drained);
       const usage = cgroups?.usage();
@@ -422,9 +462,9 @@ export class SandboxProcess extends EventEmitter {
         result.oomKilled = usage.oomKilled;
         result.pidsLimitHit = usage.pidsLimitHit;
         if (usage.pidsPeak !== undefined) result.pidsPeak = usage.pidsPeak;
-        // Out of memory and dead of SIGKILL: the limit ended it.
-        if (usage.oomKilled && result.signal === 'SIGKILL' && (result.status === 'signaled' || result.status === 'wall-time-limit')) result.status = 'memory-limit';
       }
+      result.killed ||= killedByCpu || killedByAbort || ex.outputLimitHit;
+      classify(result, o, usage?.oomKilled ?? false, killedByCpu, ex.outputLimitHit);
       if (o.timings) result.timings = { planMs: tPlan - t0, ...nativeTimings(info, ex, built.steps), runMs: tExit - tLaunched, resultMs: tDone - tExit };
       log().debug({ pid: info.pid, status: result.status, exitCode: result.exitCode, signal: result.signal }, 'sandbox exited');
       this.emit('exit', result);
@@ -445,6 +485,9 @@ export class SandboxProcess extends EventEmitter {
       stderr: ex.stderr ?? Buffer.alloc(0),
       stdoutTruncated: ex.stdoutTruncated,
       stderrTruncated: ex.stderrTruncated,
+      outputBytes: ex.outputBytes,
+      killed: this.killedByLimit || ex.violations.length > 0,
+      contextSwitches: { voluntary: ex.nvcsw, forced: ex.nivcsw },
     };
     const failed = ex.reports.find((x) => x.kind === ReportKind.StepFailed);
     const exit = ex.reports.find((x) => x.kind === ReportKind.Exit);
@@ -533,6 +576,42 @@ function nativeTimings(info: LaunchInfo, ex: NativeExit, steps: NativeStep[]) {
   return { convertMs, cloneMs, mapsMs, releaseMs, sandboxSetupMs: (execAt - released) / 1e6, steps: byName, programMs };
 }
 
+const CPU_POLL_MS = 10;
+const TICK_MS = 10; // /proc reports CPU time in USER_HZ ticks, 100 a second on Linux
+
+/** CPU time of a sandbox's tree from /proc: init's own and what it reaped, plus every live process. */
+function treeCpuMs(initPid: number): number {
+  let ticks = 0;
+  const stack = [initPid];
+  while (stack.length) {
+    const pid = stack.pop()!;
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      // utime, stime, cutime, cstime (fields 14-17)
+      ticks += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
+      for (const tid of readdirSync(`/proc/${pid}/task`)) {
+        const kids = readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim();
+        if (kids) for (const k of kids.split(' ')) stack.push(Number(k));
+      }
+    } catch {
+      // exited while we looked: its time is in its parent's account now
+    }
+  }
+  return ticks * TICK_MS;
+}
+
+/** The verdict, by the precedence written on RunResult.status. */
+function classify(r: RunResult, o: ResolvedOptions, oomKilled: boolean, killedByCpu: boolean, outputLimitHit: boolean): void {
+  if (r.status === 'setup-error' || r.status === 'seccomp-violation') return;
+  const cpu = r.cpuTimeMs.user + r.cpuTimeMs.system;
+  if (oomKilled && r.signal === 'SIGKILL') r.status = 'memory-limit';
+  else if (outputLimitHit) r.status = 'output-limit';
+  else if (o.cpuTimeLimitMs !== undefined && (killedByCpu || cpu > o.cpuTimeLimitMs)) r.status = 'cpu-time-limit';
+  else if (r.status === 'wall-time-limit') return;
+  else if (r.signal === 'SIGXFSZ') r.status = 'file-size-limit';
+}
+
 function setupFailure(error: SetupErrorInfo, t0: number): RunResult {
   return {
     status: 'setup-error',
@@ -545,6 +624,9 @@ function setupFailure(error: SetupErrorInfo, t0: number): RunResult {
     stderr: Buffer.alloc(0),
     stdoutTruncated: false,
     stderrTruncated: false,
+    outputBytes: 0,
+    killed: false,
+    contextSwitches: { voluntary: 0, forced: 0 },
     error,
   };
 }

@@ -4,7 +4,8 @@ import { resolve } from 'node:path';
 import { constants as osConstants } from 'node:os';
 import type { Level } from 'pino';
 import { setLogLevel } from '../log.js';
-import type { BindMount, RlimitValue, SandboxOptions, TmpfsMount } from '../options.js';
+import { parseSize, type BindMount, type RlimitValue, type SandboxOptions, type TmpfsMount } from '../options.js';
+import { isolateMeta, reportJson } from '../report.js';
 import { run, type RunResult } from '../sandbox.js';
 import { all, formatHelp, one, parseArgs, seconds, UsageError, wholeNumber, type OptionSpec, type Parsed } from './args.js';
 
@@ -28,14 +29,24 @@ export const sandboxSpecs: OptionSpec[] = [
   { name: 'rlimit', value: true, repeat: true, arg: 'NAME=N[:HARD]', help: 'a resource limit: cpu, fsize, data, stack, core, nofile, as, nproc, memlock, ... (N or unlimited)' },
   { name: 'id-map', value: true, arg: 'single|multi', help: 'multi: also map ids 0..N from /etc/subuid and /etc/subgid (needs newuidmap)' },
   { name: 'tmp-size', value: true, arg: 'SIZE', help: 'size of the writable /tmp (default 64m)' },
+  { name: 'time', short: 't', value: true, arg: 'SECONDS', help: 'CPU time of the whole tree; past it the verdict is cpu-time-limit' },
+  { name: 'extra-time', value: true, arg: 'SECONDS', help: 'grace past --time before the kill, so the report says by how much' },
   { name: 'wall-time', value: true, arg: 'SECONDS', help: 'kill the whole sandbox after this much real time' },
+  { name: 'stack', value: true, arg: 'SIZE', help: 'stack size limit (RLIMIT_STACK), e.g. 64m or unlimited' },
+  { name: 'nofile', value: true, arg: 'N', help: 'open files limit (RLIMIT_NOFILE)' },
+  { name: 'fsize', value: true, arg: 'SIZE', help: 'largest file the program may write (RLIMIT_FSIZE): past it, file-size-limit' },
+  { name: 'output-limit', value: true, arg: 'SIZE', help: 'total stdout+stderr; past it, output-limit (output is then captured and printed after the run)' },
   { name: 'stdin', value: true, arg: 'FILE', help: 'read standard input from FILE instead of the terminal' },
   { name: 'seccomp', value: true, arg: 'default|none|FILE', help: "syscall policy: brig's default, none, or a JSON file (brig policy or Docker profile)" },
   { name: 'log-level', value: true, arg: 'LEVEL', help: 'brig logs as JSON on stderr: trace, debug, info, warn, error (default: none)' },
   { name: 'help', short: 'h', help: 'show this help' },
 ];
 
-const specs: OptionSpec[] = [...sandboxSpecs, { name: 'report', value: true, arg: 'FILE', help: 'write the run result as JSON (without stdout/stderr)' }];
+const specs: OptionSpec[] = [
+  ...sandboxSpecs,
+  { name: 'report', value: true, arg: 'FILE', help: 'write the run result (without stdout/stderr) to FILE' },
+  { name: 'report-format', value: true, arg: 'json|isolate', help: "the report's format: brig's JSON (default) or isolate's meta lines" },
+];
 
 export const runHelp = formatHelp(
   'brig run [OPTIONS] [--] COMMAND [ARGS...]',
@@ -82,10 +93,6 @@ function parseEnv(values: string[]): Record<string, string> {
   return env;
 }
 
-export function reportJson(r: RunResult): string {
-  const { stdout, stderr, ...rest } = r;
-  return JSON.stringify(rest, null, 2) + '\n';
-}
 
 /** Docker's convention: the program's code, 128+N for signal N, 125 for brig's own failure. */
 export function exitCodeFor(r: RunResult): number {
@@ -139,6 +146,30 @@ export function sandboxOptions(p: Parsed): SandboxOptions {
   if (parent) opts.cgroupParent = parent;
   const rlimits = all(p, 'rlimit');
   if (rlimits.length) opts.rlimits = Object.fromEntries(rlimits.map(parseRlimit));
+  const sizeLimit = (name: string) => {
+    const v = one(p, name);
+    return v === undefined ? undefined : v === 'unlimited' ? ('unlimited' as const) : parseSize(`--${name}`, v);
+  };
+  const stack = sizeLimit('stack');
+  const fsize = sizeLimit('fsize');
+  const nofile = one(p, 'nofile');
+  if (stack !== undefined || fsize !== undefined || nofile !== undefined) {
+    opts.rlimits = { ...opts.rlimits };
+    if (stack !== undefined) opts.rlimits.stack = stack;
+    if (fsize !== undefined) opts.rlimits.fsize = fsize;
+    if (nofile !== undefined) opts.rlimits.nofile = wholeNumber('nofile', nofile);
+  }
+  const cpu = one(p, 'time');
+  if (cpu) opts.cpuTimeLimitMs = seconds('time', cpu) * 1000;
+  const extra = one(p, 'extra-time');
+  if (extra) opts.extraTimeMs = Number(extra) * 1000;
+  const out = one(p, 'output-limit');
+  if (out) {
+    opts.outputLimitBytes = parseSize('--output-limit', out);
+    // A limit needs the output to pass through brig.
+    opts.stdout = 'capture';
+    opts.stderr = 'capture';
+  }
   const tmpSize = one(p, 'tmp-size');
   if (tmpSize) opts.tmpSize = tmpSize;
   const wall = one(p, 'wall-time');
@@ -154,6 +185,9 @@ export function sandboxOptions(p: Parsed): SandboxOptions {
 export function explainStatus(result: RunResult, wallTimeLimitMs?: number): string | null {
   if (result.status === 'setup-error') return result.error?.message ?? 'setup failed';
   if (result.status === 'wall-time-limit') return `wall-time limit of ${(wallTimeLimitMs ?? 0) / 1000}s reached; sandbox killed`;
+  if (result.status === 'cpu-time-limit') return `CPU time limit exceeded: ${(result.cpuTimeMs.user + result.cpuTimeMs.system).toFixed(0)} ms used`;
+  if (result.status === 'output-limit') return `output limit exceeded after ${result.outputBytes} bytes; output cut`;
+  if (result.status === 'file-size-limit') return 'file size limit exceeded (SIGXFSZ)';
   if (result.status === 'memory-limit') return `memory limit reached (peak ${result.memoryPeakBytes ?? '?'} bytes); the out-of-memory killer ended the run`;
   if (result.status === 'seccomp-violation' && result.violation) {
     const v = result.violation;
@@ -169,10 +203,14 @@ export async function runCommand(argv: string[]): Promise<number> {
     return 0;
   }
   if (p.rest.length === 0) throw new UsageError('brig run: no command given (brig run [OPTIONS] -- COMMAND [ARGS...])');
+  const format = one(p, 'report-format') ?? 'json';
+  if (format !== 'json' && format !== 'isolate') throw new UsageError(`--report-format: expected json or isolate, got ${JSON.stringify(format)}`);
   const opts = sandboxOptions(p);
   const result = await run(p.rest, opts);
+  if (opts.stdout === 'capture') process.stdout.write(result.stdout);
+  if (opts.stderr === 'capture') process.stderr.write(result.stderr);
   const reportFile = one(p, 'report');
-  if (reportFile) writeFileSync(reportFile, reportJson(result));
+  if (reportFile) writeFileSync(reportFile, format === 'isolate' ? isolateMeta(result) : reportJson(result));
   const why = explainStatus(result, opts.wallTimeLimitMs);
   if (why) process.stderr.write(`brig: ${why}\n`);
   for (const [limit, how] of Object.entries(result.enforcement ?? {}))
