@@ -2,3 +2,6 @@ export { run, spawn, SandboxProcess, type RunResult, type RunStatus, type RunTim
 export { type SandboxOptions, type BindMount, type TmpfsMount, type StdinOption, type OutputOption, type RlimitName, type RlimitValue, parseSize, DEFAULT_PATH, DEFAULT_UID, DEFAULT_GID } from './options.js';
 export { BrigError, OptionsError, SetupError, type SetupErrorInfo } from './errors.js';
 export { setLogLevel } from './log.js';
+export { createBox, openBox, Box, boxRoot, type BoxOptions, type BoxRunResult } from './box.js';
+export { isolateMeta, reportJson } from './report.js';
+export { runInteractive, type InteractiveResult, type Party } from './interactive.js';

@@ -27,8 +27,8 @@ export interface TmpfsMount {
  * stdin: the words 'ignore' (default), 'inherit' and 'pipe' are modes; any
  * other string, or a Buffer, is the input itself (send the text "pipe" as a Buffer).
  */
-export type StdinOption = 'ignore' | 'inherit' | 'pipe' | string | Buffer | Readable | { file: string };
-export type OutputOption = 'capture' | 'ignore' | 'inherit' | 'pipe' | { file: string; append?: boolean } | Writable;
+export type StdinOption = 'ignore' | 'inherit' | 'pipe' | string | Buffer | Readable | { file: string } | { fd: number };
+export type OutputOption = 'capture' | 'ignore' | 'inherit' | 'pipe' | { file: string; append?: boolean } | { fd: number } | Writable;
 
 /** Resource limits by name; a number sets soft and hard, a pair sets [soft, hard]. */
 export type RlimitName = 'cpu' | 'fsize' | 'data' | 'stack' | 'core' | 'nofile' | 'as' | 'nproc' | 'memlock' | 'msgqueue' | 'sigpending';
@@ -208,6 +208,11 @@ function checkStdio(field: string, v: unknown, input: boolean): void {
   }
   if (Buffer.isBuffer(v) && input) return;
   if (v && typeof v === 'object') {
+    if ('fd' in v) {
+      const fd = (v as { fd: unknown }).fd;
+      if (!Number.isInteger(fd) || (fd as number) < 0) throw new OptionsError(`${field}.fd`, 'expected an open file descriptor number');
+      return;
+    }
     if ('file' in v) {
       str(`${field}.file`, (v as { file: unknown }).file);
       return;
@@ -215,7 +220,7 @@ function checkStdio(field: string, v: unknown, input: boolean): void {
     const stream = v as { pipe?: unknown; write?: unknown };
     if (input ? typeof stream.pipe === 'function' : typeof stream.write === 'function') return;
   }
-  throw new OptionsError(field, `expected one of ${words.join(', ')}, ${input ? 'a string, a Buffer, ' : ''}{ file }, or a stream`);
+  throw new OptionsError(field, `expected one of ${words.join(', ')}, ${input ? 'a string, a Buffer, ' : ''}{ file }, { fd }, or a stream`);
 }
 
 const RLIM_INFINITY = -1n; // all bits set, as the kernel reads it unsigned

@@ -163,6 +163,7 @@ function openStdio(o: ResolvedOptions): Stdio {
 function setupStdin(s: Stdio, v: StdinOption): void {
   if (v === 'ignore') s.childFds[0] = devNullFd();
   else if (v === 'inherit') s.childFds[0] = 0;
+  else if (typeof v === 'object' && v !== null && 'fd' in v) s.childFds[0] = v.fd; // the caller's to close
   else if (typeof v === 'object' && v !== null && !Buffer.isBuffer(v) && 'file' in v) {
     s.childFds[0] = openFile('stdin', v.file, 'r');
     s.closeAfterLaunch.push(s.childFds[0]);
@@ -199,6 +200,7 @@ function setupOutput(s: Stdio, fd: 1 | 2, v: OutputOption, limit: number): void 
   const field = fd === 1 ? 'stdout' : 'stderr';
   if (v === 'ignore') s.childFds[fd] = devNullFd();
   else if (v === 'inherit') s.childFds[fd] = fd;
+  else if (typeof v === 'object' && 'fd' in v) s.childFds[fd] = v.fd; // the caller's to close
   else if (typeof v === 'object' && 'file' in v && typeof v.file === 'string') {
     s.childFds[fd] = openFile(field, v.file, v.append ? 'a' : 'w');
     s.closeAfterLaunch.push(s.childFds[fd]);
@@ -612,7 +614,8 @@ function classify(r: RunResult, o: ResolvedOptions, oomKilled: boolean, killedBy
   else if (r.signal === 'SIGXFSZ') r.status = 'file-size-limit';
 }
 
-function setupFailure(error: SetupErrorInfo, t0: number): RunResult {
+/** A result for a run that never started. */
+export function setupFailure(error: SetupErrorInfo, t0 = performance.now()): RunResult {
   return {
     status: 'setup-error',
     exitCode: null,

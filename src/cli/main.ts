@@ -4,11 +4,13 @@ import { UsageError } from './args.js';
 import { EXIT_BRIG_ERROR, runCommand, runHelp } from './run.js';
 import { seccompCommand, seccompHelp } from './seccomp.js';
 import { doctorCommand, doctorHelp } from './doctor.js';
+import { boxCommand, boxHelp } from './box.js';
 import { SeccompPolicyError } from '../seccomp/index.js';
 
 const verbs: Record<string, { summary: string; main: (argv: string[]) => Promise<number>; help: string }> = {
   run: { summary: 'run a command in a new sandbox', main: runCommand, help: runHelp },
   seccomp: { summary: 'dump, test or learn syscall policies', main: seccompCommand, help: seccompHelp },
+  box: { summary: 'persistent boxes: create, run in, remove', main: boxCommand, help: boxHelp },
   doctor: { summary: 'check what this host gives a rootless user', main: doctorCommand, help: doctorHelp },
 };
 

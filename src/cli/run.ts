@@ -196,17 +196,19 @@ export function explainStatus(result: RunResult, wallTimeLimitMs?: number): stri
   return null;
 }
 
-export async function runCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, specs);
-  if (p.flags.has('help')) {
-    process.stdout.write(runHelp);
-    return 0;
-  }
-  if (p.rest.length === 0) throw new UsageError('brig run: no command given (brig run [OPTIONS] -- COMMAND [ARGS...])');
+export const runSpecs = specs;
+
+/**
+ * Runs with `runner` (a plain run, or a box's) and does what the CLI does
+ * after: captured output out, the report written, a line on what went wrong,
+ * the exit status.
+ */
+export async function runWith(p: Parsed, verb: string, runner: (argv: string[], opts: SandboxOptions) => Promise<RunResult>): Promise<number> {
+  if (p.rest.length === 0) throw new UsageError(`brig ${verb}: no command given (brig ${verb} [OPTIONS] -- COMMAND [ARGS...])`);
   const format = one(p, 'report-format') ?? 'json';
   if (format !== 'json' && format !== 'isolate') throw new UsageError(`--report-format: expected json or isolate, got ${JSON.stringify(format)}`);
   const opts = sandboxOptions(p);
-  const result = await run(p.rest, opts);
+  const result = await runner(p.rest, opts);
   if (opts.stdout === 'capture') process.stdout.write(result.stdout);
   if (opts.stderr === 'capture') process.stderr.write(result.stderr);
   const reportFile = one(p, 'report');
@@ -216,4 +218,13 @@ export async function runCommand(argv: string[]): Promise<number> {
   for (const [limit, how] of Object.entries(result.enforcement ?? {}))
     if (how === 'rlimit' || how === 'none') process.stderr.write(`brig: warning: --${limit} ${how === 'none' ? 'was not enforced' : 'was enforced per process by an rlimit only'}: ${result.enforcementNote ?? ''}\n`);
   return exitCodeFor(result);
+}
+
+export async function runCommand(argv: string[]): Promise<number> {
+  const p = parseArgs(argv, specs);
+  if (p.flags.has('help')) {
+    process.stdout.write(runHelp);
+    return 0;
+  }
+  return runWith(p, 'run', run);
 }

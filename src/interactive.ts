@@ -1,0 +1,43 @@
+// Interactive pairs (ICPC/Codeforces interactive problems): a solution and
+// an interactor in two sandboxes, each one's stdout the other's stdin, each
+// with its own limits.
+import { native } from './native.js';
+import type { SandboxOptions } from './options.js';
+import { spawn, type RunResult, type SandboxProcess } from './sandbox.js';
+
+export interface Party {
+  argv: string[];
+  /** Its own sandbox and limits; stdin and stdout are the pair's. */
+  options?: Omit<SandboxOptions, 'stdin' | 'stdout'>;
+}
+
+export interface InteractiveResult {
+  solution: RunResult;
+  interactor: RunResult;
+  /** Which ended first; its status says why. */
+  first: 'solution' | 'interactor';
+}
+
+export async function runInteractive(solution: Party, interactor: Party): Promise<InteractiveResult> {
+  const [toInteractorR, toInteractorW] = native.pipe();
+  const [toSolutionR, toSolutionW] = native.pipe();
+  const ours = [toInteractorR, toInteractorW, toSolutionR, toSolutionW];
+  let sol: SandboxProcess | undefined;
+  let inter: SandboxProcess;
+  try {
+    sol = spawn(solution.argv, { stderr: 'capture', ...solution.options, stdin: { fd: toSolutionR }, stdout: { fd: toInteractorW } });
+    inter = spawn(interactor.argv, { stderr: 'capture', ...interactor.options, stdin: { fd: toInteractorR }, stdout: { fd: toSolutionW } });
+  } catch (e) {
+    sol?.kill();
+    throw e;
+  } finally {
+    // The sandboxes hold their own copies: ours would keep EOF from coming.
+    for (const fd of ours) native.close(fd);
+  }
+  let first: InteractiveResult['first'] | undefined;
+  const [s, i] = await Promise.all([
+    sol.wait().then((r) => ((first ??= 'solution'), r)),
+    inter.wait().then((r) => ((first ??= 'interactor'), r)),
+  ]);
+  return { solution: s, interactor: i, first: first! };
+}
