@@ -79,6 +79,7 @@ struct Child {
   std::vector<SeccompCall> learned;
   // Filled in when init is reaped; delivered once the output pipes are drained.
   bool exited = false;
+  bool queued = false;  // on its way to Deliver: queue once only
   siginfo_t si{};
   struct rusage ru{};
   std::vector<Report> reports;

@@ -57,12 +57,14 @@ static inline long P(T* p) { return reinterpret_cast<long>(p); }
 template <typename T>
 static inline long P(const T* p) { return reinterpret_cast<long>(p); }
 
-// Freestanding helpers: the compiler may not turn these into libc calls
-// because they are written as plain loops over volatile-free data, and the
-// child never calls them on shared state anyway.
+// Freestanding helpers. The reads go through a volatile pointer: a plain
+// loop is turned into a call to libc's strlen by the optimiser, and a first
+// call through the PLT makes the dynamic linker run (and write shared state)
+// inside the child.
 static inline size_t str_len(const char* s) {
+  const volatile char* v = s;
   size_t n = 0;
-  while (s[n]) n++;
+  while (v[n]) n++;
   return n;
 }
 

@@ -450,8 +450,10 @@ void Watcher::Drain() {
     int n = epoll_wait(epfd_, evs, 64, 0);
     if (n <= 0) break;
     // Children are only destroyed after the whole batch: a later event of
-    // the batch may point at the same child.
-    std::vector<int> done;
+    // the batch may point at the same child. Each is queued once, and found
+    // again by its pointer: delivering one runs JS, which may launch a
+    // sandbox that is given the pidfd number just closed.
+    std::vector<std::pair<int, Child*>> done;
     for (int i = 0; i < n; i++) {
       auto* tag = static_cast<WatchTag*>(evs[i].data.ptr);
       Child* c = tag->child;
@@ -461,14 +463,17 @@ void Watcher::Drain() {
       } else {
         Service(c, tag->which, evs[i].events);
       }
-      if (c->Done()) done.push_back(c->pidfd);
+      if (c->Done() && !c->queued) {
+        c->queued = true;
+        done.emplace_back(c->pidfd, c);
+      }
     }
-    for (int pidfd : done) {
+    for (auto [pidfd, c] : done) {
       auto it = children_.find(pidfd);
-      if (it == children_.end()) continue;
-      std::unique_ptr<Child> c = std::move(it->second);
+      if (it == children_.end() || it->second.get() != c || !it->second->queued) continue;
+      std::unique_ptr<Child> owned = std::move(it->second);
       children_.erase(it);
-      Deliver(std::move(c));
+      Deliver(std::move(owned));
     }
   }
 }

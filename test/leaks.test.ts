@@ -57,6 +57,30 @@ describe('nothing leaks', () => {
     assert.equal(native.live(), 0);
   });
 
+  it('2000 runs, two at a time, each launched as the previous one is delivered: every result is its own', async () => {
+    // A result is delivered from inside the watcher's event batch; the JS it
+    // runs launches the next sandbox, which may get the pidfd number just
+    // closed. A child queued twice in one batch once delivered that new
+    // sandbox at once, unreaped, and freed its memory while its init ran.
+    const before = snapshot();
+    let next = 0;
+    const wrong: string[] = [];
+    await Promise.all(
+      [0, 1].map(async () => {
+        while (next < 2000) {
+          const i = next++;
+          const r = await run(['/bin/sh', '-c', 'read a b; echo $((a + b))'], { stdin: `${i} ${i + 1}` });
+          if (r.status !== 'ok' || r.stdout.toString() !== `${2 * i + 1}\n`) wrong.push(`${i}: ${r.status} ${r.signal ?? ''} ${r.error?.message ?? ''}`);
+        }
+      }),
+    );
+    assert.deepEqual(wrong, []);
+    const leaks = await leaksSince(before);
+    assert.deepEqual(leaks.processes, []);
+    assert.deepEqual(leaks.fds, []);
+    assert.equal(native.live(), 0);
+  });
+
   it('no sandbox outlives a Node process killed with SIGKILL', async () => {
     const fixture = join(dirname(fileURLToPath(import.meta.url)), 'fixtures/hold-sandboxes.js');
     const holder = cpSpawn(process.execPath, [fixture, '20'], { stdio: ['ignore', 'pipe', 'inherit'] });
