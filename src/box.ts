@@ -4,14 +4,16 @@
 //
 // Size: without root a directory cannot have a hard quota (that takes
 // filesystem quotas or a loop mount). A box therefore caps every file at
-// its size (RLIMIT_FSIZE), refuses a run while the box is over its size, and
-// reports the box's usage after every run (boxBytes, boxOverLimit).
+// its size (RLIMIT_FSIZE), watches its usage while a run writes (every
+// 50 ms; a run that overfills the box is killed as file-size-limit),
+// refuses a run while the box is over its size, and reports the box's usage
+// after every run (boxBytes, boxOverLimit).
 import { closeSync, constants as fs, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { OptionsError, setupErrorInfo } from './errors.js';
 import { parseSize, type SandboxOptions } from './options.js';
-import { run, setupFailure, type RunResult } from './sandbox.js';
+import { setupFailure, spawn, type RunResult } from './sandbox.js';
 
 export interface BoxOptions extends SandboxOptions {
   /** Box number; default the lowest free one. */
@@ -34,14 +36,34 @@ export function boxRoot(root?: string): string {
   return join(process.env.XDG_DATA_HOME || join(homedir(), '.local/share'), 'brig/boxes');
 }
 
-function bytesUnder(dir: string): number {
+/** Bytes under dir, counting no further than `stopAt` (a million small files must not make this slow). */
+function bytesUnder(dir: string, stopAt = Infinity): number {
   let total = 0;
-  for (const name of readdirSync(dir)) {
-    const st = lstatSync(join(dir, name));
-    total += st.isDirectory() ? bytesUnder(join(dir, name)) + st.size : st.blocks * 512;
+  const stack = [dir];
+  while (stack.length && total <= stopAt) {
+    const d = stack.pop()!;
+    let names: string[];
+    try {
+      names = readdirSync(d);
+    } catch {
+      continue; // removed while we looked
+    }
+    for (const name of names) {
+      let st;
+      try {
+        st = lstatSync(join(d, name));
+      } catch {
+        continue;
+      }
+      total += st.isDirectory() ? st.size : st.blocks * 512;
+      if (st.isDirectory()) stack.push(join(d, name));
+      if (total > stopAt) break;
+    }
   }
   return total;
 }
+
+const BOX_WATCH_MS = 50;
 
 export class Box {
   /** @internal use createBox() or openBox() */
@@ -111,8 +133,25 @@ export class Box {
     o.mounts = [...(this.defaults.mounts ?? []), ...(options.mounts ?? []), { source: this.path, target: '/box', readonly: false }];
     o.cwd ??= '/box';
     o.rlimits = { fsize: this.sizeBytes, ...this.defaults.rlimits, ...options.rlimits };
-    const r = await run(argv, o);
+    const p = spawn(argv, { stdout: 'capture', stderr: 'capture', ...o });
+    let filled = false;
+    const watch = setInterval(() => {
+      if (bytesUnder(this.path, this.sizeBytes) > this.sizeBytes) {
+        filled = p.kill() || filled;
+        clearInterval(watch);
+      }
+    }, BOX_WATCH_MS);
+    let r: RunResult;
+    try {
+      r = await p.wait();
+    } finally {
+      clearInterval(watch);
+    }
     const after = this.usage();
+    if (filled && r.status !== 'setup-error') {
+      r.status = 'file-size-limit';
+      r.killed = true;
+    }
     return { ...r, boxBytes: after, boxOverLimit: after > this.sizeBytes };
   }
 

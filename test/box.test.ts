@@ -49,6 +49,11 @@ describe('boxes', () => {
     const many = await box.run(['/bin/sh', '-c', 'for i in 1 2 3; do head -c 700000 /dev/urandom > f$i; done']);
     assert.equal(many.boxOverLimit, true);
     assert.ok(many.boxBytes > 1 << 20);
+    // Writing on and on in small files: the watch ends it.
+    const flood = await (await createBox({ root, size: '2m' })).run(['/bin/sh', '-c', 'i=0; while :; do head -c 65536 /dev/zero > f$i; i=$((i+1)); done']);
+    assert.equal(flood.status, 'file-size-limit');
+    assert.equal(flood.killed, true);
+    assert.ok(flood.boxBytes > 2 << 20 && flood.boxBytes < 64 << 20, `box ${flood.boxBytes}`);
     const refused = await box.run(['/bin/true']);
     assert.equal(refused.status, 'setup-error');
     assert.equal(refused.error?.step, 'box-full');
