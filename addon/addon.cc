@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <mutex>
 
 #include "addon.h"
 
@@ -30,6 +31,23 @@ void PregrowFdTable() {
     close(devnull);
   }
   if (fd >= 0) close(fd);
+}
+
+// The fd a sandboxed program hands its seccomp listener over on (see
+// src/seccomp/compile.ts). Held open on /dev/null for the life of the
+// process, so that no launch is ever given this number for a pipe the
+// program needs: the program dup3s the handoff socket onto it.
+int g_handoff_fd = -1;
+std::once_flag g_handoff_once;
+
+int HandoffFd() {
+  std::call_once(g_handoff_once, [] {
+    int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (devnull < 0) return;
+    g_handoff_fd = fcntl(devnull, F_DUPFD_CLOEXEC, 200);
+    close(devnull);
+  });
+  return g_handoff_fd;
 }
 
 Napi::Value Kill(const Napi::CallbackInfo& info) {
@@ -107,6 +125,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("close", Napi::Function::New(env, Close, "close"));
   exports.Set("live", Napi::Function::New(env, Live, "live"));
   exports.Set("landlockAbi", Napi::Function::New(env, LandlockAbi, "landlockAbi"));
+  exports.Set("handoffFd", Napi::Number::New(env, HandoffFd()));
 
   Napi::Object c = Napi::Object::New(env);
   c.Set("CLONE_NEWUSER", static_cast<double>(CLONE_NEWUSER));

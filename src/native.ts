@@ -144,6 +144,8 @@ export interface Native {
   close(fd: number): void;
   live(): number;
   landlockAbi(): number;
+  /** The fd number reserved in this process for the seccomp listener handoff. */
+  handoffFd: number;
   constants: {
     CLONE_NEWUSER: number;
     CLONE_NEWPID: number;

@@ -4,6 +4,7 @@
 import { isAbsolute, normalize } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { OptionsError } from './errors.js';
+import { native } from './native.js';
 import { resolveSeccomp, SeccompCompileError, SeccompPolicyError, type ResolvedSeccomp, type SeccompOption } from './seccomp/index.js';
 
 export interface BindMount {
@@ -279,7 +280,7 @@ function seccompOption(v: unknown): ResolvedSeccomp | null {
   if (typeof v !== 'string' && (!v || typeof v !== 'object')) throw new OptionsError('seccomp', "expected 'default', 'none', 'learn', a policy, a Docker profile or a file path");
   if (typeof v === 'string' && !['default', 'none', 'learn'].includes(v) && !isAbsolute(v)) throw new OptionsError('seccomp', `a policy file must be an absolute path, got ${JSON.stringify(v)}`);
   try {
-    return resolveSeccomp(v as SeccompOption);
+    return resolveSeccomp(v as SeccompOption, native.handoffFd);
   } catch (e) {
     if (e instanceof SeccompPolicyError) throw new OptionsError(e.field.startsWith('seccomp') ? e.field : `seccomp.${e.field}`, e.message.slice(e.field.length + 2));
     if (e instanceof SeccompCompileError) throw new OptionsError('seccomp', e.message);

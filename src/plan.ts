@@ -8,7 +8,6 @@ import { dirname } from 'node:path';
 import { native, StepKind, type NativeStep } from './native.js';
 import { setupErrorInfo, type SetupErrorInfo } from './errors.js';
 import { RLIMIT_NUMBERS, type ResolvedOptions } from './options.js';
-import { NOTIFY_HANDOFF_FD } from './seccomp/index.js';
 
 // mount(2) flags (include/uapi/linux/mount.h).
 const MS_RDONLY = 1;
@@ -340,7 +339,7 @@ function planSteps(o: ResolvedOptions, sourceIsDir: boolean[], host: { entries: 
   b.add({ kind: StepKind.Pdeathsig, name: 'pdeathsig', arg0: osConstants.signals.SIGKILL });
   b.add({ kind: StepKind.Umask, name: 'umask', arg0: 0o022 });
   // Before rlimits: a low nofile limit must not keep the handoff fd from existing.
-  if (o.seccomp) b.add({ kind: StepKind.NotifyFd, name: 'seccomp-handoff', arg0: NOTIFY_HANDOFF_FD });
+  if (o.seccomp) b.add({ kind: StepKind.NotifyFd, name: 'seccomp-handoff', arg0: o.seccomp.handoffFd });
   for (const [name, soft, hard] of o.rlimits) b.add({ kind: StepKind.Setrlimit, name: 'rlimit', path: name, arg0: RLIMIT_NUMBERS[name], arg1: soft, arg2: hard });
   b.add({ kind: StepKind.Stdio, name: 'stdio' });
   b.add({ kind: StepKind.CloseFds, name: 'close-fds' });
@@ -353,7 +352,7 @@ function planSteps(o: ResolvedOptions, sourceIsDir: boolean[], host: { entries: 
   // the listener handoff and execve.
   if (o.seccomp) {
     const c = o.seccomp.compiled;
-    b.add({ kind: StepKind.Seccomp, name: 'seccomp', d: c.bytes, arg0: c.prog.length, arg1: 1, arg2: NOTIFY_HANDOFF_FD });
+    b.add({ kind: StepKind.Seccomp, name: 'seccomp', d: c.bytes, arg0: c.prog.length, arg1: 1, arg2: o.seccomp.handoffFd });
   }
   b.add({ kind: StepKind.Exec, name: 'exec' });
   return b.steps;

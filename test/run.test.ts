@@ -1,7 +1,7 @@
 // Lifecycle of a run: exit codes, signals, stdio, limits, cancellation.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
@@ -88,6 +88,25 @@ describe('stdio', () => {
     assert.equal(big.stdout.length, 1000);
     assert.equal(big.stdoutTruncated, true);
     assert.equal(big.stderrTruncated, false);
+  });
+
+  it('stdio is right whatever fd numbers the launch gets, the listener handoff fd included', async () => {
+    // The program dup3s the seccomp listener socket onto a fixed fd before
+    // exec; were that number one of the launch's own pipes, stdin would be
+    // lost. Fill the fd table so that the launch's pipes land just there.
+    await run(['/bin/true']);
+    const dummies: number[] = [];
+    try {
+      for (let fd = openSync('/dev/null', 'r'); ; fd = openSync('/dev/null', 'r')) {
+        dummies.push(fd);
+        if (fd >= 199) break;
+      }
+      const r = await run(['/bin/cat'], { stdin: 'through stdin\n' });
+      assert.equal(r.status, 'ok');
+      assert.equal(r.stdout.toString(), 'through stdin\n');
+    } finally {
+      for (const fd of dummies) closeSync(fd);
+    }
   });
 
   it('a program that does not read its stdin is not an error', async () => {

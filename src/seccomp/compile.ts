@@ -40,7 +40,10 @@ export class SeccompCompileError extends Error {
   override name = 'SeccompCompileError';
 }
 
-/** The fd on which the program hands its notification listener to brig (see addon/child.cc). */
+/**
+ * The default fd on which the program hands its notification listener to
+ * brig; a launch uses the number the addon reserved (native.handoffFd).
+ */
 export const NOTIFY_HANDOFF_FD = 200;
 
 export interface CompileOptions {
@@ -52,6 +55,8 @@ export interface CompileOptions {
    * program itself made could be there after exec: nothing is gained).
    */
   report?: boolean;
+  /** With report: the handoff fd number (default NOTIFY_HANDOFF_FD). */
+  handoffFd?: number;
 }
 
 export interface Compiled {
@@ -269,7 +274,7 @@ export function compileNormalized(input: NormPolicy, opts: CompileOptions = {}):
     const check = new Label();
     a.jmp(BPF_JEQ, sendmsg, check, dispatch);
     a.place(check);
-    condition(a, { index: 0, op: 'eq', value: BigInt(NOTIFY_HANDOFF_FD), mask: 0n, width: 64 }, dispatch);
+    condition(a, { index: 0, op: 'eq', value: BigInt(opts.handoffFd ?? NOTIFY_HANDOFF_FD), mask: 0n, width: 64 }, dispatch);
     a.ja(retLabel(SECCOMP_RET_ALLOW));
     a.place(dispatch);
     a.ld(OFF_NR);
@@ -367,7 +372,7 @@ const byObject = new WeakMap<SeccompPolicy, Map<string, Compiled>>();
 
 /** Compiles once per (policy content, arch, options); later calls return the same object. */
 export function compile(policy: SeccompPolicy, arch: Arch, opts: CompileOptions = {}): Compiled {
-  const variant = `${arch}:${opts.report ? 1 : 0}`;
+  const variant = `${arch}:${opts.report ? 1 : 0}:${opts.handoffFd ?? NOTIFY_HANDOFF_FD}`;
   let mine = byObject.get(policy);
   const hit = mine?.get(variant);
   if (hit) return hit;

@@ -1,5 +1,5 @@
 // The seccomp module: policy model, compiler, interpreter, Docker import.
-import { compile, type Compiled } from './compile.js';
+import { compile, NOTIFY_HANDOFF_FD, type Compiled } from './compile.js';
 import { DEFAULT_POLICY } from './default.js';
 import { fromDocker, isDockerProfile, loadPolicyFile, type DockerProfile } from './docker.js';
 import { hostArch, type Arch, type SeccompPolicy } from './policy.js';
@@ -34,6 +34,8 @@ export type SeccompOption = 'default' | 'none' | 'learn' | SeccompPolicy | Docke
 export interface ResolvedSeccomp {
   mode: 'report' | 'learn';
   compiled: Compiled;
+  /** The fd the program hands its listener over on. */
+  handoffFd: number;
 }
 
 /** The policy an option names: a word, a policy object, a Docker profile object, or a file of either. */
@@ -46,9 +48,9 @@ export function policyFor(v: SeccompOption, arch: Arch = hostArch()): SeccompPol
   return v;
 }
 
-export function resolveSeccomp(v: SeccompOption): ResolvedSeccomp | null {
+export function resolveSeccomp(v: SeccompOption, handoffFd = NOTIFY_HANDOFF_FD): ResolvedSeccomp | null {
   const arch = hostArch();
   const policy = policyFor(v, arch);
   if (!policy) return null;
-  return { mode: v === 'learn' ? 'learn' : 'report', compiled: compile(policy, arch, { report: true }) };
+  return { mode: v === 'learn' ? 'learn' : 'report', compiled: compile(policy, arch, { report: true, handoffFd }), handoffFd };
 }
