@@ -23,6 +23,11 @@ export class OptionsError extends BrigError {
   }
 }
 
+/** The positive errno of a Node system error, or `fallback` when it carries none. */
+export function errnoOf(e: unknown, fallback: number = constants.errno.EIO): number {
+  return Math.abs((e as NodeJS.ErrnoException).errno ?? fallback);
+}
+
 /** What a failed setup step reports (RunResult.error and SetupError.detail). */
 export interface SetupErrorInfo {
   /** The step's name, e.g. `bind-mount`, `chdir`, `exec`. */

@@ -6,7 +6,7 @@ import { lstatSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { dirname } from 'node:path';
 import { native, StepKind, type NativeStep } from './native.js';
-import { setupErrorInfo, type SetupErrorInfo } from './errors.js';
+import { errnoOf, setupErrorInfo, type SetupErrorInfo } from './errors.js';
 import { RLIMIT_NUMBERS, type ResolvedOptions } from './options.js';
 
 // mount(2) flags (include/uapi/linux/mount.h).
@@ -60,10 +60,6 @@ const PROC_READONLY = ['sys', 'sysrq-trigger', 'irq', 'bus', 'fs'];
 
 // Device nodes bound from the host: the harmless ones every program expects.
 const DEVICES = ['null', 'zero', 'full', 'random', 'urandom', 'tty'];
-
-function hostErrno(e: unknown): number {
-  return Math.abs((e as NodeJS.ErrnoException).errno ?? osConstants.errno.ENOENT);
-}
 
 type Kind = 'dir' | 'file' | 'symlink';
 function exists(path: string): boolean {
@@ -223,7 +219,7 @@ export function buildPlan(o: ResolvedOptions, cgroups = false): BuiltPlan | { er
     try {
       st = statSync(o.rootfs);
     } catch (e) {
-      return { error: setupErrorInfo('rootfs', hostErrno(e), o.rootfs) };
+      return { error: setupErrorInfo('rootfs', errnoOf(e, osConstants.errno.ENOENT), o.rootfs) };
     }
     if (!st.isDirectory()) return { error: setupErrorInfo('rootfs', osConstants.errno.ENOTDIR, o.rootfs) };
   }
@@ -232,7 +228,7 @@ export function buildPlan(o: ResolvedOptions, cgroups = false): BuiltPlan | { er
     try {
       sourceIsDir.push(statSync(m.source).isDirectory());
     } catch (e) {
-      return { error: setupErrorInfo('bind-mount', hostErrno(e), m.source, `mounts[${i}].source`) };
+      return { error: setupErrorInfo('bind-mount', errnoOf(e, osConstants.errno.ENOENT), m.source, `mounts[${i}].source`) };
     }
   }
   const host = hostEntries();

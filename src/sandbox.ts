@@ -5,7 +5,7 @@ import { Socket } from 'node:net';
 import { constants as osConstants } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import type { Readable, Writable } from 'node:stream';
-import { SetupError, setupErrorInfo, type SetupErrorInfo } from './errors.js';
+import { errnoOf, SetupError, setupErrorInfo, type SetupErrorInfo } from './errors.js';
 import { planMultiMap, writeMultiMap, type MultiMapPlan } from './idmap.js';
 import { log } from './log.js';
 import { native, ReportKind, StepKind, type LaunchInfo, type NativeExit, type NativeError, type NativeStep } from './native.js';
@@ -192,7 +192,7 @@ function openFile(field: string, path: string, flags: string): number {
     return openSync(path, flags, 0o644);
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
-    throw new SetupError(setupErrorInfo(field, Math.abs(err.errno ?? osConstants.errno.EIO), path));
+    throw new SetupError(setupErrorInfo(field, errnoOf(err), path));
   }
 }
 
@@ -263,8 +263,25 @@ export class SandboxProcess extends EventEmitter {
   }
 
   private start(o: ResolvedOptions, stdio: Stdio, t0: number): Promise<RunResult> {
-    // Limits first: without a cgroup some fall back to rlimits, which are plan steps.
     let cgroups: RunCgroups | undefined;
+    const dropCgroups = () => cgroups?.remove().catch(() => {});
+    const closeChildEnds = () => {
+      for (const fd of stdio.closeAfterLaunch) native.close(fd);
+    };
+    const destroyParentEnds = () => {
+      stdio.stdin?.destroy();
+      stdio.stdout?.destroy();
+      stdio.stderr?.destroy();
+    };
+    // Nothing started: give back what this run holds, then its result.
+    const before = (outcome: () => RunResult | Promise<never>): Promise<RunResult> => {
+      closeChildEnds();
+      destroyParentEnds();
+      return Promise.resolve(dropCgroups()).then(outcome);
+    };
+    const failBefore = (info: SetupErrorInfo) => before(() => setupFailure(info, t0));
+
+    // Limits first: without a cgroup some fall back to rlimits, which are plan steps.
     let enforcement: RunResult['enforcement'];
     let enforcementNote: string | undefined;
     const limits = o.limits;
@@ -274,13 +291,9 @@ export class SandboxProcess extends EventEmitter {
         made = o.cgroup ? RunCgroups.create(limits, o.cgroupParent) : { unavailable: 'cgroups turned off (cgroup: false)' };
       } catch (e) {
         const err = e as NodeJS.ErrnoException;
-        for (const fd of stdio.closeAfterLaunch) native.close(fd);
-        stdio.stdin?.destroy();
-        stdio.stdout?.destroy();
-        stdio.stderr?.destroy();
-        const info = setupErrorInfo('cgroup-create', Math.abs(err.errno ?? osConstants.errno.EIO), err.path);
+        const info = setupErrorInfo('cgroup-create', errnoOf(err), err.path);
         if (!err.syscall) info.message = `cgroup-create failed: ${err.message}`;
-        return Promise.resolve(setupFailure(info, t0));
+        return failBefore(info);
       }
       enforcement = {};
       if (made instanceof RunCgroups) {
@@ -305,36 +318,14 @@ export class SandboxProcess extends EventEmitter {
         o = { ...o, rlimits: [...o.rlimits, ...extra] };
       }
     }
-    const dropCgroups = () => cgroups?.remove().catch(() => {});
     const built = buildPlan(o, cgroups !== undefined);
-    const closeChildEnds = () => {
-      for (const fd of stdio.closeAfterLaunch) native.close(fd);
-    };
-    const destroyParentEnds = () => {
-      stdio.stdin?.destroy();
-      stdio.stdout?.destroy();
-      stdio.stderr?.destroy();
-    };
-    if ('error' in built) {
-      closeChildEnds();
-      destroyParentEnds();
-      return Promise.resolve(dropCgroups()).then(() => setupFailure(built.error, t0));
-    }
-    if (o.signal?.aborted) {
-      closeChildEnds();
-      destroyParentEnds();
-      const signal = o.signal;
-      return Promise.resolve(dropCgroups()).then(() => Promise.reject(abortError(signal)));
-    }
+    if ('error' in built) return failBefore(built.error);
+    const signal = o.signal;
+    if (signal?.aborted) return before(() => Promise.reject(abortError(signal)));
     let multi: MultiMapPlan | undefined;
     if (o.idMap === 'multi') {
       const m = planMultiMap(o.uid, o.gid);
-      if ('error' in m) {
-        closeChildEnds();
-        destroyParentEnds();
-        const error = m.error;
-        return Promise.resolve(dropCgroups()).then(() => setupFailure(error, t0));
-      }
+      if ('error' in m) return failBefore(m.error);
       multi = m;
     }
     const envp = Object.entries(o.env).map(([k, v]) => `${k}=${v}`);
@@ -346,10 +337,7 @@ export class SandboxProcess extends EventEmitter {
     try {
       cgroupFds = cgroups?.joinFds();
     } catch (e) {
-      const err = e as NodeJS.ErrnoException;
-      closeChildEnds();
-      destroyParentEnds();
-      return Promise.resolve(dropCgroups()).then(() => setupFailure(setupErrorInfo('cgroup-open', Math.abs(err.errno ?? osConstants.errno.EIO), err.path), t0));
+      return failBefore(setupErrorInfo('cgroup-open', errnoOf(e), (e as NodeJS.ErrnoException).path));
     }
     const closeCgroupFds = () => {
       for (const fd of cgroupFds ?? []) native.close(fd);
@@ -382,16 +370,16 @@ export class SandboxProcess extends EventEmitter {
         (e) => exitResolve(e),
       );
     } catch (e) {
-      closeChildEnds();
       closeCgroupFds();
-      destroyParentEnds();
       const ne = e as NativeError & { path?: string };
       if (typeof ne.step !== 'string') {
+        closeChildEnds();
+        destroyParentEnds();
         dropCgroups();
         throw e;
       }
       const hint = ne.step === 'clone' && ne.errno === osConstants.errno.EPERM ? 'are unprivileged user namespaces enabled? run `brig doctor`' : undefined;
-      return Promise.resolve(dropCgroups()).then(() => setupFailure(setupErrorInfo(ne.step, ne.errno, ne.path, hint), t0));
+      return failBefore(setupErrorInfo(ne.step, ne.errno, ne.path, hint));
     }
     const tLaunched = performance.now();
     closeChildEnds();
