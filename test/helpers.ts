@@ -26,6 +26,15 @@ function procs(): ProcInfo[] {
   return out;
 }
 
+/** Whether pid is a process that still runs (a zombie has ended). */
+export function running(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false; // no such process
+  }
+}
+
 /** Every process below this one, zombies included. */
 export function descendants(root = process.pid): ProcInfo[] {
   const all = procs();

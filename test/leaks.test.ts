@@ -2,22 +2,12 @@
 // Node process, no mounts.
 import assert from 'node:assert/strict';
 import { spawn as cpSpawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { native } from '../src/native.js';
 import { run } from '../src/index.js';
-import { descendants, leaksSince, snapshot } from './helpers.js';
-
-function alive(pid: number): boolean {
-  if (!existsSync(`/proc/${pid}`)) return false;
-  try {
-    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
-}
+import { descendants, leaksSince, running, snapshot } from './helpers.js';
 
 describe('nothing leaks', () => {
   // Warm up: the first run opens the one /dev/null fd all runs share.
@@ -103,7 +93,7 @@ describe('nothing leaks', () => {
     assert.ok(tree.length >= 40, `expected 20 inits and 20 programs, saw ${tree.length}`);
     holder.kill('SIGKILL');
     const t0 = Date.now();
-    while (tree.some(alive) && Date.now() - t0 < 1000) await new Promise((r) => setTimeout(r, 10));
-    assert.deepEqual(tree.filter(alive), [], 'sandbox processes outlived their parent by 1 s');
+    while (tree.some(running) && Date.now() - t0 < 1000) await new Promise((r) => setTimeout(r, 10));
+    assert.deepEqual(tree.filter(running), [], 'sandbox processes outlived their parent by 1 s');
   });
 });
