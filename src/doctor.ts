@@ -6,6 +6,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chooseBackend, discover } from './cgroup/hierarchy.js';
+import { kernelAtLeast } from './kernel.js';
 import { planMultiMap } from './idmap.js';
 import { native } from './native.js';
 import { spawn } from './sandbox.js';
@@ -27,19 +28,14 @@ function read(path: string): string | undefined {
   }
 }
 
-function kernelAtLeast(major: number, minor: number): boolean {
-  const [a, b] = release().split('.').map(Number);
-  return a > major || (a === major && b >= minor);
-}
-
 export async function doctor(): Promise<Check[]> {
   const checks: Check[] = [];
   const add = (c: Check) => checks.push(c);
 
   add(
-    kernelAtLeast(5, 12)
+    kernelAtLeast('5.12')
       ? { name: 'kernel', state: 'ok', detail: release() }
-      : kernelAtLeast(5, 3)
+      : kernelAtLeast('5.3')
         ? { name: 'kernel', state: 'warn', detail: `${release()}: works; 5.12+ gives mount_setattr`, fix: 'a newer kernel' }
         : { name: 'kernel', state: 'fail', detail: `${release()}: brig needs 5.3+ (clone3, pidfd)`, fix: 'a kernel from 5.3 on' },
   );

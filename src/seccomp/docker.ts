@@ -5,7 +5,7 @@
 // x86_64, arm on aarch64) are always killed, as every brig policy does;
 // Docker would let them through by the same names.
 import { readFileSync, statSync } from 'node:fs';
-import { release } from 'node:os';
+import { kernelAtLeast } from '../kernel.js';
 import { SeccompPolicyError, toU64, type ActionName, type Arch, type ArgCondition, type SeccompPolicy, type SeccompRule, precedence, actionRet } from './policy.js';
 
 interface DockerArg {
@@ -64,16 +64,6 @@ const ARCH_NAMES: Record<Arch, string[]> = {
 };
 
 const EPERM = 1;
-
-function kernelAtLeast(want: string): boolean {
-  const have = release().split(/[.-]/).map(Number);
-  const need = want.split('.').map(Number);
-  for (let i = 0; i < need.length; i++) {
-    const h = have[i] ?? 0;
-    if (h !== need[i]) return h > need[i];
-  }
-  return true;
-}
 
 function action(field: string, name: string): ActionName {
   const a = ACTION_NAMES[name];
