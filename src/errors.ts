@@ -56,3 +56,26 @@ export class SetupError extends BrigError {
     super(detail.message);
   }
 }
+
+/** One thing wrong with a profile: where (a JSON pointer into it) and what was expected. */
+export interface ProfileProblem {
+  /** JSON pointer of the field, e.g. `/mounts/0/target` (`` is the whole profile). */
+  pointer: string;
+  message: string;
+}
+
+/** A profile could not be loaded: unreadable, not JSON, invalid, or its `extends` could not be resolved. */
+export class ProfileError extends BrigError {
+  override name = 'ProfileError';
+  constructor(
+    /** The file or name of the profile at fault. */
+    readonly source: string,
+    readonly problems: ProfileProblem[],
+  ) {
+    super(
+      problems.length === 1 && problems[0].pointer === ''
+        ? `profile ${source}: ${problems[0].message}`
+        : `profile ${source} is invalid:\n${problems.map((p) => `  ${p.pointer || '/'}: ${p.message}`).join('\n')}`,
+    );
+  }
+}

@@ -1,6 +1,19 @@
 export { run, spawn, SandboxProcess, type RunResult, type RunStatus, type RunTimings } from './sandbox.js';
 export { type SandboxOptions, type BindMount, type TmpfsMount, type StdinOption, type OutputOption, type RlimitName, type RlimitValue, parseSize, DEFAULT_PATH, DEFAULT_UID, DEFAULT_GID } from './options.js';
-export { BrigError, OptionsError, SetupError, type SetupErrorInfo } from './errors.js';
+export { BrigError, OptionsError, ProfileError, SetupError, type ProfileProblem, type SetupErrorInfo } from './errors.js';
+export {
+  defineProfile,
+  resolveProfile,
+  validateProfile,
+  listProfiles,
+  profileSearchPath,
+  SHIPPED_PROFILE_DIR,
+  type Profile,
+  type ProfileOption,
+  type ResolvedProfile,
+  type SandboxPolicy,
+} from './profile/index.js';
+export { checkProfile, type ProfileCheck } from './profile/check.js';
 export { setLogLevel } from './log.js';
 export { createBox, openBox, Box, boxRoot, type BoxOptions, type BoxRunResult } from './box.js';
 export { isolateMeta, reportJson } from './report.js';

@@ -7,22 +7,9 @@ import { OptionsError } from './errors.js';
 import { native } from './native.js';
 import { resolveSeccomp, SeccompCompileError, SeccompPolicyError, type ResolvedSeccomp, type SeccompOption } from './seccomp/index.js';
 
-export interface BindMount {
-  /** Host path (file or directory). */
-  source: string;
-  /** Absolute path inside the sandbox. */
-  target: string;
-  /** Read-only unless `false`: tighter by default than Docker's `-v`. */
-  readonly?: boolean;
-}
-
-export interface TmpfsMount {
-  target: string;
-  /** Bytes, or a size string such as `64m`. Default 64 MiB. */
-  size?: number | string;
-  /** Octal permission bits, default 0o1777 (like /tmp). */
-  mode?: number;
-}
+export type { BindMount, TmpfsMount } from './profile/types.js';
+import type { Rlimit } from './profile/types.js';
+import type { ProfileOption, SandboxPolicy } from './profile/index.js';
 
 /**
  * stdin: the words 'ignore' (default), 'inherit' and 'pipe' are modes; any
@@ -33,7 +20,7 @@ export type OutputOption = 'capture' | 'ignore' | 'inherit' | 'pipe' | { file: s
 
 /** Resource limits by name; a number sets soft and hard, a pair sets [soft, hard]. */
 export type RlimitName = 'cpu' | 'fsize' | 'data' | 'stack' | 'core' | 'nofile' | 'as' | 'nproc' | 'memlock' | 'msgqueue' | 'sigpending';
-export type RlimitValue = number | 'unlimited' | [number | 'unlimited', number | 'unlimited'];
+export type RlimitValue = Rlimit;
 
 export const RLIMIT_NUMBERS: Record<RlimitName, number> = {
   cpu: 0,
@@ -49,46 +36,18 @@ export const RLIMIT_NUMBERS: Record<RlimitName, number> = {
   msgqueue: 12,
 };
 
-export interface SandboxOptions {
-  /** `'host'` (read-only /usr, /bin, /lib*, a curated /etc) or a directory to use as the root. */
-  rootfs?: 'host' | string;
-  mounts?: BindMount[];
-  tmpfs?: TmpfsMount[];
-  /** Environment of the program: only these variables plus PATH (unless given). */
-  env?: Record<string, string>;
-  /** Working directory inside the sandbox. Default `/tmp`. */
-  cwd?: string;
-  /** Default `brig`. */
-  hostname?: string;
-  /** The id the program runs as inside the sandbox; the caller's own id maps to it. Default 1000. */
-  uid?: number;
-  gid?: number;
+/**
+ * Options of one run. The policy fields, and their documentation, are the
+ * profile schema's (profiles/schema.json, types generated from it): what a
+ * profile file can say, a run can say, and the two cannot drift apart.
+ */
+export interface SandboxOptions extends Omit<SandboxPolicy, 'seccomp' | 'description'> {
   /**
-   * `'single'` (default): only the caller's id exists inside. `'multi'`: ids
-   * 0..N-1 too, from the caller's /etc/subuid and /etc/subgid ranges, written
-   * by newuidmap/newgidmap (for trees whose files have many owners).
+   * The profile under these options: a name (`'judge'`), a path, a profile
+   * object (defineProfile), or a list applied in order. Default `'default'`.
+   * These options are merged on top of it (see src/profile/index.ts).
    */
-  idMap?: 'single' | 'multi';
-  /**
-   * setrlimit for the program (cpu in seconds, sizes in bytes). Default
-   * `{ core: 0 }`: untrusted code leaves no core dumps. A limit above the
-   * caller's own hard limit fails at the rlimit step.
-   */
-  rlimits?: Partial<Record<RlimitName, RlimitValue>>;
-  /** Size of the sandbox's writable /tmp. Default 64 MiB. */
-  tmpSize?: number | string;
-  /** Memory of the whole process tree (bytes or `256m`); no swap beyond it. Needs a cgroup, else RLIMIT_AS per process. */
-  memory?: number | string;
-  /** Processes and threads of the whole tree. Needs a cgroup, else RLIMIT_NPROC. */
-  pids?: number;
-  /** CPU bandwidth in CPUs (0.5: half of one). Needs a cgroup. */
-  cpus?: number;
-  /** CPUs the tree may run on, e.g. `0` or `0-1`. Needs a cgroup. */
-  cpuset?: string;
-  /** Where to make cgroups: a delegated subtree (default: BRIG_CGROUP_PARENT, else this process's own cgroup). */
-  cgroupParent?: string;
-  /** false: no cgroup even where one could be had; limits fall back to rlimits (see RunResult.enforcement). */
-  cgroup?: boolean;
+  profile?: ProfileOption;
   /**
    * The syscall policy, installed last before execve. 'default' (brig's
    * policy, src/seccomp/default.ts), 'none', a policy object, a Docker/OCI
@@ -96,36 +55,31 @@ export interface SandboxOptions {
    * 'learn' allows and records every call (RunResult.seccompCalls).
    */
   seccomp?: SeccompOption;
+  /** Where to make cgroups: a delegated subtree (default: BRIG_CGROUP_PARENT, else this process's own cgroup). A host setting, not policy. */
+  cgroupParent?: string;
   stdin?: StdinOption;
   stdout?: OutputOption;
   stderr?: OutputOption;
-  /** Cap on captured bytes per stream; the rest is read and dropped. Default 16 MiB. */
-  maxOutputBytes?: number;
-  /** Kill the whole sandbox after this many milliseconds of wall time. */
-  wallTimeLimitMs?: number;
-  /**
-   * CPU time of the whole process tree (all threads, all processes, reaped or
-   * not). Exceeding it makes the verdict cpu-time-limit; the tree is killed
-   * at the limit plus extraTimeMs, so the report can say by how much.
-   */
-  cpuTimeLimitMs?: number;
-  /** Grace past cpuTimeLimitMs before the kill (default 0). */
-  extraTimeMs?: number;
-  /** Total bytes the program may write to its captured stdout and stderr; past it the run ends as output-limit, output cut at the cap. */
-  outputLimitBytes?: number;
   signal?: AbortSignal;
   /** Record per-phase durations in RunResult.timings. */
   timings?: boolean;
 }
 
+// The schema's seccomp field must accept every SeccompOption (and so a
+// profile object passes through to resolveSeccomp unchanged).
+type Assert<T extends true> = T;
+export type _SeccompFitsSchema = Assert<SeccompOption extends NonNullable<SandboxPolicy['seccomp']> ? true : false>;
+
 export interface ResolvedOptions {
   argv: string[];
   rootfs: 'host' | string;
-  mounts: Required<BindMount>[];
+  /** Mounts whose sources are missing and `optional` are left out by the planner. */
+  mounts: { source: string; target: string; readonly: boolean; optional: boolean }[];
   tmpfs: { target: string; size: number; mode: number }[];
   env: Record<string, string>;
   cwd: string;
   hostname: string;
+  network: 'none' | 'loopback';
   uid: number;
   gid: number;
   idMap: 'single' | 'multi';
@@ -136,6 +90,8 @@ export interface ResolvedOptions {
   cgroupParent: string | undefined;
   cgroup: boolean;
   tmpSize: number;
+  /** 0: no /dev/shm. */
+  shmSize: number;
   stdin: StdinOption;
   stdout: OutputOption;
   stderr: OutputOption;
@@ -298,6 +254,12 @@ function withCpuBackstop(r: [RlimitName, bigint, bigint][], cpuMs: unknown, extr
   return [...r, ['cpu', s, s]];
 }
 
+function networkOption(v: unknown): 'none' | 'loopback' {
+  if (v === undefined) return 'none';
+  if (v !== 'none' && v !== 'loopback') throw new OptionsError('network', `expected 'none' or 'loopback', got ${JSON.stringify(v)}`);
+  return v;
+}
+
 function idMapOption(v: unknown): 'single' | 'multi' {
   if (v === undefined) return 'single';
   if (v !== 'single' && v !== 'multi') throw new OptionsError('idMap', `expected 'single' or 'multi', got ${JSON.stringify(v)}`);
@@ -323,7 +285,8 @@ export function resolveOptions(argv: unknown, o: SandboxOptions = {}): ResolvedO
     const source = str(`${f}.source`, m.source);
     if (!isAbsolute(source)) throw new OptionsError(`${f}.source`, `must be an absolute host path, got ${JSON.stringify(source)}`);
     if (m.readonly !== undefined && typeof m.readonly !== 'boolean') throw new OptionsError(`${f}.readonly`, 'expected a boolean');
-    return { source: normalize(source), target: sandboxPath(`${f}.target`, m.target), readonly: m.readonly !== false };
+    if (m.optional !== undefined && typeof m.optional !== 'boolean') throw new OptionsError(`${f}.optional`, 'expected a boolean');
+    return { source: normalize(source), target: sandboxPath(`${f}.target`, m.target), readonly: m.readonly !== false, optional: m.optional === true };
   });
   if (o.mounts !== undefined && !Array.isArray(o.mounts)) throw new OptionsError('mounts', 'expected an array');
 
@@ -382,6 +345,7 @@ export function resolveOptions(argv: unknown, o: SandboxOptions = {}): ResolvedO
     env,
     cwd: o.cwd === undefined ? '/tmp' : sandboxPath('cwd', o.cwd, { allowRoot: true, allowSystem: true }),
     hostname,
+    network: networkOption(o.network),
     uid: id('uid', o.uid, DEFAULT_UID),
     gid: id('gid', o.gid, DEFAULT_GID),
     idMap: idMapOption(o.idMap),
@@ -391,6 +355,7 @@ export function resolveOptions(argv: unknown, o: SandboxOptions = {}): ResolvedO
     cgroupParent: o.cgroupParent === undefined ? process.env.BRIG_CGROUP_PARENT || undefined : str('cgroupParent', o.cgroupParent),
     cgroup: o.cgroup !== false,
     tmpSize: o.tmpSize === undefined ? 64 * MiB : parseSize('tmpSize', o.tmpSize),
+    shmSize: o.shmSize === undefined ? 64 * MiB : o.shmSize === 0 ? 0 : parseSize('shmSize', o.shmSize),
     stdin: o.stdin ?? 'ignore',
     stdout: o.stdout ?? 'capture',
     stderr: o.stderr ?? 'capture',

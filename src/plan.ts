@@ -49,10 +49,9 @@ const HOST_ETC = [
   'os-release',
   'debian_version',
   'inputrc',
-  'java-17-openjdk',
-  'python3',
-  'python3.11',
 ];
+// Language runtimes' own configuration (/etc/java-*, /etc/python3*) is not
+// here: the language profiles (profiles/java.json, ...) mount what theirs needs.
 
 // /proc entries that would let a process with capabilities change the host
 // kernel (they are owned by the host's root, so this is defence in depth).
@@ -223,11 +222,16 @@ export function buildPlan(o: ResolvedOptions, cgroups = false): BuiltPlan | { er
     }
     if (!st.isDirectory()) return { error: setupErrorInfo('rootfs', osConstants.errno.ENOTDIR, o.rootfs) };
   }
-  const sourceIsDir: boolean[] = [];
+  // null: an optional mount whose source is not on this host, left out.
+  const sourceIsDir: (boolean | null)[] = [];
   for (const [i, m] of o.mounts.entries()) {
     try {
       sourceIsDir.push(statSync(m.source).isDirectory());
     } catch (e) {
+      if (m.optional && (e as NodeJS.ErrnoException).code === 'ENOENT') {
+        sourceIsDir.push(null);
+        continue;
+      }
       return { error: setupErrorInfo('bind-mount', errnoOf(e, osConstants.errno.ENOENT), m.source, `mounts[${i}].source`) };
     }
   }
@@ -238,6 +242,8 @@ export function buildPlan(o: ResolvedOptions, cgroups = false): BuiltPlan | { er
     sourceIsDir,
     o.tmpfs,
     o.hostname,
+    o.network,
+    o.shmSize,
     o.uid,
     o.gid,
     o.tmpSize,
@@ -257,7 +263,7 @@ export function buildPlan(o: ResolvedOptions, cgroups = false): BuiltPlan | { er
   return { ...cached, execPaths: execCandidates(o.argv[0], o.env.PATH) };
 }
 
-function planSteps(o: ResolvedOptions, sourceIsDir: boolean[], host: { entries: HostEntry[] }, cgroups: boolean): NativeStep[] {
+function planSteps(o: ResolvedOptions, sourceIsDir: (boolean | null)[], host: { entries: HostEntry[] }, cgroups: boolean): NativeStep[] {
   const b = new PlanBuilder();
 
   // 1. Nothing we mount may propagate back to the host's mount namespace.
@@ -293,7 +299,9 @@ function planSteps(o: ResolvedOptions, sourceIsDir: boolean[], host: { entries: 
   for (const p of procReadonly) b.add({ kind: StepKind.Bind, name: 'proc-readonly', path: '/proc/' + p, a: `${NEW}/proc/${p}`, b: `${NEW}/proc/${p}`, arg0: 1 });
 
   // 5. A minimal /dev: a few harmless nodes, a private devpts (the host's
-  // terminals are not in it), and /dev/shm on its own tmpfs.
+  // terminals are not in it), and /dev/shm on its own tmpfs unless the
+  // profile leaves it out. /dev itself is then made read-only: nothing may
+  // add nodes or files beside the ones given.
   b.tmpfs('dev-tmpfs', NEW + '/dev', MS_NOSUID | MS_NOEXEC, 'mode=0755,size=64k');
   for (const d of DEVICES) {
     const t = `${NEW}/dev/${d}`;
@@ -303,21 +311,23 @@ function planSteps(o: ResolvedOptions, sourceIsDir: boolean[], host: { entries: 
   b.mkdirs(NEW + '/dev/pts', NEW);
   b.add({ kind: StepKind.Mount, name: 'devpts', path: '/dev/pts', a: 'devpts', b: NEW + '/dev/pts', c: 'devpts', flags: MS_NOSUID | MS_NOEXEC, d: 'newinstance,ptmxmode=0666,mode=620' });
   b.add({ kind: StepKind.Symlink, name: 'symlink', path: '/dev/ptmx', a: 'pts/ptmx', b: NEW + '/dev/ptmx' });
-  b.tmpfs('shm-tmpfs', NEW + '/dev/shm', MS_NOSUID | MS_NODEV, 'mode=1777,size=64m');
+  if (o.shmSize > 0) b.tmpfs('shm-tmpfs', NEW + '/dev/shm', MS_NOSUID | MS_NODEV, `mode=1777,size=${o.shmSize}`);
   for (const [name, target] of [['fd', '/proc/self/fd'], ['stdin', '/proc/self/fd/0'], ['stdout', '/proc/self/fd/1'], ['stderr', '/proc/self/fd/2']])
     b.add({ kind: StepKind.Symlink, name: 'symlink', path: '/dev/' + name, a: target, b: `${NEW}/dev/${name}` });
+  b.add({ kind: StepKind.SetReadonly, name: 'dev-readonly', path: '/dev', a: NEW + '/dev', arg0: 0 });
 
   // 6. The program's writable scratch space, capped.
   b.tmpfs('tmp-tmpfs', NEW + '/tmp', MS_NOSUID | MS_NODEV, `mode=1777,size=${o.tmpSize}`);
 
   // 7. The caller's mounts, in order (their sources were checked above).
-  for (const [i, m] of o.mounts.entries()) b.bind('bind-mount', OLD + m.source, NEW + m.target, m.readonly, sourceIsDir[i]);
+  for (const [i, m] of o.mounts.entries()) if (sourceIsDir[i] !== null) b.bind('bind-mount', OLD + m.source, NEW + m.target, m.readonly, sourceIsDir[i]!);
   for (const t of o.tmpfs) b.tmpfs('tmpfs-mount', NEW + t.target, MS_NOSUID | MS_NODEV, `mode=${t.mode.toString(8)},size=${t.size}`);
 
-  // 8. Identity inside the new uts and net namespaces: our hostname, and a
-  // loopback that works (the namespace has no other interface).
+  // 8. Identity inside the new uts and net namespaces: our hostname, and,
+  // when the profile allows it, a loopback that works. The namespace has no
+  // other interface, so with loopback down no socket reaches anything.
   b.add({ kind: StepKind.Sethostname, name: 'hostname', a: o.hostname });
-  b.add({ kind: StepKind.LoopbackUp, name: 'loopback' });
+  if (o.network === 'loopback') b.add({ kind: StepKind.LoopbackUp, name: 'loopback' });
 
   // 9. Enter the new root and drop the scaffold with the host's root under it.
   b.add({ kind: StepKind.PivotRoot, name: 'pivot-root', path: NEW, a: NEW, b: '.' });

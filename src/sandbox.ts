@@ -9,6 +9,7 @@ import { errnoOf, SetupError, setupErrorInfo, type SetupErrorInfo } from './erro
 import { planMultiMap, writeMultiMap, type MultiMapPlan } from './idmap.js';
 import { log } from './log.js';
 import { native, ReportKind, StepKind, type LaunchInfo, type NativeExit, type NativeError, type NativeStep } from './native.js';
+import { applyProfile } from './profile/index.js';
 import { resolveOptions, type OutputOption, type ResolvedOptions, type SandboxOptions, type StdinOption } from './options.js';
 import { ALL_NAMESPACES, buildPlan } from './plan.js';
 import { RunCgroups } from './cgroup/run.js';
@@ -244,7 +245,7 @@ export class SandboxProcess extends EventEmitter {
   constructor(argv: string[], options: SandboxOptions) {
     super();
     const t0 = performance.now();
-    const o = resolveOptions(argv, options);
+    const o = resolveOptions(argv, applyProfile(options));
     let stdio: Stdio;
     try {
       stdio = openStdio(o);

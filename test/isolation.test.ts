@@ -41,13 +41,22 @@ describe('isolation seen from inside', () => {
     assert.notEqual(hostname(), 'judge-7');
   });
 
-  it('has only a loopback interface, and it is up', async () => {
-    const r = await sh('tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d " "');
-    assert.equal(r.out, 'lo\n');
-    // Talk to ourselves over 127.0.0.1: works only if lo is up.
-    const tcp = await sh(
-      'python3 -c "import socket; s=socket.socket(); s.bind((\'127.0.0.1\', 0)); s.listen(); c=socket.create_connection(s.getsockname()); a,_=s.accept(); c.send(b\'ping\'); print(a.recv(4).decode())"',
-    );
+  const pingSelf =
+    'python3 -c "import socket; s=socket.socket(); s.bind((\'127.0.0.1\', 0)); s.listen(); c=socket.create_connection(s.getsockname()); a,_=s.accept(); c.send(b\'ping\'); print(a.recv(4).decode())"';
+
+  it('has only a loopback interface, and by default it is down: no socket reaches anything', async () => {
+    // An interface that is down has no addresses: /proc/net/if_inet6 is empty.
+    const r = await sh('tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d " "; wc -l < /proc/net/if_inet6');
+    assert.equal(r.out, 'lo\n0\n');
+    const tcp = await sh(pingSelf);
+    assert.equal(tcp.out, '');
+    assert.match(tcp.err, /Network is unreachable/);
+  });
+
+  it("with network: 'loopback' (the network profile), lo is up and the program can talk to itself", async () => {
+    const r = await sh('tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d " "; grep -c " lo$" /proc/net/if_inet6', { profile: 'network' });
+    assert.equal(r.out, 'lo\n1\n');
+    const tcp = await sh(pingSelf, { network: 'loopback' });
     assert.equal(tcp.out, 'ping\n', tcp.err);
   });
 

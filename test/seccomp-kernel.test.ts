@@ -103,11 +103,11 @@ describe('the default policy in the kernel', () => {
   });
 
   const has = (cmd: string) => ['/usr/bin/', '/bin/'].some((d) => existsSync(d + cmd));
-  it('runs Java', { skip: !has('java') && 'skipped: no toolchain (java)' }, async () => {
+  it('runs Java (under the java profile, which mounts its /etc configuration)', { skip: !has('java') && 'skipped: no toolchain (java)' }, async () => {
     const dir = mkdtempSync(join(work, 'java-'));
     writeFileSync(join(dir, 'Hello.java'), 'public class Hello { public static void main(String[] a) throws Exception { Thread t = new Thread(() -> System.out.println("thread")); t.start(); t.join(); System.out.println("hello java"); } }');
     chmodSync(dir, 0o755);
-    const r = await run(['java', '/src/Hello.java'], { mounts: [{ source: dir, target: '/src' }] });
+    const r = await run(['java', '/src/Hello.java'], { profile: 'java', mounts: [{ source: dir, target: '/src' }] });
     assert.equal(r.status, 'ok', r.stderr.toString() + (r.violation?.syscall ?? ''));
     assert.equal(r.stdout.toString(), 'thread\nhello java\n');
   });

@@ -1,15 +1,17 @@
 // bin/brig: a thin CLI over the library, one file per verb (crun's layout).
-import { OptionsError, SetupError } from '../errors.js';
+import { OptionsError, ProfileError, SetupError } from '../errors.js';
 import { UsageError } from './args.js';
 import { EXIT_BRIG_ERROR, runCommand, runHelp } from './run.js';
 import { seccompCommand, seccompHelp } from './seccomp.js';
 import { doctorCommand, doctorHelp } from './doctor.js';
 import { boxCommand, boxHelp } from './box.js';
+import { profileCommand, profileHelp } from './profile.js';
 import { SeccompPolicyError } from '../seccomp/index.js';
 
 const verbs: Record<string, { summary: string; main: (argv: string[]) => Promise<number>; help: string }> = {
   run: { summary: 'run a command in a new sandbox', main: runCommand, help: runHelp },
   seccomp: { summary: 'dump, test or learn syscall policies', main: seccompCommand, help: seccompHelp },
+  profile: { summary: 'list, show and check policy profiles', main: profileCommand, help: profileHelp },
   box: { summary: 'persistent boxes: create, run in, remove', main: boxCommand, help: boxHelp },
   doctor: { summary: 'check what this host gives a rootless user', main: doctorCommand, help: doctorHelp },
 };
@@ -45,7 +47,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     return await v.main(rest);
   } catch (e) {
-    if (e instanceof UsageError || e instanceof OptionsError || e instanceof SetupError || e instanceof SeccompPolicyError) {
+    if (e instanceof UsageError || e instanceof OptionsError || e instanceof ProfileError || e instanceof SetupError || e instanceof SeccompPolicyError) {
       process.stderr.write(`brig ${verb}: ${e.message}\n`);
       return EXIT_BRIG_ERROR;
     }

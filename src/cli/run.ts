@@ -6,6 +6,7 @@ import type { Level } from 'pino';
 import { setLogLevel } from '../log.js';
 import { parseSize, type BindMount, type RlimitValue, type SandboxOptions, type TmpfsMount } from '../options.js';
 import { isolateMeta, reportJson } from '../report.js';
+import { applyProfile } from '../profile/index.js';
 import { run, type RunResult } from '../sandbox.js';
 import { all, formatHelp, one, parseArgs, seconds, UsageError, wholeNumber, type OptionSpec, type Parsed } from './args.js';
 
@@ -13,6 +14,7 @@ export const EXIT_BRIG_ERROR = 125;
 
 /** The sandbox options every verb that runs something takes. */
 export const sandboxSpecs: OptionSpec[] = [
+  { name: 'profile', short: 'p', value: true, repeat: true, arg: 'NAME|FILE', help: "policy profile under the other options (default: 'default'); repeat to layer, e.g. -p judge -p python" },
   { name: 'rootfs', value: true, arg: 'host|DIR', help: "root filesystem: 'host' (read-only system dirs, the default) or a directory" },
   { name: 'volume', short: 'v', value: true, repeat: true, arg: 'SRC:DST[:ro|rw]', help: 'bind a host path into the sandbox; read-only unless :rw' },
   { name: 'tmpfs', value: true, repeat: true, arg: 'DST[:SIZE]', help: 'a writable tmpfs at DST (default size 64m)' },
@@ -116,6 +118,8 @@ export function sandboxOptions(p: Parsed): SandboxOptions {
     tmpfs: all(p, 'tmpfs').map(parseTmpfs),
     env: parseEnv(all(p, 'env')),
   };
+  const profiles = all(p, 'profile');
+  if (profiles.length) opts.profile = profiles.length === 1 ? profiles[0] : profiles;
   const rootfs = one(p, 'rootfs');
   if (rootfs) opts.rootfs = rootfs;
   const cwd = one(p, 'workdir');
@@ -164,12 +168,7 @@ export function sandboxOptions(p: Parsed): SandboxOptions {
   const extra = one(p, 'extra-time');
   if (extra) opts.extraTimeMs = Number(extra) * 1000;
   const out = one(p, 'output-limit');
-  if (out) {
-    opts.outputLimitBytes = parseSize('--output-limit', out);
-    // A limit needs the output to pass through brig.
-    opts.stdout = 'capture';
-    opts.stderr = 'capture';
-  }
+  if (out) opts.outputLimitBytes = parseSize('--output-limit', out);
   const tmpSize = one(p, 'tmp-size');
   if (tmpSize) opts.tmpSize = tmpSize;
   const wall = one(p, 'wall-time');
@@ -208,15 +207,19 @@ export async function runWith(p: Parsed, verb: string, runner: (argv: string[], 
   const format = one(p, 'report-format') ?? 'json';
   if (format !== 'json' && format !== 'isolate') throw new UsageError(`--report-format: expected json or isolate, got ${JSON.stringify(format)}`);
   const opts = sandboxOptions(p);
+  // What the profile adds matters here too: an output limit needs the
+  // output to pass through brig.
+  const merged = applyProfile(opts);
+  if (merged.outputLimitBytes !== undefined) opts.stdout = opts.stderr = 'capture';
   const result = await runner(p.rest, opts);
   if (opts.stdout === 'capture') process.stdout.write(result.stdout);
   if (opts.stderr === 'capture') process.stderr.write(result.stderr);
   const reportFile = one(p, 'report');
   if (reportFile) writeFileSync(reportFile, format === 'isolate' ? isolateMeta(result) : reportJson(result));
-  const why = explainStatus(result, opts.wallTimeLimitMs);
+  const why = explainStatus(result, merged.wallTimeLimitMs);
   if (why) process.stderr.write(`brig: ${why}\n`);
   for (const [limit, how] of Object.entries(result.enforcement ?? {}))
-    if (how === 'rlimit' || how === 'none') process.stderr.write(`brig: warning: --${limit} ${how === 'none' ? 'was not enforced' : 'was enforced per process by an rlimit only'}: ${result.enforcementNote ?? ''}\n`);
+    if (how === 'rlimit' || how === 'none') process.stderr.write(`brig: warning: the ${limit} limit ${how === 'none' ? 'was not enforced' : 'was enforced per process by an rlimit only'}: ${result.enforcementNote ?? ''}\n`);
   return exitCodeFor(result);
 }
 

@@ -1,0 +1,168 @@
+#!/usr/bin/env node
+// Generates, from profiles/schema.json, the two things the code needs of it:
+// src/profile/types.ts, the TypeScript types of a profile (so the profile
+// files and the API are described by one schema and cannot drift), and
+// src/profile/validate.generated.ts, ajv's validator compiled ahead of time
+// (so no process pays ajv's compile, about 70 ms, on its first profile).
+// Handles the subset of JSON Schema the profile schema uses: $ref to $defs,
+// anyOf/oneOf, enum, const, the JSON types, arrays (items, prefixItems) and
+// objects (properties, required, additionalProperties). Anything else is an
+// error here rather than a silently loose type.
+//   node scripts/gen-profile.mjs          write the files
+//   node scripts/gen-profile.mjs --check  exit 1 if either is out of date
+import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const schemaPath = join(root, 'profiles/schema.json');
+const typesPath = join(root, 'src/profile/types.ts');
+const validatorPath = join(root, 'src/profile/validate.generated.ts');
+
+const KNOWN = new Set([
+  '$schema', '$id', '$ref', '$defs', 'title', 'description', 'expected', 'type', 'properties', 'required',
+  'additionalProperties', 'propertyNames', 'items', 'prefixItems', 'minItems', 'maxItems', 'uniqueItems',
+  'enum', 'const', 'anyOf', 'oneOf', 'pattern', 'minLength', 'maxLength', 'minimum', 'maximum', 'exclusiveMinimum',
+  'exclusiveMaximum',
+]);
+
+function fail(where, msg) {
+  throw new Error(`gen-profile: ${where}: ${msg}`);
+}
+
+function doc(text, indent) {
+  if (!text) return '';
+  const words = text.replace(/\*\//g, '*\\/').split(/\s+/);
+  const lines = [];
+  let line = '';
+  for (const w of words) {
+    if (line && line.length + w.length + 1 > 96) {
+      lines.push(line);
+      line = w;
+    } else line = line ? `${line} ${w}` : w;
+  }
+  if (line) lines.push(line);
+  if (lines.length === 1) return `${indent}/** ${lines[0]} */\n`;
+  return `${indent}/**\n${lines.map((l) => `${indent} * ${l}`).join('\n')}\n${indent} */\n`;
+}
+
+const identifier = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
+const key = (k) => (identifier.test(k) ? k : JSON.stringify(k));
+
+function typeOf(s, where, indent) {
+  for (const k of Object.keys(s)) if (!KNOWN.has(k)) fail(where, `unsupported keyword ${k}`);
+  if (s.$ref) {
+    const m = /^#\/\$defs\/(\w+)$/.exec(s.$ref);
+    if (!m) fail(where, `unsupported $ref ${s.$ref}`);
+    return m[1];
+  }
+  const union = s.anyOf ?? s.oneOf;
+  if (union) return union.map((b, i) => typeOf(b, `${where}/anyOf/${i}`, indent)).join(' | ');
+  if (s.enum) return s.enum.map((v) => JSON.stringify(v)).join(' | ');
+  if ('const' in s) return JSON.stringify(s.const);
+  const types = Array.isArray(s.type) ? s.type : [s.type];
+  return types
+    .map((t) => {
+      switch (t) {
+        case 'string':
+          return 'string';
+        case 'number':
+        case 'integer':
+          return 'number';
+        case 'boolean':
+          return 'boolean';
+        case 'null':
+          return 'null';
+        case 'array':
+          if (s.prefixItems) return `[${s.prefixItems.map((p, i) => typeOf(p, `${where}/prefixItems/${i}`, indent)).join(', ')}]`;
+          if (!s.items) return 'unknown[]';
+          {
+            const inner = typeOf(s.items, `${where}/items`, indent);
+            return /[|&]/.test(inner) ? `(${inner})[]` : `${inner}[]`;
+          }
+        case 'object':
+          return objectType(s, where, indent);
+        default:
+          return fail(where, `unsupported type ${String(t)}`);
+      }
+    })
+    .join(' | ');
+}
+
+function objectType(s, where, indent) {
+  // Any object at all (interfaces included, which an index signature would refuse).
+  if (!s.properties && s.additionalProperties === undefined) return 'object';
+  const inner = indent + '  ';
+  const required = new Set(s.required ?? []);
+  let body = '';
+  for (const [name, p] of Object.entries(s.properties ?? {})) {
+    body += doc(p.description, inner);
+    body += `${inner}${key(name)}${required.has(name) ? '' : '?'}: ${typeOf(p, `${where}/properties/${name}`, inner)};\n`;
+  }
+  const extra = s.additionalProperties;
+  if (extra === undefined || extra === true) body += `${inner}[key: string]: unknown;\n`;
+  else if (extra !== false) body += `${inner}[key: string]: ${typeOf(extra, `${where}/additionalProperties`, inner)};\n`;
+  return `{\n${body}${indent}}`;
+}
+
+function declaration(name, s, where) {
+  const t = typeOf(s, where, '');
+  const head = doc(s.description, '');
+  if (t.startsWith('{\n') && !s.anyOf && !s.oneOf && !s.$ref) return `${head}export interface ${name} ${t}\n`;
+  return `${head}export type ${name} = ${t};\n`;
+}
+
+export function generate(schema) {
+  let out =
+    '// Generated by scripts/gen-profile.mjs from profiles/schema.json: do not edit.\n' +
+    '// `npm run build` regenerates it, and a test fails when it is out of date.\n\n';
+  out += declaration(schema.title, schema, '#');
+  for (const [name, def] of Object.entries(schema.$defs ?? {})) out += '\n' + declaration(name, def, `#/$defs/${name}`);
+  return out;
+}
+
+/**
+ * ajv's standalone code for the schema. The options here are the ones the
+ * loader's error messages rely on: every error (allErrors), and `expected`
+ * as an annotation keyword (it holds the sentence an error shows).
+ */
+export function generateValidator(schema) {
+  const require = createRequire(import.meta.url);
+  const { Ajv2020 } = require('ajv/dist/2020');
+  const standalone = require('ajv/dist/standalone').default;
+  const ajv = new Ajv2020({ allErrors: true, strict: true, code: { source: true, esm: true, lines: true } });
+  ajv.addVocabulary(['expected']);
+  const code = standalone(ajv, ajv.compile(schema)).replace(/^"use strict";/, '');
+  return (
+    '// Generated by scripts/gen-profile.mjs from profiles/schema.json with ajv: do not edit.\n' +
+    '// @ts-nocheck\n' +
+    "import { createRequire } from 'node:module';\n" +
+    'const require = createRequire(import.meta.url);\n' +
+    code +
+    '\n'
+  );
+}
+
+const schema = JSON.parse(readFileSync(schemaPath, 'utf8'));
+const outputs = [
+  [typesPath, generate(schema)],
+  [validatorPath, generateValidator(schema)],
+];
+const read = (p) => {
+  try {
+    return readFileSync(p, 'utf8');
+  } catch {
+    return '';
+  }
+};
+if (process.argv.includes('--check')) {
+  const stale = outputs.filter(([p, text]) => read(p) !== text).map(([p]) => p.slice(root.length + 1));
+  if (stale.length) {
+    process.stderr.write(`${stale.join(', ')} out of date with profiles/schema.json: run node scripts/gen-profile.mjs\n`);
+    process.exit(1);
+  }
+} else {
+  mkdirSync(dirname(typesPath), { recursive: true });
+  for (const [p, text] of outputs) if (read(p) !== text) writeFileSync(p, text);
+}
