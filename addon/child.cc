@@ -63,15 +63,19 @@ void report(const Plan* plan, int32_t kind, int32_t step, int32_t err, int32_t w
   while (n == -EINTR);
 }
 
-void mark(const Plan* plan, int step) {
+int64_t monotonic_ns() {
   struct timespec ts;
   sys(SYS_clock_gettime, CLOCK_MONOTONIC, P(&ts));
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000LL + ts.tv_nsec;
+}
+
+void mark(const Plan* plan, int step) {
   Report r;
   zero(&r, sizeof r);
   r.magic = REPORT_MAGIC;
   r.kind = REPORT_MARK;
   r.step = step;
-  r.ns = static_cast<int64_t>(ts.tv_sec) * 1000000000LL + ts.tv_nsec;
+  r.ns = monotonic_ns();
   sys(SYS_write, plan->report_fd, P(&r), sizeof r);
 }
 
@@ -346,6 +350,10 @@ void kill_and_reap_all(long program, int* program_status, bool* program_done) {
       break;
     }
   }
+  // When the run ended: the program reaped, or the end asked for. Taken
+  // before the rest of the tree is killed, so that of two sandboxes joined
+  // by pipes the one that ended first can be told.
+  int64_t ended_ns = monotonic_ns();
   // Orphans the program left, or everything when asked: killed and reaped
   // here, so that their CPU time is in init's account.
   kill_and_reap_all(program, &status, &done);
@@ -357,6 +365,7 @@ void kill_and_reap_all(long program, int* program_status, bool* program_done) {
   r.step = killed ? 1 : 0;
   r.wstatus = status;
   r.pid = static_cast<int32_t>(program);
+  r.ns = ended_ns;
   struct rusage ru;
   if (sys(SYS_getrusage, RUSAGE_CHILDREN, P(&ru)) == 0) {
     r.utime_us = static_cast<int64_t>(ru.ru_utime.tv_sec) * 1000000 + ru.ru_utime.tv_usec;

@@ -74,7 +74,7 @@ struct Report {
   int32_t err;      // positive errno
   int32_t wstatus;
   int32_t pid;      // the program's pid in the host's view (for diagnostics)
-  int64_t ns;       // CLOCK_MONOTONIC, for REPORT_MARK
+  int64_t ns;       // CLOCK_MONOTONIC: REPORT_MARK's step end, REPORT_EXIT's end of the run
   // REPORT_EXIT: getrusage(RUSAGE_CHILDREN) of init after it reaped the whole
   // sandbox: the program's tree without init, which runs in Node's memory and
   // would report Node's RSS as its own.

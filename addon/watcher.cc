@@ -391,7 +391,7 @@ void Watcher::Deliver(std::unique_ptr<Child> c) {
     o.Num("step", rec.step);
     o.Num("errno", rec.err);
     o.Num("wstatus", rec.wstatus);
-    if (rec.kind == REPORT_MARK) o.Num("ns", static_cast<double>(rec.ns));
+    if (rec.kind == REPORT_MARK || rec.kind == REPORT_EXIT) o.Num("ns", static_cast<double>(rec.ns));
     if (!o.ok || !res.ok || napi_set_element(env, reports, k++, o.obj) != napi_ok) res.ok = false;
   }
   const siginfo_t& si = c->si;

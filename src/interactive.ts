@@ -39,5 +39,8 @@ export async function runInteractive(solution: Party, interactor: Party): Promis
     sol.wait().then((r) => ((first ??= 'solution'), r)),
     inter.wait().then((r) => ((first ??= 'interactor'), r)),
   ]);
+  // Which ended first, by the clock inside each sandbox; delivery order only
+  // when a sandbox could not say (its init was killed).
+  if (s.endedNs !== undefined && i.endedNs !== undefined) first = s.endedNs <= i.endedNs ? 'solution' : 'interactor';
   return { solution: s, interactor: i, first: first! };
 }

@@ -94,7 +94,7 @@ export interface NativeReport {
   step: number;
   errno: number;
   wstatus: number;
-  /** CLOCK_MONOTONIC ns at the end of step `step` (-1: the program exited). */
+  /** CLOCK_MONOTONIC ns: for a mark, the end of step `step` (-1: the program exited); for the exit, when the run ended. */
   ns?: number;
 }
 

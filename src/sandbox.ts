@@ -93,6 +93,12 @@ export interface RunResult {
   exitCode: number | null;
   signal: NodeJS.Signals | null;
   wallTimeMs: number;
+  /**
+   * CLOCK_MONOTONIC, in ns, when the run ended: its program exited or brig
+   * ended it (taken inside the sandbox). Orders runs that ended close
+   * together, as delivery order cannot.
+   */
+  endedNs?: number;
   /** CPU time of the whole process tree, from the kernel's accounting of the sandbox's init. */
   cpuTimeMs: { user: number; system: number };
   /**
@@ -482,6 +488,7 @@ export class SandboxProcess extends EventEmitter {
     };
     const failed = ex.reports.find((x) => x.kind === ReportKind.StepFailed);
     const exit = ex.reports.find((x) => x.kind === ReportKind.Exit);
+    if (exit?.ns) r.endedNs = exit.ns;
     if (failed) {
       const step = steps[failed.step] ?? { name: 'plan', path: undefined };
       // Plans are cached across commands: the exec step's path is this run's.
