@@ -311,15 +311,17 @@ export class SandboxProcess extends EventEmitter {
         // Never pretend a limit held: say what held it, and why not a cgroup.
         enforcementNote = made.unavailable;
         const extra: [RlimitName, bigint, bigint][] = [];
-        const has = (n: RlimitName) => o.rlimits.some(([x]) => x === n);
-        if (limits.memoryBytes !== undefined) {
-          enforcement.memory = 'rlimit';
-          if (!has('as')) extra.push(['as', BigInt(limits.memoryBytes), BigInt(limits.memoryBytes)]);
-        }
-        if (limits.pids !== undefined) {
-          enforcement.pids = 'rlimit';
-          if (!has('nproc')) extra.push(['nproc', BigInt(limits.pids), BigInt(limits.pids)]);
-        }
+        // An rlimit given explicitly wins over the fallback (the java and
+        // node profiles lift RLIMIT_AS, which their runtimes cannot live
+        // under); if it is unlimited, nothing enforces the limit.
+        const given = (n: RlimitName) => o.rlimits.find(([x]) => x === n);
+        const fallback = (n: RlimitName, v: number): Enforcement => {
+          const g = given(n);
+          if (!g) extra.push([n, BigInt(v), BigInt(v)]);
+          return g && g[2] === -1n ? 'none' : 'rlimit';
+        };
+        if (limits.memoryBytes !== undefined) enforcement.memory = fallback('as', limits.memoryBytes);
+        if (limits.pids !== undefined) enforcement.pids = fallback('nproc', limits.pids);
         if (limits.cpus !== undefined) enforcement.cpus = 'none';
         if (limits.cpuset !== undefined) enforcement.cpuset = 'none';
         o = { ...o, rlimits: [...o.rlimits, ...extra] };

@@ -327,6 +327,14 @@ describe('shipped presets, each running a program of its own', () => {
     assert.equal(r.stdout.toString(), 'thread\nhello java\n');
   });
 
+  it('a profile that lifts RLIMIT_AS leaves memory unenforced without a cgroup, and says so', async () => {
+    const java = await run(['/bin/true'], { profile: 'java', cgroup: false });
+    assert.deepEqual(java.enforcement, { memory: 'none', pids: 'rlimit' });
+    const plain = await sh('ulimit -v', { memory: '64m', cgroup: false });
+    assert.deepEqual(plain.enforcement, { memory: 'rlimit' });
+    assert.equal(plain.out, '65536\n');
+  });
+
   it('strict: a static C program runs; anything past its few calls is stopped and named', { skip: noToolchain('gcc') }, async () => {
     const dir = srcDir({
       'hello.c': '#include <stdio.h>\n#include <stdlib.h>\nint main(void) { char *p = malloc(1 << 20); p[0] = 1; int a, b; if (scanf("%d %d", &a, &b) == 2) printf("%d\\n", a + b); else puts("hello"); return 0; }\n',
