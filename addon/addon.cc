@@ -57,6 +57,8 @@ Napi::Value Kill(const Napi::CallbackInfo& info) {
   // Only a pidfd this addon owns and has not reaped: never a recycled pid.
   Child* c = data->watcher->Find(pidfd);
   if (!c) return Napi::Boolean::New(info.Env(), false);
+  // An idle pooled sandbox being ended: its exit is awaited like a run's.
+  if (c->idle) data->watcher->Wake(c);
   if (sig == SIGKILL) return Napi::Boolean::New(info.Env(), c->KillAll());
   long r = syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0);
   return Napi::Boolean::New(info.Env(), r == 0);
@@ -119,6 +121,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
 
   exports.Set("launch", Napi::Function::New(env, Launch, "launch"));
   exports.Set("release", Napi::Function::New(env, Release, "release"));
+  exports.Set("start", Napi::Function::New(env, Start, "start"));
   exports.Set("prepareSteps", Napi::Function::New(env, PrepareSteps, "prepareSteps"));
   exports.Set("kill", Napi::Function::New(env, Kill, "kill"));
   exports.Set("pipe", Napi::Function::New(env, Pipe, "pipe"));

@@ -62,6 +62,10 @@ struct Child {
   int report_fd = -1;    // read end, non-blocking
   int release_wfd = -1;  // write end while the release is deferred
   int kill_wfd = -1;     // a byte here asks init to kill and reap the whole sandbox
+  // Pooled sandboxes: our end of the command socket while the sandbox waits
+  // for its command. An idle sandbox does not keep the event loop alive.
+  int command_fd = -1;
+  bool idle = false;
   LaunchMemory* memory = nullptr;
   Napi::FunctionReference on_exit;
   Stream io[3];
@@ -106,6 +110,11 @@ class Watcher {
   // close the poll handle; `done` runs once libuv has really closed it.
   void Shutdown(void (*done)(void*), void* arg);
   void Add(std::unique_ptr<Child> child);
+  // A pooled sandbox got its command: watch its new stdio pipes, and let it
+  // keep the loop alive.
+  void Started(Child* child);
+  // A sandbox the loop must wait for from now on (an idle one being ended).
+  void Wake(Child* child);
   Child* Find(int pidfd);
   size_t Size() const { return children_.size(); }
 
@@ -120,6 +129,7 @@ class Watcher {
   void OnNotification(Child* c);
   void Deliver(std::unique_ptr<Child> c);
   void UpdateRef();
+  void WatchStreams(Child* child);
   void KillAll();
   Napi::Env env_;
   int epfd_ = -1;
@@ -134,6 +144,7 @@ struct AddonData {
 };
 
 Napi::Value Launch(const Napi::CallbackInfo& info);
+Napi::Value Start(const Napi::CallbackInfo& info);
 Napi::Value Release(const Napi::CallbackInfo& info);
 Napi::Value PrepareSteps(const Napi::CallbackInfo& info);
 

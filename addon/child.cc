@@ -49,6 +49,13 @@ void zero(void* p, size_t n) {
   for (size_t i = 0; i < n; i++) c[i] = 0;
 }
 
+// volatile, like zero(): gcc must not turn the loop into a call to memcpy.
+void copy(void* dst, const void* src, size_t n) {
+  volatile char* d = static_cast<volatile char*>(dst);
+  const volatile char* s = static_cast<const volatile char*>(src);
+  for (size_t i = 0; i < n; i++) d[i] = s[i];
+}
+
 void report(const Plan* plan, int32_t kind, int32_t step, int32_t err, int32_t wstatus, int32_t pid) {
   Report r;
   zero(&r, sizeof r);
@@ -384,6 +391,38 @@ void kill_and_reap_all(long program, int* program_status, bool* program_done) {
 
 [[noreturn]] void run_steps(const Plan* plan, int from);
 
+// A pooled sandbox, fully set up, waits here for its command. The parent has
+// written argv, envp and the exec candidates into the plan (our memory is
+// its memory) before sending; the message carries the program's stdio fds.
+// EOF means the pool let this sandbox go: init leaves without a report.
+long await_command(const Plan* plan) {
+  char byte = 0;
+  struct iovec iov;
+  iov.iov_base = &byte;
+  iov.iov_len = 1;
+  alignas(struct cmsghdr) char control[CMSG_SPACE(3 * sizeof(int))];
+  struct msghdr mh;
+  zero(&mh, sizeof mh);
+  zero(control, sizeof control);
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  mh.msg_control = control;
+  mh.msg_controllen = sizeof control;
+  long r;
+  do r = sys(SYS_recvmsg, plan->command_fd, P(&mh), MSG_CMSG_CLOEXEC);
+  while (r == -EINTR);
+  if (r == 0) die_now(0);
+  if (r < 0) return r;
+  struct cmsghdr* cm = CMSG_FIRSTHDR(&mh);
+  if (!cm || cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS || cm->cmsg_len != CMSG_LEN(3 * sizeof(int))) return -EPROTO;
+  int fds[3];
+  copy(fds, CMSG_DATA(cm), sizeof fds);
+  Plan* writable = const_cast<Plan*>(plan);  // the plan lives in the parent's heap, not in read-only memory
+  for (int i = 0; i < 3; i++) writable->stdio[i] = fds[i];
+  sys(SYS_close, plan->command_fd);
+  return 0;
+}
+
 struct ProgramStart {
   const Plan* plan;
   int from;
@@ -482,6 +521,9 @@ namespace {
         break;
       case STEP_LOOPBACK_UP:
         r = loopback_up();
+        break;
+      case STEP_AWAIT_COMMAND:
+        r = await_command(plan);
         break;
       case STEP_FORK_PROGRAM:
         if (plan->timings) mark(plan, i);

@@ -194,6 +194,7 @@ void BuildPlan(const Napi::Object& js, PlanStorage& st) {
   st.plan.cgroup_fds = st.cgroup_fds.data();
   st.plan.ncgroup_fds = static_cast<int32_t>(st.cgroup_fds.size());
   st.plan.notify_sock = -1;
+  st.plan.command_fd = -1;
 }
 
 int WriteProcFile(int procdir, const char* name, const std::string& text) {
@@ -342,10 +343,21 @@ Napi::Value Launch(const Napi::CallbackInfo& info) {
   };
   st.plan.notify_sock = notify[1];
 
+  // A pooled sandbox sets itself up and then waits for its command here.
+  bool pooled = js.Get("awaitCommand").ToBoolean();
+  int command[2] = {-1, -1};
+  if (pooled && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, command) < 0) {
+    int e = errno;
+    close_stdio();
+    close_notify();
+    throw StepError(env, "command-socket", e);
+  }
+  st.plan.command_fd = command[1];
+
   int release[2] = {-1, -1}, reportp[2] = {-1, -1}, killp[2] = {-1, -1};
   // Everything opened so far, closed when a later step fails.
   auto close_launch_fds = [&]() {
-    for (int* fd : {&release[0], &release[1], &reportp[0], &reportp[1], &killp[0], &killp[1]}) CloseIf(*fd);
+    for (int* fd : {&release[0], &release[1], &reportp[0], &reportp[1], &killp[0], &killp[1], &command[0], &command[1]}) CloseIf(*fd);
     close_stdio();
     close_notify();
   };
@@ -366,6 +378,7 @@ Napi::Value Launch(const Napi::CallbackInfo& info) {
   st.keep.push_back(killp[0]);
   for (int32_t fd : st.cgroup_fds) st.keep.push_back(fd);
   if (notify[1] >= 0) st.keep.push_back(notify[1]);
+  if (command[1] >= 0) st.keep.push_back(command[1]);
   std::sort(st.keep.begin(), st.keep.end());
   st.plan.keep_fds = st.keep.data();
   st.plan.nkeep = static_cast<int32_t>(st.keep.size());
@@ -388,12 +401,14 @@ Napi::Value Launch(const Napi::CallbackInfo& info) {
   int kill_w = killp[1];
   for (int& fd : sandbox_end) CloseIf(fd);
   CloseIf(notify[1]);
+  CloseIf(command[1]);
   int release_w = release[1];
   int report_r = reportp[0];
   if (pid < 0) {
     close(release_w);
     close(report_r);
     close(kill_w);
+    CloseIf(command[0]);
     close_stdio();
     close_notify();
     throw StepError(env, "clone", static_cast<int>(-pid));
@@ -402,6 +417,7 @@ Napi::Value Launch(const Napi::CallbackInfo& info) {
   auto fail = [&](const char* step, int err) {
     KillAndReap(pidfd);
     close(pidfd);
+    CloseIf(command[0]);
     CloseIf(release_w);
     CloseIf(report_r);
     CloseIf(kill_w);
@@ -454,6 +470,8 @@ Napi::Value Launch(const Napi::CallbackInfo& info) {
   if (notify[0] >= 0) fcntl(notify[0], F_SETFL, O_NONBLOCK);
   child->notify_sock = notify[0];
   notify[0] = -1;
+  child->command_fd = command[0];
+  child->idle = pooled;
   for (int i = 0; i < 3; i++) {
     child->io[i] = std::move(streams[i]);
     streams[i].fd = -1;
@@ -469,6 +487,135 @@ Napi::Value Launch(const Napi::CallbackInfo& info) {
   t.Set(1u, Napi::Number::New(env, (t2 - t1) / 1e6));  // clone
   t.Set(2u, Napi::Number::New(env, (t3 - t2) / 1e6));  // id maps
   t.Set(3u, Napi::Number::New(env, (t4 - t3) / 1e6));  // release
+  out.Set("timings", t);
+  out.Set("startNs", Napi::Number::New(env, t0));
+  return out;
+}
+
+// start(pidfd, command, onExit) -> { pid, pidfd, clone3, timings, startNs }
+//
+// Gives a pooled sandbox (launched with awaitCommand, set up and waiting) its
+// program: argv, envp and exec candidates are written into its plan, which
+// init reads once the command arrives; the stdio fds travel with the command.
+// One command per sandbox: its /tmp and processes are the last run's.
+Napi::Value Start(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto* data = env.GetInstanceData<AddonData>();
+  int pidfd = info[0].As<Napi::Number>().Int32Value();
+  Napi::Object js = info[1].As<Napi::Object>();
+  Napi::Function on_exit = info[2].As<Napi::Function>();
+  double t0 = NowNs();
+  Child* c = data->watcher->Find(pidfd);
+  if (!c || !c->idle || c->command_fd < 0) throw StepError(env, "pool-start", ESRCH);
+  PlanStorage& st = c->memory->st;
+
+  int send_fds[3];
+  Napi::Array stdio = js.Get("stdio").As<Napi::Array>();
+  for (uint32_t i = 0; i < 3; i++) send_fds[i] = stdio.Get(i).As<Napi::Number>().Int32Value();
+  Stream streams[3];
+  int sandbox_end[3] = {-1, -1, -1};
+  auto close_stdio = [&]() {
+    for (int i = 0; i < 3; i++) {
+      CloseIf(sandbox_end[i]);
+      CloseIf(streams[i].fd);
+    }
+  };
+  auto make_stream = [&](int i) {
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0) {
+      int e = errno;
+      close_stdio();
+      throw StepError(env, i == 0 ? "stdin-pipe" : "output-pipe", e);
+    }
+    sandbox_end[i] = i == 0 ? p[0] : p[1];
+    streams[i].fd = i == 0 ? p[1] : p[0];
+    streams[i].used = true;
+    fcntl(streams[i].fd, F_SETFL, O_NONBLOCK);
+    send_fds[i] = sandbox_end[i];
+  };
+  Napi::Value input = js.Get("stdinData");
+  if (input.IsBuffer()) {
+    auto b = input.As<Napi::Buffer<char>>();
+    make_stream(0);
+    streams[0].data.assign(b.Data(), b.Length());
+  }
+  Napi::Value capture = js.Get("capture");
+  if (capture.IsArray()) {
+    Napi::Array caps = capture.As<Napi::Array>();
+    for (uint32_t i = 1; i <= 2; i++) {
+      Napi::Value v = caps.Get(i - 1);
+      if (!v.IsNumber()) continue;
+      make_stream(static_cast<int>(i));
+      streams[i].limit = static_cast<size_t>(v.As<Napi::Number>().Int64Value());
+    }
+  }
+  for (int fd : send_fds)
+    if (fd < 0) {
+      close_stdio();
+      throw StepError(env, "pool-start", EBADF);
+    }
+
+  // init is blocked in recvmsg and reads none of this until the command
+  // arrives; the sendmsg below orders these writes before it.
+  st.argv.clear();
+  st.envp.clear();
+  StringArray(js, "argv", st, st.argv);
+  StringArray(js, "envp", st, st.envp);
+  std::vector<char*> paths;
+  StringArray(js, "execPaths", st, paths);
+  st.exec_paths.assign(paths.begin(), paths.end());
+  st.plan.argv = st.argv.data();
+  st.plan.envp = st.envp.data();
+  st.plan.exec_paths = st.exec_paths.data();
+  st.plan.timings = js.Get("timings").ToBoolean() ? 1 : 0;
+  double t1 = NowNs();
+
+  char go = 1;
+  struct iovec iov = {&go, 1};
+  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof send_fds)];
+  memset(control, 0, sizeof control);
+  struct msghdr mh;
+  memset(&mh, 0, sizeof mh);
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  mh.msg_control = control;
+  mh.msg_controllen = sizeof control;
+  struct cmsghdr* cm = CMSG_FIRSTHDR(&mh);
+  cm->cmsg_level = SOL_SOCKET;
+  cm->cmsg_type = SCM_RIGHTS;
+  cm->cmsg_len = CMSG_LEN(sizeof send_fds);
+  memcpy(CMSG_DATA(cm), send_fds, sizeof send_fds);
+  ssize_t w;
+  do w = sendmsg(c->command_fd, &mh, MSG_NOSIGNAL);
+  while (w < 0 && errno == EINTR);
+  int err = errno;
+  for (int& fd : sandbox_end) CloseIf(fd);
+  if (w != 1) {
+    // The sandbox died while idle (its exit is on its way to the pool).
+    close_stdio();
+    throw StepError(env, "pool-start", err);
+  }
+  CloseIf(c->command_fd);
+  double t2 = NowNs();
+
+  c->on_exit.Reset();
+  c->on_exit = Napi::Persistent(on_exit);
+  c->output_limit = static_cast<uint64_t>(GetInt(js, "outputLimit", 0));
+  for (int i = 0; i < 3; i++) {
+    c->io[i] = std::move(streams[i]);
+    streams[i].fd = -1;
+  }
+  data->watcher->Started(c);
+
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("pid", Napi::Number::New(env, c->pid));
+  out.Set("pidfd", Napi::Number::New(env, pidfd));
+  out.Set("clone3", Napi::Boolean::New(env, false));
+  Napi::Array t = Napi::Array::New(env, 4);
+  t.Set(0u, Napi::Number::New(env, (t1 - t0) / 1e6));  // command into the plan, pipes
+  t.Set(1u, Napi::Number::New(env, 0));                 // no clone: made ahead
+  t.Set(2u, Napi::Number::New(env, 0));                 // no maps: written ahead
+  t.Set(3u, Napi::Number::New(env, (t2 - t1) / 1e6));  // the command sent
   out.Set("timings", t);
   out.Set("startNs", Napi::Number::New(env, t0));
   return out;

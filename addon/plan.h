@@ -41,6 +41,7 @@ enum StepKind : int32_t {
   STEP_UMASK = 23,        // umask(arg0)
   STEP_NOTIFY_FD = 24,    // dup the listener handoff socket to fd arg0 (close-on-exec)
   STEP_CGROUP_JOIN = 25,  // the program moves itself into the run's cgroups (plan->cgroup_fds)
+  STEP_AWAIT_COMMAND = 26,// pooled sandboxes: wait for the command (stdio fds) on plan->command_fd
 };
 
 // STEP_SECCOMP flags (arg1)
@@ -101,6 +102,10 @@ struct Plan {
   int32_t kill_fd;       // read end of the kill pipe: a byte (or EOF) asks init to end the sandbox
   const int32_t* cgroup_fds;  // cgroup.procs files the parent opened, for STEP_CGROUP_JOIN
   int32_t ncgroup_fds;  // where the program's pre-exec steps run (CLONE_VM|CLONE_VFORK)
+  // Pooled sandboxes: init's end of the command socket, or -1. The parent
+  // fills argv, envp, exec_paths and timings in, then sends one byte with the
+  // program's three stdio fds; init writes their numbers into stdio.
+  int32_t command_fd;
 };
 
 // Runs in the child right after clone, on the stack the parent gave it, in the

@@ -78,6 +78,9 @@ Watcher::~Watcher() {}
 
 bool Child::KillAll() {
   if (exited) return false;
+  // A pooled sandbox waiting for its command does not read the kill pipe,
+  // and has nothing running whose CPU time could be lost.
+  if (command_fd >= 0) return syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0) == 0;
   char b = 'k';
   if (kill_wfd >= 0 && write(kill_wfd, &b, 1) == 1) return true;
   return syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0) == 0;
@@ -85,6 +88,7 @@ bool Child::KillAll() {
 
 Child::~Child() {
   if (kill_wfd >= 0) close(kill_wfd);
+  if (command_fd >= 0) close(command_fd);
   for (Stream& st : io)
     if (st.fd >= 0) close(st.fd);
   if (notify_sock >= 0) close(notify_sock);
@@ -97,13 +101,7 @@ void Watcher::Add(std::unique_ptr<Child> child) {
   ev.events = EPOLLIN;
   ev.data.ptr = &child->tags[0];
   epoll_ctl(epfd_, EPOLL_CTL_ADD, child->pidfd, &ev);
-  for (int i = 0; i < 3; i++) {
-    Stream& st = child->io[i];
-    if (st.fd < 0) continue;
-    ev.events = i == 0 ? EPOLLOUT : EPOLLIN;
-    ev.data.ptr = &child->tags[i + 1];
-    epoll_ctl(epfd_, EPOLL_CTL_ADD, st.fd, &ev);
-  }
+  WatchStreams(child.get());
   if (child->notify_sock >= 0) {
     ev.events = EPOLLIN;
     ev.data.ptr = &child->tags[4];
@@ -113,15 +111,43 @@ void Watcher::Add(std::unique_ptr<Child> child) {
   UpdateRef();
 }
 
+void Watcher::Started(Child* child) {
+  WatchStreams(child);
+  Wake(child);
+}
+
+void Watcher::Wake(Child* child) {
+  child->idle = false;
+  UpdateRef();
+}
+
+void Watcher::WatchStreams(Child* child) {
+  struct epoll_event ev;
+  for (int i = 0; i < 3; i++) {
+    Stream& st = child->io[i];
+    if (st.fd < 0) continue;
+    ev.events = i == 0 ? EPOLLOUT : EPOLLIN;
+    ev.data.ptr = &child->tags[i + 1];
+    epoll_ctl(epfd_, EPOLL_CTL_ADD, st.fd, &ev);
+  }
+}
+
 Child* Watcher::Find(int pidfd) {
   auto it = children_.find(pidfd);
   if (it == children_.end() || it->second->exited) return nullptr;
   return it->second.get();
 }
 
-// The loop stays alive while a sandbox runs, and only then.
+// The loop stays alive while a sandbox runs, and only then: a pooled
+// sandbox waiting for its command does not count.
 void Watcher::UpdateRef() {
-  if (children_.empty())
+  bool running = false;
+  for (auto& [fd, c] : children_)
+    if (!c->idle) {
+      running = true;
+      break;
+    }
+  if (!running)
     uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
   else
     uv_ref(reinterpret_cast<uv_handle_t*>(poll_));

@@ -18,3 +18,4 @@ export { setLogLevel } from './log.js';
 export { createBox, openBox, Box, boxRoot, type BoxOptions, type BoxRunResult } from './box.js';
 export { isolateMeta, reportJson } from './report.js';
 export { runInteractive, type InteractiveResult, type Party } from './interactive.js';
+export { createPool, Pool, type PoolOptions, type PoolRunOptions } from './pool.js';

@@ -28,6 +28,7 @@ export const enum StepKind {
   Umask = 23,
   NotifyFd = 24,
   CgroupJoin = 25,
+  AwaitCommand = 26,
 }
 
 /** One step of the plan. `name` and `path` are for error messages only; native ignores them. */
@@ -74,6 +75,8 @@ export interface LaunchPlan {
   cgroupFds?: number[];
   /** Total bytes of captured stdout+stderr after which native kills the sandbox. */
   outputLimit?: number;
+  /** Pooled: set up, then wait for native.start() to give the command (argv, envp, stdio above are placeholders). */
+  awaitCommand?: boolean;
 }
 
 export interface NativeSeccompCall {
@@ -120,6 +123,18 @@ export interface NativeExit {
   outputLimitHit: boolean;
 }
 
+/** What a pooled sandbox is told to run. */
+export interface StartCommand {
+  argv: string[];
+  envp: string[];
+  execPaths: string[];
+  stdio: [number, number, number];
+  stdinData?: Buffer;
+  capture?: [number | null, number | null];
+  timings?: boolean;
+  outputLimit?: number;
+}
+
 export interface LaunchInfo {
   pid: number;
   pidfd: number;
@@ -137,6 +152,8 @@ export interface NativeError extends Error {
 
 export interface Native {
   launch(plan: LaunchPlan, onExit: (exit: NativeExit) => void): LaunchInfo;
+  /** Gives a pooled sandbox (launched with awaitCommand) its program. Throws with step 'pool-start' if it is gone. */
+  start(pidfd: number, command: StartCommand, onExit: (exit: NativeExit) => void): LaunchInfo;
   release(pidfd: number): void;
   prepareSteps(steps: NativeStep[]): unknown;
   kill(pidfd: number, signal: number): boolean;

@@ -85,6 +85,8 @@ export interface ResolvedOptions {
   idMap: 'single' | 'multi';
   /** [name, soft, hard], in a stable order; -1n is unlimited. */
   rlimits: [RlimitName, bigint, bigint][];
+  /** The 'cpu' rlimit is brig's backstop for cpuTimeLimitMs, not the caller's. */
+  cpuBackstop: boolean;
   seccomp: ResolvedSeccomp | null;
   limits: { memoryBytes?: number; pids?: number; cpus?: number; cpuset?: string };
   cgroupParent: string | undefined;
@@ -350,6 +352,7 @@ export function resolveOptions(argv: unknown, o: SandboxOptions = {}): ResolvedO
     gid: id('gid', o.gid, DEFAULT_GID),
     idMap: idMapOption(o.idMap),
     rlimits: withCpuBackstop(rlimitsOption(o.rlimits), o.cpuTimeLimitMs, o.extraTimeMs),
+    cpuBackstop: typeof o.cpuTimeLimitMs === 'number' && (o.rlimits as Record<string, unknown> | undefined)?.cpu === undefined,
     seccomp: seccompOption(o.seccomp),
     limits: limitsOption(o),
     cgroupParent: o.cgroupParent === undefined ? process.env.BRIG_CGROUP_PARENT || undefined : str('cgroupParent', o.cgroupParent),

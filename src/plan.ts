@@ -211,7 +211,7 @@ const PLAN_CACHE_MAX = 64;
 const planCache = new Map<string, { steps: NativeStep[]; prepared: unknown }>();
 
 /** Builds the plan, or returns the setup error a host-side check found (a missing mount source). */
-export function buildPlan(o: ResolvedOptions, cgroups = false): BuiltPlan | { error: SetupErrorInfo } {
+export function buildPlan(o: ResolvedOptions, cgroups = false, pooled = false): BuiltPlan | { error: SetupErrorInfo } {
   // Checked on every run, cached plan or not: what the host has now.
   if (o.rootfs !== 'host') {
     let st;
@@ -251,11 +251,12 @@ export function buildPlan(o: ResolvedOptions, cgroups = false): BuiltPlan | { er
     o.rlimits.map(([n, s, h]) => `${n}:${s}:${h}`),
     o.seccomp?.compiled.id ?? null,
     cgroups,
+    pooled,
     host.generation,
   ]);
   let cached = planCache.get(key);
   if (!cached) {
-    const steps = planSteps(o, sourceIsDir, host, cgroups);
+    const steps = planSteps(o, sourceIsDir, host, cgroups, pooled);
     cached = { steps, prepared: native.prepareSteps(steps) };
     if (planCache.size >= PLAN_CACHE_MAX) planCache.delete(planCache.keys().next().value!);
     planCache.set(key, cached);
@@ -263,7 +264,7 @@ export function buildPlan(o: ResolvedOptions, cgroups = false): BuiltPlan | { er
   return { ...cached, execPaths: execCandidates(o.argv[0], o.env.PATH) };
 }
 
-function planSteps(o: ResolvedOptions, sourceIsDir: (boolean | null)[], host: { entries: HostEntry[] }, cgroups: boolean): NativeStep[] {
+function planSteps(o: ResolvedOptions, sourceIsDir: (boolean | null)[], host: { entries: HostEntry[] }, cgroups: boolean, pooled: boolean): NativeStep[] {
   const b = new PlanBuilder();
 
   // 1. Nothing we mount may propagate back to the host's mount namespace.
@@ -332,6 +333,10 @@ function planSteps(o: ResolvedOptions, sourceIsDir: (boolean | null)[], host: { 
   // 9. Enter the new root and drop the scaffold with the host's root under it.
   b.add({ kind: StepKind.PivotRoot, name: 'pivot-root', path: NEW, a: NEW, b: '.' });
   if (o.rootfs === 'host') b.add({ kind: StepKind.SetReadonly, name: 'root-readonly', path: '/', a: '/', arg0: 0 });
+
+  // A pooled sandbox stops here, everything above done ahead of time, until
+  // it is given its command (argv, env and stdio; see addon/child.cc).
+  if (pooled) b.add({ kind: StepKind.AwaitCommand, name: 'await-command' });
 
   // 10. The program: its own session, no capabilities, no way to gain any,
   // only fds 0-2, default signal dispositions.

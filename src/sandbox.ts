@@ -11,7 +11,7 @@ import { log } from './log.js';
 import { native, ReportKind, StepKind, type LaunchInfo, type NativeExit, type NativeError, type NativeStep } from './native.js';
 import { applyProfile } from './profile/index.js';
 import { resolveOptions, type OutputOption, type ResolvedOptions, type SandboxOptions, type StdinOption } from './options.js';
-import { ALL_NAMESPACES, buildPlan } from './plan.js';
+import { ALL_NAMESPACES, buildPlan, execCandidates, type BuiltPlan } from './plan.js';
 import { RunCgroups } from './cgroup/run.js';
 import type { RlimitName } from './options.js';
 import { AUDIT_ARCH, AUDIT_ARCH_I386, X32_SYSCALL_BIT, hostArch, syscallName } from './seccomp/index.js';
@@ -247,11 +247,12 @@ export class SandboxProcess extends EventEmitter {
   private killedByLimit = false;
   private readonly done: Promise<RunResult>;
 
-  /** @internal use spawn() */
-  constructor(argv: string[], options: SandboxOptions) {
+  /** @internal use spawn(), or a pool's spawn() */
+  constructor(argv: string[], options: SandboxOptions, pool?: SandboxSource) {
     super();
     const t0 = performance.now();
     const o = resolveOptions(argv, applyProfile(options));
+    pool?.check(o);
     let stdio: Stdio;
     try {
       stdio = openStdio(o);
@@ -264,12 +265,12 @@ export class SandboxProcess extends EventEmitter {
     this.stdin = stdio.stdin;
     this.stdout = stdio.stdout;
     this.stderr = stdio.stderr;
-    this.done = this.start(o, stdio, t0);
+    this.done = this.start(o, stdio, t0, pool?.take());
     // wait() is how errors are seen; an unobserved rejection must not crash.
     this.done.catch(() => {});
   }
 
-  private start(o: ResolvedOptions, stdio: Stdio, t0: number): Promise<RunResult> {
+  private start(o: ResolvedOptions, stdio: Stdio, t0: number, pooled?: PooledSandbox): Promise<RunResult> {
     let cgroups: RunCgroups | undefined;
     const dropCgroups = () => cgroups?.remove().catch(() => {});
     const closeChildEnds = () => {
@@ -288,47 +289,20 @@ export class SandboxProcess extends EventEmitter {
     };
     const failBefore = (info: SetupErrorInfo) => before(() => setupFailure(info, t0));
 
-    // Limits first: without a cgroup some fall back to rlimits, which are plan steps.
-    let enforcement: RunResult['enforcement'];
-    let enforcementNote: string | undefined;
-    const limits = o.limits;
-    if (Object.keys(limits).length) {
-      let made: ReturnType<typeof RunCgroups.create>;
-      try {
-        made = o.cgroup ? RunCgroups.create(limits, o.cgroupParent) : { unavailable: 'cgroups turned off (cgroup: false)' };
-      } catch (e) {
-        const err = e as NodeJS.ErrnoException;
-        const info = setupErrorInfo('cgroup-create', errnoOf(err), err.path);
-        if (!err.syscall) info.message = `cgroup-create failed: ${err.message}`;
-        return failBefore(info);
+    // A pooled sandbox was made ahead: cgroups, limits and plan are its own.
+    let prep: PreparedSandbox;
+    if (pooled) prep = pooled.prepared;
+    else {
+      const made = prepareSandbox(o);
+      if ('error' in made) {
+        cgroups = made.cgroups;
+        return failBefore(made.error);
       }
-      enforcement = {};
-      if (made instanceof RunCgroups) {
-        cgroups = made;
-        const how: Enforcement = made.backend.kind === 'v2' ? 'cgroup-v2' : 'cgroup-v1';
-        for (const k of ['memory', 'pids', 'cpus', 'cpuset'] as const) if (limits[k === 'memory' ? 'memoryBytes' : k] !== undefined) enforcement[k] = how;
-      } else {
-        // Never pretend a limit held: say what held it, and why not a cgroup.
-        enforcementNote = made.unavailable;
-        const extra: [RlimitName, bigint, bigint][] = [];
-        // An rlimit given explicitly wins over the fallback (the java and
-        // node profiles lift RLIMIT_AS, which their runtimes cannot live
-        // under); if it is unlimited, nothing enforces the limit.
-        const given = (n: RlimitName) => o.rlimits.find(([x]) => x === n);
-        const fallback = (n: RlimitName, v: number): Enforcement => {
-          const g = given(n);
-          if (!g) extra.push([n, BigInt(v), BigInt(v)]);
-          return g && g[2] === -1n ? 'none' : 'rlimit';
-        };
-        if (limits.memoryBytes !== undefined) enforcement.memory = fallback('as', limits.memoryBytes);
-        if (limits.pids !== undefined) enforcement.pids = fallback('nproc', limits.pids);
-        if (limits.cpus !== undefined) enforcement.cpus = 'none';
-        if (limits.cpuset !== undefined) enforcement.cpuset = 'none';
-        o = { ...o, rlimits: [...o.rlimits, ...extra] };
-      }
+      prep = made;
     }
-    const built = buildPlan(o, cgroups !== undefined);
-    if ('error' in built) return failBefore(built.error);
+    cgroups = prep.cgroups;
+    const { enforcement, enforcementNote, built } = prep;
+    o = { ...o, rlimits: prep.o.rlimits };
     const signal = o.signal;
     if (signal?.aborted) return before(() => Promise.reject(abortError(signal)));
     let multi: MultiMapPlan | undefined;
@@ -344,7 +318,7 @@ export class SandboxProcess extends EventEmitter {
 
     let cgroupFds: number[] | undefined;
     try {
-      cgroupFds = cgroups?.joinFds();
+      cgroupFds = pooled ? undefined : cgroups?.joinFds();
     } catch (e) {
       return failBefore(setupErrorInfo('cgroup-open', errnoOf(e), (e as NodeJS.ErrnoException).path));
     }
@@ -354,13 +328,20 @@ export class SandboxProcess extends EventEmitter {
     let exitResolve!: (e: NativeExit) => void;
     const exited = new Promise<NativeExit>((resolve) => (exitResolve = resolve));
     let info;
+    const execPaths = pooled ? execCandidates(o.argv[0], o.env.PATH) : built.execPaths;
     try {
-      info = native.launch(
+      info = pooled
+        ? native.start(
+            pooled.pidfd,
+            { argv: o.argv, envp, execPaths, stdio: stdio.childFds, stdinData: stdio.stdinData, capture: stdio.capture, timings: o.timings, outputLimit: o.outputLimitBytes },
+            (e) => exitResolve(e),
+          )
+        : native.launch(
         {
           steps: built.prepared,
           argv: o.argv,
           envp,
-          execPaths: built.execPaths,
+          execPaths,
           stdio: stdio.childFds,
           stdinData: stdio.stdinData,
           capture: stdio.capture,
@@ -381,6 +362,9 @@ export class SandboxProcess extends EventEmitter {
     } catch (e) {
       closeCgroupFds();
       const ne = e as NativeError & { path?: string };
+      // The pooled sandbox died while it waited (the pool hears of it and
+      // cleans up): start this run the ordinary way.
+      if (pooled && ne.step === 'pool-start') return this.start(o, stdio, t0);
       if (typeof ne.step !== 'string') {
         closeChildEnds();
         destroyParentEnds();
@@ -610,6 +594,78 @@ function classify(r: RunResult, o: ResolvedOptions, oomKilled: boolean, killedBy
   else if (o.cpuTimeLimitMs !== undefined && (killedByCpu || cpu > o.cpuTimeLimitMs)) r.status = 'cpu-time-limit';
   else if (r.status === 'wall-time-limit') return;
   else if (r.signal === 'SIGXFSZ') r.status = 'file-size-limit';
+}
+
+/** A sandbox's cgroups, how its limits are enforced, and its plan: all but the command. */
+export interface PreparedSandbox {
+  /** The options with the rlimits that stand in for limits no cgroup could hold. */
+  o: ResolvedOptions;
+  cgroups?: RunCgroups;
+  enforcement?: RunResult['enforcement'];
+  enforcementNote?: string;
+  built: BuiltPlan;
+}
+
+/** @internal Makes the run's cgroups (or falls back to rlimits) and builds its plan. */
+export function prepareSandbox(o: ResolvedOptions, pooled = false): PreparedSandbox | { error: SetupErrorInfo; cgroups?: RunCgroups } {
+  // Limits first: without a cgroup some fall back to rlimits, which are plan steps.
+  let cgroups: RunCgroups | undefined;
+  let enforcement: RunResult['enforcement'];
+  let enforcementNote: string | undefined;
+  const limits = o.limits;
+  if (Object.keys(limits).length) {
+    let made: ReturnType<typeof RunCgroups.create>;
+    try {
+      made = o.cgroup ? RunCgroups.create(limits, o.cgroupParent) : { unavailable: 'cgroups turned off (cgroup: false)' };
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      const info = setupErrorInfo('cgroup-create', errnoOf(err), err.path);
+      if (!err.syscall) info.message = `cgroup-create failed: ${err.message}`;
+      return { error: info };
+    }
+    enforcement = {};
+    if (made instanceof RunCgroups) {
+      cgroups = made;
+      const how: Enforcement = made.backend.kind === 'v2' ? 'cgroup-v2' : 'cgroup-v1';
+      for (const k of ['memory', 'pids', 'cpus', 'cpuset'] as const) if (limits[k === 'memory' ? 'memoryBytes' : k] !== undefined) enforcement[k] = how;
+    } else {
+      // Never pretend a limit held: say what held it, and why not a cgroup.
+      enforcementNote = made.unavailable;
+      const extra: [RlimitName, bigint, bigint][] = [];
+      // An rlimit given explicitly wins over the fallback (the java and
+      // node profiles lift RLIMIT_AS, which their runtimes cannot live
+      // under); if it is unlimited, nothing enforces the limit.
+      const given = (n: RlimitName) => o.rlimits.find(([x]) => x === n);
+      const fallback = (n: RlimitName, v: number): Enforcement => {
+        const g = given(n);
+        if (!g) extra.push([n, BigInt(v), BigInt(v)]);
+        return g && g[2] === -1n ? 'none' : 'rlimit';
+      };
+      if (limits.memoryBytes !== undefined) enforcement.memory = fallback('as', limits.memoryBytes);
+      if (limits.pids !== undefined) enforcement.pids = fallback('nproc', limits.pids);
+      if (limits.cpus !== undefined) enforcement.cpus = 'none';
+      if (limits.cpuset !== undefined) enforcement.cpuset = 'none';
+      o = { ...o, rlimits: [...o.rlimits, ...extra] };
+    }
+  }
+  const built = buildPlan(o, cgroups !== undefined, pooled);
+  if ('error' in built) return { error: built.error, cgroups };
+  return { o, cgroups, enforcement, enforcementNote, built };
+}
+
+/** @internal Where a pool's runs get their sandboxes. */
+export interface SandboxSource {
+  /** Throws OptionsError if these options need another sandbox than the pool makes. */
+  check(o: ResolvedOptions): void;
+  /** A sandbox made ahead, or undefined when none is ready (the run then makes its own). */
+  take(): PooledSandbox | undefined;
+}
+
+/** @internal A sandbox made ahead by a pool, set up and waiting for its command. */
+export interface PooledSandbox {
+  pid: number;
+  pidfd: number;
+  prepared: PreparedSandbox;
 }
 
 /** A result for a run that never started. */
