@@ -60,6 +60,10 @@ export interface RunTimings {
   programMs: number;
   /** From init's exit to the result (stdio drained). */
   resultMs: number;
+  /** From the program's end, as init saw it, to the result in JS: reaping, teardown, delivery. */
+  exitToResultMs: number;
+  /** The sandbox was made ahead by a pool: clone, maps and setup happened before the run. */
+  pooled: boolean;
 }
 
 export interface RunResult {
@@ -448,7 +452,15 @@ export class SandboxProcess extends EventEmitter {
       }
       result.killed ||= killedByCpu || killedByAbort || ex.outputLimitHit;
       classify(result, o, usage?.oomKilled ?? false, killedByCpu, ex.outputLimitHit);
-      if (o.timings) result.timings = { planMs: tPlan - t0, ...nativeTimings(info, ex, built.steps), runMs: tExit - tLaunched, resultMs: tDone - tExit };
+      if (o.timings)
+        result.timings = {
+          planMs: tPlan - t0,
+          ...nativeTimings(info, ex, built.steps),
+          runMs: tExit - tLaunched,
+          resultMs: tDone - tExit,
+          exitToResultMs: result.endedNs === undefined ? NaN : (Number(process.hrtime.bigint()) - result.endedNs) / 1e6,
+          pooled: pooled !== undefined,
+        };
       log().debug({ pid: info.pid, status: result.status, exitCode: result.exitCode, signal: result.signal }, 'sandbox exited');
       this.emit('exit', result);
       if (killedByAbort && !this.killedByLimit && o.signal) throw abortError(o.signal);
