@@ -105,12 +105,33 @@ void FinishCleanup(void* arg) {
   napi_remove_async_cleanup_hook(hook);
 }
 
-void OnEnvTeardown(napi_async_cleanup_hook_handle, void* arg) {
+void AfterLauncher(void* arg) {
   static_cast<AddonData*>(arg)->watcher->Shutdown(FinishCleanup, arg);
+}
+
+void OnEnvTeardown(napi_async_cleanup_hook_handle, void* arg) {
+  StopLauncher(static_cast<AddonData*>(arg), AfterLauncher, arg);
 }
 
 // AddonData is freed by FinishCleanup, not by the instance-data finalizer.
 void KeepInstanceData(Napi::Env, AddonData*) {}
+
+// Every export goes through this. node-addon-api turns a thrown Napi::Error
+// into a JS exception, but while a worker is being terminated that
+// conversion fails and throws again, out of the callback: std::terminate.
+// Here the error is thrown with the C API, and a failure to do so is left
+// alone (there is no JS left to see it).
+template <Napi::Value (*F)(const Napi::CallbackInfo&)>
+Napi::Value Guarded(const Napi::CallbackInfo& info) {
+  try {
+    return F(info);
+  } catch (const Napi::Error& e) {
+    napi_value v = nullptr;
+    napi_ref ref = e;
+    if (ref && napi_get_reference_value(info.Env(), ref, &v) == napi_ok && v) napi_throw(info.Env(), v);
+    return Napi::Value();
+  }
+}
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   PregrowFdTable();
@@ -119,15 +140,16 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData<AddonData, KeepInstanceData>(data);
   napi_add_async_cleanup_hook(env, OnEnvTeardown, data, &data->cleanup);
 
-  exports.Set("launch", Napi::Function::New(env, Launch, "launch"));
-  exports.Set("release", Napi::Function::New(env, Release, "release"));
-  exports.Set("start", Napi::Function::New(env, Start, "start"));
-  exports.Set("prepareSteps", Napi::Function::New(env, PrepareSteps, "prepareSteps"));
-  exports.Set("kill", Napi::Function::New(env, Kill, "kill"));
-  exports.Set("pipe", Napi::Function::New(env, Pipe, "pipe"));
-  exports.Set("close", Napi::Function::New(env, Close, "close"));
-  exports.Set("live", Napi::Function::New(env, Live, "live"));
-  exports.Set("landlockAbi", Napi::Function::New(env, LandlockAbi, "landlockAbi"));
+  exports.Set("launch", Napi::Function::New(env, Guarded<Launch>, "launch"));
+  exports.Set("release", Napi::Function::New(env, Guarded<Release>, "release"));
+  exports.Set("start", Napi::Function::New(env, Guarded<Start>, "start"));
+  exports.Set("launchAsync", Napi::Function::New(env, Guarded<LaunchAsync>, "launchAsync"));
+  exports.Set("prepareSteps", Napi::Function::New(env, Guarded<PrepareSteps>, "prepareSteps"));
+  exports.Set("kill", Napi::Function::New(env, Guarded<Kill>, "kill"));
+  exports.Set("pipe", Napi::Function::New(env, Guarded<Pipe>, "pipe"));
+  exports.Set("close", Napi::Function::New(env, Guarded<Close>, "close"));
+  exports.Set("live", Napi::Function::New(env, Guarded<Live>, "live"));
+  exports.Set("landlockAbi", Napi::Function::New(env, Guarded<LandlockAbi>, "landlockAbi"));
   exports.Set("handoffFd", Napi::Number::New(env, HandoffFd()));
 
   Napi::Object c = Napi::Object::New(env);

@@ -138,13 +138,26 @@ class Watcher {
   std::unordered_map<int, std::unique_ptr<Child>> children_;
 };
 
+class Launcher;
+void DeleteLauncher(Launcher* l);
+
 struct AddonData {
   std::unique_ptr<Watcher> watcher;
+  // The thread that makes sandboxes for launchAsync(), started on first use.
+  Launcher* launcher = nullptr;
   napi_async_cleanup_hook_handle cleanup = nullptr;
+  ~AddonData() {
+    if (launcher) DeleteLauncher(launcher);
+  }
 };
+
+// Teardown: stops the launcher thread (undoing launches it has not handed
+// over), then calls closed(arg).
+void StopLauncher(AddonData* data, void (*closed)(void*), void* arg);
 
 Napi::Value Launch(const Napi::CallbackInfo& info);
 Napi::Value Start(const Napi::CallbackInfo& info);
+Napi::Value LaunchAsync(const Napi::CallbackInfo& info);
 Napi::Value Release(const Napi::CallbackInfo& info);
 Napi::Value PrepareSteps(const Napi::CallbackInfo& info);
 

@@ -16,6 +16,8 @@
 #include <cstring>
 #include <deque>
 #include <mutex>
+#include <condition_variable>
+#include <thread>
 
 #include "addon.h"
 #include "plan.h"
@@ -264,59 +266,90 @@ Napi::Error StepError(Napi::Env env, const char* step, int err, const std::strin
   return e;
 }
 
-// launch(plan, onExit) -> { pid, pidfd, clone3, timings }
-//
-// plan.namespaces: clone flags; plan.uidMap/gidMap: map text written by the
-// parent unless plan.deferRelease (then the caller writes maps with
-// newuidmap/newgidmap and calls release(pidfd)).
-Napi::Value Launch(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  auto* data = env.GetInstanceData<AddonData>();
-  Napi::Object js = info[0].As<Napi::Object>();
-  Napi::Function on_exit = info[1].As<Napi::Function>();
-  if (js.Get("noClone3").ToBoolean()) g_no_clone3 = true;
-  double t0 = NowNs();
+namespace {
 
-  std::unique_ptr<LaunchMemory> mem(new LaunchMemory());
-  PlanStorage& st = mem->st;
-  BuildPlan(js, st);
-  mem->stacks = TakeStacks();
-  if (!mem->stacks) throw StepError(env, "stack-mmap", errno);
-  st.plan.program_stack_top = static_cast<char*>(mem->stacks) + kStackRegion / 2;
-  uint64_t ns_flags = static_cast<uint64_t>(GetInt(js, "namespaces", 0));
-  std::string uid_map = GetString(js, "uidMap");
-  std::string gid_map = GetString(js, "gidMap");
-  bool defer = js.Get("deferRelease").ToBoolean();
-
+// One launch, in three phases: Prepare (JS thread: the plan, stacks, pipes),
+// Execute (any thread: clone, id maps, release), Register (JS thread: the
+// watcher takes the child). launch() runs all three at once; launchAsync()
+// runs Execute on the launcher thread, so that making a pool's sandboxes
+// (the clone alone is half a millisecond, most of it the network namespace)
+// does not hold up the event loop.
+struct PendingLaunch {
+  std::unique_ptr<LaunchMemory> mem;
+  uint64_t ns_flags = 0;
+  std::string uid_map, gid_map;
+  bool defer = false;
+  bool pooled = false;
+  int notify_mode = 0;
+  uint64_t output_limit = 0;
+  uint32_t audit_arch = 0;
   // stdio the watcher services itself: input from a buffer, captured output.
-  // The sandbox's ends are closed here once it holds them.
   Stream streams[3];
   int sandbox_end[3] = {-1, -1, -1};
-  auto close_stdio = [&]() {
+  int notify[2] = {-1, -1};
+  int command[2] = {-1, -1};
+  int release[2] = {-1, -1};
+  int reportp[2] = {-1, -1};
+  int killp[2] = {-1, -1};
+  // Execute's outcome.
+  long pid = -1;
+  int pidfd = -1;
+  bool used_clone3 = false;
+  const char* fail_step = nullptr;
+  int fail_err = 0;
+  double t[5] = {0, 0, 0, 0, 0};
+  Napi::FunctionReference on_ready;  // launchAsync only
+  Napi::FunctionReference on_exit;
+
+  // Everything opened, closed; a child already cloned is killed and reaped.
+  ~PendingLaunch() {
+    if (pidfd >= 0) {
+      KillAndReap(pidfd);
+      close(pidfd);
+    }
     for (int i = 0; i < 3; i++) {
-      if (sandbox_end[i] >= 0) close(sandbox_end[i]);
-      if (streams[i].fd >= 0) close(streams[i].fd);
-      sandbox_end[i] = streams[i].fd = -1;
+      CloseIf(sandbox_end[i]);
+      CloseIf(streams[i].fd);
     }
-  };
+    for (int* fd : {&notify[0], &notify[1], &command[0], &command[1], &release[0], &release[1], &reportp[0], &reportp[1], &killp[0], &killp[1]}) CloseIf(*fd);
+  }
+};
+
+// JS thread: the plan and everything the sandbox will hold, opened here.
+std::unique_ptr<PendingLaunch> PrepareLaunch(Napi::Env env, const Napi::Object& js) {
+  if (js.Get("noClone3").ToBoolean()) g_no_clone3 = true;
+  auto p = std::make_unique<PendingLaunch>();
+  p->t[0] = NowNs();
+  p->mem.reset(new LaunchMemory());
+  PlanStorage& st = p->mem->st;
+  BuildPlan(js, st);
+  p->mem->stacks = TakeStacks();
+  if (!p->mem->stacks) throw StepError(env, "stack-mmap", errno);
+  st.plan.program_stack_top = static_cast<char*>(p->mem->stacks) + kStackRegion / 2;
+  p->ns_flags = static_cast<uint64_t>(GetInt(js, "namespaces", 0));
+  p->uid_map = GetString(js, "uidMap");
+  p->gid_map = GetString(js, "gidMap");
+  p->defer = js.Get("deferRelease").ToBoolean();
+  p->notify_mode = static_cast<int>(GetInt(js, "notify", 0));
+  p->output_limit = static_cast<uint64_t>(GetInt(js, "outputLimit", 0));
+  p->audit_arch = static_cast<uint32_t>(GetInt(js, "auditArch", 0));
+  p->pooled = js.Get("awaitCommand").ToBoolean();
+
+  PendingLaunch* pp = p.get();
   auto make_stream = [&](int i) {
-    int p[2];
-    if (pipe2(p, O_CLOEXEC) < 0) {
-      int e = errno;
-      close_stdio();
-      throw StepError(env, i == 0 ? "stdin-pipe" : "output-pipe", e);
-    }
-    sandbox_end[i] = i == 0 ? p[0] : p[1];
-    streams[i].fd = i == 0 ? p[1] : p[0];
-    streams[i].used = true;
-    fcntl(streams[i].fd, F_SETFL, O_NONBLOCK);
-    st.plan.stdio[i] = sandbox_end[i];
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) < 0) throw StepError(env, i == 0 ? "stdin-pipe" : "output-pipe", errno);
+    pp->sandbox_end[i] = i == 0 ? fds[0] : fds[1];
+    pp->streams[i].fd = i == 0 ? fds[1] : fds[0];
+    pp->streams[i].used = true;
+    fcntl(pp->streams[i].fd, F_SETFL, O_NONBLOCK);
+    st.plan.stdio[i] = pp->sandbox_end[i];
   };
   Napi::Value input = js.Get("stdinData");
   if (input.IsBuffer()) {
     auto b = input.As<Napi::Buffer<char>>();
     make_stream(0);
-    streams[0].data.assign(b.Data(), b.Length());
+    p->streams[0].data.assign(b.Data(), b.Length());
   }
   Napi::Value capture = js.Get("capture");
   if (capture.IsArray()) {
@@ -325,172 +358,293 @@ Napi::Value Launch(const Napi::CallbackInfo& info) {
       Napi::Value v = caps.Get(i - 1);
       if (!v.IsNumber()) continue;
       make_stream(static_cast<int>(i));
-      streams[i].limit = static_cast<size_t>(v.As<Napi::Number>().Int64Value());
+      p->streams[i].limit = static_cast<size_t>(v.As<Napi::Number>().Int64Value());
     }
   }
-
   // The seccomp listener comes back over this socket (report and learn modes).
-  int notify_mode = static_cast<int>(GetInt(js, "notify", 0));
-  int notify[2] = {-1, -1};
-  if (notify_mode && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, notify) < 0) {
-    int e = errno;
-    close_stdio();
-    throw StepError(env, "notify-socket", e);
-  }
-  auto close_notify = [&]() {
-    CloseIf(notify[0]);
-    CloseIf(notify[1]);
-  };
-  st.plan.notify_sock = notify[1];
-
+  if (p->notify_mode && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, p->notify) < 0) throw StepError(env, "notify-socket", errno);
+  st.plan.notify_sock = p->notify[1];
   // A pooled sandbox sets itself up and then waits for its command here.
-  bool pooled = js.Get("awaitCommand").ToBoolean();
-  int command[2] = {-1, -1};
-  if (pooled && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, command) < 0) {
-    int e = errno;
-    close_stdio();
-    close_notify();
-    throw StepError(env, "command-socket", e);
-  }
-  st.plan.command_fd = command[1];
-
-  int release[2] = {-1, -1}, reportp[2] = {-1, -1}, killp[2] = {-1, -1};
-  // Everything opened so far, closed when a later step fails.
-  auto close_launch_fds = [&]() {
-    for (int* fd : {&release[0], &release[1], &reportp[0], &reportp[1], &killp[0], &killp[1], &command[0], &command[1]}) CloseIf(*fd);
-    close_stdio();
-    close_notify();
-  };
-  auto make_pipe = [&](int p[2], const char* step) {
-    if (pipe2(p, O_CLOEXEC) == 0) return;
-    int e = errno;
-    close_launch_fds();
-    throw StepError(env, step, e);
-  };
-  make_pipe(release, "release-pipe");
-  make_pipe(killp, "kill-pipe");
-  make_pipe(reportp, "report-pipe");
-  st.plan.kill_fd = killp[0];
-  st.plan.release_fd = release[0];
-  st.plan.release_wfd = release[1];
-  st.plan.report_fd = reportp[1];
-  st.keep = {release[0], reportp[1], st.plan.stdio[0], st.plan.stdio[1], st.plan.stdio[2]};
-  st.keep.push_back(killp[0]);
+  if (p->pooled && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, p->command) < 0) throw StepError(env, "command-socket", errno);
+  st.plan.command_fd = p->command[1];
+  if (pipe2(p->release, O_CLOEXEC) < 0) throw StepError(env, "release-pipe", errno);
+  if (pipe2(p->killp, O_CLOEXEC) < 0) throw StepError(env, "kill-pipe", errno);
+  if (pipe2(p->reportp, O_CLOEXEC) < 0) throw StepError(env, "report-pipe", errno);
+  st.plan.kill_fd = p->killp[0];
+  st.plan.release_fd = p->release[0];
+  st.plan.release_wfd = p->release[1];
+  st.plan.report_fd = p->reportp[1];
+  st.keep = {p->release[0], p->reportp[1], st.plan.stdio[0], st.plan.stdio[1], st.plan.stdio[2], p->killp[0]};
   for (int32_t fd : st.cgroup_fds) st.keep.push_back(fd);
-  if (notify[1] >= 0) st.keep.push_back(notify[1]);
-  if (command[1] >= 0) st.keep.push_back(command[1]);
+  if (p->notify[1] >= 0) st.keep.push_back(p->notify[1]);
+  if (p->command[1] >= 0) st.keep.push_back(p->command[1]);
   std::sort(st.keep.begin(), st.keep.end());
   st.plan.keep_fds = st.keep.data();
   st.plan.nkeep = static_cast<int32_t>(st.keep.size());
-  double t1 = NowNs();
+  p->t[1] = NowNs();
+  return p;
+}
 
+// Any thread: clone init into its namespaces, write its id maps, release it.
+// Never throws; a failure is left in fail_step and fail_err.
+void ExecuteLaunch(PendingLaunch& p) {
   // Block every signal across the clone: the child must not run a Node or
   // libuv handler in its copy of the process before it resets them.
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
   int pidfd = -1;
-  bool used_clone3 = false;
-  long pid = CloneChild(ns_flags, mem.get(), &pidfd, &used_clone3);
+  long pid = CloneChild(p.ns_flags, p.mem.get(), &pidfd, &p.used_clone3);
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  double t2 = NowNs();
-
-  close(release[0]);
-  close(reportp[1]);
-  close(killp[0]);
-  int kill_w = killp[1];
-  for (int& fd : sandbox_end) CloseIf(fd);
-  CloseIf(notify[1]);
-  CloseIf(command[1]);
-  int release_w = release[1];
-  int report_r = reportp[0];
+  p.t[2] = NowNs();
+  // The sandbox holds its ends now (or never will).
+  for (int* fd : {&p.release[0], &p.reportp[1], &p.killp[0], &p.notify[1], &p.command[1]}) CloseIf(*fd);
+  for (int& fd : p.sandbox_end) CloseIf(fd);
   if (pid < 0) {
-    close(release_w);
-    close(report_r);
-    close(kill_w);
-    CloseIf(command[0]);
-    close_stdio();
-    close_notify();
-    throw StepError(env, "clone", static_cast<int>(-pid));
+    p.fail_step = "clone";
+    p.fail_err = static_cast<int>(-pid);
+    return;
   }
-
-  auto fail = [&](const char* step, int err) {
-    KillAndReap(pidfd);
-    close(pidfd);
-    CloseIf(command[0]);
-    CloseIf(release_w);
-    CloseIf(report_r);
-    CloseIf(kill_w);
-    close_stdio();
-    close_notify();
-    return StepError(env, step, err);
-  };
-
-  if (!defer) {
+  p.pid = pid;
+  p.pidfd = pidfd;
+  if (!p.defer) {
     // The user namespace is the first thing: until its maps are written the
     // child is nobody and can do nothing. setgroups must be denied before an
     // unprivileged process may write gid_map.
     char path[64];
     snprintf(path, sizeof path, "/proc/%ld", pid);
     int procdir = open(path, O_DIRECTORY | O_PATH | O_CLOEXEC);
-    if (procdir < 0) throw fail("proc-open", errno);
+    if (procdir < 0) {
+      p.fail_step = "proc-open";
+      p.fail_err = errno;
+      return;
+    }
     int err = WriteProcFile(procdir, "setgroups", "deny");
     const char* step = "setgroups";
     if (!err) {
-      err = WriteProcFile(procdir, "uid_map", uid_map);
+      err = WriteProcFile(procdir, "uid_map", p.uid_map);
       step = "uid-map";
     }
     if (!err) {
-      err = WriteProcFile(procdir, "gid_map", gid_map);
+      err = WriteProcFile(procdir, "gid_map", p.gid_map);
       step = "gid-map";
     }
     close(procdir);
-    if (err) throw fail(step, err);
+    if (err) {
+      p.fail_step = step;
+      p.fail_err = err;
+      return;
+    }
   }
-  double t3 = NowNs();
-  if (!defer) {
+  p.t[3] = NowNs();
+  if (!p.defer) {
     char go = 1;
-    if (write(release_w, &go, 1) != 1) throw fail("release", errno);
-    CloseIf(release_w);
+    if (write(p.release[1], &go, 1) != 1) {
+      p.fail_step = "release";
+      p.fail_err = errno;
+      return;
+    }
+    CloseIf(p.release[1]);
   }
-  fcntl(report_r, F_SETFL, O_NONBLOCK);
-  double t4 = NowNs();
+  fcntl(p.reportp[0], F_SETFL, O_NONBLOCK);
+  p.t[4] = NowNs();
+}
 
+// JS thread: the watcher takes the child; the launch info for JS.
+Napi::Object RegisterLaunch(Napi::Env env, AddonData* data, PendingLaunch& p) {
   auto child = std::make_unique<Child>();
-  child->pid = static_cast<int>(pid);
+  int pidfd = p.pidfd;
+  child->pid = static_cast<int>(p.pid);
   child->pidfd = pidfd;
-  child->report_fd = report_r;
-  child->release_wfd = release_w;
-  child->kill_wfd = kill_w;
-  child->on_exit = Napi::Persistent(on_exit);
-  child->memory = mem.release();
-  child->notify_mode = notify_mode;
-  child->output_limit = static_cast<uint64_t>(GetInt(js, "outputLimit", 0));
-  child->native_arch = static_cast<uint32_t>(GetInt(js, "auditArch", 0));
-  if (notify[0] >= 0) fcntl(notify[0], F_SETFL, O_NONBLOCK);
-  child->notify_sock = notify[0];
-  notify[0] = -1;
-  child->command_fd = command[0];
-  child->idle = pooled;
+  child->report_fd = p.reportp[0];
+  child->release_wfd = p.release[1];
+  child->kill_wfd = p.killp[1];
+  child->on_exit = std::move(p.on_exit);
+  child->memory = p.mem.release();
+  child->notify_mode = p.notify_mode;
+  child->output_limit = p.output_limit;
+  child->native_arch = p.audit_arch;
+  if (p.notify[0] >= 0) fcntl(p.notify[0], F_SETFL, O_NONBLOCK);
+  child->notify_sock = p.notify[0];
+  child->command_fd = p.command[0];
+  child->idle = p.pooled;
   for (int i = 0; i < 3; i++) {
-    child->io[i] = std::move(streams[i]);
-    streams[i].fd = -1;
+    child->io[i] = std::move(p.streams[i]);
+    p.streams[i].fd = -1;
   }
+  // The child owns them now.
+  p.pidfd = -1;
+  p.reportp[0] = p.release[1] = p.killp[1] = p.notify[0] = p.command[0] = -1;
   data->watcher->Add(std::move(child));
 
   Napi::Object out = Napi::Object::New(env);
-  out.Set("pid", Napi::Number::New(env, static_cast<double>(pid)));
+  out.Set("pid", Napi::Number::New(env, static_cast<double>(p.pid)));
   out.Set("pidfd", Napi::Number::New(env, pidfd));
-  out.Set("clone3", Napi::Boolean::New(env, used_clone3));
+  out.Set("clone3", Napi::Boolean::New(env, p.used_clone3));
   Napi::Array t = Napi::Array::New(env, 4);
-  t.Set(0u, Napi::Number::New(env, (t1 - t0) / 1e6));  // plan conversion, pipes
-  t.Set(1u, Napi::Number::New(env, (t2 - t1) / 1e6));  // clone
-  t.Set(2u, Napi::Number::New(env, (t3 - t2) / 1e6));  // id maps
-  t.Set(3u, Napi::Number::New(env, (t4 - t3) / 1e6));  // release
+  t.Set(0u, Napi::Number::New(env, (p.t[1] - p.t[0]) / 1e6));  // plan conversion, pipes
+  t.Set(1u, Napi::Number::New(env, (p.t[2] - p.t[1]) / 1e6));  // clone
+  t.Set(2u, Napi::Number::New(env, (p.t[3] - p.t[2]) / 1e6));  // id maps
+  t.Set(3u, Napi::Number::New(env, (p.t[4] - p.t[3]) / 1e6));  // release
   out.Set("timings", t);
-  out.Set("startNs", Napi::Number::New(env, t0));
+  out.Set("startNs", Napi::Number::New(env, p.t[0]));
   return out;
 }
+
+}  // namespace
+
+// launch(plan, onExit) -> { pid, pidfd, clone3, timings, startNs }
+//
+// plan.namespaces: clone flags; plan.uidMap/gidMap: map text written by the
+// parent unless plan.deferRelease (then the caller writes maps with
+// newuidmap/newgidmap and calls release(pidfd)).
+Napi::Value Launch(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto* data = env.GetInstanceData<AddonData>();
+  std::unique_ptr<PendingLaunch> p = PrepareLaunch(env, info[0].As<Napi::Object>());
+  p->on_exit = Napi::Persistent(info[1].As<Napi::Function>());
+  ExecuteLaunch(*p);
+  if (p->fail_step) throw StepError(env, p->fail_step, p->fail_err);
+  return RegisterLaunch(env, data, *p);
+}
+
+// The launcher thread of an environment: runs ExecuteLaunch for
+// launchAsync() and hands the results back to the JS thread. The inits it
+// clones die with it (PR_SET_PDEATHSIG follows the cloning thread): it lives
+// until the environment's teardown, which ends every sandbox anyway.
+class Launcher {
+ public:
+  Launcher(Napi::Env env, AddonData* data) : env_(env), data_(data) {
+    uv_loop_t* loop = nullptr;
+    napi_get_uv_event_loop(env, &loop);
+    async_ = new uv_async_t;
+    uv_async_init(loop, async_, [](uv_async_t* h) { static_cast<Launcher*>(h->data)->Deliver(); });
+    async_->data = this;
+    uv_unref(reinterpret_cast<uv_handle_t*>(async_));
+    thread_ = std::thread([this] { Loop(); });
+  }
+
+  // JS thread. While launches are in flight the loop stays alive for them
+  // (a pool's close() waits for them); not otherwise.
+  void Submit(std::unique_ptr<PendingLaunch> p) {
+    if (in_flight_++ == 0) uv_ref(reinterpret_cast<uv_handle_t*>(async_));
+    std::lock_guard<std::mutex> lock(mu_);
+    todo_.push_back(std::move(p));
+    cv_.notify_one();
+  }
+
+  // Teardown: the thread stops; launches not registered are undone (their
+  // children killed and reaped by ~PendingLaunch); `closed` runs once libuv
+  // has closed the async handle.
+  void Stop(void (*closed)(void*), void* arg) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+      cv_.notify_one();
+    }
+    thread_.join();
+    todo_.clear();
+    done_.clear();
+    closed_ = closed;
+    closed_arg_ = arg;
+    uv_close(reinterpret_cast<uv_handle_t*>(async_), [](uv_handle_t* h) {
+      auto* self = static_cast<Launcher*>(h->data);
+      delete reinterpret_cast<uv_async_t*>(h);
+      self->closed_(self->closed_arg_);
+    });
+  }
+
+ private:
+  void Loop() {
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, nullptr);
+    for (;;) {
+      std::unique_ptr<PendingLaunch> p;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [this] { return stop_ || !todo_.empty(); });
+        if (stop_) return;
+        p = std::move(todo_.front());
+        todo_.pop_front();
+      }
+      ExecuteLaunch(*p);
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        done_.push_back(std::move(p));
+      }
+      uv_async_send(async_);
+    }
+  }
+
+  void Deliver() {
+    std::deque<std::unique_ptr<PendingLaunch>> ready;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ready.swap(done_);
+    }
+    in_flight_ -= ready.size();
+    if (in_flight_ == 0) uv_unref(reinterpret_cast<uv_handle_t*>(async_));
+    for (auto& p : ready) {
+      // While a worker is being terminated JS cannot run and node-addon-api
+      // throws: nothing may escape into libuv. A child already handed to the
+      // watcher is ended by its teardown; one not yet, by ~PendingLaunch.
+      try {
+        Napi::HandleScope scope(env_);
+        Napi::FunctionReference cb = std::move(p->on_ready);
+        napi_value args[2];
+        if (p->fail_step) {
+          args[0] = StepError(env_, p->fail_step, p->fail_err).Value();
+          args[1] = env_.Undefined();
+        } else {
+          args[0] = env_.Null();
+          args[1] = RegisterLaunch(env_, data_, *p);
+        }
+        p.reset();
+        napi_value global = nullptr, fn = nullptr, ret = nullptr;
+        if (napi_get_reference_value(env_, cb, &fn) != napi_ok || !fn || napi_get_global(env_, &global) != napi_ok) continue;
+        if (napi_make_callback(env_, nullptr, global, fn, 2, args, &ret) == napi_pending_exception) {
+          napi_value err = nullptr;
+          if (napi_get_and_clear_last_exception(env_, &err) == napi_ok) napi_fatal_exception(env_, err);
+        }
+      } catch (...) {
+        p.reset();
+      }
+    }
+  }
+
+  Napi::Env env_;
+  AddonData* data_;
+  uv_async_t* async_ = nullptr;
+  std::thread thread_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::unique_ptr<PendingLaunch>> todo_, done_;
+  bool stop_ = false;
+  size_t in_flight_ = 0;  // JS thread only
+  void (*closed_)(void*) = nullptr;
+  void* closed_arg_ = nullptr;
+};
+
+// launchAsync(plan, onReady(err, info), onExit): as launch(), with the clone
+// and id maps on the launcher thread. For sandboxes made ahead.
+Napi::Value LaunchAsync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto* data = env.GetInstanceData<AddonData>();
+  std::unique_ptr<PendingLaunch> p = PrepareLaunch(env, info[0].As<Napi::Object>());
+  p->on_ready = Napi::Persistent(info[1].As<Napi::Function>());
+  p->on_exit = Napi::Persistent(info[2].As<Napi::Function>());
+  if (!data->launcher) data->launcher = new Launcher(env, data);
+  data->launcher->Submit(std::move(p));
+  return env.Undefined();
+}
+
+void StopLauncher(AddonData* data, void (*closed)(void*), void* arg) {
+  if (!data->launcher) return closed(arg);
+  data->launcher->Stop(closed, arg);
+}
+
+void DeleteLauncher(Launcher* l) { delete l; }
 
 // start(pidfd, command, onExit) -> { pid, pidfd, clone3, timings, startNs }
 //

@@ -458,8 +458,10 @@ void Watcher::Deliver(std::unique_ptr<Child> c) {
   c.reset();
   UpdateRef();
   if (res.ok) {
-    napi_value global = nullptr, fn = cb.Value(), ret = nullptr;
-    if (napi_get_global(env, &global) == napi_ok && fn &&
+    // The C API, status-checked: node-addon-api's Value() throws when JS
+    // cannot run (a worker being terminated), and nothing may throw here.
+    napi_value global = nullptr, fn = nullptr, ret = nullptr;
+    if (napi_get_reference_value(env, cb, &fn) == napi_ok && napi_get_global(env, &global) == napi_ok && fn &&
         napi_make_callback(env, static_cast<napi_async_context>(*async_), global, fn, 1, &res.obj, &ret) == napi_pending_exception) {
       // Nothing of JS is below us on the stack: hand it to Node's
       // uncaught-exception handling, as an event emitter's would be.

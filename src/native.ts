@@ -152,6 +152,8 @@ export interface NativeError extends Error {
 
 export interface Native {
   launch(plan: LaunchPlan, onExit: (exit: NativeExit) => void): LaunchInfo;
+  /** As launch(), with the clone and id maps on the addon's launcher thread; onReady gets the info or the error. */
+  launchAsync(plan: LaunchPlan, onReady: (err: NativeError | null, info?: LaunchInfo) => void, onExit: (exit: NativeExit) => void): void;
   /** Gives a pooled sandbox (launched with awaitCommand) its program. Throws with step 'pool-start' if it is gone. */
   start(pidfd: number, command: StartCommand, onExit: (exit: NativeExit) => void): LaunchInfo;
   release(pidfd: number): void;

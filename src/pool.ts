@@ -65,6 +65,10 @@ export class Pool implements SandboxSource {
   /** Sandboxes launched and not yet exited: ready, or gone idle-dead and not yet reaped. */
   private readonly idle = new Map<number, { sandbox: PooledSandbox; exited: Promise<void> }>();
   private refillScheduled = false;
+  /** Sandboxes being made on the launcher thread. */
+  private launching = 0;
+  /** Resolved as launches in flight come back (close() waits for them). */
+  private readonly launches = new Set<() => void>();
   private closed = false;
   /** Why the last sandbox made ahead failed its setup; the pool stops making more. */
   private broken: string | undefined;
@@ -122,6 +126,8 @@ export class Pool implements SandboxSource {
   /** Ends the sandboxes waiting in the pool and removes their cgroups; runs under way go on. */
   async close(): Promise<void> {
     this.closed = true;
+    // Launches still in flight come back first (and are ended as they do).
+    while (this.launching > 0) await new Promise<void>((r) => this.launches.add(r));
     const waits = [...this.idle.values()].map((e) => e.exited);
     for (const s of this.ready) native.kill(s.pidfd, 9);
     this.ready = [];
@@ -137,8 +143,8 @@ export class Pool implements SandboxSource {
   private scheduleRefill(): void {
     if (this.refillScheduled || this.closed) return;
     this.refillScheduled = true;
-    // After the run that took a sandbox has started: making the next one
-    // (a clone and id maps, about half a millisecond) is not on its path.
+    // After the run that took a sandbox has started: preparing the next one
+    // is not on its path (and its clone runs on the addon's launcher thread).
     setImmediate(() => {
       this.refillScheduled = false;
       this.refill();
@@ -146,7 +152,7 @@ export class Pool implements SandboxSource {
   }
 
   private refill(): void {
-    while (!this.closed && !this.broken && this.ready.length < this.size) if (!this.makeOne()) break;
+    while (!this.closed && !this.broken && this.ready.length + this.launching < this.size) if (!this.makeOne()) break;
   }
 
   private makeOne(): boolean {
@@ -154,8 +160,7 @@ export class Pool implements SandboxSource {
     const prep = prepareSandbox(o, true);
     if ('error' in prep) {
       prep.cgroups?.remove().catch(() => {});
-      this.broken = prep.error.message;
-      log().warn({ error: prep.error.message }, 'pool: cannot make sandboxes ahead; runs start fresh');
+      this.fail(prep.error.message);
       return false;
     }
     let cgroupFds: number[] | undefined;
@@ -164,7 +169,7 @@ export class Pool implements SandboxSource {
     const exited = new Promise<void>((r) => (exitedResolve = r));
     try {
       cgroupFds = prep.cgroups?.joinFds();
-      const info = native.launch(
+      native.launchAsync(
         {
           steps: prep.built.prepared,
           argv: [],
@@ -183,24 +188,40 @@ export class Pool implements SandboxSource {
           cgroupFds,
           awaitCommand: true,
         },
+        (err, info) => {
+          this.launching--;
+          for (const fd of cgroupFds ?? []) native.close(fd);
+          for (const r of this.launches) r();
+          this.launches.clear();
+          if (err || !info) {
+            prep.cgroups?.remove().catch(() => {});
+            this.fail(err?.message ?? 'launch failed');
+            return;
+          }
+          sandbox = { pid: info.pid, pidfd: info.pidfd, prepared: prep };
+          this.stats.made++;
+          this.idle.set(sandbox.pidfd, { sandbox, exited });
+          if (this.closed) native.kill(sandbox.pidfd, 9);
+          else this.ready.push(sandbox);
+        },
         (ex) => {
           this.diedIdle(sandbox!, ex);
           exitedResolve();
         },
       );
-      sandbox = { pid: info.pid, pidfd: info.pidfd, prepared: prep };
     } catch (e) {
-      prep.cgroups?.remove().catch(() => {});
-      this.broken = (e as Error).message;
-      log().warn({ error: this.broken }, 'pool: cannot make sandboxes ahead; runs start fresh');
-      return false;
-    } finally {
       for (const fd of cgroupFds ?? []) native.close(fd);
+      prep.cgroups?.remove().catch(() => {});
+      this.fail((e as Error).message);
+      return false;
     }
-    this.stats.made++;
-    this.ready.push(sandbox);
-    this.idle.set(sandbox.pidfd, { sandbox, exited });
+    this.launching++;
     return true;
+  }
+
+  private fail(why: string): void {
+    this.broken = why;
+    log().warn({ error: why }, 'pool: cannot make sandboxes ahead; runs start fresh');
   }
 
   /** A sandbox ended before any run took it: closed, killed, or its setup failed. */
