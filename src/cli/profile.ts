@@ -18,7 +18,7 @@ Names are looked up in: BRIG_PROFILE_PATH, ~/.config/brig/profiles, brig's own
 profiles. Anything with a "/" or ending in .json is a path. Several profiles
 are layered in order, as with brig run --profile A --profile B.
 
-${formatHelp('brig profile COMMAND', 'Options:', specs)}`;
+${formatHelp('brig profile list|show|check [NAME|FILE...]', 'Profiles: JSON policy files, layered with extends (see the README).', specs)}`;
 
 function show(refs: string[]): number {
   const r = resolveProfile(refs.length === 1 ? refs[0] : refs);

@@ -52,7 +52,7 @@ const specs: OptionSpec[] = [
 
 export const runHelp = formatHelp(
   'brig run [OPTIONS] [--] COMMAND [ARGS...]',
-  'Run COMMAND in a new sandbox: new user, pid, mount, ipc, uts, net and cgroup\nnamespaces, no capabilities, read-only root, private /tmp, loopback-only network.',
+  'Run COMMAND in a new sandbox: new user, pid, mount, ipc, uts, net and cgroup\nnamespaces, no capabilities, read-only root, private /tmp, no network (the\nprofile decides: default, unless --profile names others).',
   specs,
   'Exit status: the command\'s own; 128+N when killed by signal N (159, SIGSYS, for a\nseccomp violation); 125 when brig itself failed (bad option, setup error: the\nmessage names the step).',
 );
