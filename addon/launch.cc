@@ -268,6 +268,63 @@ Napi::Error StepError(Napi::Env env, const char* step, int err, const std::strin
 
 namespace {
 
+// stdio the watcher services itself: input from a buffer, captured output.
+// Make() opens the pipes plan.stdinData and plan.capture ask for and puts
+// each one's sandbox end in to_sandbox[i]; whatever is still held here when
+// this goes is closed.
+struct WatchedStdio {
+  Stream streams[3];
+  int sandbox_end[3] = {-1, -1, -1};
+
+  ~WatchedStdio() {
+    for (int i = 0; i < 3; i++) {
+      CloseIf(sandbox_end[i]);
+      CloseIf(streams[i].fd);
+    }
+  }
+
+  void Make(Napi::Env env, const Napi::Object& js, int32_t to_sandbox[3]) {
+    auto make = [&](int i) {
+      int fds[2];
+      if (pipe2(fds, O_CLOEXEC) < 0) throw StepError(env, i == 0 ? "stdin-pipe" : "output-pipe", errno);
+      sandbox_end[i] = i == 0 ? fds[0] : fds[1];
+      streams[i].fd = i == 0 ? fds[1] : fds[0];
+      streams[i].used = true;
+      fcntl(streams[i].fd, F_SETFL, O_NONBLOCK);
+      to_sandbox[i] = sandbox_end[i];
+    };
+    Napi::Value input = js.Get("stdinData");
+    if (input.IsBuffer()) {
+      auto b = input.As<Napi::Buffer<char>>();
+      make(0);
+      streams[0].data.assign(b.Data(), b.Length());
+    }
+    Napi::Value capture = js.Get("capture");
+    if (capture.IsArray()) {
+      Napi::Array caps = capture.As<Napi::Array>();
+      for (uint32_t i = 1; i <= 2; i++) {
+        Napi::Value v = caps.Get(i - 1);
+        if (!v.IsNumber()) continue;
+        make(static_cast<int>(i));
+        streams[i].limit = static_cast<size_t>(v.As<Napi::Number>().Int64Value());
+      }
+    }
+  }
+
+  // The sandbox holds its ends now (or never will).
+  void CloseSandboxEnds() {
+    for (int& fd : sandbox_end) CloseIf(fd);
+  }
+
+  // The watcher's child takes the streams.
+  void HandTo(Child* c) {
+    for (int i = 0; i < 3; i++) {
+      c->io[i] = std::move(streams[i]);
+      streams[i].fd = -1;
+    }
+  }
+};
+
 // One launch, in three phases: Prepare (JS thread: the plan, stacks, pipes),
 // Execute (any thread: clone, id maps, release), Register (JS thread: the
 // watcher takes the child). launch() runs all three at once; launchAsync()
@@ -283,9 +340,7 @@ struct PendingLaunch {
   int notify_mode = 0;
   uint64_t output_limit = 0;
   uint32_t audit_arch = 0;
-  // stdio the watcher services itself: input from a buffer, captured output.
-  Stream streams[3];
-  int sandbox_end[3] = {-1, -1, -1};
+  WatchedStdio stdio;
   int notify[2] = {-1, -1};
   int command[2] = {-1, -1};
   int release[2] = {-1, -1};
@@ -306,10 +361,6 @@ struct PendingLaunch {
     if (pidfd >= 0) {
       KillAndReap(pidfd);
       close(pidfd);
-    }
-    for (int i = 0; i < 3; i++) {
-      CloseIf(sandbox_end[i]);
-      CloseIf(streams[i].fd);
     }
     for (int* fd : {&notify[0], &notify[1], &command[0], &command[1], &release[0], &release[1], &reportp[0], &reportp[1], &killp[0], &killp[1]}) CloseIf(*fd);
   }
@@ -335,32 +386,7 @@ std::unique_ptr<PendingLaunch> PrepareLaunch(Napi::Env env, const Napi::Object& 
   p->audit_arch = static_cast<uint32_t>(GetInt(js, "auditArch", 0));
   p->pooled = js.Get("awaitCommand").ToBoolean();
 
-  PendingLaunch* pp = p.get();
-  auto make_stream = [&](int i) {
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC) < 0) throw StepError(env, i == 0 ? "stdin-pipe" : "output-pipe", errno);
-    pp->sandbox_end[i] = i == 0 ? fds[0] : fds[1];
-    pp->streams[i].fd = i == 0 ? fds[1] : fds[0];
-    pp->streams[i].used = true;
-    fcntl(pp->streams[i].fd, F_SETFL, O_NONBLOCK);
-    st.plan.stdio[i] = pp->sandbox_end[i];
-  };
-  Napi::Value input = js.Get("stdinData");
-  if (input.IsBuffer()) {
-    auto b = input.As<Napi::Buffer<char>>();
-    make_stream(0);
-    p->streams[0].data.assign(b.Data(), b.Length());
-  }
-  Napi::Value capture = js.Get("capture");
-  if (capture.IsArray()) {
-    Napi::Array caps = capture.As<Napi::Array>();
-    for (uint32_t i = 1; i <= 2; i++) {
-      Napi::Value v = caps.Get(i - 1);
-      if (!v.IsNumber()) continue;
-      make_stream(static_cast<int>(i));
-      p->streams[i].limit = static_cast<size_t>(v.As<Napi::Number>().Int64Value());
-    }
-  }
+  p->stdio.Make(env, js, st.plan.stdio);
   // The seccomp listener comes back over this socket (report and learn modes).
   if (p->notify_mode && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, p->notify) < 0) throw StepError(env, "notify-socket", errno);
   st.plan.notify_sock = p->notify[1];
@@ -399,7 +425,7 @@ void ExecuteLaunch(PendingLaunch& p) {
   p.t[2] = NowNs();
   // The sandbox holds its ends now (or never will).
   for (int* fd : {&p.release[0], &p.reportp[1], &p.killp[0], &p.notify[1], &p.command[1]}) CloseIf(*fd);
-  for (int& fd : p.sandbox_end) CloseIf(fd);
+  p.stdio.CloseSandboxEnds();
   if (pid < 0) {
     p.fail_step = "clone";
     p.fail_err = static_cast<int>(-pid);
@@ -468,10 +494,7 @@ Napi::Object RegisterLaunch(Napi::Env env, AddonData* data, PendingLaunch& p) {
   child->notify_sock = p.notify[0];
   child->command_fd = p.command[0];
   child->idle = p.pooled;
-  for (int i = 0; i < 3; i++) {
-    child->io[i] = std::move(p.streams[i]);
-    p.streams[i].fd = -1;
-  }
+  p.stdio.HandTo(child.get());
   // The child owns them now.
   p.pidfd = -1;
   p.reportp[0] = p.release[1] = p.killp[1] = p.notify[0] = p.command[0] = -1;
@@ -663,51 +686,13 @@ Napi::Value Start(const Napi::CallbackInfo& info) {
   if (!c || !c->idle || c->command_fd < 0) throw StepError(env, "pool-start", ESRCH);
   PlanStorage& st = c->memory->st;
 
-  int send_fds[3];
-  Napi::Array stdio = js.Get("stdio").As<Napi::Array>();
-  for (uint32_t i = 0; i < 3; i++) send_fds[i] = stdio.Get(i).As<Napi::Number>().Int32Value();
-  Stream streams[3];
-  int sandbox_end[3] = {-1, -1, -1};
-  auto close_stdio = [&]() {
-    for (int i = 0; i < 3; i++) {
-      CloseIf(sandbox_end[i]);
-      CloseIf(streams[i].fd);
-    }
-  };
-  auto make_stream = [&](int i) {
-    int p[2];
-    if (pipe2(p, O_CLOEXEC) < 0) {
-      int e = errno;
-      close_stdio();
-      throw StepError(env, i == 0 ? "stdin-pipe" : "output-pipe", e);
-    }
-    sandbox_end[i] = i == 0 ? p[0] : p[1];
-    streams[i].fd = i == 0 ? p[1] : p[0];
-    streams[i].used = true;
-    fcntl(streams[i].fd, F_SETFL, O_NONBLOCK);
-    send_fds[i] = sandbox_end[i];
-  };
-  Napi::Value input = js.Get("stdinData");
-  if (input.IsBuffer()) {
-    auto b = input.As<Napi::Buffer<char>>();
-    make_stream(0);
-    streams[0].data.assign(b.Data(), b.Length());
-  }
-  Napi::Value capture = js.Get("capture");
-  if (capture.IsArray()) {
-    Napi::Array caps = capture.As<Napi::Array>();
-    for (uint32_t i = 1; i <= 2; i++) {
-      Napi::Value v = caps.Get(i - 1);
-      if (!v.IsNumber()) continue;
-      make_stream(static_cast<int>(i));
-      streams[i].limit = static_cast<size_t>(v.As<Napi::Number>().Int64Value());
-    }
-  }
+  int32_t send_fds[3];
+  Napi::Array given = js.Get("stdio").As<Napi::Array>();
+  for (uint32_t i = 0; i < 3; i++) send_fds[i] = given.Get(i).As<Napi::Number>().Int32Value();
+  WatchedStdio watched;
+  watched.Make(env, js, send_fds);
   for (int fd : send_fds)
-    if (fd < 0) {
-      close_stdio();
-      throw StepError(env, "pool-start", EBADF);
-    }
+    if (fd < 0) throw StepError(env, "pool-start", EBADF);
 
   // init is blocked in recvmsg and reads none of this until the command
   // arrives; the sendmsg below orders these writes before it.
@@ -743,22 +728,16 @@ Napi::Value Start(const Napi::CallbackInfo& info) {
   do w = sendmsg(c->command_fd, &mh, MSG_NOSIGNAL);
   while (w < 0 && errno == EINTR);
   int err = errno;
-  for (int& fd : sandbox_end) CloseIf(fd);
-  if (w != 1) {
-    // The sandbox died while idle (its exit is on its way to the pool).
-    close_stdio();
-    throw StepError(env, "pool-start", err);
-  }
+  watched.CloseSandboxEnds();
+  // The sandbox died while idle (its exit is on its way to the pool).
+  if (w != 1) throw StepError(env, "pool-start", err);
   CloseIf(c->command_fd);
   double t2 = NowNs();
 
   c->on_exit.Reset();
   c->on_exit = Napi::Persistent(on_exit);
   c->output_limit = static_cast<uint64_t>(GetInt(js, "outputLimit", 0));
-  for (int i = 0; i < 3; i++) {
-    c->io[i] = std::move(streams[i]);
-    streams[i].fd = -1;
-  }
+  watched.HandTo(c);
   data->watcher->Started(c);
 
   Napi::Object out = Napi::Object::New(env);

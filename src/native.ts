@@ -123,17 +123,8 @@ export interface NativeExit {
   outputLimitHit: boolean;
 }
 
-/** What a pooled sandbox is told to run. */
-export interface StartCommand {
-  argv: string[];
-  envp: string[];
-  execPaths: string[];
-  stdio: [number, number, number];
-  stdinData?: Buffer;
-  capture?: [number | null, number | null];
-  timings?: boolean;
-  outputLimit?: number;
-}
+/** What a pooled sandbox is told to run: the per-run part of a plan. */
+export type StartCommand = Pick<LaunchPlan, 'argv' | 'envp' | 'execPaths' | 'stdio' | 'stdinData' | 'capture' | 'timings' | 'outputLimit'>;
 
 export interface LaunchInfo {
   pid: number;
