@@ -334,10 +334,6 @@ function planSteps(o: ResolvedOptions, sourceIsDir: (boolean | null)[], host: { 
   b.add({ kind: StepKind.PivotRoot, name: 'pivot-root', path: NEW, a: NEW, b: '.' });
   if (o.rootfs === 'host') b.add({ kind: StepKind.SetReadonly, name: 'root-readonly', path: '/', a: '/', arg0: 0 });
 
-  // A pooled sandbox stops here, everything above done ahead of time, until
-  // it is given its command (argv, env and stdio; see addon/child.cc).
-  if (pooled) b.add({ kind: StepKind.AwaitCommand, name: 'await-command' });
-
   // 10. The program: its own session, no capabilities, no way to gain any,
   // only fds 0-2, default signal dispositions.
   b.add({ kind: StepKind.ForkProgram, name: 'fork' });
@@ -352,6 +348,12 @@ function planSteps(o: ResolvedOptions, sourceIsDir: (boolean | null)[], host: { 
   // Before rlimits: a low nofile limit must not keep the handoff fd from existing.
   if (o.seccomp) b.add({ kind: StepKind.NotifyFd, name: 'seccomp-handoff', arg0: o.seccomp.handoffFd });
   for (const [name, soft, hard] of o.rlimits) b.add({ kind: StepKind.Setrlimit, name: 'rlimit', path: name, arg0: RLIMIT_NUMBERS[name], arg1: soft, arg2: hard });
+  // A pooled sandbox stops here, everything above done ahead of time (the
+  // program's process forked and in its cgroups: a cgroup v1 move can wait
+  // for an RCU grace period), until it is given its command: argv, env and
+  // stdio (see addon/child.cc). Until it execs it shares Node's memory, as
+  // any program does before exec, while its memory cgroup is still empty.
+  if (pooled) b.add({ kind: StepKind.AwaitCommand, name: 'await-command' });
   b.add({ kind: StepKind.Stdio, name: 'stdio' });
   b.add({ kind: StepKind.CloseFds, name: 'close-fds' });
   b.add({ kind: StepKind.DropCaps, name: 'drop-capabilities' });

@@ -79,8 +79,10 @@ describe('warm pools', () => {
     const pool = createPool({ size: 1 });
     try {
       await settle();
-      const waiting = descendants().filter((p) => p.comm === 'brig-init');
+      // The pool's init (our child) and the program's process it forked ahead, waiting for the command.
+      const waiting = descendants().filter((p) => p.comm === 'brig-init' && p.ppid === process.pid);
       assert.equal(waiting.length, 1);
+      assert.equal(descendants().filter((p) => p.ppid === waiting[0].pid).length, 1);
       process.kill(waiting[0].pid, 'SIGKILL'); // ours: the pool's init, by pid
       for (let i = 0; i < 100 && pool.stats.diedIdle === 0; i++) await settle();
       assert.equal(pool.stats.diedIdle, 1);
