@@ -397,6 +397,9 @@ describe('brig profile and --profile', () => {
     const flood = cli(['run', '-p', 'judge', '--output-limit', '1k', '--', '/bin/sh', '-c', 'yes | head -c 100000']);
     assert.equal(flood.out.length, 1024);
     assert.match(flood.err, /output limit exceeded/);
+    const net = cli(['run', '--network', 'loopback', '--shm-size', '0', '--', '/bin/sh', '-c', 'grep -c " lo$" /proc/net/if_inet6; ls /dev/shm 2>/dev/null || echo no-shm']);
+    assert.equal(net.out, '1\nno-shm\n', net.err);
+    assert.match(cli(['run', '--network', 'host', '--', 'true']).err, /--network: expected none or loopback/);
     const bad = cli(['run', '-p', file('cli-bad2.json', { memory: 'lots' }), '--', 'true']);
     assert.equal(bad.code, 125);
     assert.match(bad.err, /\/memory: expected a size/);

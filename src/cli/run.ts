@@ -21,6 +21,8 @@ export const sandboxSpecs: OptionSpec[] = [
   { name: 'env', short: 'e', value: true, repeat: true, arg: 'KEY=VAL', help: "set a variable (KEY alone copies the host's value); the environment is empty otherwise, PATH aside" },
   { name: 'workdir', short: 'w', value: true, arg: 'DIR', help: 'working directory inside the sandbox (default /tmp)' },
   { name: 'hostname', value: true, arg: 'NAME', help: 'hostname inside the sandbox (default brig)' },
+  { name: 'network', value: true, arg: 'none|loopback', help: 'none: loopback down, no socket reaches anything (default); loopback: 127.0.0.1 works inside' },
+  { name: 'shm-size', value: true, arg: 'SIZE', help: 'size of the writable /dev/shm (default 64m); 0 leaves it out' },
   { name: 'uid', value: true, arg: 'N', help: 'uid inside the sandbox; your own uid maps to it (default 1000)' },
   { name: 'gid', value: true, arg: 'N', help: 'gid inside the sandbox (default 1000)' },
   { name: 'memory', short: 'm', value: true, arg: 'SIZE', help: 'memory of the whole process tree, e.g. 256m (no swap beyond it)' },
@@ -126,6 +128,13 @@ export function sandboxOptions(p: Parsed): SandboxOptions {
   if (cwd) opts.cwd = cwd;
   const hostname = one(p, 'hostname');
   if (hostname) opts.hostname = hostname;
+  const network = one(p, 'network');
+  if (network !== undefined) {
+    if (network !== 'none' && network !== 'loopback') throw new UsageError(`--network: expected none or loopback, got ${JSON.stringify(network)}`);
+    opts.network = network;
+  }
+  const shm = one(p, 'shm-size');
+  if (shm !== undefined) opts.shmSize = shm === '0' ? 0 : parseSize('--shm-size', shm);
   const uid = one(p, 'uid');
   if (uid !== undefined) opts.uid = wholeNumber('uid', uid);
   const gid = one(p, 'gid');
