@@ -150,6 +150,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("close", Napi::Function::New(env, Guarded<Close>, "close"));
   exports.Set("live", Napi::Function::New(env, Guarded<Live>, "live"));
   exports.Set("landlockAbi", Napi::Function::New(env, Guarded<LandlockAbi>, "landlockAbi"));
+  exports.Set("mknodWhiteout", Napi::Function::New(env, Guarded<MknodWhiteout>, "mknodWhiteout"));
+  exports.Set("setXattr", Napi::Function::New(env, Guarded<SetXattr>, "setXattr"));
+  exports.Set("getXattr", Napi::Function::New(env, Guarded<GetXattr>, "getXattr"));
+  exports.Set("listXattr", Napi::Function::New(env, Guarded<ListXattr>, "listXattr"));
   exports.Set("handoffFd", Napi::Number::New(env, HandoffFd()));
 
   Napi::Object c = Napi::Object::New(env);

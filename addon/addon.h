@@ -158,6 +158,10 @@ void StopLauncher(AddonData* data, void (*closed)(void*), void* arg);
 Napi::Value Launch(const Napi::CallbackInfo& info);
 Napi::Value Start(const Napi::CallbackInfo& info);
 Napi::Value LaunchAsync(const Napi::CallbackInfo& info);
+Napi::Value MknodWhiteout(const Napi::CallbackInfo& info);
+Napi::Value SetXattr(const Napi::CallbackInfo& info);
+Napi::Value GetXattr(const Napi::CallbackInfo& info);
+Napi::Value ListXattr(const Napi::CallbackInfo& info);
 Napi::Value Release(const Napi::CallbackInfo& info);
 Napi::Value PrepareSteps(const Napi::CallbackInfo& info);
 

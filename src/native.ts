@@ -145,6 +145,12 @@ export interface Native {
   launch(plan: LaunchPlan, onExit: (exit: NativeExit) => void): LaunchInfo;
   /** As launch(), with the clone and id maps on the addon's launcher thread; onReady gets the info or the error. */
   launchAsync(plan: LaunchPlan, onReady: (err: NativeError | null, info?: LaunchInfo) => void, onExit: (exit: NativeExit) => void): void;
+  /** Creates an overlayfs whiteout (character device 0:0) at path. */
+  mknodWhiteout(path: string): void;
+  /** Extended attributes of a path itself (symlinks not followed). getXattr: null when absent. */
+  setXattr(path: string, name: string, value: Buffer): void;
+  getXattr(path: string, name: string): Buffer | null;
+  listXattr(path: string): string[];
   /** Gives a pooled sandbox (launched with awaitCommand) its program. Throws with step 'pool-start' if it is gone. */
   start(pidfd: number, command: StartCommand, onExit: (exit: NativeExit) => void): LaunchInfo;
   release(pidfd: number): void;
