@@ -5,6 +5,7 @@ import { isAbsolute, normalize } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { OptionsError } from './errors.js';
 import { native } from './native.js';
+import { ImageError, Store, storeRoot, type ImageConfig } from './image/store.js';
 import { resolveSeccomp, SeccompCompileError, SeccompPolicyError, type ResolvedSeccomp, type SeccompOption } from './seccomp/index.js';
 
 export type { BindMount, TmpfsMount } from './profile/types.js';
@@ -70,8 +71,18 @@ export interface SandboxOptions extends Omit<SandboxPolicy, 'seccomp' | 'descrip
 type Assert<T extends true> = T;
 export type _SeccompFitsSchema = Assert<SeccompOption extends NonNullable<SandboxPolicy['seccomp']> ? true : false>;
 
+export interface ResolvedImage {
+  ref: string;
+  digest: string;
+  /** Host directories of its layers, top first (overlayfs' lowerdir order). */
+  layers: string[];
+  config: ImageConfig['config'];
+}
+
 export interface ResolvedOptions {
   argv: string[];
+  /** Run from an image: its layers under a writable tmpfs layer, instead of rootfs. */
+  image?: ResolvedImage;
   rootfs: 'host' | string;
   /** Mounts whose sources are missing and `optional` are left out by the planner. */
   mounts: { source: string; target: string; readonly: boolean; optional: boolean }[];
@@ -110,6 +121,32 @@ export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/
 export const DEFAULT_UID = 1000;
 export const DEFAULT_GID = 1000;
 const MAX_ID = 0xfffffffe;
+
+let store: Store | undefined;
+/** The image from the user's store, checked and ready to stack. */
+function resolveImage(v: unknown): ResolvedImage {
+  const ref = str('image', v);
+  try {
+    if (store?.root !== storeRoot()) store = new Store();
+    const img = store.get(ref);
+    const layers = img.config.rootfs.diff_ids.map((d) => store!.layerDir(d)).reverse();
+    if (layers.length === 0) throw new ImageError(`image ${ref} has no layers`);
+    return { ref: img.refs[0] ?? img.digest, digest: img.digest, layers, config: img.config.config ?? {} };
+  } catch (e) {
+    if (e instanceof ImageError) throw new OptionsError('image', e.message);
+    throw e;
+  }
+}
+
+/** The image's User as numeric ids ("uid", "uid:gid", "root"); a name needs its /etc/passwd, not read here. */
+function imageIds(image: ResolvedImage): { uid?: number; gid?: number } {
+  const u = image.config.User;
+  if (!u) return { uid: 0, gid: 0 };
+  const m = /^(\d+|root)(?::(\d+|root))?$/.exec(u);
+  if (!m) throw new OptionsError('image', `image ${image.ref} runs as user ${JSON.stringify(u)}; give uid and gid as numbers (uid/gid options)`);
+  const n = (x: string) => (x === 'root' ? 0 : Number(x));
+  return { uid: n(m[1]), gid: m[2] === undefined ? n(m[1]) : n(m[2]) };
+}
 const MiB = 1024 * 1024;
 
 const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, m: MiB, g: 1024 * MiB, t: 1024 * 1024 * MiB };
@@ -269,8 +306,13 @@ function idMapOption(v: unknown): 'single' | 'multi' {
 }
 
 export function resolveOptions(argv: unknown, o: SandboxOptions = {}): ResolvedOptions {
-  if (!Array.isArray(argv) || argv.length === 0) throw new OptionsError('argv', 'expected a non-empty array of strings');
-  const args = argv.map((a, i) => str(`argv[${i}]`, a));
+  if (o === null || typeof o !== 'object') throw new OptionsError('options', 'expected an object');
+  const image = o.image === undefined ? undefined : resolveImage(o.image);
+  if (!Array.isArray(argv) || (argv.length === 0 && !image)) throw new OptionsError('argv', 'expected a non-empty array of strings');
+  let args = argv.map((a, i) => str(`argv[${i}]`, a));
+  // Docker's rule: the command replaces the image's Cmd, after its Entrypoint.
+  if (image) args = [...(image.config.Entrypoint ?? []), ...(args.length ? args : (image.config.Cmd ?? []))];
+  if (args.length === 0) throw new OptionsError('argv', `no command given, and image ${image!.ref} has no Entrypoint or Cmd`);
   if (args[0] === '') throw new OptionsError('argv[0]', 'the command must not be empty');
   if (o === null || typeof o !== 'object') throw new OptionsError('options', 'expected an object');
 
@@ -309,7 +351,14 @@ export function resolveOptions(argv: unknown, o: SandboxOptions = {}): ResolvedO
       env[k] = str(`env.${k}`, v);
     }
   }
+  // The image's environment first, the run's over it.
+  if (image)
+    for (const kv of image.config.Env ?? []) {
+      const eq = kv.indexOf('=');
+      if (eq > 0 && env[kv.slice(0, eq)] === undefined) env[kv.slice(0, eq)] = kv.slice(eq + 1);
+    }
   if (env.PATH === undefined) env.PATH = DEFAULT_PATH;
+  const imageUser = image ? imageIds(image) : {};
 
   const hostname = o.hostname === undefined ? 'brig' : str('hostname', o.hostname);
   if (!/^[A-Za-z0-9]([A-Za-z0-9.-]{0,62})$/.test(hostname)) throw new OptionsError('hostname', `expected 1-63 letters, digits, dots or dashes, got ${JSON.stringify(hostname)}`);
@@ -345,11 +394,12 @@ export function resolveOptions(argv: unknown, o: SandboxOptions = {}): ResolvedO
     mounts,
     tmpfs,
     env,
-    cwd: o.cwd === undefined ? '/tmp' : sandboxPath('cwd', o.cwd, { allowRoot: true, allowSystem: true }),
+    cwd: o.cwd === undefined ? (image ? image.config.WorkingDir || '/' : '/tmp') : sandboxPath('cwd', o.cwd, { allowRoot: true, allowSystem: true }),
     hostname,
     network: networkOption(o.network),
-    uid: id('uid', o.uid, DEFAULT_UID),
-    gid: id('gid', o.gid, DEFAULT_GID),
+    uid: id('uid', o.uid, imageUser.uid ?? DEFAULT_UID),
+    gid: id('gid', o.gid, imageUser.gid ?? DEFAULT_GID),
+    image,
     idMap: idMapOption(o.idMap),
     rlimits: withCpuBackstop(rlimitsOption(o.rlimits), o.cpuTimeLimitMs, o.extraTimeMs),
     cpuBackstop: typeof o.cpuTimeLimitMs === 'number' && (o.rlimits as Record<string, unknown> | undefined)?.cpu === undefined,

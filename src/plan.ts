@@ -22,6 +22,8 @@ const MS_PRIVATE = 1 << 18;
 const STAGE = '/tmp';
 const NEW = '/newroot';
 const OLD = '/oldroot';
+/** An image's writable layer, on the scaffold beside the new root. */
+const UPPER = '/upper';
 
 // Top-level host directories the 'host' rootfs shows, read-only. On merged-/usr
 // systems most are symlinks into /usr and are recreated as such.
@@ -173,7 +175,7 @@ function hostRootSteps(b: PlanBuilder, entries: HostEntry[]): void {
   }
 }
 
-function etcFiles(b: PlanBuilder, o: ResolvedOptions): void {
+function etcFiles(b: PlanBuilder, o: ResolvedOptions, accounts = true): void {
   // Generated, not bound: the host's account list stays private, and the
   // sandbox's own user has a name (tools that call getpwuid need one).
   const passwd =
@@ -183,8 +185,7 @@ function etcFiles(b: PlanBuilder, o: ResolvedOptions): void {
   const group = `root:x:0:\n` + (o.gid !== 0 ? `sandbox:x:${o.gid}:\n` : '') + `nogroup:x:65534:\n`;
   const hosts = `127.0.0.1\tlocalhost ${o.hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n`;
   const files: [string, string][] = [
-    ['passwd', passwd],
-    ['group', group],
+    ...(accounts ? ([['passwd', passwd], ['group', group]] as [string, string][]) : []),
     ['hosts', hosts],
     ['hostname', o.hostname + '\n'],
   ];
@@ -222,6 +223,13 @@ export function buildPlan(o: ResolvedOptions, cgroups = false, pooled = false): 
     }
     if (!st.isDirectory()) return { error: setupErrorInfo('rootfs', osConstants.errno.ENOTDIR, o.rootfs) };
   }
+  for (const l of o.image?.layers ?? []) {
+    try {
+      statSync(l);
+    } catch (e) {
+      return { error: setupErrorInfo('image-layer', errnoOf(e, osConstants.errno.ENOENT), l, `image ${o.image!.ref}: its layer is missing from the store`) };
+    }
+  }
   // null: an optional mount whose source is not on this host, left out.
   const sourceIsDir: (boolean | null)[] = [];
   for (const [i, m] of o.mounts.entries()) {
@@ -238,6 +246,7 @@ export function buildPlan(o: ResolvedOptions, cgroups = false, pooled = false): 
   const host = hostEntries();
   const key = JSON.stringify([
     o.rootfs,
+    o.image ? [o.image.digest, o.image.layers] : null,
     o.mounts,
     sourceIsDir,
     o.tmpfs,
@@ -280,7 +289,21 @@ function planSteps(o: ResolvedOptions, sourceIsDir: (boolean | null)[], host: { 
 
   // 3. The new root: an empty tmpfs holding read-only binds of the host's
   // system directories, or the caller's directory bound read-only.
-  if (o.rootfs === 'host') {
+  if (o.image) {
+    // An image: its layers, read-only, under one writable layer on a tmpfs
+    // of its own (a container's changes, gone with it). overlayfs in a user
+    // namespace keeps its metadata in user.overlay.* xattrs (userxattr),
+    // the form the store unpacks layers in. The generated hosts and
+    // hostname files go into the writable layer; passwd and group are the
+    // image's own.
+    b.add({ kind: StepKind.Mkdir, name: 'mkdir', path: UPPER, a: UPPER, mode: 0o755 });
+    b.add({ kind: StepKind.Mount, name: 'upper-tmpfs', path: UPPER, a: 'tmpfs', b: UPPER, c: 'tmpfs', flags: MS_NOSUID | MS_NODEV, d: `mode=0755,size=${o.tmpSize}` });
+    b.add({ kind: StepKind.Mkdir, name: 'mkdir', path: UPPER + '/up', a: UPPER + '/up', mode: 0o755 });
+    b.add({ kind: StepKind.Mkdir, name: 'mkdir', path: UPPER + '/work', a: UPPER + '/work', mode: 0o755 });
+    const lower = o.image.layers.map((l) => OLD + l).join(':');
+    b.add({ kind: StepKind.Mount, name: 'overlay', path: o.image.ref, a: 'overlay', b: NEW, c: 'overlay', flags: MS_NOSUID | MS_NODEV, d: `lowerdir=${lower},upperdir=${UPPER}/up,workdir=${UPPER}/work,userxattr` });
+    etcFiles(b, o, false);
+  } else if (o.rootfs === 'host') {
     b.add({ kind: StepKind.Mount, name: 'root-tmpfs', path: '/', a: 'tmpfs', b: NEW, c: 'tmpfs', flags: MS_NOSUID | MS_NODEV, d: 'mode=0755,size=1m' });
     hostRootSteps(b, host.entries);
     etcFiles(b, o);
@@ -332,7 +355,7 @@ function planSteps(o: ResolvedOptions, sourceIsDir: (boolean | null)[], host: { 
 
   // 9. Enter the new root and drop the scaffold with the host's root under it.
   b.add({ kind: StepKind.PivotRoot, name: 'pivot-root', path: NEW, a: NEW, b: '.' });
-  if (o.rootfs === 'host') b.add({ kind: StepKind.SetReadonly, name: 'root-readonly', path: '/', a: '/', arg0: 0 });
+  if (o.rootfs === 'host' && !o.image) b.add({ kind: StepKind.SetReadonly, name: 'root-readonly', path: '/', a: '/', arg0: 0 });
 
   // 10. The program: its own session, no capabilities, no way to gain any,
   // only fds 0-2, default signal dispositions.

@@ -6,12 +6,18 @@ import { seccompCommand, seccompHelp } from './seccomp.js';
 import { doctorCommand, doctorHelp } from './doctor.js';
 import { boxCommand, boxHelp } from './box.js';
 import { profileCommand, profileHelp } from './profile.js';
+import { imagesCommand, imagesHelp, importCommand, importHelp, inspectCommand, inspectHelp, rmiCommand, rmiHelp, tagCommand, tagHelp } from './image.js';
 import { SeccompPolicyError } from '../seccomp/index.js';
 
 const verbs: Record<string, { summary: string; main: (argv: string[]) => Promise<number>; help: string }> = {
   run: { summary: 'run a command in a new sandbox', main: runCommand, help: runHelp },
   seccomp: { summary: 'dump, test or learn syscall policies', main: seccompCommand, help: seccompHelp },
   profile: { summary: 'list, show and check policy profiles', main: profileCommand, help: profileHelp },
+  images: { summary: 'list the images in your store', main: imagesCommand, help: imagesHelp },
+  'import-rootfs': { summary: 'make a base image from a directory or tarball', main: importCommand, help: importHelp },
+  inspect: { summary: 'show an image as JSON', main: inspectCommand, help: inspectHelp },
+  tag: { summary: 'give an image another name', main: tagCommand, help: tagHelp },
+  rmi: { summary: 'remove images (and layers nothing else uses)', main: rmiCommand, help: rmiHelp },
   box: { summary: 'persistent boxes: create, run in, remove', main: boxCommand, help: boxHelp },
   doctor: { summary: 'check what this host gives a rootless user', main: doctorCommand, help: doctorHelp },
 };
@@ -22,7 +28,7 @@ brig: a rootless container sandbox for untrusted code.
 
 Commands:
 ${Object.entries(verbs)
-  .map(([name, v]) => `  ${name.padEnd(10)}${v.summary}`)
+  .map(([name, v]) => `  ${name.padEnd(14)}${v.summary}`)
   .join('\n')}
 
 Run 'brig COMMAND --help' for a command's options.

@@ -16,6 +16,7 @@ export const EXIT_BRIG_ERROR = 125;
 export const sandboxSpecs: OptionSpec[] = [
   { name: 'profile', short: 'p', value: true, repeat: true, arg: 'NAME|FILE', help: "policy profile under the other options (default: 'default'); repeat to layer, e.g. -p judge -p python" },
   { name: 'rootfs', value: true, arg: 'host|DIR', help: "root filesystem: 'host' (read-only system dirs, the default) or a directory" },
+  { name: 'image', short: 'i', value: true, arg: 'NAME[:TAG]', help: "run from an image in your store (brig images): its layers under a writable layer; with no COMMAND, the image's own" },
   { name: 'volume', short: 'v', value: true, repeat: true, arg: 'SRC:DST[:ro|rw]', help: 'bind a host path into the sandbox; read-only unless :rw' },
   { name: 'tmpfs', value: true, repeat: true, arg: 'DST[:SIZE]', help: 'a writable tmpfs at DST (default size 64m)' },
   { name: 'env', short: 'e', value: true, repeat: true, arg: 'KEY=VAL', help: "set a variable (KEY alone copies the host's value); the environment is empty otherwise, PATH aside" },
@@ -124,6 +125,8 @@ export function sandboxOptions(p: Parsed): SandboxOptions {
   if (profiles.length) opts.profile = profiles.length === 1 ? profiles[0] : profiles;
   const rootfs = one(p, 'rootfs');
   if (rootfs) opts.rootfs = rootfs;
+  const image = one(p, 'image');
+  if (image) opts.image = image;
   const cwd = one(p, 'workdir');
   if (cwd) opts.cwd = cwd;
   const hostname = one(p, 'hostname');
@@ -212,7 +215,7 @@ export const runSpecs = specs;
  * the exit status.
  */
 export async function runWith(p: Parsed, verb: string, runner: (argv: string[], opts: SandboxOptions) => Promise<RunResult>): Promise<number> {
-  if (p.rest.length === 0) throw new UsageError(`brig ${verb}: no command given (brig ${verb} [OPTIONS] -- COMMAND [ARGS...])`);
+  if (p.rest.length === 0 && !one(p, 'image')) throw new UsageError(`brig ${verb}: no command given (brig ${verb} [OPTIONS] -- COMMAND [ARGS...])`);
   const format = one(p, 'report-format') ?? 'json';
   if (format !== 'json' && format !== 'isolate') throw new UsageError(`--report-format: expected json or isolate, got ${JSON.stringify(format)}`);
   const opts = sandboxOptions(p);

@@ -28,6 +28,12 @@ export interface Profile {
    */
   rootfs?: string;
   /**
+   * An image from brig's store (name[:tag] or digest) to run from instead of rootfs: its layers
+   * stacked read-only under a writable tmpfs layer (overlayfs), its env, working directory, user and
+   * entrypoint/cmd applied under the run's own.
+   */
+  image?: string;
+  /**
    * The sandbox always has its own network namespace. 'none': its loopback interface stays down, so
    * no socket reaches anything. 'loopback': loopback up, so the program can talk to itself over
    * 127.0.0.1.

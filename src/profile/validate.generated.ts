@@ -5,7 +5,7 @@ const require = createRequire(import.meta.url);
 
 export const validate = validate20;
 export default validate20;
-const schema31 = {"$schema":"https://json-schema.org/draft/2020-12/schema","$id":"https://brig.invalid/profiles/schema.json","title":"Profile","description":"A brig policy profile: everything about a sandbox that is policy rather than per-run input. Profiles layer with `extends`; per-run options override them. Every field is optional; what no layer sets takes brig's built-in value.","type":"object","additionalProperties":false,"properties":{"$schema":{"description":"The schema this file follows, for editors; ignored by brig.","type":"string"},"description":{"description":"What this profile is for, in a sentence (shown by `brig profile list`).","type":"string"},"extends":{"description":"Profiles this one builds on, by name (looked up in BRIG_PROFILE_PATH, ~/.config/brig/profiles, then brig's own) or by path (relative to this file). Resolved depth-first, each profile once; this profile's fields apply last.","expected":"a profile name or path, or a list of them","anyOf":[{"$ref":"#/$defs/ProfileRef"},{"type":"array","items":{"$ref":"#/$defs/ProfileRef"}}]},"replace":{"description":"Lists and maps this profile replaces instead of merging into what it extends (by default lists append and maps merge).","type":"array","items":{"enum":["mounts","tmpfs","env","rlimits"]},"uniqueItems":true},"rootfs":{"description":"'host' (read-only /usr, /bin, /lib* and a curated /etc of this machine) or an absolute directory to use as the root, bound read-only.","expected":"'host' or an absolute directory","type":"string","pattern":"^(host|/[^\\u0000]*)$"},"network":{"description":"The sandbox always has its own network namespace. 'none': its loopback interface stays down, so no socket reaches anything. 'loopback': loopback up, so the program can talk to itself over 127.0.0.1.","enum":["none","loopback"]},"mounts":{"description":"Host paths bound into the sandbox, in order. A later mount with the same target replaces an earlier one.","type":"array","items":{"$ref":"#/$defs/BindMount"}},"tmpfs":{"description":"Writable tmpfs mounts, size-capped.","type":"array","items":{"$ref":"#/$defs/TmpfsMount"}},"env":{"description":"The program's whole environment (PATH is added unless given): nothing of the caller's leaks in.","type":"object","propertyNames":{"pattern":"^[^=\\u0000]+$"},"additionalProperties":{"type":"string","pattern":"^[^\\u0000]*$"}},"cwd":{"description":"Working directory inside the sandbox. Default /tmp.","$ref":"#/$defs/SandboxPath"},"hostname":{"description":"Hostname inside the sandbox's uts namespace. Default 'brig'.","expected":"1-63 letters, digits, dots or dashes","type":"string","pattern":"^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$"},"uid":{"description":"The uid the program runs as inside the sandbox; the caller's own uid maps to it. Default 1000.","$ref":"#/$defs/Id"},"gid":{"description":"The gid the program runs as inside the sandbox. Default 1000.","$ref":"#/$defs/Id"},"idMap":{"description":"'single' (default): only the caller's id exists inside. 'multi': ids 0..N-1 too, from the caller's /etc/subuid and /etc/subgid ranges (needs newuidmap/newgidmap).","enum":["single","multi"]},"rlimits":{"description":"setrlimit for the program: cpu in seconds, sizes in bytes. Default { core: 0 }. A limit above the caller's own hard limit fails at the rlimit step.","type":"object","additionalProperties":false,"properties":{"cpu":{"$ref":"#/$defs/Rlimit"},"fsize":{"$ref":"#/$defs/Rlimit"},"data":{"$ref":"#/$defs/Rlimit"},"stack":{"$ref":"#/$defs/Rlimit"},"core":{"$ref":"#/$defs/Rlimit"},"nofile":{"$ref":"#/$defs/Rlimit"},"as":{"$ref":"#/$defs/Rlimit"},"nproc":{"$ref":"#/$defs/Rlimit"},"memlock":{"$ref":"#/$defs/Rlimit"},"msgqueue":{"$ref":"#/$defs/Rlimit"},"sigpending":{"$ref":"#/$defs/Rlimit"}}},"tmpSize":{"description":"Size of the sandbox's writable /tmp. Default 64 MiB.","$ref":"#/$defs/Size"},"shmSize":{"description":"Size of the writable /dev/shm; 0 leaves /dev/shm out. Default 64 MiB.","expected":"0, a size such as \"64m\", or a whole number of bytes","anyOf":[{"const":0},{"$ref":"#/$defs/Size"}]},"memory":{"description":"Memory of the whole process tree (no swap beyond it). Needs a cgroup, else RLIMIT_AS per process.","$ref":"#/$defs/Size"},"pids":{"description":"Processes and threads of the whole tree. Needs a cgroup, else RLIMIT_NPROC.","expected":"a whole number of at least 1","type":"integer","minimum":1,"maximum":4194304},"cpus":{"description":"CPU bandwidth in CPUs (0.5: half of one). Needs a cgroup.","expected":"a number of CPUs from 0.01 to 1024","type":"number","minimum":0.01,"maximum":1024},"cpuset":{"description":"CPUs the tree may run on, e.g. '0' or '0-1,3'. Needs a cgroup.","expected":"a CPU list such as \"0\" or \"0-1,3\"","type":"string","pattern":"^\\d+(-\\d+)?(,\\d+(-\\d+)?)*$"},"cgroup":{"description":"false: no cgroup even where one could be had; limits fall back to rlimits (see RunResult.enforcement).","type":"boolean"},"seccomp":{"description":"The syscall policy, installed last before execve: 'default' (brig's policy), 'none', 'learn' (allow and record every call), a brig policy object, a Docker/OCI seccomp profile object, or the path of a JSON file holding either (relative to the profile file).","expected":"'default', 'none', 'learn', a file path, a brig policy or a Docker seccomp profile","anyOf":[{"type":"string","minLength":1,"pattern":"^[^\\u0000]*$"},{"type":"object"}]},"maxOutputBytes":{"description":"Cap on captured bytes per stream; the rest is read and dropped. Default 16 MiB.","$ref":"#/$defs/Bytes"},"outputLimitBytes":{"description":"Total bytes the program may write to its captured stdout and stderr; past it the run ends as output-limit, output cut at the cap.","$ref":"#/$defs/Bytes"},"wallTimeLimitMs":{"description":"Kill the whole sandbox after this many milliseconds of wall time.","$ref":"#/$defs/Millis"},"cpuTimeLimitMs":{"description":"CPU time of the whole process tree (all threads, all processes, reaped or not). Exceeding it makes the verdict cpu-time-limit; the tree is killed at the limit plus extraTimeMs.","$ref":"#/$defs/Millis"},"extraTimeMs":{"description":"Grace past cpuTimeLimitMs before the kill (default 0), so the report can say by how much.","expected":"a number of milliseconds from 0 to 2^31-1","type":"number","minimum":0,"maximum":2147483647}},"$defs":{"ProfileRef":{"expected":"a profile name (letters, digits, . _ -) or a path to a .json file","type":"string","minLength":1,"pattern":"^[^\\u0000]+$"},"SandboxPath":{"expected":"an absolute path inside the sandbox","type":"string","pattern":"^/[^\\u0000]*$"},"HostPath":{"expected":"an absolute path on the host","type":"string","pattern":"^/[^\\u0000]*$"},"BindMount":{"description":"A host path bound into the sandbox.","type":"object","additionalProperties":false,"required":["source","target"],"properties":{"source":{"description":"Host path (file or directory).","$ref":"#/$defs/HostPath"},"target":{"description":"Absolute path inside the sandbox; not /, not under /proc or /dev.","$ref":"#/$defs/SandboxPath"},"readonly":{"description":"Read-only unless false: tighter by default than Docker's -v.","type":"boolean"},"optional":{"description":"Skip this mount when the source does not exist (toolchains that differ between hosts), instead of failing the run.","type":"boolean"}}},"TmpfsMount":{"description":"A writable tmpfs.","type":"object","additionalProperties":false,"required":["target"],"properties":{"target":{"$ref":"#/$defs/SandboxPath"},"size":{"description":"Default 64 MiB.","$ref":"#/$defs/Size"},"mode":{"description":"Permission bits, default 0o1777 (1023) like /tmp.","expected":"permission bits from 0 to 0o7777 (4095)","type":"integer","minimum":0,"maximum":4095}}},"Id":{"expected":"a whole number from 0 to 4294967294","type":"integer","minimum":0,"maximum":4294967294},"Size":{"description":"Bytes, or a size string such as '64m' or '1.5g'.","expected":"a size such as \"64m\" or \"1g\", or a whole number of bytes above 0","anyOf":[{"type":"integer","minimum":1,"maximum":9007199254740991},{"type":"string","pattern":"^\\s*\\d+(\\.\\d+)?\\s*([kmgtKMGT]?)[iI]?[bB]?\\s*$"}]},"Bytes":{"expected":"a whole number of bytes","type":"integer","minimum":0,"maximum":9007199254740991},"Millis":{"expected":"a number of milliseconds above 0 and below 2^31","type":"number","exclusiveMinimum":0,"maximum":2147483647},"RlimitAmount":{"expected":"a whole number or \"unlimited\"","anyOf":[{"type":"integer","minimum":0,"maximum":9007199254740991},{"const":"unlimited"}]},"Rlimit":{"description":"A number sets soft and hard; [soft, hard] sets both.","expected":"a whole number, \"unlimited\", or [soft, hard]","anyOf":[{"$ref":"#/$defs/RlimitAmount"},{"type":"array","prefixItems":[{"$ref":"#/$defs/RlimitAmount"},{"$ref":"#/$defs/RlimitAmount"}],"minItems":2,"maxItems":2}]}}};
+const schema31 = {"$schema":"https://json-schema.org/draft/2020-12/schema","$id":"https://brig.invalid/profiles/schema.json","title":"Profile","description":"A brig policy profile: everything about a sandbox that is policy rather than per-run input. Profiles layer with `extends`; per-run options override them. Every field is optional; what no layer sets takes brig's built-in value.","type":"object","additionalProperties":false,"properties":{"$schema":{"description":"The schema this file follows, for editors; ignored by brig.","type":"string"},"description":{"description":"What this profile is for, in a sentence (shown by `brig profile list`).","type":"string"},"extends":{"description":"Profiles this one builds on, by name (looked up in BRIG_PROFILE_PATH, ~/.config/brig/profiles, then brig's own) or by path (relative to this file). Resolved depth-first, each profile once; this profile's fields apply last.","expected":"a profile name or path, or a list of them","anyOf":[{"$ref":"#/$defs/ProfileRef"},{"type":"array","items":{"$ref":"#/$defs/ProfileRef"}}]},"replace":{"description":"Lists and maps this profile replaces instead of merging into what it extends (by default lists append and maps merge).","type":"array","items":{"enum":["mounts","tmpfs","env","rlimits"]},"uniqueItems":true},"rootfs":{"description":"'host' (read-only /usr, /bin, /lib* and a curated /etc of this machine) or an absolute directory to use as the root, bound read-only.","expected":"'host' or an absolute directory","type":"string","pattern":"^(host|/[^\\u0000]*)$"},"image":{"description":"An image from brig's store (name[:tag] or digest) to run from instead of rootfs: its layers stacked read-only under a writable tmpfs layer (overlayfs), its env, working directory, user and entrypoint/cmd applied under the run's own.","expected":"an image reference such as busybox:latest","type":"string","minLength":1,"pattern":"^[^\\u0000]+$"},"network":{"description":"The sandbox always has its own network namespace. 'none': its loopback interface stays down, so no socket reaches anything. 'loopback': loopback up, so the program can talk to itself over 127.0.0.1.","enum":["none","loopback"]},"mounts":{"description":"Host paths bound into the sandbox, in order. A later mount with the same target replaces an earlier one.","type":"array","items":{"$ref":"#/$defs/BindMount"}},"tmpfs":{"description":"Writable tmpfs mounts, size-capped.","type":"array","items":{"$ref":"#/$defs/TmpfsMount"}},"env":{"description":"The program's whole environment (PATH is added unless given): nothing of the caller's leaks in.","type":"object","propertyNames":{"pattern":"^[^=\\u0000]+$"},"additionalProperties":{"type":"string","pattern":"^[^\\u0000]*$"}},"cwd":{"description":"Working directory inside the sandbox. Default /tmp.","$ref":"#/$defs/SandboxPath"},"hostname":{"description":"Hostname inside the sandbox's uts namespace. Default 'brig'.","expected":"1-63 letters, digits, dots or dashes","type":"string","pattern":"^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$"},"uid":{"description":"The uid the program runs as inside the sandbox; the caller's own uid maps to it. Default 1000.","$ref":"#/$defs/Id"},"gid":{"description":"The gid the program runs as inside the sandbox. Default 1000.","$ref":"#/$defs/Id"},"idMap":{"description":"'single' (default): only the caller's id exists inside. 'multi': ids 0..N-1 too, from the caller's /etc/subuid and /etc/subgid ranges (needs newuidmap/newgidmap).","enum":["single","multi"]},"rlimits":{"description":"setrlimit for the program: cpu in seconds, sizes in bytes. Default { core: 0 }. A limit above the caller's own hard limit fails at the rlimit step.","type":"object","additionalProperties":false,"properties":{"cpu":{"$ref":"#/$defs/Rlimit"},"fsize":{"$ref":"#/$defs/Rlimit"},"data":{"$ref":"#/$defs/Rlimit"},"stack":{"$ref":"#/$defs/Rlimit"},"core":{"$ref":"#/$defs/Rlimit"},"nofile":{"$ref":"#/$defs/Rlimit"},"as":{"$ref":"#/$defs/Rlimit"},"nproc":{"$ref":"#/$defs/Rlimit"},"memlock":{"$ref":"#/$defs/Rlimit"},"msgqueue":{"$ref":"#/$defs/Rlimit"},"sigpending":{"$ref":"#/$defs/Rlimit"}}},"tmpSize":{"description":"Size of the sandbox's writable /tmp. Default 64 MiB.","$ref":"#/$defs/Size"},"shmSize":{"description":"Size of the writable /dev/shm; 0 leaves /dev/shm out. Default 64 MiB.","expected":"0, a size such as \"64m\", or a whole number of bytes","anyOf":[{"const":0},{"$ref":"#/$defs/Size"}]},"memory":{"description":"Memory of the whole process tree (no swap beyond it). Needs a cgroup, else RLIMIT_AS per process.","$ref":"#/$defs/Size"},"pids":{"description":"Processes and threads of the whole tree. Needs a cgroup, else RLIMIT_NPROC.","expected":"a whole number of at least 1","type":"integer","minimum":1,"maximum":4194304},"cpus":{"description":"CPU bandwidth in CPUs (0.5: half of one). Needs a cgroup.","expected":"a number of CPUs from 0.01 to 1024","type":"number","minimum":0.01,"maximum":1024},"cpuset":{"description":"CPUs the tree may run on, e.g. '0' or '0-1,3'. Needs a cgroup.","expected":"a CPU list such as \"0\" or \"0-1,3\"","type":"string","pattern":"^\\d+(-\\d+)?(,\\d+(-\\d+)?)*$"},"cgroup":{"description":"false: no cgroup even where one could be had; limits fall back to rlimits (see RunResult.enforcement).","type":"boolean"},"seccomp":{"description":"The syscall policy, installed last before execve: 'default' (brig's policy), 'none', 'learn' (allow and record every call), a brig policy object, a Docker/OCI seccomp profile object, or the path of a JSON file holding either (relative to the profile file).","expected":"'default', 'none', 'learn', a file path, a brig policy or a Docker seccomp profile","anyOf":[{"type":"string","minLength":1,"pattern":"^[^\\u0000]*$"},{"type":"object"}]},"maxOutputBytes":{"description":"Cap on captured bytes per stream; the rest is read and dropped. Default 16 MiB.","$ref":"#/$defs/Bytes"},"outputLimitBytes":{"description":"Total bytes the program may write to its captured stdout and stderr; past it the run ends as output-limit, output cut at the cap.","$ref":"#/$defs/Bytes"},"wallTimeLimitMs":{"description":"Kill the whole sandbox after this many milliseconds of wall time.","$ref":"#/$defs/Millis"},"cpuTimeLimitMs":{"description":"CPU time of the whole process tree (all threads, all processes, reaped or not). Exceeding it makes the verdict cpu-time-limit; the tree is killed at the limit plus extraTimeMs.","$ref":"#/$defs/Millis"},"extraTimeMs":{"description":"Grace past cpuTimeLimitMs before the kill (default 0), so the report can say by how much.","expected":"a number of milliseconds from 0 to 2^31-1","type":"number","minimum":0,"maximum":2147483647}},"$defs":{"ProfileRef":{"expected":"a profile name (letters, digits, . _ -) or a path to a .json file","type":"string","minLength":1,"pattern":"^[^\\u0000]+$"},"SandboxPath":{"expected":"an absolute path inside the sandbox","type":"string","pattern":"^/[^\\u0000]*$"},"HostPath":{"expected":"an absolute path on the host","type":"string","pattern":"^/[^\\u0000]*$"},"BindMount":{"description":"A host path bound into the sandbox.","type":"object","additionalProperties":false,"required":["source","target"],"properties":{"source":{"description":"Host path (file or directory).","$ref":"#/$defs/HostPath"},"target":{"description":"Absolute path inside the sandbox; not /, not under /proc or /dev.","$ref":"#/$defs/SandboxPath"},"readonly":{"description":"Read-only unless false: tighter by default than Docker's -v.","type":"boolean"},"optional":{"description":"Skip this mount when the source does not exist (toolchains that differ between hosts), instead of failing the run.","type":"boolean"}}},"TmpfsMount":{"description":"A writable tmpfs.","type":"object","additionalProperties":false,"required":["target"],"properties":{"target":{"$ref":"#/$defs/SandboxPath"},"size":{"description":"Default 64 MiB.","$ref":"#/$defs/Size"},"mode":{"description":"Permission bits, default 0o1777 (1023) like /tmp.","expected":"permission bits from 0 to 0o7777 (4095)","type":"integer","minimum":0,"maximum":4095}}},"Id":{"expected":"a whole number from 0 to 4294967294","type":"integer","minimum":0,"maximum":4294967294},"Size":{"description":"Bytes, or a size string such as '64m' or '1.5g'.","expected":"a size such as \"64m\" or \"1g\", or a whole number of bytes above 0","anyOf":[{"type":"integer","minimum":1,"maximum":9007199254740991},{"type":"string","pattern":"^\\s*\\d+(\\.\\d+)?\\s*([kmgtKMGT]?)[iI]?[bB]?\\s*$"}]},"Bytes":{"expected":"a whole number of bytes","type":"integer","minimum":0,"maximum":9007199254740991},"Millis":{"expected":"a number of milliseconds above 0 and below 2^31","type":"number","exclusiveMinimum":0,"maximum":2147483647},"RlimitAmount":{"expected":"a whole number or \"unlimited\"","anyOf":[{"type":"integer","minimum":0,"maximum":9007199254740991},{"const":"unlimited"}]},"Rlimit":{"description":"A number sets soft and hard; [soft, hard] sets both.","expected":"a whole number, \"unlimited\", or [soft, hard]","anyOf":[{"$ref":"#/$defs/RlimitAmount"},{"type":"array","prefixItems":[{"$ref":"#/$defs/RlimitAmount"},{"$ref":"#/$defs/RlimitAmount"}],"minItems":2,"maxItems":2}]}}};
 const schema32 = {"expected":"a profile name (letters, digits, . _ -) or a path to a .json file","type":"string","minLength":1,"pattern":"^[^\\u0000]+$"};
 const schema36 = {"expected":"an absolute path inside the sandbox","type":"string","pattern":"^/[^\\u0000]*$"};
 const schema41 = {"expected":"a whole number from 0 to 4294967294","type":"integer","minimum":0,"maximum":4294967294};
@@ -17,12 +17,12 @@ const func2 = require("ajv/dist/runtime/ucs2length").default;
 const func0 = require("ajv/dist/runtime/equal").default;
 const pattern4 = new RegExp("^[^\\u0000]+$", "u");
 const pattern6 = new RegExp("^(host|/[^\\u0000]*)$", "u");
-const pattern11 = new RegExp("^[^=\\u0000]+$", "u");
-const pattern12 = new RegExp("^[^\\u0000]*$", "u");
-const pattern7 = new RegExp("^/[^\\u0000]*$", "u");
-const pattern14 = new RegExp("^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$", "u");
-const pattern10 = new RegExp("^\\s*\\d+(\\.\\d+)?\\s*([kmgtKMGT]?)[iI]?[bB]?\\s*$", "u");
-const pattern18 = new RegExp("^\\d+(-\\d+)?(,\\d+(-\\d+)?)*$", "u");
+const pattern12 = new RegExp("^[^=\\u0000]+$", "u");
+const pattern13 = new RegExp("^[^\\u0000]*$", "u");
+const pattern8 = new RegExp("^/[^\\u0000]*$", "u");
+const pattern15 = new RegExp("^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$", "u");
+const pattern11 = new RegExp("^\\s*\\d+(\\.\\d+)?\\s*([kmgtKMGT]?)[iI]?[bB]?\\s*$", "u");
+const pattern19 = new RegExp("^\\d+(-\\d+)?(,\\d+(-\\d+)?)*$", "u");
 const schema34 = {"description":"A host path bound into the sandbox.","type":"object","additionalProperties":false,"required":["source","target"],"properties":{"source":{"description":"Host path (file or directory).","$ref":"#/$defs/HostPath"},"target":{"description":"Absolute path inside the sandbox; not /, not under /proc or /dev.","$ref":"#/$defs/SandboxPath"},"readonly":{"description":"Read-only unless false: tighter by default than Docker's -v.","type":"boolean"},"optional":{"description":"Skip this mount when the source does not exist (toolchains that differ between hosts), instead of failing the run.","type":"boolean"}}};
 const schema35 = {"expected":"an absolute path on the host","type":"string","pattern":"^/[^\\u0000]*$"};
 
@@ -72,7 +72,7 @@ errors++;
 if(data.source !== undefined){
 let data0 = data.source;
 if(typeof data0 === "string"){
-if(!pattern7.test(data0)){
+if(!pattern8.test(data0)){
 const err3 = {instancePath:instancePath+"/source",schemaPath:"#/$defs/HostPath/pattern",keyword:"pattern",params:{pattern: "^/[^\\u0000]*$"},message:"must match pattern \""+"^/[^\\u0000]*$"+"\""};
 if(vErrors === null){
 vErrors = [err3];
@@ -97,7 +97,7 @@ errors++;
 if(data.target !== undefined){
 let data1 = data.target;
 if(typeof data1 === "string"){
-if(!pattern7.test(data1)){
+if(!pattern8.test(data1)){
 const err5 = {instancePath:instancePath+"/target",schemaPath:"#/$defs/SandboxPath/pattern",keyword:"pattern",params:{pattern: "^/[^\\u0000]*$"},message:"must match pattern \""+"^/[^\\u0000]*$"+"\""};
 if(vErrors === null){
 vErrors = [err5];
@@ -197,7 +197,7 @@ errors++;
 if(data.target !== undefined){
 let data0 = data.target;
 if(typeof data0 === "string"){
-if(!pattern7.test(data0)){
+if(!pattern8.test(data0)){
 const err2 = {instancePath:instancePath+"/target",schemaPath:"#/$defs/SandboxPath/pattern",keyword:"pattern",params:{pattern: "^/[^\\u0000]*$"},message:"must match pattern \""+"^/[^\\u0000]*$"+"\""};
 if(vErrors === null){
 vErrors = [err2];
@@ -260,7 +260,7 @@ var _valid0 = _errs8 === errors;
 valid3 = valid3 || _valid0;
 const _errs10 = errors;
 if(typeof data1 === "string"){
-if(!pattern10.test(data1)){
+if(!pattern11.test(data1)){
 const err7 = {instancePath:instancePath+"/size",schemaPath:"#/$defs/Size/anyOf/1/pattern",keyword:"pattern",params:{pattern: "^\\s*\\d+(\\.\\d+)?\\s*([kmgtKMGT]?)[iI]?[bB]?\\s*$"},message:"must match pattern \""+"^\\s*\\d+(\\.\\d+)?\\s*([kmgtKMGT]?)[iI]?[bB]?\\s*$"+"\""};
 if(vErrors === null){
 vErrors = [err7];
@@ -894,10 +894,11 @@ vErrors.push(err15);
 errors++;
 }
 }
-if(data.network !== undefined){
-let data7 = data.network;
-if(!((data7 === "none") || (data7 === "loopback"))){
-const err16 = {instancePath:instancePath+"/network",schemaPath:"#/properties/network/enum",keyword:"enum",params:{allowedValues: schema31.properties.network.enum},message:"must be equal to one of the allowed values"};
+if(data.image !== undefined){
+let data7 = data.image;
+if(typeof data7 === "string"){
+if(func2(data7) < 1){
+const err16 = {instancePath:instancePath+"/image",schemaPath:"#/properties/image/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err16];
 }
@@ -906,20 +907,8 @@ vErrors.push(err16);
 }
 errors++;
 }
-}
-if(data.mounts !== undefined){
-let data8 = data.mounts;
-if(Array.isArray(data8)){
-const len2 = data8.length;
-for(let i3=0; i3<len2; i3++){
-if(!(validate21(data8[i3], {instancePath:instancePath+"/mounts/" + i3,parentData:data8,parentDataProperty:i3,rootData,dynamicAnchors}))){
-vErrors = vErrors === null ? validate21.errors : vErrors.concat(validate21.errors);
-errors = vErrors.length;
-}
-}
-}
-else {
-const err17 = {instancePath:instancePath+"/mounts",schemaPath:"#/properties/mounts/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(!pattern4.test(data7)){
+const err17 = {instancePath:instancePath+"/image",schemaPath:"#/properties/image/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000]+$"},message:"must match pattern \""+"^[^\\u0000]+$"+"\""};
 if(vErrors === null){
 vErrors = [err17];
 }
@@ -929,19 +918,8 @@ vErrors.push(err17);
 errors++;
 }
 }
-if(data.tmpfs !== undefined){
-let data10 = data.tmpfs;
-if(Array.isArray(data10)){
-const len3 = data10.length;
-for(let i4=0; i4<len3; i4++){
-if(!(validate23(data10[i4], {instancePath:instancePath+"/tmpfs/" + i4,parentData:data10,parentDataProperty:i4,rootData,dynamicAnchors}))){
-vErrors = vErrors === null ? validate23.errors : vErrors.concat(validate23.errors);
-errors = vErrors.length;
-}
-}
-}
 else {
-const err18 = {instancePath:instancePath+"/tmpfs",schemaPath:"#/properties/tmpfs/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err18 = {instancePath:instancePath+"/image",schemaPath:"#/properties/image/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err18];
 }
@@ -951,14 +929,10 @@ vErrors.push(err18);
 errors++;
 }
 }
-if(data.env !== undefined){
-let data12 = data.env;
-if(data12 && typeof data12 == "object" && !Array.isArray(data12)){
-for(const key1 in data12){
-const _errs30 = errors;
-if(typeof key1 === "string"){
-if(!pattern11.test(key1)){
-const err19 = {instancePath:instancePath+"/env",schemaPath:"#/properties/env/propertyNames/pattern",keyword:"pattern",params:{pattern: "^[^=\\u0000]+$"},message:"must match pattern \""+"^[^=\\u0000]+$"+"\"",propertyName:key1};
+if(data.network !== undefined){
+let data8 = data.network;
+if(!((data8 === "none") || (data8 === "loopback"))){
+const err19 = {instancePath:instancePath+"/network",schemaPath:"#/properties/network/enum",keyword:"enum",params:{allowedValues: schema31.properties.network.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err19];
 }
@@ -968,9 +942,19 @@ vErrors.push(err19);
 errors++;
 }
 }
-var valid13 = _errs30 === errors;
-if(!valid13){
-const err20 = {instancePath:instancePath+"/env",schemaPath:"#/properties/env/propertyNames",keyword:"propertyNames",params:{propertyName: key1},message:"property name must be valid"};
+if(data.mounts !== undefined){
+let data9 = data.mounts;
+if(Array.isArray(data9)){
+const len2 = data9.length;
+for(let i3=0; i3<len2; i3++){
+if(!(validate21(data9[i3], {instancePath:instancePath+"/mounts/" + i3,parentData:data9,parentDataProperty:i3,rootData,dynamicAnchors}))){
+vErrors = vErrors === null ? validate21.errors : vErrors.concat(validate21.errors);
+errors = vErrors.length;
+}
+}
+}
+else {
+const err20 = {instancePath:instancePath+"/mounts",schemaPath:"#/properties/mounts/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err20];
 }
@@ -980,11 +964,19 @@ vErrors.push(err20);
 errors++;
 }
 }
-for(const key2 in data12){
-let data13 = data12[key2];
-if(typeof data13 === "string"){
-if(!pattern12.test(data13)){
-const err21 = {instancePath:instancePath+"/env/" + key2.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/env/additionalProperties/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000]*$"},message:"must match pattern \""+"^[^\\u0000]*$"+"\""};
+if(data.tmpfs !== undefined){
+let data11 = data.tmpfs;
+if(Array.isArray(data11)){
+const len3 = data11.length;
+for(let i4=0; i4<len3; i4++){
+if(!(validate23(data11[i4], {instancePath:instancePath+"/tmpfs/" + i4,parentData:data11,parentDataProperty:i4,rootData,dynamicAnchors}))){
+vErrors = vErrors === null ? validate23.errors : vErrors.concat(validate23.errors);
+errors = vErrors.length;
+}
+}
+}
+else {
+const err21 = {instancePath:instancePath+"/tmpfs",schemaPath:"#/properties/tmpfs/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err21];
 }
@@ -994,8 +986,14 @@ vErrors.push(err21);
 errors++;
 }
 }
-else {
-const err22 = {instancePath:instancePath+"/env/" + key2.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/env/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data.env !== undefined){
+let data13 = data.env;
+if(data13 && typeof data13 == "object" && !Array.isArray(data13)){
+for(const key1 in data13){
+const _errs32 = errors;
+if(typeof key1 === "string"){
+if(!pattern12.test(key1)){
+const err22 = {instancePath:instancePath+"/env",schemaPath:"#/properties/env/propertyNames/pattern",keyword:"pattern",params:{pattern: "^[^=\\u0000]+$"},message:"must match pattern \""+"^[^=\\u0000]+$"+"\"",propertyName:key1};
 if(vErrors === null){
 vErrors = [err22];
 }
@@ -1005,9 +1003,9 @@ vErrors.push(err22);
 errors++;
 }
 }
-}
-else {
-const err23 = {instancePath:instancePath+"/env",schemaPath:"#/properties/env/type",keyword:"type",params:{type: "object"},message:"must be object"};
+var valid13 = _errs32 === errors;
+if(!valid13){
+const err23 = {instancePath:instancePath+"/env",schemaPath:"#/properties/env/propertyNames",keyword:"propertyNames",params:{propertyName: key1},message:"property name must be valid"};
 if(vErrors === null){
 vErrors = [err23];
 }
@@ -1017,11 +1015,11 @@ vErrors.push(err23);
 errors++;
 }
 }
-if(data.cwd !== undefined){
-let data14 = data.cwd;
+for(const key2 in data13){
+let data14 = data13[key2];
 if(typeof data14 === "string"){
-if(!pattern7.test(data14)){
-const err24 = {instancePath:instancePath+"/cwd",schemaPath:"#/$defs/SandboxPath/pattern",keyword:"pattern",params:{pattern: "^/[^\\u0000]*$"},message:"must match pattern \""+"^/[^\\u0000]*$"+"\""};
+if(!pattern13.test(data14)){
+const err24 = {instancePath:instancePath+"/env/" + key2.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/env/additionalProperties/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000]*$"},message:"must match pattern \""+"^[^\\u0000]*$"+"\""};
 if(vErrors === null){
 vErrors = [err24];
 }
@@ -1032,7 +1030,7 @@ errors++;
 }
 }
 else {
-const err25 = {instancePath:instancePath+"/cwd",schemaPath:"#/$defs/SandboxPath/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err25 = {instancePath:instancePath+"/env/" + key2.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/env/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err25];
 }
@@ -1042,11 +1040,9 @@ vErrors.push(err25);
 errors++;
 }
 }
-if(data.hostname !== undefined){
-let data15 = data.hostname;
-if(typeof data15 === "string"){
-if(!pattern14.test(data15)){
-const err26 = {instancePath:instancePath+"/hostname",schemaPath:"#/properties/hostname/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$"+"\""};
+}
+else {
+const err26 = {instancePath:instancePath+"/env",schemaPath:"#/properties/env/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err26];
 }
@@ -1056,8 +1052,11 @@ vErrors.push(err26);
 errors++;
 }
 }
-else {
-const err27 = {instancePath:instancePath+"/hostname",schemaPath:"#/properties/hostname/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data.cwd !== undefined){
+let data15 = data.cwd;
+if(typeof data15 === "string"){
+if(!pattern8.test(data15)){
+const err27 = {instancePath:instancePath+"/cwd",schemaPath:"#/$defs/SandboxPath/pattern",keyword:"pattern",params:{pattern: "^/[^\\u0000]*$"},message:"must match pattern \""+"^/[^\\u0000]*$"+"\""};
 if(vErrors === null){
 vErrors = [err27];
 }
@@ -1067,10 +1066,8 @@ vErrors.push(err27);
 errors++;
 }
 }
-if(data.uid !== undefined){
-let data16 = data.uid;
-if(!(((typeof data16 == "number") && (!(data16 % 1) && !isNaN(data16))) && (isFinite(data16)))){
-const err28 = {instancePath:instancePath+"/uid",schemaPath:"#/$defs/Id/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+else {
+const err28 = {instancePath:instancePath+"/cwd",schemaPath:"#/$defs/SandboxPath/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err28];
 }
@@ -1079,9 +1076,12 @@ vErrors.push(err28);
 }
 errors++;
 }
-if((typeof data16 == "number") && (isFinite(data16))){
-if(data16 > 4294967294 || isNaN(data16)){
-const err29 = {instancePath:instancePath+"/uid",schemaPath:"#/$defs/Id/maximum",keyword:"maximum",params:{comparison: "<=", limit: 4294967294},message:"must be <= 4294967294"};
+}
+if(data.hostname !== undefined){
+let data16 = data.hostname;
+if(typeof data16 === "string"){
+if(!pattern15.test(data16)){
+const err29 = {instancePath:instancePath+"/hostname",schemaPath:"#/properties/hostname/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$"+"\""};
 if(vErrors === null){
 vErrors = [err29];
 }
@@ -1090,8 +1090,9 @@ vErrors.push(err29);
 }
 errors++;
 }
-if(data16 < 0 || isNaN(data16)){
-const err30 = {instancePath:instancePath+"/uid",schemaPath:"#/$defs/Id/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+else {
+const err30 = {instancePath:instancePath+"/hostname",schemaPath:"#/properties/hostname/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err30];
 }
@@ -1101,11 +1102,10 @@ vErrors.push(err30);
 errors++;
 }
 }
-}
-if(data.gid !== undefined){
-let data17 = data.gid;
+if(data.uid !== undefined){
+let data17 = data.uid;
 if(!(((typeof data17 == "number") && (!(data17 % 1) && !isNaN(data17))) && (isFinite(data17)))){
-const err31 = {instancePath:instancePath+"/gid",schemaPath:"#/$defs/Id/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err31 = {instancePath:instancePath+"/uid",schemaPath:"#/$defs/Id/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err31];
 }
@@ -1116,7 +1116,7 @@ errors++;
 }
 if((typeof data17 == "number") && (isFinite(data17))){
 if(data17 > 4294967294 || isNaN(data17)){
-const err32 = {instancePath:instancePath+"/gid",schemaPath:"#/$defs/Id/maximum",keyword:"maximum",params:{comparison: "<=", limit: 4294967294},message:"must be <= 4294967294"};
+const err32 = {instancePath:instancePath+"/uid",schemaPath:"#/$defs/Id/maximum",keyword:"maximum",params:{comparison: "<=", limit: 4294967294},message:"must be <= 4294967294"};
 if(vErrors === null){
 vErrors = [err32];
 }
@@ -1126,7 +1126,7 @@ vErrors.push(err32);
 errors++;
 }
 if(data17 < 0 || isNaN(data17)){
-const err33 = {instancePath:instancePath+"/gid",schemaPath:"#/$defs/Id/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+const err33 = {instancePath:instancePath+"/uid",schemaPath:"#/$defs/Id/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err33];
 }
@@ -1137,10 +1137,10 @@ errors++;
 }
 }
 }
-if(data.idMap !== undefined){
-let data18 = data.idMap;
-if(!((data18 === "single") || (data18 === "multi"))){
-const err34 = {instancePath:instancePath+"/idMap",schemaPath:"#/properties/idMap/enum",keyword:"enum",params:{allowedValues: schema31.properties.idMap.enum},message:"must be equal to one of the allowed values"};
+if(data.gid !== undefined){
+let data18 = data.gid;
+if(!(((typeof data18 == "number") && (!(data18 % 1) && !isNaN(data18))) && (isFinite(data18)))){
+const err34 = {instancePath:instancePath+"/gid",schemaPath:"#/$defs/Id/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err34];
 }
@@ -1149,13 +1149,9 @@ vErrors.push(err34);
 }
 errors++;
 }
-}
-if(data.rlimits !== undefined){
-let data19 = data.rlimits;
-if(data19 && typeof data19 == "object" && !Array.isArray(data19)){
-for(const key3 in data19){
-if(!(func1.call(schema31.properties.rlimits.properties, key3))){
-const err35 = {instancePath:instancePath+"/rlimits",schemaPath:"#/properties/rlimits/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key3},message:"must NOT have additional properties"};
+if((typeof data18 == "number") && (isFinite(data18))){
+if(data18 > 4294967294 || isNaN(data18)){
+const err35 = {instancePath:instancePath+"/gid",schemaPath:"#/$defs/Id/maximum",keyword:"maximum",params:{comparison: "<=", limit: 4294967294},message:"must be <= 4294967294"};
 if(vErrors === null){
 vErrors = [err35];
 }
@@ -1164,76 +1160,8 @@ vErrors.push(err35);
 }
 errors++;
 }
-}
-if(data19.cpu !== undefined){
-if(!(validate25(data19.cpu, {instancePath:instancePath+"/rlimits/cpu",parentData:data19,parentDataProperty:"cpu",rootData,dynamicAnchors}))){
-vErrors = vErrors === null ? validate25.errors : vErrors.concat(validate25.errors);
-errors = vErrors.length;
-}
-}
-if(data19.fsize !== undefined){
-if(!(validate25(data19.fsize, {instancePath:instancePath+"/rlimits/fsize",parentData:data19,parentDataProperty:"fsize",rootData,dynamicAnchors}))){
-vErrors = vErrors === null ? validate25.errors : vErrors.concat(validate25.errors);
-errors = vErrors.length;
-}
-}
-if(data19.data !== undefined){
-if(!(validate25(data19.data, {instancePath:instancePath+"/rlimits/data",parentData:data19,parentDataProperty:"data",rootData,dynamicAnchors}))){
-vErrors = vErrors === null ? validate25.errors : vErrors.concat(validate25.errors);
-errors = vErrors.length;
-}
-}
-if(data19.stack !== undefined){
-if(!(validate25(data19.stack, {instancePath:instancePath+"/rlimits/stack",parentData:data19,parentDataProperty:"stack",rootData,dynamicAnchors}))){
-vErrors = vErrors === null ? validate25.errors : vErrors.concat(validate25.errors);
-errors = vErrors.length;
-}
-}
-if(data19.core !== undefined){
-if(!(validate25(data19.core, {instancePath:instancePath+"/rlimits/core",parentData:data19,parentDataProperty:"core",rootData,dynamicAnchors}))){
-vErrors = vErrors === null ? validate25.errors : vErrors.concat(validate25.errors);
-errors = vErrors.length;
-}
-}
-if(data19.nofile !== undefined){
-if(!(validate25(data19.nofile, {instancePath:instancePath+"/rlimits/nofile",parentData:data19,parentDataProperty:"nofile",rootData,dynamicAnchors}))){
-vErrors = vErrors === null ? validate25.errors : vErrors.concat(validate25.errors);
-errors = vErrors.length;
-}
-}
-if(data19.as !== undefined){
-if(!(validate25(data19.as, {instancePath:instancePath+"/rlimits/as",parentData:data19,parentDataProperty:"as",rootData,dynamicAnchors}))){
-vErrors = vErrors === null ? validate25.errors : vErrors.concat(validate25.errors);
-errors = vErrors.length;
-}
-}
-if(data19.nproc !== undefined){
-if(!(validate25(data19.nproc, {instancePath:instancePath+"/rlimits/nproc",parentData:data19,parentDataProperty:"nproc",rootData,dynamicAnchors}))){
-vErrors = vErrors === null ? validate25.errors : vErrors.concat(validate25.errors);
-errors = vErrors.length;
-}
-}
-if(data19.memlock !== undefined){
-if(!(validate25(data19.memlock, {instancePath:instancePath+"/rlimits/memlock",parentData:data19,parentDataProperty:"memlock",rootData,dynamicAnchors}))){
-vErrors = vErrors === null ? validate25.errors : vErrors.concat(validate25.errors);
-errors = vErrors.length;
-}
-}
-if(data19.msgqueue !== undefined){
-if(!(validate25(data19.msgqueue, {instancePath:instancePath+"/rlimits/msgqueue",parentData:data19,parentDataProperty:"msgqueue",rootData,dynamicAnchors}))){
-vErrors = vErrors === null ? validate25.errors : vErrors.concat(validate25.errors);
-errors = vErrors.length;
-}
-}
-if(data19.sigpending !== undefined){
-if(!(validate25(data19.sigpending, {instancePath:instancePath+"/rlimits/sigpending",parentData:data19,parentDataProperty:"sigpending",rootData,dynamicAnchors}))){
-vErrors = vErrors === null ? validate25.errors : vErrors.concat(validate25.errors);
-errors = vErrors.length;
-}
-}
-}
-else {
-const err36 = {instancePath:instancePath+"/rlimits",schemaPath:"#/properties/rlimits/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data18 < 0 || isNaN(data18)){
+const err36 = {instancePath:instancePath+"/gid",schemaPath:"#/$defs/Id/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err36];
 }
@@ -1243,13 +1171,11 @@ vErrors.push(err36);
 errors++;
 }
 }
-if(data.tmpSize !== undefined){
-let data31 = data.tmpSize;
-const _errs62 = errors;
-let valid20 = false;
-const _errs63 = errors;
-if(!(((typeof data31 == "number") && (!(data31 % 1) && !isNaN(data31))) && (isFinite(data31)))){
-const err37 = {instancePath:instancePath+"/tmpSize",schemaPath:"#/$defs/Size/anyOf/0/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+}
+if(data.idMap !== undefined){
+let data19 = data.idMap;
+if(!((data19 === "single") || (data19 === "multi"))){
+const err37 = {instancePath:instancePath+"/idMap",schemaPath:"#/properties/idMap/enum",keyword:"enum",params:{allowedValues: schema31.properties.idMap.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err37];
 }
@@ -1258,9 +1184,13 @@ vErrors.push(err37);
 }
 errors++;
 }
-if((typeof data31 == "number") && (isFinite(data31))){
-if(data31 > 9007199254740991 || isNaN(data31)){
-const err38 = {instancePath:instancePath+"/tmpSize",schemaPath:"#/$defs/Size/anyOf/0/maximum",keyword:"maximum",params:{comparison: "<=", limit: 9007199254740991},message:"must be <= 9007199254740991"};
+}
+if(data.rlimits !== undefined){
+let data20 = data.rlimits;
+if(data20 && typeof data20 == "object" && !Array.isArray(data20)){
+for(const key3 in data20){
+if(!(func1.call(schema31.properties.rlimits.properties, key3))){
+const err38 = {instancePath:instancePath+"/rlimits",schemaPath:"#/properties/rlimits/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key3},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err38];
 }
@@ -1269,8 +1199,76 @@ vErrors.push(err38);
 }
 errors++;
 }
-if(data31 < 1 || isNaN(data31)){
-const err39 = {instancePath:instancePath+"/tmpSize",schemaPath:"#/$defs/Size/anyOf/0/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+if(data20.cpu !== undefined){
+if(!(validate25(data20.cpu, {instancePath:instancePath+"/rlimits/cpu",parentData:data20,parentDataProperty:"cpu",rootData,dynamicAnchors}))){
+vErrors = vErrors === null ? validate25.errors : vErrors.concat(validate25.errors);
+errors = vErrors.length;
+}
+}
+if(data20.fsize !== undefined){
+if(!(validate25(data20.fsize, {instancePath:instancePath+"/rlimits/fsize",parentData:data20,parentDataProperty:"fsize",rootData,dynamicAnchors}))){
+vErrors = vErrors === null ? validate25.errors : vErrors.concat(validate25.errors);
+errors = vErrors.length;
+}
+}
+if(data20.data !== undefined){
+if(!(validate25(data20.data, {instancePath:instancePath+"/rlimits/data",parentData:data20,parentDataProperty:"data",rootData,dynamicAnchors}))){
+vErrors = vErrors === null ? validate25.errors : vErrors.concat(validate25.errors);
+errors = vErrors.length;
+}
+}
+if(data20.stack !== undefined){
+if(!(validate25(data20.stack, {instancePath:instancePath+"/rlimits/stack",parentData:data20,parentDataProperty:"stack",rootData,dynamicAnchors}))){
+vErrors = vErrors === null ? validate25.errors : vErrors.concat(validate25.errors);
+errors = vErrors.length;
+}
+}
+if(data20.core !== undefined){
+if(!(validate25(data20.core, {instancePath:instancePath+"/rlimits/core",parentData:data20,parentDataProperty:"core",rootData,dynamicAnchors}))){
+vErrors = vErrors === null ? validate25.errors : vErrors.concat(validate25.errors);
+errors = vErrors.length;
+}
+}
+if(data20.nofile !== undefined){
+if(!(validate25(data20.nofile, {instancePath:instancePath+"/rlimits/nofile",parentData:data20,parentDataProperty:"nofile",rootData,dynamicAnchors}))){
+vErrors = vErrors === null ? validate25.errors : vErrors.concat(validate25.errors);
+errors = vErrors.length;
+}
+}
+if(data20.as !== undefined){
+if(!(validate25(data20.as, {instancePath:instancePath+"/rlimits/as",parentData:data20,parentDataProperty:"as",rootData,dynamicAnchors}))){
+vErrors = vErrors === null ? validate25.errors : vErrors.concat(validate25.errors);
+errors = vErrors.length;
+}
+}
+if(data20.nproc !== undefined){
+if(!(validate25(data20.nproc, {instancePath:instancePath+"/rlimits/nproc",parentData:data20,parentDataProperty:"nproc",rootData,dynamicAnchors}))){
+vErrors = vErrors === null ? validate25.errors : vErrors.concat(validate25.errors);
+errors = vErrors.length;
+}
+}
+if(data20.memlock !== undefined){
+if(!(validate25(data20.memlock, {instancePath:instancePath+"/rlimits/memlock",parentData:data20,parentDataProperty:"memlock",rootData,dynamicAnchors}))){
+vErrors = vErrors === null ? validate25.errors : vErrors.concat(validate25.errors);
+errors = vErrors.length;
+}
+}
+if(data20.msgqueue !== undefined){
+if(!(validate25(data20.msgqueue, {instancePath:instancePath+"/rlimits/msgqueue",parentData:data20,parentDataProperty:"msgqueue",rootData,dynamicAnchors}))){
+vErrors = vErrors === null ? validate25.errors : vErrors.concat(validate25.errors);
+errors = vErrors.length;
+}
+}
+if(data20.sigpending !== undefined){
+if(!(validate25(data20.sigpending, {instancePath:instancePath+"/rlimits/sigpending",parentData:data20,parentDataProperty:"sigpending",rootData,dynamicAnchors}))){
+vErrors = vErrors === null ? validate25.errors : vErrors.concat(validate25.errors);
+errors = vErrors.length;
+}
+}
+}
+else {
+const err39 = {instancePath:instancePath+"/rlimits",schemaPath:"#/properties/rlimits/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err39];
 }
@@ -1280,12 +1278,13 @@ vErrors.push(err39);
 errors++;
 }
 }
-var _valid1 = _errs63 === errors;
-valid20 = valid20 || _valid1;
+if(data.tmpSize !== undefined){
+let data32 = data.tmpSize;
+const _errs64 = errors;
+let valid20 = false;
 const _errs65 = errors;
-if(typeof data31 === "string"){
-if(!pattern10.test(data31)){
-const err40 = {instancePath:instancePath+"/tmpSize",schemaPath:"#/$defs/Size/anyOf/1/pattern",keyword:"pattern",params:{pattern: "^\\s*\\d+(\\.\\d+)?\\s*([kmgtKMGT]?)[iI]?[bB]?\\s*$"},message:"must match pattern \""+"^\\s*\\d+(\\.\\d+)?\\s*([kmgtKMGT]?)[iI]?[bB]?\\s*$"+"\""};
+if(!(((typeof data32 == "number") && (!(data32 % 1) && !isNaN(data32))) && (isFinite(data32)))){
+const err40 = {instancePath:instancePath+"/tmpSize",schemaPath:"#/$defs/Size/anyOf/0/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err40];
 }
@@ -1294,9 +1293,9 @@ vErrors.push(err40);
 }
 errors++;
 }
-}
-else {
-const err41 = {instancePath:instancePath+"/tmpSize",schemaPath:"#/$defs/Size/anyOf/1/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if((typeof data32 == "number") && (isFinite(data32))){
+if(data32 > 9007199254740991 || isNaN(data32)){
+const err41 = {instancePath:instancePath+"/tmpSize",schemaPath:"#/$defs/Size/anyOf/0/maximum",keyword:"maximum",params:{comparison: "<=", limit: 9007199254740991},message:"must be <= 9007199254740991"};
 if(vErrors === null){
 vErrors = [err41];
 }
@@ -1305,10 +1304,8 @@ vErrors.push(err41);
 }
 errors++;
 }
-var _valid1 = _errs65 === errors;
-valid20 = valid20 || _valid1;
-if(!valid20){
-const err42 = {instancePath:instancePath+"/tmpSize",schemaPath:"#/$defs/Size/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
+if(data32 < 1 || isNaN(data32)){
+const err42 = {instancePath:instancePath+"/tmpSize",schemaPath:"#/$defs/Size/anyOf/0/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err42];
 }
@@ -1317,25 +1314,13 @@ vErrors.push(err42);
 }
 errors++;
 }
-else {
-errors = _errs62;
-if(vErrors !== null){
-if(_errs62){
-vErrors.length = _errs62;
 }
-else {
-vErrors = null;
-}
-}
-}
-}
-if(data.shmSize !== undefined){
-let data32 = data.shmSize;
-const _errs68 = errors;
-let valid21 = false;
-const _errs69 = errors;
-if(0 !== data32){
-const err43 = {instancePath:instancePath+"/shmSize",schemaPath:"#/properties/shmSize/anyOf/0/const",keyword:"const",params:{allowedValue: 0},message:"must be equal to constant"};
+var _valid1 = _errs65 === errors;
+valid20 = valid20 || _valid1;
+const _errs67 = errors;
+if(typeof data32 === "string"){
+if(!pattern11.test(data32)){
+const err43 = {instancePath:instancePath+"/tmpSize",schemaPath:"#/$defs/Size/anyOf/1/pattern",keyword:"pattern",params:{pattern: "^\\s*\\d+(\\.\\d+)?\\s*([kmgtKMGT]?)[iI]?[bB]?\\s*$"},message:"must match pattern \""+"^\\s*\\d+(\\.\\d+)?\\s*([kmgtKMGT]?)[iI]?[bB]?\\s*$"+"\""};
 if(vErrors === null){
 vErrors = [err43];
 }
@@ -1344,14 +1329,9 @@ vErrors.push(err43);
 }
 errors++;
 }
-var _valid2 = _errs69 === errors;
-valid21 = valid21 || _valid2;
-const _errs70 = errors;
-const _errs72 = errors;
-let valid23 = false;
-const _errs73 = errors;
-if(!(((typeof data32 == "number") && (!(data32 % 1) && !isNaN(data32))) && (isFinite(data32)))){
-const err44 = {instancePath:instancePath+"/shmSize",schemaPath:"#/$defs/Size/anyOf/0/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+}
+else {
+const err44 = {instancePath:instancePath+"/tmpSize",schemaPath:"#/$defs/Size/anyOf/1/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err44];
 }
@@ -1360,9 +1340,10 @@ vErrors.push(err44);
 }
 errors++;
 }
-if((typeof data32 == "number") && (isFinite(data32))){
-if(data32 > 9007199254740991 || isNaN(data32)){
-const err45 = {instancePath:instancePath+"/shmSize",schemaPath:"#/$defs/Size/anyOf/0/maximum",keyword:"maximum",params:{comparison: "<=", limit: 9007199254740991},message:"must be <= 9007199254740991"};
+var _valid1 = _errs67 === errors;
+valid20 = valid20 || _valid1;
+if(!valid20){
+const err45 = {instancePath:instancePath+"/tmpSize",schemaPath:"#/$defs/Size/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
 if(vErrors === null){
 vErrors = [err45];
 }
@@ -1371,8 +1352,25 @@ vErrors.push(err45);
 }
 errors++;
 }
-if(data32 < 1 || isNaN(data32)){
-const err46 = {instancePath:instancePath+"/shmSize",schemaPath:"#/$defs/Size/anyOf/0/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+else {
+errors = _errs64;
+if(vErrors !== null){
+if(_errs64){
+vErrors.length = _errs64;
+}
+else {
+vErrors = null;
+}
+}
+}
+}
+if(data.shmSize !== undefined){
+let data33 = data.shmSize;
+const _errs70 = errors;
+let valid21 = false;
+const _errs71 = errors;
+if(0 !== data33){
+const err46 = {instancePath:instancePath+"/shmSize",schemaPath:"#/properties/shmSize/anyOf/0/const",keyword:"const",params:{allowedValue: 0},message:"must be equal to constant"};
 if(vErrors === null){
 vErrors = [err46];
 }
@@ -1381,13 +1379,14 @@ vErrors.push(err46);
 }
 errors++;
 }
-}
-var _valid3 = _errs73 === errors;
-valid23 = valid23 || _valid3;
+var _valid2 = _errs71 === errors;
+valid21 = valid21 || _valid2;
+const _errs72 = errors;
+const _errs74 = errors;
+let valid23 = false;
 const _errs75 = errors;
-if(typeof data32 === "string"){
-if(!pattern10.test(data32)){
-const err47 = {instancePath:instancePath+"/shmSize",schemaPath:"#/$defs/Size/anyOf/1/pattern",keyword:"pattern",params:{pattern: "^\\s*\\d+(\\.\\d+)?\\s*([kmgtKMGT]?)[iI]?[bB]?\\s*$"},message:"must match pattern \""+"^\\s*\\d+(\\.\\d+)?\\s*([kmgtKMGT]?)[iI]?[bB]?\\s*$"+"\""};
+if(!(((typeof data33 == "number") && (!(data33 % 1) && !isNaN(data33))) && (isFinite(data33)))){
+const err47 = {instancePath:instancePath+"/shmSize",schemaPath:"#/$defs/Size/anyOf/0/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err47];
 }
@@ -1396,9 +1395,9 @@ vErrors.push(err47);
 }
 errors++;
 }
-}
-else {
-const err48 = {instancePath:instancePath+"/shmSize",schemaPath:"#/$defs/Size/anyOf/1/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if((typeof data33 == "number") && (isFinite(data33))){
+if(data33 > 9007199254740991 || isNaN(data33)){
+const err48 = {instancePath:instancePath+"/shmSize",schemaPath:"#/$defs/Size/anyOf/0/maximum",keyword:"maximum",params:{comparison: "<=", limit: 9007199254740991},message:"must be <= 9007199254740991"};
 if(vErrors === null){
 vErrors = [err48];
 }
@@ -1407,10 +1406,8 @@ vErrors.push(err48);
 }
 errors++;
 }
-var _valid3 = _errs75 === errors;
-valid23 = valid23 || _valid3;
-if(!valid23){
-const err49 = {instancePath:instancePath+"/shmSize",schemaPath:"#/$defs/Size/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
+if(data33 < 1 || isNaN(data33)){
+const err49 = {instancePath:instancePath+"/shmSize",schemaPath:"#/$defs/Size/anyOf/0/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err49];
 }
@@ -1419,21 +1416,13 @@ vErrors.push(err49);
 }
 errors++;
 }
-else {
-errors = _errs72;
-if(vErrors !== null){
-if(_errs72){
-vErrors.length = _errs72;
 }
-else {
-vErrors = null;
-}
-}
-}
-var _valid2 = _errs70 === errors;
-valid21 = valid21 || _valid2;
-if(!valid21){
-const err50 = {instancePath:instancePath+"/shmSize",schemaPath:"#/properties/shmSize/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
+var _valid3 = _errs75 === errors;
+valid23 = valid23 || _valid3;
+const _errs77 = errors;
+if(typeof data33 === "string"){
+if(!pattern11.test(data33)){
+const err50 = {instancePath:instancePath+"/shmSize",schemaPath:"#/$defs/Size/anyOf/1/pattern",keyword:"pattern",params:{pattern: "^\\s*\\d+(\\.\\d+)?\\s*([kmgtKMGT]?)[iI]?[bB]?\\s*$"},message:"must match pattern \""+"^\\s*\\d+(\\.\\d+)?\\s*([kmgtKMGT]?)[iI]?[bB]?\\s*$"+"\""};
 if(vErrors === null){
 vErrors = [err50];
 }
@@ -1442,25 +1431,9 @@ vErrors.push(err50);
 }
 errors++;
 }
-else {
-errors = _errs68;
-if(vErrors !== null){
-if(_errs68){
-vErrors.length = _errs68;
 }
 else {
-vErrors = null;
-}
-}
-}
-}
-if(data.memory !== undefined){
-let data33 = data.memory;
-const _errs79 = errors;
-let valid25 = false;
-const _errs80 = errors;
-if(!(((typeof data33 == "number") && (!(data33 % 1) && !isNaN(data33))) && (isFinite(data33)))){
-const err51 = {instancePath:instancePath+"/memory",schemaPath:"#/$defs/Size/anyOf/0/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err51 = {instancePath:instancePath+"/shmSize",schemaPath:"#/$defs/Size/anyOf/1/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err51];
 }
@@ -1469,9 +1442,10 @@ vErrors.push(err51);
 }
 errors++;
 }
-if((typeof data33 == "number") && (isFinite(data33))){
-if(data33 > 9007199254740991 || isNaN(data33)){
-const err52 = {instancePath:instancePath+"/memory",schemaPath:"#/$defs/Size/anyOf/0/maximum",keyword:"maximum",params:{comparison: "<=", limit: 9007199254740991},message:"must be <= 9007199254740991"};
+var _valid3 = _errs77 === errors;
+valid23 = valid23 || _valid3;
+if(!valid23){
+const err52 = {instancePath:instancePath+"/shmSize",schemaPath:"#/$defs/Size/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
 if(vErrors === null){
 vErrors = [err52];
 }
@@ -1480,8 +1454,21 @@ vErrors.push(err52);
 }
 errors++;
 }
-if(data33 < 1 || isNaN(data33)){
-const err53 = {instancePath:instancePath+"/memory",schemaPath:"#/$defs/Size/anyOf/0/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+else {
+errors = _errs74;
+if(vErrors !== null){
+if(_errs74){
+vErrors.length = _errs74;
+}
+else {
+vErrors = null;
+}
+}
+}
+var _valid2 = _errs72 === errors;
+valid21 = valid21 || _valid2;
+if(!valid21){
+const err53 = {instancePath:instancePath+"/shmSize",schemaPath:"#/properties/shmSize/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
 if(vErrors === null){
 vErrors = [err53];
 }
@@ -1490,13 +1477,25 @@ vErrors.push(err53);
 }
 errors++;
 }
+else {
+errors = _errs70;
+if(vErrors !== null){
+if(_errs70){
+vErrors.length = _errs70;
 }
-var _valid4 = _errs80 === errors;
-valid25 = valid25 || _valid4;
+else {
+vErrors = null;
+}
+}
+}
+}
+if(data.memory !== undefined){
+let data34 = data.memory;
+const _errs81 = errors;
+let valid25 = false;
 const _errs82 = errors;
-if(typeof data33 === "string"){
-if(!pattern10.test(data33)){
-const err54 = {instancePath:instancePath+"/memory",schemaPath:"#/$defs/Size/anyOf/1/pattern",keyword:"pattern",params:{pattern: "^\\s*\\d+(\\.\\d+)?\\s*([kmgtKMGT]?)[iI]?[bB]?\\s*$"},message:"must match pattern \""+"^\\s*\\d+(\\.\\d+)?\\s*([kmgtKMGT]?)[iI]?[bB]?\\s*$"+"\""};
+if(!(((typeof data34 == "number") && (!(data34 % 1) && !isNaN(data34))) && (isFinite(data34)))){
+const err54 = {instancePath:instancePath+"/memory",schemaPath:"#/$defs/Size/anyOf/0/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err54];
 }
@@ -1505,9 +1504,9 @@ vErrors.push(err54);
 }
 errors++;
 }
-}
-else {
-const err55 = {instancePath:instancePath+"/memory",schemaPath:"#/$defs/Size/anyOf/1/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if((typeof data34 == "number") && (isFinite(data34))){
+if(data34 > 9007199254740991 || isNaN(data34)){
+const err55 = {instancePath:instancePath+"/memory",schemaPath:"#/$defs/Size/anyOf/0/maximum",keyword:"maximum",params:{comparison: "<=", limit: 9007199254740991},message:"must be <= 9007199254740991"};
 if(vErrors === null){
 vErrors = [err55];
 }
@@ -1516,10 +1515,8 @@ vErrors.push(err55);
 }
 errors++;
 }
-var _valid4 = _errs82 === errors;
-valid25 = valid25 || _valid4;
-if(!valid25){
-const err56 = {instancePath:instancePath+"/memory",schemaPath:"#/$defs/Size/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
+if(data34 < 1 || isNaN(data34)){
+const err56 = {instancePath:instancePath+"/memory",schemaPath:"#/$defs/Size/anyOf/0/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err56];
 }
@@ -1528,22 +1525,13 @@ vErrors.push(err56);
 }
 errors++;
 }
-else {
-errors = _errs79;
-if(vErrors !== null){
-if(_errs79){
-vErrors.length = _errs79;
 }
-else {
-vErrors = null;
-}
-}
-}
-}
-if(data.pids !== undefined){
-let data34 = data.pids;
-if(!(((typeof data34 == "number") && (!(data34 % 1) && !isNaN(data34))) && (isFinite(data34)))){
-const err57 = {instancePath:instancePath+"/pids",schemaPath:"#/properties/pids/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+var _valid4 = _errs82 === errors;
+valid25 = valid25 || _valid4;
+const _errs84 = errors;
+if(typeof data34 === "string"){
+if(!pattern11.test(data34)){
+const err57 = {instancePath:instancePath+"/memory",schemaPath:"#/$defs/Size/anyOf/1/pattern",keyword:"pattern",params:{pattern: "^\\s*\\d+(\\.\\d+)?\\s*([kmgtKMGT]?)[iI]?[bB]?\\s*$"},message:"must match pattern \""+"^\\s*\\d+(\\.\\d+)?\\s*([kmgtKMGT]?)[iI]?[bB]?\\s*$"+"\""};
 if(vErrors === null){
 vErrors = [err57];
 }
@@ -1552,9 +1540,9 @@ vErrors.push(err57);
 }
 errors++;
 }
-if((typeof data34 == "number") && (isFinite(data34))){
-if(data34 > 4194304 || isNaN(data34)){
-const err58 = {instancePath:instancePath+"/pids",schemaPath:"#/properties/pids/maximum",keyword:"maximum",params:{comparison: "<=", limit: 4194304},message:"must be <= 4194304"};
+}
+else {
+const err58 = {instancePath:instancePath+"/memory",schemaPath:"#/$defs/Size/anyOf/1/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err58];
 }
@@ -1563,8 +1551,10 @@ vErrors.push(err58);
 }
 errors++;
 }
-if(data34 < 1 || isNaN(data34)){
-const err59 = {instancePath:instancePath+"/pids",schemaPath:"#/properties/pids/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+var _valid4 = _errs84 === errors;
+valid25 = valid25 || _valid4;
+if(!valid25){
+const err59 = {instancePath:instancePath+"/memory",schemaPath:"#/$defs/Size/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
 if(vErrors === null){
 vErrors = [err59];
 }
@@ -1573,13 +1563,22 @@ vErrors.push(err59);
 }
 errors++;
 }
+else {
+errors = _errs81;
+if(vErrors !== null){
+if(_errs81){
+vErrors.length = _errs81;
+}
+else {
+vErrors = null;
 }
 }
-if(data.cpus !== undefined){
-let data35 = data.cpus;
-if((typeof data35 == "number") && (isFinite(data35))){
-if(data35 > 1024 || isNaN(data35)){
-const err60 = {instancePath:instancePath+"/cpus",schemaPath:"#/properties/cpus/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1024},message:"must be <= 1024"};
+}
+}
+if(data.pids !== undefined){
+let data35 = data.pids;
+if(!(((typeof data35 == "number") && (!(data35 % 1) && !isNaN(data35))) && (isFinite(data35)))){
+const err60 = {instancePath:instancePath+"/pids",schemaPath:"#/properties/pids/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err60];
 }
@@ -1588,8 +1587,9 @@ vErrors.push(err60);
 }
 errors++;
 }
-if(data35 < 0.01 || isNaN(data35)){
-const err61 = {instancePath:instancePath+"/cpus",schemaPath:"#/properties/cpus/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0.01},message:"must be >= 0.01"};
+if((typeof data35 == "number") && (isFinite(data35))){
+if(data35 > 4194304 || isNaN(data35)){
+const err61 = {instancePath:instancePath+"/pids",schemaPath:"#/properties/pids/maximum",keyword:"maximum",params:{comparison: "<=", limit: 4194304},message:"must be <= 4194304"};
 if(vErrors === null){
 vErrors = [err61];
 }
@@ -1598,9 +1598,8 @@ vErrors.push(err61);
 }
 errors++;
 }
-}
-else {
-const err62 = {instancePath:instancePath+"/cpus",schemaPath:"#/properties/cpus/type",keyword:"type",params:{type: "number"},message:"must be number"};
+if(data35 < 1 || isNaN(data35)){
+const err62 = {instancePath:instancePath+"/pids",schemaPath:"#/properties/pids/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err62];
 }
@@ -1610,11 +1609,12 @@ vErrors.push(err62);
 errors++;
 }
 }
-if(data.cpuset !== undefined){
-let data36 = data.cpuset;
-if(typeof data36 === "string"){
-if(!pattern18.test(data36)){
-const err63 = {instancePath:instancePath+"/cpuset",schemaPath:"#/properties/cpuset/pattern",keyword:"pattern",params:{pattern: "^\\d+(-\\d+)?(,\\d+(-\\d+)?)*$"},message:"must match pattern \""+"^\\d+(-\\d+)?(,\\d+(-\\d+)?)*$"+"\""};
+}
+if(data.cpus !== undefined){
+let data36 = data.cpus;
+if((typeof data36 == "number") && (isFinite(data36))){
+if(data36 > 1024 || isNaN(data36)){
+const err63 = {instancePath:instancePath+"/cpus",schemaPath:"#/properties/cpus/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1024},message:"must be <= 1024"};
 if(vErrors === null){
 vErrors = [err63];
 }
@@ -1623,9 +1623,8 @@ vErrors.push(err63);
 }
 errors++;
 }
-}
-else {
-const err64 = {instancePath:instancePath+"/cpuset",schemaPath:"#/properties/cpuset/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data36 < 0.01 || isNaN(data36)){
+const err64 = {instancePath:instancePath+"/cpus",schemaPath:"#/properties/cpus/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0.01},message:"must be >= 0.01"};
 if(vErrors === null){
 vErrors = [err64];
 }
@@ -1635,9 +1634,8 @@ vErrors.push(err64);
 errors++;
 }
 }
-if(data.cgroup !== undefined){
-if(typeof data.cgroup !== "boolean"){
-const err65 = {instancePath:instancePath+"/cgroup",schemaPath:"#/properties/cgroup/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+else {
+const err65 = {instancePath:instancePath+"/cpus",schemaPath:"#/properties/cpus/type",keyword:"type",params:{type: "number"},message:"must be number"};
 if(vErrors === null){
 vErrors = [err65];
 }
@@ -1647,14 +1645,11 @@ vErrors.push(err65);
 errors++;
 }
 }
-if(data.seccomp !== undefined){
-let data38 = data.seccomp;
-const _errs93 = errors;
-let valid26 = false;
-const _errs94 = errors;
-if(typeof data38 === "string"){
-if(func2(data38) < 1){
-const err66 = {instancePath:instancePath+"/seccomp",schemaPath:"#/properties/seccomp/anyOf/0/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(data.cpuset !== undefined){
+let data37 = data.cpuset;
+if(typeof data37 === "string"){
+if(!pattern19.test(data37)){
+const err66 = {instancePath:instancePath+"/cpuset",schemaPath:"#/properties/cpuset/pattern",keyword:"pattern",params:{pattern: "^\\d+(-\\d+)?(,\\d+(-\\d+)?)*$"},message:"must match pattern \""+"^\\d+(-\\d+)?(,\\d+(-\\d+)?)*$"+"\""};
 if(vErrors === null){
 vErrors = [err66];
 }
@@ -1663,8 +1658,9 @@ vErrors.push(err66);
 }
 errors++;
 }
-if(!pattern12.test(data38)){
-const err67 = {instancePath:instancePath+"/seccomp",schemaPath:"#/properties/seccomp/anyOf/0/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000]*$"},message:"must match pattern \""+"^[^\\u0000]*$"+"\""};
+}
+else {
+const err67 = {instancePath:instancePath+"/cpuset",schemaPath:"#/properties/cpuset/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err67];
 }
@@ -1674,8 +1670,9 @@ vErrors.push(err67);
 errors++;
 }
 }
-else {
-const err68 = {instancePath:instancePath+"/seccomp",schemaPath:"#/properties/seccomp/anyOf/0/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data.cgroup !== undefined){
+if(typeof data.cgroup !== "boolean"){
+const err68 = {instancePath:instancePath+"/cgroup",schemaPath:"#/properties/cgroup/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err68];
 }
@@ -1684,11 +1681,15 @@ vErrors.push(err68);
 }
 errors++;
 }
-var _valid5 = _errs94 === errors;
-valid26 = valid26 || _valid5;
+}
+if(data.seccomp !== undefined){
+let data39 = data.seccomp;
+const _errs95 = errors;
+let valid26 = false;
 const _errs96 = errors;
-if(!(data38 && typeof data38 == "object" && !Array.isArray(data38))){
-const err69 = {instancePath:instancePath+"/seccomp",schemaPath:"#/properties/seccomp/anyOf/1/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(typeof data39 === "string"){
+if(func2(data39) < 1){
+const err69 = {instancePath:instancePath+"/seccomp",schemaPath:"#/properties/seccomp/anyOf/0/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err69];
 }
@@ -1697,10 +1698,8 @@ vErrors.push(err69);
 }
 errors++;
 }
-var _valid5 = _errs96 === errors;
-valid26 = valid26 || _valid5;
-if(!valid26){
-const err70 = {instancePath:instancePath+"/seccomp",schemaPath:"#/properties/seccomp/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
+if(!pattern13.test(data39)){
+const err70 = {instancePath:instancePath+"/seccomp",schemaPath:"#/properties/seccomp/anyOf/0/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000]*$"},message:"must match pattern \""+"^[^\\u0000]*$"+"\""};
 if(vErrors === null){
 vErrors = [err70];
 }
@@ -1709,22 +1708,9 @@ vErrors.push(err70);
 }
 errors++;
 }
-else {
-errors = _errs93;
-if(vErrors !== null){
-if(_errs93){
-vErrors.length = _errs93;
 }
 else {
-vErrors = null;
-}
-}
-}
-}
-if(data.maxOutputBytes !== undefined){
-let data39 = data.maxOutputBytes;
-if(!(((typeof data39 == "number") && (!(data39 % 1) && !isNaN(data39))) && (isFinite(data39)))){
-const err71 = {instancePath:instancePath+"/maxOutputBytes",schemaPath:"#/$defs/Bytes/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err71 = {instancePath:instancePath+"/seccomp",schemaPath:"#/properties/seccomp/anyOf/0/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err71];
 }
@@ -1733,9 +1719,11 @@ vErrors.push(err71);
 }
 errors++;
 }
-if((typeof data39 == "number") && (isFinite(data39))){
-if(data39 > 9007199254740991 || isNaN(data39)){
-const err72 = {instancePath:instancePath+"/maxOutputBytes",schemaPath:"#/$defs/Bytes/maximum",keyword:"maximum",params:{comparison: "<=", limit: 9007199254740991},message:"must be <= 9007199254740991"};
+var _valid5 = _errs96 === errors;
+valid26 = valid26 || _valid5;
+const _errs98 = errors;
+if(!(data39 && typeof data39 == "object" && !Array.isArray(data39))){
+const err72 = {instancePath:instancePath+"/seccomp",schemaPath:"#/properties/seccomp/anyOf/1/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err72];
 }
@@ -1744,8 +1732,10 @@ vErrors.push(err72);
 }
 errors++;
 }
-if(data39 < 0 || isNaN(data39)){
-const err73 = {instancePath:instancePath+"/maxOutputBytes",schemaPath:"#/$defs/Bytes/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+var _valid5 = _errs98 === errors;
+valid26 = valid26 || _valid5;
+if(!valid26){
+const err73 = {instancePath:instancePath+"/seccomp",schemaPath:"#/properties/seccomp/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
 if(vErrors === null){
 vErrors = [err73];
 }
@@ -1754,12 +1744,22 @@ vErrors.push(err73);
 }
 errors++;
 }
+else {
+errors = _errs95;
+if(vErrors !== null){
+if(_errs95){
+vErrors.length = _errs95;
+}
+else {
+vErrors = null;
 }
 }
-if(data.outputLimitBytes !== undefined){
-let data40 = data.outputLimitBytes;
+}
+}
+if(data.maxOutputBytes !== undefined){
+let data40 = data.maxOutputBytes;
 if(!(((typeof data40 == "number") && (!(data40 % 1) && !isNaN(data40))) && (isFinite(data40)))){
-const err74 = {instancePath:instancePath+"/outputLimitBytes",schemaPath:"#/$defs/Bytes/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err74 = {instancePath:instancePath+"/maxOutputBytes",schemaPath:"#/$defs/Bytes/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err74];
 }
@@ -1770,7 +1770,7 @@ errors++;
 }
 if((typeof data40 == "number") && (isFinite(data40))){
 if(data40 > 9007199254740991 || isNaN(data40)){
-const err75 = {instancePath:instancePath+"/outputLimitBytes",schemaPath:"#/$defs/Bytes/maximum",keyword:"maximum",params:{comparison: "<=", limit: 9007199254740991},message:"must be <= 9007199254740991"};
+const err75 = {instancePath:instancePath+"/maxOutputBytes",schemaPath:"#/$defs/Bytes/maximum",keyword:"maximum",params:{comparison: "<=", limit: 9007199254740991},message:"must be <= 9007199254740991"};
 if(vErrors === null){
 vErrors = [err75];
 }
@@ -1780,7 +1780,7 @@ vErrors.push(err75);
 errors++;
 }
 if(data40 < 0 || isNaN(data40)){
-const err76 = {instancePath:instancePath+"/outputLimitBytes",schemaPath:"#/$defs/Bytes/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+const err76 = {instancePath:instancePath+"/maxOutputBytes",schemaPath:"#/$defs/Bytes/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err76];
 }
@@ -1791,11 +1791,10 @@ errors++;
 }
 }
 }
-if(data.wallTimeLimitMs !== undefined){
-let data41 = data.wallTimeLimitMs;
-if((typeof data41 == "number") && (isFinite(data41))){
-if(data41 > 2147483647 || isNaN(data41)){
-const err77 = {instancePath:instancePath+"/wallTimeLimitMs",schemaPath:"#/$defs/Millis/maximum",keyword:"maximum",params:{comparison: "<=", limit: 2147483647},message:"must be <= 2147483647"};
+if(data.outputLimitBytes !== undefined){
+let data41 = data.outputLimitBytes;
+if(!(((typeof data41 == "number") && (!(data41 % 1) && !isNaN(data41))) && (isFinite(data41)))){
+const err77 = {instancePath:instancePath+"/outputLimitBytes",schemaPath:"#/$defs/Bytes/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err77];
 }
@@ -1804,8 +1803,9 @@ vErrors.push(err77);
 }
 errors++;
 }
-if(data41 <= 0 || isNaN(data41)){
-const err78 = {instancePath:instancePath+"/wallTimeLimitMs",schemaPath:"#/$defs/Millis/exclusiveMinimum",keyword:"exclusiveMinimum",params:{comparison: ">", limit: 0},message:"must be > 0"};
+if((typeof data41 == "number") && (isFinite(data41))){
+if(data41 > 9007199254740991 || isNaN(data41)){
+const err78 = {instancePath:instancePath+"/outputLimitBytes",schemaPath:"#/$defs/Bytes/maximum",keyword:"maximum",params:{comparison: "<=", limit: 9007199254740991},message:"must be <= 9007199254740991"};
 if(vErrors === null){
 vErrors = [err78];
 }
@@ -1814,9 +1814,8 @@ vErrors.push(err78);
 }
 errors++;
 }
-}
-else {
-const err79 = {instancePath:instancePath+"/wallTimeLimitMs",schemaPath:"#/$defs/Millis/type",keyword:"type",params:{type: "number"},message:"must be number"};
+if(data41 < 0 || isNaN(data41)){
+const err79 = {instancePath:instancePath+"/outputLimitBytes",schemaPath:"#/$defs/Bytes/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err79];
 }
@@ -1826,11 +1825,12 @@ vErrors.push(err79);
 errors++;
 }
 }
-if(data.cpuTimeLimitMs !== undefined){
-let data42 = data.cpuTimeLimitMs;
+}
+if(data.wallTimeLimitMs !== undefined){
+let data42 = data.wallTimeLimitMs;
 if((typeof data42 == "number") && (isFinite(data42))){
 if(data42 > 2147483647 || isNaN(data42)){
-const err80 = {instancePath:instancePath+"/cpuTimeLimitMs",schemaPath:"#/$defs/Millis/maximum",keyword:"maximum",params:{comparison: "<=", limit: 2147483647},message:"must be <= 2147483647"};
+const err80 = {instancePath:instancePath+"/wallTimeLimitMs",schemaPath:"#/$defs/Millis/maximum",keyword:"maximum",params:{comparison: "<=", limit: 2147483647},message:"must be <= 2147483647"};
 if(vErrors === null){
 vErrors = [err80];
 }
@@ -1840,7 +1840,7 @@ vErrors.push(err80);
 errors++;
 }
 if(data42 <= 0 || isNaN(data42)){
-const err81 = {instancePath:instancePath+"/cpuTimeLimitMs",schemaPath:"#/$defs/Millis/exclusiveMinimum",keyword:"exclusiveMinimum",params:{comparison: ">", limit: 0},message:"must be > 0"};
+const err81 = {instancePath:instancePath+"/wallTimeLimitMs",schemaPath:"#/$defs/Millis/exclusiveMinimum",keyword:"exclusiveMinimum",params:{comparison: ">", limit: 0},message:"must be > 0"};
 if(vErrors === null){
 vErrors = [err81];
 }
@@ -1851,7 +1851,7 @@ errors++;
 }
 }
 else {
-const err82 = {instancePath:instancePath+"/cpuTimeLimitMs",schemaPath:"#/$defs/Millis/type",keyword:"type",params:{type: "number"},message:"must be number"};
+const err82 = {instancePath:instancePath+"/wallTimeLimitMs",schemaPath:"#/$defs/Millis/type",keyword:"type",params:{type: "number"},message:"must be number"};
 if(vErrors === null){
 vErrors = [err82];
 }
@@ -1861,11 +1861,11 @@ vErrors.push(err82);
 errors++;
 }
 }
-if(data.extraTimeMs !== undefined){
-let data43 = data.extraTimeMs;
+if(data.cpuTimeLimitMs !== undefined){
+let data43 = data.cpuTimeLimitMs;
 if((typeof data43 == "number") && (isFinite(data43))){
 if(data43 > 2147483647 || isNaN(data43)){
-const err83 = {instancePath:instancePath+"/extraTimeMs",schemaPath:"#/properties/extraTimeMs/maximum",keyword:"maximum",params:{comparison: "<=", limit: 2147483647},message:"must be <= 2147483647"};
+const err83 = {instancePath:instancePath+"/cpuTimeLimitMs",schemaPath:"#/$defs/Millis/maximum",keyword:"maximum",params:{comparison: "<=", limit: 2147483647},message:"must be <= 2147483647"};
 if(vErrors === null){
 vErrors = [err83];
 }
@@ -1874,8 +1874,8 @@ vErrors.push(err83);
 }
 errors++;
 }
-if(data43 < 0 || isNaN(data43)){
-const err84 = {instancePath:instancePath+"/extraTimeMs",schemaPath:"#/properties/extraTimeMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(data43 <= 0 || isNaN(data43)){
+const err84 = {instancePath:instancePath+"/cpuTimeLimitMs",schemaPath:"#/$defs/Millis/exclusiveMinimum",keyword:"exclusiveMinimum",params:{comparison: ">", limit: 0},message:"must be > 0"};
 if(vErrors === null){
 vErrors = [err84];
 }
@@ -1886,7 +1886,7 @@ errors++;
 }
 }
 else {
-const err85 = {instancePath:instancePath+"/extraTimeMs",schemaPath:"#/properties/extraTimeMs/type",keyword:"type",params:{type: "number"},message:"must be number"};
+const err85 = {instancePath:instancePath+"/cpuTimeLimitMs",schemaPath:"#/$defs/Millis/type",keyword:"type",params:{type: "number"},message:"must be number"};
 if(vErrors === null){
 vErrors = [err85];
 }
@@ -1896,14 +1896,49 @@ vErrors.push(err85);
 errors++;
 }
 }
-}
-else {
-const err86 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data.extraTimeMs !== undefined){
+let data44 = data.extraTimeMs;
+if((typeof data44 == "number") && (isFinite(data44))){
+if(data44 > 2147483647 || isNaN(data44)){
+const err86 = {instancePath:instancePath+"/extraTimeMs",schemaPath:"#/properties/extraTimeMs/maximum",keyword:"maximum",params:{comparison: "<=", limit: 2147483647},message:"must be <= 2147483647"};
 if(vErrors === null){
 vErrors = [err86];
 }
 else {
 vErrors.push(err86);
+}
+errors++;
+}
+if(data44 < 0 || isNaN(data44)){
+const err87 = {instancePath:instancePath+"/extraTimeMs",schemaPath:"#/properties/extraTimeMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(vErrors === null){
+vErrors = [err87];
+}
+else {
+vErrors.push(err87);
+}
+errors++;
+}
+}
+else {
+const err88 = {instancePath:instancePath+"/extraTimeMs",schemaPath:"#/properties/extraTimeMs/type",keyword:"type",params:{type: "number"},message:"must be number"};
+if(vErrors === null){
+vErrors = [err88];
+}
+else {
+vErrors.push(err88);
+}
+errors++;
+}
+}
+}
+else {
+const err89 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err89];
+}
+else {
+vErrors.push(err89);
 }
 errors++;
 }

@@ -1,0 +1,124 @@
+// brig images | inspect | tag | rmi | import-rootfs: the image store's verbs.
+import { ImageError, Store } from '../image/store.js';
+import { formatHelp, parseArgs, UsageError, type OptionSpec } from './args.js';
+
+const helpSpec: OptionSpec = { name: 'help', short: 'h', help: 'show this help' };
+
+function human(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB'];
+  let v = bytes;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return `${v < 10 && u ? v.toFixed(1) : Math.round(v)} ${units[u]}`;
+}
+
+function wrap(fn: (rest: string[]) => number | Promise<number>, help: string, specs: OptionSpec[] = [helpSpec]) {
+  return async (argv: string[]): Promise<number> => {
+    const p = parseArgs(argv, specs);
+    if (p.flags.has('help')) {
+      process.stdout.write(help);
+      return 0;
+    }
+    try {
+      return await fn(p.rest);
+    } catch (e) {
+      if (e instanceof ImageError) throw new UsageError(e.message);
+      throw e;
+    }
+  };
+}
+
+export const imagesHelp = formatHelp('brig images', 'The images in your store ($BRIG_STORE, else ~/.local/share/brig).', [helpSpec]);
+export const imagesCommand = wrap(() => {
+  const rows = new Store().list();
+  const all = [['NAME:TAG', 'IMAGE ID', 'CREATED', 'SIZE'], ...rows.map((r) => [r.ref, r.id, r.created?.slice(0, 19).replace('T', ' ') ?? '', human(r.size)])];
+  const w = all[0].map((_, i) => Math.max(...all.map((row) => row[i].length)));
+  for (const row of all) process.stdout.write(row.map((c, i) => c.padEnd(w[i])).join('  ').trimEnd() + '\n');
+  return 0;
+}, imagesHelp);
+
+export const inspectHelp = formatHelp('brig inspect IMAGE...', 'An image: its names, digest, manifest and config, as JSON.', [helpSpec]);
+export const inspectCommand = wrap((rest) => {
+  if (!rest.length) throw new UsageError('brig inspect: which image? (brig images lists them)');
+  const store = new Store();
+  process.stdout.write(JSON.stringify(rest.map((r) => store.get(r)), null, 2) + '\n');
+  return 0;
+}, inspectHelp);
+
+export const tagHelp = formatHelp('brig tag IMAGE NAME[:TAG]', 'Another name for an image.', [helpSpec]);
+export const tagCommand = wrap((rest) => {
+  if (rest.length !== 2) throw new UsageError('brig tag IMAGE NAME[:TAG]');
+  process.stdout.write(new Store().tag(rest[0], rest[1]) + '\n');
+  return 0;
+}, tagHelp);
+
+export const rmiHelp = formatHelp('brig rmi IMAGE...', 'Removes names; an image no name refers to goes, with the layers and blobs nothing else uses.', [helpSpec]);
+export const rmiCommand = wrap((rest) => {
+  if (!rest.length) throw new UsageError('brig rmi: which image?');
+  const store = new Store();
+  for (const r of rest) {
+    const out = store.remove(r);
+    process.stdout.write(`Untagged: ${out.untagged}\n${out.deleted.map((d) => `Deleted: ${d}\n`).join('')}`);
+  }
+  return 0;
+}, rmiHelp);
+
+const importSpecs: OptionSpec[] = [
+  { name: 'cmd', value: true, arg: 'JSON', help: 'the image\'s default command, e.g. \'["/bin/sh"]\'' },
+  { name: 'env', short: 'e', value: true, repeat: true, arg: 'KEY=VAL', help: 'an environment variable of the image' },
+  { name: 'workdir', short: 'w', value: true, arg: 'DIR', help: 'the image\'s working directory' },
+  helpSpec,
+];
+export const importHelp = formatHelp('brig import-rootfs DIR|TAR NAME[:TAG]', 'A base image from a directory (debootstrap or busybox output) or a tarball (plain or gzip): one layer.', importSpecs);
+export async function importCommand(argv: string[]): Promise<number> {
+  // Options may come after the operands here (there is no command to protect).
+  const operands: string[] = [];
+  const options: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--') {
+      operands.push(...argv.slice(i + 1));
+      break;
+    }
+    if (!a.startsWith('-') || a === '-') {
+      operands.push(a);
+      continue;
+    }
+    options.push(a);
+    const spec = importSpecs.find((s) => `--${s.name}` === a || (s.short && `-${s.short}` === a));
+    if (spec?.value && i + 1 < argv.length) options.push(argv[++i]);
+  }
+  const p = parseArgs([...options, '--', ...operands], importSpecs);
+  if (p.flags.has('help')) {
+    process.stdout.write(importHelp);
+    return 0;
+  }
+  if (p.rest.length !== 2) throw new UsageError('brig import-rootfs DIR|TAR NAME[:TAG]');
+  const config: { Cmd?: string[]; Env?: string[]; WorkingDir?: string } = {};
+  const cmd = p.opts.get('cmd')?.[0];
+  if (cmd) {
+    let v: unknown;
+    try {
+      v = JSON.parse(cmd);
+    } catch {
+      v = undefined;
+    }
+    if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) throw new UsageError(`--cmd: expected a JSON list of strings, got ${cmd}`);
+    config.Cmd = v as string[];
+  }
+  const env = p.opts.get('env');
+  if (env) config.Env = ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', ...env];
+  const wd = p.opts.get('workdir')?.[0];
+  if (wd) config.WorkingDir = wd;
+  try {
+    const img = await new Store().importRootfs(p.rest[0], p.rest[1], config);
+    process.stdout.write(`${img.refs[0]} ${img.digest}\n`);
+  } catch (e) {
+    if (e instanceof ImageError) throw new UsageError(e.message);
+    throw e;
+  }
+  return 0;
+}

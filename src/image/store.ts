@@ -1,0 +1,376 @@
+// The image store: content-addressed, per user, shared by every brig process
+// of that user. Layout under the root ($BRIG_STORE, else
+// $XDG_DATA_HOME/brig, else ~/.local/share/brig), all 0700:
+//
+//   blobs/sha256/<hex>     layer tarballs (uncompressed), image configs, manifests
+//   layers/<hex>/          a layer unpacked in overlayfs' form, keyed by its diff ID
+//   images.json            name:tag -> manifest digest
+//   tmp/                   staging; everything enters the store by rename
+//   lock                   held (O_EXCL, with the holder's pid) while images.json changes
+//
+// A blob or a layer is written under tmp/ and renamed into place, so a reader
+// never sees half of one, and two processes making the same layer both
+// succeed (the second finds it there and drops its own). Changes to the
+// image list take the lock; a lock whose holder is dead is taken over.
+import { createHash, randomBytes } from 'node:crypto';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { isAbsolute, join } from 'node:path';
+import { BrigError } from '../errors.js';
+import { packLayer, unpackLayer } from './layer.js';
+
+export class ImageError extends BrigError {
+  override name = 'ImageError';
+}
+
+export const MEDIA = {
+  manifest: 'application/vnd.oci.image.manifest.v1+json',
+  config: 'application/vnd.oci.image.config.v1+json',
+  layer: 'application/vnd.oci.image.layer.v1.tar',
+  layerGzip: 'application/vnd.oci.image.layer.v1.tar+gzip',
+} as const;
+
+export interface Descriptor {
+  mediaType: string;
+  digest: string;
+  size: number;
+}
+
+export interface ImageManifest {
+  schemaVersion: 2;
+  mediaType: string;
+  config: Descriptor;
+  layers: Descriptor[];
+}
+
+/** The OCI image configuration (the fields brig reads and writes). */
+export interface ImageConfig {
+  created?: string;
+  architecture: string;
+  os: string;
+  config: {
+    Env?: string[];
+    Entrypoint?: string[] | null;
+    Cmd?: string[] | null;
+    WorkingDir?: string;
+    User?: string;
+    ExposedPorts?: Record<string, object>;
+    Volumes?: Record<string, object>;
+    Labels?: Record<string, string>;
+  };
+  rootfs: { type: 'layers'; diff_ids: string[] };
+  history?: { created?: string; created_by?: string; comment?: string; empty_layer?: boolean }[];
+}
+
+export interface ImageSummary {
+  ref: string;
+  /** The manifest's digest: the image's identity. */
+  digest: string;
+  /** The config's digest, shortened, as `docker images` shows IDs. */
+  id: string;
+  created?: string;
+  /** Bytes of its layers (uncompressed). */
+  size: number;
+}
+
+export interface Image {
+  refs: string[];
+  digest: string;
+  manifest: ImageManifest;
+  config: ImageConfig;
+}
+
+const DIGEST = /^sha256:[0-9a-f]{64}$/;
+const NAME = /^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$/;
+const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+
+/** `name[:tag]` with the tag defaulting to latest, checked. */
+export function normalizeRef(ref: string): string {
+  if (typeof ref !== 'string' || !ref) throw new ImageError('an image reference is name[:tag], e.g. busybox:1.36');
+  const colon = ref.lastIndexOf(':');
+  const hasTag = colon > ref.lastIndexOf('/');
+  const name = hasTag ? ref.slice(0, colon) : ref;
+  const tag = hasTag ? ref.slice(colon + 1) : 'latest';
+  if (!NAME.test(name)) throw new ImageError(`${JSON.stringify(ref)}: an image name is lowercase letters, digits and . _ - /`);
+  if (!TAG.test(tag)) throw new ImageError(`${JSON.stringify(ref)}: a tag is letters, digits, _ . - (up to 128)`);
+  return `${name}:${tag}`;
+}
+
+export function storeRoot(): string {
+  if (process.env.BRIG_STORE && isAbsolute(process.env.BRIG_STORE)) return process.env.BRIG_STORE;
+  const data = process.env.XDG_DATA_HOME && isAbsolute(process.env.XDG_DATA_HOME) ? process.env.XDG_DATA_HOME : join(homedir(), '.local', 'share');
+  return join(data, 'brig');
+}
+
+const hex = (digest: string) => digest.slice('sha256:'.length);
+const sha256 = (b: Buffer | string) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export class Store {
+  constructor(readonly root = storeRoot()) {
+    for (const d of ['', 'blobs/sha256', 'layers', 'tmp']) mkdirSync(join(root, d), { recursive: true, mode: 0o700 });
+  }
+
+  private tmp(kind: string): string {
+    return join(this.root, 'tmp', `${kind}-${process.pid}-${randomBytes(6).toString('hex')}`);
+  }
+
+  /** Runs fn holding the store's lock (waiting up to 10 s; a dead holder's lock is taken over). */
+  private locked<T>(fn: () => T): T {
+    const lock = join(this.root, 'lock');
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      try {
+        const fd = openSync(lock, 'wx', 0o600);
+        writeSync(fd, String(process.pid));
+        closeSync(fd);
+        break;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        const holder = Number(readFileSync(lock, { encoding: 'utf8', flag: 'r' }) || 0);
+        if (holder && !pidAlive(holder)) {
+          // Taken over by rename, so two waiters cannot both remove a fresh lock.
+          const stale = this.tmp('stale-lock');
+          try {
+            renameSync(lock, stale);
+            unlinkSync(stale);
+          } catch {}
+          continue;
+        }
+        if (Date.now() > deadline) throw new ImageError(`the image store is locked by process ${holder} (${lock})`);
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+      }
+    }
+    try {
+      return fn();
+    } finally {
+      rmSync(lock, { force: true });
+    }
+  }
+
+  private readIndex(): Record<string, string> {
+    try {
+      return JSON.parse(readFileSync(join(this.root, 'images.json'), 'utf8')) as Record<string, string>;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return {};
+      throw new ImageError(`the image store's index is unreadable: ${(e as Error).message}`);
+    }
+  }
+
+  private writeIndex(index: Record<string, string>): void {
+    const t = this.tmp('index');
+    writeFileSync(t, JSON.stringify(index, null, 2) + '\n', { mode: 0o600 });
+    renameSync(t, join(this.root, 'images.json'));
+  }
+
+  blobPath(digest: string): string {
+    if (!DIGEST.test(digest)) throw new ImageError(`not a sha256 digest: ${JSON.stringify(digest)}`);
+    return join(this.root, 'blobs', 'sha256', hex(digest));
+  }
+
+  /** Stores bytes as a blob; its digest. */
+  putBlob(data: Buffer | string): string {
+    const digest = sha256(data);
+    const p = this.blobPath(digest);
+    if (!existsSync(p)) {
+      const t = this.tmp('blob');
+      writeFileSync(t, data, { mode: 0o600 });
+      renameSync(t, p);
+    }
+    return digest;
+  }
+
+  readBlob(digest: string): Buffer {
+    const p = this.blobPath(digest);
+    const data = readFileSync(p);
+    if (sha256(data) !== digest) throw new ImageError(`blob ${digest} is corrupt (its content does not match its digest)`);
+    return data;
+  }
+
+  /** The unpacked layer's directory (the root overlayfs stacks). */
+  layerDir(diffId: string): string {
+    if (!DIGEST.test(diffId)) throw new ImageError(`not a sha256 diff ID: ${JSON.stringify(diffId)}`);
+    return join(this.root, 'layers', hex(diffId));
+  }
+
+  /**
+   * Adds a layer tarball (plain or gzip) to the store: unpacked under tmp/,
+   * then renamed into place under its diff ID. Returns the diff ID; a layer
+   * already there is kept as it is.
+   */
+  async addLayerTar(tarPath: string): Promise<{ diffId: string; size: number }> {
+    const staging = this.tmp('layer');
+    try {
+      const r = await unpackLayer(tarPath, staging);
+      const dest = this.layerDir(r.diffId);
+      if (!existsSync(dest)) {
+        try {
+          renameSync(staging, dest);
+        } catch (e) {
+          if (!['EEXIST', 'ENOTEMPTY'].includes((e as NodeJS.ErrnoException).code ?? '')) throw e;
+        }
+      }
+      return { diffId: r.diffId, size: statSync(tarPath).size };
+    } finally {
+      rmSync(staging, { recursive: true, force: true });
+    }
+  }
+
+  /** A layer from a directory: packed into a blob (the diff ID is the tar's digest), then unpacked. */
+  async addLayerDir(dir: string): Promise<{ diffId: string; size: number }> {
+    const t = this.tmp('tar');
+    const fd = openSync(t, 'w', 0o600);
+    let packed;
+    try {
+      packed = packLayer(dir, fd);
+    } finally {
+      closeSync(fd);
+    }
+    try {
+      const blob = this.blobPath(packed.diffId);
+      const r = await this.addLayerTar(t);
+      if (r.diffId !== packed.diffId) throw new ImageError(`layer of ${dir}: packed as ${packed.diffId}, unpacked as ${r.diffId}`);
+      if (!existsSync(blob)) renameSync(t, blob);
+      return { diffId: packed.diffId, size: packed.size };
+    } finally {
+      rmSync(t, { force: true });
+    }
+  }
+
+  /**
+   * Records an image (config and manifest blobs) and names it. Its layers
+   * must be in the store already.
+   */
+  commitImage(ref: string, config: ImageConfig, layers: { diffId: string; size: number; mediaType?: string; digest?: string }[]): Image {
+    const name = normalizeRef(ref);
+    for (const l of layers) if (!existsSync(this.layerDir(l.diffId))) throw new ImageError(`layer ${l.diffId} is not in the store`);
+    const configBytes = Buffer.from(JSON.stringify(config));
+    const configDigest = this.putBlob(configBytes);
+    const manifest: ImageManifest = {
+      schemaVersion: 2,
+      mediaType: MEDIA.manifest,
+      config: { mediaType: MEDIA.config, digest: configDigest, size: configBytes.length },
+      layers: layers.map((l) => ({ mediaType: l.mediaType ?? MEDIA.layer, digest: l.digest ?? l.diffId, size: l.size })),
+    };
+    const digest = this.putBlob(JSON.stringify(manifest));
+    this.locked(() => {
+      const index = this.readIndex();
+      index[name] = digest;
+      this.writeIndex(index);
+    });
+    return { refs: [name], digest, manifest, config };
+  }
+
+  /**
+   * A base image from a directory (debootstrap or busybox output, say) or a
+   * tarball: one layer, the config given (env, cmd, ...).
+   */
+  async importRootfs(source: string, ref: string, config: Partial<ImageConfig['config']> = {}, comment = `imported from ${source}`): Promise<Image> {
+    normalizeRef(ref);
+    let st;
+    try {
+      st = statSync(source);
+    } catch (e) {
+      throw new ImageError(`import-rootfs: ${source}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+    const layer = st.isDirectory() ? await this.addLayerDir(source) : await this.addLayerTar(source);
+    const created = new Date().toISOString();
+    const cfg: ImageConfig = {
+      created,
+      architecture: process.arch === 'x64' ? 'amd64' : process.arch,
+      os: 'linux',
+      config: { Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'], ...config },
+      rootfs: { type: 'layers', diff_ids: [layer.diffId] },
+      history: [{ created, created_by: 'brig import-rootfs', comment }],
+    };
+    return this.commitImage(ref, cfg, [layer]);
+  }
+
+  /** An image by name[:tag] or manifest digest (or a unique digest prefix). */
+  get(refOrDigest: string): Image {
+    const index = this.readIndex();
+    let digest: string | undefined;
+    if (refOrDigest.startsWith('sha256:')) {
+      const all = [...new Set(Object.values(index))].filter((d) => d.startsWith(refOrDigest));
+      if (all.length > 1) throw new ImageError(`${refOrDigest} is ambiguous: ${all.length} images start with it`);
+      digest = all[0];
+    } else digest = index[normalizeRef(refOrDigest)];
+    if (!digest) throw new ImageError(`no image ${JSON.stringify(refOrDigest)} in ${this.root} (brig images lists them)`);
+    const manifest = JSON.parse(this.readBlob(digest).toString()) as ImageManifest;
+    const config = JSON.parse(this.readBlob(manifest.config.digest).toString()) as ImageConfig;
+    return { refs: Object.keys(index).filter((k) => index[k] === digest).sort(), digest, manifest, config };
+  }
+
+  list(): ImageSummary[] {
+    const index = this.readIndex();
+    return Object.keys(index)
+      .sort()
+      .map((ref) => {
+        const img = this.get(index[ref]);
+        return { ref, digest: img.digest, id: hex(img.manifest.config.digest).slice(0, 12), created: img.config.created, size: img.manifest.layers.reduce((a, l) => a + l.size, 0) };
+      });
+  }
+
+  tag(source: string, ref: string): string {
+    const img = this.get(source);
+    const name = normalizeRef(ref);
+    this.locked(() => {
+      const index = this.readIndex();
+      index[name] = img.digest;
+      this.writeIndex(index);
+    });
+    return name;
+  }
+
+  /**
+   * Untags `ref`; an image no name refers to any more goes, and so do the
+   * layers and blobs no remaining image uses. Returns what was removed.
+   */
+  remove(ref: string): { untagged: string; deleted: string[] } {
+    return this.locked(() => {
+      const index = this.readIndex();
+      const name = ref.startsWith('sha256:') ? Object.keys(index).find((k) => index[k].startsWith(ref)) : normalizeRef(ref);
+      if (!name || !index[name]) throw new ImageError(`no image ${JSON.stringify(ref)} in ${this.root}`);
+      delete index[name];
+      this.writeIndex(index);
+      return { untagged: name, deleted: this.collect(index) };
+    });
+  }
+
+  /** Removes blobs and layers no named image refers to (under the lock). */
+  private collect(index: Record<string, string>): string[] {
+    const keepBlobs = new Set<string>();
+    const keepLayers = new Set<string>();
+    for (const digest of new Set(Object.values(index))) {
+      keepBlobs.add(hex(digest));
+      const m = JSON.parse(readFileSync(this.blobPath(digest), 'utf8')) as ImageManifest;
+      keepBlobs.add(hex(m.config.digest));
+      for (const l of m.layers) keepBlobs.add(hex(l.digest));
+      const c = JSON.parse(readFileSync(this.blobPath(m.config.digest), 'utf8')) as ImageConfig;
+      for (const d of c.rootfs.diff_ids) keepLayers.add(hex(d));
+    }
+    const deleted: string[] = [];
+    for (const b of readdirSync(join(this.root, 'blobs', 'sha256')))
+      if (!keepBlobs.has(b)) {
+        rmSync(join(this.root, 'blobs', 'sha256', b), { force: true });
+        deleted.push(`blob sha256:${b}`);
+      }
+    for (const l of readdirSync(join(this.root, 'layers')))
+      if (!keepLayers.has(l)) {
+        // Renamed away first: a run stacking it keeps its open directories.
+        const t = this.tmp('gone');
+        renameSync(join(this.root, 'layers', l), t);
+        rmSync(t, { recursive: true, force: true });
+        deleted.push(`layer sha256:${l}`);
+      }
+    return deleted;
+  }
+}

@@ -1,0 +1,139 @@
+// Images: a busybox base image made in the test (Debian's busybox-static),
+// run with its layers under a writable layer, seen from inside; names,
+// removal with the layers nothing else uses; a store shared by concurrent
+// processes; the CLI verbs.
+import assert from 'node:assert/strict';
+import { execFileSync, spawn as cpSpawn, spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { OptionsError, run } from '../src/index.js';
+import { Store } from '../src/image/store.js';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '../..');
+const brig = join(root, 'bin/brig');
+const busybox = ['/bin/busybox', '/usr/bin/busybox'].find((p) => existsSync(p));
+const skip = !busybox && 'skipped: no busybox (apt-get install busybox-static)';
+const work = mkdtempSync(join(tmpdir(), 'brig-image-'));
+chmodSync(work, 0o755);
+process.env.BRIG_STORE = join(work, 'store');
+after(() => rmSync(work, { recursive: true, force: true }));
+
+/** A busybox root: the static binary, its applets as links, a passwd and a file to change. */
+function busyboxRoot(): string {
+  const dir = mkdtempSync(join(work, 'rootfs-'));
+  mkdirSync(join(dir, 'bin'));
+  mkdirSync(join(dir, 'etc'));
+  mkdirSync(join(dir, 'data', 'sub'), { recursive: true });
+  execFileSync('cp', [busybox!, join(dir, 'bin', 'busybox')]);
+  for (const applet of ['sh', 'ls', 'cat', 'echo', 'id', 'rm', 'touch', 'mkdir', 'hostname', 'pwd', 'sleep', 'test']) symlinkSync('busybox', join(dir, 'bin', applet));
+  writeFileSync(join(dir, 'etc', 'passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
+  writeFileSync(join(dir, 'etc', 'motd'), 'base\n');
+  writeFileSync(join(dir, 'data', 'sub', 'f'), 'f\n');
+  execFileSync('chmod', ['-R', 'a+rX', dir]);
+  return dir;
+}
+
+const sh = async (image: string, script: string, extra = {}) => {
+  const r = await run(['/bin/sh', '-c', script], { image, ...extra });
+  return { ...r, out: r.stdout.toString(), err: r.stderr.toString() };
+};
+
+describe('images', { skip }, () => {
+  let store: Store;
+  before(async () => {
+    store = new Store();
+    await store.importRootfs(busyboxRoot(), 'busybox:test', { Cmd: ['/bin/sh', '-c', 'echo default cmd; id -u; pwd'], Env: ['PATH=/bin', 'GREETING=from-image'], WorkingDir: '/data' });
+  });
+
+  it('runs the image: its command, env, working dir and root user by default; the run\'s own over them', async () => {
+    const d = await run([], { image: 'busybox:test' });
+    assert.equal(d.status, 'ok', d.stderr.toString() + (d.error?.message ?? ''));
+    assert.equal(d.stdout.toString(), 'default cmd\n0\n/data\n');
+    const r = await sh('busybox:test', 'echo $GREETING $PATH; cat /etc/motd; hostname; ls /', { env: { GREETING: 'from-run' }, cwd: '/', hostname: 'imgbox' });
+    assert.equal(r.out, 'from-run /bin\nbase\nimgbox\nbin\ndata\ndev\netc\nproc\ntmp\n', r.err);
+  });
+
+  it('writes go to the run\'s own layer: a lower file changed and deleted inside, untouched in the store and in the next run', async () => {
+    const r = await sh('busybox:test', 'echo changed > /etc/motd; cat /etc/motd; rm /data/sub/f; ls /data/sub; touch /new; ls /new; rm -r /data; ls / | grep -c data');
+    assert.equal(r.out, 'changed\n/new\n0\n', r.err);
+    const again = await sh('busybox:test', 'cat /etc/motd /data/sub/f; test -e /new || echo no-new');
+    assert.equal(again.out, 'base\nf\nno-new\n');
+  });
+
+  it('two containers of one image at once do not see each other\'s writes', async () => {
+    const [a, b] = await Promise.all([
+      sh('busybox:test', 'echo a > /etc/motd; sleep 0.3; cat /etc/motd'),
+      sh('busybox:test', 'sleep 0.1; cat /etc/motd; echo b > /etc/motd; cat /etc/motd'),
+    ]);
+    assert.equal(a.out, 'a\n');
+    assert.equal(b.out, 'base\nb\n');
+  });
+
+  it('names and removal: tag, rmi keeps shared layers, the last name takes the layers with it', async () => {
+    // Content of its own: a layer equal to busybox:test's would be shared, and stay.
+    const own = busyboxRoot();
+    writeFileSync(join(own, 'etc', 'unique'), `${process.pid} ${Date.now()}\n`);
+    const img = await store.importRootfs(own, 'tmp:one');
+    store.tag('tmp:one', 'tmp:two');
+    assert.deepEqual(store.get('tmp:two').refs, ['tmp:one', 'tmp:two']);
+    const layer = store.layerDir(img.config.rootfs.diff_ids[0]);
+    assert.ok(existsSync(layer));
+    assert.deepEqual(store.remove('tmp:one').deleted, []);
+    assert.ok(existsSync(layer), 'still named tmp:two');
+    const gone = store.remove('tmp:two');
+    assert.ok(gone.deleted.includes(`layer ${img.config.rootfs.diff_ids[0]}`), gone.deleted.join(', '));
+    assert.equal(existsSync(layer), false);
+    assert.ok(store.list().some((i) => i.ref === 'busybox:test'), 'other images untouched');
+    await assert.rejects(run(['/bin/true'], { image: 'tmp:two' }), (e: unknown) => e instanceof OptionsError && e.field === 'image' && /no image "tmp:two"/.test(e.message));
+    assert.throws(() => store.tag('busybox:test', 'Bad Name'), /an image name is lowercase/);
+  });
+
+  it('imports a gzip tarball as well as a directory', async () => {
+    const tgz = join(work, 'rootfs.tar.gz');
+    execFileSync('tar', ['-czf', tgz, '-C', busyboxRoot(), '.']);
+    await store.importRootfs(tgz, 'fromtar:1');
+    const r = await sh('fromtar:1', 'cat /etc/motd; ls /bin/sh');
+    assert.equal(r.out, 'base\n/bin/sh\n', r.err);
+    store.remove('fromtar:1');
+  });
+
+  it('is shared safely by processes importing at the same time', async () => {
+    const dir = busyboxRoot();
+    const script = (ref: string) => `import { Store } from ${JSON.stringify(join(root, 'dist/src/image/store.js'))}; await new Store().importRootfs(${JSON.stringify(dir)}, ${JSON.stringify(ref)});`;
+    const results = await Promise.all(
+      ['race:1', 'race:2', 'race:3', 'race:4'].map(
+        (ref) =>
+          new Promise<number>((resolve) => {
+            const p = cpSpawn(process.execPath, ['--input-type=module', '-e', script(ref)], { stdio: 'inherit' });
+            p.on('exit', (code) => resolve(code ?? -1));
+          }),
+      ),
+    );
+    assert.deepEqual(results, [0, 0, 0, 0]);
+    const refs = store.list().map((i) => i.ref);
+    for (const r of ['race:1', 'race:2', 'race:3', 'race:4']) assert.ok(refs.includes(r), r);
+    const ids = new Set(['race:1', 'race:2', 'race:3', 'race:4'].map((r) => store.get(r).config.rootfs.diff_ids[0]));
+    assert.equal(ids.size, 1, 'one layer, shared');
+    assert.deepEqual(readdirSync(join(store.root, 'tmp')), [], 'no staging left');
+    for (const r of ['race:1', 'race:2', 'race:3', 'race:4']) store.remove(r);
+  });
+
+  it('the CLI: import-rootfs, images, run --image, inspect, rmi', () => {
+    const cli = (args: string[]) => spawnSync(process.execPath, [brig, ...args], { encoding: 'utf8', env: process.env });
+    const imp = cli(['import-rootfs', busyboxRoot(), 'cli:1', '--cmd', '["/bin/echo","cli default"]']);
+    assert.equal(imp.status, 0, imp.stderr);
+    assert.match(cli(['images']).stdout, /^cli:1 +[0-9a-f]{12} /m);
+    assert.equal(cli(['run', '--image', 'cli:1']).stdout, 'cli default\n');
+    assert.equal(cli(['run', '-i', 'cli:1', '--', '/bin/cat', '/etc/motd']).stdout, 'base\n');
+    const inspected = JSON.parse(cli(['inspect', 'cli:1']).stdout) as { config: { config: { Cmd: string[] } } }[];
+    assert.deepEqual(inspected[0].config.config.Cmd, ['/bin/echo', 'cli default']);
+    const rmi = cli(['rmi', 'cli:1']);
+    assert.match(rmi.stdout, /Untagged: cli:1\n(Deleted: .*\n)+/);
+    const missing = cli(['run', '--image', 'cli:1']);
+    assert.equal(missing.status, 125);
+    assert.match(missing.stderr, /image: no image "cli:1"/);
+  });
+});
