@@ -13,7 +13,7 @@
 // succeed (the second finds it there and drops its own). Changes to the
 // image list take the lock; a lock whose holder is dead is taken over.
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, linkSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import { BrigError } from '../errors.js';
@@ -135,12 +135,21 @@ export class Store {
         break;
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-        const holder = Number(readFileSync(lock, { encoding: 'utf8', flag: 'r' }) || 0);
+        let holder: number;
+        try {
+          holder = Number(readFileSync(lock, 'utf8') || 0);
+        } catch (r) {
+          if ((r as NodeJS.ErrnoException).code === 'ENOENT') continue; // released in between: try again
+          throw r;
+        }
         if (holder && !pidAlive(holder)) {
           // Taken over by rename, so two waiters cannot both remove a fresh lock.
           const stale = this.tmp('stale-lock');
           try {
             renameSync(lock, stale);
+            // Another waiter may have taken it over and a live process locked
+            // again in between: then that lock goes back.
+            if (Number(readFileSync(stale, 'utf8') || 0) !== holder) linkSync(stale, lock);
             unlinkSync(stale);
           } catch {}
           continue;
