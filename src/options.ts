@@ -76,6 +76,8 @@ export interface ResolvedImage {
   digest: string;
   /** Host directories of its layers, top first (overlayfs' lowerdir order). */
   layers: string[];
+  /** A kept container's directory (upper/ and work/ on disk), else the writable layer is a tmpfs. */
+  containerDir?: string;
   config: ImageConfig['config'];
 }
 
@@ -123,15 +125,29 @@ export const DEFAULT_GID = 1000;
 const MAX_ID = 0xfffffffe;
 
 let store: Store | undefined;
+function imageStore(): Store {
+  if (store?.root !== storeRoot()) store = new Store();
+  return store;
+}
+
 /** The image from the user's store, checked and ready to stack. */
-function resolveImage(v: unknown): ResolvedImage {
+function resolveImage(v: unknown, container: unknown): ResolvedImage {
   const ref = str('image', v);
   try {
-    if (store?.root !== storeRoot()) store = new Store();
-    const img = store.get(ref);
+    imageStore();
+    const img = store!.get(ref);
     const layers = img.config.rootfs.diff_ids.map((d) => store!.layerDir(d)).reverse();
     if (layers.length === 0) throw new ImageError(`image ${ref} has no layers`);
-    return { ref: img.refs[0] ?? img.digest, digest: img.digest, layers, config: img.config.config ?? {} };
+    const out: ResolvedImage = { ref: img.refs[0] ?? img.digest, digest: img.digest, layers, config: img.config.config ?? {} };
+    if (container !== undefined) {
+      try {
+        out.containerDir = store!.prepareContainer(str('container', container), img);
+      } catch (e) {
+        if (e instanceof ImageError) throw new OptionsError('container', e.message);
+        throw e;
+      }
+    }
+    return out;
   } catch (e) {
     if (e instanceof ImageError) throw new OptionsError('image', e.message);
     throw e;
@@ -307,7 +323,8 @@ function idMapOption(v: unknown): 'single' | 'multi' {
 
 export function resolveOptions(argv: unknown, o: SandboxOptions = {}): ResolvedOptions {
   if (o === null || typeof o !== 'object') throw new OptionsError('options', 'expected an object');
-  const image = o.image === undefined ? undefined : resolveImage(o.image);
+  if (o.container !== undefined && o.image === undefined) throw new OptionsError('container', 'a kept container is of an image: give image too');
+  const image = o.image === undefined ? undefined : resolveImage(o.image, o.container);
   if (!Array.isArray(argv) || (argv.length === 0 && !image)) throw new OptionsError('argv', 'expected a non-empty array of strings');
   let args = argv.map((a, i) => str(`argv[${i}]`, a));
   // Docker's rule: the command replaces the image's Cmd, after its Entrypoint.
@@ -333,6 +350,21 @@ export function resolveOptions(argv: unknown, o: SandboxOptions = {}): ResolvedO
     return { source: normalize(source), target: sandboxPath(`${f}.target`, m.target), readonly: m.readonly !== false, optional: m.optional === true };
   });
   if (o.mounts !== undefined && !Array.isArray(o.mounts)) throw new OptionsError('mounts', 'expected an array');
+  if (o.volumes !== undefined && !Array.isArray(o.volumes)) throw new OptionsError('volumes', 'expected an array');
+  for (const [i, v] of (o.volumes ?? []).entries()) {
+    const f = `volumes[${i}]`;
+    if (!v || typeof v !== 'object') throw new OptionsError(f, 'expected { name, target, readonly? }');
+    if (v.readonly !== undefined && typeof v.readonly !== 'boolean') throw new OptionsError(`${f}.readonly`, 'expected a boolean');
+    const target = sandboxPath(`${f}.target`, v.target);
+    let source: string;
+    try {
+      source = imageStore().createVolume(str(`${f}.name`, v.name));
+    } catch (e) {
+      if (e instanceof ImageError) throw new OptionsError(`${f}.name`, e.message);
+      throw e;
+    }
+    mounts.push({ source, target, readonly: v.readonly === true, optional: false });
+  }
 
   if (o.tmpfs !== undefined && !Array.isArray(o.tmpfs)) throw new OptionsError('tmpfs', 'expected an array');
   const tmpfs = (o.tmpfs ?? []).map((t, i) => {

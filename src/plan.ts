@@ -246,7 +246,7 @@ export function buildPlan(o: ResolvedOptions, cgroups = false, pooled = false): 
   const host = hostEntries();
   const key = JSON.stringify([
     o.rootfs,
-    o.image ? [o.image.digest, o.image.layers] : null,
+    o.image ? [o.image.digest, o.image.layers, o.image.containerDir ?? null] : null,
     o.mounts,
     sourceIsDir,
     o.tmpfs,
@@ -297,11 +297,16 @@ function planSteps(o: ResolvedOptions, sourceIsDir: (boolean | null)[], host: { 
     // hostname files go into the writable layer; passwd and group are the
     // image's own.
     b.add({ kind: StepKind.Mkdir, name: 'mkdir', path: UPPER, a: UPPER, mode: 0o755 });
-    b.add({ kind: StepKind.Mount, name: 'upper-tmpfs', path: UPPER, a: 'tmpfs', b: UPPER, c: 'tmpfs', flags: MS_NOSUID | MS_NODEV, d: `mode=0755,size=${o.tmpSize}` });
-    b.add({ kind: StepKind.Mkdir, name: 'mkdir', path: UPPER + '/up', a: UPPER + '/up', mode: 0o755 });
-    b.add({ kind: StepKind.Mkdir, name: 'mkdir', path: UPPER + '/work', a: UPPER + '/work', mode: 0o755 });
+    if (o.image.containerDir) {
+      // A kept container: its writable layer on disk, for commit.
+      b.add({ kind: StepKind.Bind, name: 'container-bind', path: o.image.containerDir, a: OLD + o.image.containerDir, b: UPPER, arg0: 0 });
+    } else {
+      b.add({ kind: StepKind.Mount, name: 'upper-tmpfs', path: UPPER, a: 'tmpfs', b: UPPER, c: 'tmpfs', flags: MS_NOSUID | MS_NODEV, d: `mode=0755,size=${o.tmpSize}` });
+      b.add({ kind: StepKind.Mkdir, name: 'mkdir', path: UPPER + '/upper', a: UPPER + '/upper', mode: 0o755 });
+      b.add({ kind: StepKind.Mkdir, name: 'mkdir', path: UPPER + '/work', a: UPPER + '/work', mode: 0o755 });
+    }
     const lower = o.image.layers.map((l) => OLD + l).join(':');
-    b.add({ kind: StepKind.Mount, name: 'overlay', path: o.image.ref, a: 'overlay', b: NEW, c: 'overlay', flags: MS_NOSUID | MS_NODEV, d: `lowerdir=${lower},upperdir=${UPPER}/up,workdir=${UPPER}/work,userxattr` });
+    b.add({ kind: StepKind.Mount, name: 'overlay', path: o.image.ref, a: 'overlay', b: NEW, c: 'overlay', flags: MS_NOSUID | MS_NODEV, d: `lowerdir=${lower},upperdir=${UPPER}/upper,workdir=${UPPER}/work,userxattr` });
     etcFiles(b, o, false);
   } else if (o.rootfs === 'host') {
     b.add({ kind: StepKind.Mount, name: 'root-tmpfs', path: '/', a: 'tmpfs', b: NEW, c: 'tmpfs', flags: MS_NOSUID | MS_NODEV, d: 'mode=0755,size=1m' });

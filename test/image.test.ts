@@ -136,4 +136,48 @@ describe('images', { skip }, () => {
     assert.equal(missing.status, 125);
     assert.match(missing.stderr, /image: no image "cli:1"/);
   });
+
+  it('named volumes keep data across runs, read-only on request, from the API and the CLI', async () => {
+    const w = await run(['/bin/sh', '-c', 'echo kept > /data/note; id -u'], { volumes: [{ name: 'notes', target: '/data' }] });
+    assert.equal(w.stdout.toString(), '1000\n', w.stderr.toString());
+    const r = await run(['/bin/sh', '-c', 'cat /data/note; echo x > /data/other 2>/dev/null || echo read-only'], { volumes: [{ name: 'notes', target: '/data', readonly: true }] });
+    assert.equal(r.stdout.toString(), 'kept\nread-only\n');
+    // The same volume in an image's container, where the program is root inside.
+    const i = await sh('busybox:test', 'cat /v/note', { volumes: [{ name: 'notes', target: '/v' }] });
+    assert.equal(i.out, 'kept\n', i.err);
+    assert.deepEqual(store.listVolumes(), ['notes']);
+    assert.equal(store.inspectVolume('notes').bytes, 5);
+    const cli = (args: string[]) => spawnSync(process.execPath, [brig, ...args], { encoding: 'utf8', env: process.env });
+    assert.equal(cli(['run', '-v', 'notes:/n', '--', '/bin/cat', '/n/note']).stdout, 'kept\n');
+    assert.equal(cli(['volume', 'ls']).stdout, 'notes\n');
+    assert.equal(cli(['volume', 'rm', 'notes']).status, 0);
+    assert.equal(cli(['volume', 'ls']).stdout, '');
+    await assert.rejects(run(['/bin/true'], { volumes: [{ name: '../escape', target: '/x' }] }), (e: unknown) => e instanceof OptionsError && e.field === 'volumes[0].name');
+  });
+
+  it('commit: a kept container\'s changes, deletions and replaced directories become a layer of a new image', async () => {
+    const c = { image: 'busybox:test', container: 'work1' };
+    let r = await run(['/bin/sh', '-c', 'echo one > /etc/added; rm /etc/motd; rm -r /data; mkdir /data; echo fresh > /data/only'], c);
+    assert.equal(r.status, 'ok', r.stderr.toString() + (r.error?.message ?? ''));
+    // The container goes on from where it was.
+    r = await run(['/bin/sh', '-c', 'cat /etc/added; echo two >> /etc/added'], c);
+    assert.equal(r.stdout.toString(), 'one\n');
+    assert.deepEqual(store.listContainers().map((x) => x.name), ['work1']);
+    const img = await store.commitContainer('work1', 'committed:1', 'added a file');
+    assert.equal(img.config.rootfs.diff_ids.length, 2);
+    assert.deepEqual(img.config.history?.map((h) => h.created_by), ['brig import-rootfs', 'brig commit work1']);
+    const seen = await sh('committed:1', 'cat /etc/added; test -e /etc/motd || echo no-motd; ls /data');
+    assert.equal(seen.out, 'one\ntwo\nno-motd\nonly\n', seen.err);
+    // The files brig writes into every run are not part of the layer.
+    const top = store.layerDir(img.config.rootfs.diff_ids[1]);
+    assert.equal(existsSync(join(top, 'etc', 'hosts')), false);
+    assert.equal(existsSync(join(top, 'etc', 'added')), true);
+    // The base image is as it was.
+    assert.equal((await sh('busybox:test', 'cat /etc/motd')).out, 'base\n');
+    await assert.rejects(run(['/bin/true'], { image: 'committed:1', container: 'work1' }), (e: unknown) => e instanceof OptionsError && e.field === 'container');
+    await assert.rejects(run(['/bin/true'], { container: 'work1' }), (e: unknown) => e instanceof OptionsError && e.field === 'container');
+    store.removeContainer('work1');
+    assert.deepEqual(store.listContainers(), []);
+    store.remove('committed:1');
+  });
 });

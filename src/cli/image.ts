@@ -122,3 +122,39 @@ export async function importCommand(argv: string[]): Promise<number> {
   }
   return 0;
 }
+
+const commitSpecs: OptionSpec[] = [{ name: 'message', short: 'm', value: true, arg: 'TEXT', help: "a comment for the new layer's history" }, helpSpec];
+export const commitHelp = formatHelp('brig commit [-m TEXT] CONTAINER NAME[:TAG]', "A kept container's writable layer as a new image on top of its own (deletions as whiteouts).", commitSpecs);
+export async function commitCommand(argv: string[]): Promise<number> {
+  const p = parseArgs(argv, commitSpecs);
+  if (p.flags.has('help')) {
+    process.stdout.write(commitHelp);
+    return 0;
+  }
+  if (p.rest.length !== 2) throw new UsageError('brig commit [-m TEXT] CONTAINER NAME[:TAG]');
+  try {
+    const img = await new Store().commitContainer(p.rest[0], p.rest[1], p.opts.get('message')?.[0]);
+    process.stdout.write(`${img.refs[0]} ${img.digest}\n`);
+  } catch (e) {
+    if (e instanceof ImageError) throw new UsageError(e.message);
+    throw e;
+  }
+  return 0;
+}
+
+export const psHelp = formatHelp('brig ps', 'The kept containers (brig run --image X --name C).', [helpSpec]);
+export const psCommand = wrap(() => {
+  for (const c of new Store().listContainers()) process.stdout.write(`${c.name}  ${c.ref}  ${c.created.slice(0, 19).replace('T', ' ')}\n`);
+  return 0;
+}, psHelp);
+
+export const rmHelp = formatHelp('brig rm CONTAINER...', "Removes kept containers and their writable layers.", [helpSpec]);
+export const rmCommand = wrap((rest) => {
+  if (!rest.length) throw new UsageError('brig rm CONTAINER...');
+  const store = new Store();
+  for (const n of rest) {
+    store.removeContainer(n);
+    process.stdout.write(`${n}\n`);
+  }
+  return 0;
+}, rmHelp);

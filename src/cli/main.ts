@@ -6,7 +6,8 @@ import { seccompCommand, seccompHelp } from './seccomp.js';
 import { doctorCommand, doctorHelp } from './doctor.js';
 import { boxCommand, boxHelp } from './box.js';
 import { profileCommand, profileHelp } from './profile.js';
-import { imagesCommand, imagesHelp, importCommand, importHelp, inspectCommand, inspectHelp, rmiCommand, rmiHelp, tagCommand, tagHelp } from './image.js';
+import { volumeCommand, volumeHelp } from './volume.js';
+import { commitCommand, commitHelp, imagesCommand, imagesHelp, importCommand, importHelp, inspectCommand, inspectHelp, psCommand, psHelp, rmCommand, rmHelp, rmiCommand, rmiHelp, tagCommand, tagHelp } from './image.js';
 import { SeccompPolicyError } from '../seccomp/index.js';
 
 const verbs: Record<string, { summary: string; main: (argv: string[]) => Promise<number>; help: string }> = {
@@ -18,6 +19,10 @@ const verbs: Record<string, { summary: string; main: (argv: string[]) => Promise
   inspect: { summary: 'show an image as JSON', main: inspectCommand, help: inspectHelp },
   tag: { summary: 'give an image another name', main: tagCommand, help: tagHelp },
   rmi: { summary: 'remove images (and layers nothing else uses)', main: rmiCommand, help: rmiHelp },
+  commit: { summary: "a kept container's changes as a new image", main: commitCommand, help: commitHelp },
+  ps: { summary: 'list kept containers', main: psCommand, help: psHelp },
+  rm: { summary: 'remove kept containers', main: rmCommand, help: rmHelp },
+  volume: { summary: 'named volumes: create, ls, inspect, rm', main: volumeCommand, help: volumeHelp },
   box: { summary: 'persistent boxes: create, run in, remove', main: boxCommand, help: boxHelp },
   doctor: { summary: 'check what this host gives a rootless user', main: doctorCommand, help: doctorHelp },
 };

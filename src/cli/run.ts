@@ -5,6 +5,7 @@ import { constants as osConstants } from 'node:os';
 import type { Level } from 'pino';
 import { setLogLevel } from '../log.js';
 import { parseSize, type BindMount, type RlimitValue, type SandboxOptions, type TmpfsMount } from '../options.js';
+import type { VolumeMount } from '../profile/types.js';
 import { isolateMeta, reportJson } from '../report.js';
 import { applyProfile } from '../profile/index.js';
 import { run, type RunResult } from '../sandbox.js';
@@ -17,7 +18,8 @@ export const sandboxSpecs: OptionSpec[] = [
   { name: 'profile', short: 'p', value: true, repeat: true, arg: 'NAME|FILE', help: "policy profile under the other options (default: 'default'); repeat to layer, e.g. -p judge -p python" },
   { name: 'rootfs', value: true, arg: 'host|DIR', help: "root filesystem: 'host' (read-only system dirs, the default) or a directory" },
   { name: 'image', short: 'i', value: true, arg: 'NAME[:TAG]', help: "run from an image in your store (brig images): its layers under a writable layer; with no COMMAND, the image's own" },
-  { name: 'volume', short: 'v', value: true, repeat: true, arg: 'SRC:DST[:ro|rw]', help: 'bind a host path into the sandbox; read-only unless :rw' },
+  { name: 'name', value: true, arg: 'CONTAINER', help: 'with --image: keep the writable layer on disk as this container (brig commit, brig ps, brig rm)' },
+  { name: 'volume', short: 'v', value: true, repeat: true, arg: 'SRC:DST[:ro|rw]', help: 'bind a host path (read-only unless :rw), or a named volume (read-write unless :ro; made on first use)' },
   { name: 'tmpfs', value: true, repeat: true, arg: 'DST[:SIZE]', help: 'a writable tmpfs at DST (default size 64m)' },
   { name: 'env', short: 'e', value: true, repeat: true, arg: 'KEY=VAL', help: "set a variable (KEY alone copies the host's value); the environment is empty otherwise, PATH aside" },
   { name: 'workdir', short: 'w', value: true, arg: 'DIR', help: 'working directory inside the sandbox (default /tmp)' },
@@ -60,12 +62,14 @@ export const runHelp = formatHelp(
   'Exit status: the command\'s own; 128+N when killed by signal N (159, SIGSYS, for a\nseccomp violation); 125 when brig itself failed (bad option, setup error: the\nmessage names the step).',
 );
 
-function parseVolume(v: string): BindMount {
+/** -v /host/path:/dst[:ro|rw] binds a host path; -v name:/dst[:ro|rw] a named volume. */
+function parseVolume(v: string): { bind: BindMount } | { volume: VolumeMount } {
   const parts = v.split(':');
   if (parts.length < 2 || parts.length > 3 || !parts[0] || !parts[1]) throw new UsageError(`--volume: expected SRC:DST[:ro|rw], got ${JSON.stringify(v)}`);
-  const mode = parts[2] ?? 'ro';
-  if (mode !== 'ro' && mode !== 'rw') throw new UsageError(`--volume: mode must be ro or rw, got ${JSON.stringify(mode)}`);
-  return { source: parts[0], target: parts[1], readonly: mode === 'ro' };
+  const mode = parts[2];
+  if (mode !== undefined && mode !== 'ro' && mode !== 'rw') throw new UsageError(`--volume: mode must be ro or rw, got ${JSON.stringify(mode)}`);
+  if (parts[0].startsWith('/') || parts[0].startsWith('.')) return { bind: { source: resolve(parts[0]), target: parts[1], readonly: mode !== 'rw' } };
+  return { volume: { name: parts[0], target: parts[1], readonly: mode === 'ro' } };
 }
 
 function parseTmpfs(v: string): TmpfsMount {
@@ -113,11 +117,13 @@ export function sandboxOptions(p: Parsed): SandboxOptions {
     if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(level)) throw new UsageError(`--log-level: expected trace, debug, info, warn, error or silent, got ${JSON.stringify(level)}`);
     setLogLevel(level as Level);
   }
+  const vols = all(p, 'volume').map(parseVolume);
   const opts: SandboxOptions = {
     stdin: 'inherit',
     stdout: 'inherit',
     stderr: 'inherit',
-    mounts: all(p, 'volume').map(parseVolume),
+    mounts: vols.flatMap((x) => ('bind' in x ? [x.bind] : [])),
+    volumes: vols.flatMap((x) => ('volume' in x ? [x.volume] : [])),
     tmpfs: all(p, 'tmpfs').map(parseTmpfs),
     env: parseEnv(all(p, 'env')),
   };
@@ -127,6 +133,8 @@ export function sandboxOptions(p: Parsed): SandboxOptions {
   if (rootfs) opts.rootfs = rootfs;
   const image = one(p, 'image');
   if (image) opts.image = image;
+  const container = one(p, 'name');
+  if (container) opts.container = container;
   const cwd = one(p, 'workdir');
   if (cwd) opts.cwd = cwd;
   const hostname = one(p, 'hostname');

@@ -204,7 +204,7 @@ function isWhiteout(st: Stats): boolean {
  * same bytes and diff ID; whiteouts and opaque directories in OCI form;
  * hardlinks kept.
  */
-export function packLayer(dir: string, fd: number): PackResult {
+export function packLayer(dir: string, fd: number, exclude: ReadonlySet<string> = new Set()): PackResult {
   const hash = createHash('sha256');
   let size = 0;
   let entries = 0;
@@ -230,6 +230,7 @@ export function packLayer(dir: string, fd: number): PackResult {
     for (const name of readdirSync(abs).sort()) {
       const p = join(abs, name);
       const r = rel ? `${rel}/${name}` : name;
+      if (exclude.has(r)) continue;
       const st = lstatSync(p);
       const base = { mode: st.mode & 0o7777, uid: 0, gid: 0, mtime: Math.floor(st.mtimeMs / 1000) };
       if (isWhiteout(st)) {

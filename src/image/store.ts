@@ -116,7 +116,7 @@ function pidAlive(pid: number): boolean {
 
 export class Store {
   constructor(readonly root = storeRoot()) {
-    for (const d of ['', 'blobs/sha256', 'layers', 'tmp']) mkdirSync(join(root, d), { recursive: true, mode: 0o700 });
+    for (const d of ['', 'blobs/sha256', 'layers', 'volumes', 'containers', 'tmp']) mkdirSync(join(root, d), { recursive: true, mode: 0o700 });
   }
 
   private tmp(kind: string): string {
@@ -234,12 +234,12 @@ export class Store {
   }
 
   /** A layer from a directory: packed into a blob (the diff ID is the tar's digest), then unpacked. */
-  async addLayerDir(dir: string): Promise<{ diffId: string; size: number }> {
+  async addLayerDir(dir: string, exclude?: ReadonlySet<string>): Promise<{ diffId: string; size: number }> {
     const t = this.tmp('tar');
     const fd = openSync(t, 'w', 0o600);
     let packed;
     try {
-      packed = packLayer(dir, fd);
+      packed = packLayer(dir, fd, exclude);
     } finally {
       closeSync(fd);
     }
@@ -381,5 +381,128 @@ export class Store {
         deleted.push(`layer sha256:${l}`);
       }
     return deleted;
+  }
+
+  // -------------------------------------------------------------------------
+  // Volumes: directories that outlive runs, bound read-write by name.
+
+  volumePath(name: string): string {
+    if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/.test(name)) throw new ImageError(`${JSON.stringify(name)}: a volume name is letters, digits, _ . - (up to 128)`);
+    return join(this.root, 'volumes', name, 'data');
+  }
+
+  /** Makes the volume if it is not there; its directory. */
+  createVolume(name: string): string {
+    const p = this.volumePath(name);
+    if (!existsSync(p)) {
+      const t = this.tmp('volume');
+      mkdirSync(join(t, 'data'), { recursive: true, mode: 0o755 });
+      writeFileSync(join(t, 'created'), new Date().toISOString());
+      try {
+        renameSync(t, join(this.root, 'volumes', name));
+      } catch (e) {
+        rmSync(t, { recursive: true, force: true });
+        if (!['EEXIST', 'ENOTEMPTY'].includes((e as NodeJS.ErrnoException).code ?? '')) throw e;
+      }
+    }
+    return p;
+  }
+
+  inspectVolume(name: string): { name: string; path: string; created: string; bytes: number } {
+    const p = this.volumePath(name);
+    if (!existsSync(p)) throw new ImageError(`no volume ${JSON.stringify(name)} (brig volume ls lists them)`);
+    let bytes = 0;
+    const walk = (d: string) => {
+      for (const e of readdirSync(d, { withFileTypes: true })) {
+        const q = join(d, e.name);
+        if (e.isDirectory()) walk(q);
+        else if (e.isFile()) bytes += statSync(q).size;
+      }
+    };
+    walk(p);
+    return { name, path: p, created: readFileSync(join(p, '..', 'created'), 'utf8'), bytes };
+  }
+
+  listVolumes(): string[] {
+    return readdirSync(join(this.root, 'volumes')).filter((n) => existsSync(join(this.root, 'volumes', n, 'data'))).sort();
+  }
+
+  removeVolume(name: string): void {
+    const p = this.volumePath(name);
+    if (!existsSync(p)) throw new ImageError(`no volume ${JSON.stringify(name)}`);
+    const t = this.tmp('gone');
+    renameSync(join(p, '..'), t);
+    rmSync(t, { recursive: true, force: true });
+  }
+
+  // -------------------------------------------------------------------------
+  // Kept containers: a run's writable layer on disk, for commit.
+
+  containerDir(name: string): string {
+    if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/.test(name)) throw new ImageError(`${JSON.stringify(name)}: a container name is letters, digits, _ . - (up to 128)`);
+    return join(this.root, 'containers', name);
+  }
+
+  /**
+   * The container's directory (upper/ and work/ for overlayfs), made for
+   * `image` if new; a container of another image is an error.
+   */
+  prepareContainer(name: string, image: Image): string {
+    const dir = this.containerDir(name);
+    const meta = join(dir, 'container.json');
+    if (existsSync(meta)) {
+      const m = JSON.parse(readFileSync(meta, 'utf8')) as { image: string };
+      if (m.image !== image.digest) throw new ImageError(`container ${name} is of another image (${m.image}); brig rm ${name} first`);
+      return dir;
+    }
+    const t = this.tmp('container');
+    mkdirSync(join(t, 'upper'), { recursive: true, mode: 0o755 });
+    mkdirSync(join(t, 'work'), { mode: 0o755 });
+    writeFileSync(join(t, 'container.json'), JSON.stringify({ name, image: image.digest, ref: image.refs[0] ?? image.digest, created: new Date().toISOString() }) + '\n');
+    try {
+      renameSync(t, dir);
+    } catch (e) {
+      rmSync(t, { recursive: true, force: true });
+      if (!['EEXIST', 'ENOTEMPTY'].includes((e as NodeJS.ErrnoException).code ?? '')) throw e;
+    }
+    return dir;
+  }
+
+  listContainers(): { name: string; image: string; ref: string; created: string }[] {
+    return readdirSync(join(this.root, 'containers'))
+      .filter((n) => existsSync(join(this.root, 'containers', n, 'container.json')))
+      .sort()
+      .map((n) => JSON.parse(readFileSync(join(this.root, 'containers', n, 'container.json'), 'utf8')));
+  }
+
+  removeContainer(name: string): void {
+    const dir = this.containerDir(name);
+    if (!existsSync(dir)) throw new ImageError(`no container ${JSON.stringify(name)}`);
+    const t = this.tmp('gone');
+    renameSync(dir, t);
+    rmSync(t, { recursive: true, force: true });
+  }
+
+  /**
+   * The container's writable layer as a new layer on top of its image's:
+   * deletions as whiteouts, replaced directories as opaque ones. The files
+   * brig writes into every run (/etc/hosts, /etc/hostname) are left out.
+   */
+  async commitContainer(name: string, ref: string, comment = ''): Promise<Image> {
+    normalizeRef(ref);
+    const dir = this.containerDir(name);
+    if (!existsSync(join(dir, 'container.json'))) throw new ImageError(`no container ${JSON.stringify(name)} (brig ps lists them)`);
+    const meta = JSON.parse(readFileSync(join(dir, 'container.json'), 'utf8')) as { image: string };
+    const parent = this.get(meta.image);
+    const layer = await this.addLayerDir(join(dir, 'upper'), new Set(['etc/hosts', 'etc/hostname', 'etc/resolv.conf']));
+    const created = new Date().toISOString();
+    const config: ImageConfig = {
+      ...parent.config,
+      created,
+      rootfs: { type: 'layers', diff_ids: [...parent.config.rootfs.diff_ids, layer.diffId] },
+      history: [...(parent.config.history ?? []), { created, created_by: `brig commit ${name}`, ...(comment ? { comment } : {}) }],
+    };
+    const layers = parent.manifest.layers.map((l, i) => ({ diffId: parent.config.rootfs.diff_ids[i], size: l.size, mediaType: l.mediaType, digest: l.digest }));
+    return this.commitImage(ref, config, [...layers, layer]);
   }
 }

@@ -10,7 +10,7 @@
 //   - scalars (and whole objects such as an inline seccomp policy): the later
 //     layer's value replaces the earlier one;
 //   - maps (env, rlimits): merged key by key, the later layer winning a key;
-//   - lists (mounts, tmpfs): the later layer's items are appended; an item
+//   - lists (mounts, volumes, tmpfs): the later layer's items are appended; an item
 //     with the target of an earlier one takes that one's place;
 //   - a layer that names a list or map in its `replace` drops what it
 //     inherited for that field;
@@ -35,7 +35,7 @@ export type ProfileOption = string | Profile | (string | Profile)[];
 export const SHIPPED_PROFILE_DIR = fileURLToPath(new URL('../../../profiles/', import.meta.url));
 export const SCHEMA_PATH = join(SHIPPED_PROFILE_DIR, 'schema.json');
 
-const LIST_FIELDS = new Set(['mounts', 'tmpfs']);
+const LIST_FIELDS = new Set(['mounts', 'volumes', 'tmpfs']);
 const MAP_FIELDS = new Set(['env', 'rlimits']);
 const LAYERING_FIELDS = new Set(['$schema', 'extends', 'replace']);
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;

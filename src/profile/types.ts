@@ -21,7 +21,7 @@ export interface Profile {
    * Lists and maps this profile replaces instead of merging into what it extends (by default lists
    * append and maps merge).
    */
-  replace?: ("mounts" | "tmpfs" | "env" | "rlimits")[];
+  replace?: ("mounts" | "volumes" | "tmpfs" | "env" | "rlimits")[];
   /**
    * 'host' (read-only /usr, /bin, /lib* and a curated /etc of this machine) or an absolute directory
    * to use as the root, bound read-only.
@@ -34,6 +34,11 @@ export interface Profile {
    */
   image?: string;
   /**
+   * With image: keep the run's writable layer on disk under this name (in brig's store), for brig
+   * commit; a later run with the same name and image goes on from it.
+   */
+  container?: string;
+  /**
    * The sandbox always has its own network namespace. 'none': its loopback interface stays down, so
    * no socket reaches anything. 'loopback': loopback up, so the program can talk to itself over
    * 127.0.0.1.
@@ -44,6 +49,11 @@ export interface Profile {
    * earlier one.
    */
   mounts?: BindMount[];
+  /**
+   * Named volumes from brig's store (made on first use), bound into the sandbox: data that outlives
+   * runs. Read-write unless readonly.
+   */
+  volumes?: VolumeMount[];
   /** Writable tmpfs mounts, size-capped. */
   tmpfs?: TmpfsMount[];
   /** The program's whole environment (PATH is added unless given): nothing of the caller's leaks in. */
@@ -143,6 +153,16 @@ export interface BindMount {
    * of failing the run.
    */
   optional?: boolean;
+}
+
+/** A named volume bound into the sandbox. */
+export interface VolumeMount {
+  /** The volume's name (brig volume ls). */
+  name: string;
+  /** Absolute path inside the sandbox. */
+  target: SandboxPath;
+  /** Read-write unless true. */
+  readonly?: boolean;
 }
 
 /** A writable tmpfs. */

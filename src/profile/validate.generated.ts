@@ -5,24 +5,25 @@ const require = createRequire(import.meta.url);
 
 export const validate = validate20;
 export default validate20;
-const schema31 = {"$schema":"https://json-schema.org/draft/2020-12/schema","$id":"https://brig.invalid/profiles/schema.json","title":"Profile","description":"A brig policy profile: everything about a sandbox that is policy rather than per-run input. Profiles layer with `extends`; per-run options override them. Every field is optional; what no layer sets takes brig's built-in value.","type":"object","additionalProperties":false,"properties":{"$schema":{"description":"The schema this file follows, for editors; ignored by brig.","type":"string"},"description":{"description":"What this profile is for, in a sentence (shown by `brig profile list`).","type":"string"},"extends":{"description":"Profiles this one builds on, by name (looked up in BRIG_PROFILE_PATH, ~/.config/brig/profiles, then brig's own) or by path (relative to this file). Resolved depth-first, each profile once; this profile's fields apply last.","expected":"a profile name or path, or a list of them","anyOf":[{"$ref":"#/$defs/ProfileRef"},{"type":"array","items":{"$ref":"#/$defs/ProfileRef"}}]},"replace":{"description":"Lists and maps this profile replaces instead of merging into what it extends (by default lists append and maps merge).","type":"array","items":{"enum":["mounts","tmpfs","env","rlimits"]},"uniqueItems":true},"rootfs":{"description":"'host' (read-only /usr, /bin, /lib* and a curated /etc of this machine) or an absolute directory to use as the root, bound read-only.","expected":"'host' or an absolute directory","type":"string","pattern":"^(host|/[^\\u0000]*)$"},"image":{"description":"An image from brig's store (name[:tag] or digest) to run from instead of rootfs: its layers stacked read-only under a writable tmpfs layer (overlayfs), its env, working directory, user and entrypoint/cmd applied under the run's own.","expected":"an image reference such as busybox:latest","type":"string","minLength":1,"pattern":"^[^\\u0000]+$"},"network":{"description":"The sandbox always has its own network namespace. 'none': its loopback interface stays down, so no socket reaches anything. 'loopback': loopback up, so the program can talk to itself over 127.0.0.1.","enum":["none","loopback"]},"mounts":{"description":"Host paths bound into the sandbox, in order. A later mount with the same target replaces an earlier one.","type":"array","items":{"$ref":"#/$defs/BindMount"}},"tmpfs":{"description":"Writable tmpfs mounts, size-capped.","type":"array","items":{"$ref":"#/$defs/TmpfsMount"}},"env":{"description":"The program's whole environment (PATH is added unless given): nothing of the caller's leaks in.","type":"object","propertyNames":{"pattern":"^[^=\\u0000]+$"},"additionalProperties":{"type":"string","pattern":"^[^\\u0000]*$"}},"cwd":{"description":"Working directory inside the sandbox. Default /tmp.","$ref":"#/$defs/SandboxPath"},"hostname":{"description":"Hostname inside the sandbox's uts namespace. Default 'brig'.","expected":"1-63 letters, digits, dots or dashes","type":"string","pattern":"^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$"},"uid":{"description":"The uid the program runs as inside the sandbox; the caller's own uid maps to it. Default 1000.","$ref":"#/$defs/Id"},"gid":{"description":"The gid the program runs as inside the sandbox. Default 1000.","$ref":"#/$defs/Id"},"idMap":{"description":"'single' (default): only the caller's id exists inside. 'multi': ids 0..N-1 too, from the caller's /etc/subuid and /etc/subgid ranges (needs newuidmap/newgidmap).","enum":["single","multi"]},"rlimits":{"description":"setrlimit for the program: cpu in seconds, sizes in bytes. Default { core: 0 }. A limit above the caller's own hard limit fails at the rlimit step.","type":"object","additionalProperties":false,"properties":{"cpu":{"$ref":"#/$defs/Rlimit"},"fsize":{"$ref":"#/$defs/Rlimit"},"data":{"$ref":"#/$defs/Rlimit"},"stack":{"$ref":"#/$defs/Rlimit"},"core":{"$ref":"#/$defs/Rlimit"},"nofile":{"$ref":"#/$defs/Rlimit"},"as":{"$ref":"#/$defs/Rlimit"},"nproc":{"$ref":"#/$defs/Rlimit"},"memlock":{"$ref":"#/$defs/Rlimit"},"msgqueue":{"$ref":"#/$defs/Rlimit"},"sigpending":{"$ref":"#/$defs/Rlimit"}}},"tmpSize":{"description":"Size of the sandbox's writable /tmp. Default 64 MiB.","$ref":"#/$defs/Size"},"shmSize":{"description":"Size of the writable /dev/shm; 0 leaves /dev/shm out. Default 64 MiB.","expected":"0, a size such as \"64m\", or a whole number of bytes","anyOf":[{"const":0},{"$ref":"#/$defs/Size"}]},"memory":{"description":"Memory of the whole process tree (no swap beyond it). Needs a cgroup, else RLIMIT_AS per process.","$ref":"#/$defs/Size"},"pids":{"description":"Processes and threads of the whole tree. Needs a cgroup, else RLIMIT_NPROC.","expected":"a whole number of at least 1","type":"integer","minimum":1,"maximum":4194304},"cpus":{"description":"CPU bandwidth in CPUs (0.5: half of one). Needs a cgroup.","expected":"a number of CPUs from 0.01 to 1024","type":"number","minimum":0.01,"maximum":1024},"cpuset":{"description":"CPUs the tree may run on, e.g. '0' or '0-1,3'. Needs a cgroup.","expected":"a CPU list such as \"0\" or \"0-1,3\"","type":"string","pattern":"^\\d+(-\\d+)?(,\\d+(-\\d+)?)*$"},"cgroup":{"description":"false: no cgroup even where one could be had; limits fall back to rlimits (see RunResult.enforcement).","type":"boolean"},"seccomp":{"description":"The syscall policy, installed last before execve: 'default' (brig's policy), 'none', 'learn' (allow and record every call), a brig policy object, a Docker/OCI seccomp profile object, or the path of a JSON file holding either (relative to the profile file).","expected":"'default', 'none', 'learn', a file path, a brig policy or a Docker seccomp profile","anyOf":[{"type":"string","minLength":1,"pattern":"^[^\\u0000]*$"},{"type":"object"}]},"maxOutputBytes":{"description":"Cap on captured bytes per stream; the rest is read and dropped. Default 16 MiB.","$ref":"#/$defs/Bytes"},"outputLimitBytes":{"description":"Total bytes the program may write to its captured stdout and stderr; past it the run ends as output-limit, output cut at the cap.","$ref":"#/$defs/Bytes"},"wallTimeLimitMs":{"description":"Kill the whole sandbox after this many milliseconds of wall time.","$ref":"#/$defs/Millis"},"cpuTimeLimitMs":{"description":"CPU time of the whole process tree (all threads, all processes, reaped or not). Exceeding it makes the verdict cpu-time-limit; the tree is killed at the limit plus extraTimeMs.","$ref":"#/$defs/Millis"},"extraTimeMs":{"description":"Grace past cpuTimeLimitMs before the kill (default 0), so the report can say by how much.","expected":"a number of milliseconds from 0 to 2^31-1","type":"number","minimum":0,"maximum":2147483647}},"$defs":{"ProfileRef":{"expected":"a profile name (letters, digits, . _ -) or a path to a .json file","type":"string","minLength":1,"pattern":"^[^\\u0000]+$"},"SandboxPath":{"expected":"an absolute path inside the sandbox","type":"string","pattern":"^/[^\\u0000]*$"},"HostPath":{"expected":"an absolute path on the host","type":"string","pattern":"^/[^\\u0000]*$"},"BindMount":{"description":"A host path bound into the sandbox.","type":"object","additionalProperties":false,"required":["source","target"],"properties":{"source":{"description":"Host path (file or directory).","$ref":"#/$defs/HostPath"},"target":{"description":"Absolute path inside the sandbox; not /, not under /proc or /dev.","$ref":"#/$defs/SandboxPath"},"readonly":{"description":"Read-only unless false: tighter by default than Docker's -v.","type":"boolean"},"optional":{"description":"Skip this mount when the source does not exist (toolchains that differ between hosts), instead of failing the run.","type":"boolean"}}},"TmpfsMount":{"description":"A writable tmpfs.","type":"object","additionalProperties":false,"required":["target"],"properties":{"target":{"$ref":"#/$defs/SandboxPath"},"size":{"description":"Default 64 MiB.","$ref":"#/$defs/Size"},"mode":{"description":"Permission bits, default 0o1777 (1023) like /tmp.","expected":"permission bits from 0 to 0o7777 (4095)","type":"integer","minimum":0,"maximum":4095}}},"Id":{"expected":"a whole number from 0 to 4294967294","type":"integer","minimum":0,"maximum":4294967294},"Size":{"description":"Bytes, or a size string such as '64m' or '1.5g'.","expected":"a size such as \"64m\" or \"1g\", or a whole number of bytes above 0","anyOf":[{"type":"integer","minimum":1,"maximum":9007199254740991},{"type":"string","pattern":"^\\s*\\d+(\\.\\d+)?\\s*([kmgtKMGT]?)[iI]?[bB]?\\s*$"}]},"Bytes":{"expected":"a whole number of bytes","type":"integer","minimum":0,"maximum":9007199254740991},"Millis":{"expected":"a number of milliseconds above 0 and below 2^31","type":"number","exclusiveMinimum":0,"maximum":2147483647},"RlimitAmount":{"expected":"a whole number or \"unlimited\"","anyOf":[{"type":"integer","minimum":0,"maximum":9007199254740991},{"const":"unlimited"}]},"Rlimit":{"description":"A number sets soft and hard; [soft, hard] sets both.","expected":"a whole number, \"unlimited\", or [soft, hard]","anyOf":[{"$ref":"#/$defs/RlimitAmount"},{"type":"array","prefixItems":[{"$ref":"#/$defs/RlimitAmount"},{"$ref":"#/$defs/RlimitAmount"}],"minItems":2,"maxItems":2}]}}};
+const schema31 = {"$schema":"https://json-schema.org/draft/2020-12/schema","$id":"https://brig.invalid/profiles/schema.json","title":"Profile","description":"A brig policy profile: everything about a sandbox that is policy rather than per-run input. Profiles layer with `extends`; per-run options override them. Every field is optional; what no layer sets takes brig's built-in value.","type":"object","additionalProperties":false,"properties":{"$schema":{"description":"The schema this file follows, for editors; ignored by brig.","type":"string"},"description":{"description":"What this profile is for, in a sentence (shown by `brig profile list`).","type":"string"},"extends":{"description":"Profiles this one builds on, by name (looked up in BRIG_PROFILE_PATH, ~/.config/brig/profiles, then brig's own) or by path (relative to this file). Resolved depth-first, each profile once; this profile's fields apply last.","expected":"a profile name or path, or a list of them","anyOf":[{"$ref":"#/$defs/ProfileRef"},{"type":"array","items":{"$ref":"#/$defs/ProfileRef"}}]},"replace":{"description":"Lists and maps this profile replaces instead of merging into what it extends (by default lists append and maps merge).","type":"array","items":{"enum":["mounts","volumes","tmpfs","env","rlimits"]},"uniqueItems":true},"rootfs":{"description":"'host' (read-only /usr, /bin, /lib* and a curated /etc of this machine) or an absolute directory to use as the root, bound read-only.","expected":"'host' or an absolute directory","type":"string","pattern":"^(host|/[^\\u0000]*)$"},"image":{"description":"An image from brig's store (name[:tag] or digest) to run from instead of rootfs: its layers stacked read-only under a writable tmpfs layer (overlayfs), its env, working directory, user and entrypoint/cmd applied under the run's own.","expected":"an image reference such as busybox:latest","type":"string","minLength":1,"pattern":"^[^\\u0000]+$"},"container":{"description":"With image: keep the run's writable layer on disk under this name (in brig's store), for brig commit; a later run with the same name and image goes on from it.","expected":"a container name: letters, digits, _ . - (up to 128)","type":"string","pattern":"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"},"network":{"description":"The sandbox always has its own network namespace. 'none': its loopback interface stays down, so no socket reaches anything. 'loopback': loopback up, so the program can talk to itself over 127.0.0.1.","enum":["none","loopback"]},"mounts":{"description":"Host paths bound into the sandbox, in order. A later mount with the same target replaces an earlier one.","type":"array","items":{"$ref":"#/$defs/BindMount"}},"volumes":{"description":"Named volumes from brig's store (made on first use), bound into the sandbox: data that outlives runs. Read-write unless readonly.","type":"array","items":{"$ref":"#/$defs/VolumeMount"}},"tmpfs":{"description":"Writable tmpfs mounts, size-capped.","type":"array","items":{"$ref":"#/$defs/TmpfsMount"}},"env":{"description":"The program's whole environment (PATH is added unless given): nothing of the caller's leaks in.","type":"object","propertyNames":{"pattern":"^[^=\\u0000]+$"},"additionalProperties":{"type":"string","pattern":"^[^\\u0000]*$"}},"cwd":{"description":"Working directory inside the sandbox. Default /tmp.","$ref":"#/$defs/SandboxPath"},"hostname":{"description":"Hostname inside the sandbox's uts namespace. Default 'brig'.","expected":"1-63 letters, digits, dots or dashes","type":"string","pattern":"^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$"},"uid":{"description":"The uid the program runs as inside the sandbox; the caller's own uid maps to it. Default 1000.","$ref":"#/$defs/Id"},"gid":{"description":"The gid the program runs as inside the sandbox. Default 1000.","$ref":"#/$defs/Id"},"idMap":{"description":"'single' (default): only the caller's id exists inside. 'multi': ids 0..N-1 too, from the caller's /etc/subuid and /etc/subgid ranges (needs newuidmap/newgidmap).","enum":["single","multi"]},"rlimits":{"description":"setrlimit for the program: cpu in seconds, sizes in bytes. Default { core: 0 }. A limit above the caller's own hard limit fails at the rlimit step.","type":"object","additionalProperties":false,"properties":{"cpu":{"$ref":"#/$defs/Rlimit"},"fsize":{"$ref":"#/$defs/Rlimit"},"data":{"$ref":"#/$defs/Rlimit"},"stack":{"$ref":"#/$defs/Rlimit"},"core":{"$ref":"#/$defs/Rlimit"},"nofile":{"$ref":"#/$defs/Rlimit"},"as":{"$ref":"#/$defs/Rlimit"},"nproc":{"$ref":"#/$defs/Rlimit"},"memlock":{"$ref":"#/$defs/Rlimit"},"msgqueue":{"$ref":"#/$defs/Rlimit"},"sigpending":{"$ref":"#/$defs/Rlimit"}}},"tmpSize":{"description":"Size of the sandbox's writable /tmp. Default 64 MiB.","$ref":"#/$defs/Size"},"shmSize":{"description":"Size of the writable /dev/shm; 0 leaves /dev/shm out. Default 64 MiB.","expected":"0, a size such as \"64m\", or a whole number of bytes","anyOf":[{"const":0},{"$ref":"#/$defs/Size"}]},"memory":{"description":"Memory of the whole process tree (no swap beyond it). Needs a cgroup, else RLIMIT_AS per process.","$ref":"#/$defs/Size"},"pids":{"description":"Processes and threads of the whole tree. Needs a cgroup, else RLIMIT_NPROC.","expected":"a whole number of at least 1","type":"integer","minimum":1,"maximum":4194304},"cpus":{"description":"CPU bandwidth in CPUs (0.5: half of one). Needs a cgroup.","expected":"a number of CPUs from 0.01 to 1024","type":"number","minimum":0.01,"maximum":1024},"cpuset":{"description":"CPUs the tree may run on, e.g. '0' or '0-1,3'. Needs a cgroup.","expected":"a CPU list such as \"0\" or \"0-1,3\"","type":"string","pattern":"^\\d+(-\\d+)?(,\\d+(-\\d+)?)*$"},"cgroup":{"description":"false: no cgroup even where one could be had; limits fall back to rlimits (see RunResult.enforcement).","type":"boolean"},"seccomp":{"description":"The syscall policy, installed last before execve: 'default' (brig's policy), 'none', 'learn' (allow and record every call), a brig policy object, a Docker/OCI seccomp profile object, or the path of a JSON file holding either (relative to the profile file).","expected":"'default', 'none', 'learn', a file path, a brig policy or a Docker seccomp profile","anyOf":[{"type":"string","minLength":1,"pattern":"^[^\\u0000]*$"},{"type":"object"}]},"maxOutputBytes":{"description":"Cap on captured bytes per stream; the rest is read and dropped. Default 16 MiB.","$ref":"#/$defs/Bytes"},"outputLimitBytes":{"description":"Total bytes the program may write to its captured stdout and stderr; past it the run ends as output-limit, output cut at the cap.","$ref":"#/$defs/Bytes"},"wallTimeLimitMs":{"description":"Kill the whole sandbox after this many milliseconds of wall time.","$ref":"#/$defs/Millis"},"cpuTimeLimitMs":{"description":"CPU time of the whole process tree (all threads, all processes, reaped or not). Exceeding it makes the verdict cpu-time-limit; the tree is killed at the limit plus extraTimeMs.","$ref":"#/$defs/Millis"},"extraTimeMs":{"description":"Grace past cpuTimeLimitMs before the kill (default 0), so the report can say by how much.","expected":"a number of milliseconds from 0 to 2^31-1","type":"number","minimum":0,"maximum":2147483647}},"$defs":{"ProfileRef":{"expected":"a profile name (letters, digits, . _ -) or a path to a .json file","type":"string","minLength":1,"pattern":"^[^\\u0000]+$"},"SandboxPath":{"expected":"an absolute path inside the sandbox","type":"string","pattern":"^/[^\\u0000]*$"},"HostPath":{"expected":"an absolute path on the host","type":"string","pattern":"^/[^\\u0000]*$"},"BindMount":{"description":"A host path bound into the sandbox.","type":"object","additionalProperties":false,"required":["source","target"],"properties":{"source":{"description":"Host path (file or directory).","$ref":"#/$defs/HostPath"},"target":{"description":"Absolute path inside the sandbox; not /, not under /proc or /dev.","$ref":"#/$defs/SandboxPath"},"readonly":{"description":"Read-only unless false: tighter by default than Docker's -v.","type":"boolean"},"optional":{"description":"Skip this mount when the source does not exist (toolchains that differ between hosts), instead of failing the run.","type":"boolean"}}},"VolumeMount":{"description":"A named volume bound into the sandbox.","type":"object","additionalProperties":false,"required":["name","target"],"properties":{"name":{"description":"The volume's name (brig volume ls).","expected":"a volume name: letters, digits, _ . - (up to 128)","type":"string","pattern":"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"},"target":{"description":"Absolute path inside the sandbox.","$ref":"#/$defs/SandboxPath"},"readonly":{"description":"Read-write unless true.","type":"boolean"}}},"TmpfsMount":{"description":"A writable tmpfs.","type":"object","additionalProperties":false,"required":["target"],"properties":{"target":{"$ref":"#/$defs/SandboxPath"},"size":{"description":"Default 64 MiB.","$ref":"#/$defs/Size"},"mode":{"description":"Permission bits, default 0o1777 (1023) like /tmp.","expected":"permission bits from 0 to 0o7777 (4095)","type":"integer","minimum":0,"maximum":4095}}},"Id":{"expected":"a whole number from 0 to 4294967294","type":"integer","minimum":0,"maximum":4294967294},"Size":{"description":"Bytes, or a size string such as '64m' or '1.5g'.","expected":"a size such as \"64m\" or \"1g\", or a whole number of bytes above 0","anyOf":[{"type":"integer","minimum":1,"maximum":9007199254740991},{"type":"string","pattern":"^\\s*\\d+(\\.\\d+)?\\s*([kmgtKMGT]?)[iI]?[bB]?\\s*$"}]},"Bytes":{"expected":"a whole number of bytes","type":"integer","minimum":0,"maximum":9007199254740991},"Millis":{"expected":"a number of milliseconds above 0 and below 2^31","type":"number","exclusiveMinimum":0,"maximum":2147483647},"RlimitAmount":{"expected":"a whole number or \"unlimited\"","anyOf":[{"type":"integer","minimum":0,"maximum":9007199254740991},{"const":"unlimited"}]},"Rlimit":{"description":"A number sets soft and hard; [soft, hard] sets both.","expected":"a whole number, \"unlimited\", or [soft, hard]","anyOf":[{"$ref":"#/$defs/RlimitAmount"},{"type":"array","prefixItems":[{"$ref":"#/$defs/RlimitAmount"},{"$ref":"#/$defs/RlimitAmount"}],"minItems":2,"maxItems":2}]}}};
 const schema32 = {"expected":"a profile name (letters, digits, . _ -) or a path to a .json file","type":"string","minLength":1,"pattern":"^[^\\u0000]+$"};
 const schema36 = {"expected":"an absolute path inside the sandbox","type":"string","pattern":"^/[^\\u0000]*$"};
-const schema41 = {"expected":"a whole number from 0 to 4294967294","type":"integer","minimum":0,"maximum":4294967294};
-const schema39 = {"description":"Bytes, or a size string such as '64m' or '1.5g'.","expected":"a size such as \"64m\" or \"1g\", or a whole number of bytes above 0","anyOf":[{"type":"integer","minimum":1,"maximum":9007199254740991},{"type":"string","pattern":"^\\s*\\d+(\\.\\d+)?\\s*([kmgtKMGT]?)[iI]?[bB]?\\s*$"}]};
-const schema50 = {"expected":"a whole number of bytes","type":"integer","minimum":0,"maximum":9007199254740991};
-const schema52 = {"expected":"a number of milliseconds above 0 and below 2^31","type":"number","exclusiveMinimum":0,"maximum":2147483647};
+const schema43 = {"expected":"a whole number from 0 to 4294967294","type":"integer","minimum":0,"maximum":4294967294};
+const schema41 = {"description":"Bytes, or a size string such as '64m' or '1.5g'.","expected":"a size such as \"64m\" or \"1g\", or a whole number of bytes above 0","anyOf":[{"type":"integer","minimum":1,"maximum":9007199254740991},{"type":"string","pattern":"^\\s*\\d+(\\.\\d+)?\\s*([kmgtKMGT]?)[iI]?[bB]?\\s*$"}]};
+const schema52 = {"expected":"a whole number of bytes","type":"integer","minimum":0,"maximum":9007199254740991};
+const schema54 = {"expected":"a number of milliseconds above 0 and below 2^31","type":"number","exclusiveMinimum":0,"maximum":2147483647};
 const func1 = Object.prototype.hasOwnProperty;
 const func2 = require("ajv/dist/runtime/ucs2length").default;
 const func0 = require("ajv/dist/runtime/equal").default;
 const pattern4 = new RegExp("^[^\\u0000]+$", "u");
 const pattern6 = new RegExp("^(host|/[^\\u0000]*)$", "u");
-const pattern12 = new RegExp("^[^=\\u0000]+$", "u");
-const pattern13 = new RegExp("^[^\\u0000]*$", "u");
-const pattern8 = new RegExp("^/[^\\u0000]*$", "u");
-const pattern15 = new RegExp("^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$", "u");
-const pattern11 = new RegExp("^\\s*\\d+(\\.\\d+)?\\s*([kmgtKMGT]?)[iI]?[bB]?\\s*$", "u");
-const pattern19 = new RegExp("^\\d+(-\\d+)?(,\\d+(-\\d+)?)*$", "u");
+const pattern8 = new RegExp("^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$", "u");
+const pattern15 = new RegExp("^[^=\\u0000]+$", "u");
+const pattern16 = new RegExp("^[^\\u0000]*$", "u");
+const pattern9 = new RegExp("^/[^\\u0000]*$", "u");
+const pattern18 = new RegExp("^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$", "u");
+const pattern14 = new RegExp("^\\s*\\d+(\\.\\d+)?\\s*([kmgtKMGT]?)[iI]?[bB]?\\s*$", "u");
+const pattern22 = new RegExp("^\\d+(-\\d+)?(,\\d+(-\\d+)?)*$", "u");
 const schema34 = {"description":"A host path bound into the sandbox.","type":"object","additionalProperties":false,"required":["source","target"],"properties":{"source":{"description":"Host path (file or directory).","$ref":"#/$defs/HostPath"},"target":{"description":"Absolute path inside the sandbox; not /, not under /proc or /dev.","$ref":"#/$defs/SandboxPath"},"readonly":{"description":"Read-only unless false: tighter by default than Docker's -v.","type":"boolean"},"optional":{"description":"Skip this mount when the source does not exist (toolchains that differ between hosts), instead of failing the run.","type":"boolean"}}};
 const schema35 = {"expected":"an absolute path on the host","type":"string","pattern":"^/[^\\u0000]*$"};
 
@@ -72,7 +73,7 @@ errors++;
 if(data.source !== undefined){
 let data0 = data.source;
 if(typeof data0 === "string"){
-if(!pattern8.test(data0)){
+if(!pattern9.test(data0)){
 const err3 = {instancePath:instancePath+"/source",schemaPath:"#/$defs/HostPath/pattern",keyword:"pattern",params:{pattern: "^/[^\\u0000]*$"},message:"must match pattern \""+"^/[^\\u0000]*$"+"\""};
 if(vErrors === null){
 vErrors = [err3];
@@ -97,7 +98,7 @@ errors++;
 if(data.target !== undefined){
 let data1 = data.target;
 if(typeof data1 === "string"){
-if(!pattern8.test(data1)){
+if(!pattern9.test(data1)){
 const err5 = {instancePath:instancePath+"/target",schemaPath:"#/$defs/SandboxPath/pattern",keyword:"pattern",params:{pattern: "^/[^\\u0000]*$"},message:"must match pattern \""+"^/[^\\u0000]*$"+"\""};
 if(vErrors === null){
 vErrors = [err5];
@@ -159,12 +160,135 @@ return errors === 0;
 }
 validate21.evaluated = {"props":true,"dynamicProps":false,"dynamicItems":false};
 
-const schema37 = {"description":"A writable tmpfs.","type":"object","additionalProperties":false,"required":["target"],"properties":{"target":{"$ref":"#/$defs/SandboxPath"},"size":{"description":"Default 64 MiB.","$ref":"#/$defs/Size"},"mode":{"description":"Permission bits, default 0o1777 (1023) like /tmp.","expected":"permission bits from 0 to 0o7777 (4095)","type":"integer","minimum":0,"maximum":4095}}};
+const schema37 = {"description":"A named volume bound into the sandbox.","type":"object","additionalProperties":false,"required":["name","target"],"properties":{"name":{"description":"The volume's name (brig volume ls).","expected":"a volume name: letters, digits, _ . - (up to 128)","type":"string","pattern":"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"},"target":{"description":"Absolute path inside the sandbox.","$ref":"#/$defs/SandboxPath"},"readonly":{"description":"Read-write unless true.","type":"boolean"}}};
 
 function validate23(data, {instancePath="", parentData, parentDataProperty, rootData=data, dynamicAnchors={}}={}){
 let vErrors = null;
 let errors = 0;
 const evaluated0 = validate23.evaluated;
+if(evaluated0.dynamicProps){
+evaluated0.props = undefined;
+}
+if(evaluated0.dynamicItems){
+evaluated0.items = undefined;
+}
+if(data && typeof data == "object" && !Array.isArray(data)){
+if(data.name === undefined){
+const err0 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
+if(vErrors === null){
+vErrors = [err0];
+}
+else {
+vErrors.push(err0);
+}
+errors++;
+}
+if(data.target === undefined){
+const err1 = {instancePath,schemaPath:"#/required",keyword:"required",params:{missingProperty: "target"},message:"must have required property '"+"target"+"'"};
+if(vErrors === null){
+vErrors = [err1];
+}
+else {
+vErrors.push(err1);
+}
+errors++;
+}
+for(const key0 in data){
+if(!(((key0 === "name") || (key0 === "target")) || (key0 === "readonly"))){
+const err2 = {instancePath,schemaPath:"#/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key0},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err2];
+}
+else {
+vErrors.push(err2);
+}
+errors++;
+}
+}
+if(data.name !== undefined){
+let data0 = data.name;
+if(typeof data0 === "string"){
+if(!pattern8.test(data0)){
+const err3 = {instancePath:instancePath+"/name",schemaPath:"#/properties/name/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"+"\""};
+if(vErrors === null){
+vErrors = [err3];
+}
+else {
+vErrors.push(err3);
+}
+errors++;
+}
+}
+else {
+const err4 = {instancePath:instancePath+"/name",schemaPath:"#/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err4];
+}
+else {
+vErrors.push(err4);
+}
+errors++;
+}
+}
+if(data.target !== undefined){
+let data1 = data.target;
+if(typeof data1 === "string"){
+if(!pattern9.test(data1)){
+const err5 = {instancePath:instancePath+"/target",schemaPath:"#/$defs/SandboxPath/pattern",keyword:"pattern",params:{pattern: "^/[^\\u0000]*$"},message:"must match pattern \""+"^/[^\\u0000]*$"+"\""};
+if(vErrors === null){
+vErrors = [err5];
+}
+else {
+vErrors.push(err5);
+}
+errors++;
+}
+}
+else {
+const err6 = {instancePath:instancePath+"/target",schemaPath:"#/$defs/SandboxPath/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err6];
+}
+else {
+vErrors.push(err6);
+}
+errors++;
+}
+}
+if(data.readonly !== undefined){
+if(typeof data.readonly !== "boolean"){
+const err7 = {instancePath:instancePath+"/readonly",schemaPath:"#/properties/readonly/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(vErrors === null){
+vErrors = [err7];
+}
+else {
+vErrors.push(err7);
+}
+errors++;
+}
+}
+}
+else {
+const err8 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err8];
+}
+else {
+vErrors.push(err8);
+}
+errors++;
+}
+validate23.errors = vErrors;
+return errors === 0;
+}
+validate23.evaluated = {"props":true,"dynamicProps":false,"dynamicItems":false};
+
+const schema39 = {"description":"A writable tmpfs.","type":"object","additionalProperties":false,"required":["target"],"properties":{"target":{"$ref":"#/$defs/SandboxPath"},"size":{"description":"Default 64 MiB.","$ref":"#/$defs/Size"},"mode":{"description":"Permission bits, default 0o1777 (1023) like /tmp.","expected":"permission bits from 0 to 0o7777 (4095)","type":"integer","minimum":0,"maximum":4095}}};
+
+function validate25(data, {instancePath="", parentData, parentDataProperty, rootData=data, dynamicAnchors={}}={}){
+let vErrors = null;
+let errors = 0;
+const evaluated0 = validate25.evaluated;
 if(evaluated0.dynamicProps){
 evaluated0.props = undefined;
 }
@@ -197,7 +321,7 @@ errors++;
 if(data.target !== undefined){
 let data0 = data.target;
 if(typeof data0 === "string"){
-if(!pattern8.test(data0)){
+if(!pattern9.test(data0)){
 const err2 = {instancePath:instancePath+"/target",schemaPath:"#/$defs/SandboxPath/pattern",keyword:"pattern",params:{pattern: "^/[^\\u0000]*$"},message:"must match pattern \""+"^/[^\\u0000]*$"+"\""};
 if(vErrors === null){
 vErrors = [err2];
@@ -260,7 +384,7 @@ var _valid0 = _errs8 === errors;
 valid3 = valid3 || _valid0;
 const _errs10 = errors;
 if(typeof data1 === "string"){
-if(!pattern11.test(data1)){
+if(!pattern14.test(data1)){
 const err7 = {instancePath:instancePath+"/size",schemaPath:"#/$defs/Size/anyOf/1/pattern",keyword:"pattern",params:{pattern: "^\\s*\\d+(\\.\\d+)?\\s*([kmgtKMGT]?)[iI]?[bB]?\\s*$"},message:"must match pattern \""+"^\\s*\\d+(\\.\\d+)?\\s*([kmgtKMGT]?)[iI]?[bB]?\\s*$"+"\""};
 if(vErrors === null){
 vErrors = [err7];
@@ -351,18 +475,18 @@ vErrors.push(err13);
 }
 errors++;
 }
-validate23.errors = vErrors;
+validate25.errors = vErrors;
 return errors === 0;
 }
-validate23.evaluated = {"props":true,"dynamicProps":false,"dynamicItems":false};
+validate25.evaluated = {"props":true,"dynamicProps":false,"dynamicItems":false};
 
-const schema43 = {"description":"A number sets soft and hard; [soft, hard] sets both.","expected":"a whole number, \"unlimited\", or [soft, hard]","anyOf":[{"$ref":"#/$defs/RlimitAmount"},{"type":"array","prefixItems":[{"$ref":"#/$defs/RlimitAmount"},{"$ref":"#/$defs/RlimitAmount"}],"minItems":2,"maxItems":2}]};
-const schema44 = {"expected":"a whole number or \"unlimited\"","anyOf":[{"type":"integer","minimum":0,"maximum":9007199254740991},{"const":"unlimited"}]};
+const schema45 = {"description":"A number sets soft and hard; [soft, hard] sets both.","expected":"a whole number, \"unlimited\", or [soft, hard]","anyOf":[{"$ref":"#/$defs/RlimitAmount"},{"type":"array","prefixItems":[{"$ref":"#/$defs/RlimitAmount"},{"$ref":"#/$defs/RlimitAmount"}],"minItems":2,"maxItems":2}]};
+const schema46 = {"expected":"a whole number or \"unlimited\"","anyOf":[{"type":"integer","minimum":0,"maximum":9007199254740991},{"const":"unlimited"}]};
 
-function validate25(data, {instancePath="", parentData, parentDataProperty, rootData=data, dynamicAnchors={}}={}){
+function validate27(data, {instancePath="", parentData, parentDataProperty, rootData=data, dynamicAnchors={}}={}){
 let vErrors = null;
 let errors = 0;
-const evaluated0 = validate25.evaluated;
+const evaluated0 = validate27.evaluated;
 if(evaluated0.dynamicProps){
 evaluated0.props = undefined;
 }
@@ -653,11 +777,11 @@ vErrors = null;
 }
 }
 }
-validate25.errors = vErrors;
+validate27.errors = vErrors;
 evaluated0.items = items0;
 return errors === 0;
 }
-validate25.evaluated = {"dynamicProps":false,"dynamicItems":true};
+validate27.evaluated = {"dynamicProps":false,"dynamicItems":true};
 
 
 function validate20(data, {instancePath="", parentData, parentDataProperty, rootData=data, dynamicAnchors={}}={}){
@@ -826,7 +950,7 @@ if(Array.isArray(data4)){
 const len1 = data4.length;
 for(let i1=0; i1<len1; i1++){
 let data5 = data4[i1];
-if(!((((data5 === "mounts") || (data5 === "tmpfs")) || (data5 === "env")) || (data5 === "rlimits"))){
+if(!(((((data5 === "mounts") || (data5 === "volumes")) || (data5 === "tmpfs")) || (data5 === "env")) || (data5 === "rlimits"))){
 const err11 = {instancePath:instancePath+"/replace/" + i1,schemaPath:"#/properties/replace/items/enum",keyword:"enum",params:{allowedValues: schema31.properties.replace.items.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err11];
@@ -929,10 +1053,11 @@ vErrors.push(err18);
 errors++;
 }
 }
-if(data.network !== undefined){
-let data8 = data.network;
-if(!((data8 === "none") || (data8 === "loopback"))){
-const err19 = {instancePath:instancePath+"/network",schemaPath:"#/properties/network/enum",keyword:"enum",params:{allowedValues: schema31.properties.network.enum},message:"must be equal to one of the allowed values"};
+if(data.container !== undefined){
+let data8 = data.container;
+if(typeof data8 === "string"){
+if(!pattern8.test(data8)){
+const err19 = {instancePath:instancePath+"/container",schemaPath:"#/properties/container/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"+"\""};
 if(vErrors === null){
 vErrors = [err19];
 }
@@ -942,19 +1067,8 @@ vErrors.push(err19);
 errors++;
 }
 }
-if(data.mounts !== undefined){
-let data9 = data.mounts;
-if(Array.isArray(data9)){
-const len2 = data9.length;
-for(let i3=0; i3<len2; i3++){
-if(!(validate21(data9[i3], {instancePath:instancePath+"/mounts/" + i3,parentData:data9,parentDataProperty:i3,rootData,dynamicAnchors}))){
-vErrors = vErrors === null ? validate21.errors : vErrors.concat(validate21.errors);
-errors = vErrors.length;
-}
-}
-}
 else {
-const err20 = {instancePath:instancePath+"/mounts",schemaPath:"#/properties/mounts/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err20 = {instancePath:instancePath+"/container",schemaPath:"#/properties/container/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err20];
 }
@@ -964,19 +1078,10 @@ vErrors.push(err20);
 errors++;
 }
 }
-if(data.tmpfs !== undefined){
-let data11 = data.tmpfs;
-if(Array.isArray(data11)){
-const len3 = data11.length;
-for(let i4=0; i4<len3; i4++){
-if(!(validate23(data11[i4], {instancePath:instancePath+"/tmpfs/" + i4,parentData:data11,parentDataProperty:i4,rootData,dynamicAnchors}))){
-vErrors = vErrors === null ? validate23.errors : vErrors.concat(validate23.errors);
-errors = vErrors.length;
-}
-}
-}
-else {
-const err21 = {instancePath:instancePath+"/tmpfs",schemaPath:"#/properties/tmpfs/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(data.network !== undefined){
+let data9 = data.network;
+if(!((data9 === "none") || (data9 === "loopback"))){
+const err21 = {instancePath:instancePath+"/network",schemaPath:"#/properties/network/enum",keyword:"enum",params:{allowedValues: schema31.properties.network.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err21];
 }
@@ -986,14 +1091,19 @@ vErrors.push(err21);
 errors++;
 }
 }
-if(data.env !== undefined){
-let data13 = data.env;
-if(data13 && typeof data13 == "object" && !Array.isArray(data13)){
-for(const key1 in data13){
-const _errs32 = errors;
-if(typeof key1 === "string"){
-if(!pattern12.test(key1)){
-const err22 = {instancePath:instancePath+"/env",schemaPath:"#/properties/env/propertyNames/pattern",keyword:"pattern",params:{pattern: "^[^=\\u0000]+$"},message:"must match pattern \""+"^[^=\\u0000]+$"+"\"",propertyName:key1};
+if(data.mounts !== undefined){
+let data10 = data.mounts;
+if(Array.isArray(data10)){
+const len2 = data10.length;
+for(let i3=0; i3<len2; i3++){
+if(!(validate21(data10[i3], {instancePath:instancePath+"/mounts/" + i3,parentData:data10,parentDataProperty:i3,rootData,dynamicAnchors}))){
+vErrors = vErrors === null ? validate21.errors : vErrors.concat(validate21.errors);
+errors = vErrors.length;
+}
+}
+}
+else {
+const err22 = {instancePath:instancePath+"/mounts",schemaPath:"#/properties/mounts/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err22];
 }
@@ -1003,9 +1113,19 @@ vErrors.push(err22);
 errors++;
 }
 }
-var valid13 = _errs32 === errors;
-if(!valid13){
-const err23 = {instancePath:instancePath+"/env",schemaPath:"#/properties/env/propertyNames",keyword:"propertyNames",params:{propertyName: key1},message:"property name must be valid"};
+if(data.volumes !== undefined){
+let data12 = data.volumes;
+if(Array.isArray(data12)){
+const len3 = data12.length;
+for(let i4=0; i4<len3; i4++){
+if(!(validate23(data12[i4], {instancePath:instancePath+"/volumes/" + i4,parentData:data12,parentDataProperty:i4,rootData,dynamicAnchors}))){
+vErrors = vErrors === null ? validate23.errors : vErrors.concat(validate23.errors);
+errors = vErrors.length;
+}
+}
+}
+else {
+const err23 = {instancePath:instancePath+"/volumes",schemaPath:"#/properties/volumes/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err23];
 }
@@ -1015,11 +1135,19 @@ vErrors.push(err23);
 errors++;
 }
 }
-for(const key2 in data13){
-let data14 = data13[key2];
-if(typeof data14 === "string"){
-if(!pattern13.test(data14)){
-const err24 = {instancePath:instancePath+"/env/" + key2.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/env/additionalProperties/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000]*$"},message:"must match pattern \""+"^[^\\u0000]*$"+"\""};
+if(data.tmpfs !== undefined){
+let data14 = data.tmpfs;
+if(Array.isArray(data14)){
+const len4 = data14.length;
+for(let i5=0; i5<len4; i5++){
+if(!(validate25(data14[i5], {instancePath:instancePath+"/tmpfs/" + i5,parentData:data14,parentDataProperty:i5,rootData,dynamicAnchors}))){
+vErrors = vErrors === null ? validate25.errors : vErrors.concat(validate25.errors);
+errors = vErrors.length;
+}
+}
+}
+else {
+const err24 = {instancePath:instancePath+"/tmpfs",schemaPath:"#/properties/tmpfs/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err24];
 }
@@ -1029,8 +1157,14 @@ vErrors.push(err24);
 errors++;
 }
 }
-else {
-const err25 = {instancePath:instancePath+"/env/" + key2.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/env/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data.env !== undefined){
+let data16 = data.env;
+if(data16 && typeof data16 == "object" && !Array.isArray(data16)){
+for(const key1 in data16){
+const _errs37 = errors;
+if(typeof key1 === "string"){
+if(!pattern15.test(key1)){
+const err25 = {instancePath:instancePath+"/env",schemaPath:"#/properties/env/propertyNames/pattern",keyword:"pattern",params:{pattern: "^[^=\\u0000]+$"},message:"must match pattern \""+"^[^=\\u0000]+$"+"\"",propertyName:key1};
 if(vErrors === null){
 vErrors = [err25];
 }
@@ -1040,9 +1174,9 @@ vErrors.push(err25);
 errors++;
 }
 }
-}
-else {
-const err26 = {instancePath:instancePath+"/env",schemaPath:"#/properties/env/type",keyword:"type",params:{type: "object"},message:"must be object"};
+var valid15 = _errs37 === errors;
+if(!valid15){
+const err26 = {instancePath:instancePath+"/env",schemaPath:"#/properties/env/propertyNames",keyword:"propertyNames",params:{propertyName: key1},message:"property name must be valid"};
 if(vErrors === null){
 vErrors = [err26];
 }
@@ -1052,11 +1186,11 @@ vErrors.push(err26);
 errors++;
 }
 }
-if(data.cwd !== undefined){
-let data15 = data.cwd;
-if(typeof data15 === "string"){
-if(!pattern8.test(data15)){
-const err27 = {instancePath:instancePath+"/cwd",schemaPath:"#/$defs/SandboxPath/pattern",keyword:"pattern",params:{pattern: "^/[^\\u0000]*$"},message:"must match pattern \""+"^/[^\\u0000]*$"+"\""};
+for(const key2 in data16){
+let data17 = data16[key2];
+if(typeof data17 === "string"){
+if(!pattern16.test(data17)){
+const err27 = {instancePath:instancePath+"/env/" + key2.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/env/additionalProperties/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000]*$"},message:"must match pattern \""+"^[^\\u0000]*$"+"\""};
 if(vErrors === null){
 vErrors = [err27];
 }
@@ -1067,7 +1201,7 @@ errors++;
 }
 }
 else {
-const err28 = {instancePath:instancePath+"/cwd",schemaPath:"#/$defs/SandboxPath/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err28 = {instancePath:instancePath+"/env/" + key2.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/env/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err28];
 }
@@ -1077,11 +1211,9 @@ vErrors.push(err28);
 errors++;
 }
 }
-if(data.hostname !== undefined){
-let data16 = data.hostname;
-if(typeof data16 === "string"){
-if(!pattern15.test(data16)){
-const err29 = {instancePath:instancePath+"/hostname",schemaPath:"#/properties/hostname/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$"+"\""};
+}
+else {
+const err29 = {instancePath:instancePath+"/env",schemaPath:"#/properties/env/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err29];
 }
@@ -1091,8 +1223,11 @@ vErrors.push(err29);
 errors++;
 }
 }
-else {
-const err30 = {instancePath:instancePath+"/hostname",schemaPath:"#/properties/hostname/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data.cwd !== undefined){
+let data18 = data.cwd;
+if(typeof data18 === "string"){
+if(!pattern9.test(data18)){
+const err30 = {instancePath:instancePath+"/cwd",schemaPath:"#/$defs/SandboxPath/pattern",keyword:"pattern",params:{pattern: "^/[^\\u0000]*$"},message:"must match pattern \""+"^/[^\\u0000]*$"+"\""};
 if(vErrors === null){
 vErrors = [err30];
 }
@@ -1102,10 +1237,8 @@ vErrors.push(err30);
 errors++;
 }
 }
-if(data.uid !== undefined){
-let data17 = data.uid;
-if(!(((typeof data17 == "number") && (!(data17 % 1) && !isNaN(data17))) && (isFinite(data17)))){
-const err31 = {instancePath:instancePath+"/uid",schemaPath:"#/$defs/Id/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+else {
+const err31 = {instancePath:instancePath+"/cwd",schemaPath:"#/$defs/SandboxPath/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err31];
 }
@@ -1114,9 +1247,12 @@ vErrors.push(err31);
 }
 errors++;
 }
-if((typeof data17 == "number") && (isFinite(data17))){
-if(data17 > 4294967294 || isNaN(data17)){
-const err32 = {instancePath:instancePath+"/uid",schemaPath:"#/$defs/Id/maximum",keyword:"maximum",params:{comparison: "<=", limit: 4294967294},message:"must be <= 4294967294"};
+}
+if(data.hostname !== undefined){
+let data19 = data.hostname;
+if(typeof data19 === "string"){
+if(!pattern18.test(data19)){
+const err32 = {instancePath:instancePath+"/hostname",schemaPath:"#/properties/hostname/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$"+"\""};
 if(vErrors === null){
 vErrors = [err32];
 }
@@ -1125,8 +1261,9 @@ vErrors.push(err32);
 }
 errors++;
 }
-if(data17 < 0 || isNaN(data17)){
-const err33 = {instancePath:instancePath+"/uid",schemaPath:"#/$defs/Id/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+else {
+const err33 = {instancePath:instancePath+"/hostname",schemaPath:"#/properties/hostname/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err33];
 }
@@ -1136,11 +1273,10 @@ vErrors.push(err33);
 errors++;
 }
 }
-}
-if(data.gid !== undefined){
-let data18 = data.gid;
-if(!(((typeof data18 == "number") && (!(data18 % 1) && !isNaN(data18))) && (isFinite(data18)))){
-const err34 = {instancePath:instancePath+"/gid",schemaPath:"#/$defs/Id/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data.uid !== undefined){
+let data20 = data.uid;
+if(!(((typeof data20 == "number") && (!(data20 % 1) && !isNaN(data20))) && (isFinite(data20)))){
+const err34 = {instancePath:instancePath+"/uid",schemaPath:"#/$defs/Id/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err34];
 }
@@ -1149,9 +1285,9 @@ vErrors.push(err34);
 }
 errors++;
 }
-if((typeof data18 == "number") && (isFinite(data18))){
-if(data18 > 4294967294 || isNaN(data18)){
-const err35 = {instancePath:instancePath+"/gid",schemaPath:"#/$defs/Id/maximum",keyword:"maximum",params:{comparison: "<=", limit: 4294967294},message:"must be <= 4294967294"};
+if((typeof data20 == "number") && (isFinite(data20))){
+if(data20 > 4294967294 || isNaN(data20)){
+const err35 = {instancePath:instancePath+"/uid",schemaPath:"#/$defs/Id/maximum",keyword:"maximum",params:{comparison: "<=", limit: 4294967294},message:"must be <= 4294967294"};
 if(vErrors === null){
 vErrors = [err35];
 }
@@ -1160,8 +1296,8 @@ vErrors.push(err35);
 }
 errors++;
 }
-if(data18 < 0 || isNaN(data18)){
-const err36 = {instancePath:instancePath+"/gid",schemaPath:"#/$defs/Id/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(data20 < 0 || isNaN(data20)){
+const err36 = {instancePath:instancePath+"/uid",schemaPath:"#/$defs/Id/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err36];
 }
@@ -1172,10 +1308,10 @@ errors++;
 }
 }
 }
-if(data.idMap !== undefined){
-let data19 = data.idMap;
-if(!((data19 === "single") || (data19 === "multi"))){
-const err37 = {instancePath:instancePath+"/idMap",schemaPath:"#/properties/idMap/enum",keyword:"enum",params:{allowedValues: schema31.properties.idMap.enum},message:"must be equal to one of the allowed values"};
+if(data.gid !== undefined){
+let data21 = data.gid;
+if(!(((typeof data21 == "number") && (!(data21 % 1) && !isNaN(data21))) && (isFinite(data21)))){
+const err37 = {instancePath:instancePath+"/gid",schemaPath:"#/$defs/Id/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err37];
 }
@@ -1184,13 +1320,9 @@ vErrors.push(err37);
 }
 errors++;
 }
-}
-if(data.rlimits !== undefined){
-let data20 = data.rlimits;
-if(data20 && typeof data20 == "object" && !Array.isArray(data20)){
-for(const key3 in data20){
-if(!(func1.call(schema31.properties.rlimits.properties, key3))){
-const err38 = {instancePath:instancePath+"/rlimits",schemaPath:"#/properties/rlimits/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key3},message:"must NOT have additional properties"};
+if((typeof data21 == "number") && (isFinite(data21))){
+if(data21 > 4294967294 || isNaN(data21)){
+const err38 = {instancePath:instancePath+"/gid",schemaPath:"#/$defs/Id/maximum",keyword:"maximum",params:{comparison: "<=", limit: 4294967294},message:"must be <= 4294967294"};
 if(vErrors === null){
 vErrors = [err38];
 }
@@ -1199,76 +1331,8 @@ vErrors.push(err38);
 }
 errors++;
 }
-}
-if(data20.cpu !== undefined){
-if(!(validate25(data20.cpu, {instancePath:instancePath+"/rlimits/cpu",parentData:data20,parentDataProperty:"cpu",rootData,dynamicAnchors}))){
-vErrors = vErrors === null ? validate25.errors : vErrors.concat(validate25.errors);
-errors = vErrors.length;
-}
-}
-if(data20.fsize !== undefined){
-if(!(validate25(data20.fsize, {instancePath:instancePath+"/rlimits/fsize",parentData:data20,parentDataProperty:"fsize",rootData,dynamicAnchors}))){
-vErrors = vErrors === null ? validate25.errors : vErrors.concat(validate25.errors);
-errors = vErrors.length;
-}
-}
-if(data20.data !== undefined){
-if(!(validate25(data20.data, {instancePath:instancePath+"/rlimits/data",parentData:data20,parentDataProperty:"data",rootData,dynamicAnchors}))){
-vErrors = vErrors === null ? validate25.errors : vErrors.concat(validate25.errors);
-errors = vErrors.length;
-}
-}
-if(data20.stack !== undefined){
-if(!(validate25(data20.stack, {instancePath:instancePath+"/rlimits/stack",parentData:data20,parentDataProperty:"stack",rootData,dynamicAnchors}))){
-vErrors = vErrors === null ? validate25.errors : vErrors.concat(validate25.errors);
-errors = vErrors.length;
-}
-}
-if(data20.core !== undefined){
-if(!(validate25(data20.core, {instancePath:instancePath+"/rlimits/core",parentData:data20,parentDataProperty:"core",rootData,dynamicAnchors}))){
-vErrors = vErrors === null ? validate25.errors : vErrors.concat(validate25.errors);
-errors = vErrors.length;
-}
-}
-if(data20.nofile !== undefined){
-if(!(validate25(data20.nofile, {instancePath:instancePath+"/rlimits/nofile",parentData:data20,parentDataProperty:"nofile",rootData,dynamicAnchors}))){
-vErrors = vErrors === null ? validate25.errors : vErrors.concat(validate25.errors);
-errors = vErrors.length;
-}
-}
-if(data20.as !== undefined){
-if(!(validate25(data20.as, {instancePath:instancePath+"/rlimits/as",parentData:data20,parentDataProperty:"as",rootData,dynamicAnchors}))){
-vErrors = vErrors === null ? validate25.errors : vErrors.concat(validate25.errors);
-errors = vErrors.length;
-}
-}
-if(data20.nproc !== undefined){
-if(!(validate25(data20.nproc, {instancePath:instancePath+"/rlimits/nproc",parentData:data20,parentDataProperty:"nproc",rootData,dynamicAnchors}))){
-vErrors = vErrors === null ? validate25.errors : vErrors.concat(validate25.errors);
-errors = vErrors.length;
-}
-}
-if(data20.memlock !== undefined){
-if(!(validate25(data20.memlock, {instancePath:instancePath+"/rlimits/memlock",parentData:data20,parentDataProperty:"memlock",rootData,dynamicAnchors}))){
-vErrors = vErrors === null ? validate25.errors : vErrors.concat(validate25.errors);
-errors = vErrors.length;
-}
-}
-if(data20.msgqueue !== undefined){
-if(!(validate25(data20.msgqueue, {instancePath:instancePath+"/rlimits/msgqueue",parentData:data20,parentDataProperty:"msgqueue",rootData,dynamicAnchors}))){
-vErrors = vErrors === null ? validate25.errors : vErrors.concat(validate25.errors);
-errors = vErrors.length;
-}
-}
-if(data20.sigpending !== undefined){
-if(!(validate25(data20.sigpending, {instancePath:instancePath+"/rlimits/sigpending",parentData:data20,parentDataProperty:"sigpending",rootData,dynamicAnchors}))){
-vErrors = vErrors === null ? validate25.errors : vErrors.concat(validate25.errors);
-errors = vErrors.length;
-}
-}
-}
-else {
-const err39 = {instancePath:instancePath+"/rlimits",schemaPath:"#/properties/rlimits/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data21 < 0 || isNaN(data21)){
+const err39 = {instancePath:instancePath+"/gid",schemaPath:"#/$defs/Id/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err39];
 }
@@ -1278,13 +1342,11 @@ vErrors.push(err39);
 errors++;
 }
 }
-if(data.tmpSize !== undefined){
-let data32 = data.tmpSize;
-const _errs64 = errors;
-let valid20 = false;
-const _errs65 = errors;
-if(!(((typeof data32 == "number") && (!(data32 % 1) && !isNaN(data32))) && (isFinite(data32)))){
-const err40 = {instancePath:instancePath+"/tmpSize",schemaPath:"#/$defs/Size/anyOf/0/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+}
+if(data.idMap !== undefined){
+let data22 = data.idMap;
+if(!((data22 === "single") || (data22 === "multi"))){
+const err40 = {instancePath:instancePath+"/idMap",schemaPath:"#/properties/idMap/enum",keyword:"enum",params:{allowedValues: schema31.properties.idMap.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err40];
 }
@@ -1293,9 +1355,13 @@ vErrors.push(err40);
 }
 errors++;
 }
-if((typeof data32 == "number") && (isFinite(data32))){
-if(data32 > 9007199254740991 || isNaN(data32)){
-const err41 = {instancePath:instancePath+"/tmpSize",schemaPath:"#/$defs/Size/anyOf/0/maximum",keyword:"maximum",params:{comparison: "<=", limit: 9007199254740991},message:"must be <= 9007199254740991"};
+}
+if(data.rlimits !== undefined){
+let data23 = data.rlimits;
+if(data23 && typeof data23 == "object" && !Array.isArray(data23)){
+for(const key3 in data23){
+if(!(func1.call(schema31.properties.rlimits.properties, key3))){
+const err41 = {instancePath:instancePath+"/rlimits",schemaPath:"#/properties/rlimits/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key3},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err41];
 }
@@ -1304,8 +1370,76 @@ vErrors.push(err41);
 }
 errors++;
 }
-if(data32 < 1 || isNaN(data32)){
-const err42 = {instancePath:instancePath+"/tmpSize",schemaPath:"#/$defs/Size/anyOf/0/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+if(data23.cpu !== undefined){
+if(!(validate27(data23.cpu, {instancePath:instancePath+"/rlimits/cpu",parentData:data23,parentDataProperty:"cpu",rootData,dynamicAnchors}))){
+vErrors = vErrors === null ? validate27.errors : vErrors.concat(validate27.errors);
+errors = vErrors.length;
+}
+}
+if(data23.fsize !== undefined){
+if(!(validate27(data23.fsize, {instancePath:instancePath+"/rlimits/fsize",parentData:data23,parentDataProperty:"fsize",rootData,dynamicAnchors}))){
+vErrors = vErrors === null ? validate27.errors : vErrors.concat(validate27.errors);
+errors = vErrors.length;
+}
+}
+if(data23.data !== undefined){
+if(!(validate27(data23.data, {instancePath:instancePath+"/rlimits/data",parentData:data23,parentDataProperty:"data",rootData,dynamicAnchors}))){
+vErrors = vErrors === null ? validate27.errors : vErrors.concat(validate27.errors);
+errors = vErrors.length;
+}
+}
+if(data23.stack !== undefined){
+if(!(validate27(data23.stack, {instancePath:instancePath+"/rlimits/stack",parentData:data23,parentDataProperty:"stack",rootData,dynamicAnchors}))){
+vErrors = vErrors === null ? validate27.errors : vErrors.concat(validate27.errors);
+errors = vErrors.length;
+}
+}
+if(data23.core !== undefined){
+if(!(validate27(data23.core, {instancePath:instancePath+"/rlimits/core",parentData:data23,parentDataProperty:"core",rootData,dynamicAnchors}))){
+vErrors = vErrors === null ? validate27.errors : vErrors.concat(validate27.errors);
+errors = vErrors.length;
+}
+}
+if(data23.nofile !== undefined){
+if(!(validate27(data23.nofile, {instancePath:instancePath+"/rlimits/nofile",parentData:data23,parentDataProperty:"nofile",rootData,dynamicAnchors}))){
+vErrors = vErrors === null ? validate27.errors : vErrors.concat(validate27.errors);
+errors = vErrors.length;
+}
+}
+if(data23.as !== undefined){
+if(!(validate27(data23.as, {instancePath:instancePath+"/rlimits/as",parentData:data23,parentDataProperty:"as",rootData,dynamicAnchors}))){
+vErrors = vErrors === null ? validate27.errors : vErrors.concat(validate27.errors);
+errors = vErrors.length;
+}
+}
+if(data23.nproc !== undefined){
+if(!(validate27(data23.nproc, {instancePath:instancePath+"/rlimits/nproc",parentData:data23,parentDataProperty:"nproc",rootData,dynamicAnchors}))){
+vErrors = vErrors === null ? validate27.errors : vErrors.concat(validate27.errors);
+errors = vErrors.length;
+}
+}
+if(data23.memlock !== undefined){
+if(!(validate27(data23.memlock, {instancePath:instancePath+"/rlimits/memlock",parentData:data23,parentDataProperty:"memlock",rootData,dynamicAnchors}))){
+vErrors = vErrors === null ? validate27.errors : vErrors.concat(validate27.errors);
+errors = vErrors.length;
+}
+}
+if(data23.msgqueue !== undefined){
+if(!(validate27(data23.msgqueue, {instancePath:instancePath+"/rlimits/msgqueue",parentData:data23,parentDataProperty:"msgqueue",rootData,dynamicAnchors}))){
+vErrors = vErrors === null ? validate27.errors : vErrors.concat(validate27.errors);
+errors = vErrors.length;
+}
+}
+if(data23.sigpending !== undefined){
+if(!(validate27(data23.sigpending, {instancePath:instancePath+"/rlimits/sigpending",parentData:data23,parentDataProperty:"sigpending",rootData,dynamicAnchors}))){
+vErrors = vErrors === null ? validate27.errors : vErrors.concat(validate27.errors);
+errors = vErrors.length;
+}
+}
+}
+else {
+const err42 = {instancePath:instancePath+"/rlimits",schemaPath:"#/properties/rlimits/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err42];
 }
@@ -1315,12 +1449,13 @@ vErrors.push(err42);
 errors++;
 }
 }
-var _valid1 = _errs65 === errors;
-valid20 = valid20 || _valid1;
-const _errs67 = errors;
-if(typeof data32 === "string"){
-if(!pattern11.test(data32)){
-const err43 = {instancePath:instancePath+"/tmpSize",schemaPath:"#/$defs/Size/anyOf/1/pattern",keyword:"pattern",params:{pattern: "^\\s*\\d+(\\.\\d+)?\\s*([kmgtKMGT]?)[iI]?[bB]?\\s*$"},message:"must match pattern \""+"^\\s*\\d+(\\.\\d+)?\\s*([kmgtKMGT]?)[iI]?[bB]?\\s*$"+"\""};
+if(data.tmpSize !== undefined){
+let data35 = data.tmpSize;
+const _errs69 = errors;
+let valid22 = false;
+const _errs70 = errors;
+if(!(((typeof data35 == "number") && (!(data35 % 1) && !isNaN(data35))) && (isFinite(data35)))){
+const err43 = {instancePath:instancePath+"/tmpSize",schemaPath:"#/$defs/Size/anyOf/0/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err43];
 }
@@ -1329,9 +1464,9 @@ vErrors.push(err43);
 }
 errors++;
 }
-}
-else {
-const err44 = {instancePath:instancePath+"/tmpSize",schemaPath:"#/$defs/Size/anyOf/1/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if((typeof data35 == "number") && (isFinite(data35))){
+if(data35 > 9007199254740991 || isNaN(data35)){
+const err44 = {instancePath:instancePath+"/tmpSize",schemaPath:"#/$defs/Size/anyOf/0/maximum",keyword:"maximum",params:{comparison: "<=", limit: 9007199254740991},message:"must be <= 9007199254740991"};
 if(vErrors === null){
 vErrors = [err44];
 }
@@ -1340,10 +1475,8 @@ vErrors.push(err44);
 }
 errors++;
 }
-var _valid1 = _errs67 === errors;
-valid20 = valid20 || _valid1;
-if(!valid20){
-const err45 = {instancePath:instancePath+"/tmpSize",schemaPath:"#/$defs/Size/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
+if(data35 < 1 || isNaN(data35)){
+const err45 = {instancePath:instancePath+"/tmpSize",schemaPath:"#/$defs/Size/anyOf/0/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err45];
 }
@@ -1352,25 +1485,13 @@ vErrors.push(err45);
 }
 errors++;
 }
-else {
-errors = _errs64;
-if(vErrors !== null){
-if(_errs64){
-vErrors.length = _errs64;
 }
-else {
-vErrors = null;
-}
-}
-}
-}
-if(data.shmSize !== undefined){
-let data33 = data.shmSize;
-const _errs70 = errors;
-let valid21 = false;
-const _errs71 = errors;
-if(0 !== data33){
-const err46 = {instancePath:instancePath+"/shmSize",schemaPath:"#/properties/shmSize/anyOf/0/const",keyword:"const",params:{allowedValue: 0},message:"must be equal to constant"};
+var _valid1 = _errs70 === errors;
+valid22 = valid22 || _valid1;
+const _errs72 = errors;
+if(typeof data35 === "string"){
+if(!pattern14.test(data35)){
+const err46 = {instancePath:instancePath+"/tmpSize",schemaPath:"#/$defs/Size/anyOf/1/pattern",keyword:"pattern",params:{pattern: "^\\s*\\d+(\\.\\d+)?\\s*([kmgtKMGT]?)[iI]?[bB]?\\s*$"},message:"must match pattern \""+"^\\s*\\d+(\\.\\d+)?\\s*([kmgtKMGT]?)[iI]?[bB]?\\s*$"+"\""};
 if(vErrors === null){
 vErrors = [err46];
 }
@@ -1379,14 +1500,9 @@ vErrors.push(err46);
 }
 errors++;
 }
-var _valid2 = _errs71 === errors;
-valid21 = valid21 || _valid2;
-const _errs72 = errors;
-const _errs74 = errors;
-let valid23 = false;
-const _errs75 = errors;
-if(!(((typeof data33 == "number") && (!(data33 % 1) && !isNaN(data33))) && (isFinite(data33)))){
-const err47 = {instancePath:instancePath+"/shmSize",schemaPath:"#/$defs/Size/anyOf/0/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+}
+else {
+const err47 = {instancePath:instancePath+"/tmpSize",schemaPath:"#/$defs/Size/anyOf/1/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err47];
 }
@@ -1395,9 +1511,10 @@ vErrors.push(err47);
 }
 errors++;
 }
-if((typeof data33 == "number") && (isFinite(data33))){
-if(data33 > 9007199254740991 || isNaN(data33)){
-const err48 = {instancePath:instancePath+"/shmSize",schemaPath:"#/$defs/Size/anyOf/0/maximum",keyword:"maximum",params:{comparison: "<=", limit: 9007199254740991},message:"must be <= 9007199254740991"};
+var _valid1 = _errs72 === errors;
+valid22 = valid22 || _valid1;
+if(!valid22){
+const err48 = {instancePath:instancePath+"/tmpSize",schemaPath:"#/$defs/Size/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
 if(vErrors === null){
 vErrors = [err48];
 }
@@ -1406,8 +1523,25 @@ vErrors.push(err48);
 }
 errors++;
 }
-if(data33 < 1 || isNaN(data33)){
-const err49 = {instancePath:instancePath+"/shmSize",schemaPath:"#/$defs/Size/anyOf/0/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+else {
+errors = _errs69;
+if(vErrors !== null){
+if(_errs69){
+vErrors.length = _errs69;
+}
+else {
+vErrors = null;
+}
+}
+}
+}
+if(data.shmSize !== undefined){
+let data36 = data.shmSize;
+const _errs75 = errors;
+let valid23 = false;
+const _errs76 = errors;
+if(0 !== data36){
+const err49 = {instancePath:instancePath+"/shmSize",schemaPath:"#/properties/shmSize/anyOf/0/const",keyword:"const",params:{allowedValue: 0},message:"must be equal to constant"};
 if(vErrors === null){
 vErrors = [err49];
 }
@@ -1416,13 +1550,14 @@ vErrors.push(err49);
 }
 errors++;
 }
-}
-var _valid3 = _errs75 === errors;
-valid23 = valid23 || _valid3;
+var _valid2 = _errs76 === errors;
+valid23 = valid23 || _valid2;
 const _errs77 = errors;
-if(typeof data33 === "string"){
-if(!pattern11.test(data33)){
-const err50 = {instancePath:instancePath+"/shmSize",schemaPath:"#/$defs/Size/anyOf/1/pattern",keyword:"pattern",params:{pattern: "^\\s*\\d+(\\.\\d+)?\\s*([kmgtKMGT]?)[iI]?[bB]?\\s*$"},message:"must match pattern \""+"^\\s*\\d+(\\.\\d+)?\\s*([kmgtKMGT]?)[iI]?[bB]?\\s*$"+"\""};
+const _errs79 = errors;
+let valid25 = false;
+const _errs80 = errors;
+if(!(((typeof data36 == "number") && (!(data36 % 1) && !isNaN(data36))) && (isFinite(data36)))){
+const err50 = {instancePath:instancePath+"/shmSize",schemaPath:"#/$defs/Size/anyOf/0/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err50];
 }
@@ -1431,9 +1566,9 @@ vErrors.push(err50);
 }
 errors++;
 }
-}
-else {
-const err51 = {instancePath:instancePath+"/shmSize",schemaPath:"#/$defs/Size/anyOf/1/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if((typeof data36 == "number") && (isFinite(data36))){
+if(data36 > 9007199254740991 || isNaN(data36)){
+const err51 = {instancePath:instancePath+"/shmSize",schemaPath:"#/$defs/Size/anyOf/0/maximum",keyword:"maximum",params:{comparison: "<=", limit: 9007199254740991},message:"must be <= 9007199254740991"};
 if(vErrors === null){
 vErrors = [err51];
 }
@@ -1442,10 +1577,8 @@ vErrors.push(err51);
 }
 errors++;
 }
-var _valid3 = _errs77 === errors;
-valid23 = valid23 || _valid3;
-if(!valid23){
-const err52 = {instancePath:instancePath+"/shmSize",schemaPath:"#/$defs/Size/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
+if(data36 < 1 || isNaN(data36)){
+const err52 = {instancePath:instancePath+"/shmSize",schemaPath:"#/$defs/Size/anyOf/0/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err52];
 }
@@ -1454,21 +1587,13 @@ vErrors.push(err52);
 }
 errors++;
 }
-else {
-errors = _errs74;
-if(vErrors !== null){
-if(_errs74){
-vErrors.length = _errs74;
 }
-else {
-vErrors = null;
-}
-}
-}
-var _valid2 = _errs72 === errors;
-valid21 = valid21 || _valid2;
-if(!valid21){
-const err53 = {instancePath:instancePath+"/shmSize",schemaPath:"#/properties/shmSize/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
+var _valid3 = _errs80 === errors;
+valid25 = valid25 || _valid3;
+const _errs82 = errors;
+if(typeof data36 === "string"){
+if(!pattern14.test(data36)){
+const err53 = {instancePath:instancePath+"/shmSize",schemaPath:"#/$defs/Size/anyOf/1/pattern",keyword:"pattern",params:{pattern: "^\\s*\\d+(\\.\\d+)?\\s*([kmgtKMGT]?)[iI]?[bB]?\\s*$"},message:"must match pattern \""+"^\\s*\\d+(\\.\\d+)?\\s*([kmgtKMGT]?)[iI]?[bB]?\\s*$"+"\""};
 if(vErrors === null){
 vErrors = [err53];
 }
@@ -1477,25 +1602,9 @@ vErrors.push(err53);
 }
 errors++;
 }
-else {
-errors = _errs70;
-if(vErrors !== null){
-if(_errs70){
-vErrors.length = _errs70;
 }
 else {
-vErrors = null;
-}
-}
-}
-}
-if(data.memory !== undefined){
-let data34 = data.memory;
-const _errs81 = errors;
-let valid25 = false;
-const _errs82 = errors;
-if(!(((typeof data34 == "number") && (!(data34 % 1) && !isNaN(data34))) && (isFinite(data34)))){
-const err54 = {instancePath:instancePath+"/memory",schemaPath:"#/$defs/Size/anyOf/0/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err54 = {instancePath:instancePath+"/shmSize",schemaPath:"#/$defs/Size/anyOf/1/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err54];
 }
@@ -1504,9 +1613,10 @@ vErrors.push(err54);
 }
 errors++;
 }
-if((typeof data34 == "number") && (isFinite(data34))){
-if(data34 > 9007199254740991 || isNaN(data34)){
-const err55 = {instancePath:instancePath+"/memory",schemaPath:"#/$defs/Size/anyOf/0/maximum",keyword:"maximum",params:{comparison: "<=", limit: 9007199254740991},message:"must be <= 9007199254740991"};
+var _valid3 = _errs82 === errors;
+valid25 = valid25 || _valid3;
+if(!valid25){
+const err55 = {instancePath:instancePath+"/shmSize",schemaPath:"#/$defs/Size/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
 if(vErrors === null){
 vErrors = [err55];
 }
@@ -1515,8 +1625,21 @@ vErrors.push(err55);
 }
 errors++;
 }
-if(data34 < 1 || isNaN(data34)){
-const err56 = {instancePath:instancePath+"/memory",schemaPath:"#/$defs/Size/anyOf/0/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+else {
+errors = _errs79;
+if(vErrors !== null){
+if(_errs79){
+vErrors.length = _errs79;
+}
+else {
+vErrors = null;
+}
+}
+}
+var _valid2 = _errs77 === errors;
+valid23 = valid23 || _valid2;
+if(!valid23){
+const err56 = {instancePath:instancePath+"/shmSize",schemaPath:"#/properties/shmSize/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
 if(vErrors === null){
 vErrors = [err56];
 }
@@ -1525,13 +1648,25 @@ vErrors.push(err56);
 }
 errors++;
 }
+else {
+errors = _errs75;
+if(vErrors !== null){
+if(_errs75){
+vErrors.length = _errs75;
 }
-var _valid4 = _errs82 === errors;
-valid25 = valid25 || _valid4;
-const _errs84 = errors;
-if(typeof data34 === "string"){
-if(!pattern11.test(data34)){
-const err57 = {instancePath:instancePath+"/memory",schemaPath:"#/$defs/Size/anyOf/1/pattern",keyword:"pattern",params:{pattern: "^\\s*\\d+(\\.\\d+)?\\s*([kmgtKMGT]?)[iI]?[bB]?\\s*$"},message:"must match pattern \""+"^\\s*\\d+(\\.\\d+)?\\s*([kmgtKMGT]?)[iI]?[bB]?\\s*$"+"\""};
+else {
+vErrors = null;
+}
+}
+}
+}
+if(data.memory !== undefined){
+let data37 = data.memory;
+const _errs86 = errors;
+let valid27 = false;
+const _errs87 = errors;
+if(!(((typeof data37 == "number") && (!(data37 % 1) && !isNaN(data37))) && (isFinite(data37)))){
+const err57 = {instancePath:instancePath+"/memory",schemaPath:"#/$defs/Size/anyOf/0/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err57];
 }
@@ -1540,9 +1675,9 @@ vErrors.push(err57);
 }
 errors++;
 }
-}
-else {
-const err58 = {instancePath:instancePath+"/memory",schemaPath:"#/$defs/Size/anyOf/1/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if((typeof data37 == "number") && (isFinite(data37))){
+if(data37 > 9007199254740991 || isNaN(data37)){
+const err58 = {instancePath:instancePath+"/memory",schemaPath:"#/$defs/Size/anyOf/0/maximum",keyword:"maximum",params:{comparison: "<=", limit: 9007199254740991},message:"must be <= 9007199254740991"};
 if(vErrors === null){
 vErrors = [err58];
 }
@@ -1551,10 +1686,8 @@ vErrors.push(err58);
 }
 errors++;
 }
-var _valid4 = _errs84 === errors;
-valid25 = valid25 || _valid4;
-if(!valid25){
-const err59 = {instancePath:instancePath+"/memory",schemaPath:"#/$defs/Size/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
+if(data37 < 1 || isNaN(data37)){
+const err59 = {instancePath:instancePath+"/memory",schemaPath:"#/$defs/Size/anyOf/0/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err59];
 }
@@ -1563,22 +1696,13 @@ vErrors.push(err59);
 }
 errors++;
 }
-else {
-errors = _errs81;
-if(vErrors !== null){
-if(_errs81){
-vErrors.length = _errs81;
 }
-else {
-vErrors = null;
-}
-}
-}
-}
-if(data.pids !== undefined){
-let data35 = data.pids;
-if(!(((typeof data35 == "number") && (!(data35 % 1) && !isNaN(data35))) && (isFinite(data35)))){
-const err60 = {instancePath:instancePath+"/pids",schemaPath:"#/properties/pids/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+var _valid4 = _errs87 === errors;
+valid27 = valid27 || _valid4;
+const _errs89 = errors;
+if(typeof data37 === "string"){
+if(!pattern14.test(data37)){
+const err60 = {instancePath:instancePath+"/memory",schemaPath:"#/$defs/Size/anyOf/1/pattern",keyword:"pattern",params:{pattern: "^\\s*\\d+(\\.\\d+)?\\s*([kmgtKMGT]?)[iI]?[bB]?\\s*$"},message:"must match pattern \""+"^\\s*\\d+(\\.\\d+)?\\s*([kmgtKMGT]?)[iI]?[bB]?\\s*$"+"\""};
 if(vErrors === null){
 vErrors = [err60];
 }
@@ -1587,9 +1711,9 @@ vErrors.push(err60);
 }
 errors++;
 }
-if((typeof data35 == "number") && (isFinite(data35))){
-if(data35 > 4194304 || isNaN(data35)){
-const err61 = {instancePath:instancePath+"/pids",schemaPath:"#/properties/pids/maximum",keyword:"maximum",params:{comparison: "<=", limit: 4194304},message:"must be <= 4194304"};
+}
+else {
+const err61 = {instancePath:instancePath+"/memory",schemaPath:"#/$defs/Size/anyOf/1/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err61];
 }
@@ -1598,8 +1722,10 @@ vErrors.push(err61);
 }
 errors++;
 }
-if(data35 < 1 || isNaN(data35)){
-const err62 = {instancePath:instancePath+"/pids",schemaPath:"#/properties/pids/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+var _valid4 = _errs89 === errors;
+valid27 = valid27 || _valid4;
+if(!valid27){
+const err62 = {instancePath:instancePath+"/memory",schemaPath:"#/$defs/Size/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
 if(vErrors === null){
 vErrors = [err62];
 }
@@ -1608,13 +1734,22 @@ vErrors.push(err62);
 }
 errors++;
 }
+else {
+errors = _errs86;
+if(vErrors !== null){
+if(_errs86){
+vErrors.length = _errs86;
+}
+else {
+vErrors = null;
 }
 }
-if(data.cpus !== undefined){
-let data36 = data.cpus;
-if((typeof data36 == "number") && (isFinite(data36))){
-if(data36 > 1024 || isNaN(data36)){
-const err63 = {instancePath:instancePath+"/cpus",schemaPath:"#/properties/cpus/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1024},message:"must be <= 1024"};
+}
+}
+if(data.pids !== undefined){
+let data38 = data.pids;
+if(!(((typeof data38 == "number") && (!(data38 % 1) && !isNaN(data38))) && (isFinite(data38)))){
+const err63 = {instancePath:instancePath+"/pids",schemaPath:"#/properties/pids/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err63];
 }
@@ -1623,8 +1758,9 @@ vErrors.push(err63);
 }
 errors++;
 }
-if(data36 < 0.01 || isNaN(data36)){
-const err64 = {instancePath:instancePath+"/cpus",schemaPath:"#/properties/cpus/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0.01},message:"must be >= 0.01"};
+if((typeof data38 == "number") && (isFinite(data38))){
+if(data38 > 4194304 || isNaN(data38)){
+const err64 = {instancePath:instancePath+"/pids",schemaPath:"#/properties/pids/maximum",keyword:"maximum",params:{comparison: "<=", limit: 4194304},message:"must be <= 4194304"};
 if(vErrors === null){
 vErrors = [err64];
 }
@@ -1633,9 +1769,8 @@ vErrors.push(err64);
 }
 errors++;
 }
-}
-else {
-const err65 = {instancePath:instancePath+"/cpus",schemaPath:"#/properties/cpus/type",keyword:"type",params:{type: "number"},message:"must be number"};
+if(data38 < 1 || isNaN(data38)){
+const err65 = {instancePath:instancePath+"/pids",schemaPath:"#/properties/pids/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err65];
 }
@@ -1645,11 +1780,12 @@ vErrors.push(err65);
 errors++;
 }
 }
-if(data.cpuset !== undefined){
-let data37 = data.cpuset;
-if(typeof data37 === "string"){
-if(!pattern19.test(data37)){
-const err66 = {instancePath:instancePath+"/cpuset",schemaPath:"#/properties/cpuset/pattern",keyword:"pattern",params:{pattern: "^\\d+(-\\d+)?(,\\d+(-\\d+)?)*$"},message:"must match pattern \""+"^\\d+(-\\d+)?(,\\d+(-\\d+)?)*$"+"\""};
+}
+if(data.cpus !== undefined){
+let data39 = data.cpus;
+if((typeof data39 == "number") && (isFinite(data39))){
+if(data39 > 1024 || isNaN(data39)){
+const err66 = {instancePath:instancePath+"/cpus",schemaPath:"#/properties/cpus/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1024},message:"must be <= 1024"};
 if(vErrors === null){
 vErrors = [err66];
 }
@@ -1658,9 +1794,8 @@ vErrors.push(err66);
 }
 errors++;
 }
-}
-else {
-const err67 = {instancePath:instancePath+"/cpuset",schemaPath:"#/properties/cpuset/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data39 < 0.01 || isNaN(data39)){
+const err67 = {instancePath:instancePath+"/cpus",schemaPath:"#/properties/cpus/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0.01},message:"must be >= 0.01"};
 if(vErrors === null){
 vErrors = [err67];
 }
@@ -1670,9 +1805,8 @@ vErrors.push(err67);
 errors++;
 }
 }
-if(data.cgroup !== undefined){
-if(typeof data.cgroup !== "boolean"){
-const err68 = {instancePath:instancePath+"/cgroup",schemaPath:"#/properties/cgroup/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+else {
+const err68 = {instancePath:instancePath+"/cpus",schemaPath:"#/properties/cpus/type",keyword:"type",params:{type: "number"},message:"must be number"};
 if(vErrors === null){
 vErrors = [err68];
 }
@@ -1682,14 +1816,11 @@ vErrors.push(err68);
 errors++;
 }
 }
-if(data.seccomp !== undefined){
-let data39 = data.seccomp;
-const _errs95 = errors;
-let valid26 = false;
-const _errs96 = errors;
-if(typeof data39 === "string"){
-if(func2(data39) < 1){
-const err69 = {instancePath:instancePath+"/seccomp",schemaPath:"#/properties/seccomp/anyOf/0/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(data.cpuset !== undefined){
+let data40 = data.cpuset;
+if(typeof data40 === "string"){
+if(!pattern22.test(data40)){
+const err69 = {instancePath:instancePath+"/cpuset",schemaPath:"#/properties/cpuset/pattern",keyword:"pattern",params:{pattern: "^\\d+(-\\d+)?(,\\d+(-\\d+)?)*$"},message:"must match pattern \""+"^\\d+(-\\d+)?(,\\d+(-\\d+)?)*$"+"\""};
 if(vErrors === null){
 vErrors = [err69];
 }
@@ -1698,8 +1829,9 @@ vErrors.push(err69);
 }
 errors++;
 }
-if(!pattern13.test(data39)){
-const err70 = {instancePath:instancePath+"/seccomp",schemaPath:"#/properties/seccomp/anyOf/0/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000]*$"},message:"must match pattern \""+"^[^\\u0000]*$"+"\""};
+}
+else {
+const err70 = {instancePath:instancePath+"/cpuset",schemaPath:"#/properties/cpuset/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err70];
 }
@@ -1709,8 +1841,9 @@ vErrors.push(err70);
 errors++;
 }
 }
-else {
-const err71 = {instancePath:instancePath+"/seccomp",schemaPath:"#/properties/seccomp/anyOf/0/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data.cgroup !== undefined){
+if(typeof data.cgroup !== "boolean"){
+const err71 = {instancePath:instancePath+"/cgroup",schemaPath:"#/properties/cgroup/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err71];
 }
@@ -1719,11 +1852,15 @@ vErrors.push(err71);
 }
 errors++;
 }
-var _valid5 = _errs96 === errors;
-valid26 = valid26 || _valid5;
-const _errs98 = errors;
-if(!(data39 && typeof data39 == "object" && !Array.isArray(data39))){
-const err72 = {instancePath:instancePath+"/seccomp",schemaPath:"#/properties/seccomp/anyOf/1/type",keyword:"type",params:{type: "object"},message:"must be object"};
+}
+if(data.seccomp !== undefined){
+let data42 = data.seccomp;
+const _errs100 = errors;
+let valid28 = false;
+const _errs101 = errors;
+if(typeof data42 === "string"){
+if(func2(data42) < 1){
+const err72 = {instancePath:instancePath+"/seccomp",schemaPath:"#/properties/seccomp/anyOf/0/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err72];
 }
@@ -1732,10 +1869,8 @@ vErrors.push(err72);
 }
 errors++;
 }
-var _valid5 = _errs98 === errors;
-valid26 = valid26 || _valid5;
-if(!valid26){
-const err73 = {instancePath:instancePath+"/seccomp",schemaPath:"#/properties/seccomp/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
+if(!pattern16.test(data42)){
+const err73 = {instancePath:instancePath+"/seccomp",schemaPath:"#/properties/seccomp/anyOf/0/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000]*$"},message:"must match pattern \""+"^[^\\u0000]*$"+"\""};
 if(vErrors === null){
 vErrors = [err73];
 }
@@ -1744,22 +1879,9 @@ vErrors.push(err73);
 }
 errors++;
 }
-else {
-errors = _errs95;
-if(vErrors !== null){
-if(_errs95){
-vErrors.length = _errs95;
 }
 else {
-vErrors = null;
-}
-}
-}
-}
-if(data.maxOutputBytes !== undefined){
-let data40 = data.maxOutputBytes;
-if(!(((typeof data40 == "number") && (!(data40 % 1) && !isNaN(data40))) && (isFinite(data40)))){
-const err74 = {instancePath:instancePath+"/maxOutputBytes",schemaPath:"#/$defs/Bytes/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err74 = {instancePath:instancePath+"/seccomp",schemaPath:"#/properties/seccomp/anyOf/0/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err74];
 }
@@ -1768,9 +1890,11 @@ vErrors.push(err74);
 }
 errors++;
 }
-if((typeof data40 == "number") && (isFinite(data40))){
-if(data40 > 9007199254740991 || isNaN(data40)){
-const err75 = {instancePath:instancePath+"/maxOutputBytes",schemaPath:"#/$defs/Bytes/maximum",keyword:"maximum",params:{comparison: "<=", limit: 9007199254740991},message:"must be <= 9007199254740991"};
+var _valid5 = _errs101 === errors;
+valid28 = valid28 || _valid5;
+const _errs103 = errors;
+if(!(data42 && typeof data42 == "object" && !Array.isArray(data42))){
+const err75 = {instancePath:instancePath+"/seccomp",schemaPath:"#/properties/seccomp/anyOf/1/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err75];
 }
@@ -1779,8 +1903,10 @@ vErrors.push(err75);
 }
 errors++;
 }
-if(data40 < 0 || isNaN(data40)){
-const err76 = {instancePath:instancePath+"/maxOutputBytes",schemaPath:"#/$defs/Bytes/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+var _valid5 = _errs103 === errors;
+valid28 = valid28 || _valid5;
+if(!valid28){
+const err76 = {instancePath:instancePath+"/seccomp",schemaPath:"#/properties/seccomp/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
 if(vErrors === null){
 vErrors = [err76];
 }
@@ -1789,12 +1915,22 @@ vErrors.push(err76);
 }
 errors++;
 }
+else {
+errors = _errs100;
+if(vErrors !== null){
+if(_errs100){
+vErrors.length = _errs100;
+}
+else {
+vErrors = null;
 }
 }
-if(data.outputLimitBytes !== undefined){
-let data41 = data.outputLimitBytes;
-if(!(((typeof data41 == "number") && (!(data41 % 1) && !isNaN(data41))) && (isFinite(data41)))){
-const err77 = {instancePath:instancePath+"/outputLimitBytes",schemaPath:"#/$defs/Bytes/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+}
+}
+if(data.maxOutputBytes !== undefined){
+let data43 = data.maxOutputBytes;
+if(!(((typeof data43 == "number") && (!(data43 % 1) && !isNaN(data43))) && (isFinite(data43)))){
+const err77 = {instancePath:instancePath+"/maxOutputBytes",schemaPath:"#/$defs/Bytes/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err77];
 }
@@ -1803,9 +1939,9 @@ vErrors.push(err77);
 }
 errors++;
 }
-if((typeof data41 == "number") && (isFinite(data41))){
-if(data41 > 9007199254740991 || isNaN(data41)){
-const err78 = {instancePath:instancePath+"/outputLimitBytes",schemaPath:"#/$defs/Bytes/maximum",keyword:"maximum",params:{comparison: "<=", limit: 9007199254740991},message:"must be <= 9007199254740991"};
+if((typeof data43 == "number") && (isFinite(data43))){
+if(data43 > 9007199254740991 || isNaN(data43)){
+const err78 = {instancePath:instancePath+"/maxOutputBytes",schemaPath:"#/$defs/Bytes/maximum",keyword:"maximum",params:{comparison: "<=", limit: 9007199254740991},message:"must be <= 9007199254740991"};
 if(vErrors === null){
 vErrors = [err78];
 }
@@ -1814,8 +1950,8 @@ vErrors.push(err78);
 }
 errors++;
 }
-if(data41 < 0 || isNaN(data41)){
-const err79 = {instancePath:instancePath+"/outputLimitBytes",schemaPath:"#/$defs/Bytes/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(data43 < 0 || isNaN(data43)){
+const err79 = {instancePath:instancePath+"/maxOutputBytes",schemaPath:"#/$defs/Bytes/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err79];
 }
@@ -1826,11 +1962,10 @@ errors++;
 }
 }
 }
-if(data.wallTimeLimitMs !== undefined){
-let data42 = data.wallTimeLimitMs;
-if((typeof data42 == "number") && (isFinite(data42))){
-if(data42 > 2147483647 || isNaN(data42)){
-const err80 = {instancePath:instancePath+"/wallTimeLimitMs",schemaPath:"#/$defs/Millis/maximum",keyword:"maximum",params:{comparison: "<=", limit: 2147483647},message:"must be <= 2147483647"};
+if(data.outputLimitBytes !== undefined){
+let data44 = data.outputLimitBytes;
+if(!(((typeof data44 == "number") && (!(data44 % 1) && !isNaN(data44))) && (isFinite(data44)))){
+const err80 = {instancePath:instancePath+"/outputLimitBytes",schemaPath:"#/$defs/Bytes/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err80];
 }
@@ -1839,8 +1974,9 @@ vErrors.push(err80);
 }
 errors++;
 }
-if(data42 <= 0 || isNaN(data42)){
-const err81 = {instancePath:instancePath+"/wallTimeLimitMs",schemaPath:"#/$defs/Millis/exclusiveMinimum",keyword:"exclusiveMinimum",params:{comparison: ">", limit: 0},message:"must be > 0"};
+if((typeof data44 == "number") && (isFinite(data44))){
+if(data44 > 9007199254740991 || isNaN(data44)){
+const err81 = {instancePath:instancePath+"/outputLimitBytes",schemaPath:"#/$defs/Bytes/maximum",keyword:"maximum",params:{comparison: "<=", limit: 9007199254740991},message:"must be <= 9007199254740991"};
 if(vErrors === null){
 vErrors = [err81];
 }
@@ -1849,9 +1985,8 @@ vErrors.push(err81);
 }
 errors++;
 }
-}
-else {
-const err82 = {instancePath:instancePath+"/wallTimeLimitMs",schemaPath:"#/$defs/Millis/type",keyword:"type",params:{type: "number"},message:"must be number"};
+if(data44 < 0 || isNaN(data44)){
+const err82 = {instancePath:instancePath+"/outputLimitBytes",schemaPath:"#/$defs/Bytes/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err82];
 }
@@ -1861,11 +1996,12 @@ vErrors.push(err82);
 errors++;
 }
 }
-if(data.cpuTimeLimitMs !== undefined){
-let data43 = data.cpuTimeLimitMs;
-if((typeof data43 == "number") && (isFinite(data43))){
-if(data43 > 2147483647 || isNaN(data43)){
-const err83 = {instancePath:instancePath+"/cpuTimeLimitMs",schemaPath:"#/$defs/Millis/maximum",keyword:"maximum",params:{comparison: "<=", limit: 2147483647},message:"must be <= 2147483647"};
+}
+if(data.wallTimeLimitMs !== undefined){
+let data45 = data.wallTimeLimitMs;
+if((typeof data45 == "number") && (isFinite(data45))){
+if(data45 > 2147483647 || isNaN(data45)){
+const err83 = {instancePath:instancePath+"/wallTimeLimitMs",schemaPath:"#/$defs/Millis/maximum",keyword:"maximum",params:{comparison: "<=", limit: 2147483647},message:"must be <= 2147483647"};
 if(vErrors === null){
 vErrors = [err83];
 }
@@ -1874,8 +2010,8 @@ vErrors.push(err83);
 }
 errors++;
 }
-if(data43 <= 0 || isNaN(data43)){
-const err84 = {instancePath:instancePath+"/cpuTimeLimitMs",schemaPath:"#/$defs/Millis/exclusiveMinimum",keyword:"exclusiveMinimum",params:{comparison: ">", limit: 0},message:"must be > 0"};
+if(data45 <= 0 || isNaN(data45)){
+const err84 = {instancePath:instancePath+"/wallTimeLimitMs",schemaPath:"#/$defs/Millis/exclusiveMinimum",keyword:"exclusiveMinimum",params:{comparison: ">", limit: 0},message:"must be > 0"};
 if(vErrors === null){
 vErrors = [err84];
 }
@@ -1886,7 +2022,7 @@ errors++;
 }
 }
 else {
-const err85 = {instancePath:instancePath+"/cpuTimeLimitMs",schemaPath:"#/$defs/Millis/type",keyword:"type",params:{type: "number"},message:"must be number"};
+const err85 = {instancePath:instancePath+"/wallTimeLimitMs",schemaPath:"#/$defs/Millis/type",keyword:"type",params:{type: "number"},message:"must be number"};
 if(vErrors === null){
 vErrors = [err85];
 }
@@ -1896,11 +2032,11 @@ vErrors.push(err85);
 errors++;
 }
 }
-if(data.extraTimeMs !== undefined){
-let data44 = data.extraTimeMs;
-if((typeof data44 == "number") && (isFinite(data44))){
-if(data44 > 2147483647 || isNaN(data44)){
-const err86 = {instancePath:instancePath+"/extraTimeMs",schemaPath:"#/properties/extraTimeMs/maximum",keyword:"maximum",params:{comparison: "<=", limit: 2147483647},message:"must be <= 2147483647"};
+if(data.cpuTimeLimitMs !== undefined){
+let data46 = data.cpuTimeLimitMs;
+if((typeof data46 == "number") && (isFinite(data46))){
+if(data46 > 2147483647 || isNaN(data46)){
+const err86 = {instancePath:instancePath+"/cpuTimeLimitMs",schemaPath:"#/$defs/Millis/maximum",keyword:"maximum",params:{comparison: "<=", limit: 2147483647},message:"must be <= 2147483647"};
 if(vErrors === null){
 vErrors = [err86];
 }
@@ -1909,8 +2045,8 @@ vErrors.push(err86);
 }
 errors++;
 }
-if(data44 < 0 || isNaN(data44)){
-const err87 = {instancePath:instancePath+"/extraTimeMs",schemaPath:"#/properties/extraTimeMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(data46 <= 0 || isNaN(data46)){
+const err87 = {instancePath:instancePath+"/cpuTimeLimitMs",schemaPath:"#/$defs/Millis/exclusiveMinimum",keyword:"exclusiveMinimum",params:{comparison: ">", limit: 0},message:"must be > 0"};
 if(vErrors === null){
 vErrors = [err87];
 }
@@ -1921,7 +2057,7 @@ errors++;
 }
 }
 else {
-const err88 = {instancePath:instancePath+"/extraTimeMs",schemaPath:"#/properties/extraTimeMs/type",keyword:"type",params:{type: "number"},message:"must be number"};
+const err88 = {instancePath:instancePath+"/cpuTimeLimitMs",schemaPath:"#/$defs/Millis/type",keyword:"type",params:{type: "number"},message:"must be number"};
 if(vErrors === null){
 vErrors = [err88];
 }
@@ -1931,14 +2067,49 @@ vErrors.push(err88);
 errors++;
 }
 }
-}
-else {
-const err89 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data.extraTimeMs !== undefined){
+let data47 = data.extraTimeMs;
+if((typeof data47 == "number") && (isFinite(data47))){
+if(data47 > 2147483647 || isNaN(data47)){
+const err89 = {instancePath:instancePath+"/extraTimeMs",schemaPath:"#/properties/extraTimeMs/maximum",keyword:"maximum",params:{comparison: "<=", limit: 2147483647},message:"must be <= 2147483647"};
 if(vErrors === null){
 vErrors = [err89];
 }
 else {
 vErrors.push(err89);
+}
+errors++;
+}
+if(data47 < 0 || isNaN(data47)){
+const err90 = {instancePath:instancePath+"/extraTimeMs",schemaPath:"#/properties/extraTimeMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(vErrors === null){
+vErrors = [err90];
+}
+else {
+vErrors.push(err90);
+}
+errors++;
+}
+}
+else {
+const err91 = {instancePath:instancePath+"/extraTimeMs",schemaPath:"#/properties/extraTimeMs/type",keyword:"type",params:{type: "number"},message:"must be number"};
+if(vErrors === null){
+vErrors = [err91];
+}
+else {
+vErrors.push(err91);
+}
+errors++;
+}
+}
+}
+else {
+const err92 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err92];
+}
+else {
+vErrors.push(err92);
 }
 errors++;
 }
