@@ -4,7 +4,7 @@
 // processes; the CLI verbs.
 import assert from 'node:assert/strict';
 import { execFileSync, spawn as cpSpawn, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -179,5 +179,70 @@ describe('images', { skip }, () => {
     store.removeContainer('work1');
     assert.deepEqual(store.listContainers(), []);
     store.remove('committed:1');
+  });
+
+  const has = (tool: string) => spawnSync('sh', ['-c', `command -v ${tool}`]).status === 0;
+
+  it('save and load: an OCI layout (dir and tar) keeps digests; skopeo and umoci read it; what skopeo writes, brig loads', async () => {
+    // A two-layer image with a whiteout, made by commit.
+    await run(['/bin/sh', '-c', 'rm /etc/motd; echo saved > /etc/saved'], { image: 'busybox:test', container: 'forsave' });
+    const img = await store.commitContainer('forsave', 'saved:1');
+    store.removeContainer('forsave');
+    const { loadImages, saveImages } = await import('../src/image/archive.js');
+    const dir = join(work, 'layout');
+    const tar = join(work, 'layout.tar');
+    saveImages(store, ['saved:1'], dir);
+    saveImages(store, ['saved:1'], tar);
+    // Into an empty store, from the tar: the same digest, and it runs.
+    const other = new Store(join(work, 'store2'));
+    assert.deepEqual(await loadImages(other, tar), ['saved:1']);
+    assert.equal(other.get('saved:1').digest, img.digest);
+    const prev = process.env.BRIG_STORE;
+    process.env.BRIG_STORE = other.root;
+    try {
+      const r = await sh('saved:1', 'cat /etc/saved; test -e /etc/motd || echo no-motd');
+      assert.equal(r.out, 'saved\nno-motd\n', r.err);
+    } finally {
+      process.env.BRIG_STORE = prev;
+    }
+    if (has('skopeo')) {
+      const inspected = JSON.parse(execFileSync('skopeo', ['inspect', `oci:${dir}:saved:1`], { encoding: 'utf8' })) as { Digest: string; Layers: string[] };
+      assert.equal(inspected.Digest, img.digest);
+      assert.equal(inspected.Layers.length, 2);
+      // skopeo's docker-archive and its gzip-compressed OCI layout, loaded back.
+      const da = join(work, 'docker-archive.tar');
+      execFileSync('skopeo', ['copy', '-q', `oci:${dir}:saved:1`, `docker-archive:${da}:fromskopeo:1`]);
+      assert.deepEqual(await loadImages(store, da), ['fromskopeo:1']);
+      const gz = join(work, 'gz-layout');
+      execFileSync('skopeo', ['copy', '-q', '--dest-compress', `oci:${dir}:saved:1`, `oci:${gz}:gz`]);
+      assert.deepEqual(await loadImages(store, gz, 'gzipped:1'), ['gzipped:1']);
+      for (const ref of ['fromskopeo:1', 'gzipped:1']) {
+        const r = await sh(ref, 'cat /etc/saved; test -e /etc/motd || echo no-motd');
+        assert.equal(r.out, 'saved\nno-motd\n', `${ref}: ${r.err}`);
+        store.remove(ref);
+      }
+    }
+    if (has('umoci')) {
+      const bundle = join(work, 'bundle');
+      execFileSync('umoci', ['unpack', '--rootless', '--image', `${dir}:saved:1`, bundle], { stdio: 'pipe' });
+      assert.equal(readFileSync(join(bundle, 'rootfs', 'etc', 'saved'), 'utf8'), 'saved\n');
+      assert.equal(existsSync(join(bundle, 'rootfs', 'etc', 'motd')), false, 'the whiteout was applied');
+    }
+    store.remove('saved:1');
+  });
+
+  it('load refuses a blob whose content does not match its digest, and names nothing', async () => {
+    const { loadImages, saveImages } = await import('../src/image/archive.js');
+    const dir = join(work, 'corrupt');
+    saveImages(store, ['busybox:test'], dir);
+    const blobs = join(dir, 'blobs', 'sha256');
+    const biggest = readdirSync(blobs).sort((a, b) => statSync(join(blobs, b)).size - statSync(join(blobs, a)).size)[0];
+    const p = join(blobs, biggest);
+    const data = readFileSync(p);
+    data[data.length >> 1] ^= 0xff;
+    writeFileSync(p, data);
+    const fresh = new Store(join(work, 'store3'));
+    await assert.rejects(loadImages(fresh, dir, 'corrupt:1'), /does not match its digest/);
+    assert.deepEqual(fresh.list(), []);
   });
 });

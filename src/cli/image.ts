@@ -1,4 +1,5 @@
 // brig images | inspect | tag | rmi | import-rootfs: the image store's verbs.
+import { loadImages, saveImages } from '../image/archive.js';
 import { ImageError, Store } from '../image/store.js';
 import { formatHelp, parseArgs, UsageError, type OptionSpec } from './args.js';
 
@@ -158,3 +159,45 @@ export const rmCommand = wrap((rest) => {
   }
   return 0;
 }, rmHelp);
+
+const saveSpecs: OptionSpec[] = [{ name: 'output', short: 'o', value: true, arg: 'FILE|DIR', help: 'where: a directory (OCI image layout), or FILE.tar (a tar of one)' }, helpSpec];
+export const saveHelp = formatHelp('brig save -o FILE|DIR IMAGE...', 'Images as an OCI image layout, their blobs byte for byte (skopeo and umoci read it).', saveSpecs);
+export async function saveCommand(argv: string[]): Promise<number> {
+  const p = parseArgs(argv, saveSpecs);
+  if (p.flags.has('help')) {
+    process.stdout.write(saveHelp);
+    return 0;
+  }
+  const out = p.opts.get('output')?.[0];
+  if (!out || !p.rest.length) throw new UsageError('brig save -o FILE|DIR IMAGE...');
+  try {
+    saveImages(new Store(), p.rest, out);
+  } catch (e) {
+    if (e instanceof ImageError) throw new UsageError(e.message);
+    throw e;
+  }
+  return 0;
+}
+
+const loadSpecs: OptionSpec[] = [
+  { name: 'input', short: 'i', value: true, arg: 'FILE|DIR', help: 'an OCI image layout or a docker save archive (directory, tar or tar.gz)' },
+  { name: 'tag', short: 't', value: true, arg: 'NAME[:TAG]', help: 'the name to give the loaded image (else the names in the archive)' },
+  helpSpec,
+];
+export const loadHelp = formatHelp('brig load -i FILE|DIR [-t NAME:TAG]', 'Loads images, every blob verified against its digest and every layer against its diff ID.', loadSpecs);
+export async function loadCommand(argv: string[]): Promise<number> {
+  const p = parseArgs(argv, loadSpecs);
+  if (p.flags.has('help')) {
+    process.stdout.write(loadHelp);
+    return 0;
+  }
+  const input = p.opts.get('input')?.[0];
+  if (!input) throw new UsageError('brig load -i FILE|DIR [-t NAME:TAG]');
+  try {
+    for (const n of await loadImages(new Store(), input, p.opts.get('tag')?.[0])) process.stdout.write(`Loaded image: ${n}\n`);
+  } catch (e) {
+    if (e instanceof ImageError) throw new UsageError(e.message);
+    throw e;
+  }
+  return 0;
+}

@@ -104,12 +104,12 @@ function clear(p: string, forDir: boolean): void {
 const SAFE_MODE = 0o1777; // no setuid or setgid: the files are the user's on the host
 
 /** Unpacks an OCI layer tarball (plain or gzip) into `dir`, in overlayfs' form. */
-export async function unpackLayer(source: string | Buffer | Readable, dir: string): Promise<UnpackResult> {
+export async function unpackLayer(source: string | Buffer | Readable, dir: string, tee?: (chunk: Buffer) => void): Promise<UnpackResult> {
   const digest = createHash('sha256');
   const result: UnpackResult = { diffId: '', entries: 0, whiteouts: 0, opaqueDirs: 0, skipped: [] };
   mkdirSync(dir, { recursive: true, mode: 0o755 });
   const dirTimes: [string, number][] = [];
-  for await (const e of readTar(source, { digest })) {
+  for await (const e of readTar(source, { digest, tee })) {
     result.entries++;
     const rel = layerPath(e.path);
     if (rel === '') {

@@ -13,7 +13,7 @@
 // succeed (the second finds it there and drops its own). Changes to the
 // image list take the lock; a lock whose holder is dead is taken over.
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, existsSync, linkSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, linkSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import { BrigError } from '../errors.js';
@@ -89,7 +89,8 @@ export function normalizeRef(ref: string): string {
   if (typeof ref !== 'string' || !ref) throw new ImageError('an image reference is name[:tag], e.g. busybox:1.36');
   const colon = ref.lastIndexOf(':');
   const hasTag = colon > ref.lastIndexOf('/');
-  const name = hasTag ? ref.slice(0, colon) : ref;
+  // Docker Hub's long names are its short ones: docker.io/library/busybox is busybox.
+  const name = (hasTag ? ref.slice(0, colon) : ref).replace(/^(docker\.io|index\.docker\.io)\/(library\/)?/, '');
   const tag = hasTag ? ref.slice(colon + 1) : 'latest';
   if (!NAME.test(name)) throw new ImageError(`${JSON.stringify(ref)}: an image name is lowercase letters, digits and . _ - /`);
   if (!TAG.test(tag)) throw new ImageError(`${JSON.stringify(ref)}: a tag is letters, digits, _ . - (up to 128)`);
@@ -217,8 +218,21 @@ export class Store {
    */
   async addLayerTar(tarPath: string): Promise<{ diffId: string; size: number }> {
     const staging = this.tmp('layer');
+    // The uncompressed archive is kept as the layer's blob (its digest is the
+    // diff ID), for save and push.
+    const blobTmp = this.tmp('layer-blob');
+    const fd = openSync(blobTmp, 'w', 0o600);
+    let size = 0;
     try {
-      const r = await unpackLayer(tarPath, staging);
+      let r;
+      try {
+        r = await unpackLayer(tarPath, staging, (c) => {
+          for (let off = 0; off < c.length; ) off += writeSync(fd, c, off, c.length - off);
+          size += c.length;
+        });
+      } finally {
+        closeSync(fd);
+      }
       const dest = this.layerDir(r.diffId);
       if (!existsSync(dest)) {
         try {
@@ -227,9 +241,12 @@ export class Store {
           if (!['EEXIST', 'ENOTEMPTY'].includes((e as NodeJS.ErrnoException).code ?? '')) throw e;
         }
       }
-      return { diffId: r.diffId, size: statSync(tarPath).size };
+      const blob = this.blobPath(r.diffId);
+      if (!existsSync(blob)) renameSync(blobTmp, blob);
+      return { diffId: r.diffId, size };
     } finally {
       rmSync(staging, { recursive: true, force: true });
+      rmSync(blobTmp, { force: true });
     }
   }
 
@@ -244,10 +261,8 @@ export class Store {
       closeSync(fd);
     }
     try {
-      const blob = this.blobPath(packed.diffId);
       const r = await this.addLayerTar(t);
       if (r.diffId !== packed.diffId) throw new ImageError(`layer of ${dir}: packed as ${packed.diffId}, unpacked as ${r.diffId}`);
-      if (!existsSync(blob)) renameSync(t, blob);
       return { diffId: packed.diffId, size: packed.size };
     } finally {
       rmSync(t, { force: true });
@@ -326,6 +341,18 @@ export class Store {
         const img = this.get(index[ref]);
         return { ref, digest: img.digest, id: hex(img.manifest.config.digest).slice(0, 12), created: img.config.created, size: img.manifest.layers.reduce((a, l) => a + l.size, 0) };
       });
+  }
+
+  /** Names a manifest already in the store (after load). */
+  name(ref: string, manifestDigest: string): string {
+    const n = normalizeRef(ref);
+    if (!existsSync(this.blobPath(manifestDigest))) throw new ImageError(`manifest ${manifestDigest} is not in the store`);
+    this.locked(() => {
+      const index = this.readIndex();
+      index[n] = manifestDigest;
+      this.writeIndex(index);
+    });
+    return n;
   }
 
   tag(source: string, ref: string): string {
@@ -480,6 +507,12 @@ export class Store {
     if (!existsSync(dir)) throw new ImageError(`no container ${JSON.stringify(name)}`);
     const t = this.tmp('gone');
     renameSync(dir, t);
+    // overlayfs leaves work/work with mode 000: ours, but not listable until opened up.
+    const open = (d: string) => {
+      chmodSync(d, 0o700);
+      for (const e of readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) open(join(d, e.name));
+    };
+    open(t);
     rmSync(t, { recursive: true, force: true });
   }
 

@@ -87,7 +87,7 @@ class Blocks {
   private done = false;
   constructor(
     private readonly it: AsyncIterator<Buffer>,
-    private readonly digest?: Hash,
+    private readonly digest?: { update(chunk: Buffer): unknown },
   ) {}
 
   /** Reads (and digests) whatever follows the end marker. */
@@ -125,6 +125,8 @@ export interface ReadTarOptions {
   maxEntryBytes?: number;
   /** Fed every byte of the uncompressed archive, end padding included: the layer's diff ID. */
   digest?: Hash;
+  /** Also fed every uncompressed byte (to keep the archive as it was read). */
+  tee?: (chunk: Buffer) => void;
 }
 
 /** Opens a tar or tar.gz: a path, a Buffer or a stream. */
@@ -149,7 +151,10 @@ export async function* readTar(source: string | Buffer | Readable, options: Read
     stream = Readable.from(rest()).pipe(gz);
     bytes = stream;
   }
-  const blocks = new Blocks(bytes[Symbol.asyncIterator](), options.digest);
+  const digest = options.digest;
+  const tee = options.tee;
+  const sink = digest || tee ? { update: (c: Buffer) => (digest?.update(c), tee?.(c)) } : undefined;
+  const blocks = new Blocks(bytes[Symbol.asyncIterator](), sink);
   let pax = new Map<string, Buffer>();
   const globalPax = new Map<string, Buffer>();
   let longName: string | undefined;
