@@ -245,4 +245,64 @@ describe('images', { skip }, () => {
     await assert.rejects(loadImages(fresh, dir, 'corrupt:1'), /does not match its digest/);
     assert.deepEqual(fresh.list(), []);
   });
+
+  it('build: a Dockerfile that RUNs, COPYs and ADDs, deletes a lower file and replaces a directory; every layer seen from inside; a rebuild all cached', async () => {
+    const { build } = await import('../src/image/build.js');
+    const ctx = mkdtempSync(join(work, 'ctx-'));
+    mkdirSync(join(ctx, 'src'));
+    mkdirSync(join(ctx, 'secret'));
+    writeFileSync(join(ctx, 'src', 'hello.txt'), 'hello from copy\n');
+    writeFileSync(join(ctx, 'src', 'debug.log'), 'ignored\n');
+    writeFileSync(join(ctx, 'secret', 'key'), 'never copied\n');
+    writeFileSync(join(ctx, '.dockerignore'), 'secret\n**/*.log\n');
+    const tarDir = mkdtempSync(join(work, 'addsrc-'));
+    writeFileSync(join(tarDir, 'from-tar'), 'unpacked by ADD\n');
+    execFileSync('tar', ['-czf', join(ctx, 'extra.tar.gz'), '-C', tarDir, '.']);
+    writeFileSync(
+      join(ctx, 'Dockerfile'),
+      [
+        '# built by the test',
+        'ARG WHO=hi',
+        'FROM busybox:test',
+        'ENV APP=/app \\',
+        '    MODE=test',
+        'WORKDIR /app',
+        'COPY src/ ./src/',
+        'ADD extra.tar.gz /opt/',
+        'RUN echo "$WHO built" > built && rm /etc/motd && \\',
+        '    echo one > /data/sub/one',
+        'RUN rm -r /data && mkdir -p /data && echo two > /data/two',
+        'LABEL org.example.test=yes',
+        'CMD ["/bin/sh", "-c", "cat built src/hello.txt /opt/from-tar; ls /data; ls src; echo $APP $MODE; pwd; test -e /etc/motd || echo no-motd"]',
+      ].join('\n'),
+    );
+    chmodSync(ctx, 0o755);
+    const lines: string[] = [];
+    const img = await build(store, { context: ctx, tag: 'built:1', buildArgs: { WHO: 'hey' }, onProgress: (t) => lines.push(t) });
+    assert.equal(img.config.config.Labels?.['org.example.test'], 'yes');
+    assert.equal(img.config.rootfs.diff_ids.length, 1 + 5, 'the base, WORKDIR, COPY, ADD and the two RUNs');
+    const r = await run([], { image: 'built:1' });
+    assert.equal(r.stdout.toString(), 'hey built\nhello from copy\nunpacked by ADD\ntwo\nhello.txt\n/app test\n/app\nno-motd\n', r.stderr.toString());
+    assert.match(lines.join(''), /Step 3\/10 : ENV APP=\/app/);
+    // Unchanged: every step after FROM from the cache, and the same image.
+    const again: string[] = [];
+    const t0 = performance.now();
+    const img2 = await build(store, { context: ctx, tag: 'built:1', buildArgs: { WHO: 'hey' }, onProgress: (t) => again.push(t) });
+    const rebuildMs = performance.now() - t0;
+    assert.equal(img2.digest, img.digest);
+    assert.equal(again.join('').match(/Using cache/g)?.length, 8);
+    assert.ok(rebuildMs < 2000, `rebuild took ${rebuildMs} ms`);
+    // A changed file: its COPY and everything after run again.
+    writeFileSync(join(ctx, 'src', 'hello.txt'), 'changed\n');
+    const third: string[] = [];
+    await build(store, { context: ctx, tag: 'built:2', buildArgs: { WHO: 'hey' }, onProgress: (t) => third.push(t) });
+    assert.equal(third.join('').match(/Using cache/g)?.length, 2, 'ENV and WORKDIR only');
+    assert.equal((await sh('built:2', 'cat /app/src/hello.txt')).out, 'changed\n');
+    // A failing step names its line.
+    writeFileSync(join(ctx, 'Dockerfile.bad'), 'FROM busybox:test\nRUN true\nRUN exit 3\n');
+    await assert.rejects(build(store, { context: ctx, file: join(ctx, 'Dockerfile.bad'), tag: 'bad:1' }), /Dockerfile\.bad:3: RUN failed: exit code 3/);
+    writeFileSync(join(ctx, 'Dockerfile.bad2'), 'FROM busybox:test\nCOPY secret/key /key\n');
+    await assert.rejects(build(store, { context: ctx, file: join(ctx, 'Dockerfile.bad2'), tag: 'bad:2' }), /Dockerfile\.bad2:2: COPY secret\/key: not found in the build context \(excluded by \.dockerignore\)/);
+    assert.deepEqual(store.listContainers(), [], 'no build containers left');
+  });
 });

@@ -1,5 +1,6 @@
 // brig images | inspect | tag | rmi | import-rootfs: the image store's verbs.
 import { loadImages, saveImages } from '../image/archive.js';
+import { build } from '../image/build.js';
 import { ImageError, Store } from '../image/store.js';
 import { formatHelp, parseArgs, UsageError, type OptionSpec } from './args.js';
 
@@ -197,6 +198,56 @@ export async function loadCommand(argv: string[]): Promise<number> {
     for (const n of await loadImages(new Store(), input, p.opts.get('tag')?.[0])) process.stdout.write(`Loaded image: ${n}\n`);
   } catch (e) {
     if (e instanceof ImageError) throw new UsageError(e.message);
+    throw e;
+  }
+  return 0;
+}
+
+const buildSpecs: OptionSpec[] = [
+  { name: 'tag', short: 't', value: true, arg: 'NAME[:TAG]', help: 'the name of the image built' },
+  { name: 'file', short: 'f', value: true, arg: 'FILE', help: 'the Dockerfile (default CONTEXT/Dockerfile)' },
+  { name: 'build-arg', value: true, repeat: true, arg: 'KEY=VAL', help: 'a value for an ARG' },
+  { name: 'network', value: true, arg: 'none|loopback', help: "RUN's network (default none)" },
+  { name: 'no-cache', help: 'run every step, cached or not' },
+  helpSpec,
+];
+export const buildHelp = formatHelp('brig build -t NAME[:TAG] [-f FILE] CONTEXT', 'Builds an image from a Dockerfile, one layer per step that changes files, every step cached.', buildSpecs);
+export async function buildCommand(argv: string[]): Promise<number> {
+  // Options may come after CONTEXT, as with docker build.
+  const operands: string[] = [];
+  const options: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (!a.startsWith('-') || a === '-') {
+      operands.push(a);
+      continue;
+    }
+    options.push(a);
+    const spec = buildSpecs.find((s) => `--${s.name}` === a || (s.short && `-${s.short}` === a));
+    if (spec?.value && i + 1 < argv.length) options.push(argv[++i]);
+  }
+  const p = parseArgs([...options, '--', ...operands], buildSpecs);
+  if (p.flags.has('help')) {
+    process.stdout.write(buildHelp);
+    return 0;
+  }
+  const tag = p.opts.get('tag')?.[0];
+  if (!tag || p.rest.length !== 1) throw new UsageError('brig build -t NAME[:TAG] [-f FILE] CONTEXT');
+  const network = p.opts.get('network')?.[0];
+  if (network !== undefined && network !== 'none' && network !== 'loopback') throw new UsageError(`--network: expected none or loopback, got ${JSON.stringify(network)}`);
+  const buildArgs: Record<string, string> = {};
+  for (const kv of p.opts.get('build-arg') ?? []) {
+    const eq = kv.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--build-arg: expected KEY=VAL, got ${JSON.stringify(kv)}`);
+    buildArgs[kv.slice(0, eq)] = kv.slice(eq + 1);
+  }
+  try {
+    await build(new Store(), { context: p.rest[0], file: p.opts.get('file')?.[0], tag, buildArgs, network: network as 'none' | 'loopback' | undefined, noCache: p.flags.has('no-cache'), onProgress: (t) => process.stdout.write(t) });
+  } catch (e) {
+    if (e instanceof ImageError) {
+      process.stderr.write(`brig build: ${e.message}\n`);
+      return 1;
+    }
     throw e;
   }
   return 0;

@@ -7,7 +7,7 @@ import { doctorCommand, doctorHelp } from './doctor.js';
 import { boxCommand, boxHelp } from './box.js';
 import { profileCommand, profileHelp } from './profile.js';
 import { volumeCommand, volumeHelp } from './volume.js';
-import { loadCommand, loadHelp, saveCommand, saveHelp, commitCommand, commitHelp, imagesCommand, imagesHelp, importCommand, importHelp, inspectCommand, inspectHelp, psCommand, psHelp, rmCommand, rmHelp, rmiCommand, rmiHelp, tagCommand, tagHelp } from './image.js';
+import { buildCommand, buildHelp, loadCommand, loadHelp, saveCommand, saveHelp, commitCommand, commitHelp, imagesCommand, imagesHelp, importCommand, importHelp, inspectCommand, inspectHelp, psCommand, psHelp, rmCommand, rmHelp, rmiCommand, rmiHelp, tagCommand, tagHelp } from './image.js';
 import { SeccompPolicyError } from '../seccomp/index.js';
 
 const verbs: Record<string, { summary: string; main: (argv: string[]) => Promise<number>; help: string }> = {
@@ -19,6 +19,7 @@ const verbs: Record<string, { summary: string; main: (argv: string[]) => Promise
   inspect: { summary: 'show an image as JSON', main: inspectCommand, help: inspectHelp },
   tag: { summary: 'give an image another name', main: tagCommand, help: tagHelp },
   rmi: { summary: 'remove images (and layers nothing else uses)', main: rmiCommand, help: rmiHelp },
+  build: { summary: 'build an image from a Dockerfile', main: buildCommand, help: buildHelp },
   save: { summary: 'write images as an OCI image layout (dir or tar)', main: saveCommand, help: saveHelp },
   load: { summary: 'load an OCI image layout or docker save archive', main: loadCommand, help: loadHelp },
   commit: { summary: "a kept container's changes as a new image", main: commitCommand, help: commitHelp },

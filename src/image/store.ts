@@ -521,13 +521,19 @@ export class Store {
    * deletions as whiteouts, replaced directories as opaque ones. The files
    * brig writes into every run (/etc/hosts, /etc/hostname) are left out.
    */
-  async commitContainer(name: string, ref: string, comment = ''): Promise<Image> {
-    normalizeRef(ref);
+  /** The container's writable layer as a layer in the store (not yet part of any image). */
+  async containerLayer(name: string): Promise<{ diffId: string; size: number; image: string }> {
     const dir = this.containerDir(name);
     if (!existsSync(join(dir, 'container.json'))) throw new ImageError(`no container ${JSON.stringify(name)} (brig ps lists them)`);
     const meta = JSON.parse(readFileSync(join(dir, 'container.json'), 'utf8')) as { image: string };
-    const parent = this.get(meta.image);
     const layer = await this.addLayerDir(join(dir, 'upper'), new Set(['etc/hosts', 'etc/hostname', 'etc/resolv.conf']));
+    return { ...layer, image: meta.image };
+  }
+
+  async commitContainer(name: string, ref: string, comment = ''): Promise<Image> {
+    normalizeRef(ref);
+    const { image, ...layer } = await this.containerLayer(name);
+    const parent = this.get(image);
     const created = new Date().toISOString();
     const config: ImageConfig = {
       ...parent.config,

@@ -1,0 +1,442 @@
+// brig build: a Dockerfile, step by step, one image per step (one layer per
+// step that changes files), each step cached under a key made of its parent
+// image, its instruction, its build args and, for COPY and ADD, the content
+// of what it copies. RUN runs in a brig sandbox of the image so far (the
+// default profile, no network unless asked) as a kept container, then
+// committed. A failed step names its line.
+import { createHash } from 'node:crypto';
+import { copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, utimesSync } from 'node:fs';
+import { isAbsolute, join, posix, relative, resolve } from 'node:path';
+import { run } from '../sandbox.js';
+import { unpackLayer } from './layer.js';
+import { ImageError, normalizeRef, type Image, type ImageConfig, type Store } from './store.js';
+
+export interface BuildOptions {
+  /** The directory whose files COPY and ADD see. */
+  context: string;
+  /** Default: CONTEXT/Dockerfile. */
+  file?: string;
+  tag: string;
+  buildArgs?: Record<string, string>;
+  /** RUN's network: none (default) or loopback. */
+  network?: 'none' | 'loopback';
+  noCache?: boolean;
+  /** Each step's progress line, and RUN's output. */
+  onProgress?: (text: string) => void;
+}
+
+export class BuildError extends ImageError {
+  override name = 'BuildError';
+  constructor(
+    readonly file: string,
+    readonly line: number,
+    message: string,
+  ) {
+    super(`${file}:${line}: ${message}`);
+  }
+}
+
+interface Instruction {
+  line: number;
+  keyword: string;
+  /** The text after the keyword, continuation lines joined. */
+  rest: string;
+  /** The exec (JSON) form, when the arguments are a JSON array. */
+  json?: string[];
+}
+
+/** Lines, with `\` continuations joined and comments dropped. */
+export function parseDockerfile(text: string, file = 'Dockerfile'): Instruction[] {
+  const out: Instruction[] = [];
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    let l = lines[i].replace(/\r$/, '');
+    if (/^\s*(#|$)/.test(l)) continue;
+    const start = i + 1;
+    while (/\\\s*$/.test(l) && i + 1 < lines.length) {
+      l = l.replace(/\\\s*$/, '');
+      i++;
+      const next = lines[i].replace(/\r$/, '');
+      if (/^\s*#/.test(next)) continue;
+      l += next;
+    }
+    const m = /^\s*([A-Za-z]+)\s*(.*)$/.exec(l);
+    if (!m) throw new BuildError(file, start, `not an instruction: ${JSON.stringify(l.trim())}`);
+    const rest = m[2].trim();
+    let json: string[] | undefined;
+    if (rest.startsWith('[')) {
+      try {
+        const v = JSON.parse(rest) as unknown;
+        if (Array.isArray(v) && v.every((x) => typeof x === 'string')) json = v as string[];
+      } catch {
+        // shell form that happens to start with [
+      }
+    }
+    out.push({ line: start, keyword: m[1].toUpperCase(), rest, json });
+  }
+  return out;
+}
+
+/** $VAR, ${VAR}, ${VAR:-default}, ${VAR:+alt}; \$ is a literal $. */
+function substitute(s: string, vars: Record<string, string>): string {
+  return s.replace(/\\\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::([-+])([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)/g, (all, braced, op, word, bare) => {
+    if (all === '\\$') return '$';
+    const name = braced ?? bare;
+    const v = vars[name];
+    if (op === '-') return v ? v : word;
+    if (op === '+') return v ? word : '';
+    return v ?? '';
+  });
+}
+
+/** Shell-like words: quotes group, backslash escapes. */
+function words(s: string): string[] {
+  const out: string[] = [];
+  let cur = '';
+  let q: string | null = null;
+  let any = false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i];
+    if (q) {
+      if (c === q) q = null;
+      else if (c === '\\' && q === '"' && i + 1 < s.length) cur += s[++i];
+      else cur += c;
+    } else if (c === '"' || c === "'") {
+      q = c;
+      any = true;
+    } else if (c === '\\' && i + 1 < s.length) {
+      cur += s[++i];
+      any = true;
+    } else if (/\s/.test(c)) {
+      if (cur || any) out.push(cur);
+      cur = '';
+      any = false;
+    } else cur += c;
+  }
+  if (cur || any) out.push(cur);
+  return out;
+}
+
+/** KEY=VALUE pairs (ENV, LABEL, ARG), or ENV's old `KEY VALUE` form. */
+function pairs(rest: string, oldForm: boolean): [string, string][] {
+  const w = words(rest);
+  if (oldForm && w.length >= 1 && !w[0].includes('=')) {
+    const key = w[0];
+    return [[key, rest.slice(rest.indexOf(key) + key.length).trim()]];
+  }
+  return w.map((x) => {
+    const eq = x.indexOf('=');
+    return eq < 0 ? [x, ''] : [x.slice(0, eq), x.slice(eq + 1)];
+  });
+}
+
+// ---------------------------------------------------------------------------
+// .dockerignore
+
+function globToRegex(pattern: string): RegExp {
+  let re = '';
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i];
+    if (c === '*' && pattern[i + 1] === '*') {
+      re += '.*';
+      i++;
+      if (pattern[i + 1] === '/') i++;
+    } else if (c === '*') re += '[^/]*';
+    else if (c === '?') re += '[^/]';
+    else re += c.replace(/[.+^${}()|[\]\\]/g, '\\$&');
+  }
+  return new RegExp(`^${re}(/.*)?$`);
+}
+
+/** Whether a context path is excluded: the last matching pattern decides (! re-includes). */
+export function dockerignore(context: string): (rel: string) => boolean {
+  const f = join(context, '.dockerignore');
+  if (!existsSync(f)) return () => false;
+  const rules = readFileSync(f, 'utf8')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'))
+    .map((l) => {
+      const neg = l.startsWith('!');
+      const p = posix.normalize((neg ? l.slice(1) : l).replace(/^\/+/, ''));
+      return { neg, re: globToRegex(p) };
+    });
+  return (rel) => {
+    let out = false;
+    for (const r of rules) if (r.re.test(rel)) out = !r.neg;
+    return out;
+  };
+}
+
+// ---------------------------------------------------------------------------
+
+const CACHE_PREFIX = 'brig-build-cache/';
+
+function emptyConfig(): ImageConfig {
+  return { architecture: process.arch === 'x64' ? 'amd64' : process.arch, os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [] }, history: [] };
+}
+
+interface State {
+  /** The image of the last step (named in the cache), or null before a layer exists (FROM scratch). */
+  image: Image | null;
+  config: ImageConfig;
+  layers: { diffId: string; size: number; mediaType?: string; digest?: string }[];
+}
+
+function layersOf(img: Image): State['layers'] {
+  return img.manifest.layers.map((l, i) => ({ diffId: img.config.rootfs.diff_ids[i], size: l.size, mediaType: l.mediaType, digest: l.digest }));
+}
+
+/** Everything COPY copies, hashed: relative paths, modes, contents, link targets. */
+function hashSources(paths: { abs: string; rel: string }[]): string {
+  const h = createHash('sha256');
+  const walk = (abs: string, rel: string) => {
+    const st = lstatSync(abs);
+    h.update(`${rel}\0${st.mode}\0`);
+    if (st.isSymbolicLink()) h.update(readlinkSync(abs));
+    else if (st.isDirectory()) for (const n of readdirSync(abs).sort()) walk(join(abs, n), `${rel}/${n}`);
+    else h.update(readFileSync(abs));
+  };
+  for (const p of paths) walk(p.abs, p.rel);
+  return h.digest('hex');
+}
+
+export async function build(store: Store, o: BuildOptions): Promise<Image> {
+  const context = resolve(o.context);
+  if (!statSync(context, { throwIfNoEntry: false })?.isDirectory()) throw new ImageError(`build: the context ${context} is not a directory`);
+  const file = o.file ? resolve(o.file) : join(context, 'Dockerfile');
+  const fileLabel = relative(process.cwd(), file) || file;
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new ImageError(`build: cannot read ${file}: ${(e as NodeJS.ErrnoException).code}`);
+  }
+  const tag = normalizeRef(o.tag);
+  const steps = parseDockerfile(text, fileLabel);
+  const say = (s: string) => o.onProgress?.(s);
+  const ignored = dockerignore(context);
+  const args: Record<string, string> = {};
+  const declared = new Set<string>();
+  let state: State | undefined;
+  let n = 0;
+  const stepCount = steps.length;
+
+  const fail = (s: Instruction, msg: string): never => {
+    throw new BuildError(fileLabel, s.line, `${s.keyword} ${msg}`);
+  };
+  const envOf = (cfg: ImageConfig): Record<string, string> => Object.fromEntries((cfg.config.Env ?? []).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+  const vars = () => ({ ...args, ...(state ? envOf(state.config) : {}) });
+
+  /** The step's image, from the cache when its key is known, else made by `make`. */
+  const step = async (s: Instruction, key: string, emptyLayer: boolean, make: () => Promise<State>): Promise<void> => {
+    const cacheRef = `${CACHE_PREFIX}${key.slice(0, 40)}:cached`;
+    if (!o.noCache) {
+      try {
+        const hit = store.get(cacheRef);
+        state = { image: hit, config: hit.config, layers: layersOf(hit) };
+        say(' ---> Using cache\n');
+        return;
+      } catch {
+        // not cached
+      }
+    }
+    const next = await make();
+    const created = new Date().toISOString();
+    next.config = { ...next.config, created, history: [...(next.config.history ?? []), { created, created_by: `${s.keyword} ${s.rest}`.slice(0, 1024), ...(emptyLayer ? { empty_layer: true } : {}) }] };
+    next.config.rootfs = { type: 'layers', diff_ids: next.layers.map((l) => l.diffId) };
+    next.image = store.commitImage(cacheRef, next.config, next.layers);
+    state = next;
+    say(` ---> ${next.image.digest.slice(0, 19)}\n`);
+  };
+
+  const keyOf = (...parts: string[]) => createHash('sha256').update(parts.join('\0')).digest('hex');
+  const parentKey = () => state?.image?.digest ?? (state ? JSON.stringify(state.config) : 'none');
+
+  for (const s of steps) {
+    n++;
+    say(`Step ${n}/${stepCount} : ${s.keyword} ${s.rest}\n`);
+    const v = vars();
+    if (!state && s.keyword !== 'FROM' && s.keyword !== 'ARG') fail(s, 'comes before FROM');
+    switch (s.keyword) {
+      case 'ARG': {
+        for (const [k, dflt] of pairs(s.rest, false)) {
+          declared.add(k);
+          args[k] = o.buildArgs?.[k] ?? substitute(dflt, v);
+        }
+        if (state) await step(s, keyOf(parentKey(), 'ARG', s.rest, JSON.stringify(args)), true, async () => ({ ...state!, config: structuredClone(state!.config) }));
+        break;
+      }
+      case 'FROM': {
+        if (state) fail(s, 'a second time: multi-stage builds are not supported yet');
+        const w = words(substitute(s.rest, v));
+        if (w.length !== 1 && !(w.length === 3 && w[1].toUpperCase() === 'AS')) fail(s, 'expects an image (FROM image [AS name])');
+        if (w[0] === 'scratch') state = { image: null, config: emptyConfig(), layers: [] };
+        else {
+          let base: Image;
+          try {
+            base = store.get(w[0]);
+          } catch (e) {
+            return fail(s, (e as Error).message);
+          }
+          state = { image: base, config: structuredClone(base.config), layers: layersOf(base) };
+        }
+        say(` ---> ${state.image ? state.image.digest.slice(0, 19) : 'scratch'}\n`);
+        break;
+      }
+      case 'ENV':
+      case 'LABEL': {
+        const kv = pairs(substitute(s.rest, v), s.keyword === 'ENV');
+        if (!kv.length || kv.some(([k]) => !k)) fail(s, 'expects KEY=VALUE');
+        await step(s, keyOf(parentKey(), s.keyword, JSON.stringify(kv)), true, async () => {
+          const cfg = structuredClone(state!.config);
+          if (s.keyword === 'ENV') {
+            const env = envOf(cfg);
+            for (const [k, val] of kv) env[k] = val;
+            cfg.config.Env = Object.entries(env).map(([k, val]) => `${k}=${val}`);
+          } else cfg.config.Labels = { ...(cfg.config.Labels ?? {}), ...Object.fromEntries(kv) };
+          return { ...state!, config: cfg };
+        });
+        break;
+      }
+      case 'WORKDIR':
+      case 'USER':
+      case 'CMD':
+      case 'ENTRYPOINT':
+      case 'EXPOSE':
+      case 'VOLUME': {
+        const value = s.json ?? substitute(s.rest, v);
+        if (!value.length) fail(s, 'needs an argument');
+        await step(s, keyOf(parentKey(), s.keyword, JSON.stringify(value)), s.keyword !== 'WORKDIR', async () => {
+          const cfg = structuredClone(state!.config);
+          const c = cfg.config;
+          if (s.keyword === 'WORKDIR') {
+            c.WorkingDir = posix.resolve(c.WorkingDir || '/', value as string);
+            // The directory exists from here on, as Docker makes it: a layer holding it.
+            const staging = join(store.root, 'tmp', `workdir-${process.pid}-${n}-${Date.now()}`);
+            try {
+              mkdirSync(join(staging, c.WorkingDir), { recursive: true, mode: 0o755 });
+              const layer = await store.addLayerDir(staging);
+              return { ...state!, config: cfg, layers: [...state!.layers, layer] };
+            } finally {
+              rmSync(staging, { recursive: true, force: true });
+            }
+          }
+          if (s.keyword === 'USER') c.User = value as string;
+          else if (s.keyword === 'CMD') c.Cmd = s.json ?? ['/bin/sh', '-c', s.rest];
+          else if (s.keyword === 'ENTRYPOINT') c.Entrypoint = s.json ?? ['/bin/sh', '-c', s.rest];
+          else if (s.keyword === 'EXPOSE') c.ExposedPorts = { ...(c.ExposedPorts ?? {}), ...Object.fromEntries(words(value as string).map((p) => [p.includes('/') ? p : `${p}/tcp`, {}])) };
+          else c.Volumes = { ...(c.Volumes ?? {}), ...Object.fromEntries((s.json ?? words(value as string)).map((p) => [p, {}])) };
+          return { ...state!, config: cfg };
+        });
+        break;
+      }
+      case 'RUN': {
+        const argv = s.json ?? ['/bin/sh', '-c', s.rest];
+        const buildEnv = Object.fromEntries([...declared].filter((k) => args[k] !== undefined).map((k) => [k, args[k]]));
+        await step(s, keyOf(parentKey(), 'RUN', JSON.stringify(argv), JSON.stringify(buildEnv), o.network ?? 'none'), false, async () => {
+          if (!state!.image) fail(s, 'has nothing to run in (FROM scratch has no files yet)');
+          const container = `brig-build-${process.pid}-${n}-${Date.now()}`;
+          const wd = state!.config.config.WorkingDir;
+          try {
+            const r = await run(argv, {
+              image: state!.image!.digest,
+              container,
+              env: { ...buildEnv, ...envOf(state!.config) },
+              network: o.network ?? 'none',
+              ...(wd ? { cwd: wd } : {}),
+            });
+            if (r.stdout.length) say(r.stdout.toString());
+            if (r.stderr.length) say(r.stderr.toString());
+            if (r.status !== 'ok') fail(s, `failed: ${r.status === 'setup-error' ? r.error?.message : r.status === 'exit-nonzero' ? `exit code ${r.exitCode}` : r.status}`);
+            const layer = await store.containerLayer(container);
+            return { image: null, config: structuredClone(state!.config), layers: [...state!.layers, { diffId: layer.diffId, size: layer.size }] };
+          } finally {
+            try {
+              store.removeContainer(container);
+            } catch {
+              // never made
+            }
+          }
+        });
+        break;
+      }
+      case 'COPY':
+      case 'ADD': {
+        const w = (s.json ?? words(substitute(s.rest, v))).filter((x) => !x.startsWith('--'));
+        if (s.rest.includes('--from')) fail(s, '--from: multi-stage builds are not supported yet');
+        if (w.length < 2) fail(s, 'expects SRC... DEST');
+        const dest = posix.resolve(state!.config.config.WorkingDir || '/', w[w.length - 1]);
+        const toDir = w[w.length - 1].endsWith('/') || w.length > 2;
+        const sources: { abs: string; rel: string }[] = [];
+        for (const src of w.slice(0, -1)) {
+          if (/^[a-z]+:\/\//i.test(src)) fail(s, `${src}: URLs are not fetched (builds have no network)`);
+          const rel = posix.normalize(src).replace(/^(\.\/)+|\/+$/g, '');
+          if (rel.startsWith('..') || isAbsolute(rel)) fail(s, `${src} is outside the build context`);
+          const matched = /[*?]/.test(rel) ? readdirSync(join(context, posix.dirname(rel))).filter((x) => globToRegex(posix.basename(rel)).test(x)).map((x) => posix.join(posix.dirname(rel), x)) : [rel];
+          for (const m of matched) {
+            if (ignored(m) || !existsSync(join(context, m))) fail(s, `${src}: not found in the build context${ignored(m) ? ' (excluded by .dockerignore)' : ''}`);
+            sources.push({ abs: join(context, m), rel: m });
+          }
+        }
+        await step(s, keyOf(parentKey(), s.keyword, JSON.stringify(w), hashSources(sources)), false, async () => {
+          const staging = join(store.root, 'tmp', `copy-${process.pid}-${n}-${Date.now()}`);
+          try {
+            for (const src of sources) {
+              const st = lstatSync(src.abs);
+              const target = toDir || st.isDirectory() ? (st.isDirectory() ? dest : posix.join(dest, posix.basename(src.rel))) : dest;
+              const out = join(staging, target);
+              if (s.keyword === 'ADD' && st.isFile() && /\.(tar|tgz|tar\.gz)$/.test(src.rel)) {
+                await unpackLayer(src.abs, toDir || dest.endsWith('/') ? join(staging, dest) : join(staging, dest));
+                continue;
+              }
+              copyTree(src.abs, out, src.rel, ignored);
+            }
+            // Parents of the destination exist in the layer, as directories.
+            if (!existsSync(staging)) mkdirSync(join(staging, dest), { recursive: true });
+            const layer = await store.addLayerDir(staging);
+            return { image: null, config: structuredClone(state!.config), layers: [...state!.layers, layer] };
+          } finally {
+            rmSync(staging, { recursive: true, force: true });
+          }
+        });
+        break;
+      }
+      case 'STOPSIGNAL':
+      case 'HEALTHCHECK':
+      case 'SHELL':
+      case 'ONBUILD':
+      case 'MAINTAINER':
+        say(` ---> ${s.keyword} is not applied by brig; skipped\n`);
+        break;
+      default:
+        fail(s, 'is not a Dockerfile instruction');
+    }
+  }
+  if (!state) throw new ImageError(`build: ${fileLabel} has no FROM`);
+  if (!state.image) {
+    // FROM scratch with only configuration steps: an image without layers cannot run; refuse.
+    throw new ImageError(`build: ${fileLabel} makes no files (FROM scratch needs a COPY or ADD)`);
+  }
+  store.tag(state.image.digest, tag);
+  say(`Successfully tagged ${tag}\n`);
+  return store.get(tag);
+}
+
+/** Copies a file or tree from the context, .dockerignore applied, times and modes kept. */
+function copyTree(abs: string, out: string, rel: string, ignored: (rel: string) => boolean): void {
+  const st = lstatSync(abs);
+  mkdirSync(join(out, '..'), { recursive: true });
+  if (st.isSymbolicLink()) symlinkSync(readlinkSync(abs), out);
+  else if (st.isDirectory()) {
+    mkdirSync(out, { recursive: true, mode: st.mode & 0o7777 });
+    for (const name of readdirSync(abs).sort()) {
+      const r = `${rel}/${name}`;
+      if (!ignored(r)) copyTree(join(abs, name), join(out, name), r, ignored);
+    }
+    utimesSync(out, st.atime, st.mtime);
+  } else if (st.isFile()) {
+    copyFileSync(abs, out);
+    utimesSync(out, st.atime, st.mtime);
+  }
+}
