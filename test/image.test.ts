@@ -222,6 +222,14 @@ describe('images', { skip }, () => {
         store.remove(ref);
       }
     }
+    // The docker save format too: skopeo reads it, and brig loads it back.
+    const { saveDockerArchive } = await import('../src/image/archive.js');
+    const dockerTar = join(work, 'saved-docker.tar');
+    saveDockerArchive(store, ['saved:1'], dockerTar);
+    if (has('skopeo')) assert.equal((JSON.parse(execFileSync('skopeo', ['inspect', `docker-archive:${dockerTar}`], { encoding: 'utf8' })) as { Layers: string[] }).Layers.length, 2);
+    assert.deepEqual(await loadImages(store, dockerTar, 'fromdocker:1'), ['fromdocker:1']);
+    assert.equal((await sh('fromdocker:1', 'cat /etc/saved')).out, 'saved\n');
+    store.remove('fromdocker:1');
     if (has('umoci')) {
       const bundle = join(work, 'bundle');
       execFileSync('umoci', ['unpack', '--rootless', '--image', `${dir}:saved:1`, bundle], { stdio: 'pipe' });

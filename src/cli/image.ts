@@ -1,5 +1,5 @@
 // brig images | inspect | tag | rmi | import-rootfs: the image store's verbs.
-import { loadImages, saveImages } from '../image/archive.js';
+import { loadImages, saveDockerArchive, saveImages } from '../image/archive.js';
 import { build } from '../image/build.js';
 import { ImageError, Store } from '../image/store.js';
 import { formatHelp, parseArgs, UsageError, type OptionSpec } from './args.js';
@@ -161,7 +161,11 @@ export const rmCommand = wrap((rest) => {
   return 0;
 }, rmHelp);
 
-const saveSpecs: OptionSpec[] = [{ name: 'output', short: 'o', value: true, arg: 'FILE|DIR', help: 'where: a directory (OCI image layout), or FILE.tar (a tar of one)' }, helpSpec];
+const saveSpecs: OptionSpec[] = [
+  { name: 'output', short: 'o', value: true, arg: 'FILE|DIR', help: 'where: a directory (OCI image layout), or FILE.tar (a tar of one, or a docker archive)' },
+  { name: 'format', value: true, arg: 'oci|docker', help: 'oci (default): an OCI image layout; docker: a docker save archive (a tar)' },
+  helpSpec,
+];
 export const saveHelp = formatHelp('brig save -o FILE|DIR IMAGE...', 'Images as an OCI image layout, their blobs byte for byte (skopeo and umoci read it).', saveSpecs);
 export async function saveCommand(argv: string[]): Promise<number> {
   const p = parseArgs(argv, saveSpecs);
@@ -171,8 +175,11 @@ export async function saveCommand(argv: string[]): Promise<number> {
   }
   const out = p.opts.get('output')?.[0];
   if (!out || !p.rest.length) throw new UsageError('brig save -o FILE|DIR IMAGE...');
+  const format = p.opts.get('format')?.[0] ?? 'oci';
+  if (format !== 'oci' && format !== 'docker') throw new UsageError(`--format: expected oci or docker, got ${JSON.stringify(format)}`);
   try {
-    saveImages(new Store(), p.rest, out);
+    if (format === 'docker') saveDockerArchive(new Store(), p.rest, out);
+    else saveImages(new Store(), p.rest, out);
   } catch (e) {
     if (e instanceof ImageError) throw new UsageError(e.message);
     throw e;

@@ -79,6 +79,57 @@ export function saveImages(store: Store, refs: string[], out: string): void {
   for (const b of blobs) copyFileSync(store.blobPath(b), join(out, 'blobs', 'sha256', hexOf(b)));
 }
 
+/**
+ * Writes the images as a `docker save` archive (tar): manifest.json, each
+ * config as <hex>.json, each layer as <diff ID hex>/layer.tar (uncompressed,
+ * as docker load expects), and the repositories file.
+ */
+export function saveDockerArchive(store: Store, refs: string[], out: string): void {
+  if (!refs.length) throw new ImageError('save: which images?');
+  const fd = openSync(out, 'w', 0o644);
+  const write = (buf: Buffer) => {
+    for (let off = 0; off < buf.length; ) off += writeSync(fd, buf, off, buf.length - off);
+  };
+  const emit = (path: string, data?: Buffer) => {
+    for (const b of tarEntryBlocks(data ? { path, type: 'file', data, mode: 0o644 } : { path, type: 'dir', mode: 0o755 })) write(b);
+  };
+  try {
+    const manifest: { Config: string; RepoTags: string[]; Layers: string[] }[] = [];
+    const repositories: Record<string, Record<string, string>> = {};
+    const written = new Set<string>();
+    for (const ref of refs) {
+      const img = store.get(ref);
+      const name = img.refs.includes(normalizeRef(ref)) ? normalizeRef(ref) : img.refs[0];
+      const configHex = hexOf(img.manifest.config.digest);
+      if (!written.has(configHex)) emit(`${configHex}.json`, store.readBlob(img.manifest.config.digest));
+      written.add(configHex);
+      const layers: string[] = [];
+      for (const diffId of img.config.rootfs.diff_ids) {
+        const h = hexOf(diffId);
+        layers.push(`${h}/layer.tar`);
+        if (written.has(h)) continue;
+        written.add(h);
+        // The uncompressed layer: the blob under its diff ID, or the directory packed again.
+        let data: Buffer;
+        if (existsSync(store.blobPath(diffId))) data = store.readBlob(diffId);
+        else throw new ImageError(`save: layer ${diffId} has no uncompressed blob in the store`);
+        emit(`${h}/`);
+        emit(`${h}/layer.tar`, data);
+      }
+      manifest.push({ Config: `${configHex}.json`, RepoTags: name ? [name] : [], Layers: layers });
+      if (name) {
+        const colon = name.lastIndexOf(':');
+        (repositories[name.slice(0, colon)] ??= {})[name.slice(colon + 1)] = hexOf(img.config.rootfs.diff_ids[img.config.rootfs.diff_ids.length - 1]);
+      }
+    }
+    emit('manifest.json', Buffer.from(JSON.stringify(manifest)));
+    emit('repositories', Buffer.from(JSON.stringify(repositories)));
+    write(TAR_END);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 // ---------------------------------------------------------------------------
 // Load
 
