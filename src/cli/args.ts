@@ -71,6 +71,31 @@ export function parseArgs(argv: string[], specs: OptionSpec[]): Parsed {
   return out;
 }
 
+/**
+ * As parseArgs, but options may also come after the operands, for verbs
+ * that run no command whose arguments must be left alone (import-rootfs,
+ * build). `--` still ends the options.
+ */
+export function parseInterleaved(argv: string[], specs: OptionSpec[]): Parsed {
+  const operands: string[] = [];
+  const options: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--') {
+      operands.push(...argv.slice(i + 1));
+      break;
+    }
+    if (!a.startsWith('-') || a === '-') {
+      operands.push(a);
+      continue;
+    }
+    options.push(a);
+    const spec = specs.find((s) => `--${s.name}` === a || (s.short && `-${s.short}` === a));
+    if (spec?.value && i + 1 < argv.length) options.push(argv[++i]);
+  }
+  return parseArgs([...options, '--', ...operands], specs);
+}
+
 export function formatHelp(usage: string, summary: string, specs: OptionSpec[], footer = ''): string {
   const rows = specs.map((s) => {
     const names = (s.short ? `-${s.short}, ` : '    ') + `--${s.name}` + (s.value ? ` ${s.arg ?? 'VALUE'}` : '');

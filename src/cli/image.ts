@@ -2,7 +2,7 @@
 import { loadImages, saveDockerArchive, saveImages } from '../image/archive.js';
 import { build } from '../image/build.js';
 import { ImageError, Store } from '../image/store.js';
-import { formatHelp, parseArgs, UsageError, type OptionSpec } from './args.js';
+import { formatHelp, parseArgs, parseInterleaved, UsageError, type OptionSpec, type Parsed } from './args.js';
 
 const helpSpec: OptionSpec = { name: 'help', short: 'h', help: 'show this help' };
 
@@ -17,20 +17,25 @@ function human(bytes: number): string {
   return `${v < 10 && u ? v.toFixed(1) : Math.round(v)} ${units[u]}`;
 }
 
-function wrap(fn: (rest: string[]) => number | Promise<number>, help: string, specs: OptionSpec[] = [helpSpec]) {
+/** A verb: its options parsed, --help answered, store errors turned into usage errors (exit 125 with the message). */
+function verb(help: string, specs: OptionSpec[], fn: (p: Parsed) => number | Promise<number>, parse: (argv: string[], specs: OptionSpec[]) => Parsed = parseArgs) {
   return async (argv: string[]): Promise<number> => {
-    const p = parseArgs(argv, specs);
+    const p = parse(argv, specs);
     if (p.flags.has('help')) {
       process.stdout.write(help);
       return 0;
     }
     try {
-      return await fn(p.rest);
+      return await fn(p);
     } catch (e) {
       if (e instanceof ImageError) throw new UsageError(e.message);
       throw e;
     }
   };
+}
+
+function wrap(fn: (rest: string[]) => number | Promise<number>, help: string, specs: OptionSpec[] = [helpSpec]) {
+  return verb(help, specs, (p) => fn(p.rest));
 }
 
 export const imagesHelp = formatHelp('brig images', 'The images in your store ($BRIG_STORE, else ~/.local/share/brig).', [helpSpec]);
@@ -75,74 +80,42 @@ const importSpecs: OptionSpec[] = [
   helpSpec,
 ];
 export const importHelp = formatHelp('brig import-rootfs DIR|TAR NAME[:TAG]', 'A base image from a directory (debootstrap or busybox output) or a tarball (plain or gzip): one layer.', importSpecs);
-export async function importCommand(argv: string[]): Promise<number> {
-  // Options may come after the operands here (there is no command to protect).
-  const operands: string[] = [];
-  const options: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === '--') {
-      operands.push(...argv.slice(i + 1));
-      break;
+export const importCommand = verb(
+  importHelp,
+  importSpecs,
+  async (p) => {
+    if (p.rest.length !== 2) throw new UsageError('brig import-rootfs DIR|TAR NAME[:TAG]');
+    const config: { Cmd?: string[]; Env?: string[]; WorkingDir?: string } = {};
+    const cmd = p.opts.get('cmd')?.[0];
+    if (cmd) {
+      let v: unknown;
+      try {
+        v = JSON.parse(cmd);
+      } catch {
+        v = undefined;
+      }
+      if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) throw new UsageError(`--cmd: expected a JSON list of strings, got ${cmd}`);
+      config.Cmd = v as string[];
     }
-    if (!a.startsWith('-') || a === '-') {
-      operands.push(a);
-      continue;
-    }
-    options.push(a);
-    const spec = importSpecs.find((s) => `--${s.name}` === a || (s.short && `-${s.short}` === a));
-    if (spec?.value && i + 1 < argv.length) options.push(argv[++i]);
-  }
-  const p = parseArgs([...options, '--', ...operands], importSpecs);
-  if (p.flags.has('help')) {
-    process.stdout.write(importHelp);
-    return 0;
-  }
-  if (p.rest.length !== 2) throw new UsageError('brig import-rootfs DIR|TAR NAME[:TAG]');
-  const config: { Cmd?: string[]; Env?: string[]; WorkingDir?: string } = {};
-  const cmd = p.opts.get('cmd')?.[0];
-  if (cmd) {
-    let v: unknown;
-    try {
-      v = JSON.parse(cmd);
-    } catch {
-      v = undefined;
-    }
-    if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) throw new UsageError(`--cmd: expected a JSON list of strings, got ${cmd}`);
-    config.Cmd = v as string[];
-  }
-  const env = p.opts.get('env');
-  if (env) config.Env = ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', ...env];
-  const wd = p.opts.get('workdir')?.[0];
-  if (wd) config.WorkingDir = wd;
-  try {
+    const env = p.opts.get('env');
+    if (env) config.Env = ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', ...env];
+    const wd = p.opts.get('workdir')?.[0];
+    if (wd) config.WorkingDir = wd;
     const img = await new Store().importRootfs(p.rest[0], p.rest[1], config);
     process.stdout.write(`${img.refs[0]} ${img.digest}\n`);
-  } catch (e) {
-    if (e instanceof ImageError) throw new UsageError(e.message);
-    throw e;
-  }
-  return 0;
-}
+    return 0;
+  },
+  parseInterleaved,
+);
 
 const commitSpecs: OptionSpec[] = [{ name: 'message', short: 'm', value: true, arg: 'TEXT', help: "a comment for the new layer's history" }, helpSpec];
 export const commitHelp = formatHelp('brig commit [-m TEXT] CONTAINER NAME[:TAG]', "A kept container's writable layer as a new image on top of its own (deletions as whiteouts).", commitSpecs);
-export async function commitCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, commitSpecs);
-  if (p.flags.has('help')) {
-    process.stdout.write(commitHelp);
-    return 0;
-  }
+export const commitCommand = verb(commitHelp, commitSpecs, async (p) => {
   if (p.rest.length !== 2) throw new UsageError('brig commit [-m TEXT] CONTAINER NAME[:TAG]');
-  try {
-    const img = await new Store().commitContainer(p.rest[0], p.rest[1], p.opts.get('message')?.[0]);
-    process.stdout.write(`${img.refs[0]} ${img.digest}\n`);
-  } catch (e) {
-    if (e instanceof ImageError) throw new UsageError(e.message);
-    throw e;
-  }
+  const img = await new Store().commitContainer(p.rest[0], p.rest[1], p.opts.get('message')?.[0]);
+  process.stdout.write(`${img.refs[0]} ${img.digest}\n`);
   return 0;
-}
+});
 
 export const psHelp = formatHelp('brig ps', 'The kept containers (brig run --image X --name C).', [helpSpec]);
 export const psCommand = wrap(() => {
@@ -167,25 +140,15 @@ const saveSpecs: OptionSpec[] = [
   helpSpec,
 ];
 export const saveHelp = formatHelp('brig save -o FILE|DIR IMAGE...', 'Images as an OCI image layout, their blobs byte for byte (skopeo and umoci read it).', saveSpecs);
-export async function saveCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, saveSpecs);
-  if (p.flags.has('help')) {
-    process.stdout.write(saveHelp);
-    return 0;
-  }
+export const saveCommand = verb(saveHelp, saveSpecs, (p) => {
   const out = p.opts.get('output')?.[0];
   if (!out || !p.rest.length) throw new UsageError('brig save -o FILE|DIR IMAGE...');
   const format = p.opts.get('format')?.[0] ?? 'oci';
   if (format !== 'oci' && format !== 'docker') throw new UsageError(`--format: expected oci or docker, got ${JSON.stringify(format)}`);
-  try {
-    if (format === 'docker') saveDockerArchive(new Store(), p.rest, out);
-    else saveImages(new Store(), p.rest, out);
-  } catch (e) {
-    if (e instanceof ImageError) throw new UsageError(e.message);
-    throw e;
-  }
+  if (format === 'docker') saveDockerArchive(new Store(), p.rest, out);
+  else saveImages(new Store(), p.rest, out);
   return 0;
-}
+});
 
 const loadSpecs: OptionSpec[] = [
   { name: 'input', short: 'i', value: true, arg: 'FILE|DIR', help: 'an OCI image layout or a docker save archive (directory, tar or tar.gz)' },
@@ -193,22 +156,12 @@ const loadSpecs: OptionSpec[] = [
   helpSpec,
 ];
 export const loadHelp = formatHelp('brig load -i FILE|DIR [-t NAME:TAG]', 'Loads images, every blob verified against its digest and every layer against its diff ID.', loadSpecs);
-export async function loadCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, loadSpecs);
-  if (p.flags.has('help')) {
-    process.stdout.write(loadHelp);
-    return 0;
-  }
+export const loadCommand = verb(loadHelp, loadSpecs, async (p) => {
   const input = p.opts.get('input')?.[0];
   if (!input) throw new UsageError('brig load -i FILE|DIR [-t NAME:TAG]');
-  try {
-    for (const n of await loadImages(new Store(), input, p.opts.get('tag')?.[0])) process.stdout.write(`Loaded image: ${n}\n`);
-  } catch (e) {
-    if (e instanceof ImageError) throw new UsageError(e.message);
-    throw e;
-  }
+  for (const n of await loadImages(new Store(), input, p.opts.get('tag')?.[0])) process.stdout.write(`Loaded image: ${n}\n`);
   return 0;
-}
+});
 
 const buildSpecs: OptionSpec[] = [
   { name: 'tag', short: 't', value: true, arg: 'NAME[:TAG]', help: 'the name of the image built' },
@@ -219,43 +172,22 @@ const buildSpecs: OptionSpec[] = [
   helpSpec,
 ];
 export const buildHelp = formatHelp('brig build -t NAME[:TAG] [-f FILE] CONTEXT', 'Builds an image from a Dockerfile, one layer per step that changes files, every step cached.', buildSpecs);
-export async function buildCommand(argv: string[]): Promise<number> {
-  // Options may come after CONTEXT, as with docker build.
-  const operands: string[] = [];
-  const options: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (!a.startsWith('-') || a === '-') {
-      operands.push(a);
-      continue;
+export const buildCommand = verb(
+  buildHelp,
+  buildSpecs,
+  async (p) => {
+    const tag = p.opts.get('tag')?.[0];
+    if (!tag || p.rest.length !== 1) throw new UsageError('brig build -t NAME[:TAG] [-f FILE] CONTEXT');
+    const network = p.opts.get('network')?.[0];
+    if (network !== undefined && network !== 'none' && network !== 'loopback') throw new UsageError(`--network: expected none or loopback, got ${JSON.stringify(network)}`);
+    const buildArgs: Record<string, string> = {};
+    for (const kv of p.opts.get('build-arg') ?? []) {
+      const eq = kv.indexOf('=');
+      if (eq <= 0) throw new UsageError(`--build-arg: expected KEY=VAL, got ${JSON.stringify(kv)}`);
+      buildArgs[kv.slice(0, eq)] = kv.slice(eq + 1);
     }
-    options.push(a);
-    const spec = buildSpecs.find((s) => `--${s.name}` === a || (s.short && `-${s.short}` === a));
-    if (spec?.value && i + 1 < argv.length) options.push(argv[++i]);
-  }
-  const p = parseArgs([...options, '--', ...operands], buildSpecs);
-  if (p.flags.has('help')) {
-    process.stdout.write(buildHelp);
-    return 0;
-  }
-  const tag = p.opts.get('tag')?.[0];
-  if (!tag || p.rest.length !== 1) throw new UsageError('brig build -t NAME[:TAG] [-f FILE] CONTEXT');
-  const network = p.opts.get('network')?.[0];
-  if (network !== undefined && network !== 'none' && network !== 'loopback') throw new UsageError(`--network: expected none or loopback, got ${JSON.stringify(network)}`);
-  const buildArgs: Record<string, string> = {};
-  for (const kv of p.opts.get('build-arg') ?? []) {
-    const eq = kv.indexOf('=');
-    if (eq <= 0) throw new UsageError(`--build-arg: expected KEY=VAL, got ${JSON.stringify(kv)}`);
-    buildArgs[kv.slice(0, eq)] = kv.slice(eq + 1);
-  }
-  try {
     await build(new Store(), { context: p.rest[0], file: p.opts.get('file')?.[0], tag, buildArgs, network: network as 'none' | 'loopback' | undefined, noCache: p.flags.has('no-cache'), onProgress: (t) => process.stdout.write(t) });
-  } catch (e) {
-    if (e instanceof ImageError) {
-      process.stderr.write(`brig build: ${e.message}\n`);
-      return 1;
-    }
-    throw e;
-  }
-  return 0;
-}
+    return 0;
+  },
+  parseInterleaved,
+);
