@@ -40,6 +40,7 @@ function shape(resolved: ResolvedOptions): Record<string, string> {
   const o = withoutBackstop(resolved);
   return {
     rootfs: o.rootfs,
+    image: o.image ? `${o.image.digest}:${o.image.containerDir ?? ''}` : '',
     mounts: JSON.stringify(o.mounts),
     tmpfs: JSON.stringify(o.tmpfs),
     cwd: o.cwd,
@@ -82,6 +83,7 @@ export class Pool implements SandboxSource {
     const { size: _size, ...base } = options;
     this.base = base;
     this.template = withoutBackstop(resolveOptions(['/bin/true'], applyProfile(base)));
+    if (this.template.image?.containerDir) throw new OptionsError('container', 'a kept container is one sandbox after another, not a pool of them');
     if (this.template.idMap === 'multi') throw new OptionsError('idMap', "pools make single-id sandboxes; 'multi' needs newuidmap per sandbox");
     this.templateShape = shape(this.template);
     this.refill();

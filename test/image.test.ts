@@ -63,6 +63,24 @@ describe('images', { skip }, () => {
     assert.equal(again.out, 'base\nf\nno-new\n');
   });
 
+  it('a pool of an image: each run a fresh container of it; another image is refused', async () => {
+    const { createPool } = await import('../src/index.js');
+    const pool = createPool({ image: 'busybox:test', size: 2 });
+    try {
+      const a = await pool.run(['/bin/sh', '-c', 'cat /etc/motd; echo x > /etc/motd']);
+      const b = await pool.run(['/bin/sh', '-c', 'cat /etc/motd']);
+      assert.equal(a.stdout.toString() + b.stdout.toString(), 'base\nbase\n', a.stderr.toString());
+      assert.equal((await pool.run([])).stdout.toString(), 'default cmd\n0\n/data\n');
+      const otherRoot = busyboxRoot();
+      writeFileSync(join(otherRoot, 'etc', 'other'), 'other\n');
+      await store.importRootfs(otherRoot, 'other:1');
+      assert.throws(() => pool.spawn(['/bin/true'], { image: 'other:1' } as never), (e: unknown) => e instanceof OptionsError && e.field === 'image');
+      store.remove('other:1');
+    } finally {
+      await pool.close();
+    }
+  });
+
   it('two containers of one image at once do not see each other\'s writes', async () => {
     const [a, b] = await Promise.all([
       sh('busybox:test', 'echo a > /etc/motd; sleep 0.3; cat /etc/motd'),
