@@ -331,4 +331,27 @@ describe('images', { skip }, () => {
     await assert.rejects(build(store, { context: ctx, file: join(ctx, 'Dockerfile.bad2'), tag: 'bad:2' }), /Dockerfile\.bad2:2: COPY secret\/key: not found in the build context \(excluded by \.dockerignore\)/);
     assert.deepEqual(store.listContainers(), [], 'no build containers left');
   });
+
+  it('build: multi-stage, COPY --from reads a stage through its layers (whiteouts and opaque dirs applied)', async () => {
+    const { build } = await import('../src/image/build.js');
+    const ctx = mkdtempSync(join(work, 'ms-'));
+    writeFileSync(
+      join(ctx, 'Dockerfile'),
+      [
+        'FROM busybox:test AS builder',
+        'RUN mkdir -p /out/sub /out/old && echo artifact > /out/sub/a && echo gone > /out/b && echo x > /out/old/x && rm /etc/motd',
+        'RUN rm /out/b && rm -r /out/old && mkdir /out/old && echo new > /out/old/new',
+        'FROM busybox:test',
+        'COPY --from=builder /out /app',
+        'COPY --from=0 /out/sub/a /single',
+        'CMD ["/bin/sh", "-c", "ls /app /app/old; cat /single /etc/motd"]',
+      ].join('\n'),
+    );
+    chmodSync(ctx, 0o755);
+    await build(store, { context: ctx, tag: 'staged:1' });
+    const r = await run([], { image: 'staged:1' });
+    assert.equal(r.stdout.toString(), '/app:\nold\nsub\n\n/app/old:\nnew\nartifact\nbase\n', r.stderr.toString());
+    writeFileSync(join(ctx, 'Dockerfile.bad'), 'FROM busybox:test\nCOPY --from=nowhere /x /x\n');
+    await assert.rejects(build(store, { context: ctx, file: join(ctx, 'Dockerfile.bad'), tag: 'bad:3' }), /Dockerfile\.bad:2: COPY --from=nowhere: no earlier stage or image of that name/);
+  });
 });

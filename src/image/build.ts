@@ -8,7 +8,8 @@ import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, utimesSync } from 'node:fs';
 import { isAbsolute, join, posix, relative, resolve } from 'node:path';
 import { run } from '../sandbox.js';
-import { unpackLayer } from './layer.js';
+import { native } from '../native.js';
+import { OPAQUE_XATTR, unpackLayer } from './layer.js';
 import { ImageError, normalizeRef, type Image, type ImageConfig, type Store } from './store.js';
 
 export interface BuildOptions {
@@ -219,6 +220,8 @@ export async function build(store: Store, o: BuildOptions): Promise<Image> {
   const args: Record<string, string> = {};
   const declared = new Set<string>();
   let state: State | undefined;
+  const stages: { name?: string; state: State }[] = [];
+  let stageName: string | undefined;
   let n = 0;
   const stepCount = steps.length;
 
@@ -253,6 +256,42 @@ export async function build(store: Store, o: BuildOptions): Promise<Image> {
   const keyOf = (...parts: string[]) => createHash('sha256').update(parts.join('\0')).digest('hex');
   const parentKey = () => state?.image?.digest ?? (state ? JSON.stringify(state.config) : 'none');
 
+  /** COPY --from=STAGE|IMAGE: paths as the stage's (or image's) layer stack shows them. */
+  const copyFrom = async (s: Instruction, from: string, w: string[]): Promise<void> => {
+    const byName = stages.find((st) => st.name !== undefined && st.name === from.toLowerCase());
+    const byIndex = /^\d+$/.test(from) ? stages[Number(from)] : undefined;
+    let src: State | undefined = (byName ?? byIndex)?.state;
+    if (!src) {
+      try {
+        const img = store.get(from);
+        src = { image: img, config: img.config, layers: layersOf(img) };
+      } catch {
+        return fail(s, `--from=${from}: no earlier stage or image of that name`);
+      }
+    }
+    const dirs = src.layers.map((l) => store.layerDir(l.diffId)).reverse();
+    const dest = posix.resolve(state!.config.config.WorkingDir || '/', w[w.length - 1]);
+    const toDir = w[w.length - 1].endsWith('/') || w.length > 2;
+    const paths = w.slice(0, -1).map((p) => posix.resolve('/', p));
+    const key = keyOf(parentKey(), 'COPY --from', JSON.stringify(w), JSON.stringify(src.layers.map((l) => l.diffId)));
+    await step(s, key, false, async () => {
+      const staging = join(store.root, 'tmp', `copyfrom-${process.pid}-${n}-${Date.now()}`);
+      try {
+        for (const p of paths) {
+          const found = lookup(dirs, p);
+          if (!found) fail(s, `--from=${from}: ${p} is not in that stage`);
+          const target = found!.isDir ? dest : toDir ? posix.join(dest, posix.basename(p)) : dest;
+          materialize(dirs, p, join(staging, target));
+        }
+        if (!existsSync(staging)) mkdirSync(join(staging, dest), { recursive: true });
+        const layer = await store.addLayerDir(staging);
+        return { image: null, config: structuredClone(state!.config), layers: [...state!.layers, layer] };
+      } finally {
+        rmSync(staging, { recursive: true, force: true });
+      }
+    });
+  };
+
   for (const s of steps) {
     n++;
     say(`Step ${n}/${stepCount} : ${s.keyword} ${s.rest}\n`);
@@ -268,10 +307,14 @@ export async function build(store: Store, o: BuildOptions): Promise<Image> {
         break;
       }
       case 'FROM': {
-        if (state) fail(s, 'a second time: multi-stage builds are not supported yet');
         const w = words(substitute(s.rest, v));
         if (w.length !== 1 && !(w.length === 3 && w[1].toUpperCase() === 'AS')) fail(s, 'expects an image (FROM image [AS name])');
-        if (w[0] === 'scratch') state = { image: null, config: emptyConfig(), layers: [] };
+        // A new stage: the one before is done, and later stages may copy from it.
+        if (state) stages.push({ name: stageName, state });
+        stageName = w.length === 3 ? w[2].toLowerCase() : undefined;
+        const earlier = stages.find((st) => st.name !== undefined && st.name === w[0].toLowerCase());
+        if (earlier) state = { image: earlier.state.image, config: structuredClone(earlier.state.config), layers: [...earlier.state.layers] };
+        else if (w[0] === 'scratch') state = { image: null, config: emptyConfig(), layers: [] };
         else {
           let base: Image;
           try {
@@ -363,9 +406,15 @@ export async function build(store: Store, o: BuildOptions): Promise<Image> {
       }
       case 'COPY':
       case 'ADD': {
-        const w = (s.json ?? words(substitute(s.rest, v))).filter((x) => !x.startsWith('--'));
-        if (s.rest.includes('--from')) fail(s, '--from: multi-stage builds are not supported yet');
+        const all = s.json ?? words(substitute(s.rest, v));
+        const w = all.filter((x) => !x.startsWith('--'));
+        const fromFlag = all.find((x) => x.startsWith('--from='))?.slice('--from='.length);
         if (w.length < 2) fail(s, 'expects SRC... DEST');
+        if (fromFlag !== undefined) {
+          if (s.keyword === 'ADD') fail(s, '--from is for COPY');
+          await copyFrom(s, fromFlag, w);
+          break;
+        }
         const dest = posix.resolve(state!.config.config.WorkingDir || '/', w[w.length - 1]);
         const toDir = w[w.length - 1].endsWith('/') || w.length > 2;
         const sources: { abs: string; rel: string }[] = [];
@@ -439,4 +488,78 @@ function copyTree(abs: string, out: string, rel: string, ignored: (rel: string) 
     copyFileSync(abs, out);
     utimesSync(out, st.atime, st.mtime);
   }
+}
+
+// ---------------------------------------------------------------------------
+// Reading a path through a stack of layer directories (top first), as
+// overlayfs would show it: a whiteout hides what is below, an opaque
+// directory hides the lower directories' entries.
+
+function isWhiteoutAt(p: string): boolean {
+  const st = lstatSync(p, { throwIfNoEntry: false });
+  return !!st && st.isCharacterDevice() && st.rdev === 0;
+}
+
+function isOpaque(p: string): boolean {
+  return native.getXattr(p, OPAQUE_XATTR)?.toString() === 'y';
+}
+
+/** What `path` is in the merged view: the layers holding it (top first), and whether it is a directory. */
+function lookup(dirs: string[], path: string): { isDir: boolean; holders: string[] } | undefined {
+  const rel = path.replace(/^\/+/, '');
+  const holders: string[] = [];
+  let isDir: boolean | undefined;
+  for (const d of dirs) {
+    // A whiteout or a non-directory at any parent in this layer ends the search.
+    const parts = rel ? rel.split('/') : [];
+    // A non-directory (a whiteout included) at a parent hides the path here
+    // and below; an opaque parent hides it below this layer.
+    let blocked = false;
+    let lastLayer = false;
+    for (let i = 1; i < parts.length; i++) {
+      const parent = join(d, ...parts.slice(0, i));
+      const st = lstatSync(parent, { throwIfNoEntry: false });
+      if (st && !st.isDirectory()) blocked = true;
+      else if (st && isOpaque(parent)) lastLayer = true;
+    }
+    if (blocked) break;
+    const p = join(d, rel);
+    if (isWhiteoutAt(p)) break;
+    const st = lstatSync(p, { throwIfNoEntry: false });
+    if (!st) {
+      if (lastLayer) break;
+      continue;
+    }
+    if (!st.isDirectory()) {
+      if (isDir === undefined) return { isDir: false, holders: [d] };
+      break;
+    }
+    isDir = true;
+    holders.push(d);
+    if (isOpaque(p) || lastLayer) break;
+  }
+  return isDir ? { isDir: true, holders } : undefined;
+}
+
+/** Copies `path` of the merged view to `out` (a file, link or tree). */
+function materialize(dirs: string[], path: string, out: string): void {
+  const found = lookup(dirs, path);
+  if (!found) return;
+  const rel = path.replace(/^\/+/, '');
+  const top = join(found.holders[0], rel);
+  const st = lstatSync(top);
+  mkdirSync(join(out, '..'), { recursive: true });
+  if (!found.isDir) {
+    if (st.isSymbolicLink()) symlinkSync(readlinkSync(top), out);
+    else if (st.isFile()) {
+      copyFileSync(top, out);
+      utimesSync(out, st.atime, st.mtime);
+    }
+    return;
+  }
+  mkdirSync(out, { recursive: true, mode: st.mode & 0o7777 });
+  const names = new Set<string>();
+  for (const h of found.holders) for (const name of readdirSync(join(h, rel))) names.add(name);
+  for (const name of [...names].sort()) materialize(dirs, rel ? `${rel}/${name}` : name, join(out, name));
+  utimesSync(out, st.atime, st.mtime);
 }
