@@ -330,6 +330,13 @@ describe('images', { skip }, () => {
     writeFileSync(join(ctx, 'Dockerfile.bad2'), 'FROM busybox:test\nCOPY secret/key /key\n');
     await assert.rejects(build(store, { context: ctx, file: join(ctx, 'Dockerfile.bad2'), tag: 'bad:2' }), /Dockerfile\.bad2:2: COPY secret\/key: not found in the build context \(excluded by \.dockerignore\)/);
     assert.deepEqual(store.listContainers(), [], 'no build containers left');
+    // Cached steps are kept out of the image list, and can be pruned.
+    assert.ok(store.list().every((i) => !i.ref.startsWith('brig-build-cache/')));
+    assert.ok(store.list(true).some((i) => i.ref.startsWith('brig-build-cache/')));
+    const { pruneBuildCache } = await import('../src/image/store.js');
+    assert.ok(pruneBuildCache(store) > 0);
+    assert.deepEqual(store.list(true).filter((i) => i.ref.startsWith('brig-build-cache/')), []);
+    assert.equal((await sh('built:1', 'cat /app/built')).out, 'hey built\n', 'the built image keeps its layers');
   });
 
   it('build: multi-stage, COPY --from reads a stage through its layers (whiteouts and opaque dirs applied)', async () => {

@@ -1,7 +1,7 @@
 // brig images | inspect | tag | rmi | import-rootfs: the image store's verbs.
 import { loadImages, saveDockerArchive, saveImages } from '../image/archive.js';
 import { build } from '../image/build.js';
-import { ImageError, Store } from '../image/store.js';
+import { ImageError, pruneBuildCache, Store } from '../image/store.js';
 import { formatHelp, parseArgs, parseInterleaved, UsageError, type OptionSpec, type Parsed } from './args.js';
 
 const helpSpec: OptionSpec = { name: 'help', short: 'h', help: 'show this help' };
@@ -38,14 +38,23 @@ function wrap(fn: (rest: string[]) => number | Promise<number>, help: string, sp
   return verb(help, specs, (p) => fn(p.rest));
 }
 
-export const imagesHelp = formatHelp('brig images', 'The images in your store ($BRIG_STORE, else ~/.local/share/brig).', [helpSpec]);
-export const imagesCommand = wrap(() => {
-  const rows = new Store().list();
+const imagesSpecs: OptionSpec[] = [
+  { name: 'all', short: 'a', help: "also brig build's cached steps" },
+  { name: 'prune-build-cache', help: "remove brig build's cached steps (and the layers only they use)" },
+  helpSpec,
+];
+export const imagesHelp = formatHelp('brig images [-a] [--prune-build-cache]', 'The images in your store ($BRIG_STORE, else ~/.local/share/brig).', imagesSpecs);
+export const imagesCommand = verb(imagesHelp, imagesSpecs, (p) => {
+  if (p.flags.has('prune-build-cache')) {
+    process.stdout.write(`removed ${pruneBuildCache(new Store())} cached build steps\n`);
+    return 0;
+  }
+  const rows = new Store().list(p.flags.has('all'));
   const all = [['NAME:TAG', 'IMAGE ID', 'CREATED', 'SIZE'], ...rows.map((r) => [r.ref, r.id, r.created?.slice(0, 19).replace('T', ' ') ?? '', human(r.size)])];
   const w = all[0].map((_, i) => Math.max(...all.map((row) => row[i].length)));
   for (const row of all) process.stdout.write(row.map((c, i) => c.padEnd(w[i])).join('  ').trimEnd() + '\n');
   return 0;
-}, imagesHelp);
+});
 
 export const inspectHelp = formatHelp('brig inspect IMAGE...', 'An image: its names, digest, manifest and config, as JSON.', [helpSpec]);
 export const inspectCommand = wrap((rest) => {

@@ -10,7 +10,7 @@ import { isAbsolute, join, posix, relative, resolve } from 'node:path';
 import { run } from '../sandbox.js';
 import { native } from '../native.js';
 import { OPAQUE_XATTR, unpackLayer } from './layer.js';
-import { ImageError, normalizeRef, type Image, type ImageConfig, type Store } from './store.js';
+import { BUILD_CACHE_PREFIX, ImageError, normalizeRef, type Image, type ImageConfig, type Store } from './store.js';
 
 export interface BuildOptions {
   /** The directory whose files COPY and ADD see. */
@@ -171,7 +171,7 @@ export function dockerignore(context: string): (rel: string) => boolean {
 
 // ---------------------------------------------------------------------------
 
-const CACHE_PREFIX = 'brig-build-cache/';
+const CACHE_PREFIX = BUILD_CACHE_PREFIX;
 
 function emptyConfig(): ImageConfig {
   return { architecture: process.arch === 'x64' ? 'amd64' : process.arch, os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [] }, history: [] };

@@ -97,6 +97,16 @@ export function normalizeRef(ref: string): string {
   return `${name}:${tag}`;
 }
 
+/** The names brig build gives its cached steps. */
+export const BUILD_CACHE_PREFIX = 'brig-build-cache/';
+
+/** Removes every cached build step; layers and blobs only they used go too. */
+export function pruneBuildCache(store: Store): number {
+  const refs = store.list(true).filter((i) => i.ref.startsWith(BUILD_CACHE_PREFIX));
+  for (const r of refs) store.remove(r.ref);
+  return refs.length;
+}
+
 export function storeRoot(): string {
   if (process.env.BRIG_STORE && isAbsolute(process.env.BRIG_STORE)) return process.env.BRIG_STORE;
   const data = process.env.XDG_DATA_HOME && isAbsolute(process.env.XDG_DATA_HOME) ? process.env.XDG_DATA_HOME : join(homedir(), '.local', 'share');
@@ -333,9 +343,11 @@ export class Store {
     return { refs: Object.keys(index).filter((k) => index[k] === digest).sort(), digest, manifest, config };
   }
 
-  list(): ImageSummary[] {
+  /** Named images; the build cache's steps (BUILD_CACHE_PREFIX) only with `all`. */
+  list(all = false): ImageSummary[] {
     const index = this.readIndex();
     return Object.keys(index)
+      .filter((ref) => all || !ref.startsWith(BUILD_CACHE_PREFIX))
       .sort()
       .map((ref) => {
         const img = this.get(index[ref]);
