@@ -525,6 +525,11 @@ namespace {
       case STEP_AWAIT_COMMAND:
         r = await_command(plan);
         break;
+      case STEP_LCHOWN:
+        r = sys(SYS_fchownat, AT_FDCWD, P(s->a), static_cast<long>(s->arg0), static_cast<long>(s->arg1), AT_SYMLINK_NOFOLLOW);
+        break;
+      case STEP_EXIT:
+        die_now(0);
       case STEP_FORK_PROGRAM:
         if (plan->timings) mark(plan, i);
         r = start_program(plan, i + 1);

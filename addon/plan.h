@@ -42,6 +42,8 @@ enum StepKind : int32_t {
   STEP_NOTIFY_FD = 24,    // dup the listener handoff socket to fd arg0 (close-on-exec)
   STEP_CGROUP_JOIN = 25,  // the program moves itself into the run's cgroups (plan->cgroup_fds)
   STEP_AWAIT_COMMAND = 26,// pooled sandboxes: wait for the command (stdio fds) on plan->command_fd
+  STEP_LCHOWN = 27,       // fchownat(a, uid=arg0, gid=arg1), the link itself: image layers' owners
+  STEP_EXIT = 28,         // init ends here, status 0: plans that only change files (no program)
 };
 
 // STEP_SECCOMP flags (arg1)

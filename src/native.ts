@@ -29,6 +29,8 @@ export const enum StepKind {
   NotifyFd = 24,
   CgroupJoin = 25,
   AwaitCommand = 26,
+  Lchown = 27,
+  Exit = 28,
 }
 
 /** One step of the plan. `name` and `path` are for error messages only; native ignores them. */

@@ -78,6 +78,8 @@ export interface ResolvedImage {
   layers: string[];
   /** A kept container's directory (upper/ and work/ on disk), else the writable layer is a tmpfs. */
   containerDir?: string;
+  /** Its layers' files belong to many owners: runs map the subordinate ids (idMap 'multi'). */
+  owners: boolean;
   config: ImageConfig['config'];
 }
 
@@ -138,7 +140,7 @@ function resolveImage(v: unknown, container: unknown): ResolvedImage {
     const img = store!.get(ref);
     const layers = img.config.rootfs.diff_ids.map((d) => store!.layerDir(d)).reverse();
     if (layers.length === 0) throw new ImageError(`image ${ref} has no layers`);
-    const out: ResolvedImage = { ref: img.refs[0] ?? img.digest, digest: img.digest, layers, config: img.config.config ?? {} };
+    const out: ResolvedImage = { ref: img.refs[0] ?? img.digest, digest: img.digest, layers, config: img.config.config ?? {}, owners: img.config.rootfs.diff_ids.some((d) => store!.hasOwners(d)) };
     if (container !== undefined) {
       try {
         out.containerDir = store!.prepareContainer(str('container', container), img);
@@ -432,7 +434,8 @@ export function resolveOptions(argv: unknown, o: SandboxOptions = {}): ResolvedO
     uid: id('uid', o.uid, imageUser.uid ?? DEFAULT_UID),
     gid: id('gid', o.gid, imageUser.gid ?? DEFAULT_GID),
     image,
-    idMap: idMapOption(o.idMap),
+    // An image whose files belong to many owners is run with them mapped.
+    idMap: idMapOption(o.idMap ?? (image?.owners ? 'multi' : undefined)),
     rlimits: withCpuBackstop(rlimitsOption(o.rlimits), o.cpuTimeLimitMs, o.extraTimeMs),
     cpuBackstop: typeof o.cpuTimeLimitMs === 'number' && (o.rlimits as Record<string, unknown> | undefined)?.cpu === undefined,
     seccomp: seccompOption(o.seccomp),

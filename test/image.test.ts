@@ -75,7 +75,7 @@ describe('images', { skip }, () => {
       writeFileSync(join(otherRoot, 'etc', 'other'), 'other\n');
       await store.importRootfs(otherRoot, 'other:1');
       assert.throws(() => pool.spawn(['/bin/true'], { image: 'other:1' } as never), (e: unknown) => e instanceof OptionsError && e.field === 'image');
-      store.remove('other:1');
+      await store.remove('other:1');
     } finally {
       await pool.close();
     }
@@ -99,9 +99,9 @@ describe('images', { skip }, () => {
     assert.deepEqual(store.get('tmp:two').refs, ['tmp:one', 'tmp:two']);
     const layer = store.layerDir(img.config.rootfs.diff_ids[0]);
     assert.ok(existsSync(layer));
-    assert.deepEqual(store.remove('tmp:one').deleted, []);
+    assert.deepEqual((await store.remove('tmp:one')).deleted, []);
     assert.ok(existsSync(layer), 'still named tmp:two');
-    const gone = store.remove('tmp:two');
+    const gone = await store.remove('tmp:two');
     assert.ok(gone.deleted.includes(`layer ${img.config.rootfs.diff_ids[0]}`), gone.deleted.join(', '));
     assert.equal(existsSync(layer), false);
     assert.ok(store.list().some((i) => i.ref === 'busybox:test'), 'other images untouched');
@@ -115,7 +115,7 @@ describe('images', { skip }, () => {
     await store.importRootfs(tgz, 'fromtar:1');
     const r = await sh('fromtar:1', 'cat /etc/motd; ls /bin/sh');
     assert.equal(r.out, 'base\n/bin/sh\n', r.err);
-    store.remove('fromtar:1');
+    await store.remove('fromtar:1');
   });
 
   it('is shared safely by processes importing at the same time', async () => {
@@ -136,7 +136,7 @@ describe('images', { skip }, () => {
     const ids = new Set(['race:1', 'race:2', 'race:3', 'race:4'].map((r) => store.get(r).config.rootfs.diff_ids[0]));
     assert.equal(ids.size, 1, 'one layer, shared');
     assert.deepEqual(readdirSync(join(store.root, 'tmp')), [], 'no staging left');
-    for (const r of ['race:1', 'race:2', 'race:3', 'race:4']) store.remove(r);
+    for (const r of ['race:1', 'race:2', 'race:3', 'race:4']) await store.remove(r);
   });
 
   it('the CLI: import-rootfs, images, run --image, inspect, rmi', () => {
@@ -196,7 +196,7 @@ describe('images', { skip }, () => {
     await assert.rejects(run(['/bin/true'], { container: 'work1' }), (e: unknown) => e instanceof OptionsError && e.field === 'container');
     store.removeContainer('work1');
     assert.deepEqual(store.listContainers(), []);
-    store.remove('committed:1');
+    await store.remove('committed:1');
   });
 
   const has = (tool: string) => spawnSync('sh', ['-c', `command -v ${tool}`]).status === 0;
@@ -237,7 +237,7 @@ describe('images', { skip }, () => {
       for (const ref of ['fromskopeo:1', 'gzipped:1']) {
         const r = await sh(ref, 'cat /etc/saved; test -e /etc/motd || echo no-motd');
         assert.equal(r.out, 'saved\nno-motd\n', `${ref}: ${r.err}`);
-        store.remove(ref);
+        await store.remove(ref);
       }
     }
     // The docker save format too: skopeo reads it, and brig loads it back.
@@ -247,14 +247,14 @@ describe('images', { skip }, () => {
     if (has('skopeo')) assert.equal((JSON.parse(execFileSync('skopeo', ['inspect', `docker-archive:${dockerTar}`], { encoding: 'utf8' })) as { Layers: string[] }).Layers.length, 2);
     assert.deepEqual(await loadImages(store, dockerTar, 'fromdocker:1'), ['fromdocker:1']);
     assert.equal((await sh('fromdocker:1', 'cat /etc/saved')).out, 'saved\n');
-    store.remove('fromdocker:1');
+    await store.remove('fromdocker:1');
     if (has('umoci')) {
       const bundle = join(work, 'bundle');
       execFileSync('umoci', ['unpack', '--rootless', '--image', `${dir}:saved:1`, bundle], { stdio: 'pipe' });
       assert.equal(readFileSync(join(bundle, 'rootfs', 'etc', 'saved'), 'utf8'), 'saved\n');
       assert.equal(existsSync(join(bundle, 'rootfs', 'etc', 'motd')), false, 'the whiteout was applied');
     }
-    store.remove('saved:1');
+    await store.remove('saved:1');
   });
 
   it('load refuses a blob whose content does not match its digest, and names nothing', async () => {
@@ -334,7 +334,7 @@ describe('images', { skip }, () => {
     assert.ok(store.list().every((i) => !i.ref.startsWith('brig-build-cache/')));
     assert.ok(store.list(true).some((i) => i.ref.startsWith('brig-build-cache/')));
     const { pruneBuildCache } = await import('../src/image/store.js');
-    assert.ok(pruneBuildCache(store) > 0);
+    assert.ok((await pruneBuildCache(store)) > 0);
     assert.deepEqual(store.list(true).filter((i) => i.ref.startsWith('brig-build-cache/')), []);
     assert.equal((await sh('built:1', 'cat /app/built')).out, 'hey built\n', 'the built image keeps its layers');
   });
@@ -360,5 +360,30 @@ describe('images', { skip }, () => {
     assert.equal(r.stdout.toString(), '/app:\nold\nsub\n\n/app/old:\nnew\nartifact\nbase\n', r.stderr.toString());
     writeFileSync(join(ctx, 'Dockerfile.bad'), 'FROM busybox:test\nCOPY --from=nowhere /x /x\n');
     await assert.rejects(build(store, { context: ctx, file: join(ctx, 'Dockerfile.bad'), tag: 'bad:3' }), /Dockerfile\.bad:2: COPY --from=nowhere: no earlier stage or image of that name/);
+  });
+
+  it('files of many owners keep them through a multi-id map where newuidmap and a range exist, else stay the caller\'s', async () => {
+    const { planMultiMap } = await import('../src/idmap.js');
+    const multi = !('error' in planMultiMap(0, 0));
+    const r = busyboxRoot();
+    mkdirSync(join(r, 'srv', 'www'), { recursive: true });
+    writeFileSync(join(r, 'srv', 'www', 'index'), 'web\n');
+    execFileSync('chmod', ['-R', 'a+rX', r]);
+    const tar = join(work, 'owners.tar');
+    execFileSync('tar', ['--numeric-owner', '--owner=0', '--group=0', '-cf', tar, '-C', r, 'bin', 'etc']);
+    execFileSync('tar', ['--numeric-owner', '--owner=33', '--group=33', '-rf', tar, '-C', r, 'srv']);
+    const img = await store.importRootfs(tar, 'owners:1');
+    const layer = store.layerDir(img.config.rootfs.diff_ids[0]);
+    const inside = await sh('owners:1', 'stat -c "%u:%g %n" /srv/www /srv/www/index /bin/busybox');
+    if (multi) {
+      assert.equal(inside.out, '33:33 /srv/www\n33:33 /srv/www/index\n0:0 /bin/busybox\n', inside.err);
+      assert.notEqual(statSync(join(layer, 'srv', 'www', 'index')).uid, process.getuid!(), 'a subordinate id on the host');
+    } else {
+      assert.equal(inside.out, '0:0 /srv/www\n0:0 /srv/www/index\n0:0 /bin/busybox\n', inside.err);
+    }
+    // Removing it gives the files back first: nothing is left behind.
+    await store.remove('owners:1');
+    assert.equal(existsSync(layer), false);
+    assert.deepEqual(readdirSync(join(store.root, 'tmp')), []);
   });
 });

@@ -44,9 +44,9 @@ const imagesSpecs: OptionSpec[] = [
   helpSpec,
 ];
 export const imagesHelp = formatHelp('brig images [-a] [--prune-build-cache]', 'The images in your store ($BRIG_STORE, else ~/.local/share/brig).', imagesSpecs);
-export const imagesCommand = verb(imagesHelp, imagesSpecs, (p) => {
+export const imagesCommand = verb(imagesHelp, imagesSpecs, async (p) => {
   if (p.flags.has('prune-build-cache')) {
-    process.stdout.write(`removed ${pruneBuildCache(new Store())} cached build steps\n`);
+    process.stdout.write(`removed ${await pruneBuildCache(new Store())} cached build steps\n`);
     return 0;
   }
   const rows = new Store().list(p.flags.has('all'));
@@ -72,11 +72,11 @@ export const tagCommand = wrap((rest) => {
 }, tagHelp);
 
 export const rmiHelp = formatHelp('brig rmi IMAGE...', 'Removes names; an image no name refers to goes, with the layers and blobs nothing else uses.', [helpSpec]);
-export const rmiCommand = wrap((rest) => {
+export const rmiCommand = wrap(async (rest) => {
   if (!rest.length) throw new UsageError('brig rmi: which image?');
   const store = new Store();
   for (const r of rest) {
-    const out = store.remove(r);
+    const out = await store.remove(r);
     process.stdout.write(`Untagged: ${out.untagged}\n${out.deleted.map((d) => `Deleted: ${d}\n`).join('')}`);
   }
   return 0;

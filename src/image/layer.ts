@@ -46,6 +46,8 @@ export interface UnpackResult {
   opaqueDirs: number;
   /** What was left out, and why (device nodes, xattrs that cannot be kept). */
   skipped: string[];
+  /** Entries the archive gives another owner than root: [path relative to the layer, uid, gid]. */
+  owners: [string, number, number][];
 }
 
 /** A relative path inside the layer, or a TarError: no absolute paths, no `..`. */
@@ -106,7 +108,7 @@ const SAFE_MODE = 0o1777; // no setuid or setgid: the files are the user's on th
 /** Unpacks an OCI layer tarball (plain or gzip) into `dir`, in overlayfs' form. */
 export async function unpackLayer(source: string | Buffer | Readable, dir: string, tee?: (chunk: Buffer) => void): Promise<UnpackResult> {
   const digest = createHash('sha256');
-  const result: UnpackResult = { diffId: '', entries: 0, whiteouts: 0, opaqueDirs: 0, skipped: [] };
+  const result: UnpackResult = { diffId: '', entries: 0, whiteouts: 0, opaqueDirs: 0, skipped: [], owners: [] };
   mkdirSync(dir, { recursive: true, mode: 0o755 });
   const dirTimes: [string, number][] = [];
   for await (const e of readTar(source, { digest, tee })) {
@@ -174,6 +176,7 @@ export async function unpackLayer(source: string | Buffer | Readable, dir: strin
         result.skipped.push(`${rel}: ${e.type} device or fifo not made (an unprivileged user cannot)`);
         continue;
     }
+    if (e.uid !== 0 || e.gid !== 0) result.owners.push([rel, e.uid, e.gid]);
     for (const [k, v] of Object.entries(e.xattrs)) {
       if (!k.startsWith('user.') || k.startsWith('user.overlay.')) {
         result.skipped.push(`${rel}: xattr ${k} not kept`);

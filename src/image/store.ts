@@ -18,6 +18,7 @@ import { homedir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import { BrigError } from '../errors.js';
 import { packLayer, unpackLayer } from './layer.js';
+import { canKeepOwners, chownInNamespace, type Owner } from './owners.js';
 
 export class ImageError extends BrigError {
   override name = 'ImageError';
@@ -101,9 +102,9 @@ export function normalizeRef(ref: string): string {
 export const BUILD_CACHE_PREFIX = 'brig-build-cache/';
 
 /** Removes every cached build step; layers and blobs only they used go too. */
-export function pruneBuildCache(store: Store): number {
+export async function pruneBuildCache(store: Store): Promise<number> {
   const refs = store.list(true).filter((i) => i.ref.startsWith(BUILD_CACHE_PREFIX));
-  for (const r of refs) store.remove(r.ref);
+  for (const r of refs) await store.remove(r.ref);
   return refs.length;
 }
 
@@ -127,7 +128,7 @@ function pidAlive(pid: number): boolean {
 
 export class Store {
   constructor(readonly root = storeRoot()) {
-    for (const d of ['', 'blobs/sha256', 'layers', 'volumes', 'containers', 'tmp']) mkdirSync(join(root, d), { recursive: true, mode: 0o700 });
+    for (const d of ['', 'blobs/sha256', 'layers', 'owners', 'volumes', 'containers', 'tmp']) mkdirSync(join(root, d), { recursive: true, mode: 0o700 });
   }
 
   private tmp(kind: string): string {
@@ -245,9 +246,18 @@ export class Store {
       }
       const dest = this.layerDir(r.diffId);
       if (!existsSync(dest)) {
+        // Files of other owners get them, through a multi-id map, before the
+        // layer is in place (where they can, else they stay the caller's).
+        let owned = false;
+        if (r.owners.length && canKeepOwners(Math.max(...r.owners.flatMap(([, u, g]) => [u, g])))) {
+          await chownInNamespace(r.owners.map(([rel, u, g]) => [join(staging, rel), u, g] as Owner));
+          owned = true;
+        }
         try {
           renameSync(staging, dest);
+          if (owned) writeFileSync(this.ownersFile(r.diffId), JSON.stringify(r.owners));
         } catch (e) {
+          if (owned) await chownInNamespace(r.owners.map(([rel]) => [join(staging, rel), 0, 0] as Owner));
           if (!['EEXIST', 'ENOTEMPTY'].includes((e as NodeJS.ErrnoException).code ?? '')) throw e;
         }
       }
@@ -382,19 +392,35 @@ export class Store {
    * Untags `ref`; an image no name refers to any more goes, and so do the
    * layers and blobs no remaining image uses. Returns what was removed.
    */
-  remove(ref: string): { untagged: string; deleted: string[] } {
-    return this.locked(() => {
+  async remove(ref: string): Promise<{ untagged: string; deleted: string[] }> {
+    const { untagged, deleted, gone } = this.locked(() => {
       const index = this.readIndex();
       const name = ref.startsWith('sha256:') ? Object.keys(index).find((k) => index[k].startsWith(ref)) : normalizeRef(ref);
       if (!name || !index[name]) throw new ImageError(`no image ${JSON.stringify(ref)} in ${this.root}`);
       delete index[name];
       this.writeIndex(index);
-      return { untagged: name, deleted: this.collect(index) };
+      return { untagged: name, ...this.collect(index) };
     });
+    // Layers whose files have other owners get them back first: the caller
+    // could not remove them otherwise.
+    for (const g of gone) {
+      if (g.owners) await chownInNamespace(g.owners.map(([rel]) => [join(g.dir, rel), 0, 0] as Owner));
+      rmSync(g.dir, { recursive: true, force: true });
+    }
+    return { untagged, deleted };
   }
 
-  /** Removes blobs and layers no named image refers to (under the lock). */
-  private collect(index: Record<string, string>): string[] {
+  ownersFile(diffId: string): string {
+    return join(this.root, 'owners', `${hex(diffId)}.json`);
+  }
+
+  /** Whether the layer's files belong to other owners than the caller (through the multi-id map). */
+  hasOwners(diffId: string): boolean {
+    return existsSync(this.ownersFile(diffId));
+  }
+
+  /** Removes blobs no named image refers to, and moves such layers aside (under the lock). */
+  private collect(index: Record<string, string>): { deleted: string[]; gone: { dir: string; owners?: Owner[] }[] } {
     const keepBlobs = new Set<string>();
     const keepLayers = new Set<string>();
     for (const digest of new Set(Object.values(index))) {
@@ -406,6 +432,7 @@ export class Store {
       for (const d of c.rootfs.diff_ids) keepLayers.add(hex(d));
     }
     const deleted: string[] = [];
+    const gone: { dir: string; owners?: Owner[] }[] = [];
     for (const b of readdirSync(join(this.root, 'blobs', 'sha256')))
       if (!keepBlobs.has(b)) {
         rmSync(join(this.root, 'blobs', 'sha256', b), { force: true });
@@ -416,10 +443,16 @@ export class Store {
         // Renamed away first: a run stacking it keeps its open directories.
         const t = this.tmp('gone');
         renameSync(join(this.root, 'layers', l), t);
-        rmSync(t, { recursive: true, force: true });
+        const ownersFile = this.ownersFile(`sha256:${l}`);
+        let owners: Owner[] | undefined;
+        if (existsSync(ownersFile)) {
+          owners = JSON.parse(readFileSync(ownersFile, 'utf8')) as Owner[];
+          rmSync(ownersFile, { force: true });
+        }
+        gone.push({ dir: t, owners });
         deleted.push(`layer sha256:${l}`);
       }
-    return deleted;
+    return { deleted, gone };
   }
 
   // -------------------------------------------------------------------------
@@ -488,6 +521,8 @@ export class Store {
    */
   prepareContainer(name: string, image: Image): string {
     const dir = this.containerDir(name);
+    if (image.config.rootfs.diff_ids.some((d) => this.hasOwners(d)))
+      throw new ImageError(`image ${image.refs[0] ?? image.digest} has files of many owners; kept containers of such images (and so brig build and commit on them) are not supported yet`);
     const meta = join(dir, 'container.json');
     if (existsSync(meta)) {
       const m = JSON.parse(readFileSync(meta, 'utf8')) as { image: string };
