@@ -305,7 +305,9 @@ function planSteps(o: ResolvedOptions, sourceIsDir: (boolean | null)[], host: { 
       b.add({ kind: StepKind.Mkdir, name: 'mkdir', path: UPPER + '/upper', a: UPPER + '/upper', mode: 0o755 });
       b.add({ kind: StepKind.Mkdir, name: 'mkdir', path: UPPER + '/work', a: UPPER + '/work', mode: 0o755 });
     }
-    const lower = o.image.layers.map((l) => OLD + l).join(':');
+    // overlayfs splits its options at commas and lowerdir at colons: escape them in paths.
+    const esc = (p: string) => p.replace(/[\\:,]/g, (c) => `\\${c}`);
+    const lower = o.image.layers.map((l) => esc(OLD + l)).join(':');
     b.add({ kind: StepKind.Mount, name: 'overlay', path: o.image.ref, a: 'overlay', b: NEW, c: 'overlay', flags: MS_NOSUID | MS_NODEV, d: `lowerdir=${lower},upperdir=${UPPER}/upper,workdir=${UPPER}/work,userxattr` });
     etcFiles(b, o, false);
   } else if (o.rootfs === 'host') {

@@ -494,6 +494,8 @@ export class SandboxProcess extends EventEmitter {
       let hint: string | undefined;
       if (step.name === 'exec' && failed.errno === osConstants.errno.ENOENT)
         hint = o.argv[0].includes('/') ? 'no such file in the sandbox' : `command not found in PATH=${o.env.PATH ?? ''}`;
+      if (step.name === 'overlay')
+        hint = 'this kernel refused overlayfs in a user namespace; images need Linux 5.11 or later (the userxattr option); brig has no fuse-overlayfs fallback yet';
       r.status = 'setup-error';
       r.error = setupErrorInfo(step.name, failed.errno, path, hint);
       return r;

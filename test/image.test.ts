@@ -386,4 +386,20 @@ describe('images', { skip }, () => {
     assert.equal(existsSync(layer), false);
     assert.deepEqual(readdirSync(join(store.root, 'tmp')), []);
   });
+
+  it('a store whose path has a colon or a comma still stacks (overlayfs options escaped)', async () => {
+    const odd = join(work, 'odd:dir,name');
+    mkdirSync(odd);
+    chmodSync(odd, 0o755);
+    const other = new Store(join(odd, 'store'));
+    await other.importRootfs(busyboxRoot(), 'odd:1');
+    const prev = process.env.BRIG_STORE;
+    process.env.BRIG_STORE = other.root;
+    try {
+      const r = await run(['/bin/cat', '/etc/motd'], { image: 'odd:1' });
+      assert.equal(r.stdout.toString(), 'base\n', r.error?.message ?? r.stderr.toString());
+    } finally {
+      process.env.BRIG_STORE = prev;
+    }
+  });
 });
