@@ -1,4 +1,4 @@
-// Facts about the running kernel.
+// Facts about the running kernel and its processes.
 import { release } from 'node:os';
 
 /** Whether the running kernel is at least `want` (e.g. "5.12" or "4.8"). */
@@ -10,4 +10,14 @@ export function kernelAtLeast(want: string): boolean {
     if (h !== need[i]) return h > need[i];
   }
   return true;
+}
+
+/** Whether a process with this pid exists (ours to signal or not). */
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }

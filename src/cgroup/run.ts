@@ -3,6 +3,7 @@
 import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmdirSync, writeFileSync, constants as fsConstants } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { chooseBackend, discover, type Backend, type Controller } from './hierarchy.js';
+import { pidAlive } from '../kernel.js';
 
 export interface CgroupLimits {
   memoryBytes?: number;
@@ -49,15 +50,6 @@ function keyed(text: string | undefined, key: string): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /** Removes what brig processes that died left under `parent` (their sandboxes died with them). */
 function sweep(parent: string): void {
   if (swept.has(parent)) return;
@@ -70,7 +62,7 @@ function sweep(parent: string): void {
   }
   for (const name of names) {
     const m = /^brig-(\d+)-\d+$/.exec(name);
-    if (!m || Number(m[1]) === process.pid || alive(Number(m[1]))) continue;
+    if (!m || Number(m[1]) === process.pid || pidAlive(Number(m[1]))) continue;
     const dir = join(parent, name);
     // v2 can kill what is left in one write; on v1 the sandbox's processes
     // died with their init (PDEATHSIG), so the directory is empty.

@@ -17,6 +17,7 @@ import { chmodSync, closeSync, existsSync, linkSync, mkdirSync, openSync, readFi
 import { homedir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import { BrigError } from '../errors.js';
+import { pidAlive } from '../kernel.js';
 import { packLayer, unpackLayer } from './layer.js';
 import { canKeepOwners, chownInNamespace, type Owner } from './owners.js';
 
@@ -116,15 +117,6 @@ export function storeRoot(): string {
 
 const hex = (digest: string) => digest.slice('sha256:'.length);
 const sha256 = (b: Buffer | string) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 export class Store {
   constructor(readonly root = storeRoot()) {
@@ -348,8 +340,14 @@ export class Store {
       digest = all[0];
     } else digest = index[normalizeRef(refOrDigest)];
     if (!digest) throw new ImageError(`no image ${JSON.stringify(refOrDigest)} in ${this.root} (brig images lists them)`);
-    const manifest = JSON.parse(this.readBlob(digest).toString()) as ImageManifest;
-    const config = JSON.parse(this.readBlob(manifest.config.digest).toString()) as ImageConfig;
+    return this.image(digest, index);
+  }
+
+  /** The image whose manifest is `digest`, its names from `index`; its blobs checked against their digests unless `verify` is false. */
+  private image(digest: string, index: Record<string, string>, verify = true): Image {
+    const read = (d: string) => (verify ? this.readBlob(d) : readFileSync(this.blobPath(d)));
+    const manifest = JSON.parse(read(digest).toString()) as ImageManifest;
+    const config = JSON.parse(read(manifest.config.digest).toString()) as ImageConfig;
     return { refs: Object.keys(index).filter((k) => index[k] === digest).sort(), digest, manifest, config };
   }
 
@@ -360,7 +358,7 @@ export class Store {
       .filter((ref) => all || !ref.startsWith(BUILD_CACHE_PREFIX))
       .sort()
       .map((ref) => {
-        const img = this.get(index[ref]);
+        const img = this.image(index[ref], index);
         return { ref, digest: img.digest, id: hex(img.manifest.config.digest).slice(0, 12), created: img.config.created, size: img.manifest.layers.reduce((a, l) => a + l.size, 0) };
       });
   }
@@ -424,12 +422,11 @@ export class Store {
     const keepBlobs = new Set<string>();
     const keepLayers = new Set<string>();
     for (const digest of new Set(Object.values(index))) {
+      const { manifest, config } = this.image(digest, index, false);
       keepBlobs.add(hex(digest));
-      const m = JSON.parse(readFileSync(this.blobPath(digest), 'utf8')) as ImageManifest;
-      keepBlobs.add(hex(m.config.digest));
-      for (const l of m.layers) keepBlobs.add(hex(l.digest));
-      const c = JSON.parse(readFileSync(this.blobPath(m.config.digest), 'utf8')) as ImageConfig;
-      for (const d of c.rootfs.diff_ids) keepLayers.add(hex(d));
+      keepBlobs.add(hex(manifest.config.digest));
+      for (const l of manifest.layers) keepBlobs.add(hex(l.digest));
+      for (const d of config.rootfs.diff_ids) keepLayers.add(hex(d));
     }
     const deleted: string[] = [];
     const gone: { dir: string; owners?: Owner[] }[] = [];
