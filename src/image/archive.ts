@@ -5,11 +5,11 @@
 // and nothing of that image is named), and its layers are unpacked and their
 // diff IDs checked against the image's config.
 import { createHash } from 'node:crypto';
-import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { unpackLayer } from './layer.js';
 import { ImageError, MEDIA, normalizeRef, type ImageConfig, type ImageManifest, type Store } from './store.js';
-import { TAR_END, tarEntryBlocks } from './tar.js';
+import { TarFileWriter } from './tar.js';
 
 const INDEX = 'application/vnd.oci.image.index.v1+json';
 const DOCKER_MANIFEST = 'application/vnd.docker.distribution.manifest.v2+json';
@@ -54,19 +54,14 @@ export function saveImages(store: Store, refs: string[], out: string): void {
   for (const b of blobs) if (!existsSync(store.blobPath(b))) throw new ImageError(`save: blob ${b} is not in the store`);
   if (out.endsWith('.tar')) {
     const fd = openSync(out, 'w', 0o644);
-    const write = (buf: Buffer) => {
-      for (let off = 0; off < buf.length; ) off += writeSync(fd, buf, off, buf.length - off);
-    };
     try {
-      const emit = (path: string, data?: Buffer) => {
-        for (const b of tarEntryBlocks(data ? { path, type: 'file', data, mode: 0o644 } : { path, type: 'dir', mode: 0o755 })) write(b);
-      };
-      emit('oci-layout', layout);
-      emit('index.json', index);
-      emit('blobs');
-      emit('blobs/sha256');
-      for (const b of [...blobs].sort()) emit(`blobs/sha256/${hexOf(b)}`, readFileSync(store.blobPath(b)));
-      write(TAR_END);
+      const tar = new TarFileWriter(fd);
+      tar.addPath('oci-layout', layout);
+      tar.addPath('index.json', index);
+      tar.addPath('blobs');
+      tar.addPath('blobs/sha256');
+      for (const b of [...blobs].sort()) tar.addPath(`blobs/sha256/${hexOf(b)}`, readFileSync(store.blobPath(b)));
+      tar.end();
     } finally {
       closeSync(fd);
     }
@@ -87,13 +82,8 @@ export function saveImages(store: Store, refs: string[], out: string): void {
 export function saveDockerArchive(store: Store, refs: string[], out: string): void {
   if (!refs.length) throw new ImageError('save: which images?');
   const fd = openSync(out, 'w', 0o644);
-  const write = (buf: Buffer) => {
-    for (let off = 0; off < buf.length; ) off += writeSync(fd, buf, off, buf.length - off);
-  };
-  const emit = (path: string, data?: Buffer) => {
-    for (const b of tarEntryBlocks(data ? { path, type: 'file', data, mode: 0o644 } : { path, type: 'dir', mode: 0o755 })) write(b);
-  };
   try {
+    const tar = new TarFileWriter(fd);
     const manifest: { Config: string; RepoTags: string[]; Layers: string[] }[] = [];
     const repositories: Record<string, Record<string, string>> = {};
     const written = new Set<string>();
@@ -101,7 +91,7 @@ export function saveDockerArchive(store: Store, refs: string[], out: string): vo
       const img = store.get(ref);
       const name = img.refs.includes(normalizeRef(ref)) ? normalizeRef(ref) : img.refs[0];
       const configHex = hexOf(img.manifest.config.digest);
-      if (!written.has(configHex)) emit(`${configHex}.json`, store.readBlob(img.manifest.config.digest));
+      if (!written.has(configHex)) tar.addPath(`${configHex}.json`, store.readBlob(img.manifest.config.digest));
       written.add(configHex);
       const layers: string[] = [];
       for (const diffId of img.config.rootfs.diff_ids) {
@@ -113,8 +103,8 @@ export function saveDockerArchive(store: Store, refs: string[], out: string): vo
         let data: Buffer;
         if (existsSync(store.blobPath(diffId))) data = store.readBlob(diffId);
         else throw new ImageError(`save: layer ${diffId} has no uncompressed blob in the store`);
-        emit(`${h}/`);
-        emit(`${h}/layer.tar`, data);
+        tar.addPath(`${h}/`);
+        tar.addPath(`${h}/layer.tar`, data);
       }
       manifest.push({ Config: `${configHex}.json`, RepoTags: name ? [name] : [], Layers: layers });
       if (name) {
@@ -122,9 +112,9 @@ export function saveDockerArchive(store: Store, refs: string[], out: string): vo
         (repositories[name.slice(0, colon)] ??= {})[name.slice(colon + 1)] = hexOf(img.config.rootfs.diff_ids[img.config.rootfs.diff_ids.length - 1]);
       }
     }
-    emit('manifest.json', Buffer.from(JSON.stringify(manifest)));
-    emit('repositories', Buffer.from(JSON.stringify(repositories)));
-    write(TAR_END);
+    tar.addPath('manifest.json', Buffer.from(JSON.stringify(manifest)));
+    tar.addPath('repositories', Buffer.from(JSON.stringify(repositories)));
+    tar.end();
   } finally {
     closeSync(fd);
   }

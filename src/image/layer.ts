@@ -32,7 +32,7 @@ import {
 import { join, posix } from 'node:path';
 import type { Readable } from 'node:stream';
 import { native } from '../native.js';
-import { readTar, TAR_END, tarEntryBlocks, TarError, type TarWriteEntry } from './tar.js';
+import { readTar, TarError, TarFileWriter, type TarWriteEntry } from './tar.js';
 
 export const WHITEOUT_PREFIX = '.wh.';
 export const OPAQUE_MARKER = '.wh..wh..opq';
@@ -111,7 +111,11 @@ export async function unpackLayer(source: string | Buffer | Readable, dir: strin
   const result: UnpackResult = { diffId: '', entries: 0, whiteouts: 0, opaqueDirs: 0, skipped: [], owners: [] };
   mkdirSync(dir, { recursive: true, mode: 0o755 });
   const dirTimes: [string, number][] = [];
-  for await (const e of readTar(source, { digest, tee })) {
+  const onBytes = (c: Buffer) => {
+    digest.update(c);
+    tee?.(c);
+  };
+  for await (const e of readTar(source, { onBytes })) {
     result.entries++;
     const rel = layerPath(e.path);
     if (rel === '') {
@@ -209,14 +213,10 @@ function isWhiteout(st: Stats): boolean {
  */
 export function packLayer(dir: string, fd: number, exclude: ReadonlySet<string> = new Set()): PackResult {
   const hash = createHash('sha256');
-  let size = 0;
+  const out = new TarFileWriter(fd, (b) => hash.update(b));
   let entries = 0;
   const emit = (e: TarWriteEntry) => {
-    for (const b of tarEntryBlocks(e)) {
-      hash.update(b);
-      for (let off = 0; off < b.length; ) off += writeSync(fd, b, off, b.length - off);
-      size += b.length;
-    }
+    out.add(e);
     entries++;
   };
   const inodes = new Map<string, string>();
@@ -257,8 +257,6 @@ export function packLayer(dir: string, fd: number, exclude: ReadonlySet<string> 
     }
   };
   walk(dir, '');
-  hash.update(TAR_END);
-  writeSync(fd, TAR_END);
-  size += TAR_END.length;
-  return { diffId: `sha256:${hash.digest('hex')}`, size, entries };
+  out.end();
+  return { diffId: `sha256:${hash.digest('hex')}`, size: out.size, entries };
 }

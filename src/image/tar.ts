@@ -3,10 +3,9 @@
 // magic. Reading is streaming, one entry's data in memory at a time; layers
 // come from registries and users, so every header is checked and a bad one is
 // an error naming the entry, never a crash or a silent skip.
-import { createReadStream } from 'node:fs';
+import { createReadStream, writeSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
-import type { Hash } from 'node:crypto';
 
 export type TarType = 'file' | 'dir' | 'symlink' | 'hardlink' | 'char' | 'block' | 'fifo';
 
@@ -87,15 +86,15 @@ class Blocks {
   private done = false;
   constructor(
     private readonly it: AsyncIterator<Buffer>,
-    private readonly digest?: { update(chunk: Buffer): unknown },
+    private readonly onBytes?: (chunk: Buffer) => void,
   ) {}
 
-  /** Reads (and digests) whatever follows the end marker. */
+  /** Reads (and passes on) whatever follows the end marker. */
   async drain(): Promise<void> {
     while (!this.done) {
       const r = await this.it.next();
       if (r.done) this.done = true;
-      else this.digest?.update(r.value);
+      else this.onBytes?.(r.value);
     }
   }
 
@@ -105,7 +104,7 @@ class Blocks {
       if (r.done) this.done = true;
       else {
         const c = Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value);
-        this.digest?.update(c);
+        this.onBytes?.(c);
         this.chunks.push(c);
         this.have += c.length;
       }
@@ -123,10 +122,8 @@ class Blocks {
 export interface ReadTarOptions {
   /** Largest entry accepted (default 4 GiB). */
   maxEntryBytes?: number;
-  /** Fed every byte of the uncompressed archive, end padding included: the layer's diff ID. */
-  digest?: Hash;
-  /** Also fed every uncompressed byte (to keep the archive as it was read). */
-  tee?: (chunk: Buffer) => void;
+  /** Given every byte of the uncompressed archive, end padding included (for the diff ID, or to keep the archive). */
+  onBytes?: (chunk: Buffer) => void;
 }
 
 /** Opens a tar or tar.gz: a path, a Buffer or a stream. */
@@ -151,10 +148,7 @@ export async function* readTar(source: string | Buffer | Readable, options: Read
     stream = Readable.from(rest()).pipe(gz);
     bytes = stream;
   }
-  const digest = options.digest;
-  const tee = options.tee;
-  const sink = digest || tee ? { update: (c: Buffer) => (digest?.update(c), tee?.(c)) } : undefined;
-  const blocks = new Blocks(bytes[Symbol.asyncIterator](), sink);
+  const blocks = new Blocks(bytes[Symbol.asyncIterator](), options.onBytes);
   let pax = new Map<string, Buffer>();
   const globalPax = new Map<string, Buffer>();
   let longName: string | undefined;
@@ -310,3 +304,32 @@ export function tarEntryBlocks(e: TarWriteEntry): Buffer[] {
 
 /** The two zero blocks that end an archive. */
 export const TAR_END = Buffer.alloc(2 * BLOCK);
+
+/** Writes an archive to a file descriptor, entry by entry; `onBytes` sees every byte written. */
+export class TarFileWriter {
+  /** Bytes written so far. */
+  size = 0;
+  constructor(
+    private readonly fd: number,
+    private readonly onBytes?: (chunk: Buffer) => void,
+  ) {}
+
+  add(e: TarWriteEntry): void {
+    for (const b of tarEntryBlocks(e)) this.write(b);
+  }
+
+  /** A regular file (0644) with `data`, or a directory (0755) without. */
+  addPath(path: string, data?: Buffer): void {
+    this.add(data ? { path, type: 'file', data, mode: 0o644 } : { path, type: 'dir', mode: 0o755 });
+  }
+
+  end(): void {
+    this.write(TAR_END);
+  }
+
+  private write(b: Buffer): void {
+    this.onBytes?.(b);
+    for (let off = 0; off < b.length; ) off += writeSync(this.fd, b, off, b.length - off);
+    this.size += b.length;
+  }
+}
