@@ -256,6 +256,18 @@ export async function build(store: Store, o: BuildOptions): Promise<Image> {
   const keyOf = (...parts: string[]) => createHash('sha256').update(parts.join('\0')).digest('hex');
   const parentKey = () => state?.image?.digest ?? (state ? JSON.stringify(state.config) : 'none');
 
+  /** The state so far plus one layer: what `fill` puts in a fresh staging directory. */
+  const withLayer = async (kind: string, fill: (staging: string) => void | Promise<void>, config = structuredClone(state!.config)): Promise<State> => {
+    const staging = join(store.root, 'tmp', `${kind}-${process.pid}-${n}-${Date.now()}`);
+    try {
+      await fill(staging);
+      const layer = await store.addLayerDir(staging);
+      return { image: null, config, layers: [...state!.layers, layer] };
+    } finally {
+      rmSync(staging, { recursive: true, force: true });
+    }
+  };
+
   /** COPY --from=STAGE|IMAGE: paths as the stage's (or image's) layer stack shows them. */
   const copyFrom = async (s: Instruction, from: string, w: string[]): Promise<void> => {
     const byName = stages.find((st) => st.name !== undefined && st.name === from.toLowerCase());
@@ -274,22 +286,18 @@ export async function build(store: Store, o: BuildOptions): Promise<Image> {
     const toDir = w[w.length - 1].endsWith('/') || w.length > 2;
     const paths = w.slice(0, -1).map((p) => posix.resolve('/', p));
     const key = keyOf(parentKey(), 'COPY --from', JSON.stringify(w), JSON.stringify(src.layers.map((l) => l.diffId)));
-    await step(s, key, false, async () => {
-      const staging = join(store.root, 'tmp', `copyfrom-${process.pid}-${n}-${Date.now()}`);
-      try {
+    await step(s, key, false, () =>
+      withLayer('copyfrom', (staging) => {
         for (const p of paths) {
           const found = lookup(dirs, p);
           if (!found) fail(s, `--from=${from}: ${p} is not in that stage`);
           const target = found!.isDir ? dest : toDir ? posix.join(dest, posix.basename(p)) : dest;
           materialize(dirs, p, join(staging, target));
         }
+        // Parents of the destination exist in the layer, as directories.
         if (!existsSync(staging)) mkdirSync(join(staging, dest), { recursive: true });
-        const layer = await store.addLayerDir(staging);
-        return { image: null, config: structuredClone(state!.config), layers: [...state!.layers, layer] };
-      } finally {
-        rmSync(staging, { recursive: true, force: true });
-      }
-    });
+      }),
+    );
   };
 
   for (const s of steps) {
@@ -356,14 +364,7 @@ export async function build(store: Store, o: BuildOptions): Promise<Image> {
           if (s.keyword === 'WORKDIR') {
             c.WorkingDir = posix.resolve(c.WorkingDir || '/', value as string);
             // The directory exists from here on, as Docker makes it: a layer holding it.
-            const staging = join(store.root, 'tmp', `workdir-${process.pid}-${n}-${Date.now()}`);
-            try {
-              mkdirSync(join(staging, c.WorkingDir), { recursive: true, mode: 0o755 });
-              const layer = await store.addLayerDir(staging);
-              return { ...state!, config: cfg, layers: [...state!.layers, layer] };
-            } finally {
-              rmSync(staging, { recursive: true, force: true });
-            }
+            return withLayer('workdir', (staging) => void mkdirSync(join(staging, c.WorkingDir!), { recursive: true, mode: 0o755 }), cfg);
           }
           if (s.keyword === 'USER') c.User = value as string;
           else if (s.keyword === 'CMD') c.Cmd = s.json ?? ['/bin/sh', '-c', s.rest];
@@ -428,27 +429,21 @@ export async function build(store: Store, o: BuildOptions): Promise<Image> {
             sources.push({ abs: join(context, m), rel: m });
           }
         }
-        await step(s, keyOf(parentKey(), s.keyword, JSON.stringify(w), hashSources(sources)), false, async () => {
-          const staging = join(store.root, 'tmp', `copy-${process.pid}-${n}-${Date.now()}`);
-          try {
+        await step(s, keyOf(parentKey(), s.keyword, JSON.stringify(w), hashSources(sources)), false, () =>
+          withLayer('copy', async (staging) => {
             for (const src of sources) {
               const st = lstatSync(src.abs);
-              const target = toDir || st.isDirectory() ? (st.isDirectory() ? dest : posix.join(dest, posix.basename(src.rel))) : dest;
-              const out = join(staging, target);
               if (s.keyword === 'ADD' && st.isFile() && /\.(tar|tgz|tar\.gz)$/.test(src.rel)) {
-                await unpackLayer(src.abs, toDir || dest.endsWith('/') ? join(staging, dest) : join(staging, dest));
+                await unpackLayer(src.abs, join(staging, dest));
                 continue;
               }
-              copyTree(src.abs, out, src.rel, ignored);
+              const target = toDir || st.isDirectory() ? (st.isDirectory() ? dest : posix.join(dest, posix.basename(src.rel))) : dest;
+              copyTree(src.abs, join(staging, target), src.rel, ignored);
             }
             // Parents of the destination exist in the layer, as directories.
             if (!existsSync(staging)) mkdirSync(join(staging, dest), { recursive: true });
-            const layer = await store.addLayerDir(staging);
-            return { image: null, config: structuredClone(state!.config), layers: [...state!.layers, layer] };
-          } finally {
-            rmSync(staging, { recursive: true, force: true });
-          }
-        });
+          }),
+        );
         break;
       }
       case 'STOPSIGNAL':
