@@ -1,21 +1,16 @@
 // bin/brig as a user runs it: exit codes, reports, logs, help.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { brigCli } from './helpers.js';
 
-const brig = join(dirname(fileURLToPath(import.meta.url)), '../../bin/brig');
 const work = mkdtempSync(join(tmpdir(), 'brig-cli-'));
 chmodSync(work, 0o777);
 after(() => rmSync(work, { recursive: true, force: true }));
 
-function cli(args: string[], opts: { env?: NodeJS.ProcessEnv; input?: string } = {}) {
-  const r = spawnSync(process.execPath, [brig, ...args], { encoding: 'utf8', env: opts.env ?? process.env, input: opts.input ?? '', timeout: 30000 });
-  return { code: r.status, out: r.stdout, err: r.stderr };
-}
+const cli = brigCli;
 
 describe('brig run', () => {
   it("passes on the program's exit code, 128+N for a signal, 125 for its own errors", () => {

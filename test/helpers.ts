@@ -1,6 +1,9 @@
 // Shared test helpers: what the host looks like, so a test can prove that a
 // run left nothing behind.
+import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 interface ProcInfo {
   pid: number;
@@ -91,3 +94,12 @@ export async function leaksSince(before: Snapshot): Promise<{ processes: ProcInf
 }
 
 export const isRoot = process.getuid?.() === 0;
+
+/** The repository's bin/brig (tests run from dist/test/). */
+export const brigBin = join(dirname(fileURLToPath(import.meta.url)), '../../bin/brig');
+
+/** bin/brig as a user runs it: exit code, stdout, stderr. */
+export function brigCli(args: string[], opts: { env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number } = {}) {
+  const r = spawnSync(process.execPath, [brigBin, ...args], { encoding: 'utf8', env: opts.env ?? process.env, input: opts.input ?? '', timeout: opts.timeoutMs ?? 30000 });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}

@@ -11,9 +11,9 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { OptionsError, run } from '../src/index.js';
 import { Store } from '../src/image/store.js';
+import { brigCli } from './helpers.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '../..');
-const brig = join(root, 'bin/brig');
 const busybox = ['/bin/busybox', '/usr/bin/busybox'].find((p) => existsSync(p));
 const skip = !busybox && 'skipped: no busybox (apt-get install busybox-static)';
 const work = mkdtempSync(join(tmpdir(), 'brig-image-'));
@@ -140,19 +140,19 @@ describe('images', { skip }, () => {
   });
 
   it('the CLI: import-rootfs, images, run --image, inspect, rmi', () => {
-    const cli = (args: string[]) => spawnSync(process.execPath, [brig, ...args], { encoding: 'utf8', env: process.env });
+    const cli = brigCli;
     const imp = cli(['import-rootfs', busyboxRoot(), 'cli:1', '--cmd', '["/bin/echo","cli default"]']);
-    assert.equal(imp.status, 0, imp.stderr);
-    assert.match(cli(['images']).stdout, /^cli:1 +[0-9a-f]{12} /m);
-    assert.equal(cli(['run', '--image', 'cli:1']).stdout, 'cli default\n');
-    assert.equal(cli(['run', '-i', 'cli:1', '--', '/bin/cat', '/etc/motd']).stdout, 'base\n');
-    const inspected = JSON.parse(cli(['inspect', 'cli:1']).stdout) as { config: { config: { Cmd: string[] } } }[];
+    assert.equal(imp.code, 0, imp.err);
+    assert.match(cli(['images']).out, /^cli:1 +[0-9a-f]{12} /m);
+    assert.equal(cli(['run', '--image', 'cli:1']).out, 'cli default\n');
+    assert.equal(cli(['run', '-i', 'cli:1', '--', '/bin/cat', '/etc/motd']).out, 'base\n');
+    const inspected = JSON.parse(cli(['inspect', 'cli:1']).out) as { config: { config: { Cmd: string[] } } }[];
     assert.deepEqual(inspected[0].config.config.Cmd, ['/bin/echo', 'cli default']);
     const rmi = cli(['rmi', 'cli:1']);
-    assert.match(rmi.stdout, /Untagged: cli:1\n(Deleted: .*\n)+/);
+    assert.match(rmi.out, /Untagged: cli:1\n(Deleted: .*\n)+/);
     const missing = cli(['run', '--image', 'cli:1']);
-    assert.equal(missing.status, 125);
-    assert.match(missing.stderr, /image: no image "cli:1"/);
+    assert.equal(missing.code, 125);
+    assert.match(missing.err, /image: no image "cli:1"/);
   });
 
   it('named volumes keep data across runs, read-only on request, from the API and the CLI', async () => {
@@ -165,11 +165,11 @@ describe('images', { skip }, () => {
     assert.equal(i.out, 'kept\n', i.err);
     assert.deepEqual(store.listVolumes(), ['notes']);
     assert.equal(store.inspectVolume('notes').bytes, 5);
-    const cli = (args: string[]) => spawnSync(process.execPath, [brig, ...args], { encoding: 'utf8', env: process.env });
-    assert.equal(cli(['run', '-v', 'notes:/n', '--', '/bin/cat', '/n/note']).stdout, 'kept\n');
-    assert.equal(cli(['volume', 'ls']).stdout, 'notes\n');
-    assert.equal(cli(['volume', 'rm', 'notes']).status, 0);
-    assert.equal(cli(['volume', 'ls']).stdout, '');
+    const cli = brigCli;
+    assert.equal(cli(['run', '-v', 'notes:/n', '--', '/bin/cat', '/n/note']).out, 'kept\n');
+    assert.equal(cli(['volume', 'ls']).out, 'notes\n');
+    assert.equal(cli(['volume', 'rm', 'notes']).code, 0);
+    assert.equal(cli(['volume', 'ls']).out, '');
     await assert.rejects(run(['/bin/true'], { volumes: [{ name: '../escape', target: '/x' }] }), (e: unknown) => e instanceof OptionsError && e.field === 'volumes[0].name');
   });
 

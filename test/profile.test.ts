@@ -2,7 +2,7 @@
 // rules, the typed builder, the shipped presets (each runs a program of its
 // own from inside the sandbox), and the CLI.
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -11,9 +11,9 @@ import { fileURLToPath } from 'node:url';
 import { checkProfile, createBox, defineProfile, ProfileError, resolveProfile, run, SHIPPED_PROFILE_DIR, validateProfile, type Profile, type SandboxOptions } from '../src/index.js';
 import { resolveOptions } from '../src/options.js';
 import { schemaProblems } from '../src/profile/index.js';
+import { brigCli } from './helpers.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '../..');
-const brig = join(root, 'bin/brig');
 const work = mkdtempSync(join(tmpdir(), 'brig-profile-'));
 chmodSync(work, 0o755);
 after(() => rmSync(work, { recursive: true, force: true }));
@@ -24,10 +24,7 @@ function file(name: string, content: unknown): string {
   return p;
 }
 
-function cli(args: string[], env: NodeJS.ProcessEnv = process.env) {
-  const r = spawnSync(process.execPath, [brig, ...args], { encoding: 'utf8', env, timeout: 60000 });
-  return { code: r.status, out: r.stdout, err: r.stderr };
-}
+const cli = (args: string[], env: NodeJS.ProcessEnv = process.env) => brigCli(args, { env, timeoutMs: 60000 });
 
 const sh = async (script: string, o: SandboxOptions = {}) => {
   const r = await run(['/bin/sh', '-c', script], o);
