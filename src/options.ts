@@ -5,7 +5,7 @@ import { isAbsolute, normalize } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { OptionsError } from './errors.js';
 import { native } from './native.js';
-import { ImageError, Store, storeRoot, type ImageConfig } from './image/store.js';
+import { ImageError, Store, storeRoot, type Image, type ImageConfig } from './image/store.js';
 import { resolveSeccomp, SeccompCompileError, SeccompPolicyError, type ResolvedSeccomp, type SeccompOption } from './seccomp/index.js';
 
 export type { BindMount, TmpfsMount } from './profile/types.js';
@@ -132,26 +132,43 @@ function imageStore(): Store {
   return store;
 }
 
-/** The image from the user's store, checked and ready to stack. */
-function resolveImage(v: unknown, container: unknown): ResolvedImage {
+/**
+ * The image from the user's store, checked and ready to stack. A kept
+ * container's name is checked here; its directory is made by
+ * materialize(), once every option has been found good.
+ */
+function resolveImage(v: unknown, container: unknown): { resolved: ResolvedImage; image: Image; container?: string } {
   const ref = str('image', v);
+  let name: string | undefined;
   try {
-    imageStore();
-    const img = store!.get(ref);
-    const layers = img.config.rootfs.diff_ids.map((d) => store!.layerDir(d)).reverse();
-    if (layers.length === 0) throw new ImageError(`image ${ref} has no layers`);
-    const out: ResolvedImage = { ref: img.refs[0] ?? img.digest, digest: img.digest, layers, config: img.config.config ?? {}, owners: img.config.rootfs.diff_ids.some((d) => store!.hasOwners(d)) };
+    const st = imageStore();
     if (container !== undefined) {
+      name = str('container', container);
       try {
-        out.containerDir = store!.prepareContainer(str('container', container), img);
+        st.containerDir(name);
       } catch (e) {
         if (e instanceof ImageError) throw new OptionsError('container', e.message);
         throw e;
       }
     }
-    return out;
+    const img = st.get(ref);
+    const layers = img.config.rootfs.diff_ids.map((d) => st.layerDir(d)).reverse();
+    if (layers.length === 0) throw new ImageError(`image ${ref} has no layers`);
+    const resolved: ResolvedImage = { ref: img.refs[0] ?? img.digest, digest: img.digest, layers, config: img.config.config ?? {}, owners: img.config.rootfs.diff_ids.some((d) => st.hasOwners(d)) };
+    return { resolved, image: img, container: name };
   } catch (e) {
     if (e instanceof ImageError) throw new OptionsError('image', e.message);
+    throw e;
+  }
+}
+
+function materialize(volumes: string[], fromStore: ReturnType<typeof resolveImage> | undefined): void {
+  for (const v of volumes) imageStore().createVolume(v);
+  if (fromStore?.container === undefined) return;
+  try {
+    fromStore.resolved.containerDir = imageStore().prepareContainer(fromStore.container, fromStore.image);
+  } catch (e) {
+    if (e instanceof ImageError) throw new OptionsError('container', e.message);
     throw e;
   }
 }
@@ -326,14 +343,14 @@ function idMapOption(v: unknown): 'single' | 'multi' {
 export function resolveOptions(argv: unknown, o: SandboxOptions = {}): ResolvedOptions {
   if (o === null || typeof o !== 'object') throw new OptionsError('options', 'expected an object');
   if (o.container !== undefined && o.image === undefined) throw new OptionsError('container', 'a kept container is of an image: give image too');
-  const image = o.image === undefined ? undefined : resolveImage(o.image, o.container);
+  const fromStore = o.image === undefined ? undefined : resolveImage(o.image, o.container);
+  const image = fromStore?.resolved;
   if (!Array.isArray(argv) || (argv.length === 0 && !image)) throw new OptionsError('argv', 'expected a non-empty array of strings');
   let args = argv.map((a, i) => str(`argv[${i}]`, a));
   // Docker's rule: the command replaces the image's Cmd, after its Entrypoint.
   if (image) args = [...(image.config.Entrypoint ?? []), ...(args.length ? args : (image.config.Cmd ?? []))];
   if (args.length === 0) throw new OptionsError('argv', `no command given, and image ${image!.ref} has no Entrypoint or Cmd`);
   if (args[0] === '') throw new OptionsError('argv[0]', 'the command must not be empty');
-  if (o === null || typeof o !== 'object') throw new OptionsError('options', 'expected an object');
 
   let rootfs: 'host' | string = 'host';
   if (o.rootfs !== undefined && o.rootfs !== 'host') {
@@ -353,18 +370,21 @@ export function resolveOptions(argv: unknown, o: SandboxOptions = {}): ResolvedO
   });
   if (o.mounts !== undefined && !Array.isArray(o.mounts)) throw new OptionsError('mounts', 'expected an array');
   if (o.volumes !== undefined && !Array.isArray(o.volumes)) throw new OptionsError('volumes', 'expected an array');
+  const volumes: string[] = [];
   for (const [i, v] of (o.volumes ?? []).entries()) {
     const f = `volumes[${i}]`;
     if (!v || typeof v !== 'object') throw new OptionsError(f, 'expected { name, target, readonly? }');
     if (v.readonly !== undefined && typeof v.readonly !== 'boolean') throw new OptionsError(`${f}.readonly`, 'expected a boolean');
     const target = sandboxPath(`${f}.target`, v.target);
+    const name = str(`${f}.name`, v.name);
     let source: string;
     try {
-      source = imageStore().createVolume(str(`${f}.name`, v.name));
+      source = imageStore().volumePath(name);
     } catch (e) {
       if (e instanceof ImageError) throw new OptionsError(`${f}.name`, e.message);
       throw e;
     }
+    volumes.push(name);
     mounts.push({ source, target, readonly: v.readonly === true, optional: false });
   }
 
@@ -421,6 +441,10 @@ export function resolveOptions(argv: unknown, o: SandboxOptions = {}): ResolvedO
     outputLimitBytes = o.outputLimitBytes;
     if (!Number.isSafeInteger(outputLimitBytes) || outputLimitBytes < 0) throw new OptionsError('outputLimitBytes', 'expected a whole number of bytes');
   }
+
+  // Every option is good: only now is anything made in the store (the
+  // run's volumes, and its kept container).
+  materialize(volumes, fromStore);
 
   return {
     argv: args,

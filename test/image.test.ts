@@ -194,6 +194,10 @@ describe('images', { skip }, () => {
     assert.equal((await sh('busybox:test', 'cat /etc/motd')).out, 'base\n');
     await assert.rejects(run(['/bin/true'], { image: 'committed:1', container: 'work1' }), (e: unknown) => e instanceof OptionsError && e.field === 'container');
     await assert.rejects(run(['/bin/true'], { container: 'work1' }), (e: unknown) => e instanceof OptionsError && e.field === 'container');
+    // Bad options make nothing in the store: no container, no volume.
+    await assert.rejects(run(['/bin/true'], { image: 'busybox:test', container: 'never', volumes: [{ name: 'nevervol', target: '/v' }], hostname: 'bad name!' }), (e: unknown) => e instanceof OptionsError && e.field === 'hostname');
+    assert.equal(existsSync(store.containerDir('never')), false);
+    assert.equal(store.listVolumes().includes('nevervol'), false);
     store.removeContainer('work1');
     assert.deepEqual(store.listContainers(), []);
     await store.remove('committed:1');
