@@ -439,7 +439,15 @@ void program_entry(void* arg) {
 // copied, which is what makes a launch cheap.
 long start_program(const Plan* plan, int from) {
   ProgramStart ps{plan, from};
-  return brig_clone_call(CLONE_VM | CLONE_VFORK | SIGCHLD, plan->program_stack_top, nullptr, program_entry, &ps);
+  // The program shares Node's memory until it execs (CLONE_VM: no copy of
+  // Node's page tables), except when it changes its uid (set-ids): the kernel
+  // then marks its memory non-dumpable, and shared, that would be Node's
+  // own: /proc/<node> turns root's, and Node could no longer write its next
+  // sandbox's id maps. Such a program gets a copy of the memory instead.
+  long vm = CLONE_VM;
+  for (int i = from; i < plan->nsteps; i++)
+    if (plan->steps[i].kind == STEP_SET_IDS) vm = 0;
+  return brig_clone_call(vm | CLONE_VFORK | SIGCHLD, plan->program_stack_top, nullptr, program_entry, &ps);
 }
 
 }  // namespace
@@ -530,6 +538,16 @@ namespace {
         break;
       case STEP_EXIT:
         die_now(0);
+      case STEP_SET_IDS:
+        // The kernel clears a process's capabilities when its uids leave 0,
+        // and drop-capabilities, next, needs CAP_SETPCAP to lock the
+        // securebits and empty the bounding set: keep them across the change
+        // (drop-capabilities then takes every one of them).
+        r = sys(SYS_prctl, PR_SET_SECUREBITS, SECBIT_NO_SETUID_FIXUP);
+        if (r == 0) r = sys(SYS_setgroups, 0, 0);
+        if (r == 0) r = sys(SYS_setresgid, static_cast<long>(s->arg1), static_cast<long>(s->arg1), static_cast<long>(s->arg1));
+        if (r == 0) r = sys(SYS_setresuid, static_cast<long>(s->arg0), static_cast<long>(s->arg0), static_cast<long>(s->arg0));
+        break;
       case STEP_FORK_PROGRAM:
         if (plan->timings) mark(plan, i);
         r = start_program(plan, i + 1);

@@ -44,6 +44,7 @@ enum StepKind : int32_t {
   STEP_AWAIT_COMMAND = 26,// pooled sandboxes: wait for the command (stdio fds) on plan->command_fd
   STEP_LCHOWN = 27,       // fchownat(a, uid=arg0, gid=arg1), the link itself: image layers' owners
   STEP_EXIT = 28,         // init ends here, status 0: plans that only change files (no program)
+  STEP_SET_IDS = 29,      // setgroups(none), setresgid(arg1), setresuid(arg0): become the image's user
 };
 
 // STEP_SECCOMP flags (arg1)

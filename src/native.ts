@@ -31,6 +31,7 @@ export const enum StepKind {
   AwaitCommand = 26,
   Lchown = 27,
   Exit = 28,
+  SetIds = 29,
 }
 
 /** One step of the plan. `name` and `path` are for error messages only; native ignores them. */

@@ -255,6 +255,7 @@ export function buildPlan(o: ResolvedOptions, cgroups = false, pooled = false): 
     o.shmSize,
     o.uid,
     o.gid,
+    switchesIds(o),
     o.tmpSize,
     o.cwd,
     o.rlimits.map(([n, s, h]) => `${n}:${s}:${h}`),
@@ -386,6 +387,10 @@ function planSteps(o: ResolvedOptions, sourceIsDir: (boolean | null)[], host: { 
   if (pooled) b.add({ kind: StepKind.AwaitCommand, name: 'await-command' });
   b.add({ kind: StepKind.Stdio, name: 'stdio' });
   b.add({ kind: StepKind.CloseFds, name: 'close-fds' });
+  // An image whose files have many owners is mapped as the store mapped it,
+  // the caller as root (see image/owners.ts), so that each file shows its
+  // owner; the program then becomes the image's user in that map.
+  if (switchesIds(o)) b.add({ kind: StepKind.SetIds, name: 'set-ids', arg0: o.uid, arg1: o.gid });
   b.add({ kind: StepKind.DropCaps, name: 'drop-capabilities' });
   b.add({ kind: StepKind.NoNewPrivs, name: 'no-new-privs' });
   b.add({ kind: StepKind.Chdir, name: 'chdir', path: o.cwd, a: o.cwd });
@@ -399,6 +404,15 @@ function planSteps(o: ResolvedOptions, sourceIsDir: (boolean | null)[], host: { 
   }
   b.add({ kind: StepKind.Exec, name: 'exec' });
   return b.steps;
+}
+
+/**
+ * Whether the map is anchored at root and the program switches to its ids:
+ * a multi-id map for an image with owners must put the caller where the
+ * store put it, at 0, whatever user the program runs as.
+ */
+export function switchesIds(o: Pick<ResolvedOptions, 'idMap' | 'image' | 'uid' | 'gid'>): boolean {
+  return o.idMap === 'multi' && o.image?.owners === true && (o.uid !== 0 || o.gid !== 0);
 }
 
 /** execvp's search, decided here: native tries the candidates in order. */

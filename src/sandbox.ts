@@ -11,7 +11,7 @@ import { log } from './log.js';
 import { native, ReportKind, StepKind, type LaunchInfo, type NativeExit, type NativeError, type NativeStep } from './native.js';
 import { applyProfile } from './profile/index.js';
 import { resolveOptions, type OutputOption, type ResolvedOptions, type SandboxOptions, type StdinOption } from './options.js';
-import { ALL_NAMESPACES, buildPlan, execCandidates, type BuiltPlan } from './plan.js';
+import { ALL_NAMESPACES, buildPlan, execCandidates, switchesIds, type BuiltPlan } from './plan.js';
 import { RunCgroups } from './cgroup/run.js';
 import type { RlimitName } from './options.js';
 import { AUDIT_ARCH, AUDIT_ARCH_I386, X32_SYSCALL_BIT, hostArch, syscallName } from './seccomp/index.js';
@@ -311,7 +311,7 @@ export class SandboxProcess extends EventEmitter {
     if (signal?.aborted) return before(() => Promise.reject(abortError(signal)));
     let multi: MultiMapPlan | undefined;
     if (o.idMap === 'multi') {
-      const m = planMultiMap(o.uid, o.gid);
+      const m = switchesIds(o) ? planMultiMap(0, 0) : planMultiMap(o.uid, o.gid);
       if ('error' in m) return failBefore(m.error);
       multi = m;
     }
@@ -494,8 +494,7 @@ export class SandboxProcess extends EventEmitter {
       let hint: string | undefined;
       if (step.name === 'exec' && failed.errno === osConstants.errno.ENOENT)
         hint = o.argv[0].includes('/') ? 'no such file in the sandbox' : `command not found in PATH=${o.env.PATH ?? ''}`;
-      if (step.name === 'overlay')
-        hint = 'this kernel refused overlayfs in a user namespace; images need Linux 5.11 or later (the userxattr option); brig has no fuse-overlayfs fallback yet';
+      if (step.name === 'overlay') hint = overlayHint(failed.errno);
       r.status = 'setup-error';
       r.error = setupErrorInfo(step.name, failed.errno, path, hint);
       return r;
@@ -714,4 +713,11 @@ export function run(argv: string[], options: SandboxOptions = {}): Promise<RunRe
   } catch (e) {
     return Promise.reject(e);
   }
+}
+
+/** What to do when overlayfs would not mount an image's layers. */
+function overlayHint(errno: number): string {
+  if (errno === osConstants.errno.EOPNOTSUPP || errno === osConstants.errno.ENOTSUP)
+    return `the store's filesystem keeps no user.* xattrs, which overlayfs needs in a user namespace: put the store (BRIG_STORE) on ext4, xfs, btrfs or tmpfs`;
+  return 'this kernel refused overlayfs in a user namespace: images need Linux 5.11 or later (overlayfs with the userxattr option); brig does not drive fuse-overlayfs, whose rootless use needs /dev/fuse open to users';
 }

@@ -10,7 +10,8 @@ import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { OptionsError, run } from '../src/index.js';
-import { Store } from '../src/image/store.js';
+import { pruneBuildCache, Store } from '../src/image/store.js';
+import { build } from '../src/image/build.js';
 import { brigCli } from './helpers.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -198,7 +199,7 @@ describe('images', { skip }, () => {
     await assert.rejects(run(['/bin/true'], { image: 'busybox:test', container: 'never', volumes: [{ name: 'nevervol', target: '/v' }], hostname: 'bad name!' }), (e: unknown) => e instanceof OptionsError && e.field === 'hostname');
     assert.equal(existsSync(store.containerDir('never')), false);
     assert.equal(store.listVolumes().includes('nevervol'), false);
-    store.removeContainer('work1');
+    await store.removeContainer('work1');
     assert.deepEqual(store.listContainers(), []);
     await store.remove('committed:1');
   });
@@ -209,7 +210,7 @@ describe('images', { skip }, () => {
     // A two-layer image with a whiteout, made by commit.
     await run(['/bin/sh', '-c', 'rm /etc/motd; echo saved > /etc/saved'], { image: 'busybox:test', container: 'forsave' });
     const img = await store.commitContainer('forsave', 'saved:1');
-    store.removeContainer('forsave');
+    await store.removeContainer('forsave');
     const { loadImages, saveImages } = await import('../src/image/archive.js');
     const dir = join(work, 'layout');
     const tar = join(work, 'layout.tar');
@@ -277,7 +278,7 @@ describe('images', { skip }, () => {
   });
 
   it('build: a Dockerfile that RUNs, COPYs and ADDs, deletes a lower file and replaces a directory; every layer seen from inside; a rebuild all cached', async () => {
-    const { build } = await import('../src/image/build.js');
+
     const ctx = mkdtempSync(join(work, 'ctx-'));
     mkdirSync(join(ctx, 'src'));
     mkdirSync(join(ctx, 'secret'));
@@ -344,7 +345,7 @@ describe('images', { skip }, () => {
   });
 
   it('build: multi-stage, COPY --from reads a stage through its layers (whiteouts and opaque dirs applied)', async () => {
-    const { build } = await import('../src/image/build.js');
+
     const ctx = mkdtempSync(join(work, 'ms-'));
     writeFileSync(
       join(ctx, 'Dockerfile'),
@@ -388,6 +389,52 @@ describe('images', { skip }, () => {
     // Removing it gives the files back first: nothing is left behind.
     await store.remove('owners:1');
     assert.equal(existsSync(layer), false);
+    assert.deepEqual(readdirSync(join(store.root, 'tmp')), []);
+  });
+
+  it('an image with owners: kept containers, commit, build and rm keep each file\'s owner, and the program runs as the image\'s user', async (t) => {
+    const { planMultiMap } = await import('../src/idmap.js');
+    if ('error' in planMultiMap(0, 0)) return t.skip('no multi-id map here (newuidmap and a subordinate range)');
+    const r = busyboxRoot();
+    mkdirSync(join(r, 'srv', 'www'), { recursive: true });
+    writeFileSync(join(r, 'srv', 'www', 'index'), 'web\n');
+    execFileSync('chmod', ['-R', 'a+rX', r]);
+    const tar = join(work, 'owners2.tar');
+    execFileSync('tar', ['--numeric-owner', '--owner=0', '--group=0', '-cf', tar, '-C', r, 'bin', 'etc']);
+    execFileSync('tar', ['--numeric-owner', '--owner=33', '--group=33', '-rf', tar, '-C', r, 'srv']);
+    await store.importRootfs(tar, 'owners:2');
+    // As uid 33, in a kept container: a private file in its own directory, a lower file deleted.
+    const k = await sh('owners:2', 'id -u; id -g; echo secret > /srv/www/private && chmod 600 /srv/www/private && chmod 700 /srv/www && rm /srv/www/index && ls -n /etc/passwd | cut -c1-30 && touch /etc/x', { container: 'own1', uid: 33, gid: 33 });
+    assert.equal(k.status, 'exit-nonzero', 'uid 33 may not write root\'s /etc');
+    assert.match(k.out, /^33\n33\n-rw-r--r-- +1 0 +0 /, k.err);
+    assert.match(k.err, /touch: \/etc\/x: Permission denied/);
+    // Its change of uid left Node's own memory dumpable (/proc/self stays the caller's).
+    assert.equal(statSync('/proc/self').uid, process.getuid!());
+    // The caller cannot read the container's new file on the host: it is the range's.
+    const upper = join(store.containerDir('own1'), 'upper', 'srv', 'www');
+    assert.notEqual(statSync(upper).uid, process.getuid!());
+    const img = await store.commitContainer('own1', 'owners:3');
+    const seen = await sh('owners:3', 'stat -c "%u:%g %a %n" /srv/www; ls /srv/www');
+    assert.equal(seen.out, '33:33 700 /srv/www\n', seen.err);
+    assert.match(seen.err, /Permission denied/, 'root of the sandbox has no capabilities: the directory is 33\'s');
+    const as33 = await sh('owners:3', 'ls /srv/www; stat -c "%u:%g %a %n" /srv/www/private; cat /srv/www/private', { uid: 33, gid: 33 });
+    assert.equal(as33.out, 'private\n33:33 600 /srv/www/private\nsecret\n', as33.err);
+    const other = await sh('owners:3', 'cat /srv/www/private', { uid: 34, gid: 34 });
+    assert.equal(other.status, 'exit-nonzero', 'another uid is refused');
+    await store.removeContainer('own1');
+    assert.equal(existsSync(store.containerDir('own1')), false);
+    // brig build: RUN as the image's user on the image with owners.
+    const ctx = mkdtempSync(join(work, 'ctx-owners-'));
+    writeFileSync(join(ctx, 'Dockerfile'), 'FROM owners:3\nUSER 33:33\nRUN echo built > /srv/www/b && chmod 640 /srv/www/b\nUSER 0\n');
+    chmodSync(ctx, 0o755);
+    await build(store, { context: ctx, tag: 'owners:4' });
+    const b = await sh('owners:4', 'stat -c "%u:%g %a %n" /srv/www/b; id -u', { uid: 33, gid: 33 });
+    assert.equal(b.out, '33:33 640 /srv/www/b\n33\n', b.err);
+    assert.deepEqual(store.listContainers().map((c) => c.name), []);
+    const layers = [...img.config.rootfs.diff_ids, ...store.get('owners:4').config.rootfs.diff_ids].map((d) => store.layerDir(d));
+    for (const ref of ['owners:4', 'owners:3', 'owners:2']) await store.remove(ref);
+    await pruneBuildCache(store);
+    for (const l of layers) assert.equal(existsSync(l), false, `${l} removed`);
     assert.deepEqual(readdirSync(join(store.root, 'tmp')), []);
   });
 

@@ -133,11 +133,11 @@ export const psCommand = wrap(() => {
 }, psHelp);
 
 export const rmHelp = formatHelp('brig rm CONTAINER...', "Removes kept containers and their writable layers.", [helpSpec]);
-export const rmCommand = wrap((rest) => {
+export const rmCommand = wrap(async (rest) => {
   if (!rest.length) throw new UsageError('brig rm CONTAINER...');
   const store = new Store();
   for (const n of rest) {
-    store.removeContainer(n);
+    await store.removeContainer(n);
     process.stdout.write(`${n}\n`);
   }
   return 0;

@@ -396,11 +396,7 @@ export async function build(store: Store, o: BuildOptions): Promise<Image> {
             const layer = await store.containerLayer(container);
             return { image: null, config: structuredClone(state!.config), layers: [...state!.layers, { diffId: layer.diffId, size: layer.size }] };
           } finally {
-            try {
-              store.removeContainer(container);
-            } catch {
-              // never made
-            }
+            if (existsSync(store.containerDir(container))) await store.removeContainer(container);
           }
         });
         break;

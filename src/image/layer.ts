@@ -11,6 +11,7 @@
 // setuid/setgid bits and overlay's own xattrs are dropped.
 import { createHash } from 'node:crypto';
 import {
+  chmodSync,
   closeSync,
   constants as fsConstants,
   fchmodSync,
@@ -103,6 +104,24 @@ function clear(p: string, forDir: boolean): void {
   } else unlinkSync(p);
 }
 
+/**
+ * Removes a tree of the caller's, such as a layer or an overlay work
+ * directory, whose directories may deny the caller write or search
+ * permission (a layer's 0555 directories, overlayfs' 000 work/work).
+ */
+export function removeTree(dir: string): void {
+  const openUp = (d: string) => {
+    chmodSync(d, 0o700);
+    for (const e of readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) openUp(join(d, e.name));
+  };
+  try {
+    openUp(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+  rmSync(dir, { recursive: true, force: true });
+}
+
 const SAFE_MODE = 0o1777; // no setuid or setgid: the files are the user's on the host
 
 /** Unpacks an OCI layer tarball (plain or gzip) into `dir`, in overlayfs' form. */
@@ -110,7 +129,9 @@ export async function unpackLayer(source: string | Buffer | Readable, dir: strin
   const digest = createHash('sha256');
   const result: UnpackResult = { diffId: '', entries: 0, whiteouts: 0, opaqueDirs: 0, skipped: [], owners: [] };
   mkdirSync(dir, { recursive: true, mode: 0o755 });
-  const dirTimes: [string, number][] = [];
+  // Directories get their mode and time last: a mode without write
+  // permission must not stop their children being made.
+  const dirAttrs: [string, number, number][] = [];
   const onBytes = (c: Buffer) => {
     digest.update(c);
     tee?.(c);
@@ -119,7 +140,7 @@ export async function unpackLayer(source: string | Buffer | Readable, dir: strin
     result.entries++;
     const rel = layerPath(e.path);
     if (rel === '') {
-      if (e.type === 'dir') dirTimes.push([dir, e.mtime]);
+      if (e.type === 'dir') dirAttrs.push([dir, e.mtime, -1]);
       continue;
     }
     const name = posix.basename(rel);
@@ -147,7 +168,7 @@ export async function unpackLayer(source: string | Buffer | Readable, dir: strin
         } catch (err) {
           if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
         }
-        dirTimes.push([target, e.mtime]);
+        dirAttrs.push([target, e.mtime, e.mode & SAFE_MODE]);
         break;
       }
       case 'file': {
@@ -190,7 +211,10 @@ export async function unpackLayer(source: string | Buffer | Readable, dir: strin
     }
   }
   // Last, deepest first: making the children changed the directories' times.
-  for (const [d, t] of dirTimes.reverse()) utimesSync(d, t, t);
+  for (const [d, t, mode] of dirAttrs.reverse()) {
+    if (mode >= 0) chmodSync(d, mode);
+    utimesSync(d, t, t);
+  }
   result.diffId = `sha256:${digest.digest('hex')}`;
   return result;
 }
@@ -209,9 +233,11 @@ function isWhiteout(st: Stats): boolean {
  * Writes `dir` (a layer or an overlay upper directory) as an OCI layer
  * tarball to the file descriptor: entries sorted, so the same tree gives the
  * same bytes and diff ID; whiteouts and opaque directories in OCI form;
- * hardlinks kept.
+ * hardlinks kept. Entries are root's unless `keepOwners`, for a pack made
+ * inside the multi-id map (owners-helper.ts), where lstat already shows each
+ * file's owner as the image sees it.
  */
-export function packLayer(dir: string, fd: number, exclude: ReadonlySet<string> = new Set()): PackResult {
+export function packLayer(dir: string, fd: number, exclude: ReadonlySet<string> = new Set(), keepOwners = false): PackResult {
   const hash = createHash('sha256');
   const out = new TarFileWriter(fd, (b) => hash.update(b));
   let entries = 0;
@@ -235,7 +261,7 @@ export function packLayer(dir: string, fd: number, exclude: ReadonlySet<string> 
       const r = rel ? `${rel}/${name}` : name;
       if (exclude.has(r)) continue;
       const st = lstatSync(p);
-      const base = { mode: st.mode & 0o7777, uid: 0, gid: 0, mtime: Math.floor(st.mtimeMs / 1000) };
+      const base = { mode: st.mode & 0o7777, uid: keepOwners ? st.uid : 0, gid: keepOwners ? st.gid : 0, mtime: Math.floor(st.mtimeMs / 1000) };
       if (isWhiteout(st)) {
         emit({ ...base, path: rel ? `${rel}/${WHITEOUT_PREFIX}${name}` : `${WHITEOUT_PREFIX}${name}`, type: 'file', mode: 0o644 });
       } else if (st.isDirectory()) {

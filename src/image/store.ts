@@ -18,8 +18,8 @@ import { homedir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import { BrigError } from '../errors.js';
 import { pidAlive } from '../kernel.js';
-import { packLayer, unpackLayer } from './layer.js';
-import { canKeepOwners, chownInNamespace, type Owner } from './owners.js';
+import { packLayer, removeTree, unpackLayer } from './layer.js';
+import { canKeepOwners, chownInNamespace, ownersHelper, type Owner } from './owners.js';
 
 export class ImageError extends BrigError {
   override name = 'ImageError';
@@ -257,27 +257,35 @@ export class Store {
       if (!existsSync(blob)) renameSync(blobTmp, blob);
       return { diffId: r.diffId, size };
     } finally {
-      rmSync(staging, { recursive: true, force: true });
+      removeTree(staging);
       rmSync(blobTmp, { force: true });
     }
   }
 
   /** A layer from a directory: packed into a blob (the diff ID is the tar's digest), then unpacked. */
-  async addLayerDir(dir: string, exclude?: ReadonlySet<string>): Promise<{ diffId: string; size: number }> {
+  async addLayerDir(dir: string, exclude?: ReadonlySet<string>, owners = false): Promise<{ diffId: string; size: number }> {
     const t = this.tmp('tar');
-    const fd = openSync(t, 'w', 0o600);
-    let packed;
+    let packed: { diffId: string; size: number };
     try {
-      packed = packLayer(dir, fd, exclude);
-    } finally {
-      closeSync(fd);
-    }
-    try {
+      if (owners) {
+        // Files of the map's other users may be unreadable to the caller: the
+        // pack runs inside the map, where they are readable and show their owners.
+        await ownersHelper(`layer of ${dir}`, ['pack', dir, t, JSON.stringify([...(exclude ?? [])])]);
+        packed = JSON.parse(readFileSync(`${t}.json`, 'utf8')) as { diffId: string; size: number };
+      } else {
+        const fd = openSync(t, 'w', 0o600);
+        try {
+          packed = packLayer(dir, fd, exclude);
+        } finally {
+          closeSync(fd);
+        }
+      }
       const r = await this.addLayerTar(t);
       if (r.diffId !== packed.diffId) throw new ImageError(`layer of ${dir}: packed as ${packed.diffId}, unpacked as ${r.diffId}`);
       return { diffId: packed.diffId, size: packed.size };
     } finally {
       rmSync(t, { force: true });
+      rmSync(`${t}.json`, { force: true });
     }
   }
 
@@ -403,7 +411,7 @@ export class Store {
     // could not remove them otherwise.
     for (const g of gone) {
       if (g.owners) await chownInNamespace(g.owners.map(([rel]) => [join(g.dir, rel), 0, 0] as Owner));
-      rmSync(g.dir, { recursive: true, force: true });
+      removeTree(g.dir);
     }
     return { untagged, deleted };
   }
@@ -518,8 +526,6 @@ export class Store {
    */
   prepareContainer(name: string, image: Image): string {
     const dir = this.containerDir(name);
-    if (image.config.rootfs.diff_ids.some((d) => this.hasOwners(d)))
-      throw new ImageError(`image ${image.refs[0] ?? image.digest} has files of many owners; kept containers of such images (and so brig build and commit on them) are not supported yet`);
     const meta = join(dir, 'container.json');
     if (existsSync(meta)) {
       const m = JSON.parse(readFileSync(meta, 'utf8')) as { image: string };
@@ -529,7 +535,7 @@ export class Store {
     const t = this.tmp('container');
     mkdirSync(join(t, 'upper'), { recursive: true, mode: 0o755 });
     mkdirSync(join(t, 'work'), { mode: 0o755 });
-    writeFileSync(join(t, 'container.json'), JSON.stringify({ name, image: image.digest, ref: image.refs[0] ?? image.digest, created: new Date().toISOString() }) + '\n');
+    writeFileSync(join(t, 'container.json'), JSON.stringify({ name, image: image.digest, ref: image.refs[0] ?? image.digest, created: new Date().toISOString(), owners: image.config.rootfs.diff_ids.some((d) => this.hasOwners(d)) }) + '\n');
     try {
       renameSync(t, dir);
     } catch (e) {
@@ -546,31 +552,39 @@ export class Store {
       .map((n) => JSON.parse(readFileSync(join(this.root, 'containers', n, 'container.json'), 'utf8')));
   }
 
-  removeContainer(name: string): void {
+  /**
+   * Removes a kept container. A container of an image with owners holds files
+   * of the map's other users, which only a process inside the map may remove.
+   */
+  async removeContainer(name: string): Promise<void> {
     const dir = this.containerDir(name);
     if (!existsSync(dir)) throw new ImageError(`no container ${JSON.stringify(name)}`);
+    const owners = this.containerMeta(name)?.owners === true;
     const t = this.tmp('gone');
     renameSync(dir, t);
-    // overlayfs leaves work/work with mode 000: ours, but not listable until opened up.
-    const open = (d: string) => {
-      chmodSync(d, 0o700);
-      for (const e of readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) open(join(d, e.name));
-    };
-    open(t);
-    rmSync(t, { recursive: true, force: true });
+    if (owners) return ownersHelper(`removing container ${name}`, ['rm', t]);
+    removeTree(t);
+  }
+
+  private containerMeta(name: string): { name: string; image: string; ref: string; created: string; owners?: boolean } | undefined {
+    try {
+      return JSON.parse(readFileSync(join(this.containerDir(name), 'container.json'), 'utf8'));
+    } catch {
+      return undefined;
+    }
   }
 
   /**
-   * The container's writable layer as a new layer on top of its image's:
-   * deletions as whiteouts, replaced directories as opaque ones. The files
+   * The container's writable layer as a new layer in the store (not yet part
+   * of any image) on top of its image's: deletions as whiteouts, replaced
+   * directories as opaque ones, owners as the image sees them. The files
    * brig writes into every run (/etc/hosts, /etc/hostname) are left out.
    */
-  /** The container's writable layer as a layer in the store (not yet part of any image). */
   async containerLayer(name: string): Promise<{ diffId: string; size: number; image: string }> {
     const dir = this.containerDir(name);
-    if (!existsSync(join(dir, 'container.json'))) throw new ImageError(`no container ${JSON.stringify(name)} (brig ps lists them)`);
-    const meta = JSON.parse(readFileSync(join(dir, 'container.json'), 'utf8')) as { image: string };
-    const layer = await this.addLayerDir(join(dir, 'upper'), new Set(['etc/hosts', 'etc/hostname', 'etc/resolv.conf']));
+    const meta = this.containerMeta(name);
+    if (!meta) throw new ImageError(`no container ${JSON.stringify(name)} (brig ps lists them)`);
+    const layer = await this.addLayerDir(join(dir, 'upper'), new Set(['etc/hosts', 'etc/hostname', 'etc/resolv.conf']), meta.owners === true);
     return { ...layer, image: meta.image };
   }
 
