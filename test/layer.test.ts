@@ -10,11 +10,11 @@ import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { after, describe, it } from 'node:test';
 import { native } from '../src/native.js';
-import { OPAQUE_XATTR, packLayer, unpackLayer } from '../src/image/layer.js';
+import { OPAQUE_XATTR, packLayer, removeTree, unpackLayer } from '../src/image/layer.js';
 import { readTar, TAR_END, tarEntryBlocks, TarError, type TarWriteEntry } from '../src/image/tar.js';
 
 const work = mkdtempSync(join(tmpdir(), 'brig-layer-'));
-after(() => rmSync(work, { recursive: true, force: true }));
+after(() => removeTree(work));
 let n = 0;
 const fresh = (name: string) => {
   const d = join(work, `${name}-${++n}`);
@@ -77,6 +77,13 @@ function sampleTree(): string {
   symlinkSync('bin/tool', join(d, 'tool-link'));
   symlinkSync('/absolute/elsewhere', join(d, 'abs-link'));
   native.setXattr(join(d, 'empty'), 'user.note', Buffer.from('kept'));
+  // Directory modes, including one that denies its owner writes into it.
+  mkdirSync(join(d, 'private'), { mode: 0o700 });
+  mkdirSync(join(d, 'shared'));
+  chmodSync(join(d, 'shared'), 0o1777);
+  mkdirSync(join(d, 'ro'));
+  writeFileSync(join(d, 'ro', 'inside'), 'ro\n');
+  chmodSync(join(d, 'ro'), 0o555);
   for (const p of [join(d, 'bin', 'tool'), join(d, 'big'), deep]) utimesSync(p, 1_600_000_000, 1_600_000_000);
   return d;
 }
