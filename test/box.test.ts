@@ -7,6 +7,7 @@ import { dirname, join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { createBox, openBox, OptionsError, runInteractive } from '../src/index.js';
+import { guardLeaks } from './helpers.js';
 
 const root = mkdtempSync(join(tmpdir(), 'brig-boxes-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -128,3 +129,5 @@ describe('interactive pairs', () => {
     assert.match(r.interactor.stderr.toString(), /WA: no answer/);
   });
 });
+
+guardLeaks();

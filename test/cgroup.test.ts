@@ -8,7 +8,7 @@ import { describe, it } from 'node:test';
 
 import { run } from '../src/index.js';
 import { RunCgroups } from '../src/cgroup/run.js';
-import { descendants } from './helpers.js';
+import { descendants, guardLeaks } from './helpers.js';
 import { probeMount } from './probe.js';
 
 const mounts = [probeMount()];
@@ -121,3 +121,4 @@ describe('limits without a cgroup', () => {
   });
 });
 
+guardLeaks();

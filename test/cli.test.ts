@@ -4,7 +4,7 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { brigCli } from './helpers.js';
+import { brigCli, guardLeaks } from './helpers.js';
 
 const work = mkdtempSync(join(tmpdir(), 'brig-cli-'));
 chmodSync(work, 0o777);
@@ -168,3 +168,5 @@ describe('brig seccomp', () => {
     assert.match(text.out, /^ok\s+user namespaces: /m);
   });
 });
+
+guardLeaks();

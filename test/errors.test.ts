@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { OptionsError, run, type SandboxOptions } from '../src/index.js';
+import { guardLeaks } from './helpers.js';
 
 describe('setup errors', () => {
   it('a missing command is a setup-error at the exec step', async () => {
@@ -113,3 +114,5 @@ describe('options are validated before anything starts', () => {
     });
   }
 });
+
+guardLeaks();

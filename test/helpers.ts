@@ -1,9 +1,13 @@
 // Shared test helpers: what the host looks like, so a test can prove that a
 // run left nothing behind.
+import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { after, before } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { discover } from '../src/cgroup/hierarchy.js';
 
 interface ProcInfo {
   pid: number;
@@ -102,4 +106,66 @@ export const brigBin = join(dirname(fileURLToPath(import.meta.url)), '../../bin/
 export function brigCli(args: string[], opts: { env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number } = {}) {
   const r = spawnSync(process.execPath, [brigBin, ...args], { encoding: 'utf8', env: opts.env ?? process.env, input: opts.input ?? '', timeout: opts.timeoutMs ?? 30000 });
   return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+/** The cgroups this process made (brig names them brig-PID-N) under each hierarchy's parent. */
+export function ownCgroups(): string[] {
+  const h = discover(process.env.BRIG_CGROUP_PARENT || undefined);
+  const parents = new Set([...(h.v2 ? [h.v2.parent] : []), ...[...h.v1.values()].map((p) => p.parent)]);
+  const out: string[] = [];
+  for (const parent of parents) {
+    try {
+      for (const e of readdirSync(parent)) if (e.startsWith(`brig-${process.pid}-`)) out.push(join(parent, e));
+    } catch {
+      // a hierarchy we cannot list has nothing of ours
+    }
+  }
+  return out.sort();
+}
+
+/** brig's temp entries (brig-*) in the temp directory that belong to this user. */
+function tempEntries(): string[] {
+  const me = process.getuid!();
+  return readdirSync(tmpdir())
+    .filter((e) => e.startsWith('brig-'))
+    .filter((e) => {
+      try {
+        return statSync(join(tmpdir(), e)).uid === me;
+      } catch {
+        return false;
+      }
+    })
+    .sort();
+}
+
+/**
+ * Registers hooks that prove a test file left nothing behind: no process
+ * below this one, no new fd, no mount, no cgroup of this process, no brig-*
+ * temp entry. Call it last in the file, so its check runs after the file's
+ * own cleanup hooks. The baseline is taken after one sandbox run, which
+ * opens the addon's lasting fds (the shared /dev/null, its watcher).
+ */
+export function guardLeaks(): void {
+  let base: Snapshot & { tmp: string[]; cgroups: string[] };
+  before(async () => {
+    const { run } = await import('../src/index.js');
+    await run(['/bin/true']);
+    base = { ...snapshot(), tmp: tempEntries(), cgroups: ownCgroups() };
+  });
+  after(async () => {
+    const leaks = await leaksSince(base);
+    let tmp: string[] = [];
+    let cgroups: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      tmp = tempEntries().filter((e) => !base.tmp.includes(e));
+      cgroups = ownCgroups().filter((c) => !base.cgroups.includes(c));
+      if (!tmp.length && !cgroups.length) break;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    assert.deepEqual(leaks.processes.map((p) => `${p.pid} ${p.comm} ${p.state}`), [], 'processes left by this test file');
+    assert.deepEqual(leaks.fds, [], 'fds left open by this test file');
+    assert.equal(leaks.mountsChanged, false, 'mounts changed by this test file');
+    assert.deepEqual(cgroups, [], 'cgroups left by this test file');
+    assert.deepEqual(tmp, [], 'temp entries left by this test file');
+  });
 }

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { multiMap, planMultiMap, subIdRanges } from '../src/idmap.js';
 import { run } from '../src/index.js';
-import { isRoot } from './helpers.js';
+import { guardLeaks, isRoot } from './helpers.js';
 
 describe('id maps', () => {
   it("the single-id map makes the caller's ids the sandbox's", async () => {
@@ -93,3 +93,4 @@ describe('id maps', () => {
   });
 });
 
+guardLeaks();

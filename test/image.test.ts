@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { OptionsError, run } from '../src/index.js';
 import { pruneBuildCache, Store } from '../src/image/store.js';
 import { build } from '../src/image/build.js';
-import { brigCli } from './helpers.js';
+import { brigCli, guardLeaks } from './helpers.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '../..');
 const busybox = ['/bin/busybox', '/usr/bin/busybox'].find((p) => existsSync(p));
@@ -454,3 +454,5 @@ describe('images', { skip }, () => {
     }
   });
 });
+
+guardLeaks();

@@ -6,6 +6,7 @@ import { hostname, tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { run } from '../src/index.js';
+import { guardLeaks } from './helpers.js';
 
 async function sh(script: string, opts = {}) {
   const r = await run(['/bin/sh', '-c', script], opts);
@@ -169,3 +170,5 @@ describe('isolation seen from inside', () => {
     assert.match(ro.out, /Read-only file system/);
   });
 });
+
+guardLeaks();

@@ -5,7 +5,7 @@ import { describe, it } from 'node:test';
 import { run, type SandboxOptions } from '../src/index.js';
 import { RunCgroups } from '../src/cgroup/run.js';
 import { isolateMeta } from '../src/report.js';
-import { descendants } from './helpers.js';
+import { descendants, guardLeaks } from './helpers.js';
 import { probeMount } from './probe.js';
 
 const mounts = [probeMount()];
@@ -108,3 +108,5 @@ describe('judge verdicts', () => {
     assert.match(re, /^status:RE\nmessage:Exited with error status 3$/m);
   });
 });
+
+guardLeaks();

@@ -12,6 +12,7 @@ import { after, describe, it } from 'node:test';
 import { native } from '../src/native.js';
 import { OPAQUE_XATTR, packLayer, removeTree, unpackLayer } from '../src/image/layer.js';
 import { readTar, TAR_END, tarEntryBlocks, TarError, type TarWriteEntry } from '../src/image/tar.js';
+import { guardLeaks } from './helpers.js';
 
 const work = mkdtempSync(join(tmpdir(), 'brig-layer-'));
 after(() => removeTree(work));
@@ -196,3 +197,5 @@ describe('layers', () => {
     await assert.rejects(unpackLayer(bad, fresh('sum')), /bad header checksum/);
   });
 });
+
+guardLeaks();

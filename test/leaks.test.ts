@@ -7,7 +7,7 @@ import { before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { native } from '../src/native.js';
 import { run } from '../src/index.js';
-import { descendants, leaksSince, running, snapshot } from './helpers.js';
+import { descendants, guardLeaks, leaksSince, running, snapshot } from './helpers.js';
 
 describe('nothing leaks', () => {
   // Warm up: the first run opens the one /dev/null fd all runs share.
@@ -97,3 +97,5 @@ describe('nothing leaks', () => {
     assert.deepEqual(tree.filter(running), [], 'sandbox processes outlived their parent by 1 s');
   });
 });
+
+guardLeaks();

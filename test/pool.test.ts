@@ -8,7 +8,7 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { createPool, OptionsError, type PoolRunOptions } from '../src/index.js';
 import { RunCgroups } from '../src/cgroup/run.js';
-import { descendants, leaksSince, running, snapshot } from './helpers.js';
+import { descendants, guardLeaks, leaksSince, running, snapshot } from './helpers.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '../..');
 const settle = () => new Promise((r) => setTimeout(r, 30));
@@ -126,3 +126,5 @@ describe('warm pools', () => {
     assert.equal(r.stdout, 'ok\n');
   });
 });
+
+guardLeaks();

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { checkProfile, createBox, defineProfile, ProfileError, resolveProfile, run, SHIPPED_PROFILE_DIR, validateProfile, type Profile, type SandboxOptions } from '../src/index.js';
 import { resolveOptions } from '../src/options.js';
 import { schemaProblems } from '../src/profile/index.js';
-import { brigCli } from './helpers.js';
+import { brigCli, guardLeaks } from './helpers.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '../..');
 const work = mkdtempSync(join(tmpdir(), 'brig-profile-'));
@@ -402,3 +402,5 @@ describe('brig profile and --profile', () => {
     assert.match(bad.err, /\/memory: expected a size/);
   });
 });
+
+guardLeaks();

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { run, spawn } from '../src/index.js';
-import { descendants } from './helpers.js';
+import { descendants, guardLeaks } from './helpers.js';
 
 describe('exit status', () => {
   it('ok for exit 0, exit-nonzero with the code otherwise', async () => {
@@ -204,3 +204,5 @@ describe('limits and cancellation', () => {
     assert.equal(p.kill(), false);
   });
 });
+
+guardLeaks();

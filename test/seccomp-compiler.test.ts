@@ -27,6 +27,7 @@ import {
 } from '../src/seccomp/index.js';
 import { SYSCALLS } from '../src/seccomp/syscalls.js';
 import { dockerLikeProfile } from './fixtures/docker-profile.js';
+import { guardLeaks } from './helpers.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -251,3 +252,5 @@ describe('Docker seccomp profiles', () => {
     assert.throws(() => fromDocker({ defaultAction: 'SCMP_ACT_ALLOW', architectures: ['SCMP_ARCH_MIPS'] }, 'x86_64'), /does not cover x86_64/);
   });
 });
+
+guardLeaks();

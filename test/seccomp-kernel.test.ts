@@ -8,6 +8,7 @@ import { run, type SandboxOptions } from '../src/index.js';
 import { DEFAULT_POLICY, hostArch, type SeccompPolicy } from '../src/seccomp/index.js';
 import { SYSCALLS } from '../src/seccomp/syscalls.js';
 import { probeMount } from './probe.js';
+import { guardLeaks } from './helpers.js';
 
 const arch = hostArch();
 const table = SYSCALLS[arch] as Record<string, number>;
@@ -156,3 +157,5 @@ describe('the default policy in the kernel', () => {
     assert.equal(p.r.violation?.syscall, 'ptrace');
   });
 });
+
+guardLeaks();

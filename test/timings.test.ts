@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { createPool, run } from '../src/index.js';
+import { guardLeaks } from './helpers.js';
 
 const finite = (v: unknown) => typeof v === 'number' && Number.isFinite(v) && v >= 0;
 
@@ -46,3 +47,5 @@ describe('timings', () => {
     }
   });
 });
+
+guardLeaks();

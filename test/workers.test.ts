@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { run } from '../src/index.js';
-import { descendants, running } from './helpers.js';
+import { descendants, guardLeaks, running } from './helpers.js';
 
 const fixture = join(dirname(fileURLToPath(import.meta.url)), 'fixtures/worker-runs.js');
 const poolFixture = join(dirname(fileURLToPath(import.meta.url)), 'fixtures/worker-pool.js');
@@ -44,3 +44,5 @@ describe('worker threads', () => {
     assert.equal((await run(['/bin/echo', 'main'])).stdout.toString(), 'main\n');
   });
 });
+
+guardLeaks();
