@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <linux/mount.h>
+#include <linux/openat2.h>
 #include <linux/prctl.h>
 #include <linux/sched.h>
 #include <linux/seccomp.h>
@@ -119,12 +120,15 @@ void close_all_but(const int32_t* keep, int n) {
 // Mount read-only without clearing the flags the kernel locked on a mount that
 // came from a more privileged namespace (nosuid, nodev, noexec, atime): a
 // plain MS_REMOUNT|MS_RDONLY would drop them and fail with EPERM.
-long set_readonly(const char* path, bool recursive) {
+// `path` is a path, or "" with `fd` the mount itself (a target resolved in
+// the new root, below); fd_path is then the same mount as a path.
+long set_readonly_at(long fd, const char* path, const char* fd_path, bool recursive) {
   struct mount_attr attr;
   zero(&attr, sizeof attr);
   attr.attr_set = MOUNT_ATTR_RDONLY;
-  long r = sys(SYS_mount_setattr, AT_FDCWD, P(path), recursive ? AT_RECURSIVE : 0, P(&attr), sizeof attr);
+  long r = sys(SYS_mount_setattr, fd, P(path), (recursive ? AT_RECURSIVE : 0) | (path[0] ? 0 : AT_EMPTY_PATH), P(&attr), sizeof attr);
   if (r != -ENOSYS) return r;
+  if (!path[0]) path = fd_path;
   struct statfs st;
   r = sys(SYS_statfs, P(path), P(&st));
   if (r < 0) return r;
@@ -136,6 +140,113 @@ long set_readonly(const char* path, bool recursive) {
   if (st.f_flags & ST_NODIRATIME) flags |= MS_NODIRATIME;
   if (st.f_flags & ST_RELATIME) flags |= MS_RELATIME;
   return sys(SYS_mount, 0, P(path), 0, static_cast<long>(flags), 0);
+}
+
+long set_readonly(const char* path, bool recursive) { return set_readonly_at(AT_FDCWD, path, path, recursive); }
+
+// ---------------------------------------------------------------------------
+// Paths inside the new root. Until pivot_root the new root is a directory,
+// /newroot, next to the host's root parked at /oldroot. An image's files are
+// its author's: a symlink `mnt -> /oldroot/home/you` or `../../..` in one
+// would have the kernel follow it out of the new root when a plan step
+// mkdirs, mounts or writes at "/newroot/mnt/x", onto the host's own files.
+// So every such target is opened with openat2's RESOLVE_IN_ROOT, which
+// resolves symlinks and ".." as if /newroot were already "/" (the way they
+// will resolve for the program), and the step then acts on that fd: *at()
+// calls on the parent directory, and mount(2) on /oldroot/proc/self/fd/N,
+// a path the kernel follows to exactly that directory. Paths elsewhere (the
+// scaffold, the host's under /oldroot) are the plan's own and used as given.
+
+const char kNewRoot[] = "/newroot";
+const size_t kNewRootLen = sizeof kNewRoot - 1;
+
+// The part of `path` below the new root ("etc/hosts"), or null.
+const char* below_new_root(const char* path) {
+  for (size_t i = 0; i < kNewRootLen; i++)
+    if (path[i] != kNewRoot[i]) return nullptr;
+  if (path[kNewRootLen] != '/' || path[kNewRootLen + 1] == 0) return nullptr;
+  return path + kNewRootLen + 1;
+}
+
+long open_in_root(const char* rel, long flags, long mode) {
+  long root = sys(SYS_openat, AT_FDCWD, P(kNewRoot), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (root < 0) return root;
+  struct open_how how;
+  zero(&how, sizeof how);
+  how.flags = static_cast<uint64_t>(flags | O_CLOEXEC);
+  how.mode = static_cast<uint64_t>(mode);
+  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+  long r = sys(SYS_openat2, root, P(rel), P(&how), sizeof how);
+  sys(SYS_close, root);
+  return r;
+}
+
+// `rel`'s parent directory, opened in the new root; *name is its last component.
+long open_parent_in_root(const char* rel, const char** name) {
+  char parent[4096];
+  size_t slash = 0, n = str_len(rel);
+  if (n >= sizeof parent) return -ENAMETOOLONG;
+  for (size_t i = 0; i < n; i++)
+    if (rel[i] == '/') slash = i + 1;
+  *name = rel + slash;
+  if (slash == 0) {
+    parent[0] = '.';
+    parent[1] = 0;
+  } else {
+    copy(parent, rel, slash);
+    parent[slash] = 0;
+  }
+  return open_in_root(parent, O_PATH | O_DIRECTORY, 0);
+}
+
+// "/oldroot/proc/self/fd/N" into out (at least 40 bytes).
+void fd_path(char* out, long fd) {
+  const char prefix[] = "/oldroot/proc/self/fd/";
+  copy(out, prefix, sizeof prefix - 1);
+  char digits[24];
+  int k = 0;
+  do digits[k++] = static_cast<char>('0' + fd % 10);
+  while ((fd /= 10) > 0);
+  char* o = out + sizeof prefix - 1;
+  while (k > 0) *o++ = digits[--k];
+  *o = 0;
+}
+
+// mount(2) with the target, and a bind's source, resolved in the new root
+// when they lie there.
+long mount_target(const char* source, const char* target, const char* fstype, unsigned long flags, const char* data) {
+  long src_fd = -1, dst_fd = -1, r = 0;
+  char src_path[48], dst_path[48];
+  const char* src_rel = (flags & MS_BIND) ? below_new_root(source) : nullptr;
+  const char* dst_rel = below_new_root(target);
+  if (src_rel) {
+    r = src_fd = open_in_root(src_rel, O_PATH, 0);
+    if (src_fd >= 0) fd_path(src_path, src_fd);
+    source = src_path;
+  }
+  if (r >= 0 && dst_rel) {
+    r = dst_fd = open_in_root(dst_rel, O_PATH, 0);
+    if (dst_fd >= 0) fd_path(dst_path, dst_fd);
+    target = dst_path;
+  }
+  if (r >= 0) r = sys(SYS_mount, P(source), P(target), P(fstype), static_cast<long>(flags), P(data));
+  if (src_fd >= 0) sys(SYS_close, src_fd);
+  if (dst_fd >= 0) sys(SYS_close, dst_fd);
+  return r;
+}
+
+// set_readonly with the mount resolved in the new root when it lies there
+// (opened after the mount was made: the fd is then the mount's own root).
+long set_readonly_target(const char* target, bool recursive) {
+  const char* rel = below_new_root(target);
+  if (!rel) return set_readonly(target, recursive);
+  long fd = open_in_root(rel, O_PATH, 0);
+  if (fd < 0) return fd;
+  char path[48];
+  fd_path(path, fd);
+  long r = set_readonly_at(fd, "", path, recursive);
+  sys(SYS_close, fd);
+  return r;
 }
 
 long write_all(int fd, const char* data, size_t len) {
@@ -484,34 +595,60 @@ namespace {
     const Step* s = &plan->steps[i];
     switch (s->kind) {
       case STEP_MOUNT:
-        r = sys(SYS_mount, P(s->a), P(s->b), P(s->c), static_cast<long>(s->flags), P(s->d));
+        r = mount_target(s->a, s->b, s->c, static_cast<unsigned long>(s->flags), s->d);
         break;
       case STEP_BIND:
-        r = sys(SYS_mount, P(s->a), P(s->b), 0, MS_BIND | MS_REC, 0);
-        if (r == 0 && s->arg0) r = set_readonly(s->b, true);
+        r = mount_target(s->a, s->b, nullptr, MS_BIND | MS_REC, nullptr);
+        if (r == 0 && s->arg0) r = set_readonly_target(s->b, true);
         break;
       case STEP_SET_READONLY:
-        r = set_readonly(s->a, s->arg0 != 0);
+        r = set_readonly_target(s->a, s->arg0 != 0);
         break;
-      case STEP_MKDIR:
-        r = sys(SYS_mkdirat, AT_FDCWD, P(s->a), s->mode);
+      case STEP_MKDIR: {
+        const char* rel = below_new_root(s->a);
+        if (!rel) {
+          r = sys(SYS_mkdirat, AT_FDCWD, P(s->a), s->mode);
+        } else {
+          const char* name;
+          long dir = r = open_parent_in_root(rel, &name);
+          if (dir >= 0) {
+            r = sys(SYS_mkdirat, dir, P(name), s->mode);
+            sys(SYS_close, dir);
+          }
+        }
         if (r == -EEXIST) r = 0;
         break;
-      case STEP_TOUCH:
-        r = sys(SYS_openat, AT_FDCWD, P(s->a), O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, s->mode);
+      }
+      case STEP_TOUCH: {
+        const char* rel = below_new_root(s->a);
+        r = rel ? open_in_root(rel, O_WRONLY | O_CREAT | O_NOFOLLOW, s->mode) : sys(SYS_openat, AT_FDCWD, P(s->a), O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, s->mode);
         if (r >= 0) r = sys(SYS_close, r);
         break;
-      case STEP_SYMLINK:
-        r = sys(SYS_symlinkat, P(s->a), AT_FDCWD, P(s->b));
+      }
+      case STEP_SYMLINK: {
+        const char* rel = below_new_root(s->b);
+        if (!rel) {
+          r = sys(SYS_symlinkat, P(s->a), AT_FDCWD, P(s->b));
+        } else {
+          const char* name;
+          long dir = r = open_parent_in_root(rel, &name);
+          if (dir >= 0) {
+            r = sys(SYS_symlinkat, P(s->a), dir, P(name));
+            sys(SYS_close, dir);
+          }
+        }
         break;
-      case STEP_WRITE_FILE:
-        r = sys(SYS_openat, AT_FDCWD, P(s->a), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, s->mode);
+      }
+      case STEP_WRITE_FILE: {
+        const char* rel = below_new_root(s->a);
+        r = rel ? open_in_root(rel, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, s->mode) : sys(SYS_openat, AT_FDCWD, P(s->a), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, s->mode);
         if (r >= 0) {
           long fd = r;
           r = write_all(static_cast<int>(fd), s->d, static_cast<size_t>(s->arg0));
           sys(SYS_close, fd);
         }
         break;
+      }
       case STEP_PIVOT_ROOT:
         r = sys(SYS_chdir, P(s->a));
         if (r == 0) r = sys(SYS_pivot_root, P("."), P(s->b));

@@ -72,6 +72,14 @@ function exists(path: string): boolean {
   }
 }
 
+/** A step's path as errors show it: inside the sandbox, or on the host. */
+function shown(p: string): string {
+  if (p === NEW) return '/';
+  if (p.startsWith(NEW + '/')) return p.slice(NEW.length);
+  if (p.startsWith(OLD + '/')) return p.slice(OLD.length);
+  return p;
+}
+
 class PlanBuilder {
   readonly steps: NativeStep[] = [];
   readonly made = new Set<string>();
@@ -81,14 +89,14 @@ class PlanBuilder {
     return this;
   }
 
-  /** mkdir -p inside the new root; `under` (already existing) is not recreated. */
+  /** mkdir -p inside the new root (native resolves it there, see addon/child.cc); `under` (already existing) is not recreated. */
   mkdirs(path: string, under: string): this {
     const parts: string[] = [];
     for (let p = path; p !== under && p !== '/' && p.startsWith(under); p = dirname(p)) parts.push(p);
     for (const p of parts.reverse()) {
       if (this.made.has(p)) continue;
       this.made.add(p);
-      this.add({ kind: StepKind.Mkdir, name: 'mkdir', path: p, a: p, mode: 0o755 });
+      this.add({ kind: StepKind.Mkdir, name: 'mkdir', path: shown(p), a: p, mode: 0o755 });
     }
     return this;
   }
@@ -98,14 +106,14 @@ class PlanBuilder {
     if (isDir) this.mkdirs(target, NEW);
     else {
       this.mkdirs(dirname(target), NEW);
-      this.add({ kind: StepKind.Touch, name: 'mount-target', path: target, a: target, mode: 0o644 });
+      this.add({ kind: StepKind.Touch, name: 'mount-target', path: shown(target), a: target, mode: 0o644 });
     }
-    return this.add({ kind: StepKind.Bind, name, path: source, a: source, b: target, arg0: readonly ? 1 : 0 });
+    return this.add({ kind: StepKind.Bind, name, path: `${shown(source)} on ${shown(target)}`, a: source, b: target, arg0: readonly ? 1 : 0 });
   }
 
   tmpfs(name: string, target: string, flags: number, data: string): this {
     this.mkdirs(target, NEW);
-    return this.add({ kind: StepKind.Mount, name, path: target, a: 'tmpfs', b: target, c: 'tmpfs', flags, d: data });
+    return this.add({ kind: StepKind.Mount, name, path: shown(target), a: 'tmpfs', b: target, c: 'tmpfs', flags, d: data });
   }
 }
 
