@@ -24,7 +24,7 @@ export interface CgroupUsage {
 const CFS_PERIOD_US = 100_000;
 let seq = 0;
 const swept = new Set<string>();
-let cached: { key: string; backend: Backend } | undefined;
+let cached: { key: string; backend: Backend; parents: string[] } | undefined;
 
 function backendFor(limits: CgroupLimits, parentOverride: string | undefined): Backend {
   const wanted: Controller[] = [];
@@ -33,7 +33,13 @@ function backendFor(limits: CgroupLimits, parentOverride: string | undefined): B
   if (limits.cpus !== undefined) wanted.push('cpu');
   if (limits.cpuset !== undefined) wanted.push('cpuset');
   const key = `${wanted.join(',')}|${parentOverride ?? ''}`;
-  if (cached?.key !== key) cached = { key, backend: chooseBackend(discover(parentOverride), wanted) };
+  if (cached?.key !== key) {
+    const h = discover(parentOverride);
+    // Every hierarchy's parent is swept, not only the ones this run uses: a
+    // dead process may have used others.
+    const parents = [...new Set([...(h.v2?.controllers.length ? [h.v2.parent] : []), ...[...h.v1.values()].map((p) => p.parent)])];
+    cached = { key, backend: chooseBackend(h, wanted), parents };
+  }
   return cached.backend;
 }
 
@@ -100,13 +106,12 @@ export class RunCgroups {
     const cg = new RunCgroups(backend, limits);
     const name = `brig-${process.pid}-${++seq}`;
     try {
+      for (const parent of cached!.parents) sweep(parent);
       if (backend.kind === 'v2') {
-        sweep(backend.parent);
         cg.makeV2(join(backend.parent, name));
       } else {
         const done = new Set<string>();
         for (const [controller, place] of backend.places) {
-          sweep(place.parent);
           const dir = join(place.parent, name);
           if (done.has(dir)) continue; // cpu and cpuacct mounted together
           done.add(dir);
