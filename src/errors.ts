@@ -79,3 +79,20 @@ export class ProfileError extends BrigError {
     );
   }
 }
+
+/**
+ * A value as an error message shows it. Anything may arrive from a caller
+ * (objects without a prototype, BigInts, symbols, cycles): showing it must
+ * not throw in its turn.
+ */
+export function shown(v: unknown): string {
+  if (v === undefined) return 'nothing';
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return `a list of ${v.length}`;
+  if (typeof v === 'object') return 'an object';
+  if (typeof v === 'function') return 'a function';
+  if (typeof v === 'symbol' || typeof v === 'bigint') return `a ${typeof v}`;
+  if (typeof v === 'number') return String(v);
+  const s = JSON.stringify(v);
+  return s.length > 60 ? `${s.slice(0, 57)}...` : s;
+}

@@ -3,7 +3,7 @@
 // naming the field (better-sqlite3's rule: JS validates, native trusts).
 import { isAbsolute, normalize } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { OptionsError } from './errors.js';
+import { OptionsError, shown } from './errors.js';
 import { native } from './native.js';
 import { ImageError, Store, storeRoot, type Image, type ImageConfig } from './image/store.js';
 import { resolveSeccomp, SeccompCompileError, SeccompPolicyError, type ResolvedSeccomp, type SeccompOption } from './seccomp/index.js';
@@ -189,14 +189,14 @@ const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, m: MiB, g: 10
 /** `64m`, `1.5g`, `4096` or a number of bytes. */
 export function parseSize(field: string, v: unknown): number {
   if (typeof v === 'number') {
-    if (!Number.isSafeInteger(v) || v <= 0) throw new OptionsError(field, `expected a positive whole number of bytes, got ${v}`);
+    if (!Number.isSafeInteger(v) || v <= 0) throw new OptionsError(field, `expected a positive whole number of bytes, got ${shown(v)}`);
     return v;
   }
   if (typeof v !== 'string') throw new OptionsError(field, `expected a size such as "64m", got ${typeof v}`);
   const m = /^(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?$/i.exec(v.trim());
-  if (!m) throw new OptionsError(field, `expected a size such as "64m" or "1g", got ${JSON.stringify(v)}`);
+  if (!m) throw new OptionsError(field, `expected a size such as "64m" or "1g", got ${shown(v)}`);
   const bytes = Math.floor(Number(m[1]) * SIZE_UNITS[m[2].toLowerCase()]);
-  if (!Number.isSafeInteger(bytes) || bytes <= 0) throw new OptionsError(field, `size out of range: ${JSON.stringify(v)}`);
+  if (!Number.isSafeInteger(bytes) || bytes <= 0) throw new OptionsError(field, `size out of range: ${shown(v)}`);
   return bytes;
 }
 
@@ -222,7 +222,7 @@ function sandboxPath(field: string, v: unknown, { allowRoot = false, allowSystem
 
 function id(field: string, v: unknown, dflt: number): number {
   if (v === undefined) return dflt;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > MAX_ID) throw new OptionsError(field, `expected a whole number from 0 to ${MAX_ID}, got ${String(v)}`);
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > MAX_ID) throw new OptionsError(field, `expected a whole number from 0 to ${MAX_ID}, got ${shown(v)}`);
   return v;
 }
 
@@ -234,7 +234,7 @@ function checkStdio(field: string, v: unknown, input: boolean): void {
       noNul(field, v); // a string for stdin is data, not a mode
       return;
     }
-    if (!words.includes(v)) throw new OptionsError(field, `expected one of ${words.join(', ')}, { file }, or a stream, got ${JSON.stringify(v)}`);
+    if (!words.includes(v)) throw new OptionsError(field, `expected one of ${words.join(', ')}, { file }, or a stream, got ${shown(v)}`);
     return;
   }
   if (Buffer.isBuffer(v) && input) return;
@@ -258,7 +258,7 @@ const RLIM_INFINITY = -1n; // all bits set, as the kernel reads it unsigned
 
 function rlimitValue(field: string, v: unknown): bigint {
   if (v === 'unlimited') return RLIM_INFINITY;
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new OptionsError(field, `expected a whole number >= 0 or 'unlimited', got ${JSON.stringify(v)}`);
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new OptionsError(field, `expected a whole number >= 0 or 'unlimited', got ${shown(v)}`);
   return BigInt(v);
 }
 
@@ -290,16 +290,16 @@ function limitsOption(o: SandboxOptions): ResolvedOptions['limits'] {
   const l: ResolvedOptions['limits'] = {};
   if (o.memory !== undefined) l.memoryBytes = parseSize('memory', o.memory);
   if (o.pids !== undefined) {
-    if (!Number.isSafeInteger(o.pids) || o.pids < 1) throw new OptionsError('pids', `expected a whole number of at least 1, got ${String(o.pids)}`);
+    if (!Number.isSafeInteger(o.pids) || o.pids < 1) throw new OptionsError('pids', `expected a whole number of at least 1, got ${shown(o.pids)}`);
     l.pids = o.pids;
   }
   if (o.cpus !== undefined) {
-    if (typeof o.cpus !== 'number' || !Number.isFinite(o.cpus) || o.cpus < 0.01 || o.cpus > 1024) throw new OptionsError('cpus', `expected a number of CPUs from 0.01, got ${String(o.cpus)}`);
+    if (typeof o.cpus !== 'number' || !Number.isFinite(o.cpus) || o.cpus < 0.01 || o.cpus > 1024) throw new OptionsError('cpus', `expected a number of CPUs from 0.01, got ${shown(o.cpus)}`);
     l.cpus = o.cpus;
   }
   if (o.cpuset !== undefined) {
     const v = str('cpuset', o.cpuset);
-    if (!/^\d+(-\d+)?(,\d+(-\d+)?)*$/.test(v)) throw new OptionsError('cpuset', `expected a CPU list such as 0 or 0-1,3, got ${JSON.stringify(v)}`);
+    if (!/^\d+(-\d+)?(,\d+(-\d+)?)*$/.test(v)) throw new OptionsError('cpuset', `expected a CPU list such as 0 or 0-1,3, got ${shown(v)}`);
     l.cpuset = v;
   }
   return l;
@@ -308,7 +308,7 @@ function limitsOption(o: SandboxOptions): ResolvedOptions['limits'] {
 function seccompOption(v: unknown): ResolvedSeccomp | null {
   if (v === undefined) v = 'default';
   if (typeof v !== 'string' && (!v || typeof v !== 'object')) throw new OptionsError('seccomp', "expected 'default', 'none', 'learn', a policy, a Docker profile or a file path");
-  if (typeof v === 'string' && !['default', 'none', 'learn'].includes(v) && !isAbsolute(v)) throw new OptionsError('seccomp', `a policy file must be an absolute path, got ${JSON.stringify(v)}`);
+  if (typeof v === 'string' && !['default', 'none', 'learn'].includes(v) && !isAbsolute(v)) throw new OptionsError('seccomp', `a policy file must be an absolute path, got ${shown(v)}`);
   try {
     return resolveSeccomp(v as SeccompOption, native.handoffFd);
   } catch (e) {
@@ -330,13 +330,19 @@ function withCpuBackstop(r: [RlimitName, bigint, bigint][], cpuMs: unknown, extr
 
 function networkOption(v: unknown): 'none' | 'loopback' {
   if (v === undefined) return 'none';
-  if (v !== 'none' && v !== 'loopback') throw new OptionsError('network', `expected 'none' or 'loopback', got ${JSON.stringify(v)}`);
+  if (v !== 'none' && v !== 'loopback') throw new OptionsError('network', `expected 'none' or 'loopback', got ${shown(v)}`);
   return v;
 }
 
 function idMapOption(v: unknown): 'single' | 'multi' {
   if (v === undefined) return 'single';
-  if (v !== 'single' && v !== 'multi') throw new OptionsError('idMap', `expected 'single' or 'multi', got ${JSON.stringify(v)}`);
+  if (v !== 'single' && v !== 'multi') throw new OptionsError('idMap', `expected 'single' or 'multi', got ${shown(v)}`);
+  return v;
+}
+
+function listOption<T>(field: string, v: T[] | undefined): T[] {
+  if (v === undefined) return [];
+  if (!Array.isArray(v)) throw new OptionsError(field, `expected a list, got ${shown(v)}`);
   return v;
 }
 
@@ -359,7 +365,7 @@ export function resolveOptions(argv: unknown, o: SandboxOptions = {}): ResolvedO
     rootfs = normalize(rootfs);
   }
 
-  const mounts = (o.mounts ?? []).map((m, i) => {
+  const mounts = listOption('mounts', o.mounts).map((m, i) => {
     const f = `mounts[${i}]`;
     if (!m || typeof m !== 'object') throw new OptionsError(f, 'expected { source, target, readonly? }');
     const source = str(`${f}.source`, m.source);
@@ -371,7 +377,7 @@ export function resolveOptions(argv: unknown, o: SandboxOptions = {}): ResolvedO
   if (o.mounts !== undefined && !Array.isArray(o.mounts)) throw new OptionsError('mounts', 'expected an array');
   if (o.volumes !== undefined && !Array.isArray(o.volumes)) throw new OptionsError('volumes', 'expected an array');
   const volumes: string[] = [];
-  for (const [i, v] of (o.volumes ?? []).entries()) {
+  for (const [i, v] of listOption('volumes', o.volumes).entries()) {
     const f = `volumes[${i}]`;
     if (!v || typeof v !== 'object') throw new OptionsError(f, 'expected { name, target, readonly? }');
     if (v.readonly !== undefined && typeof v.readonly !== 'boolean') throw new OptionsError(`${f}.readonly`, 'expected a boolean');
@@ -389,7 +395,7 @@ export function resolveOptions(argv: unknown, o: SandboxOptions = {}): ResolvedO
   }
 
   if (o.tmpfs !== undefined && !Array.isArray(o.tmpfs)) throw new OptionsError('tmpfs', 'expected an array');
-  const tmpfs = (o.tmpfs ?? []).map((t, i) => {
+  const tmpfs = listOption('tmpfs', o.tmpfs).map((t, i) => {
     const f = `tmpfs[${i}]`;
     if (!t || typeof t !== 'object') throw new OptionsError(f, 'expected { target, size?, mode? }');
     const mode = t.mode ?? 0o1777;
@@ -431,7 +437,7 @@ export function resolveOptions(argv: unknown, o: SandboxOptions = {}): ResolvedO
   }
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw new OptionsError('signal', 'expected an AbortSignal');
   const ms = (field: string, v: unknown, allowZero = false) => {
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || (!allowZero && v === 0) || v > 2 ** 31 - 1) throw new OptionsError(field, `expected a ${allowZero ? 'non-negative' : 'positive'} number of milliseconds below 2^31, got ${String(v)}`);
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || (!allowZero && v === 0) || v > 2 ** 31 - 1) throw new OptionsError(field, `expected a ${allowZero ? 'non-negative' : 'positive'} number of milliseconds below 2^31, got ${shown(v)}`);
     return v;
   };
   const cpuTimeLimitMs = o.cpuTimeLimitMs === undefined ? undefined : ms('cpuTimeLimitMs', o.cpuTimeLimitMs);

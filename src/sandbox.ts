@@ -494,6 +494,8 @@ export class SandboxProcess extends EventEmitter {
       let hint: string | undefined;
       if (step.name === 'exec' && failed.errno === osConstants.errno.ENOENT)
         hint = o.argv[0].includes('/') ? 'no such file in the sandbox' : `command not found in PATH=${o.env.PATH ?? ''}`;
+      if (step.name === 'exec' && failed.errno === osConstants.errno.E2BIG)
+        hint = 'argv and env are too large for execve: each string at most 128 KiB, all of them together at most a quarter of the stack rlimit';
       if (step.name === 'overlay') hint = overlayHint(failed.errno);
       r.status = 'setup-error';
       r.error = setupErrorInfo(step.name, failed.errno, path, hint);

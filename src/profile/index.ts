@@ -19,7 +19,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, normalize, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { errnoName, errnoOf, ProfileError, type ProfileProblem } from '../errors.js';
+import { errnoName, errnoOf, ProfileError, shown, type ProfileProblem } from '../errors.js';
 import type { Profile } from './types.js';
 import { validate } from './validate.generated.js';
 
@@ -114,14 +114,6 @@ function valueAt(root: unknown, pointer: string): unknown {
   return v;
 }
 
-function describe(v: unknown): string {
-  if (v === undefined) return 'nothing';
-  if (v === null) return 'null';
-  if (Array.isArray(v)) return `a list of ${v.length}`;
-  if (typeof v === 'object') return 'an object';
-  const s = JSON.stringify(v);
-  return s.length > 60 ? `${s.slice(0, 57)}...` : s;
-}
 
 function editDistance(a: string, b: string): number {
   const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...new Array<number>(b.length).fill(0)]);
@@ -167,7 +159,33 @@ function fallbackExpectation(e: AjvError): string {
 const escapePointer = (s: string) => s.replace(/~/g, '~0').replace(/\//g, '~1');
 
 /** Every problem the schema finds in `value`, one per field, in document order; [] when valid. */
-export function schemaProblems(value: unknown): ProfileProblem[] {
+/**
+ * A copy of `v` made of plain objects and arrays. Callers may hand in
+ * objects without a prototype (or with a "__proto__" key), which the
+ * compiled validator's equality checks cannot compare; cycles throw.
+ */
+function plainData(v: unknown, seen: Set<object>): unknown {
+  if (v === null || typeof v !== 'object') return v;
+  if (seen.has(v)) throw new Error('cycle');
+  seen.add(v);
+  let out: unknown;
+  if (Array.isArray(v)) out = v.map((x) => plainData(x, seen));
+  else {
+    const o: Record<string, unknown> = {};
+    for (const k of Object.keys(v)) Object.defineProperty(o, k, { value: plainData((v as Record<string, unknown>)[k], seen), enumerable: true, writable: true, configurable: true });
+    out = o;
+  }
+  seen.delete(v);
+  return out;
+}
+
+export function schemaProblems(input: unknown): ProfileProblem[] {
+  let value: unknown;
+  try {
+    value = plainData(input, new Set());
+  } catch {
+    return [{ pointer: '', message: 'expected JSON data, got an object that contains itself' }];
+  }
   if (validate(value)) return [];
   const errors = (validate as unknown as { errors: AjvError[] }).errors;
   const fieldOf = (e: AjvError) => {
@@ -198,7 +216,7 @@ export function schemaProblems(value: unknown): ProfileProblem[] {
     const outer = collapsed.filter((a) => within(pointer, a)).sort((a, b) => a.length - b.length)[0];
     const at = outer ?? pointer;
     if (problems.has(at)) continue;
-    const got = describe(valueAt(value, at));
+    const got = shown(valueAt(value, at));
     let message: string;
     if (outer !== undefined) message = `expected ${expectedAt(at) ?? 'another kind of value'}, got ${got}`;
     else if (e.keyword === 'additionalProperties') message = unknownField(e.instancePath, String(e.params.additionalProperty));
@@ -362,7 +380,7 @@ function labelOf(p: Profile): string {
 
 function toLayer(item: string | Profile, dir: string, field: string): Layer {
   if (typeof item === 'string') return loadFile(locate(item, dir));
-  if (!item || typeof item !== 'object' || Array.isArray(item)) throw problem(field, `expected a profile name, a path or a profile object, got ${describe(item)}`);
+  if (!item || typeof item !== 'object' || Array.isArray(item)) throw problem(field, `expected a profile name, a path or a profile object, got ${shown(item)}`);
   return { source: labelOf(item), dir: process.cwd(), profile: validateProfile(item, field) };
 }
 
