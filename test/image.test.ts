@@ -37,6 +37,18 @@ function busyboxRoot(): string {
   return dir;
 }
 
+/** A busybox root as a tarball whose /srv/www (and its index) belong to uid and gid 33. */
+function ownersTar(name: string): string {
+  const r = busyboxRoot();
+  mkdirSync(join(r, 'srv', 'www'), { recursive: true });
+  writeFileSync(join(r, 'srv', 'www', 'index'), 'web\n');
+  execFileSync('chmod', ['-R', 'a+rX', r]);
+  const tar = join(work, name);
+  execFileSync('tar', ['--numeric-owner', '--owner=0', '--group=0', '-cf', tar, '-C', r, 'bin', 'etc']);
+  execFileSync('tar', ['--numeric-owner', '--owner=33', '--group=33', '-rf', tar, '-C', r, 'srv']);
+  return tar;
+}
+
 const sh = async (image: string, script: string, extra = {}) => {
   const r = await run(['/bin/sh', '-c', script], { image, ...extra });
   return { ...r, out: r.stdout.toString(), err: r.stderr.toString() };
@@ -370,14 +382,7 @@ describe('images', { skip }, () => {
   it('files of many owners keep them through a multi-id map where newuidmap and a range exist, else stay the caller\'s', async () => {
     const { planMultiMap } = await import('../src/idmap.js');
     const multi = !('error' in planMultiMap(0, 0));
-    const r = busyboxRoot();
-    mkdirSync(join(r, 'srv', 'www'), { recursive: true });
-    writeFileSync(join(r, 'srv', 'www', 'index'), 'web\n');
-    execFileSync('chmod', ['-R', 'a+rX', r]);
-    const tar = join(work, 'owners.tar');
-    execFileSync('tar', ['--numeric-owner', '--owner=0', '--group=0', '-cf', tar, '-C', r, 'bin', 'etc']);
-    execFileSync('tar', ['--numeric-owner', '--owner=33', '--group=33', '-rf', tar, '-C', r, 'srv']);
-    const img = await store.importRootfs(tar, 'owners:1');
+    const img = await store.importRootfs(ownersTar('owners.tar'), 'owners:1');
     const layer = store.layerDir(img.config.rootfs.diff_ids[0]);
     const inside = await sh('owners:1', 'stat -c "%u:%g %n" /srv/www /srv/www/index /bin/busybox');
     if (multi) {
@@ -395,14 +400,7 @@ describe('images', { skip }, () => {
   it('an image with owners: kept containers, commit, build and rm keep each file\'s owner, and the program runs as the image\'s user', async (t) => {
     const { planMultiMap } = await import('../src/idmap.js');
     if ('error' in planMultiMap(0, 0)) return t.skip('no multi-id map here (newuidmap and a subordinate range)');
-    const r = busyboxRoot();
-    mkdirSync(join(r, 'srv', 'www'), { recursive: true });
-    writeFileSync(join(r, 'srv', 'www', 'index'), 'web\n');
-    execFileSync('chmod', ['-R', 'a+rX', r]);
-    const tar = join(work, 'owners2.tar');
-    execFileSync('tar', ['--numeric-owner', '--owner=0', '--group=0', '-cf', tar, '-C', r, 'bin', 'etc']);
-    execFileSync('tar', ['--numeric-owner', '--owner=33', '--group=33', '-rf', tar, '-C', r, 'srv']);
-    await store.importRootfs(tar, 'owners:2');
+    await store.importRootfs(ownersTar('owners2.tar'), 'owners:2');
     // As uid 33, in a kept container: a private file in its own directory, a lower file deleted.
     const k = await sh('owners:2', 'id -u; id -g; echo secret > /srv/www/private && chmod 600 /srv/www/private && chmod 700 /srv/www && rm /srv/www/index && ls -n /etc/passwd | cut -c1-30 && touch /etc/x', { container: 'own1', uid: 33, gid: 33 });
     assert.equal(k.status, 'exit-nonzero', 'uid 33 may not write root\'s /etc');

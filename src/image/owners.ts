@@ -7,7 +7,9 @@
 // (a plan of lchown steps and an exit; no program runs). Image runs then use
 // the same map, and the files show their owners inside. Without newuidmap
 // or a range, every file stays the caller's (root inside), and brig says so
-// once.
+// once. Kept containers of such images hold files the caller cannot read or
+// remove on the host; ownersHelper runs brig's own Node helper inside the
+// same map to pack or remove them.
 import { closeSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { constants as osConstants, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
