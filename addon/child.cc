@@ -199,6 +199,34 @@ long open_parent_in_root(const char* rel, const char** name) {
   return open_in_root(parent, O_PATH | O_DIRECTORY, 0);
 }
 
+// openat(2) of a plan path, resolved in the new root when it lies there.
+long open_target(const char* path, long flags, long mode) {
+  const char* rel = below_new_root(path);
+  return rel ? open_in_root(rel, flags, mode) : sys(SYS_openat, AT_FDCWD, P(path), flags | O_CLOEXEC, mode);
+}
+
+// The directory a plan path is to be made in, for mkdirat and symlinkat: its
+// parent opened in the new root when it lies there, else the path as given.
+struct ParentDir {
+  long fd;           // AT_FDCWD outside the new root
+  const char* name;  // relative to fd
+};
+
+long open_parent(const char* path, ParentDir* out) {
+  const char* rel = below_new_root(path);
+  out->fd = AT_FDCWD;
+  out->name = path;
+  if (!rel) return 0;
+  long fd = open_parent_in_root(rel, &out->name);
+  if (fd < 0) return fd;
+  out->fd = fd;
+  return 0;
+}
+
+void close_parent(const ParentDir& d) {
+  if (d.fd >= 0) sys(SYS_close, d.fd);
+}
+
 // "/oldroot/proc/self/fd/N" into out (at least 40 bytes).
 void fd_path(char* out, long fd) {
   const char prefix[] = "/oldroot/proc/self/fd/";
@@ -605,50 +633,32 @@ namespace {
         r = set_readonly_target(s->a, s->arg0 != 0);
         break;
       case STEP_MKDIR: {
-        const char* rel = below_new_root(s->a);
-        if (!rel) {
-          r = sys(SYS_mkdirat, AT_FDCWD, P(s->a), s->mode);
-        } else {
-          const char* name;
-          long dir = r = open_parent_in_root(rel, &name);
-          if (dir >= 0) {
-            r = sys(SYS_mkdirat, dir, P(name), s->mode);
-            sys(SYS_close, dir);
-          }
-        }
+        ParentDir d;
+        r = open_parent(s->a, &d);
+        if (r == 0) r = sys(SYS_mkdirat, d.fd, P(d.name), s->mode);
+        close_parent(d);
         if (r == -EEXIST) r = 0;
         break;
       }
-      case STEP_TOUCH: {
-        const char* rel = below_new_root(s->a);
-        r = rel ? open_in_root(rel, O_WRONLY | O_CREAT | O_NOFOLLOW, s->mode) : sys(SYS_openat, AT_FDCWD, P(s->a), O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, s->mode);
+      case STEP_TOUCH:
+        r = open_target(s->a, O_WRONLY | O_CREAT | O_NOFOLLOW, s->mode);
         if (r >= 0) r = sys(SYS_close, r);
         break;
-      }
       case STEP_SYMLINK: {
-        const char* rel = below_new_root(s->b);
-        if (!rel) {
-          r = sys(SYS_symlinkat, P(s->a), AT_FDCWD, P(s->b));
-        } else {
-          const char* name;
-          long dir = r = open_parent_in_root(rel, &name);
-          if (dir >= 0) {
-            r = sys(SYS_symlinkat, P(s->a), dir, P(name));
-            sys(SYS_close, dir);
-          }
-        }
+        ParentDir d;
+        r = open_parent(s->b, &d);
+        if (r == 0) r = sys(SYS_symlinkat, P(s->a), d.fd, P(d.name));
+        close_parent(d);
         break;
       }
-      case STEP_WRITE_FILE: {
-        const char* rel = below_new_root(s->a);
-        r = rel ? open_in_root(rel, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, s->mode) : sys(SYS_openat, AT_FDCWD, P(s->a), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, s->mode);
+      case STEP_WRITE_FILE:
+        r = open_target(s->a, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, s->mode);
         if (r >= 0) {
           long fd = r;
           r = write_all(static_cast<int>(fd), s->d, static_cast<size_t>(s->arg0));
           sys(SYS_close, fd);
         }
         break;
-      }
       case STEP_PIVOT_ROOT:
         r = sys(SYS_chdir, P(s->a));
         if (r == 0) r = sys(SYS_pivot_root, P("."), P(s->b));

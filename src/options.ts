@@ -154,7 +154,7 @@ function resolveImage(v: unknown, container: unknown): { resolved: ResolvedImage
     const img = st.get(ref);
     const layers = img.config.rootfs.diff_ids.map((d) => st.layerDir(d)).reverse();
     if (layers.length === 0) throw new ImageError(`image ${ref} has no layers`);
-    const resolved: ResolvedImage = { ref: img.refs[0] ?? img.digest, digest: img.digest, layers, config: img.config.config ?? {}, owners: img.config.rootfs.diff_ids.some((d) => st.hasOwners(d)) };
+    const resolved: ResolvedImage = { ref: img.refs[0] ?? img.digest, digest: img.digest, layers, config: img.config.config ?? {}, owners: st.imageHasOwners(img) };
     return { resolved, image: img, container: name };
   } catch (e) {
     if (e instanceof ImageError) throw new OptionsError('image', e.message);

@@ -108,14 +108,14 @@ export function brigCli(args: string[], opts: { env?: NodeJS.ProcessEnv; input?:
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
-/** The cgroups this process made (brig names them brig-PID-N) under each hierarchy's parent. */
-export function ownCgroups(): string[] {
+/** The cgroups process `pid` made (brig names them brig-PID-N) under each hierarchy's parent, as this process finds them. */
+export function ownCgroups(pid = process.pid): string[] {
   const h = discover(process.env.BRIG_CGROUP_PARENT || undefined);
   const parents = new Set([...(h.v2 ? [h.v2.parent] : []), ...[...h.v1.values()].map((p) => p.parent)]);
   const out: string[] = [];
   for (const parent of parents) {
     try {
-      for (const e of readdirSync(parent)) if (e.startsWith(`brig-${process.pid}-`)) out.push(join(parent, e));
+      for (const e of readdirSync(parent)) if (e.startsWith(`brig-${pid}-`)) out.push(join(parent, e));
     } catch {
       // a hierarchy we cannot list has nothing of ours
     }

@@ -26,7 +26,8 @@ let seq = 0;
 const swept = new Set<string>();
 let cached: { key: string; backend: Backend; parents: string[] } | undefined;
 
-function backendFor(limits: CgroupLimits, parentOverride: string | undefined): Backend {
+/** The backend for these limits, and every hierarchy's parent (for the sweep). */
+function backendFor(limits: CgroupLimits, parentOverride: string | undefined): { backend: Backend; parents: string[] } {
   const wanted: Controller[] = [];
   if (limits.memoryBytes !== undefined) wanted.push('memory');
   if (limits.pids !== undefined) wanted.push('pids');
@@ -40,7 +41,7 @@ function backendFor(limits: CgroupLimits, parentOverride: string | undefined): B
     const parents = [...new Set([...(h.v2?.controllers.length ? [h.v2.parent] : []), ...[...h.v1.values()].map((p) => p.parent)])];
     cached = { key, backend: chooseBackend(h, wanted), parents };
   }
-  return cached.backend;
+  return cached;
 }
 
 function read(path: string): string | undefined {
@@ -97,7 +98,7 @@ export class RunCgroups {
 
   /** The run's cgroups with their limits, or why there are none. */
   static create(limits: CgroupLimits, parentOverride?: string): RunCgroups | { unavailable: string } {
-    const backend = backendFor(limits, parentOverride);
+    const { backend, parents } = backendFor(limits, parentOverride);
     if (backend.kind === 'none') {
       // A parent the caller named must work: falling back would hide a mistake.
       if (parentOverride) throw Object.assign(new Error(`cgroup parent ${parentOverride}: ${backend.why}`), { code: 'EACCES', errno: -13, path: parentOverride });
@@ -106,7 +107,7 @@ export class RunCgroups {
     const cg = new RunCgroups(backend, limits);
     const name = `brig-${process.pid}-${++seq}`;
     try {
-      for (const parent of cached!.parents) sweep(parent);
+      for (const parent of parents) sweep(parent);
       if (backend.kind === 'v2') {
         cg.makeV2(join(backend.parent, name));
       } else {

@@ -420,6 +420,11 @@ export class Store {
     return join(this.root, 'owners', `${hex(diffId)}.json`);
   }
 
+  /** Whether any of the image's layers has files of other owners than the caller. */
+  imageHasOwners(image: Image): boolean {
+    return image.config.rootfs.diff_ids.some((d) => this.hasOwners(d));
+  }
+
   /** Whether the layer's files belong to other owners than the caller (through the multi-id map). */
   hasOwners(diffId: string): boolean {
     return existsSync(this.ownersFile(diffId));
@@ -535,7 +540,7 @@ export class Store {
     const t = this.tmp('container');
     mkdirSync(join(t, 'upper'), { recursive: true, mode: 0o755 });
     mkdirSync(join(t, 'work'), { mode: 0o755 });
-    writeFileSync(join(t, 'container.json'), JSON.stringify({ name, image: image.digest, ref: image.refs[0] ?? image.digest, created: new Date().toISOString(), owners: image.config.rootfs.diff_ids.some((d) => this.hasOwners(d)) }) + '\n');
+    writeFileSync(join(t, 'container.json'), JSON.stringify({ name, image: image.digest, ref: image.refs[0] ?? image.digest, created: new Date().toISOString(), owners: this.imageHasOwners(image) }) + '\n');
     try {
       renameSync(t, dir);
     } catch (e) {

@@ -1,11 +1,9 @@
 // Faults from outside the sandbox: the Node process killed mid-run.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { RunCgroups } from '../../src/cgroup/run.js';
-import { descendants, guardLeaks, running } from '../helpers.js';
+import { descendants, guardLeaks, ownCgroups, running } from '../helpers.js';
 
 const index = new URL('../../src/index.js', import.meta.url).href;
 const probe = RunCgroups.create({ memoryBytes: 1 << 30 }, process.env.BRIG_CGROUP_PARENT || undefined);
@@ -33,27 +31,8 @@ describe('the Node parent killed with SIGKILL', () => {
     const inside = descendants(child.pid);
     // 15 inits + 15 sleeps, and 5 pooled inits + their 5 waiting programs.
     assert.ok(inside.length >= 40, `${inside.length} processes under the parent: ${inside.map((p) => p.comm).join(' ')}`);
-    const leftCgroups = () => {
-      const out: string[] = [];
-      for (const base of ['/sys/fs/cgroup/memory', '/sys/fs/cgroup/pids', '/sys/fs/cgroup/unified', '/sys/fs/cgroup']) {
-        const walk = (d: string, depth: number) => {
-          if (depth > 6) return;
-          let entries;
-          try {
-            entries = readdirSync(d, { withFileTypes: true });
-          } catch {
-            return;
-          }
-          for (const e of entries) {
-            if (!e.isDirectory()) continue;
-            if (e.name.startsWith(`brig-${child.pid}-`)) out.push(join(d, e.name));
-            else if (depth < 6) walk(join(d, e.name), depth + 1);
-          }
-        };
-        if (existsSync(base)) walk(base, 0);
-      }
-      return [...new Set(out)];
-    };
+    // The parent was started here, so its cgroups sit under the same parents as ours.
+    const leftCgroups = () => ownCgroups(child.pid);
     if (cgroups) assert.ok(leftCgroups().length > 0, 'the runs had cgroups');
     const killedAt = performance.now();
     process.kill(child.pid!, 'SIGKILL');
