@@ -436,6 +436,26 @@ describe('images', { skip }, () => {
     assert.deepEqual(readdirSync(join(store.root, 'tmp')), []);
   });
 
+  it("an image's symlinks cannot lead a mount target out of its root onto the host", async () => {
+    // The plan builds the root at /newroot with the host's root parked at
+    // /oldroot: a symlink in the image pointing there, absolute or through
+    // "..", must be resolved inside the image, never on the host.
+    const victim = mkdtempSync(join(work, 'victim-'));
+    const r = busyboxRoot();
+    symlinkSync(`/oldroot${victim}`, join(r, 'mnt'));
+    symlinkSync(`../../../../../..${'/oldroot'}${victim}`, join(r, 'rel'));
+    await store.importRootfs(r, 'symlinks:1');
+    const src = mkdtempSync(join(work, 'src-'));
+    chmodSync(src, 0o755);
+    for (const target of ['/mnt/x', '/rel/y', '/mnt', '/rel/a/b']) {
+      const res = await run(['/bin/true'], { image: 'symlinks:1', mounts: [{ source: src, target }] });
+      assert.equal(res.status, 'setup-error', `${target}: ${res.status}`);
+      assert.match(res.error!.message, /failed for .*: ENOENT/, target);
+      assert.deepEqual(readdirSync(victim), [], `${target}: nothing made on the host`);
+    }
+    await store.remove('symlinks:1');
+  });
+
   it('a store whose path has a colon or a comma still stacks (overlayfs options escaped)', async () => {
     const odd = join(work, 'odd:dir,name');
     mkdirSync(odd);
