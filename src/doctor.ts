@@ -35,9 +35,9 @@ export async function doctor(): Promise<Check[]> {
   add(
     kernelAtLeast('5.12')
       ? { name: 'kernel', state: 'ok', detail: release() }
-      : kernelAtLeast('5.3')
+      : kernelAtLeast('5.6')
         ? { name: 'kernel', state: 'warn', detail: `${release()}: works; 5.12+ gives mount_setattr`, fix: 'a newer kernel' }
-        : { name: 'kernel', state: 'fail', detail: `${release()}: brig needs 5.3+ (clone3, pidfd)`, fix: 'a kernel from 5.3 on' },
+        : { name: 'kernel', state: 'fail', detail: `${release()}: brig needs 5.6+ (clone3, pidfd, openat2 to resolve paths inside an image)`, fix: 'a kernel from 5.6 on' },
   );
 
   // User namespaces: the knobs distributions use, then a real sandbox.
