@@ -168,21 +168,36 @@ const char* below_new_root(const char* path) {
   return path + kNewRootLen + 1;
 }
 
-long open_in_root(const char* rel, long flags, long mode) {
-  long root = sys(SYS_openat, AT_FDCWD, P(kNewRoot), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (root < 0) return root;
+// The new root's directory, opened once per run_steps and kept on its stack
+// (never in a global: this code runs in Node's memory, beside other
+// launches). A mount on /newroot itself covers the directory the fd holds,
+// so the steps that mount on the plan's own paths forget it.
+struct NewRoot {
+  long fd;
+};
+
+void forget_root(NewRoot* root) {
+  if (root->fd >= 0) sys(SYS_close, root->fd);
+  root->fd = -1;
+}
+
+long open_in_root(NewRoot* nr, const char* rel, long flags, long mode) {
+  if (nr->fd < 0) nr->fd = sys(SYS_openat, AT_FDCWD, P(kNewRoot), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  long root = nr->fd;
+  if (root < 0) {
+    nr->fd = -1;
+    return root;
+  }
   struct open_how how;
   zero(&how, sizeof how);
   how.flags = static_cast<uint64_t>(flags | O_CLOEXEC);
   how.mode = static_cast<uint64_t>(mode);
   how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
-  long r = sys(SYS_openat2, root, P(rel), P(&how), sizeof how);
-  sys(SYS_close, root);
-  return r;
+  return sys(SYS_openat2, root, P(rel), P(&how), sizeof how);
 }
 
 // `rel`'s parent directory, opened in the new root; *name is its last component.
-long open_parent_in_root(const char* rel, const char** name) {
+long open_parent_in_root(NewRoot* root, const char* rel, const char** name) {
   char parent[4096];
   size_t slash = 0, n = str_len(rel);
   if (n >= sizeof parent) return -ENAMETOOLONG;
@@ -196,13 +211,13 @@ long open_parent_in_root(const char* rel, const char** name) {
     copy(parent, rel, slash);
     parent[slash] = 0;
   }
-  return open_in_root(parent, O_PATH | O_DIRECTORY, 0);
+  return open_in_root(root, parent, O_PATH | O_DIRECTORY, 0);
 }
 
 // openat(2) of a plan path, resolved in the new root when it lies there.
-long open_target(const char* path, long flags, long mode) {
+long open_target(NewRoot* root, const char* path, long flags, long mode) {
   const char* rel = below_new_root(path);
-  return rel ? open_in_root(rel, flags, mode) : sys(SYS_openat, AT_FDCWD, P(path), flags | O_CLOEXEC, mode);
+  return rel ? open_in_root(root, rel, flags, mode) : sys(SYS_openat, AT_FDCWD, P(path), flags | O_CLOEXEC, mode);
 }
 
 // The directory a plan path is to be made in, for mkdirat and symlinkat: its
@@ -212,12 +227,12 @@ struct ParentDir {
   const char* name;  // relative to fd
 };
 
-long open_parent(const char* path, ParentDir* out) {
+long open_parent(NewRoot* root, const char* path, ParentDir* out) {
   const char* rel = below_new_root(path);
   out->fd = AT_FDCWD;
   out->name = path;
   if (!rel) return 0;
-  long fd = open_parent_in_root(rel, &out->name);
+  long fd = open_parent_in_root(root, rel, &out->name);
   if (fd < 0) return fd;
   out->fd = fd;
   return 0;
@@ -240,40 +255,69 @@ void fd_path(char* out, long fd) {
   *o = 0;
 }
 
-// mount(2) with the target, and a bind's source, resolved in the new root
-// when they lie there.
-long mount_target(const char* source, const char* target, const char* fstype, unsigned long flags, const char* data) {
-  long src_fd = -1, dst_fd = -1, r = 0;
-  char src_path[48], dst_path[48];
-  const char* src_rel = (flags & MS_BIND) ? below_new_root(source) : nullptr;
-  const char* dst_rel = below_new_root(target);
-  if (src_rel) {
-    r = src_fd = open_in_root(src_rel, O_PATH, 0);
-    if (src_fd >= 0) fd_path(src_path, src_fd);
-    source = src_path;
+// mount(2) with the target resolved in the new root when it lies there.
+long mount_target(NewRoot* root, const char* source, const char* target, const char* fstype, unsigned long flags, const char* data) {
+  const char* rel = below_new_root(target);
+  if (!rel) {
+    forget_root(root);
+    return sys(SYS_mount, P(source), P(target), P(fstype), static_cast<long>(flags), P(data));
   }
-  if (r >= 0 && dst_rel) {
-    r = dst_fd = open_in_root(dst_rel, O_PATH, 0);
-    if (dst_fd >= 0) fd_path(dst_path, dst_fd);
-    target = dst_path;
-  }
-  if (r >= 0) r = sys(SYS_mount, P(source), P(target), P(fstype), static_cast<long>(flags), P(data));
-  if (src_fd >= 0) sys(SYS_close, src_fd);
-  if (dst_fd >= 0) sys(SYS_close, dst_fd);
+  long fd = open_in_root(root, rel, O_PATH, 0);
+  if (fd < 0) return fd;
+  char path[48];
+  fd_path(path, fd);
+  long r = sys(SYS_mount, P(source), P(path), P(fstype), static_cast<long>(flags), P(data));
+  sys(SYS_close, fd);
   return r;
 }
 
 // set_readonly with the mount resolved in the new root when it lies there
 // (opened after the mount was made: the fd is then the mount's own root).
-long set_readonly_target(const char* target, bool recursive) {
+long set_readonly_target(NewRoot* root, const char* target, bool recursive) {
   const char* rel = below_new_root(target);
   if (!rel) return set_readonly(target, recursive);
-  long fd = open_in_root(rel, O_PATH, 0);
+  long fd = open_in_root(root, rel, O_PATH, 0);
   if (fd < 0) return fd;
   char path[48];
   fd_path(path, fd);
   long r = set_readonly_at(fd, "", path, recursive);
   sys(SYS_close, fd);
+  return r;
+}
+
+// A recursive bind of source on target, each resolved in the new root when
+// it lies there, made read-only when asked. The bind is made as a
+// detached copy (open_tree) and attached on the target's fd (move_mount):
+// no path through /proc, and the read-only flag set before it is visible.
+long bind_target(NewRoot* root, const char* source, const char* target, bool readonly) {
+  long src_fd = -1, dst_fd = -1, tree = -1, r = 0;
+  const char* src_rel = below_new_root(source);
+  const char* dst_rel = below_new_root(target);
+  if (src_rel) {
+    r = src_fd = open_in_root(root, src_rel, O_PATH, 0);
+    if (r >= 0) r = tree = sys(SYS_open_tree, src_fd, P(""), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | AT_EMPTY_PATH);
+  } else {
+    r = tree = sys(SYS_open_tree, AT_FDCWD, P(source), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+  }
+  bool set_later = false;
+  if (r >= 0 && readonly) {
+    struct mount_attr attr;
+    zero(&attr, sizeof attr);
+    attr.attr_set = MOUNT_ATTR_RDONLY;
+    r = sys(SYS_mount_setattr, tree, P(""), AT_RECURSIVE | AT_EMPTY_PATH, P(&attr), sizeof attr);
+    if (r == -ENOSYS) r = 0, set_later = true;  // before 5.12: remounted once attached
+  }
+  if (r >= 0 && dst_rel) {
+    r = dst_fd = open_in_root(root, dst_rel, O_PATH, 0);
+    if (r >= 0) r = sys(SYS_move_mount, tree, P(""), dst_fd, P(""), MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
+  } else if (r >= 0) {
+    forget_root(root);
+    r = sys(SYS_move_mount, tree, P(""), AT_FDCWD, P(target), MOVE_MOUNT_F_EMPTY_PATH);
+  }
+  if (src_fd >= 0) sys(SYS_close, src_fd);
+  if (dst_fd >= 0) sys(SYS_close, dst_fd);
+  if (tree >= 0) sys(SYS_close, tree);
+  if (r >= 0 && set_later) r = set_readonly_target(root, target, true);
   return r;
 }
 
@@ -619,40 +663,40 @@ namespace {
 
 [[noreturn]] void run_steps(const Plan* plan, int from) {
   long r = 0;
+  NewRoot root = {-1};
   for (int i = from; i < plan->nsteps; i++) {
     const Step* s = &plan->steps[i];
     switch (s->kind) {
       case STEP_MOUNT:
-        r = mount_target(s->a, s->b, s->c, static_cast<unsigned long>(s->flags), s->d);
+        r = mount_target(&root, s->a, s->b, s->c, static_cast<unsigned long>(s->flags), s->d);
         break;
       case STEP_BIND:
-        r = mount_target(s->a, s->b, nullptr, MS_BIND | MS_REC, nullptr);
-        if (r == 0 && s->arg0) r = set_readonly_target(s->b, true);
+        r = bind_target(&root, s->a, s->b, s->arg0 != 0);
         break;
       case STEP_SET_READONLY:
-        r = set_readonly_target(s->a, s->arg0 != 0);
+        r = set_readonly_target(&root, s->a, s->arg0 != 0);
         break;
       case STEP_MKDIR: {
         ParentDir d;
-        r = open_parent(s->a, &d);
+        r = open_parent(&root, s->a, &d);
         if (r == 0) r = sys(SYS_mkdirat, d.fd, P(d.name), s->mode);
         close_parent(d);
         if (r == -EEXIST) r = 0;
         break;
       }
       case STEP_TOUCH:
-        r = open_target(s->a, O_WRONLY | O_CREAT | O_NOFOLLOW, s->mode);
+        r = open_target(&root, s->a, O_WRONLY | O_CREAT | O_NOFOLLOW, s->mode);
         if (r >= 0) r = sys(SYS_close, r);
         break;
       case STEP_SYMLINK: {
         ParentDir d;
-        r = open_parent(s->b, &d);
+        r = open_parent(&root, s->b, &d);
         if (r == 0) r = sys(SYS_symlinkat, P(s->a), d.fd, P(d.name));
         close_parent(d);
         break;
       }
       case STEP_WRITE_FILE:
-        r = open_target(s->a, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, s->mode);
+        r = open_target(&root, s->a, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, s->mode);
         if (r >= 0) {
           long fd = r;
           r = write_all(static_cast<int>(fd), s->d, static_cast<size_t>(s->arg0));
@@ -660,6 +704,7 @@ namespace {
         }
         break;
       case STEP_PIVOT_ROOT:
+        forget_root(&root);
         r = sys(SYS_chdir, P(s->a));
         if (r == 0) r = sys(SYS_pivot_root, P("."), P(s->b));
         // pivot_root(".", ".") stacks the old root on top of the new one; a
