@@ -44,8 +44,11 @@ int HandoffFd() {
   std::call_once(g_handoff_once, [] {
     int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (devnull < 0) return;
+    // High, out of the way of the fds programs use; under a file limit of
+    // 200 or less (EINVAL) any number will do, as it is held all the same.
     g_handoff_fd = fcntl(devnull, F_DUPFD_CLOEXEC, 200);
-    close(devnull);
+    if (g_handoff_fd >= 0) close(devnull);
+    else g_handoff_fd = devnull;
   });
   return g_handoff_fd;
 }

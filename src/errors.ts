@@ -42,6 +42,8 @@ export interface SetupErrorInfo {
 
 export function setupErrorInfo(step: string, errno: number, path?: string, hint?: string): SetupErrorInfo {
   const code = errnoName(errno);
+  if (errno === constants.errno.EMFILE) hint ??= 'the process is out of file descriptors: raise its limit (ulimit -n) or close some';
+  else if (errno === constants.errno.ENFILE) hint ??= "the system's file table is full";
   let message = `${step} failed`;
   if (path !== undefined) message += ` for ${path}`;
   message += `: ${code}`;

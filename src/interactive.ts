@@ -3,7 +3,7 @@
 // with its own limits.
 import { native } from './native.js';
 import type { SandboxOptions } from './options.js';
-import { spawn, type RunResult, type SandboxProcess } from './sandbox.js';
+import { makePipe, spawn, type RunResult, type SandboxProcess } from './sandbox.js';
 
 export interface Party {
   argv: string[];
@@ -19,8 +19,16 @@ export interface InteractiveResult {
 }
 
 export async function runInteractive(solution: Party, interactor: Party): Promise<InteractiveResult> {
-  const [toInteractorR, toInteractorW] = native.pipe();
-  const [toSolutionR, toSolutionW] = native.pipe();
+  const [toInteractorR, toInteractorW] = makePipe('interactive-pipe');
+  let toSolution: [number, number];
+  try {
+    toSolution = makePipe('interactive-pipe');
+  } catch (e) {
+    native.close(toInteractorR);
+    native.close(toInteractorW);
+    throw e;
+  }
+  const [toSolutionR, toSolutionW] = toSolution;
   const ours = [toInteractorR, toInteractorW, toSolutionR, toSolutionW];
   let sol: SandboxProcess | undefined;
   let inter: SandboxProcess;

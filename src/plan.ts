@@ -175,7 +175,7 @@ function hostRootSteps(b: PlanBuilder, entries: HostEntry[]): void {
     const target = NEW + e.path;
     if (e.kind === 'symlink') {
       b.mkdirs(dirname(target), NEW);
-      b.add({ kind: StepKind.Symlink, name: 'symlink', path: target, a: e.link!, b: target });
+      b.add({ kind: StepKind.Symlink, name: 'symlink', path: shown(target), a: e.link!, b: target });
     } else if (e.content) {
       b.mkdirs(dirname(target), NEW);
       b.add({ kind: StepKind.WriteFile, name: 'etc-copy', path: e.path, a: target, d: e.content, arg0: e.content.length, mode: 0o644 });
@@ -200,7 +200,7 @@ function etcFiles(b: PlanBuilder, o: ResolvedOptions, accounts = true): void {
   b.mkdirs(NEW + '/etc', NEW);
   for (const [name, text] of files) {
     const p = `${NEW}/etc/${name}`;
-    b.add({ kind: StepKind.WriteFile, name: 'write-etc', path: p, a: p, d: text, arg0: Buffer.byteLength(text), mode: 0o644 });
+    b.add({ kind: StepKind.WriteFile, name: 'write-etc', path: shown(p), a: p, d: text, arg0: Buffer.byteLength(text), mode: 0o644 });
   }
 }
 
@@ -345,7 +345,7 @@ function planSteps(o: ResolvedOptions, sourceIsDir: (boolean | null)[], host: { 
   b.tmpfs('dev-tmpfs', NEW + '/dev', MS_NOSUID | MS_NOEXEC, 'mode=0755,size=64k');
   for (const d of DEVICES) {
     const t = `${NEW}/dev/${d}`;
-    b.add({ kind: StepKind.Touch, name: 'mount-target', path: t, a: t, mode: 0o666 });
+    b.add({ kind: StepKind.Touch, name: 'mount-target', path: shown(t), a: t, mode: 0o666 });
     b.add({ kind: StepKind.Bind, name: 'dev-bind', path: '/dev/' + d, a: `${OLD}/dev/${d}`, b: t, arg0: 0 });
   }
   b.mkdirs(NEW + '/dev/pts', NEW);

@@ -5,7 +5,8 @@
 // is what every program start costs: fork, the per-process steps (cgroup
 // join, rlimits, capabilities, seccomp) and exec. Each sandbox serves one
 // run (its /tmp and processes are that run's), and the pool makes another.
-import { OptionsError } from './errors.js';
+import { constants as osConstants } from 'node:os';
+import { errnoOf, OptionsError } from './errors.js';
 import { log } from './log.js';
 import { native, type NativeExit, ReportKind } from './native.js';
 import { resolveOptions, type ResolvedOptions, type SandboxOptions } from './options.js';
@@ -58,6 +59,9 @@ function shape(resolved: ResolvedOptions): Record<string, string> {
   };
 }
 
+/** Out of fds, processes, memory or namespaces: these pass. */
+const TRANSIENT_ERRNOS = new Set(['EMFILE', 'ENFILE', 'EAGAIN', 'ENOMEM', 'ENOSPC'].map((c) => (osConstants.errno as Record<string, number>)[c]));
+
 export class Pool implements SandboxSource {
   private readonly base: SandboxOptions;
   private readonly template: ResolvedOptions;
@@ -71,6 +75,8 @@ export class Pool implements SandboxSource {
   /** Resolved as launches in flight come back (close() waits for them). */
   private readonly launches = new Set<() => void>();
   private closed = false;
+  private retryMs = 0;
+  private retryTimer: NodeJS.Timeout | undefined;
   /** Why the last sandbox made ahead failed its setup; the pool stops making more. */
   private broken: string | undefined;
   readonly stats = { made: 0, taken: 0, misses: 0, diedIdle: 0 };
@@ -128,6 +134,7 @@ export class Pool implements SandboxSource {
   /** Ends the sandboxes waiting in the pool and removes their cgroups; runs under way go on. */
   async close(): Promise<void> {
     this.closed = true;
+    clearTimeout(this.retryTimer);
     // Launches still in flight come back first (and are ended as they do).
     while (this.launching > 0) await new Promise<void>((r) => this.launches.add(r));
     const waits = [...this.idle.values()].map((e) => e.exited);
@@ -162,7 +169,7 @@ export class Pool implements SandboxSource {
     const prep = prepareSandbox(o, true);
     if ('error' in prep) {
       prep.cgroups?.remove().catch(() => {});
-      this.fail(prep.error.message);
+      this.fail(prep.error.message, prep.error.errno);
       return false;
     }
     let cgroupFds: number[] | undefined;
@@ -197,11 +204,12 @@ export class Pool implements SandboxSource {
           this.launches.clear();
           if (err || !info) {
             prep.cgroups?.remove().catch(() => {});
-            this.fail(err?.message ?? 'launch failed');
+            this.fail(err?.message ?? 'launch failed', err ? errnoOf(err) : undefined);
             return;
           }
           sandbox = { pid: info.pid, pidfd: info.pidfd, prepared: prep };
           this.stats.made++;
+          this.retryMs = 0;
           this.idle.set(sandbox.pidfd, { sandbox, exited });
           if (this.closed) native.kill(sandbox.pidfd, 9);
           else this.ready.push(sandbox);
@@ -214,16 +222,31 @@ export class Pool implements SandboxSource {
     } catch (e) {
       for (const fd of cgroupFds ?? []) native.close(fd);
       prep.cgroups?.remove().catch(() => {});
-      this.fail((e as Error).message);
+      this.fail((e as Error).message, errnoOf(e, 0));
       return false;
     }
     this.launching++;
     return true;
   }
 
-  private fail(why: string): void {
+  /**
+   * Runs start fresh while the pool cannot make sandboxes. Running out of
+   * fds, processes or memory passes: the pool tries again later, waiting
+   * longer each time (up to 5 s). Anything else is the options' fault and
+   * would fail every time, so the pool stops.
+   */
+  private fail(why: string, errno?: number): void {
     this.broken = why;
-    log().warn({ error: why }, 'pool: cannot make sandboxes ahead; runs start fresh');
+    const transient = errno !== undefined && TRANSIENT_ERRNOS.has(errno);
+    log().warn({ error: why, retry: transient }, 'pool: cannot make sandboxes ahead; runs start fresh');
+    if (!transient || this.closed) return;
+    this.retryMs = Math.min(this.retryMs ? this.retryMs * 2 : 50, 5000);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.broken = undefined;
+      this.refill();
+    }, this.retryMs);
+    this.retryTimer.unref();
   }
 
   /** A sandbox ended before any run took it: closed, killed, or its setup failed. */

@@ -33,6 +33,7 @@ export function isolateMeta(r: RunResult): string {
     'file-size-limit': ['SG', 'File size limit exceeded'],
     'seccomp-violation': ['SG', `Forbidden syscall ${r.violation?.syscall ?? ''}`],
     'setup-error': ['XX', r.error?.message ?? 'Internal error'],
+    'output-error': ['XX', r.error?.message ?? 'Output error'],
   };
   const v = verdict[r.status];
   if (v) {

@@ -26,7 +26,8 @@ export type RunStatus =
   | 'output-limit'
   | 'file-size-limit'
   | 'seccomp-violation'
-  | 'setup-error';
+  | 'setup-error'
+  | 'output-error';
 
 /** How a requested limit was enforced: by a cgroup, by an rlimit per process (weaker), or not at all. */
 export type Enforcement = 'cgroup-v1' | 'cgroup-v2' | 'rlimit' | 'none';
@@ -69,7 +70,9 @@ export interface RunTimings {
 export interface RunResult {
   /**
    * What ended the run. When several apply, the first of these wins:
-   * 1. setup-error: the program never started;
+   * 1. setup-error: the program never started; output-error: the stdout or
+   *    stderr stream the caller gave failed, so brig ended the run (which
+   *    stream and its errno are in `error`);
    * 2. seccomp-violation: a forbidden call, the sandbox killed before it ran;
    * 3. memory-limit: the cgroup's out-of-memory killer ended it;
    * 4. output-limit: it wrote more than outputLimitBytes;
@@ -148,6 +151,20 @@ interface Stdio {
   stderr: Readable | null;
   feed?: () => void;
   drained: Promise<unknown>[];
+  /** Hands what is left in the pipes to the caller's streams once the program has exited. */
+  flush: (() => void)[];
+  /** The caller's stdout or stderr stream failed: brig ends the run and reports this. */
+  outputError?: SetupErrorInfo;
+  onOutputError?: () => void;
+}
+
+/** A pipe for `step`; out of fds (EMFILE, ENFILE) it is a SetupError naming the step. */
+export function makePipe(step: string): [number, number] {
+  try {
+    return native.pipe();
+  } catch (e) {
+    throw new SetupError(setupErrorInfo(step, errnoOf(e)));
+  }
 }
 
 function pipeSocket(fd: number, readable: boolean): Socket {
@@ -155,7 +172,7 @@ function pipeSocket(fd: number, readable: boolean): Socket {
 }
 
 function openStdio(o: ResolvedOptions): Stdio {
-  const s: Stdio = { childFds: [-1, -1, -1], capture: [null, null], closeAfterLaunch: [], stdin: null, stdout: null, stderr: null, drained: [] };
+  const s: Stdio = { childFds: [-1, -1, -1], capture: [null, null], closeAfterLaunch: [], stdin: null, stdout: null, stderr: null, drained: [], flush: [] };
   try {
     setupStdin(s, o.stdin);
     const keep = o.outputLimitBytes === undefined ? o.maxOutputBytes : Math.min(o.maxOutputBytes, o.outputLimitBytes);
@@ -181,7 +198,7 @@ function setupStdin(s: Stdio, v: StdinOption): void {
   } else if (v !== 'pipe' && (typeof v === 'string' || Buffer.isBuffer(v))) {
     s.stdinData = typeof v === 'string' ? Buffer.from(v) : v; // native feeds it
   } else {
-    const [r, w] = native.pipe();
+    const [r, w] = makePipe('stdin-pipe');
     s.childFds[0] = r;
     s.closeAfterLaunch.push(r);
     const sock = pipeSocket(w, false);
@@ -218,18 +235,50 @@ function setupOutput(s: Stdio, fd: 1 | 2, v: OutputOption, limit: number): void 
   } else if (v === 'capture') {
     s.capture[fd - 1] = limit; // native reads it
   } else {
-    const [r, w] = native.pipe();
+    const [r, w] = makePipe('output-pipe');
     s.childFds[fd] = w;
     s.closeAfterLaunch.push(w);
     const sock = pipeSocket(r, true);
     sock.on('error', () => {});
     if (v !== 'pipe') {
-      sock.pipe(v as Writable, { end: false });
-      s.drained.push(new Promise((resolve) => sock.once('close', resolve)));
+      const dest = v as Writable;
+      sock.pipe(dest, { end: false });
+      // A destination that fails cannot take the program's output: the run
+      // ends as output-error (the first failure is the one reported) and
+      // the rest of the pipe is read and dropped, so nothing waits on it.
+      // Listening here also keeps its error from being unhandled.
+      const onError = (e: Error) => {
+        sock.unpipe(dest);
+        sock.resume();
+        if (!s.outputError) {
+          s.outputError = setupErrorInfo(field, streamErrno(e), undefined, `the ${field} stream failed: ${e.message}; brig ended the run`);
+          s.onOutputError?.();
+        }
+      };
+      dest.on('error', onError);
+      s.drained.push(new Promise((resolve) => sock.once('close', resolve)).then(() => dest.off('error', onError)));
+      // Once the program has exited, the pipe holds at most its capacity:
+      // it is handed over without waiting for the destination to drain, so
+      // a destination that stopped reading cannot hold the result back.
+      s.flush.push(() => {
+        if (s.outputError || dest.destroyed) return;
+        sock.unpipe(dest);
+        sock.on('data', (chunk: Buffer) => {
+          if (!dest.destroyed && !dest.writableEnded) dest.write(chunk);
+        });
+        sock.resume();
+      });
     }
     if (fd === 1) s.stdout = sock;
     else s.stderr = sock;
   }
+}
+
+function streamErrno(e: Error): number {
+  const err = e as NodeJS.ErrnoException;
+  if (typeof err.errno === 'number') return Math.abs(err.errno);
+  const byCode = err.code ? (osConstants.errno as Record<string, number>)[err.code] : undefined;
+  return byCode ?? osConstants.errno.EIO;
 }
 
 function abortError(signal: AbortSignal): Error {
@@ -400,6 +449,7 @@ export class SandboxProcess extends EventEmitter {
       );
     }
     stdio.feed?.();
+    stdio.onOutputError = () => this.kill('SIGKILL');
     log().debug({ pid: info.pid, steps: built.steps.length, clone3: info.clone3 }, 'sandbox launched');
 
     let timer: NodeJS.Timeout | undefined;
@@ -435,11 +485,17 @@ export class SandboxProcess extends EventEmitter {
       if (timer) clearTimeout(timer);
       if (cpuWatch) clearInterval(cpuWatch);
       o.signal?.removeEventListener('abort', onAbort);
+      for (const flush of stdio.flush) flush();
       await Promise.all(stdio.drained);
       const usage = cgroups?.usage();
       await dropCgroups();
       const tDone = performance.now();
       const result = mapError ? setupFailure(mapError, t0) : this.result(ex, built.steps, o, tExit - tPlan);
+      if (stdio.outputError && result.status !== 'setup-error') {
+        result.status = 'output-error';
+        result.error = stdio.outputError;
+        result.killed = true;
+      }
       if (enforcement) {
         result.enforcement = enforcement;
         if (enforcementNote) result.enforcementNote = enforcementNote;
@@ -497,6 +553,7 @@ export class SandboxProcess extends EventEmitter {
       if (step.name === 'exec' && failed.errno === osConstants.errno.E2BIG)
         hint = 'argv and env are too large for execve: each string at most 128 KiB, all of them together at most a quarter of the stack rlimit';
       if (step.name === 'overlay') hint = overlayHint(failed.errno);
+      if (failed.errno === osConstants.errno.ENOSPC) hint = `the sandbox's writable space is full: tmpSize is ${o.tmpSize} bytes`;
       r.status = 'setup-error';
       r.error = setupErrorInfo(step.name, failed.errno, path, hint);
       return r;
@@ -602,7 +659,7 @@ function treeCpuMs(initPid: number): number {
 
 /** The verdict, by the precedence written on RunResult.status. */
 function classify(r: RunResult, o: ResolvedOptions, oomKilled: boolean, killedByCpu: boolean, outputLimitHit: boolean): void {
-  if (r.status === 'setup-error' || r.status === 'seccomp-violation') return;
+  if (r.status === 'setup-error' || r.status === 'output-error' || r.status === 'seccomp-violation') return;
   const cpu = r.cpuTimeMs.user + r.cpuTimeMs.system;
   if (oomKilled && r.signal === 'SIGKILL') r.status = 'memory-limit';
   else if (outputLimitHit) r.status = 'output-limit';

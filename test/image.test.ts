@@ -76,6 +76,17 @@ describe('images', { skip }, () => {
     assert.equal(again.out, 'base\nf\nno-new\n');
   });
 
+  it("a full writable layer: the program's writes fail with ENOSPC; too small for brig's own files, a setup-error naming the file", async () => {
+    const r = await sh('busybox:test', 'cat /bin/busybox /bin/busybox /bin/busybox > /big; echo rc=$?; echo more > /small; echo rc=$?', { tmpSize: '1m' });
+    assert.equal(r.status, 'ok', r.error?.message);
+    assert.equal(r.out, 'rc=1\nrc=1\n');
+    assert.match(r.err, /No space left on device/);
+    const tiny = await sh('busybox:test', 'true', { tmpSize: '4k' });
+    assert.equal(tiny.status, 'setup-error');
+    assert.equal(tiny.error?.code, 'ENOSPC');
+    assert.match(tiny.error!.message, /^write-etc failed for \/etc\/\w+: ENOSPC \(the sandbox's writable space is full: tmpSize is 4096 bytes\)$/);
+  });
+
   it('a pool of an image: each run a fresh container of it; another image is refused', async () => {
     const { createPool } = await import('../src/index.js');
     const pool = createPool({ image: 'busybox:test', size: 2 });

@@ -105,7 +105,7 @@ function parseEnv(values: string[]): Record<string, string> {
 
 /** Docker's convention: the program's code, 128+N for signal N, 125 for brig's own failure. */
 export function exitCodeFor(r: RunResult): number {
-  if (r.status === 'setup-error') return EXIT_BRIG_ERROR;
+  if (r.status === 'setup-error' || r.status === 'output-error') return EXIT_BRIG_ERROR;
   if (r.signal) return 128 + (osConstants.signals[r.signal] ?? osConstants.signals.SIGKILL);
   return r.exitCode ?? EXIT_BRIG_ERROR;
 }
@@ -203,6 +203,7 @@ export function sandboxOptions(p: Parsed): SandboxOptions {
 /** What went wrong, in a sentence, for the statuses that are not the program's own doing. */
 export function explainStatus(result: RunResult, wallTimeLimitMs?: number): string | null {
   if (result.status === 'setup-error') return result.error?.message ?? 'setup failed';
+  if (result.status === 'output-error') return result.error?.message ?? 'output failed';
   if (result.status === 'wall-time-limit') return `wall-time limit of ${(wallTimeLimitMs ?? 0) / 1000}s reached; sandbox killed`;
   if (result.status === 'cpu-time-limit') return `CPU time limit exceeded: ${(result.cpuTimeMs.user + result.cpuTimeMs.system).toFixed(0)} ms used`;
   if (result.status === 'output-limit') return `output limit exceeded after ${result.outputBytes} bytes; output cut`;
