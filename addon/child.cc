@@ -21,6 +21,7 @@
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
@@ -345,6 +346,95 @@ long loopback_up() {
     r = sys(SYS_ioctl, fd, SIOCSIFFLAGS, P(&ifr));
   }
   sys(SYS_close, fd);
+  return r;
+}
+
+// Landlock's uapi, spelled out here so that older headers build the addon
+// (the kernel takes a shorter ruleset attr from an older ABI).
+struct LandlockRulesetAttr {
+  uint64_t handled_access_fs;
+  uint64_t handled_access_net;
+  uint64_t scoped;
+};
+struct __attribute__((packed)) LandlockPathBeneath {
+  uint64_t allowed_access;
+  int32_t parent_fd;
+};
+const long kLandlockRulePathBeneath = 1;
+#ifndef SYS_landlock_create_ruleset
+#define SYS_landlock_create_ruleset 444
+#define SYS_landlock_add_rule 445
+#define SYS_landlock_restrict_self 446
+#endif
+
+// The ruleset the plan describes (see landlockPlan in src/plan.ts): one
+// rule per path in d, each marked W (arg0's rights for a directory, arg1's
+// for a file: a file rule with directory rights is EINVAL) or F (arg1's
+// rights, writing to files that exist, whatever it is). Made by init, once
+// per sandbox (a pooled one, ahead of its run), and enforced by the
+// program (landlock_restrict) once its stdio is known. The plan is this
+// launch's own memory, so init may leave the fd's number in it.
+long landlock(const Plan* plan, const Step* s) {
+  LandlockRulesetAttr attr = {static_cast<uint64_t>(s->arg0), 0, static_cast<uint64_t>(s->arg2)};
+  // Only the fields this kernel's ABI has: scoped came with ABI 6.
+  long size = s->arg2 ? static_cast<long>(sizeof attr) : static_cast<long>(sizeof attr.handled_access_fs);
+  long rs = sys(SYS_landlock_create_ruleset, P(&attr), size, 0);
+  if (rs < 0) return rs;
+  long r = 0;
+  for (const char* p = s->d; r == 0 && p && *p; p += str_len(p) + 1) {
+    bool files_only = p[0] == 'F';
+    long fd = sys(SYS_openat, AT_FDCWD, P(p + 1), O_PATH | O_CLOEXEC);
+    if (fd < 0) {
+      r = fd;
+      break;
+    }
+    struct stat st;
+    r = sys(SYS_newfstatat, fd, P(""), P(&st), AT_EMPTY_PATH);
+    if (r == 0) {
+      LandlockPathBeneath rule;
+      rule.allowed_access = static_cast<uint64_t>(S_ISDIR(st.st_mode) && !files_only ? s->arg0 : s->arg1);
+      rule.parent_fd = static_cast<int32_t>(fd);
+      r = sys(SYS_landlock_add_rule, rs, kLandlockRulePathBeneath, P(&rule), 0);
+    }
+    sys(SYS_close, fd);
+  }
+  // init has no stdio of its own, so the ruleset may have come as fd 0-2,
+  // where the program's stdio step will put its streams; nor may it sit on
+  // the number the seccomp handoff is dup'd onto (flags). Move it clear.
+  long moved = r < 0 ? r : sys(SYS_fcntl, rs, F_DUPFD_CLOEXEC, 3);
+  if (moved >= 0 && moved == static_cast<long>(s->flags)) {
+    long again = sys(SYS_fcntl, moved, F_DUPFD_CLOEXEC, moved + 1);
+    sys(SYS_close, moved);
+    moved = again;
+  }
+  sys(SYS_close, rs);
+  if (moved < 0) return moved;
+  const_cast<Plan*>(plan)->landlock_fd = static_cast<int32_t>(moved);
+  return 0;
+}
+
+// The program's stdout and stderr may be a host file, terminal or /dev/null
+// that the rules do not cover: reopening them (`echo x > /dev/stderr`, through
+// /proc/self/fd) is ordinary, so they get file rights too. Pipes and sockets
+// need none. stdin does not: it may be the caller's input file, which the
+// program could otherwise reopen for writing. Then the domain is enforced:
+// the program and whatever it starts are in it; init is not and needs no
+// no_new_privs (the step after drop-capabilities sets it for the program).
+long landlock_restrict(const Plan* plan, const Step* s) {
+  long rs = plan->landlock_fd;
+  if (rs < 0) return -EBADF;
+  long r = 0;
+  for (int fd = 1; fd <= 2 && r == 0 && s->arg1 != 0; fd++) {
+    struct stat st;
+    if (sys(SYS_newfstatat, fd, P(""), P(&st), AT_EMPTY_PATH) != 0) continue;
+    if (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode) || S_ISDIR(st.st_mode)) continue;
+    LandlockPathBeneath rule;
+    rule.allowed_access = static_cast<uint64_t>(s->arg1);
+    rule.parent_fd = fd;
+    r = sys(SYS_landlock_add_rule, rs, kLandlockRulePathBeneath, P(&rule), 0);
+  }
+  if (r == 0) r = sys(SYS_landlock_restrict_self, rs, 0);
+  sys(SYS_close, rs);
   return r;
 }
 
@@ -758,6 +848,12 @@ namespace {
       }
       case STEP_DROP_CAPS:
         r = drop_caps();
+        break;
+      case STEP_LANDLOCK:
+        r = landlock(plan, s);
+        break;
+      case STEP_LANDLOCK_RESTRICT:
+        r = landlock_restrict(plan, s);
         break;
       case STEP_NO_NEW_PRIVS:
         r = sys(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);

@@ -197,6 +197,7 @@ void BuildPlan(const Napi::Object& js, PlanStorage& st) {
   st.plan.ncgroup_fds = static_cast<int32_t>(st.cgroup_fds.size());
   st.plan.notify_sock = -1;
   st.plan.command_fd = -1;
+  st.plan.landlock_fd = -1;
 }
 
 int WriteProcFile(int procdir, const char* name, const std::string& text) {

@@ -45,6 +45,11 @@ enum StepKind : int32_t {
   STEP_LCHOWN = 27,       // fchownat(a, uid=arg0, gid=arg1), the link itself: image layers' owners
   STEP_EXIT = 28,         // init ends here, status 0: plans that only change files (no program)
   STEP_SET_IDS = 29,      // setgroups(none), setresgid(arg1), setresuid(arg0): become the image's user
+  STEP_LANDLOCK = 30,     // init: Landlock ruleset, handled fs access arg0, scoped arg2; rules for
+                          // the NUL-separated paths in d, each marked W (directories get arg0,
+                          // files arg1) or F (arg1); kept in plan->landlock_fd
+  STEP_LANDLOCK_RESTRICT = 31,  // the program: a rule (arg1) for stdout and stderr unless pipes
+                          // or sockets, then landlock_restrict_self
 };
 
 // STEP_SECCOMP flags (arg1)
@@ -109,6 +114,9 @@ struct Plan {
   // fills argv, envp, exec_paths and timings in, then sends one byte with the
   // program's three stdio fds; init writes their numbers into stdio.
   int32_t command_fd;
+  // The Landlock ruleset init made (STEP_LANDLOCK), for the program to add
+  // its stdout and stderr to and enforce (STEP_LANDLOCK_RESTRICT), or -1.
+  int32_t landlock_fd;
 };
 
 // Runs in the child right after clone, on the stack the parent gave it, in the

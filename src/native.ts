@@ -32,6 +32,8 @@ export const enum StepKind {
   Lchown = 27,
   Exit = 28,
   SetIds = 29,
+  Landlock = 30,
+  LandlockRestrict = 31,
 }
 
 /** One step of the plan. `name` and `path` are for error messages only; native ignores them. */

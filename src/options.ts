@@ -106,6 +106,7 @@ export interface ResolvedOptions {
   limits: { memoryBytes?: number; pids?: number; cpus?: number; cpuset?: string };
   cgroupParent: string | undefined;
   cgroup: boolean;
+  landlock: boolean;
   tmpSize: number;
   /** 0: no /dev/shm. */
   shmSize: number;
@@ -472,6 +473,7 @@ export function resolveOptions(argv: unknown, o: SandboxOptions = {}): ResolvedO
     limits: limitsOption(o),
     cgroupParent: o.cgroupParent === undefined ? process.env.BRIG_CGROUP_PARENT || undefined : str('cgroupParent', o.cgroupParent),
     cgroup: o.cgroup !== false,
+    landlock: o.landlock !== false,
     tmpSize: o.tmpSize === undefined ? 64 * MiB : parseSize('tmpSize', o.tmpSize),
     shmSize: o.shmSize === undefined ? 64 * MiB : o.shmSize === 0 ? 0 : parseSize('shmSize', o.shmSize),
     stdin: o.stdin ?? 'ignore',

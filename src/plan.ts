@@ -268,6 +268,7 @@ export function buildPlan(o: ResolvedOptions, cgroups = false, pooled = false): 
     o.cwd,
     o.rlimits.map(([n, s, h]) => `${n}:${s}:${h}`),
     o.seccomp?.compiled.id ?? null,
+    o.landlock,
     cgroups,
     pooled,
     host.generation,
@@ -373,7 +374,19 @@ function planSteps(o: ResolvedOptions, sourceIsDir: (boolean | null)[], host: { 
   b.add({ kind: StepKind.PivotRoot, name: 'pivot-root', path: NEW, a: NEW, b: '.' });
   if (o.rootfs === 'host' && !o.image) b.add({ kind: StepKind.SetReadonly, name: 'root-readonly', path: '/', a: '/', arg0: 0 });
 
-  // 10. The program: its own session, no capabilities, no way to gain any,
+  // 10. Landlock, where the kernel has it: a second, independent statement
+  // of what the mounts above already say. Writes (and creating, removing,
+  // renaming, truncating) are allowed only beneath the writable mounts this
+  // plan made, so if a step above got a mount wrong (a host directory left
+  // writable, a read-only remount that did not take), the program still
+  // cannot write there. The ruleset is made by init; the program enforces
+  // it on itself (landlock-restrict, below), so the program and everything it
+  // starts inherit it; a pooled sandbox has its ruleset before its run.
+  // Read and execute are not restricted: the mounts decide what is visible.
+  const landlock = o.landlock ? landlockPlan(o, o.mounts.filter((m, i) => !m.readonly && sourceIsDir[i] !== null).map((m) => m.target)) : null;
+  if (landlock) b.add({ kind: StepKind.Landlock, name: 'landlock', d: landlock.paths.map((p) => p + '\0').join(''), arg0: landlock.dirAccess, arg1: landlock.fileAccess, arg2: landlock.scoped, flags: o.seccomp?.handoffFd ?? 0 });
+
+  // 11. The program: its own session, no capabilities, no way to gain any,
   // only fds 0-2, default signal dispositions.
   b.add({ kind: StepKind.ForkProgram, name: 'fork' });
   // First of all, into the run's cgroups: everything the program does from
@@ -394,6 +407,8 @@ function planSteps(o: ResolvedOptions, sourceIsDir: (boolean | null)[], host: { 
   // any program does before exec, while its memory cgroup is still empty.
   if (pooled) b.add({ kind: StepKind.AwaitCommand, name: 'await-command' });
   b.add({ kind: StepKind.Stdio, name: 'stdio' });
+  // The program enters the Landlock domain once its stdout and stderr are known.
+  if (landlock) b.add({ kind: StepKind.LandlockRestrict, name: 'landlock-restrict', arg1: landlock.fileAccess });
   b.add({ kind: StepKind.CloseFds, name: 'close-fds' });
   // An image whose files have many owners is mapped as the store mapped it,
   // the caller as root (see image/owners.ts), so that each file shows its
@@ -403,7 +418,7 @@ function planSteps(o: ResolvedOptions, sourceIsDir: (boolean | null)[], host: { 
   b.add({ kind: StepKind.NoNewPrivs, name: 'no-new-privs' });
   b.add({ kind: StepKind.Chdir, name: 'chdir', path: o.cwd, a: o.cwd });
   b.add({ kind: StepKind.ResetSignals, name: 'reset-signals' });
-  // 11. The syscall filter, last: after no_new_privs (which lets an
+  // 12. The syscall filter, last: after no_new_privs (which lets an
   // unprivileged process install one), with nothing of ours left to run but
   // the listener handoff and execve.
   if (o.seccomp) {
@@ -412,6 +427,41 @@ function planSteps(o: ResolvedOptions, sourceIsDir: (boolean | null)[], host: { 
   }
   b.add({ kind: StepKind.Exec, name: 'exec' });
   return b.steps;
+}
+
+// Landlock's access rights (include/uapi/linux/landlock.h), by the ABI that brought them.
+const LL_WRITE_FILE = 1 << 1;
+const LL_REMOVE_DIR = 1 << 4;
+const LL_REMOVE_FILE = 1 << 5;
+const LL_MAKE_ALL = (1 << 6) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12); // char dir reg sock fifo block sym
+const LL_REFER = 1 << 13; // ABI 2
+const LL_TRUNCATE = 1 << 14; // ABI 3
+const LL_SCOPE_ABSTRACT_UNIX_SOCKET = 1 << 0; // ABI 6
+const LL_SCOPE_SIGNAL = 1 << 1; // ABI 6
+
+let landlockAbi: number | undefined;
+
+/**
+ * What the landlock step restricts, or null where the kernel has no
+ * Landlock. Every write-like right this kernel knows is handled, and given
+ * back beneath each writable mount (paths marked W); beneath /dev (marked
+ * F) only writing to what is there, and truncating (`> /dev/null`
+ * truncates). Under an image's writable layer all of / is writable, so no
+ * path is restricted there and only the scoping applies.
+ */
+export function landlockPlan(o: Pick<ResolvedOptions, 'image' | 'tmpfs' | 'shmSize'>, writableMounts: string[]): { paths: string[]; dirAccess: number; fileAccess: number; scoped: number } | null {
+  landlockAbi ??= native.landlockAbi();
+  const abi = landlockAbi;
+  if (abi < 1) return null;
+  const scoped = abi >= 6 ? LL_SCOPE_ABSTRACT_UNIX_SOCKET | LL_SCOPE_SIGNAL : 0;
+  if (o.image) return scoped ? { paths: [], dirAccess: 0, fileAccess: 0, scoped } : null;
+  const truncate = abi >= 3 ? LL_TRUNCATE : 0;
+  const dirAccess = LL_WRITE_FILE | LL_REMOVE_DIR | LL_REMOVE_FILE | LL_MAKE_ALL | (abi >= 2 ? LL_REFER : 0) | truncate;
+  // /dev is a read-only tmpfs of device nodes and ptys: writing to them is
+  // all it allows (one rule instead of one per node: each costs a few µs).
+  const fileAccess = LL_WRITE_FILE | truncate;
+  const writable = ['/tmp', ...(o.shmSize > 0 ? ['/dev/shm'] : []), ...o.tmpfs.map((t) => t.target), ...writableMounts];
+  return { paths: ['F/dev', ...writable.map((p) => 'W' + p)], dirAccess, fileAccess, scoped };
 }
 
 /**

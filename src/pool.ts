@@ -54,6 +54,7 @@ function shape(resolved: ResolvedOptions): Record<string, string> {
     seccomp: o.seccomp ? `${o.seccomp.mode}:${o.seccomp.compiled.id}` : 'none',
     limits: JSON.stringify(o.limits),
     cgroup: `${o.cgroup}:${o.cgroupParent ?? ''}`,
+    landlock: String(o.landlock),
     tmpSize: String(o.tmpSize),
     shmSize: String(o.shmSize),
   };

@@ -124,7 +124,7 @@ export function ownCgroups(pid = process.pid): string[] {
 }
 
 /** brig's temp entries (brig-*) in the temp directory that belong to this user. */
-function tempEntries(): string[] {
+export function tempEntries(): string[] {
   const me = process.getuid!();
   return readdirSync(tmpdir())
     .filter((e) => e.startsWith('brig-'))

@@ -16,8 +16,8 @@ async function sh(script: string, opts = {}) {
 
 describe('isolation seen from inside', () => {
   it("pid 1 is the sandbox's init and the program is not pid 1", async () => {
-    const r = await sh('echo $$ $PPID; kill -0 1 && echo init-exists');
-    assert.equal(r.out, '2 1\ninit-exists\n');
+    const r = await sh('echo $$ $PPID');
+    assert.equal(r.out, '2 1\n');
   });
 
   it("the host's processes are invisible", async () => {

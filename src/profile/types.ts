@@ -111,6 +111,14 @@ export interface Profile {
    */
   cgroup?: boolean;
   /**
+   * Defence in depth where the kernel has Landlock (5.13+): writes are allowed only beneath the
+   * sandbox's writable mounts (/tmp, /dev/shm, tmpfs and read-write mounts, the harmless /dev
+   * nodes), so a mistake in mount setup is not a way out; from Landlock ABI 6 the sandbox also
+   * cannot signal or reach abstract sockets outside itself. On unless false. Runs whose root is an
+   * image's writable layer get the scoping only.
+   */
+  landlock?: boolean;
+  /**
    * The syscall policy, installed last before execve: 'default' (brig's policy), 'none', 'learn'
    * (allow and record every call), a brig policy object, a Docker/OCI seccomp profile object, or the
    * path of a JSON file holding either (relative to the profile file).
