@@ -19,3 +19,4 @@ export { createBox, openBox, Box, boxRoot, type BoxOptions, type BoxRunResult } 
 export { isolateMeta, reportJson } from './report.js';
 export { runInteractive, type InteractiveResult, type Party } from './interactive.js';
 export { createPool, Pool, type PoolOptions, type PoolRunOptions } from './pool.js';
+export { pull, push, login, parseRemoteRef, RegistryError, type PullOptions, type PullResult, type PushOptions, type PushResult, type LayerProgress, type RemoteRef, type Credentials } from './image/registry.js';

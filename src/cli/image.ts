@@ -4,9 +4,9 @@ import { build } from '../image/build.js';
 import { ImageError, pruneBuildCache, Store } from '../image/store.js';
 import { formatHelp, parseArgs, parseInterleaved, UsageError, type OptionSpec, type Parsed } from './args.js';
 
-const helpSpec: OptionSpec = { name: 'help', short: 'h', help: 'show this help' };
+export const helpSpec: OptionSpec = { name: 'help', short: 'h', help: 'show this help' };
 
-function human(bytes: number): string {
+export function human(bytes: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB'];
   let v = bytes;
   let u = 0;
@@ -18,7 +18,7 @@ function human(bytes: number): string {
 }
 
 /** A verb: its options parsed, --help answered, store errors turned into usage errors (exit 125 with the message). */
-function verb(help: string, specs: OptionSpec[], fn: (p: Parsed) => number | Promise<number>, parse: (argv: string[], specs: OptionSpec[]) => Parsed = parseArgs) {
+export function verb(help: string, specs: OptionSpec[], fn: (p: Parsed) => number | Promise<number>, parse: (argv: string[], specs: OptionSpec[]) => Parsed = parseArgs) {
   return async (argv: string[]): Promise<number> => {
     const p = parse(argv, specs);
     if (p.flags.has('help')) {

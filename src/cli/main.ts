@@ -9,6 +9,7 @@ import { profileCommand, profileHelp } from './profile.js';
 import { volumeCommand, volumeHelp } from './volume.js';
 import { buildCommand, buildHelp, loadCommand, loadHelp, saveCommand, saveHelp, commitCommand, commitHelp, imagesCommand, imagesHelp, importCommand, importHelp, inspectCommand, inspectHelp, psCommand, psHelp, rmCommand, rmHelp, rmiCommand, rmiHelp, tagCommand, tagHelp } from './image.js';
 import { SeccompPolicyError } from '../seccomp/index.js';
+import { loginCommand, loginHelp, logoutCommand, logoutHelp, pullCommand, pullHelp, pushCommand, pushHelp } from './registry.js';
 
 const verbs: Record<string, { summary: string; main: (argv: string[]) => Promise<number>; help: string }> = {
   run: { summary: 'run a command in a new sandbox', main: runCommand, help: runHelp },
@@ -23,6 +24,10 @@ const verbs: Record<string, { summary: string; main: (argv: string[]) => Promise
   save: { summary: 'write images as an OCI image layout (dir or tar)', main: saveCommand, help: saveHelp },
   load: { summary: 'load an OCI image layout or docker save archive', main: loadCommand, help: loadHelp },
   commit: { summary: "a kept container's changes as a new image", main: commitCommand, help: commitHelp },
+  pull: { summary: 'pull an image from a registry', main: pullCommand, help: pullHelp },
+  push: { summary: 'push an image to a registry', main: pushCommand, help: pushHelp },
+  login: { summary: 'store credentials for a registry', main: loginCommand, help: loginHelp },
+  logout: { summary: 'remove stored credentials for a registry', main: logoutCommand, help: logoutHelp },
   ps: { summary: 'list kept containers', main: psCommand, help: psHelp },
   rm: { summary: 'remove kept containers', main: rmCommand, help: rmHelp },
   volume: { summary: 'named volumes: create, ls, inspect, rm', main: volumeCommand, help: volumeHelp },

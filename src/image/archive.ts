@@ -11,9 +11,9 @@ import { unpackLayer } from './layer.js';
 import { ImageError, MEDIA, normalizeRef, type ImageConfig, type ImageManifest, type Store } from './store.js';
 import { TarFileWriter } from './tar.js';
 
-const INDEX = 'application/vnd.oci.image.index.v1+json';
-const DOCKER_MANIFEST = 'application/vnd.docker.distribution.manifest.v2+json';
-const DOCKER_LIST = 'application/vnd.docker.distribution.manifest.list.v2+json';
+export const INDEX = 'application/vnd.oci.image.index.v1+json';
+export const DOCKER_MANIFEST = 'application/vnd.docker.distribution.manifest.v2+json';
+export const DOCKER_LIST = 'application/vnd.docker.distribution.manifest.list.v2+json';
 const REF_NAME = 'org.opencontainers.image.ref.name';
 const CONTAINERD_NAME = 'io.containerd.image.name';
 
@@ -28,7 +28,7 @@ interface IndexEntry {
   annotations?: Record<string, string>;
 }
 
-function goArch(): string {
+export function goArch(): string {
   return process.arch === 'x64' ? 'amd64' : process.arch;
 }
 
@@ -146,7 +146,7 @@ function blob(src: Source, digest: string, what: string): Buffer {
   return data;
 }
 
-function layerTypeOk(mediaType: string, what: string): void {
+export function layerTypeOk(mediaType: string, what: string): void {
   if (/zstd/.test(mediaType)) throw new ImageError(`load: ${what} is zstd-compressed, which brig cannot read yet`);
   if (!/tar/.test(mediaType)) throw new ImageError(`load: ${what} has media type ${mediaType}, not a layer tarball`);
 }

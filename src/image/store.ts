@@ -83,12 +83,21 @@ export interface Image {
 }
 
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
-const NAME = /^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$/;
+// A registry host with a port may lead (localhost:5000/busybox), as Docker's names allow.
+const NAME = /^(?:[A-Za-z0-9.-]+:[0-9]+\/)?[a-z0-9]+(?:[._-][a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$/;
 const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 
 /** `name[:tag]` with the tag defaulting to latest, checked. */
 export function normalizeRef(ref: string): string {
   if (typeof ref !== 'string' || !ref) throw new ImageError('an image reference is name[:tag], e.g. busybox:1.36');
+  // name@sha256:...: an image pulled by digest is named by it.
+  const at = ref.indexOf('@');
+  if (at > 0) {
+    const digest = ref.slice(at + 1);
+    if (!DIGEST.test(digest)) throw new ImageError(`${JSON.stringify(ref)}: a digest is sha256: and 64 hex digits`);
+    const name = normalizeRef(ref.slice(0, at)).replace(/:[^:/]*$/, '');
+    return `${name}@${digest}`;
+  }
   const colon = ref.lastIndexOf(':');
   const hasTag = colon > ref.lastIndexOf('/');
   // Docker Hub's long names are its short ones: docker.io/library/busybox is busybox.
@@ -123,7 +132,8 @@ export class Store {
     for (const d of ['', 'blobs/sha256', 'layers', 'owners', 'volumes', 'containers', 'tmp']) mkdirSync(join(root, d), { recursive: true, mode: 0o700 });
   }
 
-  private tmp(kind: string): string {
+  /** A fresh path in the store's tmp/ (same filesystem: renames into place). */
+  tmp(kind: string): string {
     return join(this.root, 'tmp', `${kind}-${process.pid}-${randomBytes(6).toString('hex')}`);
   }
 
