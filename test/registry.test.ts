@@ -5,12 +5,13 @@
 // Images are pushed from one store and pulled into an empty one.
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { createPrivateKey, randomBytes, sign, X509Certificate } from 'node:crypto';
+import { createHash, createPrivateKey, randomBytes, sign, X509Certificate } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, request as httpRequest, type Server } from 'node:http';
 import { AddressInfo, createServer as netServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
 import { pull, push, RegistryError, run } from '../src/index.js';
 import { Store } from '../src/image/store.js';
@@ -46,6 +47,16 @@ function freePort(): Promise<number> {
       s.close(() => resolve(port));
     });
   });
+}
+
+/** A bcrypt hash for htpasswd, from Python's crypt (libxcrypt); undefined where it has none. */
+function bcrypt(password: string): string | undefined {
+  try {
+    const out = execFileSync('python3', ['-W', 'ignore', '-c', 'import crypt,sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16)))', password], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    return out.startsWith('$2') ? out : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 const b64url = (b: Buffer | string) => Buffer.from(b).toString('base64url');
@@ -132,6 +143,40 @@ function busyboxRoot(tag: string): string {
   return dir;
 }
 
+/** docker-registry on a free loopback port with its own storage and `auth` section; resolves once it answers. */
+async function startRegistry(kind: string, auth: string): Promise<{ proc: ChildProcess; host: string; storage: string }> {
+  const host = `127.0.0.1:${await freePort()}`;
+  const storage = mkdtempSync(join(work, `registry-${kind}-`));
+  const config = join(storage, 'config.yml');
+  writeFileSync(
+    config,
+    ['version: 0.1', 'log: { level: error }', `storage: { filesystem: { rootdirectory: ${storage}/data }, delete: { enabled: true } }`, `http: { addr: "${host}" }`, `auth: { ${kind}: ${auth} }`, ''].join('\n'),
+  );
+  const proc = spawn(registryBin!, ['serve', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  proc.stderr!.on('data', (d: Buffer) => (log += d));
+  for (let i = 0; ; i++) {
+    const ok = await fetch(`http://${host}/v2/`).then(
+      (r) => r.status === 401,
+      () => false,
+    );
+    if (ok) break;
+    if (i > 100 || proc.exitCode !== null) {
+      await stopRegistry(proc);
+      throw new Error(`the registry did not start: ${log}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return { proc, host, storage: join(storage, 'data') };
+}
+
+async function stopRegistry(proc: ChildProcess | undefined): Promise<void> {
+  if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
+  const exited = new Promise((r) => proc.once('exit', r));
+  proc.kill('SIGTERM');
+  await exited;
+}
+
 describe('registry: push, pull, auth', { skip }, () => {
   let registry: ChildProcess;
   let tokens: TokenServer;
@@ -145,41 +190,13 @@ describe('registry: push, pull, auth', { skip }, () => {
   before(async () => {
     execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', join(work, 'key.pem'), '-out', join(work, 'cert.pem'), '-days', '1', '-subj', '/CN=brig-test-token'], { stdio: 'ignore' });
     tokens = await tokenServer(readFileSync(join(work, 'key.pem'), 'utf8'), readFileSync(join(work, 'cert.pem'), 'utf8'));
-    const port = await freePort();
-    host = `127.0.0.1:${port}`;
-    storage = join(work, 'registry');
-    writeFileSync(
-      join(work, 'config.yml'),
-      [
-        'version: 0.1',
-        'log: { level: error }',
-        `storage: { filesystem: { rootdirectory: ${storage} }, delete: { enabled: true } }`,
-        `http: { addr: "${host}" }`,
-        `auth: { token: { realm: "http://127.0.0.1:${tokens.port}/token", service: ${SERVICE}, issuer: ${ISSUER}, rootcertbundle: ${join(work, 'cert.pem')} } }`,
-        '',
-      ].join('\n'),
-    );
-    registry = spawn(registryBin!, ['serve', join(work, 'config.yml')], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let log = '';
-    registry.stderr!.on('data', (d: Buffer) => (log += d));
-    for (let i = 0; ; i++) {
-      const ok = await fetch(`http://${host}/v2/`).then(
-        (r) => r.status === 401,
-        () => false,
-      );
-      if (ok) break;
-      if (i > 100 || registry.exitCode !== null) throw new Error(`the registry did not start: ${log}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    ({ proc: registry, host, storage } = await startRegistry('token', `{ realm: "http://127.0.0.1:${tokens.port}/token", service: ${SERVICE}, issuer: ${ISSUER}, rootcertbundle: ${join(work, 'cert.pem')} }`));
     source = fresh();
     await source.importRootfs(busyboxRoot('one'), 'bb:one', { Cmd: ['/bin/cat', '/etc/motd'], Env: ['PATH=/bin'] });
   });
 
   after(async () => {
-    if (registry && registry.exitCode === null) {
-      registry.kill('SIGTERM');
-      await new Promise((r) => registry.once('exit', r));
-    }
+    await stopRegistry(registry);
     await new Promise((r) => tokens?.server.close(r));
     rmSync(work, { recursive: true, force: true });
   });
@@ -280,6 +297,53 @@ describe('registry: push, pull, auth', { skip }, () => {
     await assert.rejects(pull(`${host}/brig/multi:both`, { store: fresh(), insecure, credentials: creds, platform: 'linux/s390x' }), /has no image for linux\/s390x \(it has linux\/\w+, linux\/\w+\)/);
   });
 
+  it("gzip and zstd layers, under Docker's schema 2 and OCI media types, are pulled and run", { skip: !which('zstd') && 'skipped: no zstd' }, async () => {
+    const img = source.get('bb:one');
+    const tar = source.readBlob(img.manifest.layers[0].digest);
+    const configRaw = source.readBlob(img.manifest.config.digest);
+    const digestOf = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+    const tok = await fetch(`http://127.0.0.1:${tokens.port}/token?service=${SERVICE}&scope=repository:brig/compressed:pull,push`, { headers: { authorization: `Basic ${Buffer.from(`${USER}:${PASSWORD}`).toString('base64')}` } }).then((r) => r.json() as Promise<{ token: string }>);
+    const auth = { authorization: `Bearer ${tok.token}` };
+    const upload = async (data: Buffer) => {
+      const start = await fetch(`http://${host}/v2/brig/compressed/blobs/uploads/`, { method: 'POST', headers: auth });
+      const loc = new URL(start.headers.get('location')!, `http://${host}`);
+      loc.searchParams.set('digest', digestOf(data));
+      const put = await fetch(loc, { method: 'PUT', headers: { ...auth, 'content-type': 'application/octet-stream' }, body: new Uint8Array(data) });
+      assert.equal(put.status, 201, await put.text());
+      return { digest: digestOf(data), size: data.length };
+    };
+    const manifest = async (tag: string, body: object, type: string) => {
+      const put = await fetch(`http://${host}/v2/brig/compressed/manifests/${tag}`, { method: 'PUT', headers: { ...auth, 'content-type': type }, body: JSON.stringify(body) });
+      assert.equal(put.status, 201, await put.text());
+      return put.headers.get('docker-content-digest')!;
+    };
+    const config = await upload(configRaw);
+    const gz = await upload(gzipSync(tar));
+    const zst = await upload(execFileSync('zstd', ['-q', '-c'], { input: tar, maxBuffer: 64 << 20 }));
+    const docker = 'application/vnd.docker.distribution.manifest.v2+json';
+    await manifest('docker-gzip', { schemaVersion: 2, mediaType: docker, config: { mediaType: 'application/vnd.docker.container.image.v1+json', ...config }, layers: [{ mediaType: 'application/vnd.docker.image.rootfs.diff.tar.gzip', ...gz }] }, docker);
+    const oci = 'application/vnd.oci.image.manifest.v1+json';
+    await manifest('oci-zstd', { schemaVersion: 2, mediaType: oci, config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config }, layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+zstd', ...zst }] }, oci);
+    for (const tag of ['docker-gzip', 'oci-zstd']) {
+      const dest = fresh();
+      const r = await pull(`${host}/brig/compressed:${tag}`, { store: dest, insecure, credentials: creds });
+      assert.equal(r.downloaded, 1, tag);
+      // The compressed blob is kept as the manifest names it, so the image can be pushed on unchanged.
+      assert.ok(existsSync(dest.blobPath(tag === 'docker-gzip' ? gz.digest : zst.digest)));
+      const saved = process.env.BRIG_STORE;
+      process.env.BRIG_STORE = dest.root;
+      try {
+        const out = await run([], { image: r.ref });
+        assert.equal(out.stdout.toString(), 'one\n', `${tag}: ${out.error?.message ?? out.stderr}`);
+      } finally {
+        if (saved === undefined) delete process.env.BRIG_STORE;
+        else process.env.BRIG_STORE = saved;
+      }
+      const back = await push(r.ref, `${host}/brig/compressed-again:${tag}`, { store: dest, insecure, credentials: creds });
+      assert.equal(back.digest, r.digest, 'pushed on byte for byte');
+    }
+  });
+
   it('a download that breaks off is resumed with a Range request, and verified whole', async () => {
     const proxy = await breakingProxy(Number(host.split(':')[1]));
     try {
@@ -306,6 +370,20 @@ describe('registry: push, pull, auth', { skip }, () => {
     assert.deepEqual(readdirSync(join(dest.root, 'layers')), []);
     assert.deepEqual(readdirSync(join(dest.root, 'tmp')), []);
     assert.ok(!existsSync(dest.blobPath(pushed.digest)), 'no manifest stored');
+  });
+
+  it('basic auth (a registry with an htpasswd file): push and pull with the user and password', { skip: !bcrypt(PASSWORD) && 'skipped: no bcrypt (python3 crypt)' }, async () => {
+    const htpasswd = join(work, 'htpasswd');
+    writeFileSync(htpasswd, `${USER}:${bcrypt(PASSWORD)}\n`);
+    const basic = await startRegistry('htpasswd', `{ realm: brig-test, path: ${htpasswd} }`);
+    try {
+      const pushed = await push('bb:one', `${basic.host}/brig/basic:1`, { store: source, insecure, credentials: creds });
+      const r = await pull(`${basic.host}/brig/basic:1`, { store: fresh(), insecure, credentials: creds });
+      assert.equal(r.digest, pushed.digest);
+      await assert.rejects(pull(`${basic.host}/brig/basic:1`, { store: fresh(), insecure, credentials: { username: USER, password: 'nope' } }), /unauthorized \(as alice\)/);
+    } finally {
+      await stopRegistry(basic.proc);
+    }
   });
 
   it('the CLI: login stores credentials 0600, push and pull use them, logout removes them', async () => {
