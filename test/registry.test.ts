@@ -236,6 +236,28 @@ describe('registry: push, pull, auth', { skip }, () => {
     }
   });
 
+  it('layers download in parallel, each with its own progress; the image is the same', async () => {
+    // Three layers: the base and two of files of their own.
+    const base = source.get('bb:one');
+    const extra = [];
+    for (const n of [1, 2]) {
+      const dir = mkdtempSync(join(work, 'layer-'));
+      writeFileSync(join(dir, `file${n}`), randomBytes(200_000));
+      extra.push(await source.addLayerDir(dir));
+    }
+    const config = { ...base.config, rootfs: { type: 'layers' as const, diff_ids: [...base.config.rootfs.diff_ids, ...extra.map((l) => l.diffId)] } };
+    source.commitImage('bb:three-layers', config, [...base.manifest.layers.map((l) => ({ diffId: l.digest, size: l.size })), ...extra]);
+    const pushed = await push('bb:three-layers', `${host}/brig/layers:3`, { store: source, insecure, credentials: creds });
+    assert.deepEqual([pushed.uploaded, pushed.skipped], [4, 0], 'three layers and the config (a new repository has none of them)');
+    const order: string[] = [];
+    const r = await pull(`${host}/brig/layers:3`, { store: fresh(), insecure, credentials: creds, onProgress: (p) => order.push(`${p.index}:${p.state}`) });
+    assert.equal(r.digest, pushed.digest);
+    assert.equal(r.downloaded, 3);
+    const firstDone = order.findIndex((e) => e.endsWith(':done'));
+    const startedBefore = new Set(order.slice(0, firstDone).filter((e) => e.endsWith(':downloading')).map((e) => e.split(':')[0]));
+    assert.equal(startedBefore.size, 3, `all three downloading before the first finished: ${order.join(' ')}`);
+  });
+
   it('uploads in chunks (PATCH with Content-Range) and the registry reassembles the same digest', async () => {
     const pushed = await push('bb:one', `${host}/brig/chunked:c`, { store: source, insecure, credentials: creds, chunkSize: 64 << 10 });
     const layer = source.get('bb:one').manifest.layers[0];
