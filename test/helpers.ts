@@ -124,7 +124,7 @@ export function ownCgroups(pid = process.pid): string[] {
 }
 
 /** brig's temp entries (brig-*) in the temp directory that belong to this user. */
-export function tempEntries(): string[] {
+function tempEntries(): string[] {
   const me = process.getuid!();
   return readdirSync(tmpdir())
     .filter((e) => e.startsWith('brig-'))
@@ -146,26 +146,39 @@ export function tempEntries(): string[] {
  * opens the addon's lasting fds (the shared /dev/null, its watcher).
  */
 export function guardLeaks(): void {
-  let base: Snapshot & { tmp: string[]; cgroups: string[] };
+  let base: Baseline;
   before(async () => {
     const { run } = await import('../src/index.js');
     await run(['/bin/true']);
-    base = { ...snapshot(), tmp: tempEntries(), cgroups: ownCgroups() };
+    base = baseline();
   });
   after(async () => {
-    const leaks = await leaksSince(base);
-    let tmp: string[] = [];
-    let cgroups: string[] = [];
-    for (let i = 0; i < 20; i++) {
-      tmp = tempEntries().filter((e) => !base.tmp.includes(e));
-      cgroups = ownCgroups().filter((c) => !base.cgroups.includes(c));
-      if (!tmp.length && !cgroups.length) break;
-      await new Promise((r) => setTimeout(r, 25));
-    }
-    assert.deepEqual(leaks.processes.map((p) => `${p.pid} ${p.comm} ${p.state}`), [], 'processes left by this test file');
-    assert.deepEqual(leaks.fds, [], 'fds left open by this test file');
-    assert.equal(leaks.mountsChanged, false, 'mounts changed by this test file');
-    assert.deepEqual(cgroups, [], 'cgroups left by this test file');
-    assert.deepEqual(tmp, [], 'temp entries left by this test file');
+    const left = await leftSince(base);
+    assert.deepEqual(left.processes, [], 'processes left by this test file');
+    assert.deepEqual(left.fds, [], 'fds left open by this test file');
+    assert.equal(left.mountsChanged, false, 'mounts changed by this test file');
+    assert.deepEqual(left.cgroups, [], 'cgroups left by this test file');
+    assert.deepEqual(left.temp, [], 'temp entries left by this test file');
   });
+}
+
+export type Baseline = Snapshot & { temp: string[]; cgroups: string[] };
+
+/** What is there now: fds, mounts, this process's cgroups, brig temp entries. */
+export function baseline(): Baseline {
+  return { ...snapshot(), temp: tempEntries(), cgroups: ownCgroups() };
+}
+
+/** What outlived `base` (after a short wait for stragglers): every list empty when nothing leaked. */
+export async function leftSince(base: Baseline): Promise<{ processes: string[]; fds: string[]; mountsChanged: boolean; cgroups: string[]; temp: string[] }> {
+  const leaks = await leaksSince(base);
+  let temp: string[] = [];
+  let cgroups: string[] = [];
+  for (let i = 0; i < 40; i++) {
+    temp = tempEntries().filter((e) => !base.temp.includes(e));
+    cgroups = ownCgroups().filter((c) => !base.cgroups.includes(c));
+    if (!temp.length && !cgroups.length) break;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return { processes: leaks.processes.map((p) => `${p.pid} ${p.comm} ${p.state}`), fds: leaks.fds, mountsChanged: leaks.mountsChanged, cgroups, temp };
 }

@@ -10,7 +10,7 @@
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { createPool, run, type Pool, type RunResult, type SandboxOptions } from '../../src/index.js';
-import { descendants, leaksSince, ownCgroups, snapshot, tempEntries } from '../helpers.js';
+import { baseline, descendants, leftSince } from '../helpers.js';
 import { probeMount } from '../probe.js';
 
 const OUTPUT_LIMIT = 64 << 10;
@@ -111,7 +111,7 @@ export async function soak(opts: SoakOptions): Promise<SoakReport> {
 
   // Warm: the addon's lasting fds, the profile, the probe are in place before the baseline.
   await run(['/probe', 'hello'], base);
-  const before = { ...snapshot(), cgroups: ownCgroups(), temp: tempEntries() };
+  const before = baseline();
   const rssStart = process.memoryUsage().rss;
   let rssPeak = rssStart;
 
@@ -171,16 +171,7 @@ export async function soak(opts: SoakOptions): Promise<SoakReport> {
   report.rssEndMiB = MiB(rssEnd);
   report.rssPeakMiB = MiB(Math.max(rssPeak, rssEnd));
 
-  const left = await leaksSince(before);
-  let cgroups: string[] = [];
-  let temp: string[] = [];
-  for (let i = 0; i < 40; i++) {
-    cgroups = ownCgroups().filter((c) => !before.cgroups.includes(c));
-    temp = tempEntries().filter((e) => !before.temp.includes(e));
-    if (!cgroups.length && !temp.length) break;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  report.leaks = { processes: left.processes.map((p) => `${p.pid} ${p.comm} ${p.state}`), fds: left.fds, mountsChanged: left.mountsChanged, cgroups, temp };
+  report.leaks = await leftSince(before);
   return report;
 }
 
