@@ -424,6 +424,18 @@ describe('registry: push, pull, auth', { skip }, () => {
     assert.equal(q.code, 0, q.err);
     assert.equal(q.out, `${host}/brig/cli:1\n`);
     assert.match(q.err, /pull complete\nDigest: sha256:/);
+    // On a terminal (script(1) gives it one), a bar per layer, redrawn in place.
+    if (which('script')) {
+      const tty = await new Promise<string>((resolve) => {
+        const child = spawn('script', ['-qec', `${JSON.stringify(process.execPath)} ${JSON.stringify(brigBin)} pull --insecure-registry ${host}/brig/cli:1`, '/dev/null'], { env: { ...env, BRIG_STORE: mkdtempSync(join(work, 'tty-store-')) }, stdio: ['ignore', 'pipe', 'inherit'] });
+        let all = '';
+        child.stdout!.on('data', (d: Buffer) => (all += d));
+        child.once('close', () => resolve(all));
+      });
+      assert.match(tty, /\x1b\[2K[0-9a-f]{12}: \[=*\s*\] [\d.]+ (B|KiB|MiB)\/[\d.]+ (B|KiB|MiB)/, 'a progress bar');
+      assert.equal(tty.match(/\x1b\[\d+A/g) !== null, true, 'redrawn in place');
+      assert.match(tty, /pull complete/);
+    }
     const plain = await brigCli(['pull', `${host}/brig/cli:1`], { env: { ...env, BRIG_STORE: dest } });
     assert.equal(plain.code, 125);
     assert.match(plain.err, /--insecure-registry for a plain-HTTP one/);

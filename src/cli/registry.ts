@@ -49,7 +49,8 @@ function progressPrinter() {
     onProgress(p: LayerProgress) {
       const before = layers[p.index]?.state;
       layers[p.index] = p;
-      if (tty) draw(p.state !== 'downloading');
+      // Every change of state is drawn; bytes at most ten times a second.
+      if (tty) draw(before !== p.state);
       else if (before !== p.state && (p.state === 'done' || p.state === 'exists')) process.stderr.write(`${line(p)}\n`);
     },
     finish() {
