@@ -4,11 +4,10 @@
 // loaded is verified blob by blob (a digest that does not match is an error,
 // and nothing of that image is named), and its layers are unpacked and their
 // diff IDs checked against the image's config.
-import { createHash } from 'node:crypto';
 import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { unpackLayer } from './layer.js';
-import { ImageError, MEDIA, normalizeRef, type ImageConfig, type ImageManifest, type Store } from './store.js';
+import { ImageError, MEDIA, normalizeRef, sha256, type ImageConfig, type ImageManifest, type Store } from './store.js';
 import { TarFileWriter } from './tar.js';
 
 export const INDEX = 'application/vnd.oci.image.index.v1+json';
@@ -17,7 +16,6 @@ export const DOCKER_LIST = 'application/vnd.docker.distribution.manifest.list.v2
 const REF_NAME = 'org.opencontainers.image.ref.name';
 const CONTAINERD_NAME = 'io.containerd.image.name';
 
-const sha256 = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 const hexOf = (d: string) => d.slice('sha256:'.length);
 
 interface IndexEntry {
@@ -146,8 +144,9 @@ function blob(src: Source, digest: string, what: string): Buffer {
   return data;
 }
 
-export function layerTypeOk(mediaType: string, what: string): void {
-  if (!/tar/.test(mediaType)) throw new ImageError(`load: ${what} has media type ${mediaType}, not a layer tarball`);
+/** What is wrong with a layer's media type (not a tarball), or undefined. */
+export function layerTypeProblem(mediaType: string, what: string): string | undefined {
+  return /tar/.test(mediaType) ? undefined : `${what} has media type ${mediaType}, not a layer tarball`;
 }
 
 /** Picks this machine's platform from an image index. */
@@ -172,7 +171,8 @@ async function storeImage(store: Store, src: Source, manifestDigest: string, wor
   const diffIds = config.rootfs?.diff_ids ?? [];
   if (diffIds.length !== manifest.layers.length) throw new ImageError(`load: ${manifestDigest}: ${manifest.layers.length} layers but ${diffIds.length} diff IDs in its config`);
   for (const [i, l] of manifest.layers.entries()) {
-    layerTypeOk(l.mediaType, `layer ${i}`);
+    const problem = layerTypeProblem(l.mediaType, `layer ${i}`);
+    if (problem) throw new ImageError(`load: ${problem}`);
     const data = blob(src, l.digest, `layer ${i}`);
     const tmpTar = join(work, `layer-${i}`);
     writeFileSync(tmpTar, data);

@@ -12,8 +12,8 @@ import { closeSync, createReadStream, existsSync, mkdirSync, openSync, readFileS
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join } from 'node:path';
 import { BrigError } from '../errors.js';
-import { DOCKER_LIST, DOCKER_MANIFEST, goArch, INDEX, layerTypeOk } from './archive.js';
-import { MEDIA, normalizeRef, Store, type Descriptor, type ImageConfig, type ImageManifest } from './store.js';
+import { DOCKER_LIST, DOCKER_MANIFEST, goArch, INDEX, layerTypeProblem } from './archive.js';
+import { DIGEST, MEDIA, normalizeRef, REPOSITORY, sha256, Store, TAG, type Descriptor, type ImageConfig, type ImageManifest } from './store.js';
 
 export class RegistryError extends BrigError {
   override name = 'RegistryError';
@@ -21,8 +21,6 @@ export class RegistryError extends BrigError {
 
 const DOCKER_CONFIG_MEDIA = 'application/vnd.docker.container.image.v1+json';
 const MANIFEST_ACCEPT = [MEDIA.manifest, DOCKER_MANIFEST, INDEX, DOCKER_LIST].join(', ');
-const DIGEST = /^sha256:[0-9a-f]{64}$/;
-const sha256 = (b: Buffer | string) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
 // ---------------------------------------------------------------------------
 // References
@@ -68,8 +66,8 @@ export function parseRemoteRef(ref: string): RemoteRef {
   }
   if (registry === 'index.docker.io') registry = 'docker.io';
   if (registry === 'docker.io' && !repository.includes('/')) repository = `library/${repository}`;
-  if (!/^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$/.test(repository)) throw new RegistryError(`${JSON.stringify(ref)}: a repository name is lowercase letters, digits and . _ - /`);
-  if (tag !== undefined && !/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(tag)) throw new RegistryError(`${JSON.stringify(ref)}: a tag is letters, digits, _ . - (up to 128)`);
+  if (!REPOSITORY.test(repository)) throw new RegistryError(`${JSON.stringify(ref)}: a repository name is lowercase letters, digits and . _ - /`);
+  if (tag !== undefined && !TAG.test(tag)) throw new RegistryError(`${JSON.stringify(ref)}: a tag is letters, digits, _ . - (up to 128)`);
   if (tag === undefined && digest === undefined) tag = 'latest';
   return { registry, repository, tag, digest };
 }
@@ -416,11 +414,8 @@ export async function pull(ref: string, opts: PullOptions = {}): Promise<PullRes
   for (const d of [manifest.config, ...manifest.layers]) if (!DIGEST.test(d.digest) || !Number.isSafeInteger(d.size) || d.size < 0) throw new RegistryError(`${ref}: bad descriptor ${JSON.stringify(d)}`);
   if (manifest.config.mediaType !== MEDIA.config && manifest.config.mediaType !== DOCKER_CONFIG_MEDIA) throw new RegistryError(`${ref}: config type ${manifest.config.mediaType} is not an image config`);
   manifest.layers.forEach((l, i) => {
-    try {
-      layerTypeOk(l.mediaType, `layer ${i}`);
-    } catch (e) {
-      throw new RegistryError(`${ref}: ${(e as Error).message.replace(/^load: /, '')}`);
-    }
+    const problem = layerTypeProblem(l.mediaType, `layer ${i}`);
+    if (problem) throw new RegistryError(`${ref}: ${problem}`);
   });
 
   // The config: small, read whole, verified.

@@ -82,10 +82,12 @@ export interface Image {
   config: ImageConfig;
 }
 
-const DIGEST = /^sha256:[0-9a-f]{64}$/;
+export const DIGEST = /^sha256:[0-9a-f]{64}$/;
 // A registry host with a port may lead (localhost:5000/busybox), as Docker's names allow.
-const NAME = /^(?:[A-Za-z0-9.-]+:[0-9]+\/)?[a-z0-9]+(?:[._-][a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$/;
-const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+/** A repository path: lowercase components joined by / (library/busybox, org/app). */
+export const REPOSITORY = /^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$/;
+const NAME = new RegExp(`^(?:[A-Za-z0-9.-]+:[0-9]+\\/)?${REPOSITORY.source.slice(1)}`);
+export const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 
 /** `name[:tag]` with the tag defaulting to latest, checked. */
 export function normalizeRef(ref: string): string {
@@ -125,7 +127,7 @@ export function storeRoot(): string {
 }
 
 const hex = (digest: string) => digest.slice('sha256:'.length);
-const sha256 = (b: Buffer | string) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+export const sha256 = (b: Buffer | string) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
 export class Store {
   constructor(readonly root = storeRoot()) {
