@@ -23,9 +23,15 @@ export class OptionsError extends BrigError {
   }
 }
 
-/** The positive errno of a Node system error, or `fallback` when it carries none. */
+/**
+ * The positive errno of a Node system error; else the one its `code` names
+ * (a stream's error may carry only `code: 'ENOSPC'`); else `fallback`.
+ */
 export function errnoOf(e: unknown, fallback: number = constants.errno.EIO): number {
-  return Math.abs((e as NodeJS.ErrnoException).errno ?? fallback);
+  const err = e as NodeJS.ErrnoException | undefined;
+  if (typeof err?.errno === 'number') return Math.abs(err.errno);
+  const byCode = typeof err?.code === 'string' ? (constants.errno as Record<string, number>)[err.code] : undefined;
+  return byCode ?? fallback;
 }
 
 /** What a failed setup step reports (RunResult.error and SetupError.detail). */

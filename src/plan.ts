@@ -450,8 +450,7 @@ let landlockAbi: number | undefined;
  * path is restricted there and only the scoping applies.
  */
 export function landlockPlan(o: Pick<ResolvedOptions, 'image' | 'tmpfs' | 'shmSize'>, writableMounts: string[]): { paths: string[]; dirAccess: number; fileAccess: number; scoped: number } | null {
-  landlockAbi ??= native.landlockAbi();
-  const abi = landlockAbi;
+  const abi = (landlockAbi ??= native.landlockAbi());
   if (abi < 1) return null;
   const scoped = abi >= 6 ? LL_SCOPE_ABSTRACT_UNIX_SOCKET | LL_SCOPE_SIGNAL : 0;
   if (o.image) return scoped ? { paths: [], dirAccess: 0, fileAccess: 0, scoped } : null;

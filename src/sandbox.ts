@@ -251,7 +251,7 @@ function setupOutput(s: Stdio, fd: 1 | 2, v: OutputOption, limit: number): void 
         sock.unpipe(dest);
         sock.resume();
         if (!s.outputError) {
-          s.outputError = setupErrorInfo(field, streamErrno(e), undefined, `the ${field} stream failed: ${e.message}; brig ended the run`);
+          s.outputError = setupErrorInfo(field, errnoOf(e), undefined, `the ${field} stream failed: ${e.message}; brig ended the run`);
           s.onOutputError?.();
         }
       };
@@ -272,13 +272,6 @@ function setupOutput(s: Stdio, fd: 1 | 2, v: OutputOption, limit: number): void 
     if (fd === 1) s.stdout = sock;
     else s.stderr = sock;
   }
-}
-
-function streamErrno(e: Error): number {
-  const err = e as NodeJS.ErrnoException;
-  if (typeof err.errno === 'number') return Math.abs(err.errno);
-  const byCode = err.code ? (osConstants.errno as Record<string, number>)[err.code] : undefined;
-  return byCode ?? osConstants.errno.EIO;
 }
 
 function abortError(signal: AbortSignal): Error {

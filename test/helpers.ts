@@ -1,7 +1,7 @@
 // Shared test helpers: what the host looks like, so a test can prove that a
 // run left nothing behind.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -106,6 +106,17 @@ export const brigBin = join(dirname(fileURLToPath(import.meta.url)), '../../bin/
 export function brigCli(args: string[], opts: { env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number } = {}) {
   const r = spawnSync(process.execPath, [brigBin, ...args], { encoding: 'utf8', env: opts.env ?? process.env, input: opts.input ?? '', timeout: opts.timeoutMs ?? 30000 });
   return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+/** bin/brig as brigCli runs it, without blocking this process (for servers the test itself runs). */
+export function brigCliAsync(args: string[], opts: { env?: NodeJS.ProcessEnv; input?: string } = {}): Promise<{ code: number | null; out: string; err: string }> {
+  const child = spawn(process.execPath, [brigBin, ...args], { env: opts.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d: Buffer) => (out += d));
+  child.stderr.on('data', (d: Buffer) => (err += d));
+  child.stdin.end(opts.input ?? '');
+  return new Promise((resolve) => child.once('close', (code) => resolve({ code, out, err })));
 }
 
 /** The cgroups process `pid` made (brig names them brig-PID-N) under each hierarchy's parent, as this process finds them. */

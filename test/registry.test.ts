@@ -15,18 +15,7 @@ import { gzipSync } from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
 import { pull, push, RegistryError, run } from '../src/index.js';
 import { Store } from '../src/image/store.js';
-import { brigBin, guardLeaks } from './helpers.js';
-
-/** bin/brig, without blocking this process: the token server answers from here. */
-function brigCli(args: string[], opts: { env: NodeJS.ProcessEnv; input?: string }): Promise<{ code: number | null; out: string; err: string }> {
-  const child = spawn(process.execPath, [brigBin, ...args], { env: opts.env, stdio: ['pipe', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d));
-  child.stderr!.on('data', (d: Buffer) => (err += d));
-  child.stdin!.end(opts.input ?? '');
-  return new Promise((resolve) => child.once('close', (code) => resolve({ code, out, err })));
-}
+import { brigBin, brigCliAsync as brigCli, guardLeaks } from './helpers.js';
 
 const which = (cmd: string) => ['/usr/bin', '/usr/sbin', '/bin'].map((d) => join(d, cmd)).find((p) => existsSync(p));
 const registryBin = which('docker-registry');

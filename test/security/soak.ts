@@ -105,7 +105,9 @@ export async function soak(opts: SoakOptions): Promise<SoakReport> {
     wallTimeLimitMs: 5000,
     outputLimitBytes: OUTPUT_LIMIT,
   };
-  const { memory: _m, pids: _p, cpuTimeLimitMs: _c, extraTimeMs: _e, wallTimeLimitMs: _w, outputLimitBytes: _o, ...poolBase } = base;
+  // A pool takes the policy; time and output limits are per run.
+  const { cpuTimeLimitMs, extraTimeMs, wallTimeLimitMs, outputLimitBytes, ...policy } = base;
+  const perRun = { cpuTimeLimitMs, extraTimeMs, wallTimeLimitMs, outputLimitBytes };
   const names = Object.keys(KINDS);
   const rand = generator(opts.seed);
 
@@ -115,7 +117,7 @@ export async function soak(opts: SoakOptions): Promise<SoakReport> {
   const rssStart = process.memoryUsage().rss;
   let rssPeak = rssStart;
 
-  const pool: Pool = createPool({ ...poolBase, memory: base.memory, pids: base.pids, size: opts.concurrency });
+  const pool: Pool = createPool({ ...policy, size: opts.concurrency });
   const report: SoakReport = {
     runs: opts.runs,
     seed: opts.seed,
@@ -142,7 +144,7 @@ export async function soak(opts: SoakOptions): Promise<SoakReport> {
       let r: RunResult;
       try {
         r = pooled
-          ? await pool.run(['/probe', ...argv], { cpuTimeLimitMs: base.cpuTimeLimitMs, extraTimeMs: 0, wallTimeLimitMs: base.wallTimeLimitMs, outputLimitBytes: OUTPUT_LIMIT, ...own })
+          ? await pool.run(['/probe', ...argv], { ...perRun, ...own })
           : await run(['/probe', ...argv], { ...base, ...own });
       } catch (e) {
         r = { status: 'setup-error', error: { step: 'threw', errno: 0, code: '', message: (e as Error).message } } as RunResult;
