@@ -2,6 +2,10 @@
 #pragma once
 #include <napi.h>
 #include <uv.h>
+#include <unistd.h>
+
+#include <memory>
+#include <unordered_set>
 
 #include <signal.h>
 #include <sys/resource.h>
@@ -141,12 +145,28 @@ class Watcher {
 class Launcher;
 void DeleteLauncher(Launcher* l);
 
+// The warm namespace pairs (src/warm.ts) an environment holds: JS keeps them
+// and gives them back through closeWarm(); whatever it still holds when the
+// environment goes (a worker thread ending) is closed here. Shared with the
+// pool-thread jobs that make pairs, which may finish after the environment.
+struct WarmFds {
+  std::unordered_set<int> fds;
+  bool gone = false;
+  ~WarmFds() {
+    for (int fd : fds) close(fd);
+  }
+};
+
 struct AddonData {
   std::unique_ptr<Watcher> watcher;
+  std::shared_ptr<WarmFds> warm = std::make_shared<WarmFds>();
   // The thread that makes sandboxes for launchAsync(), started on first use.
   Launcher* launcher = nullptr;
   napi_async_cleanup_hook_handle cleanup = nullptr;
   ~AddonData() {
+    warm->gone = true;
+    for (int fd : warm->fds) close(fd);
+    warm->fds.clear();
     if (launcher) DeleteLauncher(launcher);
   }
 };
@@ -164,5 +184,7 @@ Napi::Value GetXattr(const Napi::CallbackInfo& info);
 Napi::Value ListXattr(const Napi::CallbackInfo& info);
 Napi::Value Release(const Napi::CallbackInfo& info);
 Napi::Value PrepareSteps(const Napi::CallbackInfo& info);
+Napi::Value MakeWarm(const Napi::CallbackInfo& info);
+Napi::Value CloseWarm(const Napi::CallbackInfo& info);
 
 }  // namespace brig

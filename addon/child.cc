@@ -723,7 +723,63 @@ long start_program(const Plan* plan, int from) {
   return brig_clone_call(vm | CLONE_VFORK | SIGCHLD, plan->program_stack_top, nullptr, program_entry, &ps);
 }
 
+// Writes all of text to the file at path (a /proc file of our own), or -errno.
+long write_own_proc(const char* path, const char* text) {
+  long fd = sys(SYS_openat, AT_FDCWD, P(path), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return fd;
+  size_t n = str_len(text);
+  long w = sys(SYS_write, fd, P(text), n);
+  sys(SYS_close, fd);
+  if (w < 0) return w;
+  return static_cast<size_t>(w) == n ? 0 : -EIO;
+}
+
+[[noreturn]] void warm_failed(WarmMake* m, int32_t step, long negerr) {
+  m->step = step;
+  m->err = static_cast<int32_t>(-negerr);
+  die_now(1);
+}
+
 }  // namespace
+
+void warm_make_main(void* arg) {
+  WarmMake* m = static_cast<WarmMake*>(arg);
+  sys(SYS_prctl, PR_SET_NAME, P("brig-warm"));
+  // The fds land in the parent's table (CLONE_FILES): they outlive us and
+  // keep both namespaces alive after we exit.
+  long u = sys(SYS_openat, AT_FDCWD, P("/proc/self/ns/user"), O_RDONLY | O_CLOEXEC);
+  if (u < 0) warm_failed(m, WARM_OPEN_USER, u);
+  m->user_fd = static_cast<int32_t>(u);
+  long n = sys(SYS_openat, AT_FDCWD, P("/proc/self/ns/net"), O_RDONLY | O_CLOEXEC);
+  if (n < 0) warm_failed(m, WARM_OPEN_NET, n);
+  m->net_fd = static_cast<int32_t>(n);
+  // As the parent does on the ordinary path: setgroups denied for good, and
+  // the caller's one id inside. As the namespace's creator we may map our
+  // own ids without privilege in the parent namespace.
+  long r = write_own_proc("/proc/self/setgroups", "deny");
+  if (r < 0) warm_failed(m, WARM_SETGROUPS, r);
+  r = write_own_proc("/proc/self/uid_map", m->uid_map);
+  if (r < 0) warm_failed(m, WARM_UID_MAP, r);
+  r = write_own_proc("/proc/self/gid_map", m->gid_map);
+  if (r < 0) warm_failed(m, WARM_GID_MAP, r);
+  die_now(0);
+}
+
+void warm_enter_main(void* arg) {
+  WarmEnter* w = static_cast<WarmEnter*>(arg);
+  // Joining the user namespace gives us every capability in it, which
+  // joining its network namespace (owned by it) and making the others need.
+  long r = sys(SYS_setns, w->user_fd, CLONE_NEWUSER);
+  if (r == 0) r = sys(SYS_setns, w->net_fd, CLONE_NEWNET);
+  if (r < 0) {
+    w->result = r;
+    die_now(1);
+  }
+  w->entered = 1;
+  struct clone_args* args = static_cast<struct clone_args*>(w->init_args);
+  w->result = brig_clone3_call(args, sizeof *args, child_main, w->plan);
+  die_now(0);
+}
 
 void child_main(void* arg) {
   const Plan* plan = static_cast<const Plan*>(arg);

@@ -250,6 +250,40 @@ long CloneChild(uint64_t ns_flags, LaunchMemory* mem, int* pidfd, bool* used_clo
   return brig_clone_call(ns_flags | CLONE_VM | CLONE_PIDFD, init_stack + init_size, pidfd, child_main, &mem->st.plan);
 }
 
+// init through a warm pair (see WarmEnter in plan.h): a vfork-like helper
+// on the program's stack (unused until init forks the program, long after
+// the helper is gone) joins the pair and clones init as our child into the
+// other namespaces. Returns init's pid or -errno; nothing is left on failure.
+long CloneWarm(uint64_t ns_flags, LaunchMemory* mem, int user_fd, int net_fd, int* pidfd) {
+  char* base = static_cast<char*>(mem->stacks);
+  struct clone_args init_args;
+  memset(&init_args, 0, sizeof init_args);
+  init_args.flags = (ns_flags & ~static_cast<uint64_t>(CLONE_NEWUSER | CLONE_NEWNET)) | CLONE_VM | CLONE_PIDFD | CLONE_CLEAR_SIGHAND | CLONE_PARENT;
+  init_args.pidfd = reinterpret_cast<uint64_t>(pidfd);
+  init_args.exit_signal = 0;  // CLONE_PARENT: init takes the helper's, which is 0 too
+  init_args.stack = reinterpret_cast<uint64_t>(base + kStackRegion / 2 + kGuard);
+  init_args.stack_size = kStackRegion / 2 - kGuard;
+  WarmEnter w;
+  memset(&w, 0, sizeof w);
+  w.user_fd = user_fd;
+  w.net_fd = net_fd;
+  w.init_args = &init_args;
+  w.plan = &mem->st.plan;
+  w.result = -ENOSYS;
+  struct clone_args helper;
+  memset(&helper, 0, sizeof helper);
+  helper.flags = CLONE_VM | CLONE_VFORK | CLONE_FILES | CLONE_CLEAR_SIGHAND;
+  helper.exit_signal = 0;
+  helper.stack = reinterpret_cast<uint64_t>(base + kGuard);
+  helper.stack_size = kStackRegion / 2 - kGuard;
+  long hpid = brig_clone3_call(&helper, sizeof helper, warm_enter_main, &w);
+  if (hpid < 0) return hpid;
+  siginfo_t si;
+  while (waitid(P_PID, static_cast<id_t>(hpid), &si, WEXITED | __WALL) < 0 && errno == EINTR) {
+  }
+  return w.result;
+}
+
 inline double NowNs() {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -351,6 +385,10 @@ struct PendingLaunch {
   long pid = -1;
   int pidfd = -1;
   bool used_clone3 = false;
+  // A warm pair to launch into (the caller's fds, not ours to close), and
+  // whether it was used: then the maps are already written.
+  int warm_user = -1, warm_net = -1;
+  bool used_warm = false;
   const char* fail_step = nullptr;
   int fail_err = 0;
   double t[5] = {0, 0, 0, 0, 0};
@@ -386,6 +424,11 @@ std::unique_ptr<PendingLaunch> PrepareLaunch(Napi::Env env, const Napi::Object& 
   p->output_limit = static_cast<uint64_t>(GetInt(js, "outputLimit", 0));
   p->audit_arch = static_cast<uint32_t>(GetInt(js, "auditArch", 0));
   p->pooled = js.Get("awaitCommand").ToBoolean();
+  Napi::Value warm = js.Get("warm");
+  if (warm.IsArray() && !p->defer) {
+    p->warm_user = warm.As<Napi::Array>().Get(0u).As<Napi::Number>().Int32Value();
+    p->warm_net = warm.As<Napi::Array>().Get(1u).As<Napi::Number>().Int32Value();
+  }
 
   p->stdio.Make(env, js, st.plan.stdio);
   // The seccomp listener comes back over this socket (report and learn modes).
@@ -421,7 +464,15 @@ void ExecuteLaunch(PendingLaunch& p) {
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
   int pidfd = -1;
-  long pid = CloneChild(p.ns_flags, p.mem.get(), &pidfd, &p.used_clone3);
+  long pid = -1;
+  const uint64_t warm_ns = CLONE_NEWUSER | CLONE_NEWNET;
+  if (p.warm_user >= 0 && !g_no_clone3 && (p.ns_flags & warm_ns) == warm_ns) {
+    pid = CloneWarm(p.ns_flags, p.mem.get(), p.warm_user, p.warm_net, &pidfd);
+    p.used_warm = p.used_clone3 = pid >= 0;
+  }
+  // Without a pair, or if it could not be used (no clone3, no setns), the
+  // ordinary way: init makes every namespace itself.
+  if (!p.used_warm) pid = CloneChild(p.ns_flags, p.mem.get(), &pidfd, &p.used_clone3);
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   p.t[2] = NowNs();
   // The sandbox holds its ends now (or never will).
@@ -434,7 +485,7 @@ void ExecuteLaunch(PendingLaunch& p) {
   }
   p.pid = pid;
   p.pidfd = pidfd;
-  if (!p.defer) {
+  if (!p.defer && !p.used_warm) {
     // The user namespace is the first thing: until its maps are written the
     // child is nobody and can do nothing. setgroups must be denied before an
     // unprivileged process may write gid_map.
@@ -505,6 +556,7 @@ Napi::Object RegisterLaunch(Napi::Env env, AddonData* data, PendingLaunch& p) {
   out.Set("pid", Napi::Number::New(env, static_cast<double>(p.pid)));
   out.Set("pidfd", Napi::Number::New(env, pidfd));
   out.Set("clone3", Napi::Boolean::New(env, p.used_clone3));
+  out.Set("warm", Napi::Boolean::New(env, p.used_warm));
   Napi::Array t = Napi::Array::New(env, 4);
   t.Set(0u, Napi::Number::New(env, (p.t[1] - p.t[0]) / 1e6));  // plan conversion, pipes
   t.Set(1u, Napi::Number::New(env, (p.t[2] - p.t[1]) / 1e6));  // clone
@@ -776,6 +828,148 @@ Napi::Value Release(const Napi::CallbackInfo& info) {
   CloseIf(c->release_wfd);
   if (w != 1) throw StepError(env, "release", err);
   return env.Undefined();
+}
+
+namespace {
+
+const char* WarmStepName(int32_t step) {
+  switch (step) {
+    case WARM_OPEN_USER: return "warm-open-user";
+    case WARM_OPEN_NET: return "warm-open-net";
+    case WARM_SETGROUPS: return "warm-setgroups";
+    case WARM_UID_MAP: return "warm-uid-map";
+    case WARM_GID_MAP: return "warm-gid-map";
+    default: return "warm";
+  }
+}
+
+// Makes one warm pair on a libuv pool thread (the clone of a network
+// namespace is most of a launch's cost, and must not hold up the loop).
+class WarmWorker : public Napi::AsyncWorker {
+ public:
+  WarmWorker(Napi::Function cb, std::shared_ptr<WarmFds> held, std::string uid_map, std::string gid_map)
+      : Napi::AsyncWorker(cb), held_(std::move(held)), uid_map_(std::move(uid_map)), gid_map_(std::move(gid_map)) {}
+
+  // A pair made but never delivered (the environment went first) is closed.
+  ~WarmWorker() override {
+    CloseIf(user_fd_);
+    CloseIf(net_fd_);
+  }
+
+  void Execute() override {
+    void* stacks = TakeStacks();
+    if (!stacks) {
+      step_ = "warm-stack";
+      err_ = errno;
+      return;
+    }
+    WarmMake m;
+    memset(&m, 0, sizeof m);
+    m.uid_map = uid_map_.c_str();
+    m.gid_map = gid_map_.c_str();
+    m.user_fd = m.net_fd = -1;
+    struct clone_args args;
+    memset(&args, 0, sizeof args);
+    args.flags = CLONE_NEWUSER | CLONE_NEWNET | CLONE_VM | CLONE_VFORK | CLONE_FILES | CLONE_CLEAR_SIGHAND;
+    args.exit_signal = 0;
+    args.stack = reinterpret_cast<uint64_t>(static_cast<char*>(stacks) + kGuard);
+    args.stack_size = kStackRegion / 2 - kGuard;
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    long pid = brig_clone3_call(&args, sizeof args, warm_make_main, &m);
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    if (pid < 0) {
+      step_ = "warm-clone";
+      err_ = static_cast<int>(-pid);
+    } else {
+      siginfo_t si;
+      while (waitid(P_PID, static_cast<id_t>(pid), &si, WEXITED | __WALL) < 0 && errno == EINTR) {
+      }
+      user_fd_ = m.user_fd;
+      net_fd_ = m.net_fd;
+      if (m.err || user_fd_ < 0 || net_fd_ < 0) {
+        step_ = WarmStepName(m.step);
+        err_ = m.err ? m.err : EIO;
+        CloseIf(user_fd_);
+        CloseIf(net_fd_);
+      }
+    }
+    GiveBackStacks(stacks);
+  }
+
+  // Raw napi calls, nothing that throws: while a worker thread's
+  // environment is torn down JS cannot run, and an exception escaping here
+  // would end the process. If the callback never ran, the destructor closes
+  // the pair.
+  void OnOK() override {
+    if (held_->gone) return;  // the environment has been torn down
+    napi_env env = Env();
+    napi_value args[2] = {nullptr, nullptr};
+    if (err_) {
+      try {
+        args[0] = StepError(Env(), step_, err_).Value();
+      } catch (...) {
+        return;
+      }
+      napi_get_undefined(env, &args[1]);
+    } else {
+      napi_value u, n;
+      if (napi_get_null(env, &args[0]) != napi_ok || napi_create_array_with_length(env, 2, &args[1]) != napi_ok || napi_create_int32(env, user_fd_, &u) != napi_ok ||
+          napi_create_int32(env, net_fd_, &n) != napi_ok || napi_set_element(env, args[1], 0, u) != napi_ok || napi_set_element(env, args[1], 1, n) != napi_ok)
+        return;
+    }
+    napi_value global, ret;
+    if (napi_get_global(env, &global) != napi_ok) return;
+    // Held for JS before the call: the callback may give the pair straight
+    // back (closeWarm), which closes only what is held.
+    if (!err_) {
+      held_->fds.insert(user_fd_);
+      held_->fds.insert(net_fd_);
+    }
+    napi_status st = napi_call_function(env, global, Callback().Value(), 2, args, &ret);
+    if (!err_) {
+      if (st == napi_ok || st == napi_pending_exception) {
+        user_fd_ = net_fd_ = -1;  // it ran (and threw, perhaps): JS's now
+      } else {
+        held_->fds.erase(user_fd_);  // it never ran: the destructor closes them
+        held_->fds.erase(net_fd_);
+      }
+    }
+    if (st == napi_pending_exception) {
+      napi_value e;
+      if (napi_get_and_clear_last_exception(env, &e) == napi_ok) napi_fatal_exception(env, e);
+    }
+  }
+
+ private:
+  std::shared_ptr<WarmFds> held_;
+  std::string uid_map_, gid_map_;
+  int user_fd_ = -1, net_fd_ = -1;
+  const char* step_ = nullptr;
+  int err_ = 0;
+};
+
+}  // namespace
+
+// makeWarm(uidMap, gidMap, cb(err, [userFd, netFd])): a fresh user and
+// network namespace pair, the user namespace mapped as given, for one launch
+// (plan.warm). The fds are close-on-exec and the caller's to close.
+Napi::Value MakeWarm(const Napi::CallbackInfo& info) {
+  auto* data = info.Env().GetInstanceData<AddonData>();
+  auto* w = new WarmWorker(info[2].As<Napi::Function>(), data->warm, info[0].As<Napi::String>().Utf8Value(), info[1].As<Napi::String>().Utf8Value());
+  w->Queue();
+  return info.Env().Undefined();
+}
+
+// closeWarm(userFd, netFd): a pair given back (used by a launch, or not wanted).
+Napi::Value CloseWarm(const Napi::CallbackInfo& info) {
+  auto* data = info.Env().GetInstanceData<AddonData>();
+  for (size_t i = 0; i < 2; i++) {
+    int fd = info[i].As<Napi::Number>().Int32Value();
+    if (data->warm->fds.erase(fd)) close(fd);
+  }
+  return info.Env().Undefined();
 }
 
 }  // namespace brig

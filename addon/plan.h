@@ -123,4 +123,39 @@ struct Plan {
 // parent's own memory (CLONE_VM); never returns.
 void child_main(void* plan);
 
+// Warm namespaces: a user namespace and a network namespace made ahead of a
+// launch, off the JS thread, and held by two fds until a launch uses them.
+// A fresh network namespace is most of a clone's cost (its sysctl tables,
+// its loopback, ipv4 and ipv6 state); each pair is still used by one sandbox
+// only and never again.
+//
+// WarmMake: the child made with CLONE_NEWUSER | CLONE_NEWNET | CLONE_VM |
+// CLONE_VFORK | CLONE_FILES opens both namespaces (into the parent's fd
+// table, close-on-exec), denies setgroups and writes its own id maps (a
+// single id, the caller's: no privilege needed), then exits.
+struct WarmMake {
+  const char* uid_map;
+  const char* gid_map;
+  int32_t user_fd;  // out
+  int32_t net_fd;   // out
+  int32_t step;     // out: which of WARM_STEP_* failed
+  int32_t err;      // out: its errno, 0 when all went well
+};
+enum : int32_t { WARM_OPEN_USER = 1, WARM_OPEN_NET = 2, WARM_SETGROUPS = 3, WARM_UID_MAP = 4, WARM_GID_MAP = 5 };
+void warm_make_main(void* make);
+
+// WarmEnter: the child made with CLONE_VM | CLONE_VFORK | CLONE_FILES joins
+// the warm pair (setns) and clones the sandbox's init into the remaining
+// namespaces as a sibling (CLONE_PARENT: init is the launching thread's
+// child, as on the ordinary path, and dies with it), then exits.
+struct WarmEnter {
+  int32_t user_fd;
+  int32_t net_fd;
+  void* init_args;  // struct clone_args for init, CLONE_PARENT and CLONE_PIDFD set
+  void* plan;       // child_main's argument
+  long result;      // out: init's pid, or -errno
+  int32_t entered;  // out: 1 once both setns calls succeeded
+};
+void warm_enter_main(void* enter);
+
 }  // namespace brig

@@ -13,6 +13,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createPool, run, type Pool, type SandboxOptions } from '../src/index.js';
 import { RunCgroups } from '../src/cgroup/run.js';
+import { setWarm } from '../src/warm.js';
 import { stats, table, type Stats } from './stats.js';
 import { cdfSvg } from './svg.js';
 
@@ -98,6 +99,17 @@ async function main() {
 
   const contenders: Contender[] = [{ name: fullName, once: () => brigTrue(full), samples: [], totalMs: 0 }];
   if (cgroups) contenders.push({ name: 'brig run (no cgroup)', once: () => brigTrue({}), samples: [], totalMs: 0 });
+  // The same run making its user and network namespaces at launch, as it
+  // does when no warm pair is waiting (src/warm.ts): what the pairs save.
+  const cold = async () => {
+    setWarm(false);
+    try {
+      await brigTrue(full);
+    } finally {
+      setWarm(true);
+    }
+  };
+  contenders.push({ name: 'brig run, cold namespaces', once: cold, samples: [], totalMs: 0 });
   contenders.push({ name: 'brig pool.run', once: () => brigTrue(full, pool), samples: [], totalMs: 0 });
   contenders.push({ name: 'child_process.spawn', once: () => spawnTrue('/bin/true', []), samples: [], totalMs: 0 });
   const bwrap = findBwrap();

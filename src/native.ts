@@ -80,6 +80,8 @@ export interface LaunchPlan {
   cgroupFds?: number[];
   /** Total bytes of captured stdout+stderr after which native kills the sandbox. */
   outputLimit?: number;
+  /** A warm pair (userFd, netFd) from makeWarm() to launch into; its maps are already written. */
+  warm?: [number, number];
   /** Pooled: set up, then wait for native.start() to give the command (argv, envp, stdio above are placeholders). */
   awaitCommand?: boolean;
 }
@@ -135,6 +137,8 @@ export interface LaunchInfo {
   pid: number;
   pidfd: number;
   clone3: boolean;
+  /** Launched into a warm pair (launch() only). */
+  warm?: boolean;
   /** ms: plan conversion, clone, id maps, release */
   timings: [number, number, number, number];
   /** CLOCK_MONOTONIC ns when launch() began. */
@@ -159,6 +163,10 @@ export interface Native {
   /** Gives a pooled sandbox (launched with awaitCommand) its program. Throws with step 'pool-start' if it is gone. */
   start(pidfd: number, command: StartCommand, onExit: (exit: NativeExit) => void): LaunchInfo;
   release(pidfd: number): void;
+  /** A fresh user namespace mapped as given and a network namespace it owns, made on a pool thread; the fds are the caller's. */
+  makeWarm(uidMap: string, gidMap: string, cb: (err: NativeError | null, pair?: [number, number]) => void): void;
+  /** Gives a pair from makeWarm() back: its fds are closed (those still held when the environment ends are closed then). */
+  closeWarm(userFd: number, netFd: number): void;
   prepareSteps(steps: NativeStep[]): unknown;
   kill(pidfd: number, signal: number): boolean;
   pipe(): [number, number];

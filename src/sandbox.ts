@@ -13,6 +13,7 @@ import { applyProfile } from './profile/index.js';
 import { resolveOptions, type OutputOption, type ResolvedOptions, type SandboxOptions, type StdinOption } from './options.js';
 import { ALL_NAMESPACES, buildPlan, execCandidates, switchesIds, type BuiltPlan } from './plan.js';
 import { RunCgroups } from './cgroup/run.js';
+import { closeWarm, refillWarm, takeWarm } from './warm.js';
 import type { RlimitName } from './options.js';
 import { AUDIT_ARCH, AUDIT_ARCH_I386, X32_SYSCALL_BIT, hostArch, syscallName } from './seccomp/index.js';
 
@@ -65,6 +66,8 @@ export interface RunTimings {
   exitToResultMs: number;
   /** The sandbox was made ahead by a pool: clone, maps and setup happened before the run. */
   pooled: boolean;
+  /** The user and network namespaces were made ahead (src/warm.ts). */
+  warm: boolean;
 }
 
 export interface RunResult {
@@ -375,6 +378,10 @@ export class SandboxProcess extends EventEmitter {
     const exited = new Promise<NativeExit>((resolve) => (exitResolve = resolve));
     let info;
     const execPaths = pooled ? execCandidates(o.argv[0], o.env.PATH) : built.execPaths;
+    const uidMap = `${o.uid} ${uid} 1\n`;
+    const gidMap = `${o.gid} ${gid} 1\n`;
+    // A multi-id map is written by newuidmap after the clone: no warm pair.
+    const warm = pooled || multi ? undefined : takeWarm(uidMap, gidMap);
     try {
       info = pooled
         ? native.start(
@@ -392,8 +399,9 @@ export class SandboxProcess extends EventEmitter {
           stdinData: stdio.stdinData,
           capture: stdio.capture,
           namespaces: ALL_NAMESPACES,
-          uidMap: `${o.uid} ${uid} 1\n`,
-          gidMap: `${o.gid} ${gid} 1\n`,
+          uidMap,
+          gidMap,
+          warm,
           deferRelease: multi !== undefined,
           initName: 'brig-init',
           noClone3: process.env.BRIG_NO_CLONE3 === '1',
@@ -406,6 +414,7 @@ export class SandboxProcess extends EventEmitter {
         (e) => exitResolve(e),
       );
     } catch (e) {
+      if (warm) closeWarm(warm);
       closeCgroupFds();
       const ne = e as NativeError & { path?: string };
       // The pooled sandbox died while it waited (the pool hears of it and
@@ -421,6 +430,8 @@ export class SandboxProcess extends EventEmitter {
       return failBefore(setupErrorInfo(ne.step, ne.errno, ne.path, hint));
     }
     const tLaunched = performance.now();
+    // The sandbox's init holds the namespaces now (or the launch made its own).
+    if (warm) closeWarm(warm);
     closeChildEnds();
     closeCgroupFds();
     this.pid = info.pid;
@@ -474,6 +485,7 @@ export class SandboxProcess extends EventEmitter {
 
     return exited.then(async (ex) => {
       const tExit = performance.now();
+      if (!pooled && !multi) refillWarm(uidMap, gidMap);
       this.exited = true;
       if (timer) clearTimeout(timer);
       if (cpuWatch) clearInterval(cpuWatch);
@@ -509,6 +521,7 @@ export class SandboxProcess extends EventEmitter {
           resultMs: tDone - tExit,
           exitToResultMs: result.endedNs === undefined ? NaN : (Number(process.hrtime.bigint()) - result.endedNs) / 1e6,
           pooled: pooled !== undefined,
+          warm: info.warm === true,
         };
       log().debug({ pid: info.pid, status: result.status, exitCode: result.exitCode, signal: result.signal }, 'sandbox exited');
       this.emit('exit', result);

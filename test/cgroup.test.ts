@@ -8,7 +8,7 @@ import { describe, it } from 'node:test';
 
 import { run } from '../src/index.js';
 import { RunCgroups } from '../src/cgroup/run.js';
-import { descendants, guardLeaks } from './helpers.js';
+import { descendantsSettled, guardLeaks } from './helpers.js';
 import { probeMount } from './probe.js';
 
 const mounts = [probeMount()];
@@ -59,7 +59,7 @@ describe('cgroup limits', { skip }, () => {
     assert.equal(r.pidsLimitHit, true);
     assert.ok(r.pidsPeak! <= 16, `peak ${r.pidsPeak}`);
     assert.ok(Number(r.stdout.toString()) <= 15, `forked ${r.stdout}`);
-    assert.deepEqual(descendants(), []);
+    assert.deepEqual(await descendantsSettled(), []);
   });
 
   it('0.5 cpus halves a spinning program, within 10 %', async () => {

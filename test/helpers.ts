@@ -8,6 +8,7 @@ import { dirname, join } from 'node:path';
 import { after, before } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { discover } from '../src/cgroup/hierarchy.js';
+import { warmFds } from '../src/warm.js';
 
 interface ProcInfo {
   pid: number;
@@ -58,8 +59,21 @@ export function descendants(root = process.pid): ProcInfo[] {
   return out;
 }
 
+/**
+ * descendants(), once the makers of warm namespace pairs (src/warm.ts) that
+ * the last run's end started have finished: each lives well under a
+ * millisecond, and a check right after a run may catch one.
+ */
+export async function descendantsSettled(): Promise<ProcInfo[]> {
+  for (let i = 0; i < 40 && descendants().some((p) => p.comm === 'brig-warm'); i++) await new Promise((r) => setTimeout(r, 25));
+  return descendants();
+}
+
+/** This process's open fds, but for the warm namespace pairs waiting for launches (src/warm.ts): those are meant to be open. */
 export function openFds(): string[] {
+  const warm = new Set(warmFds().map(String));
   return readdirSync('/proc/self/fd')
+    .filter((fd) => !warm.has(fd))
     .map((fd) => {
       try {
         return `${fd} -> ${readlinkSync(`/proc/self/fd/${fd}`)}`;

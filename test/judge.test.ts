@@ -5,7 +5,7 @@ import { describe, it } from 'node:test';
 import { run, type SandboxOptions } from '../src/index.js';
 import { RunCgroups } from '../src/cgroup/run.js';
 import { isolateMeta } from '../src/report.js';
-import { descendants, guardLeaks } from './helpers.js';
+import { descendantsSettled, guardLeaks } from './helpers.js';
 import { probeMount } from './probe.js';
 
 const mounts = [probeMount()];
@@ -59,7 +59,7 @@ describe('judge verdicts', () => {
     assert.equal(r.status, 'ok');
     assert.equal(r.pidsLimitHit, true);
     assert.ok(r.pidsPeak! <= 20);
-    assert.deepEqual(descendants(), []);
+    assert.deepEqual(await descendantsSettled(), []);
   });
 
   it('a segfault: signaled SIGSEGV; exit 3: exit-nonzero', async () => {
@@ -83,7 +83,7 @@ describe('judge verdicts', () => {
     const r = await judge(['orphan']);
     assert.equal(r.status, 'ok');
     assert.equal(r.stdout.toString(), 'left one\n');
-    assert.deepEqual(descendants(), []);
+    assert.deepEqual(await descendantsSettled(), []);
   });
 
   it('a file-size bomb: file-size-limit', async () => {
