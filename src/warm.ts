@@ -94,6 +94,15 @@ export function setWarm(on: boolean): void {
   enabled = on;
 }
 
+let makingTotal = 0;
+let onSettled: (() => void)[] = [];
+
+/** Resolves once no pair is being made (for checks that count this process's fds). */
+export function warmSettled(): Promise<void> {
+  if (makingTotal === 0) return Promise.resolve();
+  return new Promise((resolve) => onSettled.push(resolve));
+}
+
 /** Closes every pair waiting and stops making more until the next launch. */
 export function dropWarm(): void {
   for (const s of slots.values()) {
@@ -105,8 +114,10 @@ export function dropWarm(): void {
 function refill(s: Slot): void {
   while (enabled && !refused && s.ready.length + s.making < s.want) {
     s.making++;
+    makingTotal++;
     native.makeWarm(s.uidMap, s.gidMap, (err, pair) => {
       s.making--;
+      if (--makingTotal === 0) for (const resolve of onSettled.splice(0)) resolve();
       if (err || !pair) {
         s.want = 0;
         if (err && !TRANSIENT.has(err.errno)) {
