@@ -13,7 +13,7 @@ import { applyProfile } from './profile/index.js';
 import { resolveOptions, type OutputOption, type ResolvedOptions, type SandboxOptions, type StdinOption } from './options.js';
 import { ALL_NAMESPACES, buildPlan, execCandidates, switchesIds, type BuiltPlan } from './plan.js';
 import { RunCgroups } from './cgroup/run.js';
-import { closeWarm, refillWarm, takeWarm } from './warm.js';
+import { closeWarm, refillWarm, sandboxEnded, sandboxStarted, takeWarm } from './warm.js';
 import type { RlimitName } from './options.js';
 import { AUDIT_ARCH, AUDIT_ARCH_I386, X32_SYSCALL_BIT, hostArch, syscallName } from './seccomp/index.js';
 
@@ -432,6 +432,7 @@ export class SandboxProcess extends EventEmitter {
     const tLaunched = performance.now();
     // The sandbox's init holds the namespaces now (or the launch made its own).
     if (warm) closeWarm(warm);
+    sandboxStarted();
     closeChildEnds();
     closeCgroupFds();
     this.pid = info.pid;
@@ -485,6 +486,7 @@ export class SandboxProcess extends EventEmitter {
 
     return exited.then(async (ex) => {
       const tExit = performance.now();
+      sandboxEnded();
       if (!pooled && !multi) refillWarm(uidMap, gidMap);
       this.exited = true;
       if (timer) clearTimeout(timer);

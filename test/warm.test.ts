@@ -5,9 +5,10 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readlinkSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { describe, it } from 'node:test';
-import { run } from '../src/index.js';
-import { dropWarm, warmFds } from '../src/warm.js';
+import { run, spawn } from '../src/index.js';
+import { dropWarm, setWarm, warmFds } from '../src/warm.js';
 import { guardLeaks } from './helpers.js';
 
 const NS = 'readlink /proc/self/ns/user /proc/self/ns/net; cat /proc/self/uid_map /proc/self/gid_map; id -u; tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d " "; wc -l < /proc/net/if_inet6';
@@ -22,11 +23,18 @@ describe('warm namespaces', () => {
     assert.equal(reference.warm, false, 'BRIG_NO_WARM=1 makes every namespace at launch');
     const tail = (out: string) => out.split('\n').slice(2).join('\n');
 
-    // Four at a time, a few rounds: pairs are made for as many launches as came without one.
+    // Four at a time, a few rounds: pairs are made for as many launches as
+    // came without one. (By default a launch takes none while a sandbox runs
+    // on every spare CPU: allowed here, to have four alive at once.)
     let last: Awaited<ReturnType<typeof run>>[] = [];
-    for (let round = 0; round < 4; round++) {
-      last = await Promise.all([0, 1, 2, 3].map(() => run(['/bin/sh', '-c', `${NS}; sleep 0.2`], { timings: true })));
-      await new Promise((r) => setTimeout(r, 100));
+    setWarm(true, 8);
+    try {
+      for (let round = 0; round < 4; round++) {
+        last = await Promise.all([0, 1, 2, 3].map(() => run(['/bin/sh', '-c', `${NS}; sleep 0.2`], { timings: true })));
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    } finally {
+      setWarm(true);
     }
     assert.ok(last.every((r) => r.timings!.warm), `the last round all warm: ${last.map((r) => r.timings!.warm).join(' ')}`);
     const seen = new Set<string>();
@@ -51,6 +59,19 @@ describe('warm namespaces', () => {
     assert.equal(r.stdout.toString(), '1\n');
     const down = await run(['/bin/sh', '-c', 'wc -l < /proc/net/if_inet6'], { timings: true });
     assert.equal(down.stdout.toString(), '0\n');
+  });
+
+  it('while sandboxes run on every spare CPU, a launch takes no pair: making them ahead would only add work', async () => {
+    for (let i = 0; i < 3; i++) await run(['/bin/true']);
+    const busy = Array.from({ length: availableParallelism() }, () => spawn(['/bin/sleep', '0.3']));
+    try {
+      const r = await run(['/bin/true'], { timings: true });
+      assert.equal(r.timings!.warm, false);
+    } finally {
+      await Promise.all(busy.map((b) => b.wait()));
+    }
+    const r = await run(['/bin/true'], { timings: true });
+    assert.equal(r.timings!.warm, true, 'with nothing else running, the pair waiting is taken');
   });
 
   it('the pairs waiting are fds of namespaces, given back when asked and after launches stop', async () => {
