@@ -152,8 +152,11 @@ void DeleteLauncher(Launcher* l);
 struct WarmFds {
   std::unordered_set<int> fds;
   bool gone = false;
-  ~WarmFds() {
+  // Teardown: every fd closed, and nothing more taken in.
+  void Release() {
+    gone = true;
     for (int fd : fds) close(fd);
+    fds.clear();
   }
 };
 
@@ -164,9 +167,7 @@ struct AddonData {
   Launcher* launcher = nullptr;
   napi_async_cleanup_hook_handle cleanup = nullptr;
   ~AddonData() {
-    warm->gone = true;
-    for (int fd : warm->fds) close(fd);
-    warm->fds.clear();
+    warm->Release();
     if (launcher) DeleteLauncher(launcher);
   }
 };

@@ -775,7 +775,6 @@ void warm_enter_main(void* arg) {
     w->result = r;
     die_now(1);
   }
-  w->entered = 1;
   struct clone_args* args = static_cast<struct clone_args*>(w->init_args);
   w->result = brig_clone3_call(args, sizeof *args, child_main, w->plan);
   die_now(0);

@@ -250,7 +250,25 @@ long CloneChild(uint64_t ns_flags, LaunchMemory* mem, int* pidfd, bool* used_clo
   return brig_clone_call(ns_flags | CLONE_VM | CLONE_PIDFD, init_stack + init_size, pidfd, child_main, &mem->st.plan);
 }
 
-// init through a warm pair (see WarmEnter in plan.h): a vfork-like helper
+// Runs fn(arg) in a vfork-style child (our memory and fd table, on the lower
+// half of `stacks`) plus extra clone flags, and reaps it once it has exited.
+// 0, or -errno if it could not be made.
+long RunVforked(uint64_t extra_flags, void* stacks, void (*fn)(void*), void* arg) {
+  struct clone_args args;
+  memset(&args, 0, sizeof args);
+  args.flags = extra_flags | CLONE_VM | CLONE_VFORK | CLONE_FILES | CLONE_CLEAR_SIGHAND;
+  args.exit_signal = 0;
+  args.stack = reinterpret_cast<uint64_t>(static_cast<char*>(stacks) + kGuard);
+  args.stack_size = kStackRegion / 2 - kGuard;
+  long pid = brig_clone3_call(&args, sizeof args, fn, arg);
+  if (pid < 0) return pid;
+  siginfo_t si;
+  while (waitid(P_PID, static_cast<id_t>(pid), &si, WEXITED | __WALL) < 0 && errno == EINTR) {
+  }
+  return 0;
+}
+
+// init through a warm pair (see WarmEnter in plan.h): a vfork-style helper
 // on the program's stack (unused until init forks the program, long after
 // the helper is gone) joins the pair and clones init as our child into the
 // other namespaces. Returns init's pid or -errno; nothing is left on failure.
@@ -270,18 +288,8 @@ long CloneWarm(uint64_t ns_flags, LaunchMemory* mem, int user_fd, int net_fd, in
   w.init_args = &init_args;
   w.plan = &mem->st.plan;
   w.result = -ENOSYS;
-  struct clone_args helper;
-  memset(&helper, 0, sizeof helper);
-  helper.flags = CLONE_VM | CLONE_VFORK | CLONE_FILES | CLONE_CLEAR_SIGHAND;
-  helper.exit_signal = 0;
-  helper.stack = reinterpret_cast<uint64_t>(base + kGuard);
-  helper.stack_size = kStackRegion / 2 - kGuard;
-  long hpid = brig_clone3_call(&helper, sizeof helper, warm_enter_main, &w);
-  if (hpid < 0) return hpid;
-  siginfo_t si;
-  while (waitid(P_PID, static_cast<id_t>(hpid), &si, WEXITED | __WALL) < 0 && errno == EINTR) {
-  }
-  return w.result;
+  long r = RunVforked(0, mem->stacks, warm_enter_main, &w);
+  return r < 0 ? r : w.result;
 }
 
 inline double NowNs() {
@@ -868,24 +876,15 @@ class WarmWorker : public Napi::AsyncWorker {
     m.uid_map = uid_map_.c_str();
     m.gid_map = gid_map_.c_str();
     m.user_fd = m.net_fd = -1;
-    struct clone_args args;
-    memset(&args, 0, sizeof args);
-    args.flags = CLONE_NEWUSER | CLONE_NEWNET | CLONE_VM | CLONE_VFORK | CLONE_FILES | CLONE_CLEAR_SIGHAND;
-    args.exit_signal = 0;
-    args.stack = reinterpret_cast<uint64_t>(static_cast<char*>(stacks) + kGuard);
-    args.stack_size = kStackRegion / 2 - kGuard;
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    long pid = brig_clone3_call(&args, sizeof args, warm_make_main, &m);
+    long r = RunVforked(CLONE_NEWUSER | CLONE_NEWNET, stacks, warm_make_main, &m);
     pthread_sigmask(SIG_SETMASK, &old, nullptr);
-    if (pid < 0) {
+    if (r < 0) {
       step_ = "warm-clone";
-      err_ = static_cast<int>(-pid);
+      err_ = static_cast<int>(-r);
     } else {
-      siginfo_t si;
-      while (waitid(P_PID, static_cast<id_t>(pid), &si, WEXITED | __WALL) < 0 && errno == EINTR) {
-      }
       user_fd_ = m.user_fd;
       net_fd_ = m.net_fd;
       if (m.err || user_fd_ < 0 || net_fd_ < 0) {

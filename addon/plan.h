@@ -154,7 +154,6 @@ struct WarmEnter {
   void* init_args;  // struct clone_args for init, CLONE_PARENT and CLONE_PIDFD set
   void* plan;       // child_main's argument
   long result;      // out: init's pid, or -errno
-  int32_t entered;  // out: 1 once both setns calls succeeded
 };
 void warm_enter_main(void* enter);
 

@@ -27,6 +27,12 @@ export class OptionsError extends BrigError {
  * The positive errno of a Node system error; else the one its `code` names
  * (a stream's error may carry only `code: 'ENOSPC'`); else `fallback`.
  */
+/**
+ * Out of fds, processes, memory or namespaces (the kernel's limit on them
+ * is ENOSPC): these pass, and whatever failed on one may be tried again.
+ */
+export const TRANSIENT_ERRNOS: ReadonlySet<number> = new Set([constants.errno.EMFILE, constants.errno.ENFILE, constants.errno.EAGAIN, constants.errno.ENOMEM, constants.errno.ENOSPC]);
+
 export function errnoOf(e: unknown, fallback: number = constants.errno.EIO): number {
   const err = e as NodeJS.ErrnoException | undefined;
   if (typeof err?.errno === 'number') return Math.abs(err.errno);

@@ -5,8 +5,7 @@
 // is what every program start costs: fork, the per-process steps (cgroup
 // join, rlimits, capabilities, seccomp) and exec. Each sandbox serves one
 // run (its /tmp and processes are that run's), and the pool makes another.
-import { constants as osConstants } from 'node:os';
-import { errnoOf, OptionsError } from './errors.js';
+import { errnoOf, OptionsError, TRANSIENT_ERRNOS } from './errors.js';
 import { log } from './log.js';
 import { native, type NativeExit, ReportKind } from './native.js';
 import { resolveOptions, type ResolvedOptions, type SandboxOptions } from './options.js';
@@ -59,9 +58,6 @@ function shape(resolved: ResolvedOptions): Record<string, string> {
     shmSize: String(o.shmSize),
   };
 }
-
-/** Out of fds, processes, memory or namespaces: these pass. */
-const TRANSIENT_ERRNOS = new Set(['EMFILE', 'ENFILE', 'EAGAIN', 'ENOMEM', 'ENOSPC'].map((c) => (osConstants.errno as Record<string, number>)[c]));
 
 export class Pool implements SandboxSource {
   private readonly base: SandboxOptions;

@@ -380,8 +380,10 @@ export class SandboxProcess extends EventEmitter {
     const execPaths = pooled ? execCandidates(o.argv[0], o.env.PATH) : built.execPaths;
     const uidMap = `${o.uid} ${uid} 1\n`;
     const gidMap = `${o.gid} ${gid} 1\n`;
-    // A multi-id map is written by newuidmap after the clone: no warm pair.
-    const warm = pooled || multi ? undefined : takeWarm(uidMap, gidMap);
+    // A pooled sandbox has its namespaces; a multi-id map is written by
+    // newuidmap after the clone: neither takes a warm pair.
+    const warmable = !pooled && !multi;
+    const warm = warmable ? takeWarm(uidMap, gidMap) : undefined;
     try {
       info = pooled
         ? native.start(
@@ -487,7 +489,7 @@ export class SandboxProcess extends EventEmitter {
     return exited.then(async (ex) => {
       const tExit = performance.now();
       sandboxEnded();
-      if (!pooled && !multi) refillWarm(uidMap, gidMap);
+      if (warmable) refillWarm(uidMap, gidMap);
       this.exited = true;
       if (timer) clearTimeout(timer);
       if (cpuWatch) clearInterval(cpuWatch);

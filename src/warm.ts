@@ -19,11 +19,13 @@
 // (at most MAX_READY), and closed when no launch took one for IDLE_MS.
 // BRIG_NO_WARM=1 turns this off; a kernel that refuses (no clone3 or no
 // setns into user namespaces) turns it off by itself.
-import { availableParallelism, constants as osConstants } from 'node:os';
+import { availableParallelism } from 'node:os';
+import { TRANSIENT_ERRNOS } from './errors.js';
 import { log } from './log.js';
 import { native } from './native.js';
 
 const MAX_READY = 4;
+const IDLE_MS = 2000;
 const DEFAULT_SPARE = Math.max(1, availableParallelism() - 1);
 let spareCpus = DEFAULT_SPARE;
 
@@ -37,7 +39,6 @@ export function sandboxStarted(): void {
 export function sandboxEnded(): void {
   running--;
 }
-const IDLE_MS = 2000;
 
 interface Slot {
   uidMap: string;
@@ -54,9 +55,6 @@ let enabled = process.env.BRIG_NO_WARM !== '1';
 // The kernel refused (no clone3, no setns into a user namespace): for good.
 let refused = false;
 let idleTimer: NodeJS.Timeout | undefined;
-
-/** Errors that pass (out of fds, memory, or namespaces for now): the next demand tries again. */
-const TRANSIENT = new Set([osConstants.errno.EMFILE, osConstants.errno.ENFILE, osConstants.errno.ENOMEM, osConstants.errno.ENOSPC, osConstants.errno.EAGAIN, 87 /* EUSERS: max_user_namespaces reached */]);
 
 /**
  * A warm pair for a launch with these maps, or undefined (then the launch
@@ -82,7 +80,7 @@ export function takeWarm(uidMap: string, gidMap: string): [number, number] | und
 
 /** Closes a pair once the launch that took it returned (init holds the namespaces now, if it was used). */
 export function closeWarm(pair: [number, number]): void {
-  closePair(pair);
+  native.closeWarm(pair[0], pair[1]);
 }
 
 /**
@@ -96,10 +94,6 @@ export function closeWarm(pair: [number, number]): void {
 export function refillWarm(uidMap: string, gidMap: string): void {
   const s = slots.get(`${uidMap}\0${gidMap}`);
   if (s) refill(s);
-}
-
-function closePair(pair: [number, number]): void {
-  native.closeWarm(pair[0], pair[1]);
 }
 
 /** fds the pairs waiting to be used hold (for leak checks: they are meant to be open). */
@@ -128,10 +122,12 @@ export function warmSettled(): Promise<void> {
 
 /** Closes every pair waiting and stops making more until the next launch. */
 export function dropWarm(): void {
-  for (const s of slots.values()) {
-    for (const pair of s.ready.splice(0)) closePair(pair);
-    s.want = 0;
-  }
+  for (const s of slots.values()) empty(s);
+}
+
+function empty(s: Slot): void {
+  for (const pair of s.ready.splice(0)) closeWarm(pair);
+  s.want = 0;
 }
 
 function refill(s: Slot): void {
@@ -143,14 +139,14 @@ function refill(s: Slot): void {
       if (--makingTotal === 0) for (const resolve of onSettled.splice(0)) resolve();
       if (err || !pair) {
         s.want = 0;
-        if (err && !TRANSIENT.has(err.errno)) {
+        if (err && !TRANSIENT_ERRNOS.has(err.errno)) {
           refused = true;
           dropWarm();
         }
         log().debug({ step: err?.step, errno: err?.errno }, 'no warm namespaces: launches make their own');
         return;
       }
-      if (refused || s.ready.length >= s.want) closePair(pair);
+      if (refused || s.ready.length >= s.want) closeWarm(pair);
       else s.ready.push(pair);
     });
   }
@@ -166,10 +162,8 @@ function armIdle(): void {
     const now = Date.now();
     let active = false;
     for (const s of slots.values()) {
-      if (now - s.lastTake >= IDLE_MS) {
-        for (const pair of s.ready.splice(0)) closePair(pair);
-        s.want = 0;
-      } else active = true;
+      if (now - s.lastTake >= IDLE_MS) empty(s);
+      else active = true;
     }
     if (active) armIdle();
   }, IDLE_MS);
