@@ -148,7 +148,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("start", Napi::Function::New(env, Guarded<Start>, "start"));
   exports.Set("launchAsync", Napi::Function::New(env, Guarded<LaunchAsync>, "launchAsync"));
   exports.Set("makeWarm", Napi::Function::New(env, Guarded<MakeWarm>, "makeWarm"));
-  exports.Set("closeWarm", Napi::Function::New(env, Guarded<CloseWarm>, "closeWarm"));
+  exports.Set("makeSkeleton", Napi::Function::New(env, Guarded<MakeSkeleton>, "makeSkeleton"));
+  exports.Set("closeHeld", Napi::Function::New(env, Guarded<CloseHeld>, "closeHeld"));
   exports.Set("prepareSteps", Napi::Function::New(env, Guarded<PrepareSteps>, "prepareSteps"));
   exports.Set("kill", Napi::Function::New(env, Guarded<Kill>, "kill"));
   exports.Set("pipe", Napi::Function::New(env, Guarded<Pipe>, "pipe"));

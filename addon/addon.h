@@ -145,11 +145,12 @@ class Watcher {
 class Launcher;
 void DeleteLauncher(Launcher* l);
 
-// The warm namespace pairs (src/warm.ts) an environment holds: JS keeps them
-// and gives them back through closeWarm(); whatever it still holds when the
+// What an environment holds for later launches: warm namespace pairs
+// (src/warm.ts) and skeletons (src/skeleton.ts). JS keeps them and gives
+// them back through closeHeld(); whatever it still holds when the
 // environment goes (a worker thread ending) is closed here. Shared with the
-// pool-thread jobs that make pairs, which may finish after the environment.
-struct WarmFds {
+// pool-thread jobs that make them, which may finish after the environment.
+struct HeldFds {
   std::unordered_set<int> fds;
   bool gone = false;
   // Teardown: every fd closed, and nothing more taken in.
@@ -162,12 +163,12 @@ struct WarmFds {
 
 struct AddonData {
   std::unique_ptr<Watcher> watcher;
-  std::shared_ptr<WarmFds> warm = std::make_shared<WarmFds>();
+  std::shared_ptr<HeldFds> held = std::make_shared<HeldFds>();
   // The thread that makes sandboxes for launchAsync(), started on first use.
   Launcher* launcher = nullptr;
   napi_async_cleanup_hook_handle cleanup = nullptr;
   ~AddonData() {
-    warm->Release();
+    held->Release();
     if (launcher) DeleteLauncher(launcher);
   }
 };
@@ -186,6 +187,7 @@ Napi::Value ListXattr(const Napi::CallbackInfo& info);
 Napi::Value Release(const Napi::CallbackInfo& info);
 Napi::Value PrepareSteps(const Napi::CallbackInfo& info);
 Napi::Value MakeWarm(const Napi::CallbackInfo& info);
-Napi::Value CloseWarm(const Napi::CallbackInfo& info);
+Napi::Value MakeSkeleton(const Napi::CallbackInfo& info);
+Napi::Value CloseHeld(const Napi::CallbackInfo& info);
 
 }  // namespace brig

@@ -322,6 +322,77 @@ long bind_target(NewRoot* root, const char* source, const char* target, bool rea
   return r;
 }
 
+// A run's root from the skeleton: a clone of the whole prebuilt tree (its
+// binds included, their read-only flags with them) mounted on the new
+// root's directory. init's copy of the skeleton's fd is closed right after:
+// neither a pooled sandbox waiting for its command nor the program holds it.
+long mount_skeleton(NewRoot* root, const Plan* plan, const char* target) {
+  forget_root(root);  // mounting on the new root's directory itself
+  long tree = sys(SYS_open_tree, plan->skeleton_fd, P(""), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | AT_EMPTY_PATH);
+  long r = tree;
+  if (tree >= 0) {
+    r = sys(SYS_move_mount, tree, P(""), AT_FDCWD, P(target), MOVE_MOUNT_F_EMPTY_PATH);
+    sys(SYS_close, tree);
+  }
+  if (plan->skeleton_fd >= 0) sys(SYS_close, plan->skeleton_fd);
+  return r;
+}
+
+// The skeleton maker's own state: the tmpfs's configuration fd (kept for
+// the read-only reconfiguration at the seal) and the detached tree.
+struct SkeletonTree {
+  long fs;
+  long tree;
+};
+
+// A tmpfs made with the new mount API and never attached: fsmount puts it
+// in an anonymous mount namespace of its own, whose trees any namespace may
+// clone (a tree cloned from an attached mount may be cloned again only in
+// the namespace it came from). The plan's steps then build in it through
+// root->fd, resolving their paths in it as a sandbox's resolve in /newroot.
+long skeleton_root(NewRoot* root, const Step* s, SkeletonTree* t) {
+  long fs = sys(SYS_fsopen, P("tmpfs"), FSOPEN_CLOEXEC);
+  if (fs < 0) return fs;
+  t->fs = fs;
+  long r = sys(SYS_fsconfig, fs, FSCONFIG_SET_STRING, P("mode"), P("0755"), 0);
+  if (r == 0) r = sys(SYS_fsconfig, fs, FSCONFIG_SET_STRING, P("size"), P(s->a), 0);
+  if (r == 0) r = sys(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, 0, 0, 0);
+  if (r == 0) r = t->tree = sys(SYS_fsmount, fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
+  if (r < 0) return r;
+  forget_root(root);
+  root->fd = sys(SYS_fcntl, t->tree, F_DUPFD_CLOEXEC, 0);
+  return root->fd < 0 ? root->fd : 0;
+}
+
+// Every run shares the skeleton's tmpfs, so it must be read-only for all of
+// them whatever one does: the superblock itself is made read-only, which
+// only a holder of CAP_SYS_ADMIN in the maker's user namespace could undo
+// (no sandbox is in it), not merely the mount, whose flag the root of a
+// sandbox's own user namespace could clear on its clone. Propagation is
+// private: nothing mounted in one run's clone reaches another. Last, a
+// clone as each run will make, so that a kernel that refuses it refuses
+// here, once, and not in a run.
+long skeleton_seal(SkeletonTree* t) {
+  struct mount_attr attr;
+  zero(&attr, sizeof attr);
+  attr.propagation = MS_PRIVATE;
+  long r = sys(SYS_mount_setattr, t->tree, P(""), AT_EMPTY_PATH | AT_RECURSIVE, P(&attr), sizeof attr);
+  if (r == 0) {
+    zero(&attr, sizeof attr);
+    attr.attr_set = MOUNT_ATTR_RDONLY;
+    r = sys(SYS_mount_setattr, t->tree, P(""), AT_EMPTY_PATH, P(&attr), sizeof attr);
+  }
+  if (r == 0) r = sys(SYS_fsconfig, t->fs, FSCONFIG_SET_FLAG, P("ro"), 0, 0);
+  if (r == 0) r = sys(SYS_fsconfig, t->fs, FSCONFIG_CMD_RECONFIGURE, 0, 0, 0);
+  if (r < 0) return r;
+  sys(SYS_close, t->fs);
+  t->fs = -1;
+  long trial = sys(SYS_open_tree, t->tree, P(""), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | AT_EMPTY_PATH);
+  if (trial < 0) return trial;
+  sys(SYS_close, trial);
+  return 0;
+}
+
 long write_all(int fd, const char* data, size_t len) {
   while (len > 0) {
     long n = sys(SYS_write, fd, P(data), static_cast<long>(len));
@@ -663,6 +734,7 @@ void kill_and_reap_all(long program, int* program_status, bool* program_done) {
 }
 
 [[noreturn]] void run_steps(const Plan* plan, int from);
+long fs_step(NewRoot* root, const Step* s, bool* handled);
 
 // A pooled sandbox, fully set up, waits here for its command. The parent has
 // written argv, envp and the exec candidates into the plan (our memory is
@@ -734,6 +806,32 @@ long write_own_proc(const char* path, const char* text) {
   return static_cast<size_t>(w) == n ? 0 : -EIO;
 }
 
+// One byte with fd attached (SCM_RIGHTS) on a socket; 0 or -errno.
+long send_fd(int32_t sock, long fd) {
+  char byte = 0;
+  struct iovec iov;
+  iov.iov_base = &byte;
+  iov.iov_len = 1;
+  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+  zero(control, sizeof control);
+  struct msghdr mh;
+  zero(&mh, sizeof mh);
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  mh.msg_control = control;
+  mh.msg_controllen = sizeof control;
+  struct cmsghdr* cm = CMSG_FIRSTHDR(&mh);
+  cm->cmsg_level = SOL_SOCKET;
+  cm->cmsg_type = SCM_RIGHTS;
+  cm->cmsg_len = CMSG_LEN(sizeof(int));
+  int f = static_cast<int>(fd);
+  copy(CMSG_DATA(cm), &f, sizeof f);
+  long r;
+  do r = sys(SYS_sendmsg, sock, P(&mh), MSG_NOSIGNAL);
+  while (r == -EINTR);
+  return r < 0 ? r : 0;
+}
+
 [[noreturn]] void warm_failed(WarmMake* m, int32_t step, long negerr) {
   m->step = step;
   m->err = static_cast<int32_t>(-negerr);
@@ -762,6 +860,41 @@ void warm_make_main(void* arg) {
   if (r < 0) warm_failed(m, WARM_UID_MAP, r);
   r = write_own_proc("/proc/self/gid_map", m->gid_map);
   if (r < 0) warm_failed(m, WARM_GID_MAP, r);
+  die_now(0);
+}
+
+void skeleton_make_main(void* arg) {
+  SkeletonMake* m = static_cast<SkeletonMake*>(arg);
+  sys(SYS_prctl, PR_SET_NAME, P("brig-skel"));
+  const int32_t keep[1] = {m->sock};
+  close_all_but(keep, 1);
+  // Files the maker writes are owned, on the host, by the caller, as a
+  // sandbox's init's would be: the one id mapped here is the caller's.
+  long r = write_own_proc("/proc/self/setgroups", "deny");
+  if (r == 0) r = write_own_proc("/proc/self/uid_map", m->uid_map);
+  if (r == 0) r = write_own_proc("/proc/self/gid_map", m->gid_map);
+  int32_t failed = -1;
+  NewRoot root = {-1};
+  SkeletonTree t = {-1, -1};
+  for (int32_t i = 0; r == 0 && i < m->nsteps; i++) {
+    const Step* s = &m->steps[i];
+    bool fs = true;
+    if (s->kind == STEP_SKELETON_ROOT) r = skeleton_root(&root, s, &t);
+    else if (s->kind == STEP_SKELETON_SEAL) r = skeleton_seal(&t);
+    else r = fs_step(&root, s, &fs);
+    if (!fs) r = -EINVAL;
+    if (r < 0) failed = i;
+  }
+  if (r == 0 && t.tree < 0) r = -EINVAL, failed = m->nsteps;  // a plan without STEP_SKELETON_ROOT
+  if (r == 0) {
+    failed = m->nsteps;
+    r = send_fd(m->sock, t.tree);
+  }
+  if (r < 0) {
+    m->step = failed;
+    m->err = static_cast<int32_t>(-r);
+    die_now(1);
+  }
   die_now(0);
 }
 
@@ -806,57 +939,69 @@ void child_main(void* arg) {
 
 namespace {
 
+// The steps that make the new root's files and mounts, shared by a
+// sandbox's init and the skeleton maker. *handled is false for other kinds.
+long fs_step(NewRoot* root, const Step* s, bool* handled) {
+  *handled = true;
+  long r;
+  switch (s->kind) {
+    case STEP_MOUNT:
+      return mount_target(root, s->a, s->b, s->c, static_cast<unsigned long>(s->flags), s->d);
+    case STEP_BIND:
+      return bind_target(root, s->a, s->b, s->arg0 != 0);
+    case STEP_SET_READONLY:
+      return set_readonly_target(root, s->a, s->arg0 != 0);
+    case STEP_MKDIR: {
+      ParentDir d;
+      r = open_parent(root, s->a, &d);
+      if (r == 0) r = sys(SYS_mkdirat, d.fd, P(d.name), s->mode);
+      close_parent(d);
+      return r == -EEXIST ? 0 : r;
+    }
+    case STEP_TOUCH:
+      r = open_target(root, s->a, O_WRONLY | O_CREAT | O_NOFOLLOW, s->mode);
+      return r >= 0 ? sys(SYS_close, r) : r;
+    case STEP_SYMLINK: {
+      ParentDir d;
+      r = open_parent(root, s->b, &d);
+      if (r == 0) r = sys(SYS_symlinkat, P(s->a), d.fd, P(d.name));
+      close_parent(d);
+      return r;
+    }
+    case STEP_WRITE_FILE:
+      r = open_target(root, s->a, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, s->mode);
+      if (r >= 0) {
+        long fd = r;
+        r = write_all(static_cast<int>(fd), s->d, static_cast<size_t>(s->arg0));
+        sys(SYS_close, fd);
+      }
+      return r;
+    case STEP_PIVOT_ROOT:
+      forget_root(root);
+      r = sys(SYS_chdir, P(s->a));
+      if (r == 0) r = sys(SYS_pivot_root, P("."), P(s->b));
+      // pivot_root(".", ".") stacks the old root on top of the new one; a
+      // lazy unmount of "." then takes the old root and everything under it
+      // away without needing a directory to park it in.
+      if (r == 0 && s->b[0] == '.' && s->b[1] == 0) r = sys(SYS_umount2, P("."), MNT_DETACH);
+      if (r == 0) r = sys(SYS_chdir, P("/"));
+      return r;
+    default:
+      *handled = false;
+      return 0;
+  }
+}
+
 [[noreturn]] void run_steps(const Plan* plan, int from) {
   long r = 0;
   NewRoot root = {-1};
   for (int i = from; i < plan->nsteps; i++) {
     const Step* s = &plan->steps[i];
-    switch (s->kind) {
-      case STEP_MOUNT:
-        r = mount_target(&root, s->a, s->b, s->c, static_cast<unsigned long>(s->flags), s->d);
-        break;
-      case STEP_BIND:
-        r = bind_target(&root, s->a, s->b, s->arg0 != 0);
-        break;
-      case STEP_SET_READONLY:
-        r = set_readonly_target(&root, s->a, s->arg0 != 0);
-        break;
-      case STEP_MKDIR: {
-        ParentDir d;
-        r = open_parent(&root, s->a, &d);
-        if (r == 0) r = sys(SYS_mkdirat, d.fd, P(d.name), s->mode);
-        close_parent(d);
-        if (r == -EEXIST) r = 0;
-        break;
-      }
-      case STEP_TOUCH:
-        r = open_target(&root, s->a, O_WRONLY | O_CREAT | O_NOFOLLOW, s->mode);
-        if (r >= 0) r = sys(SYS_close, r);
-        break;
-      case STEP_SYMLINK: {
-        ParentDir d;
-        r = open_parent(&root, s->b, &d);
-        if (r == 0) r = sys(SYS_symlinkat, P(s->a), d.fd, P(d.name));
-        close_parent(d);
-        break;
-      }
-      case STEP_WRITE_FILE:
-        r = open_target(&root, s->a, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, s->mode);
-        if (r >= 0) {
-          long fd = r;
-          r = write_all(static_cast<int>(fd), s->d, static_cast<size_t>(s->arg0));
-          sys(SYS_close, fd);
-        }
-        break;
-      case STEP_PIVOT_ROOT:
-        forget_root(&root);
-        r = sys(SYS_chdir, P(s->a));
-        if (r == 0) r = sys(SYS_pivot_root, P("."), P(s->b));
-        // pivot_root(".", ".") stacks the old root on top of the new one; a
-        // lazy unmount of "." then takes the old root and everything under it
-        // away without needing a directory to park it in.
-        if (r == 0 && s->b[0] == '.' && s->b[1] == 0) r = sys(SYS_umount2, P("."), MNT_DETACH);
-        if (r == 0) r = sys(SYS_chdir, P("/"));
+    bool fs = false;
+    r = fs_step(&root, s, &fs);
+    if (!fs) switch (s->kind) {
+      case STEP_SKELETON:
+        r = mount_skeleton(&root, plan, s->a);
         break;
       case STEP_CHDIR:
         r = sys(SYS_chdir, P(s->a));

@@ -198,6 +198,7 @@ void BuildPlan(const Napi::Object& js, PlanStorage& st) {
   st.plan.notify_sock = -1;
   st.plan.command_fd = -1;
   st.plan.landlock_fd = -1;
+  st.plan.skeleton_fd = -1;
 }
 
 int WriteProcFile(int procdir, const char* name, const std::string& text) {
@@ -250,13 +251,14 @@ long CloneChild(uint64_t ns_flags, LaunchMemory* mem, int* pidfd, bool* used_clo
   return brig_clone_call(ns_flags | CLONE_VM | CLONE_PIDFD, init_stack + init_size, pidfd, child_main, &mem->st.plan);
 }
 
-// Runs fn(arg) in a vfork-style child (our memory and fd table, on the lower
-// half of `stacks`) plus extra clone flags, and reaps it once it has exited.
+// Runs fn(arg) in a vfork-style child (our memory, and our fd table when
+// share_fds, else a copy; on the lower half of `stacks`) plus extra clone
+// flags, and reaps it once it has exited.
 // 0, or -errno if it could not be made.
-long RunVforked(uint64_t extra_flags, void* stacks, void (*fn)(void*), void* arg) {
+long RunVforked(uint64_t extra_flags, void* stacks, void (*fn)(void*), void* arg, bool share_fds) {
   struct clone_args args;
   memset(&args, 0, sizeof args);
-  args.flags = extra_flags | CLONE_VM | CLONE_VFORK | CLONE_FILES | CLONE_CLEAR_SIGHAND;
+  args.flags = extra_flags | CLONE_VM | CLONE_VFORK | (share_fds ? CLONE_FILES : 0) | CLONE_CLEAR_SIGHAND;
   args.exit_signal = 0;
   args.stack = reinterpret_cast<uint64_t>(static_cast<char*>(stacks) + kGuard);
   args.stack_size = kStackRegion / 2 - kGuard;
@@ -288,7 +290,7 @@ long CloneWarm(uint64_t ns_flags, LaunchMemory* mem, int user_fd, int net_fd, in
   w.init_args = &init_args;
   w.plan = &mem->st.plan;
   w.result = -ENOSYS;
-  long r = RunVforked(0, mem->stacks, warm_enter_main, &w);
+  long r = RunVforked(0, mem->stacks, warm_enter_main, &w, true);
   return r < 0 ? r : w.result;
 }
 
@@ -397,6 +399,9 @@ struct PendingLaunch {
   // whether it was used: then the maps are already written.
   int warm_user = -1, warm_net = -1;
   bool used_warm = false;
+  // Our own copy of the skeleton's fd, for init to inherit: the caller may
+  // close its own once launch() returns, before launchAsync's clone.
+  int skeleton = -1;
   const char* fail_step = nullptr;
   int fail_err = 0;
   double t[5] = {0, 0, 0, 0, 0};
@@ -409,7 +414,7 @@ struct PendingLaunch {
       KillAndReap(pidfd);
       close(pidfd);
     }
-    for (int* fd : {&notify[0], &notify[1], &command[0], &command[1], &release[0], &release[1], &reportp[0], &reportp[1], &killp[0], &killp[1]}) CloseIf(*fd);
+    for (int* fd : {&notify[0], &notify[1], &command[0], &command[1], &release[0], &release[1], &reportp[0], &reportp[1], &killp[0], &killp[1], &skeleton}) CloseIf(*fd);
   }
 };
 
@@ -438,6 +443,13 @@ std::unique_ptr<PendingLaunch> PrepareLaunch(Napi::Env env, const Napi::Object& 
     p->warm_net = warm.As<Napi::Array>().Get(1u).As<Napi::Number>().Int32Value();
   }
 
+  Napi::Value skeleton = js.Get("skeleton");
+  if (skeleton.IsNumber()) {
+    p->skeleton = fcntl(skeleton.As<Napi::Number>().Int32Value(), F_DUPFD_CLOEXEC, 0);
+    if (p->skeleton < 0) throw StepError(env, "skeleton", errno);
+    st.plan.skeleton_fd = p->skeleton;
+  }
+
   p->stdio.Make(env, js, st.plan.stdio);
   // The seccomp listener comes back over this socket (report and learn modes).
   if (p->notify_mode && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, p->notify) < 0) throw StepError(env, "notify-socket", errno);
@@ -456,6 +468,7 @@ std::unique_ptr<PendingLaunch> PrepareLaunch(Napi::Env env, const Napi::Object& 
   for (int32_t fd : st.cgroup_fds) st.keep.push_back(fd);
   if (p->notify[1] >= 0) st.keep.push_back(p->notify[1]);
   if (p->command[1] >= 0) st.keep.push_back(p->command[1]);
+  if (p->skeleton >= 0) st.keep.push_back(p->skeleton);
   std::sort(st.keep.begin(), st.keep.end());
   st.plan.keep_fds = st.keep.data();
   st.plan.nkeep = static_cast<int32_t>(st.keep.size());
@@ -484,7 +497,7 @@ void ExecuteLaunch(PendingLaunch& p) {
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   p.t[2] = NowNs();
   // The sandbox holds its ends now (or never will).
-  for (int* fd : {&p.release[0], &p.reportp[1], &p.killp[0], &p.notify[1], &p.command[1]}) CloseIf(*fd);
+  for (int* fd : {&p.release[0], &p.reportp[1], &p.killp[0], &p.notify[1], &p.command[1], &p.skeleton}) CloseIf(*fd);
   p.stdio.CloseSandboxEnds();
   if (pid < 0) {
     p.fail_step = "clone";
@@ -851,89 +864,85 @@ const char* WarmStepName(int32_t step) {
   }
 }
 
-// Makes one warm pair on a libuv pool thread (the clone of a network
-// namespace is most of a launch's cost, and must not hold up the loop).
-class WarmWorker : public Napi::AsyncWorker {
- public:
-  WarmWorker(Napi::Function cb, std::shared_ptr<WarmFds> held, std::string uid_map, std::string gid_map)
-      : Napi::AsyncWorker(cb), held_(std::move(held)), uid_map_(std::move(uid_map)), gid_map_(std::move(gid_map)) {}
+// The fd a child sent with one byte (SCM_RIGHTS), close-on-exec; -1 if none.
+int ReceiveFd(int sock) {
+  char byte;
+  struct iovec iov = {&byte, 1};
+  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+  struct msghdr mh;
+  memset(&mh, 0, sizeof mh);
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  mh.msg_control = control;
+  mh.msg_controllen = sizeof control;
+  if (recvmsg(sock, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) < 1) return -1;
+  struct cmsghdr* cm = CMSG_FIRSTHDR(&mh);
+  if (!cm || cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS || cm->cmsg_len != CMSG_LEN(sizeof(int))) return -1;
+  int fd;
+  memcpy(&fd, CMSG_DATA(cm), sizeof fd);
+  return fd;
+}
 
-  // A pair made but never delivered (the environment went first) is closed.
-  ~WarmWorker() override {
-    CloseIf(user_fd_);
-    CloseIf(net_fd_);
+// Makes fds for later launches on a libuv pool thread, in a vfork-style
+// child (RunVforked), and hands them to JS as held fds (HeldFds): a warm
+// pair, a skeleton. Make() runs the child and fills fds_, or step_ and err_.
+class HeldFdsWorker : public Napi::AsyncWorker {
+ public:
+  HeldFdsWorker(Napi::Function cb, std::shared_ptr<HeldFds> held) : Napi::AsyncWorker(cb), held_(std::move(held)) {}
+
+  // Fds made but never delivered (the environment went first) are closed.
+  ~HeldFdsWorker() override {
+    for (int fd : fds_) close(fd);
   }
 
   void Execute() override {
     void* stacks = TakeStacks();
     if (!stacks) {
-      step_ = "warm-stack";
-      err_ = errno;
+      Fail("stack-mmap", errno);
       return;
     }
-    WarmMake m;
-    memset(&m, 0, sizeof m);
-    m.uid_map = uid_map_.c_str();
-    m.gid_map = gid_map_.c_str();
-    m.user_fd = m.net_fd = -1;
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    long r = RunVforked(CLONE_NEWUSER | CLONE_NEWNET, stacks, warm_make_main, &m);
+    Make(stacks);
     pthread_sigmask(SIG_SETMASK, &old, nullptr);
-    if (r < 0) {
-      step_ = "warm-clone";
-      err_ = static_cast<int>(-r);
-    } else {
-      user_fd_ = m.user_fd;
-      net_fd_ = m.net_fd;
-      if (m.err || user_fd_ < 0 || net_fd_ < 0) {
-        step_ = WarmStepName(m.step);
-        err_ = m.err ? m.err : EIO;
-        CloseIf(user_fd_);
-        CloseIf(net_fd_);
-      }
-    }
     GiveBackStacks(stacks);
   }
 
   // Raw napi calls, nothing that throws: while a worker thread's
   // environment is torn down JS cannot run, and an exception escaping here
   // would end the process. If the callback never ran, the destructor closes
-  // the pair.
+  // the fds.
   void OnOK() override {
     if (held_->gone) return;  // the environment has been torn down
     napi_env env = Env();
     napi_value args[2] = {nullptr, nullptr};
     if (err_) {
       try {
-        args[0] = StepError(Env(), step_, err_).Value();
+        Napi::Error e = StepError(Env(), step_, err_);
+        if (index_ >= 0) e.Set("index", Napi::Number::New(Env(), index_));
+        args[0] = e.Value();
       } catch (...) {
         return;
       }
       napi_get_undefined(env, &args[1]);
     } else {
-      napi_value u, n;
-      if (napi_get_null(env, &args[0]) != napi_ok || napi_create_array_with_length(env, 2, &args[1]) != napi_ok || napi_create_int32(env, user_fd_, &u) != napi_ok ||
-          napi_create_int32(env, net_fd_, &n) != napi_ok || napi_set_element(env, args[1], 0, u) != napi_ok || napi_set_element(env, args[1], 1, n) != napi_ok)
-        return;
+      if (napi_get_null(env, &args[0]) != napi_ok || napi_create_array_with_length(env, fds_.size(), &args[1]) != napi_ok) return;
+      for (size_t i = 0; i < fds_.size(); i++) {
+        napi_value v;
+        if (napi_create_int32(env, fds_[i], &v) != napi_ok || napi_set_element(env, args[1], static_cast<uint32_t>(i), v) != napi_ok) return;
+      }
     }
     napi_value global, ret;
     if (napi_get_global(env, &global) != napi_ok) return;
-    // Held for JS before the call: the callback may give the pair straight
-    // back (closeWarm), which closes only what is held.
-    if (!err_) {
-      held_->fds.insert(user_fd_);
-      held_->fds.insert(net_fd_);
-    }
+    // Held for JS before the call: the callback may give them straight back
+    // (closeHeld), which closes only what is held.
+    for (int fd : fds_) held_->fds.insert(fd);
     napi_status st = napi_call_function(env, global, Callback().Value(), 2, args, &ret);
-    if (!err_) {
-      if (st == napi_ok || st == napi_pending_exception) {
-        user_fd_ = net_fd_ = -1;  // it ran (and threw, perhaps): JS's now
-      } else {
-        held_->fds.erase(user_fd_);  // it never ran: the destructor closes them
-        held_->fds.erase(net_fd_);
-      }
+    if (st == napi_ok || st == napi_pending_exception) {
+      fds_.clear();  // it ran (and threw, perhaps): JS's now
+    } else {
+      for (int fd : fds_) held_->fds.erase(fd);  // it never ran: the destructor closes them
     }
     if (st == napi_pending_exception) {
       napi_value e;
@@ -941,12 +950,81 @@ class WarmWorker : public Napi::AsyncWorker {
     }
   }
 
+ protected:
+  virtual void Make(void* stacks) = 0;
+  void Fail(const char* step, int err) {
+    step_ = step;
+    err_ = err ? err : EIO;
+    for (int fd : fds_) close(fd);
+    fds_.clear();
+  }
+  std::vector<int> fds_;
+  int32_t index_ = -1;  // the index of the maker's step that failed, for JS to name
+
  private:
-  std::shared_ptr<WarmFds> held_;
-  std::string uid_map_, gid_map_;
-  int user_fd_ = -1, net_fd_ = -1;
+  std::shared_ptr<HeldFds> held_;
   const char* step_ = nullptr;
   int err_ = 0;
+};
+
+// One warm pair (the clone of a network namespace is most of a launch's
+// cost, and must not hold up the loop).
+class WarmWorker : public HeldFdsWorker {
+ public:
+  WarmWorker(Napi::Function cb, std::shared_ptr<HeldFds> held, std::string uid_map, std::string gid_map)
+      : HeldFdsWorker(cb, std::move(held)), uid_map_(std::move(uid_map)), gid_map_(std::move(gid_map)) {}
+
+ protected:
+  void Make(void* stacks) override {
+    WarmMake m;
+    memset(&m, 0, sizeof m);
+    m.uid_map = uid_map_.c_str();
+    m.gid_map = gid_map_.c_str();
+    m.user_fd = m.net_fd = -1;
+    long r = RunVforked(CLONE_NEWUSER | CLONE_NEWNET, stacks, warm_make_main, &m, true);
+    if (r < 0) return Fail("warm-clone", static_cast<int>(-r));
+    for (int fd : {m.user_fd, m.net_fd})
+      if (fd >= 0) fds_.push_back(fd);
+    if (m.err || fds_.size() != 2) Fail(WarmStepName(m.step), m.err);
+  }
+
+ private:
+  std::string uid_map_, gid_map_;
+};
+
+// One skeleton: a mount namespace's worth of mounts and files, made once per
+// plan off the JS thread.
+class SkeletonWorker : public HeldFdsWorker {
+ public:
+  SkeletonWorker(Napi::Function cb, std::shared_ptr<HeldFds> held, PreparedHandle steps, std::string uid_map, std::string gid_map)
+      : HeldFdsWorker(cb, std::move(held)), steps_(std::move(steps)), uid_map_(std::move(uid_map)), gid_map_(std::move(gid_map)) {}
+
+ protected:
+  void Make(void* stacks) override {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) return Fail("skeleton-socket", errno);
+    SkeletonMake m;
+    memset(&m, 0, sizeof m);
+    m.steps = steps_->steps.data();
+    m.nsteps = static_cast<int32_t>(steps_->steps.size());
+    m.uid_map = uid_map_.c_str();
+    m.gid_map = gid_map_.c_str();
+    m.sock = sv[1];
+    long r = RunVforked(CLONE_NEWUSER | CLONE_NEWNS, stacks, skeleton_make_main, &m, false);
+    close(sv[1]);
+    int fd = r < 0 || m.err ? -1 : ReceiveFd(sv[0]);
+    close(sv[0]);
+    if (r < 0) return Fail("skeleton-clone", static_cast<int>(-r));
+    if (fd >= 0) fds_.push_back(fd);
+    if (m.err || fd < 0) {
+      index_ = m.step;
+      Fail(m.step < 0 ? "skeleton-id-maps" : "skeleton-step", m.err);
+    }
+  }
+
+ private:
+  PreparedHandle steps_;
+  std::string uid_map_, gid_map_;
 };
 
 }  // namespace
@@ -956,17 +1034,29 @@ class WarmWorker : public Napi::AsyncWorker {
 // (plan.warm). The fds are close-on-exec and the caller's to close.
 Napi::Value MakeWarm(const Napi::CallbackInfo& info) {
   auto* data = info.Env().GetInstanceData<AddonData>();
-  auto* w = new WarmWorker(info[2].As<Napi::Function>(), data->warm, info[0].As<Napi::String>().Utf8Value(), info[1].As<Napi::String>().Utf8Value());
+  auto* w = new WarmWorker(info[2].As<Napi::Function>(), data->held, info[0].As<Napi::String>().Utf8Value(), info[1].As<Napi::String>().Utf8Value());
   w->Queue();
   return info.Env().Undefined();
 }
 
-// closeWarm(userFd, netFd): a pair given back (used by a launch, or not wanted).
-Napi::Value CloseWarm(const Napi::CallbackInfo& info) {
+// makeSkeleton(steps, uidMap, gidMap, cb(err, [fd])): runs the maker's plan
+// (prepared steps, see SkeletonMake) and gives the skeleton's fd, for the
+// launches of one plan (plan.skeleton). Close-on-exec, the caller's to close.
+Napi::Value MakeSkeleton(const Napi::CallbackInfo& info) {
   auto* data = info.Env().GetInstanceData<AddonData>();
-  for (size_t i = 0; i < 2; i++) {
+  PreparedHandle steps = *info[0].As<Napi::External<PreparedHandle>>().Data();
+  auto* w = new SkeletonWorker(info[3].As<Napi::Function>(), data->held, std::move(steps), info[1].As<Napi::String>().Utf8Value(), info[2].As<Napi::String>().Utf8Value());
+  w->Queue();
+  return info.Env().Undefined();
+}
+
+// closeHeld(...fds): fds from makeWarm or makeSkeleton given back (used, or
+// not wanted). Only fds still held are closed.
+Napi::Value CloseHeld(const Napi::CallbackInfo& info) {
+  auto* data = info.Env().GetInstanceData<AddonData>();
+  for (size_t i = 0; i < info.Length(); i++) {
     int fd = info[i].As<Napi::Number>().Int32Value();
-    if (data->warm->fds.erase(fd)) close(fd);
+    if (data->held->fds.erase(fd)) close(fd);
   }
   return info.Env().Undefined();
 }

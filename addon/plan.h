@@ -50,6 +50,9 @@ enum StepKind : int32_t {
                           // files arg1) or F (arg1); kept in plan->landlock_fd
   STEP_LANDLOCK_RESTRICT = 31,  // the program: a rule (arg1) for stdout and stderr unless pipes
                           // or sockets, then landlock_restrict_self
+  STEP_SKELETON = 32,     // init: a clone of the skeleton (plan->skeleton_fd) mounted on a
+  STEP_SKELETON_ROOT = 33,// skeleton maker: a fresh, detached tmpfs (options d) becomes the new root
+  STEP_SKELETON_SEAL = 34,// skeleton maker: the tree private and its root read-only, down to its superblock
 };
 
 // STEP_SECCOMP flags (arg1)
@@ -117,6 +120,8 @@ struct Plan {
   // The Landlock ruleset init made (STEP_LANDLOCK), for the program to add
   // its stdout and stderr to and enforce (STEP_LANDLOCK_RESTRICT), or -1.
   int32_t landlock_fd;
+  // The prebuilt root this run's STEP_SKELETON clones (init's copy), or -1.
+  int32_t skeleton_fd;
 };
 
 // Runs in the child right after clone, on the stack the parent gave it, in the
@@ -156,5 +161,30 @@ struct WarmEnter {
   long result;      // out: init's pid, or -errno
 };
 void warm_enter_main(void* enter);
+
+// Skeletons: the part of a sandbox's root that is the same in every run of
+// a plan (the read-only host directories, /etc's files, /dev's nodes and
+// links, every mount point) built once into a detached mount tree, which
+// each run clones (open_tree) and mounts in one step instead of some thirty.
+//
+// SkeletonMake: the child made with CLONE_NEWUSER | CLONE_NEWNS | CLONE_VM |
+// CLONE_VFORK (not CLONE_FILES: the files it writes must never be open in
+// another process, or the seal's read-only remount fails with EBUSY; a
+// launch cloned meanwhile would copy them) closes every fd but its socket,
+// writes its own single-id maps, then runs the maker's steps: the scaffold,
+// STEP_SKELETON_ROOT (a tmpfs made with fsmount: a detached tree that any
+// mount namespace may clone), the static steps resolved in it,
+// STEP_SKELETON_SEAL. It sends the tree's fd over the socket and exits; the
+// tree lives as long as an fd of it and is in no namespace's mount table.
+struct SkeletonMake {
+  const Step* steps;
+  int32_t nsteps;
+  const char* uid_map;
+  const char* gid_map;
+  int32_t sock;  // the maker's end of a socket pair: the skeleton comes back over it
+  int32_t step;  // out: the step that failed (-1: the id maps)
+  int32_t err;   // out: its errno, 0 when all went well
+};
+void skeleton_make_main(void* make);
 
 }  // namespace brig

@@ -34,6 +34,12 @@ export const enum StepKind {
   SetIds = 29,
   Landlock = 30,
   LandlockRestrict = 31,
+  /** init: a clone of the run's skeleton (LaunchPlan.skeleton) mounted on a. */
+  Skeleton = 32,
+  /** Skeleton maker: a fresh detached tmpfs (size a) becomes the new root. */
+  SkeletonRoot = 33,
+  /** Skeleton maker: the tree made private and read-only, down to its superblock. */
+  SkeletonSeal = 34,
 }
 
 /** One step of the plan. `name` and `path` are for error messages only; native ignores them. */
@@ -82,6 +88,8 @@ export interface LaunchPlan {
   outputLimit?: number;
   /** A warm pair (userFd, netFd) from makeWarm() to launch into; its maps are already written. */
   warm?: [number, number];
+  /** A skeleton from makeSkeleton() for the plan's skeleton step (native launches with its own copy). */
+  skeleton?: number;
   /** Pooled: set up, then wait for native.start() to give the command (argv, envp, stdio above are placeholders). */
   awaitCommand?: boolean;
 }
@@ -165,8 +173,15 @@ export interface Native {
   release(pidfd: number): void;
   /** A fresh user namespace mapped as given and a network namespace it owns, made on a pool thread; the fds are the caller's. */
   makeWarm(uidMap: string, gidMap: string, cb: (err: NativeError | null, pair?: [number, number]) => void): void;
-  /** Gives a pair from makeWarm() back: its fds are closed (those still held when the environment ends are closed then). */
-  closeWarm(userFd: number, netFd: number): void;
+  /**
+   * Builds a skeleton off the JS thread: runs the maker's steps (prepared,
+   * see addon/plan.h) in a user and mount namespace of their own, mapped as
+   * given, and gives the detached tree's fd. On failure err.index is the
+   * maker's step that failed (-1: the id maps).
+   */
+  makeSkeleton(steps: unknown, uidMap: string, gidMap: string, cb: (err: (NativeError & { index?: number }) | null, fds?: [number]) => void): void;
+  /** Gives fds from makeWarm() or makeSkeleton() back: they are closed (those still held when the environment ends are closed then). */
+  closeHeld(...fds: number[]): void;
   prepareSteps(steps: NativeStep[]): unknown;
   kill(pidfd: number, signal: number): boolean;
   pipe(): [number, number];

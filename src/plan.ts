@@ -8,6 +8,7 @@ import { dirname } from 'node:path';
 import { native, StepKind, type NativeStep } from './native.js';
 import { errnoOf, setupErrorInfo, type SetupErrorInfo } from './errors.js';
 import { RLIMIT_NUMBERS, type ResolvedOptions } from './options.js';
+import { Skeleton } from './skeleton.js';
 
 // mount(2) flags (include/uapi/linux/mount.h).
 const MS_RDONLY = 1;
@@ -101,20 +102,42 @@ class PlanBuilder {
     return this;
   }
 
-  /** A bind mount whose target is created first: an empty file for a file, a directory otherwise. */
+  /** A mount's target: an empty file for a file, a directory otherwise. */
+  mountpoint(target: string, isDir: boolean): this {
+    if (isDir) return this.mkdirs(target, NEW);
+    this.mkdirs(dirname(target), NEW);
+    return this.add({ kind: StepKind.Touch, name: 'mount-target', path: shown(target), a: target, mode: 0o644 });
+  }
+
+  /** A bind mount whose target is created first. */
   bind(name: string, source: string, target: string, readonly: boolean, isDir: boolean): this {
-    if (isDir) this.mkdirs(target, NEW);
-    else {
-      this.mkdirs(dirname(target), NEW);
-      this.add({ kind: StepKind.Touch, name: 'mount-target', path: shown(target), a: target, mode: 0o644 });
-    }
-    return this.add({ kind: StepKind.Bind, name, path: `${shown(source)} on ${shown(target)}`, a: source, b: target, arg0: readonly ? 1 : 0 });
+    return this.mountpoint(target, isDir).add(bindStep(name, source, target, readonly));
   }
 
   tmpfs(name: string, target: string, flags: number, data: string): this {
-    this.mkdirs(target, NEW);
-    return this.add({ kind: StepKind.Mount, name, path: shown(target), a: 'tmpfs', b: target, c: 'tmpfs', flags, d: data });
+    return this.mkdirs(target, NEW).add(tmpfsStep(name, target, flags, data));
   }
+}
+
+function bindStep(name: string, source: string, target: string, readonly: boolean): NativeStep {
+  return { kind: StepKind.Bind, name, path: `${shown(source)} on ${shown(target)}`, a: source, b: target, arg0: readonly ? 1 : 0 };
+}
+
+function tmpfsStep(name: string, target: string, flags: number, data: string): NativeStep {
+  return { kind: StepKind.Mount, name, path: shown(target), a: 'tmpfs', b: target, c: 'tmpfs', flags, d: data };
+}
+
+/**
+ * Where the new root is built. Ordinarily every step is the run's own
+ * (`tree` is `run`). With a skeleton, what is the same in every run of the
+ * plan goes to the skeleton maker's steps (`tree`: files, links, binds of
+ * host paths, every mount point), and the run keeps the mounts that must
+ * be its own (`run`: /proc of its pid namespace, its devpts, its /tmp and
+ * /dev/shm, the caller's mounts).
+ */
+interface RootBuilders {
+  tree: PlanBuilder;
+  run: PlanBuilder;
 }
 
 // Small regular files of /etc are copied into the new root's tmpfs rather
@@ -211,13 +234,20 @@ export interface BuiltPlan {
   /** The same steps converted by native once (native.prepareSteps). */
   prepared: unknown;
   execPaths: string[];
+  /** The skeleton the steps' skeleton step clones (LaunchPlan.skeleton). */
+  skeleton?: number;
 }
 
 // Plans by everything their steps depend on; a judge runs the same shape of
 // sandbox thousands of times, and neither the TS nor the native side should
 // rebuild it each time.
 const PLAN_CACHE_MAX = 64;
-const planCache = new Map<string, { steps: NativeStep[]; prepared: unknown }>();
+interface CachedPlan {
+  steps: NativeStep[];
+  prepared: unknown;
+  skeleton?: Skeleton;
+}
+const planCache = new Map<string, CachedPlan>();
 
 /** Builds the plan, or returns the setup error a host-side check found (a missing mount source). */
 export function buildPlan(o: ResolvedOptions, cgroups = false, pooled = false): BuiltPlan | { error: SetupErrorInfo } {
@@ -275,15 +305,48 @@ export function buildPlan(o: ResolvedOptions, cgroups = false, pooled = false): 
   ]);
   let cached = planCache.get(key);
   if (!cached) {
-    const steps = planSteps(o, sourceIsDir, host, cgroups, pooled);
+    const { steps } = planSteps(o, sourceIsDir, host, cgroups, pooled, false);
     cached = { steps, prepared: native.prepareSteps(steps) };
-    if (planCache.size >= PLAN_CACHE_MAX) planCache.delete(planCache.keys().next().value!);
+    if (skeletonFits(o)) {
+      const sk = planSteps(o, sourceIsDir, host, cgroups, pooled, true);
+      cached.skeleton = new Skeleton(sk.steps, native.prepareSteps(sk.steps), sk.maker!, native.prepareSteps(sk.maker!));
+    }
+    if (planCache.size >= PLAN_CACHE_MAX) {
+      const [oldKey, old] = planCache.entries().next().value!;
+      old.skeleton?.close();
+      planCache.delete(oldKey);
+    }
     planCache.set(key, cached);
   }
-  return { ...cached, execPaths: execCandidates(o.argv[0], o.env.PATH) };
+  const execPaths = execCandidates(o.argv[0], o.env.PATH);
+  // The skeleton's variant of the plan when its skeleton is ready; meanwhile
+  // (and where there is none) the plan that builds its own root.
+  const skeleton = cached.skeleton?.take();
+  if (skeleton !== undefined) return { steps: cached.skeleton!.steps, prepared: cached.skeleton!.prepared, execPaths, skeleton };
+  return { steps: cached.steps, prepared: cached.prepared, execPaths };
 }
 
-function planSteps(o: ResolvedOptions, sourceIsDir: (boolean | null)[], host: { entries: HostEntry[] }, cgroups: boolean, pooled: boolean): NativeStep[] {
+/**
+ * Whether a plan's root can come from a skeleton: the host's root (an
+ * image's or a directory's is one mount already), and every mount of the
+ * caller's on a target made in the skeleton's own tmpfs. A target inside
+ * another mount of the run (/tmp, /proc, /dev, or another of the caller's)
+ * is made in that mount when the run has made it, so it stays with the
+ * plan that builds its own root.
+ */
+function skeletonFits(o: ResolvedOptions): boolean {
+  if (o.image || o.rootfs !== 'host') return false;
+  const targets = [...o.mounts.map((m) => m.target), ...o.tmpfs.map((t) => t.target)];
+  const inside = (t: string, m: string) => t === m || t.startsWith(m + '/');
+  return targets.every((t, i) => !['/tmp', '/proc', '/dev'].some((m) => inside(t, m)) && !targets.some((m, k) => k !== i && inside(t, m)));
+}
+
+/**
+ * The run's steps and, when `skeleton`, the skeleton maker's: then the run's
+ * steps take their root from a skeleton (the skeleton step) where they
+ * would otherwise build it.
+ */
+function planSteps(o: ResolvedOptions, sourceIsDir: (boolean | null)[], host: { entries: HostEntry[] }, cgroups: boolean, pooled: boolean, skeleton: boolean): { steps: NativeStep[]; maker?: NativeStep[] } {
   const b = new PlanBuilder();
 
   // 1. Nothing we mount may propagate back to the host's mount namespace.
@@ -296,6 +359,12 @@ function planSteps(o: ResolvedOptions, sourceIsDir: (boolean | null)[], host: { 
   b.add({ kind: StepKind.Mkdir, name: 'mkdir', path: STAGE + NEW, a: STAGE + NEW, mode: 0o755 });
   b.add({ kind: StepKind.Mkdir, name: 'mkdir', path: STAGE + OLD, a: STAGE + OLD, mode: 0o755 });
   b.add({ kind: StepKind.PivotRoot, name: 'pivot-scaffold', path: STAGE, a: STAGE, b: OLD.slice(1) });
+
+  // The skeleton maker runs the same scaffold (its host paths are the
+  // run's), then builds the tree where a run would build its root.
+  const maker = skeleton ? new PlanBuilder() : undefined;
+  if (maker) for (const step of b.steps) maker.add(step);
+  const r: RootBuilders = { tree: maker ?? b, run: b };
 
   // 3. The new root: an empty tmpfs holding read-only binds of the host's
   // system directories, or the caller's directory bound read-only.
@@ -321,9 +390,15 @@ function planSteps(o: ResolvedOptions, sourceIsDir: (boolean | null)[], host: { 
     b.add({ kind: StepKind.Mount, name: 'overlay', path: o.image.ref, a: 'overlay', b: NEW, c: 'overlay', flags: MS_NOSUID | MS_NODEV, d: `lowerdir=${lower},upperdir=${UPPER}/upper,workdir=${UPPER}/work,userxattr` });
     etcFiles(b, o, false);
   } else if (o.rootfs === 'host') {
-    b.add({ kind: StepKind.Mount, name: 'root-tmpfs', path: '/', a: 'tmpfs', b: NEW, c: 'tmpfs', flags: MS_NOSUID | MS_NODEV, d: 'mode=0755,size=1m' });
-    hostRootSteps(b, host.entries);
-    etcFiles(b, o);
+    if (maker) {
+      // One clone of the skeleton, mounted where the root tmpfs would be:
+      // the same tree, its binds already read-only, its tmpfs read-only for
+      // good (see addon/child.cc).
+      maker.add({ kind: StepKind.SkeletonRoot, name: 'skeleton-root', path: '/', a: '1m' });
+      b.add({ kind: StepKind.Skeleton, name: 'skeleton', path: '/', a: NEW });
+    } else b.add({ kind: StepKind.Mount, name: 'root-tmpfs', path: '/', a: 'tmpfs', b: NEW, c: 'tmpfs', flags: MS_NOSUID | MS_NODEV, d: 'mode=0755,size=1m' });
+    hostRootSteps(r.tree, host.entries);
+    etcFiles(r.tree, o);
   } else {
     b.add({ kind: StepKind.Bind, name: 'root-bind', path: o.rootfs, a: OLD + o.rootfs, b: NEW, arg0: 1 });
   }
@@ -334,7 +409,7 @@ function planSteps(o: ResolvedOptions, sourceIsDir: (boolean | null)[], host: { 
   // process the program may not ptrace does not exist in its /proc. Not
   // hidepid=invisible: that exempts members of /proc's gid (0), which the
   // program is when the caller is root. Kernel knobs are bound read-only.
-  b.mkdirs(NEW + '/proc', NEW);
+  r.tree.mkdirs(NEW + '/proc', NEW);
   b.add({ kind: StepKind.Mount, name: 'proc', path: '/proc', a: 'proc', b: NEW + '/proc', c: 'proc', flags: MS_NOSUID | MS_NODEV | MS_NOEXEC, d: 'hidepid=ptraceable' });
   procReadonly ??= PROC_READONLY.filter((p) => exists('/proc/' + p));
   for (const p of procReadonly) b.add({ kind: StepKind.Bind, name: 'proc-readonly', path: '/proc/' + p, a: `${NEW}/proc/${p}`, b: `${NEW}/proc/${p}`, arg0: 1 });
@@ -342,28 +417,35 @@ function planSteps(o: ResolvedOptions, sourceIsDir: (boolean | null)[], host: { 
   // 5. A minimal /dev: a few harmless nodes, a private devpts (the host's
   // terminals are not in it), and /dev/shm on its own tmpfs unless the
   // profile leaves it out. /dev itself is then made read-only: nothing may
-  // add nodes or files beside the ones given.
-  b.tmpfs('dev-tmpfs', NEW + '/dev', MS_NOSUID | MS_NOEXEC, 'mode=0755,size=64k');
+  // add nodes or files beside the ones given. (In a skeleton /dev is a
+  // directory of its read-only tmpfs.)
+  if (maker) maker.mkdirs(NEW + '/dev', NEW);
+  else b.tmpfs('dev-tmpfs', NEW + '/dev', MS_NOSUID | MS_NOEXEC, 'mode=0755,size=64k');
   for (const d of DEVICES) {
     const t = `${NEW}/dev/${d}`;
-    b.add({ kind: StepKind.Touch, name: 'mount-target', path: shown(t), a: t, mode: 0o666 });
-    b.add({ kind: StepKind.Bind, name: 'dev-bind', path: '/dev/' + d, a: `${OLD}/dev/${d}`, b: t, arg0: 0 });
+    r.tree.add({ kind: StepKind.Touch, name: 'mount-target', path: shown(t), a: t, mode: 0o666 });
+    r.tree.add({ kind: StepKind.Bind, name: 'dev-bind', path: '/dev/' + d, a: `${OLD}/dev/${d}`, b: t, arg0: 0 });
   }
-  b.mkdirs(NEW + '/dev/pts', NEW);
+  r.tree.mkdirs(NEW + '/dev/pts', NEW);
   b.add({ kind: StepKind.Mount, name: 'devpts', path: '/dev/pts', a: 'devpts', b: NEW + '/dev/pts', c: 'devpts', flags: MS_NOSUID | MS_NOEXEC, d: 'newinstance,ptmxmode=0666,mode=620' });
-  b.add({ kind: StepKind.Symlink, name: 'symlink', path: '/dev/ptmx', a: 'pts/ptmx', b: NEW + '/dev/ptmx' });
-  if (o.shmSize > 0) b.tmpfs('shm-tmpfs', NEW + '/dev/shm', MS_NOSUID | MS_NODEV, `mode=1777,size=${o.shmSize}`);
+  r.tree.add({ kind: StepKind.Symlink, name: 'symlink', path: '/dev/ptmx', a: 'pts/ptmx', b: NEW + '/dev/ptmx' });
+  if (o.shmSize > 0) tmpfsOn(r, 'shm-tmpfs', NEW + '/dev/shm', MS_NOSUID | MS_NODEV, `mode=1777,size=${o.shmSize}`);
   for (const [name, target] of [['fd', '/proc/self/fd'], ['stdin', '/proc/self/fd/0'], ['stdout', '/proc/self/fd/1'], ['stderr', '/proc/self/fd/2']])
-    b.add({ kind: StepKind.Symlink, name: 'symlink', path: '/dev/' + name, a: target, b: `${NEW}/dev/${name}` });
-  b.add({ kind: StepKind.SetReadonly, name: 'dev-readonly', path: '/dev', a: NEW + '/dev', arg0: 0 });
+    r.tree.add({ kind: StepKind.Symlink, name: 'symlink', path: '/dev/' + name, a: target, b: `${NEW}/dev/${name}` });
+  if (!maker) b.add({ kind: StepKind.SetReadonly, name: 'dev-readonly', path: '/dev', a: NEW + '/dev', arg0: 0 });
 
   // 6. The program's writable scratch space, capped.
-  b.tmpfs('tmp-tmpfs', NEW + '/tmp', MS_NOSUID | MS_NODEV, `mode=1777,size=${o.tmpSize}`);
+  tmpfsOn(r, 'tmp-tmpfs', NEW + '/tmp', MS_NOSUID | MS_NODEV, `mode=1777,size=${o.tmpSize}`);
 
   // 7. The caller's mounts, in order (their sources were checked above).
-  for (const [i, m] of o.mounts.entries()) if (sourceIsDir[i] !== null) b.bind('bind-mount', OLD + m.source, NEW + m.target, m.readonly, sourceIsDir[i]!);
-  for (const t of o.tmpfs) b.tmpfs('tmpfs-mount', NEW + t.target, MS_NOSUID | MS_NODEV, `mode=${t.mode.toString(8)},size=${t.size}`);
+  for (const [i, m] of o.mounts.entries()) {
+    if (sourceIsDir[i] === null) continue;
+    r.tree.mountpoint(NEW + m.target, sourceIsDir[i]!);
+    b.add(bindStep('bind-mount', OLD + m.source, NEW + m.target, m.readonly));
+  }
+  for (const t of o.tmpfs) tmpfsOn(r, 'tmpfs-mount', NEW + t.target, MS_NOSUID | MS_NODEV, `mode=${t.mode.toString(8)},size=${t.size}`);
 
+  if (maker) maker.add({ kind: StepKind.SkeletonSeal, name: 'skeleton-seal', path: '/' });
   // 8. Identity inside the new uts and net namespaces: our hostname, and,
   // when the profile allows it, a loopback that works. The namespace has no
   // other interface, so with loopback down no socket reaches anything.
@@ -426,7 +508,13 @@ function planSteps(o: ResolvedOptions, sourceIsDir: (boolean | null)[], host: { 
     b.add({ kind: StepKind.Seccomp, name: 'seccomp', d: c.bytes, arg0: c.prog.length, arg1: 1, arg2: o.seccomp.handoffFd });
   }
   b.add({ kind: StepKind.Exec, name: 'exec' });
-  return b.steps;
+  return { steps: b.steps, maker: maker?.steps };
+}
+
+/** A tmpfs mount of the run's own, on a mount point in the tree. */
+function tmpfsOn(r: RootBuilders, name: string, target: string, flags: number, data: string): void {
+  r.tree.mkdirs(target, NEW);
+  r.run.add(tmpfsStep(name, target, flags, data));
 }
 
 // Landlock's access rights (include/uapi/linux/landlock.h), by the ABI that brought them.

@@ -192,6 +192,7 @@ export class Pool implements SandboxSource {
           notify: o.seccomp ? (o.seccomp.mode === 'learn' ? 2 : 1) : 0,
           auditArch: AUDIT_ARCH[hostArch()],
           cgroupFds,
+          skeleton: prep.built.skeleton,
           awaitCommand: true,
         },
         (err, info) => {

@@ -14,6 +14,7 @@ import { resolveOptions, type OutputOption, type ResolvedOptions, type SandboxOp
 import { ALL_NAMESPACES, buildPlan, execCandidates, switchesIds, type BuiltPlan } from './plan.js';
 import { RunCgroups } from './cgroup/run.js';
 import { closeWarm, refillWarm, sandboxEnded, sandboxStarted, takeWarm } from './warm.js';
+import { skeletonRefused } from './skeleton.js';
 import type { RlimitName } from './options.js';
 import { AUDIT_ARCH, AUDIT_ARCH_I386, X32_SYSCALL_BIT, hostArch, syscallName } from './seccomp/index.js';
 
@@ -68,6 +69,8 @@ export interface RunTimings {
   pooled: boolean;
   /** The user and network namespaces were made ahead (src/warm.ts). */
   warm: boolean;
+  /** The root was cloned from the plan's skeleton (src/skeleton.ts), not built step by step. */
+  skeleton: boolean;
 }
 
 export interface RunResult {
@@ -404,6 +407,7 @@ export class SandboxProcess extends EventEmitter {
           uidMap,
           gidMap,
           warm,
+          skeleton: built.skeleton,
           deferRelease: multi !== undefined,
           initName: 'brig-init',
           noClone3: process.env.BRIG_NO_CLONE3 === '1',
@@ -526,6 +530,7 @@ export class SandboxProcess extends EventEmitter {
           exitToResultMs: result.endedNs === undefined ? NaN : (Number(process.hrtime.bigint()) - result.endedNs) / 1e6,
           pooled: pooled !== undefined,
           warm: info.warm === true,
+          skeleton: built.skeleton !== undefined,
         };
       log().debug({ pid: info.pid, status: result.status, exitCode: result.exitCode, signal: result.signal }, 'sandbox exited');
       this.emit('exit', result);
@@ -563,6 +568,11 @@ export class SandboxProcess extends EventEmitter {
       if (step.name === 'exec' && failed.errno === osConstants.errno.E2BIG)
         hint = 'argv and env are too large for execve: each string at most 128 KiB, all of them together at most a quarter of the stack rlimit';
       if (step.name === 'overlay') hint = overlayHint(failed.errno);
+      // Its maker cloned it, but this kernel does not let a run: none from now on.
+      if (step.name === 'skeleton') {
+        skeletonRefused();
+        hint = 'this kernel would not clone the prebuilt root; later runs build their own (BRIG_NO_SKELETON=1 does so from the start)';
+      }
       if (failed.errno === osConstants.errno.ENOSPC) hint = `the sandbox's writable space is full: tmpSize is ${o.tmpSize} bytes`;
       r.status = 'setup-error';
       r.error = setupErrorInfo(step.name, failed.errno, path, hint);

@@ -80,7 +80,7 @@ export function takeWarm(uidMap: string, gidMap: string): [number, number] | und
 
 /** Closes a pair once the launch that took it returned (init holds the namespaces now, if it was used). */
 export function closeWarm(pair: [number, number]): void {
-  native.closeWarm(pair[0], pair[1]);
+  native.closeHeld(pair[0], pair[1]);
 }
 
 /**

@@ -9,6 +9,7 @@ import { after, before } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { discover } from '../src/cgroup/hierarchy.js';
 import { warmFds, warmSettled } from '../src/warm.js';
+import { skeletonFds, skeletonsSettled } from '../src/skeleton.js';
 
 interface ProcInfo {
   pid: number;
@@ -60,18 +61,24 @@ export function descendants(root = process.pid): ProcInfo[] {
 }
 
 /**
- * descendants(), once the makers of warm namespace pairs (src/warm.ts) that
- * the last run's end started have finished: each lives well under a
- * millisecond, and a check right after a run may catch one.
+ * descendants(), once the makers of warm namespace pairs (src/warm.ts) and
+ * skeletons (src/skeleton.ts) that the last runs started have finished: each
+ * lives a millisecond or two, and a check right after a run may catch one.
  */
 export async function descendantsSettled(): Promise<ProcInfo[]> {
-  for (let i = 0; i < 40 && descendants().some((p) => p.comm === 'brig-warm'); i++) await new Promise((r) => setTimeout(r, 25));
+  for (let i = 0; i < 40 && descendants().some((p) => p.comm === 'brig-warm' || p.comm === 'brig-skel'); i++) await new Promise((r) => setTimeout(r, 25));
   return descendants();
 }
 
-/** This process's open fds, but for the warm namespace pairs waiting for launches (src/warm.ts): those are meant to be open. */
+/** Once no warm pair or skeleton is being made: what one holds is in the fd table before JS holds it. */
+export async function heldSettled(): Promise<void> {
+  await warmSettled();
+  await skeletonsSettled();
+}
+
+/** This process's open fds, but for the warm namespace pairs and skeletons waiting for launches: those are meant to be open. */
 export function openFds(): string[] {
-  const warm = new Set(warmFds().map(String));
+  const warm = new Set([...warmFds(), ...skeletonFds()].map(String));
   return readdirSync('/proc/self/fd')
     .filter((fd) => !warm.has(fd))
     .map((fd) => {
@@ -175,7 +182,7 @@ export function guardLeaks(): void {
   before(async () => {
     const { run } = await import('../src/index.js');
     await run(['/bin/true']);
-    await warmSettled(); // the pair its end started making: in the table, not yet in warmFds()
+    await heldSettled(); // the pair its end started making, its skeleton: in the table, not yet in warmFds() or skeletonFds()
     base = baseline();
   });
   after(async () => {

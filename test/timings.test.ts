@@ -4,7 +4,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { createPool, run } from '../src/index.js';
-import { guardLeaks } from './helpers.js';
+import { setSkeletons } from '../src/skeleton.js';
+import { guardLeaks, heldSettled } from './helpers.js';
 
 const finite = (v: unknown) => typeof v === 'number' && Number.isFinite(v) && v >= 0;
 
@@ -13,22 +14,36 @@ describe('timings', () => {
     assert.equal((await run(['/bin/true'])).timings, undefined);
   });
 
-  it('cover every phase of a fresh launch, with the steps inside the sandbox by name', async () => {
-    const t0 = performance.now();
-    const r = await run(['/bin/true'], { timings: true });
-    const wall = performance.now() - t0;
-    const t = r.timings!;
-    for (const k of ['planMs', 'convertMs', 'cloneMs', 'mapsMs', 'releaseMs', 'sandboxSetupMs', 'programMs', 'runMs', 'resultMs', 'exitToResultMs'] as const) assert.ok(finite(t[k]), `${k}: ${t[k]}`);
-    assert.equal(t.pooled, false);
-    assert.ok(t.cloneMs > 0);
-    for (const step of ['mount-private', 'scaffold-tmpfs', 'root-tmpfs', 'proc', 'dev-readonly', 'tmp-tmpfs', 'hostname', 'pivot-root', 'root-readonly', 'fork', 'rlimit', 'drop-capabilities', 'chdir'])
-      assert.ok(finite(t.steps[step]), `step ${step}: ${t.steps[step]}`);
-    const stepSum = Object.values(t.steps).reduce((a, b) => a + b, 0);
-    assert.ok(stepSum <= t.sandboxSetupMs + 0.05, `steps ${stepSum} within setup ${t.sandboxSetupMs}`);
-    const parts = t.planMs + t.convertMs + t.cloneMs + t.mapsMs + t.releaseMs + t.runMs + t.resultMs;
-    assert.ok(parts <= wall + 0.05, `phases ${parts} within the run's ${wall} ms`);
-    assert.ok(t.exitToResultMs < t.runMs);
-  });
+  // A plan's first run builds its root step by step and has its skeleton
+  // made; the runs after it clone the skeleton.
+  for (const skeleton of [true, false])
+    it(`cover every phase of a fresh launch, with the steps inside the sandbox by name (${skeleton ? 'root from the skeleton' : 'root built'})`, async () => {
+      setSkeletons(skeleton);
+      try {
+        await run(['/bin/true']);
+        await heldSettled();
+        const t0 = performance.now();
+        const r = await run(['/bin/true'], { timings: true });
+        const wall = performance.now() - t0;
+        const t = r.timings!;
+        for (const k of ['planMs', 'convertMs', 'cloneMs', 'mapsMs', 'releaseMs', 'sandboxSetupMs', 'programMs', 'runMs', 'resultMs', 'exitToResultMs'] as const) assert.ok(finite(t[k]), `${k}: ${t[k]}`);
+        assert.equal(t.pooled, false);
+        assert.equal(t.skeleton, skeleton);
+        assert.ok(t.cloneMs > 0);
+        const root = skeleton ? ['skeleton'] : ['root-tmpfs', 'host-bind', 'etc-copy', 'dev-tmpfs', 'dev-bind', 'dev-readonly'];
+        for (const step of ['mount-private', 'scaffold-tmpfs', ...root, 'proc', 'devpts', 'tmp-tmpfs', 'hostname', 'pivot-root', 'root-readonly', 'fork', 'rlimit', 'drop-capabilities', 'chdir'])
+          assert.ok(finite(t.steps[step]), `step ${step}: ${t.steps[step]}`);
+        const absent = skeleton ? ['root-tmpfs', 'host-bind', 'etc-copy', 'dev-bind', 'symlink', 'mount-target'] : ['skeleton'];
+        for (const step of absent) assert.equal(t.steps[step], undefined, `step ${step} is not run`);
+        const stepSum = Object.values(t.steps).reduce((a, b) => a + b, 0);
+        assert.ok(stepSum <= t.sandboxSetupMs + 0.05, `steps ${stepSum} within setup ${t.sandboxSetupMs}`);
+        const parts = t.planMs + t.convertMs + t.cloneMs + t.mapsMs + t.releaseMs + t.runMs + t.resultMs;
+        assert.ok(parts <= wall + 0.05, `phases ${parts} within the run's ${wall} ms`);
+        assert.ok(t.exitToResultMs < t.runMs);
+      } finally {
+        setSkeletons(true);
+      }
+    });
 
   it('say when a sandbox came from a pool: no clone or maps on the run, setup ahead', async () => {
     const pool = createPool({ size: 1 });

@@ -13,6 +13,7 @@ import { descendants, guardLeaks, ownCgroups, running } from '../helpers.js';
 
 const index = new URL('../../src/index.js', import.meta.url).href;
 const warmModule = new URL('../../src/warm.js', import.meta.url).href;
+const skeletonModule = new URL('../../src/skeleton.js', import.meta.url).href;
 const probe = RunCgroups.create({ memoryBytes: 1 << 30 }, process.env.BRIG_CGROUP_PARENT || undefined);
 const cgroups = probe instanceof RunCgroups;
 if (probe instanceof RunCgroups) probe.remove();
@@ -158,10 +159,11 @@ describe('out of file descriptors in the Node process (EMFILE)', () => {
     const script = `
       import { run, spawn, createPool, runInteractive } from ${JSON.stringify(index)};
       import { dropWarm, warmSettled } from ${JSON.stringify(warmModule)};
+      import { dropSkeletons, skeletonsSettled } from ${JSON.stringify(skeletonModule)};
       import { openSync, closeSync, readdirSync } from 'node:fs';
-      // Warm namespace pairs (made after each run, waiting for the next) are
-      // meant to be open: counted without them.
-      const fdCount = async () => { await warmSettled(); dropWarm(); return readdirSync('/proc/self/fd').length; };
+      // Warm namespace pairs (made after each run, waiting for the next) and
+      // skeletons are meant to be open: counted without them.
+      const fdCount = async () => { await warmSettled(); await skeletonsSettled(); dropWarm(); dropSkeletons(); return readdirSync('/proc/self/fd').length; };
       const pool = createPool({ size: 1 });
       await new Promise((r) => setTimeout(r, 300));
       // Warm: what the first run opens for good (/dev/null, the profile) is open.
