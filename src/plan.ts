@@ -313,7 +313,7 @@ export function buildPlan(o: ResolvedOptions, cgroups = false, pooled = false): 
     }
     if (planCache.size >= PLAN_CACHE_MAX) {
       const [oldKey, old] = planCache.entries().next().value!;
-      old.skeleton?.close();
+      old.skeleton?.retire();
       planCache.delete(oldKey);
     }
     planCache.set(key, cached);

@@ -14,7 +14,7 @@ import { resolveOptions, type OutputOption, type ResolvedOptions, type SandboxOp
 import { ALL_NAMESPACES, buildPlan, execCandidates, switchesIds, type BuiltPlan } from './plan.js';
 import { RunCgroups } from './cgroup/run.js';
 import { closeWarm, refillWarm, sandboxEnded, sandboxStarted, takeWarm } from './warm.js';
-import { skeletonRefused } from './skeleton.js';
+import { skeletonFailed } from './skeleton.js';
 import type { RlimitName } from './options.js';
 import { AUDIT_ARCH, AUDIT_ARCH_I386, X32_SYSCALL_BIT, hostArch, syscallName } from './seccomp/index.js';
 
@@ -570,7 +570,7 @@ export class SandboxProcess extends EventEmitter {
       if (step.name === 'overlay') hint = overlayHint(failed.errno);
       // Its maker cloned it, but this kernel does not let a run: none from now on.
       if (step.name === 'skeleton') {
-        skeletonRefused();
+        skeletonFailed(failed.errno);
         hint = 'this kernel would not clone the prebuilt root; later runs build their own (BRIG_NO_SKELETON=1 does so from the start)';
       }
       if (failed.errno === osConstants.errno.ENOSPC) hint = `the sandbox's writable space is full: tmpSize is ${o.tmpSize} bytes`;

@@ -50,6 +50,8 @@ export class Skeleton {
   private making = false;
   /** This plan's maker failed (a mount point the host refuses, say): runs build their own root. */
   private failed = false;
+  /** Its plan left the cache: closed, and never made again. */
+  private retired = false;
   private lastUsed = 0;
 
   constructor(
@@ -63,18 +65,25 @@ export class Skeleton {
 
   /** The skeleton's fd for a launch, or undefined: then the run builds its own root, and the skeleton is made for later runs. */
   take(): number | undefined {
-    if (!enabled || refused || this.failed) return undefined;
+    if (!enabled || refused || this.failed || this.retired) return undefined;
     this.lastUsed = Date.now();
     if (this.fd !== undefined) return this.fd;
     if (!this.making) this.make();
     return undefined;
   }
 
+  /** Closes the skeleton; a run that wants it again has it made again. */
   close(): void {
     if (this.fd === undefined) return;
     native.closeHeld(this.fd);
     this.fd = undefined;
     live.delete(this);
+  }
+
+  /** Its plan left the cache: closed now, and when its maker finishes. */
+  retire(): void {
+    this.retired = true;
+    this.close();
   }
 
   private make(): void {
@@ -99,7 +108,7 @@ export class Skeleton {
         log().debug({ step: name, path: step?.path, errno: err?.errno }, 'no skeleton: runs build their own root');
         return;
       }
-      if (refused) {
+      if (refused || this.retired) {
         native.closeHeld(fds[0]);
         return;
       }
@@ -121,10 +130,12 @@ export class Skeleton {
 
 /**
  * A run's skeleton step failed although its skeleton was made and cloned
- * once by its maker: this kernel does not let a run clone it. Runs build
- * their own roots from now on.
+ * once by its maker: unless the kernel was out of something for the
+ * moment, it does not let a run clone it. Runs build their own roots from
+ * now on.
  */
-export function skeletonRefused(): void {
+export function skeletonFailed(errno: number): void {
+  if (TRANSIENT_ERRNOS.has(errno)) return;
   refused = true;
   dropSkeletons();
 }
