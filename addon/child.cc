@@ -806,32 +806,6 @@ long write_own_proc(const char* path, const char* text) {
   return static_cast<size_t>(w) == n ? 0 : -EIO;
 }
 
-// One byte with fd attached (SCM_RIGHTS) on a socket; 0 or -errno.
-long send_fd(int32_t sock, long fd) {
-  char byte = 0;
-  struct iovec iov;
-  iov.iov_base = &byte;
-  iov.iov_len = 1;
-  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))];
-  zero(control, sizeof control);
-  struct msghdr mh;
-  zero(&mh, sizeof mh);
-  mh.msg_iov = &iov;
-  mh.msg_iovlen = 1;
-  mh.msg_control = control;
-  mh.msg_controllen = sizeof control;
-  struct cmsghdr* cm = CMSG_FIRSTHDR(&mh);
-  cm->cmsg_level = SOL_SOCKET;
-  cm->cmsg_type = SCM_RIGHTS;
-  cm->cmsg_len = CMSG_LEN(sizeof(int));
-  int f = static_cast<int>(fd);
-  copy(CMSG_DATA(cm), &f, sizeof f);
-  long r;
-  do r = sys(SYS_sendmsg, sock, P(&mh), MSG_NOSIGNAL);
-  while (r == -EINTR);
-  return r < 0 ? r : 0;
-}
-
 [[noreturn]] void warm_failed(WarmMake* m, int32_t step, long negerr) {
   m->step = step;
   m->err = static_cast<int32_t>(-negerr);
@@ -863,6 +837,31 @@ void warm_make_main(void* arg) {
   die_now(0);
 }
 
+long send_fds(int sock, const int32_t* fds, int n) {
+  char byte = 1;
+  struct iovec iov;
+  iov.iov_base = &byte;
+  iov.iov_len = 1;
+  alignas(struct cmsghdr) char control[CMSG_SPACE(4 * sizeof(int32_t))];
+  zero(control, sizeof control);
+  if (n < 1 || n > 4) return -EINVAL;
+  struct msghdr mh;
+  zero(&mh, sizeof mh);
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  mh.msg_control = control;
+  mh.msg_controllen = CMSG_SPACE(n * sizeof(int32_t));
+  struct cmsghdr* cm = CMSG_FIRSTHDR(&mh);
+  cm->cmsg_level = SOL_SOCKET;
+  cm->cmsg_type = SCM_RIGHTS;
+  cm->cmsg_len = CMSG_LEN(n * sizeof(int32_t));
+  copy(CMSG_DATA(cm), fds, n * sizeof(int32_t));
+  long r;
+  do r = sys(SYS_sendmsg, sock, P(&mh), MSG_NOSIGNAL);
+  while (r == -EINTR);
+  return r < 0 ? r : 0;
+}
+
 void skeleton_make_main(void* arg) {
   SkeletonMake* m = static_cast<SkeletonMake*>(arg);
   sys(SYS_prctl, PR_SET_NAME, P("brig-skel"));
@@ -888,7 +887,8 @@ void skeleton_make_main(void* arg) {
   if (r == 0 && t.tree < 0) r = -EINVAL, failed = m->nsteps;  // a plan without STEP_SKELETON_ROOT
   if (r == 0) {
     failed = m->nsteps;
-    r = send_fd(m->sock, t.tree);
+    const int32_t tree = static_cast<int32_t>(t.tree);
+    r = send_fds(m->sock, &tree, 1);
   }
   if (r < 0) {
     m->step = failed;

@@ -187,4 +187,8 @@ struct SkeletonMake {
 };
 void skeleton_make_main(void* make);
 
+// One byte with n (1 to 4) fds attached (SCM_RIGHTS) on a socket: 0 or
+// -errno. Raw syscalls only: the skeleton maker uses it as the parent does.
+long send_fds(int sock, const int32_t* fds, int n);
+
 }  // namespace brig

@@ -100,28 +100,21 @@ async function main() {
 
   const contenders: Contender[] = [{ name: fullName, once: () => brigTrue(full), samples: [], totalMs: 0 }];
   if (cgroups) contenders.push({ name: 'brig run (no cgroup)', once: () => brigTrue({}), samples: [], totalMs: 0 });
-  // The same run making its user and network namespaces at launch, as it
-  // does when no warm pair is waiting (src/warm.ts): what the pairs save.
-  const cold = async () => {
-    setWarm(false);
+  // The same run with one of its speed-ups off: what it saves.
+  const without = (set: (on: boolean) => void) => async () => {
+    set(false);
     try {
       await brigTrue(full);
     } finally {
-      setWarm(true);
+      set(true);
     }
   };
-  contenders.push({ name: 'brig run, cold namespaces', once: cold, samples: [], totalMs: 0 });
-  // The same run building its root step by step, as a plan's first run does
-  // while its skeleton is being made (src/skeleton.ts): what skeletons save.
-  const built = async () => {
-    setSkeletons(false);
-    try {
-      await brigTrue(full);
-    } finally {
-      setSkeletons(true);
-    }
-  };
-  contenders.push({ name: 'brig run, root built per run', once: built, samples: [], totalMs: 0 });
+  // Making its user and network namespaces at launch, as it does when no
+  // warm pair is waiting (src/warm.ts).
+  contenders.push({ name: 'brig run, cold namespaces', once: without(setWarm), samples: [], totalMs: 0 });
+  // Building its root step by step, as a plan's first run does while its
+  // skeleton is being made (src/skeleton.ts).
+  contenders.push({ name: 'brig run, root built per run', once: without(setSkeletons), samples: [], totalMs: 0 });
   contenders.push({ name: 'brig pool.run', once: () => brigTrue(full, pool), samples: [], totalMs: 0 });
   contenders.push({ name: 'child_process.spawn', once: () => spawnTrue('/bin/true', []), samples: [], totalMs: 0 });
   const bwrap = findBwrap();
