@@ -23,6 +23,11 @@ namespace brig {
 // which part of the launch failed.
 Napi::Error StepError(Napi::Env env, const char* step, int err, const std::string& detail = "");
 
+// The fd a sandbox or helper sent with one byte (SCM_RIGHTS; see send_fds
+// in plan.h), close-on-exec, without waiting: the fd, or -errno (-EAGAIN:
+// nothing yet; -EPROTO: a message without one fd).
+int ReceiveFd(int sock);
+
 // The plan and the stacks a sandbox's init and program run on, in the
 // parent's memory: freed only once init has been reaped.
 struct LaunchMemory;

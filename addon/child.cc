@@ -585,33 +585,8 @@ long install_seccomp(const Step* s) {
   if (!(s->arg1 & SECCOMP_STEP_LISTENER)) return sys(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, P(&prog));
   long listener = sys(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, P(&prog));
   if (listener < 0) return listener;
-  char byte = 'L';
-  struct iovec iov;
-  iov.iov_base = &byte;
-  iov.iov_len = 1;
-  union {
-    char buf[CMSG_SPACE(sizeof(int))];
-    struct cmsghdr align;
-  } ctl;
-  zero(&ctl, sizeof ctl);
-  struct msghdr msg;
-  zero(&msg, sizeof msg);
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = ctl.buf;
-  msg.msg_controllen = sizeof ctl.buf;
-  struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof(int));
-  int fd = static_cast<int>(listener);
-  const char* src = reinterpret_cast<const char*>(&fd);
-  unsigned char* dst = CMSG_DATA(c);
-  for (size_t i = 0; i < sizeof fd; i++) dst[i] = static_cast<unsigned char>(src[i]);
-  long r;
-  do r = sys(SYS_sendmsg, s->arg2, P(&msg), MSG_NOSIGNAL);
-  while (r == -EINTR);
-  return r < 0 ? r : 0;
+  const int32_t fd = static_cast<int32_t>(listener);
+  return send_fds(static_cast<int>(s->arg2), &fd, 1);
 }
 
 // execvp's rules without libc: try each candidate; ENOENT and ENOTDIR mean
@@ -806,6 +781,20 @@ long write_own_proc(const char* path, const char* text) {
   return static_cast<size_t>(w) == n ? 0 : -EIO;
 }
 
+// What the parent writes for a launch on the ordinary path, written by a
+// new user namespace's creator for itself (which needs no privilege in the
+// parent namespace for the creator's own ids): setgroups denied for good,
+// then the maps. 0, or -errno with *which the file that failed (0-2).
+long write_own_maps(const char* uid_map, const char* gid_map, int* which) {
+  const char* files[3] = {"/proc/self/setgroups", "/proc/self/uid_map", "/proc/self/gid_map"};
+  const char* texts[3] = {"deny", uid_map, gid_map};
+  for (*which = 0; *which < 3; ++*which) {
+    long r = write_own_proc(files[*which], texts[*which]);
+    if (r < 0) return r;
+  }
+  return 0;
+}
+
 [[noreturn]] void warm_failed(WarmMake* m, int32_t step, long negerr) {
   m->step = step;
   m->err = static_cast<int32_t>(-negerr);
@@ -825,26 +814,21 @@ void warm_make_main(void* arg) {
   long n = sys(SYS_openat, AT_FDCWD, P("/proc/self/ns/net"), O_RDONLY | O_CLOEXEC);
   if (n < 0) warm_failed(m, WARM_OPEN_NET, n);
   m->net_fd = static_cast<int32_t>(n);
-  // As the parent does on the ordinary path: setgroups denied for good, and
-  // the caller's one id inside. As the namespace's creator we may map our
-  // own ids without privilege in the parent namespace.
-  long r = write_own_proc("/proc/self/setgroups", "deny");
-  if (r < 0) warm_failed(m, WARM_SETGROUPS, r);
-  r = write_own_proc("/proc/self/uid_map", m->uid_map);
-  if (r < 0) warm_failed(m, WARM_UID_MAP, r);
-  r = write_own_proc("/proc/self/gid_map", m->gid_map);
-  if (r < 0) warm_failed(m, WARM_GID_MAP, r);
+  // The caller's one id inside, as the parent would map it.
+  int which = 0;
+  long r = write_own_maps(m->uid_map, m->gid_map, &which);
+  if (r < 0) warm_failed(m, WARM_SETGROUPS + which, r);
   die_now(0);
 }
 
 long send_fds(int sock, const int32_t* fds, int n) {
+  if (n < 1 || n > 4) return -EINVAL;
   char byte = 1;
   struct iovec iov;
   iov.iov_base = &byte;
   iov.iov_len = 1;
   alignas(struct cmsghdr) char control[CMSG_SPACE(4 * sizeof(int32_t))];
   zero(control, sizeof control);
-  if (n < 1 || n > 4) return -EINVAL;
   struct msghdr mh;
   zero(&mh, sizeof mh);
   mh.msg_iov = &iov;
@@ -869,9 +853,8 @@ void skeleton_make_main(void* arg) {
   close_all_but(keep, 1);
   // Files the maker writes are owned, on the host, by the caller, as a
   // sandbox's init's would be: the one id mapped here is the caller's.
-  long r = write_own_proc("/proc/self/setgroups", "deny");
-  if (r == 0) r = write_own_proc("/proc/self/uid_map", m->uid_map);
-  if (r == 0) r = write_own_proc("/proc/self/gid_map", m->gid_map);
+  int which = 0;
+  long r = write_own_maps(m->uid_map, m->gid_map, &which);
   int32_t failed = -1;
   NewRoot root = {-1};
   SkeletonTree t = {-1, -1};

@@ -849,25 +849,6 @@ const char* WarmStepName(int32_t step) {
   }
 }
 
-// The fd a child sent with one byte (SCM_RIGHTS), close-on-exec; -1 if none.
-int ReceiveFd(int sock) {
-  char byte;
-  struct iovec iov = {&byte, 1};
-  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))];
-  struct msghdr mh;
-  memset(&mh, 0, sizeof mh);
-  mh.msg_iov = &iov;
-  mh.msg_iovlen = 1;
-  mh.msg_control = control;
-  mh.msg_controllen = sizeof control;
-  if (recvmsg(sock, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) < 1) return -1;
-  struct cmsghdr* cm = CMSG_FIRSTHDR(&mh);
-  if (!cm || cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS || cm->cmsg_len != CMSG_LEN(sizeof(int))) return -1;
-  int fd;
-  memcpy(&fd, CMSG_DATA(cm), sizeof fd);
-  return fd;
-}
-
 // Makes fds for later launches on a libuv pool thread, in a vfork-style
 // child (RunVforked), and hands them to JS as held fds (HeldFds): a warm
 // pair, a skeleton. Make() runs the child and fills fds_, or step_ and err_.
@@ -997,7 +978,7 @@ class SkeletonWorker : public HeldFdsWorker {
     m.sock = sv[1];
     long r = RunVforked(CLONE_NEWUSER | CLONE_NEWNS, stacks, skeleton_make_main, &m, false);
     close(sv[1]);
-    int fd = r < 0 || m.err ? -1 : ReceiveFd(sv[0]);
+    int fd = r < 0 || m.err ? -1 : ReceiveFd(sv[0]);  // -errno if none came
     close(sv[0]);
     if (r < 0) return Fail("skeleton-clone", static_cast<int>(-r));
     if (fd >= 0) fds_.push_back(fd);

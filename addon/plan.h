@@ -146,6 +146,7 @@ struct WarmMake {
   int32_t step;     // out: which of WARM_STEP_* failed
   int32_t err;      // out: its errno, 0 when all went well
 };
+// The last three in write_own_maps' order: WARM_SETGROUPS + the file that failed.
 enum : int32_t { WARM_OPEN_USER = 1, WARM_OPEN_NET = 2, WARM_SETGROUPS = 3, WARM_UID_MAP = 4, WARM_GID_MAP = 5 };
 void warm_make_main(void* make);
 

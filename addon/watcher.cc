@@ -174,29 +174,38 @@ void Watcher::CloseNotify(Child* c) {
   }
 }
 
-// The program sends its listener right after installing the filter.
-void Watcher::TakeListener(Child* c) {
+int ReceiveFd(int sock) {
   char byte;
   struct iovec iov = {&byte, 1};
-  union {
-    char buf[CMSG_SPACE(sizeof(int))];
-    struct cmsghdr align;
-  } ctl;
-  struct msghdr msg;
-  memset(&msg, 0, sizeof msg);
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = ctl.buf;
-  msg.msg_controllen = sizeof ctl.buf;
-  ssize_t n = recvmsg(c->notify_sock, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-  if (n < 0 && errno == EAGAIN) return;
-  struct cmsghdr* cm = n > 0 ? CMSG_FIRSTHDR(&msg) : nullptr;
-  if (cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS && c->listener < 0) {
-    memcpy(&c->listener, CMSG_DATA(cm), sizeof(int));
+  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+  struct msghdr mh;
+  memset(&mh, 0, sizeof mh);
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  mh.msg_control = control;
+  mh.msg_controllen = sizeof control;
+  ssize_t n = recvmsg(sock, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+  if (n < 0 && errno == EAGAIN) return -EAGAIN;
+  if (n < 1) return -EPROTO;  // an error, or the sender gone without a message
+  struct cmsghdr* cm = CMSG_FIRSTHDR(&mh);
+  if (!cm || cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS || cm->cmsg_len != CMSG_LEN(sizeof(int))) return -EPROTO;
+  int fd;
+  memcpy(&fd, CMSG_DATA(cm), sizeof fd);
+  return fd;
+}
+
+// The program sends its listener right after installing the filter.
+void Watcher::TakeListener(Child* c) {
+  int fd = ReceiveFd(c->notify_sock);
+  if (fd == -EAGAIN) return;
+  if (fd >= 0 && c->listener < 0) {
+    c->listener = fd;
     struct epoll_event ev;
     ev.events = EPOLLIN;
     ev.data.ptr = &c->tags[5];
     epoll_ctl(epfd_, EPOLL_CTL_ADD, c->listener, &ev);
+  } else if (fd >= 0) {
+    close(fd);
   }
   // One handoff per sandbox: the socket has done its work (or was closed).
   epoll_ctl(epfd_, EPOLL_CTL_DEL, c->notify_sock, nullptr);

@@ -114,9 +114,6 @@ class PlanBuilder {
     return this.mountpoint(target, isDir).add(bindStep(name, source, target, readonly));
   }
 
-  tmpfs(name: string, target: string, flags: number, data: string): this {
-    return this.mkdirs(target, NEW).add(tmpfsStep(name, target, flags, data));
-  }
 }
 
 function bindStep(name: string, source: string, target: string, readonly: boolean): NativeStep {
@@ -420,7 +417,7 @@ function planSteps(o: ResolvedOptions, sourceIsDir: (boolean | null)[], host: { 
   // add nodes or files beside the ones given. (In a skeleton /dev is a
   // directory of its read-only tmpfs.)
   if (maker) maker.mkdirs(NEW + '/dev', NEW);
-  else b.tmpfs('dev-tmpfs', NEW + '/dev', MS_NOSUID | MS_NOEXEC, 'mode=0755,size=64k');
+  else tmpfsOn(r, 'dev-tmpfs', NEW + '/dev', MS_NOSUID | MS_NOEXEC, 'mode=0755,size=64k');
   for (const d of DEVICES) {
     const t = `${NEW}/dev/${d}`;
     r.tree.add({ kind: StepKind.Touch, name: 'mount-target', path: shown(t), a: t, mode: 0o666 });
@@ -544,8 +541,9 @@ export function landlockPlan(o: Pick<ResolvedOptions, 'image' | 'tmpfs' | 'shmSi
   if (o.image) return scoped ? { paths: [], dirAccess: 0, fileAccess: 0, scoped } : null;
   const truncate = abi >= 3 ? LL_TRUNCATE : 0;
   const dirAccess = LL_WRITE_FILE | LL_REMOVE_DIR | LL_REMOVE_FILE | LL_MAKE_ALL | (abi >= 2 ? LL_REFER : 0) | truncate;
-  // /dev is a read-only tmpfs of device nodes and ptys: writing to them is
-  // all it allows (one rule instead of one per node: each costs a few µs).
+  // /dev is read-only (its own tmpfs, or a directory of a skeleton's) with
+  // device nodes and ptys: writing to them is all it allows (one rule
+  // instead of one per node: each costs a few µs).
   const fileAccess = LL_WRITE_FILE | truncate;
   const writable = ['/tmp', ...(o.shmSize > 0 ? ['/dev/shm'] : []), ...o.tmpfs.map((t) => t.target), ...writableMounts];
   return { paths: ['F/dev', ...writable.map((p) => 'W' + p)], dirAccess, fileAccess, scoped };

@@ -26,6 +26,7 @@
 // clone one (before 6.15 a detached tree cannot be mounted on) turns them
 // off by itself.
 import { TRANSIENT_ERRNOS } from './errors.js';
+import { InFlight } from './inflight.js';
 import { log } from './log.js';
 import { native, type NativeStep } from './native.js';
 
@@ -37,8 +38,7 @@ let enabled = process.env.BRIG_NO_SKELETON !== '1';
 let refused = false;
 /** Skeletons holding an fd. */
 const live = new Set<Skeleton>();
-let making = 0;
-let onSettled: (() => void)[] = [];
+const inFlight = new InFlight();
 let idleTimer: NodeJS.Timeout | undefined;
 
 // The steps of the maker that make the tree, not the plan's files in it: a
@@ -88,13 +88,13 @@ export class Skeleton {
 
   private make(): void {
     this.making = true;
-    making++;
+    inFlight.start();
     // The maker's files are the caller's on the host, as a run's init's are.
     const uidMap = `0 ${process.geteuid!()} 1\n`;
     const gidMap = `0 ${process.getegid!()} 1\n`;
     native.makeSkeleton(this.makerPrepared, uidMap, gidMap, (err, fds) => {
       this.making = false;
-      if (--making === 0) for (const resolve of onSettled.splice(0)) resolve();
+      inFlight.end();
       if (err || !fds) {
         const step = err?.index !== undefined && err.index >= 0 ? this.makerSteps[err.index] : undefined;
         const name = step?.name ?? err?.step;
@@ -147,8 +147,7 @@ export function skeletonFds(): number[] {
 
 /** Resolves once no skeleton is being made (for checks that count this process's fds). */
 export function skeletonsSettled(): Promise<void> {
-  if (making === 0) return Promise.resolve();
-  return new Promise((resolve) => onSettled.push(resolve));
+  return inFlight.settled();
 }
 
 /** Closes every skeleton; runs make them again as they need them. */

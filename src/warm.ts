@@ -21,6 +21,7 @@
 // setns into user namespaces) turns it off by itself.
 import { availableParallelism } from 'node:os';
 import { TRANSIENT_ERRNOS } from './errors.js';
+import { InFlight } from './inflight.js';
 import { log } from './log.js';
 import { native } from './native.js';
 
@@ -111,13 +112,11 @@ export function setWarm(on: boolean, spare = DEFAULT_SPARE): void {
   spareCpus = spare;
 }
 
-let makingTotal = 0;
-let onSettled: (() => void)[] = [];
+const inFlight = new InFlight();
 
 /** Resolves once no pair is being made (for checks that count this process's fds). */
 export function warmSettled(): Promise<void> {
-  if (makingTotal === 0) return Promise.resolve();
-  return new Promise((resolve) => onSettled.push(resolve));
+  return inFlight.settled();
 }
 
 /** Closes every pair waiting and stops making more until the next launch. */
@@ -133,10 +132,10 @@ function empty(s: Slot): void {
 function refill(s: Slot): void {
   while (enabled && !refused && s.ready.length + s.making < s.want) {
     s.making++;
-    makingTotal++;
+    inFlight.start();
     native.makeWarm(s.uidMap, s.gidMap, (err, pair) => {
       s.making--;
-      if (--makingTotal === 0) for (const resolve of onSettled.splice(0)) resolve();
+      inFlight.end();
       if (err || !pair) {
         s.want = 0;
         if (err && !TRANSIENT_ERRNOS.has(err.errno)) {
