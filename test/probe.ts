@@ -1,6 +1,6 @@
 // Builds the C fixtures (test/fixtures/*.c) once into build/probe/ (not a
 // temp dir: they are build products, like the addon) and says where they are.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,4 +30,18 @@ export function probe(): string {
 /** Mount options that show the probe at /probe inside a sandbox. */
 export function probeMount() {
   return { source: probe(), target: '/probe' };
+}
+
+let i386Entry: boolean | undefined;
+/**
+ * Whether this kernel takes i386 system calls through int 0x80 at all. Some
+ * hypervisors' guest kernels (PVM) refuse the gate itself with SIGSEGV before
+ * seccomp sees the call; asked once, on the host, with the harmless getpid.
+ */
+export function i386EntryWorks(): boolean {
+  if (i386Entry === undefined) {
+    if (process.arch !== 'x64') return (i386Entry = false);
+    i386Entry = spawnSync(probe(), ['int80', '20']).signal !== 'SIGSEGV';
+  }
+  return i386Entry;
 }

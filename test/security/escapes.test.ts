@@ -8,7 +8,7 @@ import { createServer as netServer, type Server } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { run, type RunResult } from '../../src/index.js';
 import { guardLeaks, running } from '../helpers.js';
-import { fixture } from '../probe.js';
+import { fixture, i386EntryWorks } from '../probe.js';
 
 const escape = fixture('escape');
 
@@ -17,6 +17,8 @@ function assertBlocked(r: RunResult, what: string): void {
   const detail = `${what}: status ${r.status}${r.error ? ` (${r.error.message})` : ''}\n${out}${r.stderr.toString()}`;
   assert.doesNotMatch(out, /^ESCAPED/m, detail);
   if (r.status === 'seccomp-violation') return; // the filter ended it at a forbidden call
+  // a kernel without the i386 gate ends an int 0x80 with SIGSEGV before the call runs
+  if (what.startsWith('i386-') && !i386EntryWorks() && r.status === 'signaled' && r.signal === 'SIGSEGV') return;
   assert.equal(r.status, 'ok', detail);
   assert.match(out, /^blocked /m, detail);
 }
