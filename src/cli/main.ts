@@ -9,6 +9,7 @@ import { profileCommand, profileHelp } from './profile.js';
 import { volumeCommand, volumeHelp } from './volume.js';
 import { buildCommand, buildHelp, loadCommand, loadHelp, saveCommand, saveHelp, commitCommand, commitHelp, imagesCommand, imagesHelp, importCommand, importHelp, inspectCommand, inspectHelp, psCommand, psHelp, rmCommand, rmHelp, rmiCommand, rmiHelp, tagCommand, tagHelp } from './image.js';
 import { SeccompPolicyError } from '../seccomp/index.js';
+import { runtimesCommand, runtimesHelp, serveCommand, serveHelp } from './serve.js';
 import { loginCommand, loginHelp, logoutCommand, logoutHelp, pullCommand, pullHelp, pushCommand, pushHelp } from './registry.js';
 
 const verbs: Record<string, { summary: string; main: (argv: string[]) => Promise<number>; help: string }> = {
@@ -32,6 +33,8 @@ const verbs: Record<string, { summary: string; main: (argv: string[]) => Promise
   rm: { summary: 'remove kept containers', main: rmCommand, help: rmHelp },
   volume: { summary: 'named volumes: create, ls, inspect, rm', main: volumeCommand, help: volumeHelp },
   box: { summary: 'persistent boxes: create, run in, remove', main: boxCommand, help: boxHelp },
+  serve: { summary: 'the execution service: Piston and Judge0 APIs over HTTP', main: serveCommand, help: serveHelp },
+  runtimes: { summary: 'list the runtimes brig serve offers on this host', main: runtimesCommand, help: runtimesHelp },
   doctor: { summary: 'check what this host gives a rootless user', main: doctorCommand, help: doctorHelp },
 };
 

@@ -129,7 +129,11 @@ export async function executeJob(rt: Runtime, job: ExecuteJob, boxRoot: string, 
         p.stderr?.pipe(session.stderr, { end: false });
         const r = await p.wait();
         session.kill = undefined;
-        if (p.stdin) session.stdin.unpipe(p.stdin);
+        if (p.stdin) {
+          session.stdin.unpipe(p.stdin);
+          // The program is gone: its stdin pipe is closed here, not when the client ends the session.
+          p.stdin.destroy();
+        }
         // What the pipes still held reaches the client before the exit message.
         await new Promise((resolve) => setImmediate(resolve));
         session.onExit('run', r);

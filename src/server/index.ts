@@ -114,6 +114,23 @@ export async function createServer(options: ServerOptions = {}): Promise<BrigSer
     if (req.url.startsWith('/api/v2/') || req.url.startsWith('/v1/')) return reply.code(code).send({ message });
     return reply.code(code).send({ error: message });
   });
+  // piston-client posts its JSON without a content type (node-fetch labels it
+  // text/plain): a text/plain body that is JSON is taken as JSON; any other
+  // text is refused as an unsupported type (415), as Piston refuses non-JSON.
+  app.removeContentTypeParser('text/plain');
+  app.addContentTypeParser('text/plain', { parseAs: 'string' }, (req, body, done) => {
+    try {
+      done(null, JSON.parse(body as string));
+    } catch {
+      const e = new Error(`content-type: ${req.headers['content-type']} is not supported; send application/json`) as FastifyError;
+      (e as { statusCode: number }).statusCode = 415;
+      done(e, undefined);
+    }
+  });
+  // Once draining, every response closes its connection, so close() does not wait out keep-alive.
+  app.addHook('onSend', async (_req, reply) => {
+    if (ctx.closing) reply.header('connection', 'close');
+  });
   app.setNotFoundHandler((req, reply) => reply.code(404).send(req.url.startsWith('/api/v2/') ? { message: 'Not Found' } : { error: 'Not Found' }));
 
   await app.register(websocket, { options: { maxPayload: config.body_limit } });

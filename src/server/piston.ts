@@ -293,6 +293,7 @@ export async function pistonRoutes(app: FastifyInstance, opts: { ctx: ServiceCon
         const { runtime, job } = parsed;
         send({ type: 'runtime', language: runtime.language, version: runtime.detectedVersion });
         ctx.sessions.set(id, session);
+        if (job.stdin) stdin.write(job.stdin);
         try {
           await submitExecute(ctx, { ...job, session: id });
           close(CLOSE.done);
