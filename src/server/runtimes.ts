@@ -65,7 +65,8 @@ function detectVersion(m: RuntimeManifest): { version: string } | { reason: stri
     out = execFileSync(m.version.command[0], m.version.command.slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 10000 });
   } catch (e) {
     const err = e as NodeJS.ErrnoException & { stderr?: string; stdout?: string; status?: number };
-    if (err.code === 'ENOENT') return { reason: `${m.version.command[0]} not found on PATH` };
+    // EACCES: a directory on PATH this user may not search, and the command in none it may.
+    if (err.code === 'ENOENT' || err.code === 'EACCES') return { reason: `${m.version.command[0]} not found on PATH (${err.code})` };
     // Some toolchains (javac -version before 9, bash) print to stderr or exit non-zero.
     out = `${err.stdout ?? ''}${err.stderr ?? ''}`;
     if (!out) return { reason: `${m.version.command.join(' ')} failed: ${err.code ?? `exit ${err.status}`}` };
