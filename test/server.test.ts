@@ -3,6 +3,9 @@
 // authentication, a full queue, and a drained shutdown leaving nothing.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { piston } from 'piston-client';
 import { brigBin, guardLeaks } from './helpers.js';
@@ -254,6 +257,38 @@ describe('capacity, authentication, shutdown', () => {
       assert.match(m.body, /^brig_rejected_total\{reason="queue-full"\} 2$/m);
     } finally {
       await s.close();
+    }
+  });
+
+  it('a config file: ceilings and defaults by Piston\'s and Judge0\'s names; a bad field named', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'brig-test-config-'));
+    try {
+      const file = join(dir, 'serve.json');
+      writeFileSync(file, JSON.stringify({ max_queue_size: 7, piston: { run_timeout: 1000, output_max_size: 16 }, judge0: { max_cpu_time_limit: 2, submission_cache_duration: 1 } }));
+      const s = await startServer({ configFile: file });
+      try {
+        const over = await s.post('/api/v2/execute', { language: 'bash', version: '*', files: [{ content: 'true' }], run_timeout: 2000 });
+        assert.equal(over.status, 400);
+        assert.equal(over.body.message, 'run_timeout cannot exceed the configured limit of 1000');
+        const cut = await s.post('/api/v2/execute', { language: 'bash', version: '*', files: [{ content: 'echo 0123456789abcdefXYZ' }] });
+        assert.deepEqual([cut.body.run.status, cut.body.run.stdout], ['OL', '0123456789abcdef']);
+        const j = await s.post('/submissions?wait=true', { language_id: 46, source_code: 'echo kept', cpu_time_limit: 3 });
+        assert.deepEqual(j.body.cpu_time_limit, ['must be less than or equal to 2']);
+        const kept = await s.post('/submissions?wait=true', { language_id: 46, source_code: 'echo kept' });
+        assert.equal((await s.get(`/submissions/${kept.body.token}`)).status, 200);
+        assert.equal((await s.get('/config_info')).body.max_queue_size, 7);
+        // Kept for submission_cache_duration (1 s here), then dropped.
+        await new Promise((r) => setTimeout(r, 2100));
+        assert.equal((await s.get(`/submissions/${kept.body.token}`)).status, 404);
+      } finally {
+        await s.close();
+      }
+      writeFileSync(file, JSON.stringify({ piston: { run_timout: 5 } }));
+      await assert.rejects(startServer({ configFile: file }), /serve\.json: piston: must NOT have additional properties: unknown field run_timout/);
+      writeFileSync(file, JSON.stringify({ judge0: { max_cpu_time_limit: -1 } }));
+      await assert.rejects(startServer({ configFile: file }), /judge0\.max_cpu_time_limit: must be >= 0/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

@@ -97,6 +97,9 @@ export async function serveCommand(argv: string[]): Promise<number> {
     const err = e as NodeJS.ErrnoException;
     throw new UsageError(`--listen ${server.config.listen}: ${err.code ?? ''} ${err.message}`.trim());
   }
+  const { host } = new URL(url);
+  if (!server.config.api_keys.length && !/^(127\.|\[::1\]$|localhost$)/.test(host))
+    process.stderr.write(`brig serve: warning: listening on ${host}, beyond loopback, with no --api-key: anyone who can reach it can run code\n`);
   process.stderr.write(`brig serve: listening on ${url} (${server.runtimes.map((r) => r.language).join(', ')}; ${server.config.concurrency} at a time${server.config.api_keys.length ? '; X-Auth-Token required' : ''})\n`);
   await new Promise<void>((resolve) => {
     const stop = (sig: string) => {
