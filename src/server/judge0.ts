@@ -299,7 +299,7 @@ function internal(s: Submission, message: string): void {
   s.finished_at = new Date().toISOString();
 }
 
-function view(s: Submission, fields: string[], base64: boolean): Record<string, unknown> {
+function view(s: Submission, fields: string[], base64: boolean, cfg: Judge0Config): Record<string, unknown> {
   const enc = (v: Buffer | string | null): string | null => {
     if (v === null) return null;
     return base64 ? Buffer.from(v).toString('base64') : Buffer.isBuffer(v) ? v.toString('utf8') : v;
@@ -345,16 +345,11 @@ function view(s: Submission, fields: string[], base64: boolean): Record<string, 
         out[f] = s[f];
         break;
       default:
-        out[f] = (s.request as Record<string, unknown>)[f] ?? defaultOf(f);
+        // A limit the request left out is reported as the configured default it ran with.
+        out[f] = (s.request as Record<string, unknown>)[f] ?? (cfg as unknown as Record<string, unknown>)[f] ?? null;
     }
   }
   return out;
-}
-
-let judge0Defaults: Judge0Config | undefined;
-function defaultOf(field: string): unknown {
-  const v = (judge0Defaults as unknown as Record<string, unknown> | undefined)?.[field];
-  return v === undefined ? null : v;
 }
 
 function parseFields(q: string | undefined): string[] {
@@ -373,7 +368,6 @@ function bool(q: unknown): boolean {
 export async function judge0Routes(app: FastifyInstance, opts: { ctx: ServiceContext }): Promise<void> {
   const { ctx } = opts;
   const cfg = ctx.config.judge0;
-  judge0Defaults = cfg;
   const submissions = new Map<string, Submission>();
   // Finished submissions are kept for submission_cache_duration, then dropped.
   const sweeper = setInterval(() => {
@@ -392,7 +386,7 @@ export async function judge0Routes(app: FastifyInstance, opts: { ctx: ServiceCon
   async function callback(s: Submission, base64: boolean): Promise<void> {
     const url = s.request.callback_url as string | undefined;
     if (!url) return;
-    const body = JSON.stringify(view(s, DEFAULT_FIELDS, base64));
+    const body = JSON.stringify(view(s, DEFAULT_FIELDS, base64, cfg));
     for (let attempt = 0; attempt < cfg.callbacks_max_tries; attempt++) {
       try {
         const res = await fetch(url, { method: 'PUT', body, headers: { 'content-type': 'application/json' }, signal: AbortSignal.timeout(cfg.callbacks_timeout * 1000), redirect: 'error' });
@@ -463,7 +457,7 @@ export async function judge0Routes(app: FastifyInstance, opts: { ctx: ServiceCon
         return fail(reply, e);
       }
       submissions.set(s.token, s);
-      return reply.code(201).send(view(s, fields, base64));
+      return reply.code(201).send(view(s, fields, base64, cfg));
     } catch (e) {
       return fail(reply, e);
     }
@@ -502,7 +496,7 @@ export async function judge0Routes(app: FastifyInstance, opts: { ctx: ServiceCon
       const tokens = (q.tokens ?? '').split(',').map((t) => t.trim()).filter(Boolean);
       if (!tokens.length) throw new RequestError(400, 'tokens', 'tokens is required: a comma-separated list');
       const base64 = bool(q.base64_encoded);
-      return { submissions: tokens.map((t) => (submissions.has(t) ? view(submissions.get(t)!, fields, base64) : null)) };
+      return { submissions: tokens.map((t) => (submissions.has(t) ? view(submissions.get(t)!, fields, base64, cfg) : null)) };
     } catch (e) {
       return fail(reply, e);
     }
@@ -514,7 +508,7 @@ export async function judge0Routes(app: FastifyInstance, opts: { ctx: ServiceCon
       const fields = parseFields(q.fields);
       const s = submissions.get((req.params as { token: string }).token);
       if (!s) return reply.code(404).send({ error: 'Not Found' });
-      return view(s, fields, bool(q.base64_encoded));
+      return view(s, fields, bool(q.base64_encoded), cfg);
     } catch (e) {
       return fail(reply, e);
     }
