@@ -3,6 +3,7 @@
 // /box and a fresh /tmp (the judge profile under the language's). The box
 // is removed after the job, whatever happened.
 import type { Readable, Writable } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import { createBox, type Box } from '../box.js';
 import { setupErrorInfo } from '../errors.js';
 import { setupFailure, spawn, type RunResult } from '../sandbox.js';
@@ -134,8 +135,9 @@ export async function executeJob(rt: Runtime, job: ExecuteJob, boxRoot: string, 
           // The program is gone: its stdin pipe is closed here, not when the client ends the session.
           p.stdin.destroy();
         }
-        // What the pipes still held reaches the client before the exit message.
-        await new Promise((resolve) => setImmediate(resolve));
+        // What the pipes still held reaches the client before the exit message
+        // (the sandbox's processes are all gone, so both pipes end).
+        await Promise.all([p.stdout, p.stderr].map((r) => (r ? finished(r).catch(() => {}) : undefined)));
         session.onExit('run', r);
         all.push(r);
       } else {
