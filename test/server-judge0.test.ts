@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { createServer as httpServer, type IncomingMessage } from 'node:http';
 import { after, before, describe, it } from 'node:test';
-import { crc32 } from 'node:zlib';
+import { crc32, deflateRawSync } from 'node:zlib';
 import { guardLeaks } from './helpers.js';
 import { startServer, testRuntimes, type Running } from './server-util.js';
 
@@ -14,28 +14,32 @@ const PY = 71;
 const BASH = 46;
 
 /** A zip archive of stored entries (what Judge0's additional_files holds). */
-function zip(files: Record<string, string>): Buffer {
+function zip(files: Record<string, string>, deflated: string[] = []): Buffer {
   const locals: Buffer[] = [];
   const centrals: Buffer[] = [];
   let offset = 0;
   for (const [name, text] of Object.entries(files)) {
-    const data = Buffer.from(text);
+    const raw = Buffer.from(text);
+    const method = deflated.includes(name) ? 8 : 0;
+    const data = method ? deflateRawSync(raw) : raw;
     const n = Buffer.from(name);
-    const crc = crc32(data);
+    const crc = crc32(raw);
     const local = Buffer.alloc(30);
     local.writeUInt32LE(0x04034b50, 0);
     local.writeUInt16LE(20, 4);
+    local.writeUInt16LE(method, 8);
     local.writeUInt32LE(crc, 14);
     local.writeUInt32LE(data.length, 18);
-    local.writeUInt32LE(data.length, 22);
+    local.writeUInt32LE(raw.length, 22);
     local.writeUInt16LE(n.length, 26);
     const central = Buffer.alloc(46);
     central.writeUInt32LE(0x02014b50, 0);
     central.writeUInt16LE(20, 4);
     central.writeUInt16LE(20, 6);
+    central.writeUInt16LE(method, 10);
     central.writeUInt32LE(crc, 16);
     central.writeUInt32LE(data.length, 20);
-    central.writeUInt32LE(data.length, 24);
+    central.writeUInt32LE(raw.length, 24);
     central.writeUInt16LE(n.length, 28);
     central.writeUInt32LE(offset, 42);
     locals.push(local, n, data);
@@ -156,12 +160,15 @@ describe('Judge0 CE API', () => {
   });
 
   it('redirect_stderr_to_stdout, command_line_arguments, number_of_runs, additional_files', async () => {
-    const r = await statusOf({ language_id: BASH, source_code: 'echo out; echo err >&2; echo "$#:$1:$2"; cat data/x.txt', command_line_arguments: 'one "two words"', redirect_stderr_to_stdout: true, number_of_runs: 2, additional_files: zip({ 'data/x.txt': 'zipped\n' }).toString('base64') });
-    assert.equal(r.stdout, 'out\nerr\n2:one:two words\nzipped\n');
+    const r = await statusOf({ language_id: BASH, source_code: 'echo out; echo err >&2; echo "$#:$1:$2"; cat data/x.txt data/y.txt', command_line_arguments: 'one "two words"', redirect_stderr_to_stdout: true, number_of_runs: 2, additional_files: zip({ 'data/x.txt': 'zipped\n', 'data/y.txt': 'deflated '.repeat(50) + '\n' }, ['data/y.txt']).toString('base64') });
+    assert.equal(r.stdout, 'out\nerr\n2:one:two words\nzipped\n' + 'deflated '.repeat(50) + '\n');
     assert.equal(r.stderr, null);
     const evil = await submit({ language_id: BASH, source_code: 'true', additional_files: zip({ '../escape': 'x' }).toString('base64') });
     assert.equal(evil.status, 422);
     assert.match(evil.body.additional_files[0], /leaves the job's directory/);
+    const bomb = await submit({ language_id: BASH, source_code: 'true', additional_files: zip({ big: 'x'.repeat(11 << 20) }, ['big']).toString('base64') });
+    assert.equal(bomb.status, 422);
+    assert.match(bomb.body.additional_files[0], /extracts to more than 10485760 bytes/);
   });
 
   it('422 with the field named: unknown language, limits out of range, bad base64, unknown fields, network', async () => {

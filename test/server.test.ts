@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { piston } from 'piston-client';
-import { brigBin, guardLeaks } from './helpers.js';
+import { MemoryQueue, QueueClosedError, QueueFullError } from '../src/server/queue.js';
+import { brigBin, brigCli, guardLeaks } from './helpers.js';
 import { startServer, testRuntimes, WebSocket, type Running } from './server-util.js';
 
 const C_HELLO = '#include <stdio.h>\nint main(void) { puts("hello from c"); return 0; }\n';
@@ -237,6 +238,44 @@ describe('Piston API v2', () => {
 });
 
 describe('capacity, authentication, shutdown', () => {
+  it('the embedded queue: runs N at a time, refuses past its capacity, drains on close, refuses after', async () => {
+    let running = 0;
+    let most = 0;
+    const q = new MemoryQueue<number, number>(async (n) => {
+      most = Math.max(most, ++running);
+      await new Promise((r) => setTimeout(r, 30));
+      running--;
+      return n * 2;
+    }, 2, 3);
+    const jobs = [1, 2, 3, 4, 5].map((n) => q.submit(n));
+    assert.equal(q.active, 2);
+    assert.equal(q.depth, 3);
+    await assert.rejects(q.submit(6), QueueFullError);
+    const closed = q.close();
+    await assert.rejects(q.submit(7), QueueClosedError);
+    assert.deepEqual(await Promise.all(jobs), [2, 4, 6, 8, 10]);
+    await closed;
+    assert.equal(most, 2);
+  });
+
+  it('brig runtimes: what is offered, and why a runtime is not', async () => {
+    const extra = testRuntimes();
+    try {
+      const r = brigCli(['runtimes', '--runtimes', extra.dir]);
+      assert.equal(r.code, 0, r.err);
+      assert.match(r.out, /^LANGUAGE\s+VERSION\s+JUDGE0\s+ALIASES$/m);
+      assert.match(r.out, /^python\s+3\.\d+\.\d+\s+71\s+py,py3,python3$/m);
+      assert.match(r.out, /^not offered: nochain: no-such-toolchain-brig not found on PATH/m);
+      const j = JSON.parse(brigCli(['runtimes', '--format', 'json']).out);
+      assert.equal(j.find((x: any) => x.language === 'c').judge0_id, 50);
+      const bad = brigCli(['runtimes', '--runtimes', '/nonexistent/dir']);
+      assert.equal(bad.code, 125);
+      assert.equal(bad.err, 'brig runtimes: runtimes directory /nonexistent/dir: ENOENT\n');
+    } finally {
+      extra.remove();
+    }
+  });
+
   it('a full queue: 503 with Retry-After (Piston and Judge0 alike), nothing queued for it', async () => {
     const s = await startServer({ concurrency: 1, config: { max_queue_size: 1 } });
     try {
