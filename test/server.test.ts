@@ -216,6 +216,11 @@ describe('Piston API v2', () => {
     const mounts = await s.post('/v1/runs', { argv: ['/bin/true'], options: { mounts: [{ source: '/', target: '/host' }] } });
     assert.equal(mounts.status, 400);
     assert.equal(mounts.body.field, 'options.mounts');
+    const over = await s.post('/v1/runs', { argv: ['/bin/true'], options: { wallTimeLimitMs: 3600000 } });
+    assert.equal(over.status, 400);
+    assert.equal(over.body.message, "options.wallTimeLimitMs: 3600000 is over the service's ceiling of 20000");
+    const sleepy = await s.post('/v1/runs', { argv: ['/bin/sleep', '60'], profile: 'default', options: { wallTimeLimitMs: 300 } });
+    assert.equal(sleepy.body.status, 'wall-time-limit');
     const neg = await s.post('/v1/runs', { argv: ['/bin/true'], options: { cpuTimeLimitMs: -1 } });
     assert.equal(neg.status, 400);
     assert.match(neg.body.message, /cpuTimeLimitMs/);

@@ -55,7 +55,14 @@ export interface BrigServer {
 
 export async function createServer(options: ServerOptions = {}): Promise<BrigServer> {
   const base = options.configFile ? loadConfigFile(options.configFile) : mergeConfig({});
-  const config = mergeConfig({ ...stripDefaults(base), ...(options.config ?? {}), ...{ piston: { ...base.piston, ...((options.config?.piston as object) ?? {}) }, judge0: { ...base.judge0, ...((options.config?.judge0 as object) ?? {}) } } });
+  // The file's settings, then the caller's object over them (nested sections merged field by field).
+  const over = options.config ?? {};
+  const config = mergeConfig({
+    ...stripDefaults(base),
+    ...over,
+    piston: { ...base.piston, ...((over.piston as object) ?? {}) },
+    judge0: { ...base.judge0, ...((over.judge0 as object) ?? {}) },
+  });
   if (options.listen !== undefined) config.listen = options.listen;
   if (options.concurrency !== undefined) config.concurrency = options.concurrency;
   if (options.apiKeys?.length) config.api_keys = [...config.api_keys, ...options.apiKeys];
@@ -147,8 +154,7 @@ export async function createServer(options: ServerOptions = {}): Promise<BrigSer
     runtimes: set.available,
     unavailable: set.unavailable,
     async listen() {
-      const addr = await app.listen({ host, port });
-      return addr.replace('[::1]', '[::1]');
+      return app.listen({ host, port });
     },
     close() {
       closed ??= (async () => {
