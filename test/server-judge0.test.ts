@@ -96,6 +96,7 @@ describe('Judge0 CE API', () => {
       ['compilation error', { language_id: C, source_code: 'int main( { return 0; }' }, 6],
       ['SIGSEGV', { language_id: C, source_code: 'int main(void) { volatile int *p = 0; *p = 1; return 0; }' }, 7, /Caught fatal signal 11/],
       ['SIGXFSZ', { language_id: C, source_code: '#include <stdio.h>\nint main(void) { FILE *f = fopen("/tmp/big", "w"); for (int i = 0; i < 100000; i++) fputs("0123456789", f); fclose(f); return 0; }', max_file_size: 64 }, 8],
+      ['output flood (Judge0: SIGXFSZ on its output file)', { language_id: PY, source_code: 'while True: print("x" * 1000)', max_file_size: 64 }, 8, /Output limit exceeded/],
       ['SIGFPE', { language_id: C, source_code: 'int main(int argc, char **argv) { (void)argv; return 100 / (argc - 1); }' }, 9, /Caught fatal signal 8/],
       ['SIGABRT', { language_id: CPP, source_code: '#include <cstdlib>\nint main() { std::abort(); }' }, 10, /Caught fatal signal 6/],
       ['NZEC', { language_id: PY, source_code: 'import sys\nsys.exit(3)' }, 11, /Exited with error status 3/],

@@ -231,7 +231,9 @@ function parseSubmission(body: unknown, ctx: ServiceContext, base64: boolean): {
   }
   if (Object.keys(errors).length) throw new ValidationFailed(errors);
   const rt = runtime!;
-  const limits = { wallTimeMs: wall * 1000, cpuTimeMs: cpu * 1000, extraCpuMs: extra * 1000, memoryBytes: memory * 1024, processes: procs, fileSizeBytes: fsize * 1024, stackBytes: stack * 1024 };
+  // Judge0's program writes its output to files under max_file_size: a flood is
+  // SIGXFSZ (8) there, output-limit (also 8) here.
+  const limits = { wallTimeMs: wall * 1000, cpuTimeMs: cpu * 1000, extraCpuMs: extra * 1000, memoryBytes: memory * 1024, processes: procs, fileSizeBytes: fsize * 1024, stackBytes: stack * 1024, outputBytes: fsize * 1024 };
   const job: ExecuteJob = {
     language: rt.language,
     files: [{ name: rt.source, content: Buffer.from(source!, 'utf8').toString('base64') }, ...extraFiles.filter((f) => f.name !== rt.source)],
