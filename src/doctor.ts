@@ -3,7 +3,7 @@
 // each missing piece the fix.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { release, tmpdir } from 'node:os';
+import { release, tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { chooseBackend, discover } from './cgroup/hierarchy.js';
 import { kernelAtLeast } from './kernel.js';
@@ -41,7 +41,7 @@ function userSystemd(): boolean {
  * needs, gives it to the user, and BRIG_CGROUP_PARENT names it.
  */
 export function cgroupFix(h: ReturnType<typeof discover>, missing: string[], why: string): string {
-  const user = process.env.USER || process.env.LOGNAME || String(process.getuid?.() ?? '');
+  const user = userInfo().username;
   const uid = process.getuid?.() ?? 0;
   if (uid === 0) return why.replace(/^.*?\)\. /, '');
   if (userSystemd()) return `run brig in a delegated scope of your user systemd: systemd-run --user --scope -p Delegate=yes -- brig ...`;

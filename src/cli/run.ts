@@ -355,10 +355,7 @@ export function sandboxOptions(p: Parsed): SandboxOptions {
   for (const s of all(p, 'security-opt')) seccomp = securityOpt(s, '--security-opt') ?? seccomp;
   if (seccomp) opts.seccomp = seccomp === 'default' || seccomp === 'none' ? seccomp : resolve(seccomp);
   const entrypoint = one(p, 'entrypoint');
-  if (entrypoint !== undefined) {
-    if (!image) throw new UsageError('--entrypoint: only with an image (after --, the command is the program)');
-    opts.entrypoint = entrypoint === '' ? [] : [entrypoint];
-  }
+  if (entrypoint !== undefined) opts.entrypoint = entrypoint === '' ? [] : [entrypoint];
   if (p.flags.has('read-only') && image) throw new UsageError('--read-only: not supported yet with an image (after --, the root is always read-only)');
   return opts;
 }
@@ -419,6 +416,8 @@ export async function runWith(p: Parsed, verb: string, runner: (argv: string[], 
   const format = one(p, 'report-format') ?? 'json';
   const opts = sandboxOptions(p);
   if (target.image) opts.image = target.image;
+  if (p.flags.has('read-only') && opts.image) throw new UsageError('--read-only: not supported yet with an image (after --, the root is always read-only)');
+  if (opts.entrypoint && !opts.image) throw new UsageError('--entrypoint: only with an image (after --, the command is the program)');
   // Docker's -i: without it a program from an image reads an empty stdin.
   if (target.image && !p.dashDash && !one(p, 'image') && !p.flags.has('interactive') && !one(p, 'stdin')) opts.stdin = 'ignore';
   // What the profile adds matters here too: an output limit needs the
