@@ -21,7 +21,8 @@ const env = { ...process.env, BRIG_STORE: join(work, 'store'), BRIG_DEBUG: '' };
 after(() => rmSync(work, { recursive: true, force: true }));
 
 function brig(args: string[], opts: { input?: string | Buffer; env?: NodeJS.ProcessEnv } = {}) {
-  const r = spawnSync(process.execPath, [brigBin, ...args], { env: opts.env ?? env, input: opts.input ?? '', timeout: 60000, maxBuffer: 256 * 1024 * 1024 });
+  // "node --", as bin/brig's shebang: Node 20 would read `--env-file` from brig's own arguments.
+  const r = spawnSync(process.execPath, ['--', brigBin, ...args], { env: opts.env ?? env, input: opts.input ?? '', timeout: 60000, maxBuffer: 256 * 1024 * 1024 });
   return { code: r.status, out: r.stdout.toString(), err: r.stderr.toString(), raw: r.stdout };
 }
 
@@ -84,6 +85,9 @@ const cases: Case[] = [
   { args: ['run', '-P', IMG], code: 125, err: /^brig run: -P: not supported yet/ },
   { args: ['run', '--restart=always', IMG], code: 125, err: /^brig run: --restart: not supported yet/ },
   { args: ['run', '--network', 'host', '--', 'true'], code: 125, err: /--network: expected none or loopback, got "host"/ },
+  { args: ['run', '--env-file', '/nonexistent-env', '--', 'true'], code: 125, err: /^brig run: --env-file \/nonexistent-env: ENOENT$/m },
+  { args: ['box', 'rm', '99999'], code: 125, err: /^brig box: no box 99999 in / },
+  { args: ['build', '-t', 'x:1', '/nonexistent-ctx'], code: 125, err: /^brig build: the context \/nonexistent-ctx is not a directory$/m },
   { args: ['run', '--security-opt', 'apparmor=x', '--', 'true'], code: 125, err: /--security-opt apparmor=x: not supported yet/ },
   // Errors in the user's terms, found while parsing.
   { args: ['run'], code: 125, err: /^brig run: requires an image or a command/ },
@@ -187,6 +191,13 @@ describe('the CLI as a Docker user types it', { skip }, () => {
       const cg = (JSON.parse(d.out) as { checks: { name: string; state: string; fix?: string }[] }).checks.find((x) => x.name === 'cgroups')!;
       if (cg.state !== 'ok') assert.match(cg.fix!, /systemd-run --user|BRIG_CGROUP_PARENT=brig-/);
     }
+  });
+
+  it('--env-file: KEY=VAL lines, comments, -e after it wins', () => {
+    const f = join(work, 'env.list');
+    writeFileSync(f, '# a comment\nA=from-file\n\nB=b\n');
+    const r = brig(['run', '--env-file', f, '-e', 'B=flag', IMG, 'sh', '-c', 'echo $A $B']);
+    assert.equal(r.out, 'from-file flag\n', r.err);
   });
 
   it('save to standard output and load from standard input, as docker save | docker load', () => {

@@ -1,6 +1,7 @@
 // brig box create | run | rm: persistent boxes for compile-then-run.
 import { createBox, openBox } from '../box.js';
 import { parseSize } from '../options.js';
+import { OptionsError } from '../errors.js';
 import { checks, formatHelp, one, parseArgs, positionals, UsageError, wholeNumber, type OptionSpec } from './args.js';
 import { runSpecs, runWith } from './run.js';
 
@@ -22,6 +23,16 @@ box's size, and a run is refused while the box holds more than its size.
 ${formatHelp('brig box create', 'Create options:', createSpecs)}
 brig box run takes the options of brig run.
 `;
+
+/** The box, or a line saying there is none (the library names the field: id). */
+function open(id: number) {
+  try {
+    return openBox(id);
+  } catch (e) {
+    if (e instanceof OptionsError && e.field === 'id') throw new UsageError(e.message.replace(/^id: /, ''));
+    throw e;
+  }
+}
 
 function boxId(v: string | undefined): number {
   if (v === undefined) throw new UsageError('which box? (an ID from brig box create)');
@@ -54,7 +65,7 @@ export async function boxCommand(argv: string[]): Promise<number> {
       process.stdout.write(boxHelp);
       return 0;
     }
-    const box = openBox(boxId(id));
+    const box = open(boxId(id));
     const p = parseArgs(more, runSpecs, { interspersed: false });
     if (!p.rest.length) throw new UsageError(`no command given (brig box run ${id} [OPTIONS] -- COMMAND [ARG...])`);
     return runWith(p, `box run`, async (cmd, opts) => {
@@ -64,7 +75,7 @@ export async function boxCommand(argv: string[]): Promise<number> {
     }, { command: p.rest });
   }
   if (sub === 'rm') {
-    openBox(boxId(rest[0])).destroy();
+    open(boxId(positionals(parseArgs(rest, createSpecs.slice(-1)), 'brig box rm ID', 1)[0])).destroy();
     return 0;
   }
   throw new UsageError(`unknown subcommand ${JSON.stringify(sub)} (create, run or rm)`);

@@ -200,6 +200,7 @@ export const importHelp = formatHelp('brig import-rootfs [OPTIONS] DIR|TAR NAME[
 function fileProblem(what: string, file: string, e: unknown): never {
   if (e instanceof ImageError || e instanceof UsageError) throw e;
   const err = e as NodeJS.ErrnoException;
+  if (err?.name === 'TarError') throw new UsageError(`${what} ${file}: not a directory or a tar archive (${err.message.split('\n')[0]})`);
   if (err?.code && /^E[A-Z]+$/.test(err.code)) throw new UsageError(`${what} ${file}: ${err.code}${err.syscall ? ` (${err.syscall})` : ''}`);
   throw new UsageError(`${what} ${file}: ${(err?.message ?? String(e)).split('\n')[0]}`);
 }

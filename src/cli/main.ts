@@ -19,7 +19,7 @@ export interface Verb {
 type Main = (argv: string[]) => Promise<number>;
 
 /** A verb's main from a module loaded when the verb is used. */
-function lazy<M>(load: () => Promise<M>, pick: (m: M) => Main): Main {
+export function lazy<M>(load: () => Promise<M>, pick: (m: M) => Main): Main {
   return async (argv) => pick(await load())(argv);
 }
 
@@ -98,6 +98,9 @@ export function describeError(verb: string, e: unknown): { line: string; interna
   // One prefix: messages that carry their own are trimmed of it.
   const own = new RegExp(`^(brig(:| ${verb.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:) )+`);
   msg = msg.replace(own, '');
+  // Library errors that name their operation after the verb ("build: ...", "load: ..."): said once.
+  const last = verb.split(' ').pop()!;
+  if (msg.startsWith(`${last}: `)) msg = msg.slice(last.length + 2);
   msg = msg.split('\n').map((l) => l.trim()).filter(Boolean).join('; ');
   return { line: `brig ${verb}: ${msg}`, internal };
 }
