@@ -193,6 +193,18 @@ describe('the CLI as a Docker user types it', { skip }, () => {
     }
   });
 
+  it('brig run loads only what a run needs: not the archive, build or registry code, nor the other verbs', () => {
+    const hooks = join(work, 'hooks.mjs');
+    const log = join(work, 'loaded.txt');
+    writeFileSync(hooks, `import { appendFileSync } from 'node:fs';\nexport async function load(url, ctx, next) { if (url.includes('/dist/src/')) appendFileSync(${JSON.stringify(log)}, url.replace(/.*\\/dist\\/src\\//, '') + '\\n'); return next(url, ctx); }\n`);
+    writeFileSync(join(work, 'register.mjs'), `import { register } from 'node:module';\nregister(${JSON.stringify('file://' + hooks)});\n`);
+    const r = spawnSync(process.execPath, ['--import', join(work, 'register.mjs'), '--', brigBin, 'run', '--', '/bin/true'], { env, encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const loaded = readFileSync(log, 'utf8').split('\n').filter(Boolean);
+    assert.ok(loaded.includes('cli/run.js'), loaded.join(' '));
+    for (const m of ['image/archive.js', 'image/build.js', 'image/registry.js', 'cli/image.js', 'cli/registry.js', 'cli/system.js', 'doctor.js']) assert.ok(!loaded.includes(m), `brig run loaded ${m}`);
+  });
+
   it('--env-file: KEY=VAL lines, comments, -e after it wins', () => {
     const f = join(work, 'env.list');
     writeFileSync(f, '# a comment\nA=from-file\n\nB=b\n');
