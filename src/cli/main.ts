@@ -101,7 +101,11 @@ export function describeError(verb: string, e: unknown): { line: string; interna
   // Library errors that name their operation after the verb ("build: ...", "load: ..."): said once.
   const last = verb.split(' ').pop()!;
   if (msg.startsWith(`${last}: `)) msg = msg.slice(last.length + 2);
-  msg = msg.split('\n').map((l) => l.trim()).filter(Boolean).join('; ');
+  msg = msg
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .reduce((acc, l) => (acc ? `${acc}${acc.endsWith(':') ? ' ' : '; '}${l}` : l), '');
   return { line: `brig ${verb}: ${msg}`, internal };
 }
 

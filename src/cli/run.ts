@@ -264,6 +264,35 @@ export function exitCodeFor(r: RunResult): number {
   }
 }
 
+/** Which flag made each mount, for errors the library reports by list index. */
+const origins = new WeakMap<object, string>();
+
+/** The option fields whose errors are the user's flags: the library's names, the flags' names. */
+const FIELD_FLAGS: Record<string, string> = { cwd: 'workdir', hostname: 'hostname', memory: 'memory', pids: 'pids-limit', cpus: 'cpus', cpuset: 'cpuset-cpus', uid: 'uid', gid: 'gid', tmpSize: 'tmp-size', shmSize: 'shm-size', cgroupParent: 'cgroup-parent', rootfs: 'rootfs', container: 'name', network: 'network' };
+
+/**
+ * A library error about an option (`mounts[2].target: ...`) in the user's
+ * terms: the flag and value they typed (`-v /etc:/proc/x: ...`), when a flag
+ * made it; a profile's own fields keep their names.
+ */
+export function inUserTerms(e: unknown, p: Parsed, merged: Record<string, unknown>): unknown {
+  const err = e as { name?: string; field?: string; message?: string };
+  if (err?.name !== 'OptionsError' || typeof err.field !== 'string') return e;
+  const rest = err.message!.slice(err.field.length + 2);
+  const m = /^(mounts|volumes|tmpfs)\[(\d+)\](?:\.(\w+))?$/.exec(err.field);
+  if (m) {
+    const item = (merged[m[1]] as object[] | undefined)?.[Number(m[2])];
+    const typed = item && origins.get(item);
+    return typed ? new UsageError(`${typed}: ${m[3] ? `${m[3]}: ` : ''}${rest}`) : e;
+  }
+  const top = err.field.split(/[.[]/)[0];
+  if (top === 'uid' && p.spelled.has('user') && !p.spelled.has('uid')) return new UsageError(`${flagName(p, 'user')}: ${rest}`);
+  const flag = FIELD_FLAGS[top];
+  if (flag && p.spelled.has(flag) && top === err.field) return new UsageError(`${flagName(p, flag)}: ${rest}`);
+  if (top === 'env' && p.spelled.has('env')) return new UsageError(`${flagName(p, 'env')} ${err.field.slice(4)}: ${rest}`);
+  return e;
+}
+
 /** SandboxOptions from the parsed sandboxSpecs options; stdio inherited. */
 export function sandboxOptions(p: Parsed): SandboxOptions {
   const level = one(p, 'log-level');
@@ -271,14 +300,16 @@ export function sandboxOptions(p: Parsed): SandboxOptions {
   const mounts: BindMount[] = [];
   const volumes: VolumeMount[] = [];
   const tmpfs: TmpfsMount[] = [];
-  const add = (x: { bind: BindMount } | { volume: VolumeMount } | { tmpfs: TmpfsMount }) => {
+  const add = (x: { bind: BindMount } | { volume: VolumeMount } | { tmpfs: TmpfsMount }, typed: string) => {
+    const item = 'bind' in x ? x.bind : 'volume' in x ? x.volume : x.tmpfs;
+    origins.set(item, typed);
     if ('bind' in x) mounts.push(x.bind);
     else if ('volume' in x) volumes.push(x.volume);
     else tmpfs.push(x.tmpfs);
   };
-  for (const v of all(p, 'volume')) add(parseVolume(v, flagName(p, 'volume')));
-  for (const v of all(p, 'mount')) add(parseMount(v, '--mount'));
-  for (const v of all(p, 'tmpfs')) tmpfs.push(parseTmpfs(v, '--tmpfs'));
+  for (const v of all(p, 'volume')) add(parseVolume(v, flagName(p, 'volume')), `${flagName(p, 'volume')} ${v}`);
+  for (const v of all(p, 'mount')) add(parseMount(v, '--mount'), `--mount ${v}`);
+  for (const v of all(p, 'tmpfs')) add({ tmpfs: parseTmpfs(v, '--tmpfs') }, `--tmpfs ${v}`);
   const env: Record<string, string> = {};
   for (const f of all(p, 'env-file')) readEnvFile(f, env);
   parseEnv(all(p, 'env'), env, flagName(p, 'env'));
@@ -431,6 +462,8 @@ export async function runWith(p: Parsed, verb: string, runner: (argv: string[], 
   } catch (e) {
     // An image name that is not in the store, said in the user's terms.
     const msg = (e as Error)?.message ?? '';
+    const mine = inUserTerms(e, p, merged as Record<string, unknown>);
+    if (mine !== e) throw mine;
     if (target.image && !one(p, 'image') && /^image: no image/.test(msg)) throw new UsageError(`${msg.replace(/^image: /, '')}${imageHint(target.image)}`);
     if (target.image && !one(p, 'image') && /^image: /.test(msg) && /reference|name/i.test(msg)) throw new UsageError(`${msg.replace(/^image: /, '')}${imageHint(target.image)}`);
     throw e;
