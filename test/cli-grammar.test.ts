@@ -209,6 +209,16 @@ describe('the CLI as a Docker user types it', { skip }, () => {
     for (const m of ['image/archive.js', 'image/build.js', 'image/registry.js', 'cli/image.js', 'cli/registry.js', 'cli/system.js', 'doctor.js']) assert.ok(!loaded.includes(m), `brig run loaded ${m}`);
   });
 
+  it('a store that cannot be made: one line; BRIG_DEBUG=1 adds the stack for a bug report', () => {
+    const bad = { ...env, BRIG_STORE: '/dev/null/store' };
+    const r = brig(['images'], { env: bad });
+    checkHygiene(['images'], r);
+    assert.equal(r.code, 125);
+    assert.equal(r.err, 'brig images: mkdir /dev/null/store: ENOTDIR (not a directory)\n');
+    const d = brig(['images'], { env: { ...bad, BRIG_DEBUG: '1' } });
+    assert.match(d.err, /^brig images: mkdir \/dev\/null\/store: ENOTDIR \(not a directory\)\nError: ENOTDIR[^\n]*\n\s+at /);
+  });
+
   it('--env-file: KEY=VAL lines, comments, -e after it wins', () => {
     const f = join(work, 'env.list');
     writeFileSync(f, '# a comment\nA=from-file\n\nB=b\n');

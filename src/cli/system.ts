@@ -2,12 +2,14 @@
 // aliases of the verbs), brig info, brig version.
 import { readFileSync } from 'node:fs';
 import { arch, release } from 'node:os';
-import { chooseBackend, discover } from '../cgroup/hierarchy.js';
-import { pruneBuildCache, Store } from '../image/store.js';
+import type { Store } from '../image/store.js';
 import { formatHelp, helpSpec, one, parseArgs, positionals, UsageError, type OptionSpec } from './args.js';
 import { renderTemplate } from './format.js';
 import { runVerb } from './main.js';
-import { confirm } from './volume.js';
+
+// The store and the volume verbs are loaded by the verbs that use them: brig version stays light.
+const storeModule = () => import('../image/store.js');
+const confirm = async (...a: Parameters<typeof import('./volume.js').confirm>) => (await import('./volume.js')).confirm(...a);
 
 type Group = Record<string, [verb: string, extra?: string[]]>;
 
@@ -44,6 +46,7 @@ async function containerPrune(argv: string[]): Promise<number> {
   if (p.flags.has('help')) return void process.stdout.write(formatHelp('brig container prune [-f]', 'Removes every kept container.', pruneSpecs)), 0;
   positionals(p, 'brig container prune [-f]', 0);
   if (!(await confirm(p, 'This removes every kept container.'))) return 1;
+  const { Store } = await storeModule();
   process.stdout.write(`Total: ${await pruneContainers(new Store())} containers removed\n`);
   return 0;
 }
@@ -54,6 +57,7 @@ async function systemPrune(argv: string[]): Promise<number> {
   positionals(p, 'brig system prune [OPTIONS]', 0);
   const volumes = p.flags.has('volumes');
   if (!(await confirm(p, `This removes every kept container${volumes ? ', every named volume' : ''} and the build cache.`))) return 1;
+  const { Store, pruneBuildCache } = await storeModule();
   const store = new Store();
   const containers = await pruneContainers(store);
   const steps = await pruneBuildCache(store);
@@ -68,6 +72,7 @@ async function imagePrune(argv: string[]): Promise<number> {
   if (p.flags.has('help')) return void process.stdout.write(formatHelp('brig image prune [-f]', "Removes brig build's cached steps and the layers only they use (brig keeps no untagged images).", pruneSpecs)), 0;
   positionals(p, 'brig image prune [-f]', 0);
   if (!(await confirm(p, "This removes brig build's cached steps."))) return 1;
+  const { Store, pruneBuildCache } = await storeModule();
   process.stdout.write(`removed ${await pruneBuildCache(new Store())} cached build steps\n`);
   return 0;
 }
@@ -110,6 +115,8 @@ export async function infoCommand(argv: string[]): Promise<number> {
   const p = parseArgs(argv, formatSpecs);
   if (p.flags.has('help')) return void process.stdout.write(formatHelp('brig info [-f TEMPLATE]', 'What brig sees on this host: the store, cgroups, the kernel. brig doctor checks it for real.', formatSpecs)), 0;
   positionals(p, 'brig info [OPTIONS]', 0);
+  const { Store } = await storeModule();
+  const { chooseBackend, discover } = await import('../cgroup/hierarchy.js');
   const store = new Store();
   const h = discover(process.env.BRIG_CGROUP_PARENT || undefined);
   const cgroups: Record<string, string> = {};
