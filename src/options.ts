@@ -51,7 +51,9 @@ export interface SandboxOptions extends Omit<SandboxPolicy, 'seccomp' | 'descrip
   profile?: ProfileOption;
   /**
    * The syscall policy, installed last before execve. 'default' (brig's
-   * policy, src/seccomp/default.ts), 'none', a policy object, a Docker/OCI
+   * policy, src/seccomp/default.ts: privileged calls refused with an errno
+   * and listed in RunResult.seccompDenials), 'judge' (the same, but the
+   * worst of them end the run as a seccomp-violation), 'none', a policy object, a Docker/OCI
    * seccomp profile object, or the path of a JSON file holding either.
    * 'learn' allows and records every call (RunResult.seccompCalls).
    */
@@ -308,8 +310,8 @@ function limitsOption(o: SandboxOptions): ResolvedOptions['limits'] {
 
 function seccompOption(v: unknown): ResolvedSeccomp | null {
   if (v === undefined) v = 'default';
-  if (typeof v !== 'string' && (!v || typeof v !== 'object')) throw new OptionsError('seccomp', "expected 'default', 'none', 'learn', a policy, a Docker profile or a file path");
-  if (typeof v === 'string' && !['default', 'none', 'learn'].includes(v) && !isAbsolute(v)) throw new OptionsError('seccomp', `a policy file must be an absolute path, got ${shown(v)}`);
+  if (typeof v !== 'string' && (!v || typeof v !== 'object')) throw new OptionsError('seccomp', "expected 'default', 'judge', 'none', 'learn', a policy, a Docker profile or a file path");
+  if (typeof v === 'string' && !['default', 'judge', 'none', 'learn'].includes(v) && !isAbsolute(v)) throw new OptionsError('seccomp', `a policy file must be an absolute path, got ${shown(v)}`);
   try {
     return resolveSeccomp(v as SeccompOption, native.handoffFd);
   } catch (e) {

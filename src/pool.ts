@@ -190,6 +190,7 @@ export class Pool implements SandboxSource {
           noClone3: process.env.BRIG_NO_CLONE3 === '1',
           timings: false,
           notify: o.seccomp ? (o.seccomp.mode === 'learn' ? 2 : 1) : 0,
+          refusals: o.seccomp?.mode === 'report' ? o.seccomp.compiled.refusals : undefined,
           auditArch: AUDIT_ARCH[hostArch()],
           cgroupFds,
           skeleton: prep.built.skeleton,

@@ -3,7 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { constants as osConstants } from 'node:os';
 import type { Level } from 'pino';
-import { setLogLevel } from '../log.js';
+import { log, setLogLevel } from '../log.js';
 import { parseSize, type BindMount, type RlimitValue, type SandboxOptions, type TmpfsMount } from '../options.js';
 import type { VolumeMount } from '../profile/types.js';
 import { isolateMeta, reportJson } from '../report.js';
@@ -44,7 +44,7 @@ export const sandboxSpecs: OptionSpec[] = [
   { name: 'fsize', value: true, arg: 'SIZE', help: 'largest file the program may write (RLIMIT_FSIZE): past it, file-size-limit' },
   { name: 'output-limit', value: true, arg: 'SIZE', help: 'total stdout+stderr; past it, output-limit (output is then captured and printed after the run)' },
   { name: 'stdin', value: true, arg: 'FILE', help: 'read standard input from FILE instead of the terminal' },
-  { name: 'seccomp', value: true, arg: 'default|none|FILE', help: "syscall policy: brig's default, none, or a JSON file (brig policy or Docker profile)" },
+  { name: 'seccomp', value: true, arg: 'default|judge|none|FILE', help: "syscall policy: brig's default (privileged calls fail with EPERM), judge (they end the run), none, or a JSON file (brig policy or Docker profile)" },
   { name: 'log-level', value: true, arg: 'LEVEL', help: 'brig logs as JSON on stderr: trace, debug, info, warn, error (default: none)' },
   { name: 'help', short: 'h', help: 'show this help' },
 ];
@@ -196,7 +196,7 @@ export function sandboxOptions(p: Parsed): SandboxOptions {
   const stdin = one(p, 'stdin');
   if (stdin) opts.stdin = { file: stdin };
   const seccomp = one(p, 'seccomp');
-  if (seccomp) opts.seccomp = seccomp === 'default' || seccomp === 'none' ? seccomp : resolve(seccomp);
+  if (seccomp) opts.seccomp = seccomp === 'default' || seccomp === 'judge' || seccomp === 'none' ? seccomp : resolve(seccomp);
   return opts;
 }
 
@@ -237,6 +237,9 @@ export async function runWith(p: Parsed, verb: string, runner: (argv: string[], 
   if (opts.stderr === 'capture') process.stderr.write(result.stderr);
   const reportFile = one(p, 'report');
   if (reportFile) writeFileSync(reportFile, format === 'isolate' ? isolateMeta(result) : reportJson(result));
+  // Once per run, not per call: the program got its errno and went on.
+  if (result.seccompDenials?.length)
+    log().info({ seccompDenials: result.seccompDenials }, `seccomp refused ${result.seccompDenials.map((d) => `${d.syscall} x${d.count} (errno ${d.errno})`).join(', ')}`);
   const why = explainStatus(result, merged.wallTimeLimitMs);
   if (why) process.stderr.write(`brig: ${why}\n`);
   for (const [limit, how] of Object.entries(result.enforcement ?? {}))

@@ -119,9 +119,11 @@ export interface Profile {
    */
   landlock?: boolean;
   /**
-   * The syscall policy, installed last before execve: 'default' (brig's policy), 'none', 'learn'
-   * (allow and record every call), a brig policy object, a Docker/OCI seccomp profile object, or the
-   * path of a JSON file holding either (relative to the profile file).
+   * The syscall policy, installed last before execve: 'default' (brig's policy: privileged calls
+   * refused with an errno and reported), 'judge' (the same, but mounts, modules, the clock, reboot
+   * and the like end the run as a seccomp-violation), 'none', 'learn' (allow and record every call),
+   * a brig policy object, a Docker/OCI seccomp profile object, or the path of a JSON file holding
+   * either (relative to the profile file).
    */
   seccomp?: string | object;
   /** Cap on captured bytes per stream; the rest is read and dropped. Default 16 MiB. */
