@@ -109,6 +109,8 @@ export interface ResolvedOptions {
   cgroupParent: string | undefined;
   cgroup: boolean;
   landlock: boolean;
+  /** An overlay with a tmpfs upper (tmpSize) over the host's root: writes land in the run's own layer. */
+  writableRoot: boolean;
   tmpSize: number;
   /** 0: no /dev/shm. */
   shmSize: number;
@@ -337,6 +339,16 @@ function networkOption(v: unknown): 'none' | 'loopback' {
   return v;
 }
 
+function writableRootOption(v: unknown, rootfs: string, image: unknown): boolean {
+  if (v === undefined || v === false) return false;
+  if (v !== true) throw new OptionsError('writableRoot', `expected true or false, got ${shown(v)}`);
+  // An image's root is an overlay with a writable layer already; a directory
+  // rootfs is the caller's own tree, bound read-only on purpose.
+  if (image) return false;
+  if (rootfs !== 'host') throw new OptionsError('writableRoot', `only for the host's root (rootfs 'host'), got rootfs ${shown(rootfs)}`);
+  return true;
+}
+
 function idMapOption(v: unknown): 'single' | 'multi' {
   if (v === undefined) return 'single';
   if (v !== 'single' && v !== 'multi') throw new OptionsError('idMap', `expected 'single' or 'multi', got ${shown(v)}`);
@@ -476,6 +488,7 @@ export function resolveOptions(argv: unknown, o: SandboxOptions = {}): ResolvedO
     cgroupParent: o.cgroupParent === undefined ? process.env.BRIG_CGROUP_PARENT || undefined : str('cgroupParent', o.cgroupParent),
     cgroup: o.cgroup !== false,
     landlock: o.landlock !== false,
+    writableRoot: writableRootOption(o.writableRoot, rootfs, image),
     tmpSize: o.tmpSize === undefined ? 64 * MiB : parseSize('tmpSize', o.tmpSize),
     shmSize: o.shmSize === undefined ? 64 * MiB : o.shmSize === 0 ? 0 : parseSize('shmSize', o.shmSize),
     stdin: o.stdin ?? 'ignore',

@@ -54,6 +54,7 @@ function shape(resolved: ResolvedOptions): Record<string, string> {
     limits: JSON.stringify(o.limits),
     cgroup: `${o.cgroup}:${o.cgroupParent ?? ''}`,
     landlock: String(o.landlock),
+    writableRoot: String(o.writableRoot),
     tmpSize: String(o.tmpSize),
     shmSize: String(o.shmSize),
   };

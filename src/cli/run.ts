@@ -36,6 +36,7 @@ export const sandboxSpecs: OptionSpec[] = [
   { name: 'rlimit', value: true, repeat: true, arg: 'NAME=N[:HARD]', help: 'a resource limit: cpu, fsize, data, stack, core, nofile, as, nproc, memlock, ... (N or unlimited)' },
   { name: 'id-map', value: true, arg: 'single|multi', help: 'multi: also map ids 0..N from /etc/subuid and /etc/subgid (needs newuidmap)' },
   { name: 'tmp-size', value: true, arg: 'SIZE', help: 'size of the writable /tmp (default 64m)' },
+  { name: 'writable-root', help: "an overlay over the host's root with a tmpfs upper of --tmp-size: writes land in the run's own layer and vanish with it" },
   { name: 'time', short: 't', value: true, arg: 'SECONDS', help: 'CPU time of the whole tree; past it the verdict is cpu-time-limit' },
   { name: 'extra-time', value: true, arg: 'SECONDS', help: 'grace past --time before the kill, so the report says by how much' },
   { name: 'wall-time', value: true, arg: 'SECONDS', help: 'kill the whole sandbox after this much real time' },
@@ -191,6 +192,7 @@ export function sandboxOptions(p: Parsed): SandboxOptions {
   if (out) opts.outputLimitBytes = parseSize('--output-limit', out);
   const tmpSize = one(p, 'tmp-size');
   if (tmpSize) opts.tmpSize = tmpSize;
+  if (p.flags.has('writable-root')) opts.writableRoot = true;
   const wall = one(p, 'wall-time');
   if (wall) opts.wallTimeLimitMs = seconds('wall-time', wall) * 1000;
   const stdin = one(p, 'stdin');

@@ -92,6 +92,15 @@ export interface Profile {
   };
   /** Size of the sandbox's writable /tmp. Default 64 MiB. */
   tmpSize?: Size;
+  /**
+   * With the host's root ('host' rootfs): lay an overlay over it whose upper layer is a tmpfs of
+   * tmpSize bytes, so the program may write anywhere its user's permissions allow; the writes land
+   * in the run's own layer and vanish with it, as in a container from an image. Files owned by ids
+   * the sandbox does not map (the host's root, for an unprivileged caller) stay unwritable (EACCES),
+   * and large /etc files bound from the host stay read-only. Off by default: the host's directories
+   * are bound read-only.
+   */
+  writableRoot?: boolean;
   /** Size of the writable /dev/shm; 0 leaves /dev/shm out. Default 64 MiB. */
   shmSize?: 0 | Size;
   /**
