@@ -54,12 +54,14 @@ struct Stream {
   bool used = false;
 };
 
-// A call the seccomp filter sent to brig: a violation, or (learn) a call seen.
+// A call the seccomp filter sent to brig: a violation, a refusal brig
+// answered (err: its errno), or (learn) a call seen.
 struct SeccompCall {
   int32_t nr;
   uint32_t arch;
   uint64_t args[6];
   uint32_t count;
+  int32_t err = 0;
 };
 
 enum NotifyMode { NOTIFY_NONE = 0, NOTIFY_REPORT = 1, NOTIFY_LEARN = 2 };
@@ -90,6 +92,10 @@ struct Child {
   bool output_limit_hit = false;
   std::vector<SeccompCall> violations;
   std::vector<SeccompCall> learned;
+  // Report mode: the calls (native arch) brig answers with an errno instead
+  // of a kill, as flat pairs nr, errno; and those it answered, once each.
+  std::vector<int32_t> refusals;
+  std::vector<SeccompCall> denials;
   // Filled in when init is reaped; delivered once the output pipes are drained.
   bool exited = false;
   bool queued = false;  // on its way to Deliver: queue once only

@@ -383,6 +383,7 @@ struct PendingLaunch {
   bool defer = false;
   bool pooled = false;
   int notify_mode = 0;
+  std::vector<int32_t> refusals;
   uint64_t output_limit = 0;
   uint32_t audit_arch = 0;
   WatchedStdio stdio;
@@ -434,6 +435,17 @@ std::unique_ptr<PendingLaunch> PrepareLaunch(Napi::Env env, const Napi::Object& 
   p->gid_map = GetString(js, "gidMap");
   p->defer = js.Get("deferRelease").ToBoolean();
   p->notify_mode = static_cast<int>(GetInt(js, "notify", 0));
+  // The refusals brig answers itself (report mode): flat pairs nr, errno.
+  Napi::Value refusals = js.Get("refusals");
+  if (refusals.IsArray()) {
+    Napi::Array a = refusals.As<Napi::Array>();
+    for (uint32_t i = 0; i + 1 < a.Length(); i += 2) {
+      int32_t nr = a.Get(i).As<Napi::Number>().Int32Value();
+      int32_t err = a.Get(i + 1).As<Napi::Number>().Int32Value();
+      // errno 0 would be a success the kernel never ran: such a pair is dropped (a kill).
+      if (err > 0 && err < 4096) p->refusals.insert(p->refusals.end(), {nr, err});
+    }
+  }
   p->output_limit = static_cast<uint64_t>(GetInt(js, "outputLimit", 0));
   p->audit_arch = static_cast<uint32_t>(GetInt(js, "auditArch", 0));
   p->pooled = js.Get("awaitCommand").ToBoolean();
@@ -563,6 +575,7 @@ Napi::Object RegisterLaunch(Napi::Env env, AddonData* data, PendingLaunch& p) {
   child->on_exit = std::move(p.on_exit);
   child->memory = p.mem.release();
   child->notify_mode = p.notify_mode;
+  child->refusals = std::move(p.refusals);
   child->output_limit = p.output_limit;
   child->native_arch = p.audit_arch;
   if (p.notify[0] >= 0) fcntl(p.notify[0], F_SETFL, O_NONBLOCK);

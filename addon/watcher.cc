@@ -213,9 +213,12 @@ void Watcher::TakeListener(Child* c) {
   c->notify_sock = -1;
 }
 
-// A call the filter sent to us. Report mode: the policy said kill-process;
-// the sandbox is killed before the call can run, and the call is kept for the
-// result. Learn mode: the call is recorded and let through.
+// A call the filter sent to us. Report mode: the policy said kill-process,
+// or refuse with an errno and report. A refusal is answered with its errno
+// (never let through: brig sends no CONTINUE in report mode) and counted;
+// anything else is a violation: the sandbox is killed before the call can
+// run, and the call is kept for the result. Learn mode: the call is recorded
+// and let through.
 void Watcher::OnNotification(Child* c) {
   struct seccomp_notif req;
   memset(&req, 0, sizeof req);
@@ -231,8 +234,8 @@ void Watcher::OnNotification(Child* c) {
   struct seccomp_notif_resp resp;
   memset(&resp, 0, sizeof resp);
   resp.id = req.id;
-  bool learn_native = c->notify_mode == NOTIFY_LEARN && call.arch == c->native_arch;
-  if (learn_native) {
+  bool native = call.arch == c->native_arch;
+  if (c->notify_mode == NOTIFY_LEARN && native) {
     bool seen = false;
     for (SeccompCall& l : c->learned)
       if (l.nr == call.nr) {
@@ -243,6 +246,29 @@ void Watcher::OnNotification(Child* c) {
     if (!seen) c->learned.push_back(call);
     resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
     ioctl(c->listener, SECCOMP_IOCTL_NOTIF_SEND, &resp);  // ENOENT if the caller is gone: fine
+    return;
+  }
+  int32_t err = 0;
+  if (c->notify_mode == NOTIFY_REPORT && native)
+    for (size_t i = 0; i + 1 < c->refusals.size(); i += 2)
+      if (c->refusals[i] == call.nr) {
+        err = c->refusals[i + 1];
+        break;
+      }
+  if (err > 0) {
+    // The errno, as the filter would have returned it: flags 0 and a
+    // negative error mean "fail the call", the kernel runs nothing.
+    resp.error = -err;
+    resp.val = 0;
+    resp.flags = 0;
+    ioctl(c->listener, SECCOMP_IOCTL_NOTIF_SEND, &resp);  // ENOENT if the caller is gone: fine
+    for (SeccompCall& d : c->denials)
+      if (d.nr == call.nr) {
+        d.count++;
+        return;
+      }
+    call.err = err;
+    if (c->denials.size() < 512) c->denials.push_back(call);  // more than any policy names
     return;
   }
   // A violation. No answer: the call stays blocked until the kill of the
@@ -393,6 +419,7 @@ napi_value CallList(napi_env env, const std::vector<SeccompCall>& calls) {
     o.Num("nr", call.nr);
     o.Num("arch", call.arch);
     o.Num("count", call.count);
+    if (call.err) o.Num("errno", call.err);
     napi_value args = nullptr;
     if (o.ok) o.ok = napi_create_array_with_length(env, 6, &args) == napi_ok;
     for (uint32_t i = 0; o.ok && i < 6; i++) {
@@ -462,6 +489,7 @@ void Watcher::Deliver(std::unique_ptr<Child> c) {
   res.Bool("outputLimitHit", c->output_limit_hit);
   res.Set("violations", CallList(env, c->violations));
   res.Set("learned", CallList(env, c->learned));
+  res.Set("denials", CallList(env, c->denials));
   res.Bool("stderrTruncated", c->io[2].truncated);
   close(c->pidfd);
   c.reset();

@@ -1,4 +1,4 @@
-export { run, spawn, SandboxProcess, type RunResult, type RunStatus, type RunTimings } from './sandbox.js';
+export { run, spawn, SandboxProcess, type RunResult, type RunStatus, type RunTimings, type SeccompDenial } from './sandbox.js';
 export { type SandboxOptions, type BindMount, type TmpfsMount, type StdinOption, type OutputOption, type RlimitName, type RlimitValue, parseSize, DEFAULT_PATH, DEFAULT_UID, DEFAULT_GID } from './options.js';
 export { BrigError, OptionsError, ProfileError, SetupError, type ProfileProblem, type SetupErrorInfo } from './errors.js';
 export {

@@ -82,6 +82,8 @@ export interface LaunchPlan {
   notify?: number;
   /** AUDIT_ARCH of this machine: calls of another arch are never let through in learn mode. */
   auditArch?: number;
+  /** Report mode: calls native answers with an errno (flat pairs nr, errno; Compiled.refusals); any other notification kills. */
+  refusals?: number[];
   /** cgroup.procs files opened for writing: the program joins them (StepKind.CgroupJoin). */
   cgroupFds?: number[];
   /** Total bytes of captured stdout+stderr after which native kills the sandbox. */
@@ -99,6 +101,8 @@ export interface NativeSeccompCall {
   arch: number;
   count: number;
   args: bigint[];
+  /** A refusal native answered: its errno. */
+  errno?: number;
 }
 
 export const enum ReportKind {
@@ -134,6 +138,8 @@ export interface NativeExit {
   stderrTruncated: boolean;
   violations: NativeSeccompCall[];
   learned: NativeSeccompCall[];
+  /** Refusals answered, one per call with its count (report mode). */
+  denials: NativeSeccompCall[];
   outputBytes: number;
   outputLimitHit: boolean;
 }

@@ -51,7 +51,9 @@ export interface SandboxOptions extends Omit<SandboxPolicy, 'seccomp' | 'descrip
   profile?: ProfileOption;
   /**
    * The syscall policy, installed last before execve. 'default' (brig's
-   * policy, src/seccomp/default.ts), 'none', a policy object, a Docker/OCI
+   * policy, src/seccomp/default.ts: privileged calls refused with an errno
+   * and listed in RunResult.seccompDenials), 'judge' (the same, but the
+   * worst of them end the run as a seccomp-violation), 'none', a policy object, a Docker/OCI
    * seccomp profile object, or the path of a JSON file holding either.
    * 'learn' allows and records every call (RunResult.seccompCalls).
    */
@@ -109,6 +111,8 @@ export interface ResolvedOptions {
   cgroupParent: string | undefined;
   cgroup: boolean;
   landlock: boolean;
+  /** An overlay with a tmpfs upper (tmpSize) over the host's root: writes land in the run's own layer. */
+  writableRoot: boolean;
   tmpSize: number;
   /** 0: no /dev/shm. */
   shmSize: number;
@@ -310,8 +314,8 @@ function limitsOption(o: SandboxOptions): ResolvedOptions['limits'] {
 
 function seccompOption(v: unknown): ResolvedSeccomp | null {
   if (v === undefined) v = 'default';
-  if (typeof v !== 'string' && (!v || typeof v !== 'object')) throw new OptionsError('seccomp', "expected 'default', 'none', 'learn', a policy, a Docker profile or a file path");
-  if (typeof v === 'string' && !['default', 'none', 'learn'].includes(v) && !isAbsolute(v)) throw new OptionsError('seccomp', `a policy file must be an absolute path, got ${shown(v)}`);
+  if (typeof v !== 'string' && (!v || typeof v !== 'object')) throw new OptionsError('seccomp', "expected 'default', 'judge', 'none', 'learn', a policy, a Docker profile or a file path");
+  if (typeof v === 'string' && !['default', 'judge', 'none', 'learn'].includes(v) && !isAbsolute(v)) throw new OptionsError('seccomp', `a policy file must be an absolute path, got ${shown(v)}`);
   try {
     return resolveSeccomp(v as SeccompOption, native.handoffFd);
   } catch (e) {
@@ -335,6 +339,16 @@ function networkOption(v: unknown): 'none' | 'loopback' {
   if (v === undefined) return 'none';
   if (v !== 'none' && v !== 'loopback') throw new OptionsError('network', `expected 'none' or 'loopback', got ${shown(v)}`);
   return v;
+}
+
+function writableRootOption(v: unknown, rootfs: string, image: unknown): boolean {
+  if (v === undefined || v === false) return false;
+  if (v !== true) throw new OptionsError('writableRoot', `expected true or false, got ${shown(v)}`);
+  // An image's root is an overlay with a writable layer already; a directory
+  // rootfs is the caller's own tree, bound read-only on purpose.
+  if (image) return false;
+  if (rootfs !== 'host') throw new OptionsError('writableRoot', `only for the host's root (rootfs 'host'), got rootfs ${shown(rootfs)}`);
+  return true;
 }
 
 function idMapOption(v: unknown): 'single' | 'multi' {
@@ -479,6 +493,7 @@ export function resolveOptions(argv: unknown, o: SandboxOptions = {}): ResolvedO
     cgroupParent: o.cgroupParent === undefined ? process.env.BRIG_CGROUP_PARENT || undefined : str('cgroupParent', o.cgroupParent),
     cgroup: o.cgroup !== false,
     landlock: o.landlock !== false,
+    writableRoot: writableRootOption(o.writableRoot, rootfs, image),
     tmpSize: o.tmpSize === undefined ? 64 * MiB : parseSize('tmpSize', o.tmpSize),
     shmSize: o.shmSize === undefined ? 64 * MiB : o.shmSize === 0 ? 0 : parseSize('shmSize', o.shmSize),
     stdin: o.stdin ?? 'ignore',

@@ -189,8 +189,28 @@ function hostEntries(): { entries: HostEntry[]; generation: number } {
   return hostSnapshot;
 }
 
-function hostRootSteps(b: PlanBuilder, entries: HostEntry[]): void {
+/**
+ * A host directory under a writable root: an overlay with the host's
+ * directory as its only lower layer and its upper and work directories on
+ * the run's upper tmpfs, so that writes land there and nothing reaches the
+ * host. In a user namespace overlayfs keeps its whiteouts and opaque marks
+ * in user.overlay.* xattrs (userxattr).
+ */
+function overlayDir(b: PlanBuilder, source: string, target: string, n: number): void {
+  const layer = `${UPPER}/layers/${n}`;
+  for (const d of [`${UPPER}/layers`, layer, `${layer}/upper`, `${layer}/work`])
+    if (!b.made.has(d)) {
+      b.made.add(d);
+      b.add({ kind: StepKind.Mkdir, name: 'mkdir', path: d, a: d, mode: 0o755 });
+    }
+  b.mountpoint(target, true);
+  const esc = (p: string) => p.replace(/[\\:,]/g, (c) => `\\${c}`);
+  b.add({ kind: StepKind.Mount, name: 'root-overlay', path: shown(target), a: 'overlay', b: target, c: 'overlay', flags: MS_NOSUID | MS_NODEV, d: `lowerdir=${esc(source)},upperdir=${layer}/upper,workdir=${layer}/work,userxattr` });
+}
+
+function hostRootSteps(b: PlanBuilder, entries: HostEntry[], writable = false): void {
   b.mkdirs(NEW + '/etc', NEW);
+  let layers = 0;
   for (const e of entries) {
     const target = NEW + e.path;
     if (e.kind === 'symlink') {
@@ -199,7 +219,8 @@ function hostRootSteps(b: PlanBuilder, entries: HostEntry[]): void {
     } else if (e.content) {
       b.mkdirs(dirname(target), NEW);
       b.add({ kind: StepKind.WriteFile, name: 'etc-copy', path: e.path, a: target, d: e.content, arg0: e.content.length, mode: 0o644 });
-    } else b.bind(e.path.startsWith('/etc/') ? 'etc-bind' : 'host-bind', OLD + e.path, target, true, e.kind === 'dir');
+    } else if (writable && e.kind === 'dir') overlayDir(b, OLD + e.path, target, layers++);
+    else b.bind(e.path.startsWith('/etc/') ? 'etc-bind' : 'host-bind', OLD + e.path, target, true, e.kind === 'dir');
   }
 }
 
@@ -296,6 +317,7 @@ export function buildPlan(o: ResolvedOptions, cgroups = false, pooled = false): 
     o.rlimits.map(([n, s, h]) => `${n}:${s}:${h}`),
     o.seccomp?.compiled.id ?? null,
     o.landlock,
+    o.writableRoot,
     cgroups,
     pooled,
     host.generation,
@@ -332,7 +354,10 @@ export function buildPlan(o: ResolvedOptions, cgroups = false, pooled = false): 
  * plan that builds its own root.
  */
 function skeletonFits(o: ResolvedOptions): boolean {
-  if (o.image || o.rootfs !== 'host') return false;
+  // A writable root is per-run overlays over the host's directories: a
+  // skeleton's tree is shared and read-only for good, so such a run builds
+  // its own root (and later runs of other plans keep their skeletons).
+  if (o.image || o.rootfs !== 'host' || o.writableRoot) return false;
   const targets = [...o.mounts.map((m) => m.target), ...o.tmpfs.map((t) => t.target)];
   const inside = (t: string, m: string) => t === m || t.startsWith(m + '/');
   return targets.every((t, i) => !['/tmp', '/proc', '/dev'].some((m) => inside(t, m)) && !targets.some((m, k) => k !== i && inside(t, m)));
@@ -393,8 +418,18 @@ function planSteps(o: ResolvedOptions, sourceIsDir: (boolean | null)[], host: { 
       // good (see addon/child.cc).
       maker.add({ kind: StepKind.SkeletonRoot, name: 'skeleton-root', path: '/', a: '1m' });
       b.add({ kind: StepKind.Skeleton, name: 'skeleton', path: '/', a: NEW });
+    } else if (o.writableRoot) {
+      // A writable root: one tmpfs of tmpSize holds the root's own files
+      // (a directory of it is bound as the root) and the upper layers of
+      // the overlays over the host's directories, so that everything the
+      // program writes outside /tmp counts against one cap and is gone
+      // with the run. It sits on the scaffold, out of the program's sight.
+      b.add({ kind: StepKind.Mkdir, name: 'mkdir', path: UPPER, a: UPPER, mode: 0o755 });
+      b.add({ kind: StepKind.Mount, name: 'upper-tmpfs', path: UPPER, a: 'tmpfs', b: UPPER, c: 'tmpfs', flags: MS_NOSUID | MS_NODEV, d: `mode=0755,size=${o.tmpSize}` });
+      b.add({ kind: StepKind.Mkdir, name: 'mkdir', path: UPPER + '/root', a: UPPER + '/root', mode: 0o755 });
+      b.add({ kind: StepKind.Bind, name: 'root-bind', path: '/', a: UPPER + '/root', b: NEW, arg0: 0 });
     } else b.add({ kind: StepKind.Mount, name: 'root-tmpfs', path: '/', a: 'tmpfs', b: NEW, c: 'tmpfs', flags: MS_NOSUID | MS_NODEV, d: 'mode=0755,size=1m' });
-    hostRootSteps(r.tree, host.entries);
+    hostRootSteps(r.tree, host.entries, o.writableRoot);
     etcFiles(r.tree, o);
   } else {
     b.add({ kind: StepKind.Bind, name: 'root-bind', path: o.rootfs, a: OLD + o.rootfs, b: NEW, arg0: 1 });
@@ -451,7 +486,7 @@ function planSteps(o: ResolvedOptions, sourceIsDir: (boolean | null)[], host: { 
 
   // 9. Enter the new root and drop the scaffold with the host's root under it.
   b.add({ kind: StepKind.PivotRoot, name: 'pivot-root', path: NEW, a: NEW, b: '.' });
-  if (o.rootfs === 'host' && !o.image) b.add({ kind: StepKind.SetReadonly, name: 'root-readonly', path: '/', a: '/', arg0: 0 });
+  if (o.rootfs === 'host' && !o.image && !o.writableRoot) b.add({ kind: StepKind.SetReadonly, name: 'root-readonly', path: '/', a: '/', arg0: 0 });
 
   // 10. Landlock, where the kernel has it: a second, independent statement
   // of what the mounts above already say. Writes (and creating, removing,
@@ -531,14 +566,14 @@ let landlockAbi: number | undefined;
  * Landlock. Every write-like right this kernel knows is handled, and given
  * back beneath each writable mount (paths marked W); beneath /dev (marked
  * F) only writing to what is there, and truncating (`> /dev/null`
- * truncates). Under an image's writable layer all of / is writable, so no
- * path is restricted there and only the scoping applies.
+ * truncates). Under an image's writable layer, or a writable root, all of
+ * / is writable, so no path is restricted there and only the scoping applies.
  */
-export function landlockPlan(o: Pick<ResolvedOptions, 'image' | 'tmpfs' | 'shmSize'>, writableMounts: string[]): { paths: string[]; dirAccess: number; fileAccess: number; scoped: number } | null {
+export function landlockPlan(o: Pick<ResolvedOptions, 'image' | 'tmpfs' | 'shmSize'> & { writableRoot?: boolean }, writableMounts: string[]): { paths: string[]; dirAccess: number; fileAccess: number; scoped: number } | null {
   const abi = (landlockAbi ??= native.landlockAbi());
   if (abi < 1) return null;
   const scoped = abi >= 6 ? LL_SCOPE_ABSTRACT_UNIX_SOCKET | LL_SCOPE_SIGNAL : 0;
-  if (o.image) return scoped ? { paths: [], dirAccess: 0, fileAccess: 0, scoped } : null;
+  if (o.image || o.writableRoot) return scoped ? { paths: [], dirAccess: 0, fileAccess: 0, scoped } : null;
   const truncate = abi >= 3 ? LL_TRUNCATE : 0;
   const dirAccess = LL_WRITE_FILE | LL_REMOVE_DIR | LL_REMOVE_FILE | LL_MAKE_ALL | (abi >= 2 ? LL_REFER : 0) | truncate;
   // /dev is read-only (its own tmpfs, or a directory of a skeleton's) with

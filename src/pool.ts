@@ -54,6 +54,7 @@ function shape(resolved: ResolvedOptions): Record<string, string> {
     limits: JSON.stringify(o.limits),
     cgroup: `${o.cgroup}:${o.cgroupParent ?? ''}`,
     landlock: String(o.landlock),
+    writableRoot: String(o.writableRoot),
     tmpSize: String(o.tmpSize),
     shmSize: String(o.shmSize),
   };
@@ -190,6 +191,7 @@ export class Pool implements SandboxSource {
           noClone3: process.env.BRIG_NO_CLONE3 === '1',
           timings: false,
           notify: o.seccomp ? (o.seccomp.mode === 'learn' ? 2 : 1) : 0,
+          refusals: o.seccomp?.mode === 'report' ? o.seccomp.compiled.refusals : undefined,
           auditArch: AUDIT_ARCH[hostArch()],
           cgroupFds,
           skeleton: prep.built.skeleton,

@@ -45,6 +45,20 @@ export interface SeccompViolation {
   args: bigint[];
 }
 
+/**
+ * A call the seccomp policy refused with an errno and reports: the program
+ * got the error and ran on. One entry per call, with how often it was made.
+ */
+export interface SeccompDenial {
+  /** The syscall's name, or `nr N` when the table has none for it. */
+  syscall: string;
+  /** x86_64 or aarch64 (refusals are only answered for the native architecture). */
+  arch: string;
+  /** The error the call got (EPERM is 1). */
+  errno: number;
+  count: number;
+}
+
 export interface RunTimings {
   /** Validating options and building the plan (TS). */
   planMs: number;
@@ -101,6 +115,13 @@ export interface RunResult {
   enforcement?: Partial<Record<'memory' | 'pids' | 'cpus' | 'cpuset', Enforcement>>;
   enforcementNote?: string;
   violation?: SeccompViolation;
+  /**
+   * With a seccomp policy (all but 'none' and 'learn'): the calls it refused
+   * and reports (rules with report: true; the default policy's privileged
+   * calls), each once with its count, in the order first made. Empty when
+   * there were none.
+   */
+  seccompDenials?: SeccompDenial[];
   /** With seccomp: 'learn', every call the program made, with counts. */
   seccompCalls?: { syscall: string; nr: number; count: number }[];
   exitCode: number | null;
@@ -413,6 +434,7 @@ export class SandboxProcess extends EventEmitter {
           noClone3: process.env.BRIG_NO_CLONE3 === '1',
           timings: o.timings,
           notify: o.seccomp ? (o.seccomp.mode === 'learn' ? 2 : 1) : 0,
+          refusals: o.seccomp?.mode === 'report' ? o.seccomp.compiled.refusals : undefined,
           auditArch: AUDIT_ARCH[hostArch()],
           cgroupFds,
           outputLimit: o.outputLimitBytes,
@@ -578,6 +600,8 @@ export class SandboxProcess extends EventEmitter {
       r.error = setupErrorInfo(step.name, failed.errno, path, hint);
       return r;
     }
+    if (o.seccomp?.mode === 'report')
+      r.seccompDenials = (ex.denials ?? []).map((d) => ({ syscall: callName(d.arch, d.nr), arch: archName(d.arch, d.nr), errno: d.errno ?? 0, count: d.count }));
     if (o.seccomp?.mode === 'learn')
       r.seccompCalls = ex.learned.map((c) => ({ syscall: callName(c.arch, c.nr), nr: c.nr, count: c.count })).sort((a, b) => b.count - a.count || a.nr - b.nr);
     if (ex.violations.length) {

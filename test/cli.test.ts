@@ -106,11 +106,19 @@ describe('brig run', () => {
       assert.ok(h.out.includes(opt), `help lacks ${opt}`);
   });
 
-  it('reports a seccomp violation plainly, with exit status 159', () => {
-    const r = cli(['run', '--', '/bin/sh', '-c', 'mount -t tmpfs x /mnt; echo after']);
+  it('reports a seccomp violation plainly, with exit status 159 (judge); default refuses and says so once at info', () => {
+    const r = cli(['run', '--seccomp', 'judge', '--', '/bin/sh', '-c', 'mount -t tmpfs x /mnt; echo after']);
     assert.equal(r.code, 128 + 31);
     assert.equal(r.out, '');
     assert.match(r.err, /brig run: seccomp violation: the program called mount \((x86_64|aarch64), nr \d+\), which the policy forbids/);
+    const refused = cli(['run', '--log-level', 'info', '--', '/bin/sh', '-c', 'mount -t tmpfs x /mnt 2>/dev/null || echo refused; mount -t tmpfs x /mnt 2>/dev/null; echo after']);
+    assert.equal(refused.code, 0);
+    assert.equal(refused.out, 'refused\nafter\n');
+    const lines = refused.err.split('\n').filter((l) => l.includes('seccomp refused'));
+    assert.equal(lines.length, 1, refused.err);
+    assert.deepEqual(JSON.parse(lines[0]).seccompDenials.map((d: { syscall: string; count: number; errno: number }) => [d.syscall, d.errno]), [['mount', 1]]);
+    const quiet = cli(['run', '--', '/bin/sh', '-c', 'mount -t tmpfs x /mnt 2>/dev/null; echo after']);
+    assert.equal(quiet.err, '');
     const none = cli(['run', '--seccomp', 'none', '--', '/bin/sh', '-c', 'mount -t tmpfs x /mnt 2>/dev/null; echo after']);
     assert.equal(none.out, 'after\n');
   });
@@ -132,7 +140,8 @@ describe('brig seccomp', () => {
     assert.equal(r.code, 0);
     assert.match(r.out, /^clone\(0x10000000, .*\) on x86_64: ERRNO\(1\) after \d+ instructions \(rule \d+: clone with namespace flags/);
     assert.match(cli(['seccomp', 'test', '--arch', 'x86_64', 'getpid']).out, /ALLOW/);
-    assert.match(cli(['seccomp', 'test', '--arch', 'x86_64', 'kexec_load']).out, /KILL_PROCESS .*replacing or restarting the host kernel/);
+    assert.match(cli(['seccomp', 'test', '--arch', 'x86_64', 'kexec_load']).out, /ERRNO\(1\), reported .*replacing or restarting the host kernel/);
+    assert.match(cli(['seccomp', 'test', '--policy', 'judge', '--arch', 'x86_64', 'kexec_load']).out, /KILL_PROCESS .*replacing or restarting the host kernel/);
     const bad = cli(['seccomp', 'test', 'no_such_call']);
     assert.equal(bad.code, 125);
     assert.match(bad.err, /has no syscall named "no_such_call"/);

@@ -26,7 +26,11 @@ describe('warm pools', () => {
       const b = await pool.run(['/bin/sh', '-c', 'echo $X; ls /tmp; echo $$'], { env: { X: 'second' } });
       // A fresh sandbox: the first run's /tmp is not there, and the shell is again pid 2.
       assert.equal(b.stdout.toString(), 'second\n2\n');
-      assert.equal(pool.stats.taken, 2);
+      // the default policy's refusals are answered and reported in a pooled sandbox too
+      const c = await pool.run(['python3', '-c', 'import os\nfor _ in range(2):\n try: os.chroot("/")\n except PermissionError: print("refused")']);
+      assert.equal(c.stdout.toString(), 'refused\nrefused\n', c.stderr.toString());
+      assert.deepEqual(c.seccompDenials?.map((d) => [d.syscall, d.errno, d.count]), [['chroot', 1, 2]]);
+      assert.equal(pool.stats.taken, 3);
       assert.equal(pool.stats.misses, 0);
       await settle();
       assert.equal(pool.available, 2, 'refilled');

@@ -102,7 +102,7 @@ describe('profile schema', () => {
     assert.equal(by['/mounts/0/source'], 'expected an absolute path on the host, got "rel/path"');
     assert.equal(by['/rlimits/nofile/1'], 'expected a whole number or "unlimited", got "x"');
     assert.equal(by['/env/OK'], 'expected a string, got 5');
-    assert.match(by['/seccomp'], /^expected 'default', 'none', 'learn', a file path/);
+    assert.match(by['/seccomp'], /^expected 'default', 'judge', 'none', 'learn', a file path/);
     // In the order of the document's fields.
     assert.equal(problems[0].pointer, '/extends/1');
     assert.throws(() => validateProfile(bad, 'bad'), (e: unknown) => e instanceof ProfileError && e.problems.length === 16 && /^profile bad is invalid:\n {2}\/extends\/1: /.test(e.message));
@@ -367,7 +367,7 @@ describe('brig profile and --profile', () => {
     const shown = JSON.parse(r.out) as Profile;
     assert.deepEqual(schemaProblems(shown), []);
     assert.equal(shown.memory, '256m');
-    assert.equal(shown.seccomp, 'default');
+    assert.equal(shown.seccomp, 'judge');
     assert.deepEqual(shown.rlimits, { core: 0, fsize: 67108864, nofile: 64, stack: 67108864 });
     assert.match(r.err, /layers, first to last: .*default\.json -> .*judge\.json/);
     const two = cli(['profile', 'show', 'judge', 'java']);

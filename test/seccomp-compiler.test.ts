@@ -9,6 +9,7 @@ import {
   AUDIT_ARCH,
   AUDIT_ARCH_I386,
   DEFAULT_POLICY,
+  JUDGE_POLICY,
   NOTIFY_HANDOFF_FD,
   SeccompCompileError,
   X32_SYSCALL_BIT,
@@ -180,6 +181,43 @@ describe('seccomp compiler', () => {
   it('refuses a program above the kernel limit of 4096 instructions', () => {
     const rules = Array.from({ length: 1000 }, (_, i) => ({ syscalls: ['read'], action: 'allow' as const, args: [{ index: 0, op: 'eq' as const, value: BigInt(i) << 33n }] }));
     assert.throws(() => compile({ defaultAction: 'errno', rules }, 'x86_64'), (e: unknown) => e instanceof SeccompCompileError && /above the kernel's limit of 4096/.test(e.message));
+  });
+
+  it('reported refusals: notified with report, plain errno without; never by number where a rule kills', () => {
+    const t = SYSCALLS.x86_64 as Record<string, number>;
+    const policy: SeccompPolicy = {
+      defaultAction: 'errno',
+      defaultErrno: 38,
+      rules: [
+        { syscalls: ['mount'], action: 'errno', errno: 1, report: true },
+        { syscalls: ['chroot'], action: 'kill-process', args: [{ index: 0, op: 'eq', value: 7 }] },
+        { syscalls: ['chroot'], action: 'errno', errno: 1, report: true },
+        { syscalls: ['getpid'], action: 'allow' },
+      ],
+    };
+    const at = (c: ReturnType<typeof compile>, nr: number, a0 = 0n) => interpret(c.prog, { arch: AUDIT_ARCH.x86_64, nr, args: [a0, 0n, 0n, 0n, 0n, 0n] }).ret >>> 0;
+    const plain = compile(policy, 'x86_64');
+    assert.equal(at(plain, t.mount), 0x00050001, 'ERRNO(EPERM) in the filter');
+    assert.deepEqual(plain.refusals, []);
+    const reported = compile(policy, 'x86_64', { report: true });
+    assert.equal(at(reported, t.mount), 0x7fc00000, 'USER_NOTIF');
+    assert.equal(at(reported, t.getpid), 0x7fff0000, 'allowed calls never reach brig');
+    // chroot also has a kill rule: its notifications are all violations, so
+    // its refusal stays in the filter and is not in the table.
+    assert.equal(at(reported, t.chroot, 7n), 0x7fc00000);
+    assert.equal(at(reported, t.chroot, 1n), 0x00050001);
+    assert.deepEqual(reported.refusals, [t.mount, 1]);
+    assert.notEqual(reported.id, compile({ ...policy, rules: policy.rules.map((r) => ({ ...r, report: false })) }, 'x86_64', { report: true }).id);
+    for (const [bad, field] of [
+      [{ syscalls: ['mount'], action: 'kill-process', report: true }, 'seccomp.rules[0].report'],
+      [{ syscalls: ['mount'], action: 'errno', errno: 1, report: true, args: [{ index: 0, op: 'eq', value: 1 }] }, 'seccomp.rules[0].report'],
+      [{ syscalls: ['mount'], action: 'errno', errno: 0, report: true }, 'seccomp.rules[0].errno'],
+      [{ syscalls: ['mount'], action: 'errno', report: 'yes' }, 'seccomp.rules[0].report'],
+    ] as const)
+      assert.throws(() => normalize({ defaultAction: 'allow', rules: [bad as never] }, 'x86_64'), (e: unknown) => (e as { field?: string }).field === field);
+    // The shipped policies: default reports its privileged refusals, judge none.
+    assert.ok(compile(DEFAULT_POLICY, 'x86_64', { report: true }).refusals.length >= 100);
+    assert.deepEqual(compile(JUDGE_POLICY, 'x86_64', { report: true }).refusals, []);
   });
 
   it('compiles once per policy', () => {

@@ -5,9 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { run, type SandboxOptions } from '../src/index.js';
-import { DEFAULT_POLICY, hostArch, type SeccompPolicy } from '../src/seccomp/index.js';
+import { DEFAULT_POLICY, JUDGE_POLICY, hostArch, type SeccompPolicy } from '../src/seccomp/index.js';
 import { SYSCALLS } from '../src/seccomp/syscalls.js';
-import { i386EntryWorks, probeMount } from './probe.js';
+import { i386EntryWorks, probe, probeMount } from './probe.js';
+import { spawnSync } from 'node:child_process';
 import { guardLeaks } from './helpers.js';
 
 const arch = hostArch();
@@ -25,24 +26,37 @@ async function call(name: string, args: (number | string)[] = [], opts: SandboxO
 describe('the default policy in the kernel', () => {
   const denials = DEFAULT_POLICY.rules.filter((rule) => !rule.args && rule.action !== 'allow' && !(rule.syscalls.includes('clone') || rule.syscalls.includes('ioctl') || rule.syscalls.includes('socket') || rule.syscalls.includes('personality')));
 
-  it('refuses every call it lists with an errno, with that errno', async () => {
+  it('refuses every call it lists with an errno, with that errno; reports exactly the reported ones', async () => {
     let n = 0;
-    for (const rule of denials.filter((d) => d.action === 'errno')) {
+    for (const rule of denials) {
+      assert.equal(rule.action, 'errno', `${rule.syscalls.join(',')}: the default policy kills nothing`);
       for (const name of rule.syscalls.filter((s) => table[s] !== undefined)) {
         const { r, out } = await call(name);
         assert.equal(r.status, 'ok', `${name}: ${r.status} ${r.violation?.syscall ?? ''}`);
         assert.equal(out, `ret=-1 errno=${rule.errno}`, name);
+        assert.deepEqual(r.seccompDenials, rule.report ? [{ syscall: name, arch, errno: rule.errno, count: 1 }] : [], name);
         n++;
       }
     }
-    assert.ok(n >= 30, `${n} calls`);
+    assert.ok(n >= 60, `${n} calls`);
   });
 
-  it('ends the run on every call it forbids, naming the call', async () => {
+  it('a C program calling every reported call gets each errno, keeps running, and each is listed once with its count', async () => {
+    const reported = denials.filter((d) => d.report).flatMap((d) => d.syscalls.filter((s) => table[s] !== undefined).map((s) => ({ name: s, errno: d.errno! })));
+    const r = await run(['/probe', 'refused', '3', ...reported.map((c) => String(nr(c.name)))], { mounts });
+    assert.equal(r.status, 'ok', r.stderr.toString());
+    const lines = r.stdout.toString().trim().split('\n');
+    assert.equal(lines.pop(), 'alive');
+    assert.deepEqual(lines, reported.map((c) => `${nr(c.name)} ret=-1 errno=${c.errno}`));
+    assert.deepEqual(r.seccompDenials, reported.map((c) => ({ syscall: c.name, arch, errno: c.errno, count: 3 })));
+    assert.ok(reported.some((c) => c.name === 'mount') && reported.some((c) => c.name === 'clock_settime') && reported.some((c) => c.name === 'open_by_handle_at'));
+  });
+
+  it('judge ends the run on every call the default policy forbids, naming the call', async () => {
     let n = 0;
-    for (const rule of denials.filter((d) => d.action === 'kill-process')) {
+    for (const rule of JUDGE_POLICY.rules.filter((d) => d.action === 'kill-process')) {
       for (const name of rule.syscalls.filter((s) => table[s] !== undefined)) {
-        const { r, out } = await call(name);
+        const { r, out } = await call(name, [], { seccomp: 'judge' });
         assert.equal(r.status, 'seccomp-violation', `${name}: ${r.status} ${out}`);
         assert.equal(r.violation?.syscall, name);
         assert.equal(r.violation?.arch, arch);
@@ -51,7 +65,30 @@ describe('the default policy in the kernel', () => {
         n++;
       }
     }
-    assert.ok(n >= 15, `${n} calls`);
+    assert.ok(n >= 25, `${n} calls`);
+    // the judge profile uses it; the other refusals stay errno there, unreported (no notification)
+    const viaProfile = await run(['/probe', 'syscall', String(nr('mount'))], { mounts, profile: 'judge' });
+    assert.equal(viaProfile.status, 'seccomp-violation');
+    const ptrace = await call('ptrace', [], { profile: 'judge' });
+    assert.equal(ptrace.out, 'ret=-1 errno=1');
+    assert.deepEqual(ptrace.r.seccompDenials, []);
+  });
+
+  it('a refused call never runs: mount answered EPERM leaves /tmp as it was', async () => {
+    const r = await run(['/bin/sh', '-c', 'touch /tmp/mark; python3 -c "import ctypes,os; l=ctypes.CDLL(None,use_errno=True); print(l.mount(b\'none\', b\'/tmp\', b\'tmpfs\', 0, None), ctypes.get_errno())"; ls /tmp'], {});
+    assert.equal(r.status, 'ok', r.stderr.toString());
+    assert.equal(r.stdout.toString(), '-1 1\nmark\n');
+    assert.deepEqual(r.seccompDenials, [{ syscall: 'mount', arch, errno: 1, count: 1 }]);
+  });
+
+  it('a notification nobody can answer fails the call with ENOSYS (the kernel), never lets it run', () => {
+    // brig's refusals rely on it: were brig's listener gone (brig itself
+    // dead), a refused call must fail, not run. A filter chain holds one
+    // listener only (EBUSY inside a sandbox), so the probe shows it on the
+    // host, stacking its own filter for the harmless getppid and closing the
+    // listener before the call.
+    const r = spawnSync(probe(), ['notify-dead', String(nr('getppid'))], { encoding: 'utf8' });
+    assert.equal(r.stdout, 'ret=-1 errno=38\n');
   });
 
   it('unlisted calls fail with ENOSYS', async () => {

@@ -5,7 +5,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { arch, constants as osConstants } from 'node:os';
 import type { Level } from 'pino';
-import { setLogLevel } from '../log.js';
+import { log, setLogLevel } from '../log.js';
 import { parseSize, type BindMount, type RlimitValue, type SandboxOptions, type TmpfsMount } from '../options.js';
 import type { VolumeMount } from '../profile/types.js';
 import { isolateMeta, reportJson } from '../report.js';
@@ -68,6 +68,7 @@ export const sandboxSpecs: OptionSpec[] = [
   { name: 'gid', value: true, arg: 'N', help: 'gid inside the sandbox (default 1000)', check: checks.whole() },
   { name: 'id-map', value: true, arg: 'single|multi', help: 'multi: also map ids 0..N from /etc/subuid and /etc/subgid (needs newuidmap)', check: checks.oneOf('single', 'multi') },
   { name: 'tmp-size', value: true, arg: 'SIZE', help: 'size of the writable /tmp (default 64m)', check: (v, f) => void parseSize(f, v) },
+  { name: 'writable-root', help: "an overlay over the host's root with a tmpfs upper of --tmp-size: writes land in the run's own layer and vanish with it" },
   { name: 'time', value: true, arg: 'SECONDS', help: 'CPU time of the whole tree; past it the verdict is cpu-time-limit (exit 152)', check: checks.seconds() },
   { name: 'extra-time', value: true, arg: 'SECONDS', help: 'grace past --time before the kill, so the report says by how much', check: checks.seconds(true) },
   { name: 'wall-time', value: true, arg: 'SECONDS', help: 'kill the whole sandbox after this much real time (exit 137)', check: checks.seconds() },
@@ -76,7 +77,7 @@ export const sandboxSpecs: OptionSpec[] = [
   { name: 'fsize', value: true, arg: 'SIZE', help: 'largest file the program may write (RLIMIT_FSIZE): past it, file-size-limit (exit 153)', check: size },
   { name: 'output-limit', value: true, arg: 'SIZE', help: 'total stdout+stderr; past it, output-limit (exit 141; output is captured and printed after the run)', check: (v, f) => void parseSize(f, v) },
   { name: 'stdin', value: true, arg: 'FILE', help: 'read standard input from FILE' },
-  { name: 'seccomp', value: true, arg: 'default|none|FILE', help: "syscall policy: brig's default, none, or a JSON file (brig policy or Docker profile)" },
+  { name: 'seccomp', value: true, arg: 'default|judge|none|FILE', help: "syscall policy: brig's default (privileged calls fail with EPERM), judge (they end the run), none, or a JSON file (brig policy or Docker profile)" },
   { name: 'log-level', value: true, arg: 'LEVEL', help: 'brig logs as JSON on stderr: trace, debug, info, warn, error (default: none)', check: checks.oneOf('trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent') },
   { name: 'help', help: 'show this help' },
 ];
@@ -378,13 +379,14 @@ export function sandboxOptions(p: Parsed): SandboxOptions {
   if (out) opts.outputLimitBytes = parseSize('--output-limit', out);
   const tmpSize = one(p, 'tmp-size');
   if (tmpSize) opts.tmpSize = tmpSize;
+  if (p.flags.has('writable-root')) opts.writableRoot = true;
   const wall = one(p, 'wall-time');
   if (wall) opts.wallTimeLimitMs = seconds('wall-time', wall) * 1000;
   const stdin = one(p, 'stdin');
   if (stdin) opts.stdin = { file: stdin };
   let seccomp = one(p, 'seccomp');
   for (const s of all(p, 'security-opt')) seccomp = securityOpt(s, '--security-opt') ?? seccomp;
-  if (seccomp) opts.seccomp = seccomp === 'default' || seccomp === 'none' ? seccomp : resolve(seccomp);
+  if (seccomp) opts.seccomp = seccomp === 'default' || seccomp === 'judge' || seccomp === 'none' ? seccomp : resolve(seccomp);
   const entrypoint = one(p, 'entrypoint');
   if (entrypoint !== undefined) opts.entrypoint = entrypoint === '' ? [] : [entrypoint];
   if (p.flags.has('read-only') && image) throw new UsageError('--read-only: not supported yet with an image (after --, the root is always read-only)');
@@ -470,6 +472,9 @@ export async function runWith(p: Parsed, verb: string, runner: (argv: string[], 
   }
   if (opts.stdout === 'capture') process.stdout.write(result.stdout);
   if (opts.stderr === 'capture') process.stderr.write(result.stderr);
+  // Once per run, not per call: the program got its errno and went on.
+  if (result.seccompDenials?.length)
+    log().info({ seccompDenials: result.seccompDenials }, `seccomp refused ${result.seccompDenials.map((d) => `${d.syscall} x${d.count} (errno ${d.errno})`).join(', ')}`);
   const why = explainStatus(result, merged.wallTimeLimitMs);
   if (why) process.stderr.write(`brig ${verb}: ${why}\n`);
   const warn = enforcementWarning(result);

@@ -20,7 +20,7 @@ import { checks, formatHelp, one, parseArgs, UsageError, type OptionSpec } from 
 import { EXIT_BRIG_ERROR, exitCodeFor, explainStatus, sandboxOptions, sandboxSpecs } from './run.js';
 
 const policySpecs: OptionSpec[] = [
-  { name: 'policy', value: true, arg: 'default|FILE', help: "the policy: brig's default (the default) or a JSON file (brig policy or Docker profile)" },
+  { name: 'policy', value: true, arg: 'default|judge|FILE', help: "the policy: brig's default (the default), judge, or a JSON file (brig policy or Docker profile)" },
   { name: 'arch', value: true, arg: 'x86_64|aarch64', help: 'the architecture to compile for (default: this machine)' },
   { name: 'help', short: 'h', help: 'show this help' },
 ];
@@ -50,7 +50,7 @@ function arch(p: ReturnType<typeof parseArgs>): Arch {
 
 function policy(p: ReturnType<typeof parseArgs>, a: Arch): { policy: SeccompPolicy; label: string } {
   const name = one(p, 'policy') ?? 'default';
-  const pol = policyFor(name === 'default' ? 'default' : resolve(name), a);
+  const pol = policyFor(name === 'default' || name === 'judge' ? name : resolve(name), a);
   if (!pol) throw new UsageError('--policy: none has nothing to show');
   return { policy: pol, label: name };
 }
@@ -91,7 +91,8 @@ function test(argv: string[]): number {
   const why = decideWhy(normalize(pol, a), AUDIT_ARCH[a], nr, args);
   const name = Object.entries(table).find(([, n]) => n === nr)?.[0] ?? `nr ${nr}`;
   const reason = typeof why.by === 'number' ? `rule ${why.by}${pol.rules[why.by].reason ? `: ${pol.rules[why.by].reason}` : ''}` : why.by === 'default' ? 'the default action' : 'architecture check';
-  process.stdout.write(`${name}(${args.map((x) => '0x' + x.toString(16)).join(', ')}) on ${a}: ${retName(got.ret)} after ${got.steps} instructions (${reason})\n`);
+  const reported = typeof why.by === 'number' && pol.rules[why.by].report ? ', reported' : '';
+  process.stdout.write(`${name}(${args.map((x) => '0x' + x.toString(16)).join(', ')}) on ${a}: ${retName(got.ret)}${reported} after ${got.steps} instructions (${reason})\n`);
   if (got.ret !== why.ret) {
     process.stderr.write(`brig: internal error: the program says ${retName(got.ret)}, the model ${retName(why.ret)}\n`);
     return EXIT_BRIG_ERROR;

@@ -356,7 +356,7 @@ function loadFile(path: string): Layer {
   const profile = validateProfile(value, path);
   const dir = dirname(path);
   // A seccomp file named in a profile is relative to the profile.
-  if (typeof profile.seccomp === 'string' && !['default', 'none', 'learn'].includes(profile.seccomp) && !isAbsolute(profile.seccomp))
+  if (typeof profile.seccomp === 'string' && !['default', 'judge', 'none', 'learn'].includes(profile.seccomp) && !isAbsolute(profile.seccomp))
     profile.seccomp = resolve(dir, profile.seccomp);
   const layer = { source: path, dir, profile: deepFreeze(profile) };
   fileCache.set(path, { layer, stamp });

@@ -92,6 +92,15 @@ export interface Profile {
   };
   /** Size of the sandbox's writable /tmp. Default 64 MiB. */
   tmpSize?: Size;
+  /**
+   * With the host's root ('host' rootfs): lay an overlay over it whose upper layer is a tmpfs of
+   * tmpSize bytes, so the program may write anywhere its user's permissions allow; the writes land
+   * in the run's own layer and vanish with it, as in a container from an image. Files owned by ids
+   * the sandbox does not map (the host's root, for an unprivileged caller) stay unwritable (EACCES),
+   * and large /etc files bound from the host stay read-only. Off by default: the host's directories
+   * are bound read-only.
+   */
+  writableRoot?: boolean;
   /** Size of the writable /dev/shm; 0 leaves /dev/shm out. Default 64 MiB. */
   shmSize?: 0 | Size;
   /**
@@ -119,9 +128,11 @@ export interface Profile {
    */
   landlock?: boolean;
   /**
-   * The syscall policy, installed last before execve: 'default' (brig's policy), 'none', 'learn'
-   * (allow and record every call), a brig policy object, a Docker/OCI seccomp profile object, or the
-   * path of a JSON file holding either (relative to the profile file).
+   * The syscall policy, installed last before execve: 'default' (brig's policy: privileged calls
+   * refused with an errno and reported), 'judge' (the same, but mounts, modules, the clock, reboot
+   * and the like end the run as a seccomp-violation), 'none', 'learn' (allow and record every call),
+   * a brig policy object, a Docker/OCI seccomp profile object, or the path of a JSON file holding
+   * either (relative to the profile file).
    */
   seccomp?: string | object;
   /** Cap on captured bytes per stream; the rest is read and dropped. Default 16 MiB. */

@@ -5,7 +5,7 @@ const require = createRequire(import.meta.url);
 
 export const validate = validate20;
 export default validate20;
-const schema31 = {"$schema":"https://json-schema.org/draft/2020-12/schema","$id":"https://brig.invalid/profiles/schema.json","title":"Profile","description":"A brig policy profile: everything about a sandbox that is policy rather than per-run input. Profiles layer with `extends`; per-run options override them. Every field is optional; what no layer sets takes brig's built-in value.","type":"object","additionalProperties":false,"properties":{"$schema":{"description":"The schema this file follows, for editors; ignored by brig.","type":"string"},"description":{"description":"What this profile is for, in a sentence (shown by `brig profile list`).","type":"string"},"extends":{"description":"Profiles this one builds on, by name (looked up in BRIG_PROFILE_PATH, ~/.config/brig/profiles, then brig's own) or by path (relative to this file). Resolved depth-first, each profile once; this profile's fields apply last.","expected":"a profile name or path, or a list of them","anyOf":[{"$ref":"#/$defs/ProfileRef"},{"type":"array","items":{"$ref":"#/$defs/ProfileRef"}}]},"replace":{"description":"Lists and maps this profile replaces instead of merging into what it extends (by default lists append and maps merge).","type":"array","items":{"enum":["mounts","volumes","tmpfs","env","rlimits"]},"uniqueItems":true},"rootfs":{"description":"'host' (read-only /usr, /bin, /lib* and a curated /etc of this machine) or an absolute directory to use as the root, bound read-only.","expected":"'host' or an absolute directory","type":"string","pattern":"^(host|/[^\\u0000]*)$"},"image":{"description":"An image from brig's store (name[:tag] or digest) to run from instead of rootfs: its layers stacked read-only under a writable tmpfs layer (overlayfs), its env, working directory, user and entrypoint/cmd applied under the run's own.","expected":"an image reference such as busybox:latest","type":"string","minLength":1,"pattern":"^[^\\u0000]+$"},"container":{"description":"With image: keep the run's writable layer on disk under this name (in brig's store), for brig commit; a later run with the same name and image goes on from it.","expected":"a container name: letters, digits, _ . - (up to 128)","type":"string","pattern":"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"},"network":{"description":"The sandbox always has its own network namespace. 'none': its loopback interface stays down, so no socket reaches anything. 'loopback': loopback up, so the program can talk to itself over 127.0.0.1.","enum":["none","loopback"]},"mounts":{"description":"Host paths bound into the sandbox, in order. A later mount with the same target replaces an earlier one.","type":"array","items":{"$ref":"#/$defs/BindMount"}},"volumes":{"description":"Named volumes from brig's store (made on first use), bound into the sandbox: data that outlives runs. Read-write unless readonly.","type":"array","items":{"$ref":"#/$defs/VolumeMount"}},"tmpfs":{"description":"Writable tmpfs mounts, size-capped.","type":"array","items":{"$ref":"#/$defs/TmpfsMount"}},"env":{"description":"The program's whole environment (PATH is added unless given): nothing of the caller's leaks in.","type":"object","propertyNames":{"pattern":"^[^=\\u0000]+$"},"additionalProperties":{"type":"string","pattern":"^[^\\u0000]*$"}},"cwd":{"description":"Working directory inside the sandbox. Default /tmp.","$ref":"#/$defs/SandboxPath"},"hostname":{"description":"Hostname inside the sandbox's uts namespace. Default 'brig'.","expected":"1-63 letters, digits, dots or dashes","type":"string","pattern":"^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$"},"uid":{"description":"The uid the program runs as inside the sandbox; the caller's own uid maps to it. Default 1000.","$ref":"#/$defs/Id"},"gid":{"description":"The gid the program runs as inside the sandbox. Default 1000.","$ref":"#/$defs/Id"},"idMap":{"description":"'single' (default): only the caller's id exists inside. 'multi': ids 0..N-1 too, from the caller's /etc/subuid and /etc/subgid ranges (needs newuidmap/newgidmap).","enum":["single","multi"]},"rlimits":{"description":"setrlimit for the program: cpu in seconds, sizes in bytes. Default { core: 0 }. A limit above the caller's own hard limit fails at the rlimit step.","type":"object","additionalProperties":false,"properties":{"cpu":{"$ref":"#/$defs/Rlimit"},"fsize":{"$ref":"#/$defs/Rlimit"},"data":{"$ref":"#/$defs/Rlimit"},"stack":{"$ref":"#/$defs/Rlimit"},"core":{"$ref":"#/$defs/Rlimit"},"nofile":{"$ref":"#/$defs/Rlimit"},"as":{"$ref":"#/$defs/Rlimit"},"nproc":{"$ref":"#/$defs/Rlimit"},"memlock":{"$ref":"#/$defs/Rlimit"},"msgqueue":{"$ref":"#/$defs/Rlimit"},"sigpending":{"$ref":"#/$defs/Rlimit"}}},"tmpSize":{"description":"Size of the sandbox's writable /tmp. Default 64 MiB.","$ref":"#/$defs/Size"},"shmSize":{"description":"Size of the writable /dev/shm; 0 leaves /dev/shm out. Default 64 MiB.","expected":"0, a size such as \"64m\", or a whole number of bytes","anyOf":[{"const":0},{"$ref":"#/$defs/Size"}]},"memory":{"description":"Memory of the whole process tree (no swap beyond it). Needs a cgroup, else RLIMIT_AS per process.","$ref":"#/$defs/Size"},"pids":{"description":"Processes and threads of the whole tree. Needs a cgroup, else RLIMIT_NPROC.","expected":"a whole number of at least 1","type":"integer","minimum":1,"maximum":4194304},"cpus":{"description":"CPU bandwidth in CPUs (0.5: half of one). Needs a cgroup.","expected":"a number of CPUs from 0.01 to 1024","type":"number","minimum":0.01,"maximum":1024},"cpuset":{"description":"CPUs the tree may run on, e.g. '0' or '0-1,3'. Needs a cgroup.","expected":"a CPU list such as \"0\" or \"0-1,3\"","type":"string","pattern":"^\\d+(-\\d+)?(,\\d+(-\\d+)?)*$"},"cgroup":{"description":"false: no cgroup even where one could be had; limits fall back to rlimits (see RunResult.enforcement).","type":"boolean"},"landlock":{"description":"Defence in depth where the kernel has Landlock (5.13+): writes are allowed only beneath the sandbox's writable mounts (/tmp, /dev/shm, tmpfs and read-write mounts, the harmless /dev nodes), so a mistake in mount setup is not a way out; from Landlock ABI 6 the sandbox also cannot signal or reach abstract sockets outside itself. On unless false. Runs whose root is an image's writable layer get the scoping only.","type":"boolean"},"seccomp":{"description":"The syscall policy, installed last before execve: 'default' (brig's policy), 'none', 'learn' (allow and record every call), a brig policy object, a Docker/OCI seccomp profile object, or the path of a JSON file holding either (relative to the profile file).","expected":"'default', 'none', 'learn', a file path, a brig policy or a Docker seccomp profile","anyOf":[{"type":"string","minLength":1,"pattern":"^[^\\u0000]*$"},{"type":"object"}]},"maxOutputBytes":{"description":"Cap on captured bytes per stream; the rest is read and dropped. Default 16 MiB.","$ref":"#/$defs/Bytes"},"outputLimitBytes":{"description":"Total bytes the program may write to its captured stdout and stderr; past it the run ends as output-limit, output cut at the cap.","$ref":"#/$defs/Bytes"},"wallTimeLimitMs":{"description":"Kill the whole sandbox after this many milliseconds of wall time.","$ref":"#/$defs/Millis"},"cpuTimeLimitMs":{"description":"CPU time of the whole process tree (all threads, all processes, reaped or not). Exceeding it makes the verdict cpu-time-limit; the tree is killed at the limit plus extraTimeMs.","$ref":"#/$defs/Millis"},"extraTimeMs":{"description":"Grace past cpuTimeLimitMs before the kill (default 0), so the report can say by how much.","expected":"a number of milliseconds from 0 to 2^31-1","type":"number","minimum":0,"maximum":2147483647}},"$defs":{"ProfileRef":{"expected":"a profile name (letters, digits, . _ -) or a path to a .json file","type":"string","minLength":1,"pattern":"^[^\\u0000]+$"},"SandboxPath":{"expected":"an absolute path inside the sandbox","type":"string","pattern":"^/[^\\u0000]*$"},"HostPath":{"expected":"an absolute path on the host","type":"string","pattern":"^/[^\\u0000]*$"},"BindMount":{"description":"A host path bound into the sandbox.","type":"object","additionalProperties":false,"required":["source","target"],"properties":{"source":{"description":"Host path (file or directory).","$ref":"#/$defs/HostPath"},"target":{"description":"Absolute path inside the sandbox; not /, not under /proc or /dev.","$ref":"#/$defs/SandboxPath"},"readonly":{"description":"Read-only unless false: tighter by default than Docker's -v.","type":"boolean"},"optional":{"description":"Skip this mount when the source does not exist (toolchains that differ between hosts), instead of failing the run.","type":"boolean"}}},"VolumeMount":{"description":"A named volume bound into the sandbox.","type":"object","additionalProperties":false,"required":["name","target"],"properties":{"name":{"description":"The volume's name (brig volume ls).","expected":"a volume name: letters, digits, _ . - (up to 128)","type":"string","pattern":"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"},"target":{"description":"Absolute path inside the sandbox.","$ref":"#/$defs/SandboxPath"},"readonly":{"description":"Read-write unless true.","type":"boolean"}}},"TmpfsMount":{"description":"A writable tmpfs.","type":"object","additionalProperties":false,"required":["target"],"properties":{"target":{"$ref":"#/$defs/SandboxPath"},"size":{"description":"Default 64 MiB.","$ref":"#/$defs/Size"},"mode":{"description":"Permission bits, default 0o1777 (1023) like /tmp.","expected":"permission bits from 0 to 0o7777 (4095)","type":"integer","minimum":0,"maximum":4095}}},"Id":{"expected":"a whole number from 0 to 4294967294","type":"integer","minimum":0,"maximum":4294967294},"Size":{"description":"Bytes, or a size string such as '64m' or '1.5g'.","expected":"a size such as \"64m\" or \"1g\", or a whole number of bytes above 0","anyOf":[{"type":"integer","minimum":1,"maximum":9007199254740991},{"type":"string","pattern":"^\\s*\\d+(\\.\\d+)?\\s*([kmgtKMGT]?)[iI]?[bB]?\\s*$"}]},"Bytes":{"expected":"a whole number of bytes","type":"integer","minimum":0,"maximum":9007199254740991},"Millis":{"expected":"a number of milliseconds above 0 and below 2^31","type":"number","exclusiveMinimum":0,"maximum":2147483647},"RlimitAmount":{"expected":"a whole number or \"unlimited\"","anyOf":[{"type":"integer","minimum":0,"maximum":9007199254740991},{"const":"unlimited"}]},"Rlimit":{"description":"A number sets soft and hard; [soft, hard] sets both.","expected":"a whole number, \"unlimited\", or [soft, hard]","anyOf":[{"$ref":"#/$defs/RlimitAmount"},{"type":"array","prefixItems":[{"$ref":"#/$defs/RlimitAmount"},{"$ref":"#/$defs/RlimitAmount"}],"minItems":2,"maxItems":2}]}}};
+const schema31 = {"$schema":"https://json-schema.org/draft/2020-12/schema","$id":"https://brig.invalid/profiles/schema.json","title":"Profile","description":"A brig policy profile: everything about a sandbox that is policy rather than per-run input. Profiles layer with `extends`; per-run options override them. Every field is optional; what no layer sets takes brig's built-in value.","type":"object","additionalProperties":false,"properties":{"$schema":{"description":"The schema this file follows, for editors; ignored by brig.","type":"string"},"description":{"description":"What this profile is for, in a sentence (shown by `brig profile list`).","type":"string"},"extends":{"description":"Profiles this one builds on, by name (looked up in BRIG_PROFILE_PATH, ~/.config/brig/profiles, then brig's own) or by path (relative to this file). Resolved depth-first, each profile once; this profile's fields apply last.","expected":"a profile name or path, or a list of them","anyOf":[{"$ref":"#/$defs/ProfileRef"},{"type":"array","items":{"$ref":"#/$defs/ProfileRef"}}]},"replace":{"description":"Lists and maps this profile replaces instead of merging into what it extends (by default lists append and maps merge).","type":"array","items":{"enum":["mounts","volumes","tmpfs","env","rlimits"]},"uniqueItems":true},"rootfs":{"description":"'host' (read-only /usr, /bin, /lib* and a curated /etc of this machine) or an absolute directory to use as the root, bound read-only.","expected":"'host' or an absolute directory","type":"string","pattern":"^(host|/[^\\u0000]*)$"},"image":{"description":"An image from brig's store (name[:tag] or digest) to run from instead of rootfs: its layers stacked read-only under a writable tmpfs layer (overlayfs), its env, working directory, user and entrypoint/cmd applied under the run's own.","expected":"an image reference such as busybox:latest","type":"string","minLength":1,"pattern":"^[^\\u0000]+$"},"container":{"description":"With image: keep the run's writable layer on disk under this name (in brig's store), for brig commit; a later run with the same name and image goes on from it.","expected":"a container name: letters, digits, _ . - (up to 128)","type":"string","pattern":"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"},"network":{"description":"The sandbox always has its own network namespace. 'none': its loopback interface stays down, so no socket reaches anything. 'loopback': loopback up, so the program can talk to itself over 127.0.0.1.","enum":["none","loopback"]},"mounts":{"description":"Host paths bound into the sandbox, in order. A later mount with the same target replaces an earlier one.","type":"array","items":{"$ref":"#/$defs/BindMount"}},"volumes":{"description":"Named volumes from brig's store (made on first use), bound into the sandbox: data that outlives runs. Read-write unless readonly.","type":"array","items":{"$ref":"#/$defs/VolumeMount"}},"tmpfs":{"description":"Writable tmpfs mounts, size-capped.","type":"array","items":{"$ref":"#/$defs/TmpfsMount"}},"env":{"description":"The program's whole environment (PATH is added unless given): nothing of the caller's leaks in.","type":"object","propertyNames":{"pattern":"^[^=\\u0000]+$"},"additionalProperties":{"type":"string","pattern":"^[^\\u0000]*$"}},"cwd":{"description":"Working directory inside the sandbox. Default /tmp.","$ref":"#/$defs/SandboxPath"},"hostname":{"description":"Hostname inside the sandbox's uts namespace. Default 'brig'.","expected":"1-63 letters, digits, dots or dashes","type":"string","pattern":"^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$"},"uid":{"description":"The uid the program runs as inside the sandbox; the caller's own uid maps to it. Default 1000.","$ref":"#/$defs/Id"},"gid":{"description":"The gid the program runs as inside the sandbox. Default 1000.","$ref":"#/$defs/Id"},"idMap":{"description":"'single' (default): only the caller's id exists inside. 'multi': ids 0..N-1 too, from the caller's /etc/subuid and /etc/subgid ranges (needs newuidmap/newgidmap).","enum":["single","multi"]},"rlimits":{"description":"setrlimit for the program: cpu in seconds, sizes in bytes. Default { core: 0 }. A limit above the caller's own hard limit fails at the rlimit step.","type":"object","additionalProperties":false,"properties":{"cpu":{"$ref":"#/$defs/Rlimit"},"fsize":{"$ref":"#/$defs/Rlimit"},"data":{"$ref":"#/$defs/Rlimit"},"stack":{"$ref":"#/$defs/Rlimit"},"core":{"$ref":"#/$defs/Rlimit"},"nofile":{"$ref":"#/$defs/Rlimit"},"as":{"$ref":"#/$defs/Rlimit"},"nproc":{"$ref":"#/$defs/Rlimit"},"memlock":{"$ref":"#/$defs/Rlimit"},"msgqueue":{"$ref":"#/$defs/Rlimit"},"sigpending":{"$ref":"#/$defs/Rlimit"}}},"tmpSize":{"description":"Size of the sandbox's writable /tmp. Default 64 MiB.","$ref":"#/$defs/Size"},"writableRoot":{"description":"With the host's root ('host' rootfs): lay an overlay over it whose upper layer is a tmpfs of tmpSize bytes, so the program may write anywhere its user's permissions allow; the writes land in the run's own layer and vanish with it, as in a container from an image. Files owned by ids the sandbox does not map (the host's root, for an unprivileged caller) stay unwritable (EACCES), and large /etc files bound from the host stay read-only. Off by default: the host's directories are bound read-only.","type":"boolean"},"shmSize":{"description":"Size of the writable /dev/shm; 0 leaves /dev/shm out. Default 64 MiB.","expected":"0, a size such as \"64m\", or a whole number of bytes","anyOf":[{"const":0},{"$ref":"#/$defs/Size"}]},"memory":{"description":"Memory of the whole process tree (no swap beyond it). Needs a cgroup, else RLIMIT_AS per process.","$ref":"#/$defs/Size"},"pids":{"description":"Processes and threads of the whole tree. Needs a cgroup, else RLIMIT_NPROC.","expected":"a whole number of at least 1","type":"integer","minimum":1,"maximum":4194304},"cpus":{"description":"CPU bandwidth in CPUs (0.5: half of one). Needs a cgroup.","expected":"a number of CPUs from 0.01 to 1024","type":"number","minimum":0.01,"maximum":1024},"cpuset":{"description":"CPUs the tree may run on, e.g. '0' or '0-1,3'. Needs a cgroup.","expected":"a CPU list such as \"0\" or \"0-1,3\"","type":"string","pattern":"^\\d+(-\\d+)?(,\\d+(-\\d+)?)*$"},"cgroup":{"description":"false: no cgroup even where one could be had; limits fall back to rlimits (see RunResult.enforcement).","type":"boolean"},"landlock":{"description":"Defence in depth where the kernel has Landlock (5.13+): writes are allowed only beneath the sandbox's writable mounts (/tmp, /dev/shm, tmpfs and read-write mounts, the harmless /dev nodes), so a mistake in mount setup is not a way out; from Landlock ABI 6 the sandbox also cannot signal or reach abstract sockets outside itself. On unless false. Runs whose root is an image's writable layer get the scoping only.","type":"boolean"},"seccomp":{"description":"The syscall policy, installed last before execve: 'default' (brig's policy: privileged calls refused with an errno and reported), 'judge' (the same, but mounts, modules, the clock, reboot and the like end the run as a seccomp-violation), 'none', 'learn' (allow and record every call), a brig policy object, a Docker/OCI seccomp profile object, or the path of a JSON file holding either (relative to the profile file).","expected":"'default', 'judge', 'none', 'learn', a file path, a brig policy or a Docker seccomp profile","anyOf":[{"type":"string","minLength":1,"pattern":"^[^\\u0000]*$"},{"type":"object"}]},"maxOutputBytes":{"description":"Cap on captured bytes per stream; the rest is read and dropped. Default 16 MiB.","$ref":"#/$defs/Bytes"},"outputLimitBytes":{"description":"Total bytes the program may write to its captured stdout and stderr; past it the run ends as output-limit, output cut at the cap.","$ref":"#/$defs/Bytes"},"wallTimeLimitMs":{"description":"Kill the whole sandbox after this many milliseconds of wall time.","$ref":"#/$defs/Millis"},"cpuTimeLimitMs":{"description":"CPU time of the whole process tree (all threads, all processes, reaped or not). Exceeding it makes the verdict cpu-time-limit; the tree is killed at the limit plus extraTimeMs.","$ref":"#/$defs/Millis"},"extraTimeMs":{"description":"Grace past cpuTimeLimitMs before the kill (default 0), so the report can say by how much.","expected":"a number of milliseconds from 0 to 2^31-1","type":"number","minimum":0,"maximum":2147483647}},"$defs":{"ProfileRef":{"expected":"a profile name (letters, digits, . _ -) or a path to a .json file","type":"string","minLength":1,"pattern":"^[^\\u0000]+$"},"SandboxPath":{"expected":"an absolute path inside the sandbox","type":"string","pattern":"^/[^\\u0000]*$"},"HostPath":{"expected":"an absolute path on the host","type":"string","pattern":"^/[^\\u0000]*$"},"BindMount":{"description":"A host path bound into the sandbox.","type":"object","additionalProperties":false,"required":["source","target"],"properties":{"source":{"description":"Host path (file or directory).","$ref":"#/$defs/HostPath"},"target":{"description":"Absolute path inside the sandbox; not /, not under /proc or /dev.","$ref":"#/$defs/SandboxPath"},"readonly":{"description":"Read-only unless false: tighter by default than Docker's -v.","type":"boolean"},"optional":{"description":"Skip this mount when the source does not exist (toolchains that differ between hosts), instead of failing the run.","type":"boolean"}}},"VolumeMount":{"description":"A named volume bound into the sandbox.","type":"object","additionalProperties":false,"required":["name","target"],"properties":{"name":{"description":"The volume's name (brig volume ls).","expected":"a volume name: letters, digits, _ . - (up to 128)","type":"string","pattern":"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"},"target":{"description":"Absolute path inside the sandbox.","$ref":"#/$defs/SandboxPath"},"readonly":{"description":"Read-write unless true.","type":"boolean"}}},"TmpfsMount":{"description":"A writable tmpfs.","type":"object","additionalProperties":false,"required":["target"],"properties":{"target":{"$ref":"#/$defs/SandboxPath"},"size":{"description":"Default 64 MiB.","$ref":"#/$defs/Size"},"mode":{"description":"Permission bits, default 0o1777 (1023) like /tmp.","expected":"permission bits from 0 to 0o7777 (4095)","type":"integer","minimum":0,"maximum":4095}}},"Id":{"expected":"a whole number from 0 to 4294967294","type":"integer","minimum":0,"maximum":4294967294},"Size":{"description":"Bytes, or a size string such as '64m' or '1.5g'.","expected":"a size such as \"64m\" or \"1g\", or a whole number of bytes above 0","anyOf":[{"type":"integer","minimum":1,"maximum":9007199254740991},{"type":"string","pattern":"^\\s*\\d+(\\.\\d+)?\\s*([kmgtKMGT]?)[iI]?[bB]?\\s*$"}]},"Bytes":{"expected":"a whole number of bytes","type":"integer","minimum":0,"maximum":9007199254740991},"Millis":{"expected":"a number of milliseconds above 0 and below 2^31","type":"number","exclusiveMinimum":0,"maximum":2147483647},"RlimitAmount":{"expected":"a whole number or \"unlimited\"","anyOf":[{"type":"integer","minimum":0,"maximum":9007199254740991},{"const":"unlimited"}]},"Rlimit":{"description":"A number sets soft and hard; [soft, hard] sets both.","expected":"a whole number, \"unlimited\", or [soft, hard]","anyOf":[{"$ref":"#/$defs/RlimitAmount"},{"type":"array","prefixItems":[{"$ref":"#/$defs/RlimitAmount"},{"$ref":"#/$defs/RlimitAmount"}],"minItems":2,"maxItems":2}]}}};
 const schema32 = {"expected":"a profile name (letters, digits, . _ -) or a path to a .json file","type":"string","minLength":1,"pattern":"^[^\\u0000]+$"};
 const schema36 = {"expected":"an absolute path inside the sandbox","type":"string","pattern":"^/[^\\u0000]*$"};
 const schema43 = {"expected":"a whole number from 0 to 4294967294","type":"integer","minimum":0,"maximum":4294967294};
@@ -1535,13 +1535,9 @@ vErrors = null;
 }
 }
 }
-if(data.shmSize !== undefined){
-let data36 = data.shmSize;
-const _errs75 = errors;
-let valid23 = false;
-const _errs76 = errors;
-if(0 !== data36){
-const err49 = {instancePath:instancePath+"/shmSize",schemaPath:"#/properties/shmSize/anyOf/0/const",keyword:"const",params:{allowedValue: 0},message:"must be equal to constant"};
+if(data.writableRoot !== undefined){
+if(typeof data.writableRoot !== "boolean"){
+const err49 = {instancePath:instancePath+"/writableRoot",schemaPath:"#/properties/writableRoot/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err49];
 }
@@ -1550,14 +1546,14 @@ vErrors.push(err49);
 }
 errors++;
 }
-var _valid2 = _errs76 === errors;
-valid23 = valid23 || _valid2;
+}
+if(data.shmSize !== undefined){
+let data37 = data.shmSize;
 const _errs77 = errors;
-const _errs79 = errors;
-let valid25 = false;
-const _errs80 = errors;
-if(!(((typeof data36 == "number") && (!(data36 % 1) && !isNaN(data36))) && (isFinite(data36)))){
-const err50 = {instancePath:instancePath+"/shmSize",schemaPath:"#/$defs/Size/anyOf/0/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+let valid23 = false;
+const _errs78 = errors;
+if(0 !== data37){
+const err50 = {instancePath:instancePath+"/shmSize",schemaPath:"#/properties/shmSize/anyOf/0/const",keyword:"const",params:{allowedValue: 0},message:"must be equal to constant"};
 if(vErrors === null){
 vErrors = [err50];
 }
@@ -1566,9 +1562,14 @@ vErrors.push(err50);
 }
 errors++;
 }
-if((typeof data36 == "number") && (isFinite(data36))){
-if(data36 > 9007199254740991 || isNaN(data36)){
-const err51 = {instancePath:instancePath+"/shmSize",schemaPath:"#/$defs/Size/anyOf/0/maximum",keyword:"maximum",params:{comparison: "<=", limit: 9007199254740991},message:"must be <= 9007199254740991"};
+var _valid2 = _errs78 === errors;
+valid23 = valid23 || _valid2;
+const _errs79 = errors;
+const _errs81 = errors;
+let valid25 = false;
+const _errs82 = errors;
+if(!(((typeof data37 == "number") && (!(data37 % 1) && !isNaN(data37))) && (isFinite(data37)))){
+const err51 = {instancePath:instancePath+"/shmSize",schemaPath:"#/$defs/Size/anyOf/0/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err51];
 }
@@ -1577,8 +1578,9 @@ vErrors.push(err51);
 }
 errors++;
 }
-if(data36 < 1 || isNaN(data36)){
-const err52 = {instancePath:instancePath+"/shmSize",schemaPath:"#/$defs/Size/anyOf/0/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if((typeof data37 == "number") && (isFinite(data37))){
+if(data37 > 9007199254740991 || isNaN(data37)){
+const err52 = {instancePath:instancePath+"/shmSize",schemaPath:"#/$defs/Size/anyOf/0/maximum",keyword:"maximum",params:{comparison: "<=", limit: 9007199254740991},message:"must be <= 9007199254740991"};
 if(vErrors === null){
 vErrors = [err52];
 }
@@ -1587,13 +1589,8 @@ vErrors.push(err52);
 }
 errors++;
 }
-}
-var _valid3 = _errs80 === errors;
-valid25 = valid25 || _valid3;
-const _errs82 = errors;
-if(typeof data36 === "string"){
-if(!pattern14.test(data36)){
-const err53 = {instancePath:instancePath+"/shmSize",schemaPath:"#/$defs/Size/anyOf/1/pattern",keyword:"pattern",params:{pattern: "^\\s*\\d+(\\.\\d+)?\\s*([kmgtKMGT]?)[iI]?[bB]?\\s*$"},message:"must match pattern \""+"^\\s*\\d+(\\.\\d+)?\\s*([kmgtKMGT]?)[iI]?[bB]?\\s*$"+"\""};
+if(data37 < 1 || isNaN(data37)){
+const err53 = {instancePath:instancePath+"/shmSize",schemaPath:"#/$defs/Size/anyOf/0/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err53];
 }
@@ -1603,8 +1600,12 @@ vErrors.push(err53);
 errors++;
 }
 }
-else {
-const err54 = {instancePath:instancePath+"/shmSize",schemaPath:"#/$defs/Size/anyOf/1/type",keyword:"type",params:{type: "string"},message:"must be string"};
+var _valid3 = _errs82 === errors;
+valid25 = valid25 || _valid3;
+const _errs84 = errors;
+if(typeof data37 === "string"){
+if(!pattern14.test(data37)){
+const err54 = {instancePath:instancePath+"/shmSize",schemaPath:"#/$defs/Size/anyOf/1/pattern",keyword:"pattern",params:{pattern: "^\\s*\\d+(\\.\\d+)?\\s*([kmgtKMGT]?)[iI]?[bB]?\\s*$"},message:"must match pattern \""+"^\\s*\\d+(\\.\\d+)?\\s*([kmgtKMGT]?)[iI]?[bB]?\\s*$"+"\""};
 if(vErrors === null){
 vErrors = [err54];
 }
@@ -1613,10 +1614,9 @@ vErrors.push(err54);
 }
 errors++;
 }
-var _valid3 = _errs82 === errors;
-valid25 = valid25 || _valid3;
-if(!valid25){
-const err55 = {instancePath:instancePath+"/shmSize",schemaPath:"#/$defs/Size/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
+}
+else {
+const err55 = {instancePath:instancePath+"/shmSize",schemaPath:"#/$defs/Size/anyOf/1/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err55];
 }
@@ -1625,21 +1625,10 @@ vErrors.push(err55);
 }
 errors++;
 }
-else {
-errors = _errs79;
-if(vErrors !== null){
-if(_errs79){
-vErrors.length = _errs79;
-}
-else {
-vErrors = null;
-}
-}
-}
-var _valid2 = _errs77 === errors;
-valid23 = valid23 || _valid2;
-if(!valid23){
-const err56 = {instancePath:instancePath+"/shmSize",schemaPath:"#/properties/shmSize/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
+var _valid3 = _errs84 === errors;
+valid25 = valid25 || _valid3;
+if(!valid25){
+const err56 = {instancePath:instancePath+"/shmSize",schemaPath:"#/$defs/Size/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
 if(vErrors === null){
 vErrors = [err56];
 }
@@ -1649,24 +1638,20 @@ vErrors.push(err56);
 errors++;
 }
 else {
-errors = _errs75;
+errors = _errs81;
 if(vErrors !== null){
-if(_errs75){
-vErrors.length = _errs75;
+if(_errs81){
+vErrors.length = _errs81;
 }
 else {
 vErrors = null;
 }
 }
 }
-}
-if(data.memory !== undefined){
-let data37 = data.memory;
-const _errs86 = errors;
-let valid27 = false;
-const _errs87 = errors;
-if(!(((typeof data37 == "number") && (!(data37 % 1) && !isNaN(data37))) && (isFinite(data37)))){
-const err57 = {instancePath:instancePath+"/memory",schemaPath:"#/$defs/Size/anyOf/0/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+var _valid2 = _errs79 === errors;
+valid23 = valid23 || _valid2;
+if(!valid23){
+const err57 = {instancePath:instancePath+"/shmSize",schemaPath:"#/properties/shmSize/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
 if(vErrors === null){
 vErrors = [err57];
 }
@@ -1675,9 +1660,25 @@ vErrors.push(err57);
 }
 errors++;
 }
-if((typeof data37 == "number") && (isFinite(data37))){
-if(data37 > 9007199254740991 || isNaN(data37)){
-const err58 = {instancePath:instancePath+"/memory",schemaPath:"#/$defs/Size/anyOf/0/maximum",keyword:"maximum",params:{comparison: "<=", limit: 9007199254740991},message:"must be <= 9007199254740991"};
+else {
+errors = _errs77;
+if(vErrors !== null){
+if(_errs77){
+vErrors.length = _errs77;
+}
+else {
+vErrors = null;
+}
+}
+}
+}
+if(data.memory !== undefined){
+let data38 = data.memory;
+const _errs88 = errors;
+let valid27 = false;
+const _errs89 = errors;
+if(!(((typeof data38 == "number") && (!(data38 % 1) && !isNaN(data38))) && (isFinite(data38)))){
+const err58 = {instancePath:instancePath+"/memory",schemaPath:"#/$defs/Size/anyOf/0/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err58];
 }
@@ -1686,8 +1687,9 @@ vErrors.push(err58);
 }
 errors++;
 }
-if(data37 < 1 || isNaN(data37)){
-const err59 = {instancePath:instancePath+"/memory",schemaPath:"#/$defs/Size/anyOf/0/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if((typeof data38 == "number") && (isFinite(data38))){
+if(data38 > 9007199254740991 || isNaN(data38)){
+const err59 = {instancePath:instancePath+"/memory",schemaPath:"#/$defs/Size/anyOf/0/maximum",keyword:"maximum",params:{comparison: "<=", limit: 9007199254740991},message:"must be <= 9007199254740991"};
 if(vErrors === null){
 vErrors = [err59];
 }
@@ -1696,13 +1698,8 @@ vErrors.push(err59);
 }
 errors++;
 }
-}
-var _valid4 = _errs87 === errors;
-valid27 = valid27 || _valid4;
-const _errs89 = errors;
-if(typeof data37 === "string"){
-if(!pattern14.test(data37)){
-const err60 = {instancePath:instancePath+"/memory",schemaPath:"#/$defs/Size/anyOf/1/pattern",keyword:"pattern",params:{pattern: "^\\s*\\d+(\\.\\d+)?\\s*([kmgtKMGT]?)[iI]?[bB]?\\s*$"},message:"must match pattern \""+"^\\s*\\d+(\\.\\d+)?\\s*([kmgtKMGT]?)[iI]?[bB]?\\s*$"+"\""};
+if(data38 < 1 || isNaN(data38)){
+const err60 = {instancePath:instancePath+"/memory",schemaPath:"#/$defs/Size/anyOf/0/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err60];
 }
@@ -1712,8 +1709,12 @@ vErrors.push(err60);
 errors++;
 }
 }
-else {
-const err61 = {instancePath:instancePath+"/memory",schemaPath:"#/$defs/Size/anyOf/1/type",keyword:"type",params:{type: "string"},message:"must be string"};
+var _valid4 = _errs89 === errors;
+valid27 = valid27 || _valid4;
+const _errs91 = errors;
+if(typeof data38 === "string"){
+if(!pattern14.test(data38)){
+const err61 = {instancePath:instancePath+"/memory",schemaPath:"#/$defs/Size/anyOf/1/pattern",keyword:"pattern",params:{pattern: "^\\s*\\d+(\\.\\d+)?\\s*([kmgtKMGT]?)[iI]?[bB]?\\s*$"},message:"must match pattern \""+"^\\s*\\d+(\\.\\d+)?\\s*([kmgtKMGT]?)[iI]?[bB]?\\s*$"+"\""};
 if(vErrors === null){
 vErrors = [err61];
 }
@@ -1722,10 +1723,9 @@ vErrors.push(err61);
 }
 errors++;
 }
-var _valid4 = _errs89 === errors;
-valid27 = valid27 || _valid4;
-if(!valid27){
-const err62 = {instancePath:instancePath+"/memory",schemaPath:"#/$defs/Size/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
+}
+else {
+const err62 = {instancePath:instancePath+"/memory",schemaPath:"#/$defs/Size/anyOf/1/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err62];
 }
@@ -1734,22 +1734,10 @@ vErrors.push(err62);
 }
 errors++;
 }
-else {
-errors = _errs86;
-if(vErrors !== null){
-if(_errs86){
-vErrors.length = _errs86;
-}
-else {
-vErrors = null;
-}
-}
-}
-}
-if(data.pids !== undefined){
-let data38 = data.pids;
-if(!(((typeof data38 == "number") && (!(data38 % 1) && !isNaN(data38))) && (isFinite(data38)))){
-const err63 = {instancePath:instancePath+"/pids",schemaPath:"#/properties/pids/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+var _valid4 = _errs91 === errors;
+valid27 = valid27 || _valid4;
+if(!valid27){
+const err63 = {instancePath:instancePath+"/memory",schemaPath:"#/$defs/Size/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
 if(vErrors === null){
 vErrors = [err63];
 }
@@ -1758,9 +1746,22 @@ vErrors.push(err63);
 }
 errors++;
 }
-if((typeof data38 == "number") && (isFinite(data38))){
-if(data38 > 4194304 || isNaN(data38)){
-const err64 = {instancePath:instancePath+"/pids",schemaPath:"#/properties/pids/maximum",keyword:"maximum",params:{comparison: "<=", limit: 4194304},message:"must be <= 4194304"};
+else {
+errors = _errs88;
+if(vErrors !== null){
+if(_errs88){
+vErrors.length = _errs88;
+}
+else {
+vErrors = null;
+}
+}
+}
+}
+if(data.pids !== undefined){
+let data39 = data.pids;
+if(!(((typeof data39 == "number") && (!(data39 % 1) && !isNaN(data39))) && (isFinite(data39)))){
+const err64 = {instancePath:instancePath+"/pids",schemaPath:"#/properties/pids/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err64];
 }
@@ -1769,8 +1770,9 @@ vErrors.push(err64);
 }
 errors++;
 }
-if(data38 < 1 || isNaN(data38)){
-const err65 = {instancePath:instancePath+"/pids",schemaPath:"#/properties/pids/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if((typeof data39 == "number") && (isFinite(data39))){
+if(data39 > 4194304 || isNaN(data39)){
+const err65 = {instancePath:instancePath+"/pids",schemaPath:"#/properties/pids/maximum",keyword:"maximum",params:{comparison: "<=", limit: 4194304},message:"must be <= 4194304"};
 if(vErrors === null){
 vErrors = [err65];
 }
@@ -1779,13 +1781,8 @@ vErrors.push(err65);
 }
 errors++;
 }
-}
-}
-if(data.cpus !== undefined){
-let data39 = data.cpus;
-if((typeof data39 == "number") && (isFinite(data39))){
-if(data39 > 1024 || isNaN(data39)){
-const err66 = {instancePath:instancePath+"/cpus",schemaPath:"#/properties/cpus/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1024},message:"must be <= 1024"};
+if(data39 < 1 || isNaN(data39)){
+const err66 = {instancePath:instancePath+"/pids",schemaPath:"#/properties/pids/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err66];
 }
@@ -1794,8 +1791,13 @@ vErrors.push(err66);
 }
 errors++;
 }
-if(data39 < 0.01 || isNaN(data39)){
-const err67 = {instancePath:instancePath+"/cpus",schemaPath:"#/properties/cpus/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0.01},message:"must be >= 0.01"};
+}
+}
+if(data.cpus !== undefined){
+let data40 = data.cpus;
+if((typeof data40 == "number") && (isFinite(data40))){
+if(data40 > 1024 || isNaN(data40)){
+const err67 = {instancePath:instancePath+"/cpus",schemaPath:"#/properties/cpus/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1024},message:"must be <= 1024"};
 if(vErrors === null){
 vErrors = [err67];
 }
@@ -1804,9 +1806,8 @@ vErrors.push(err67);
 }
 errors++;
 }
-}
-else {
-const err68 = {instancePath:instancePath+"/cpus",schemaPath:"#/properties/cpus/type",keyword:"type",params:{type: "number"},message:"must be number"};
+if(data40 < 0.01 || isNaN(data40)){
+const err68 = {instancePath:instancePath+"/cpus",schemaPath:"#/properties/cpus/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0.01},message:"must be >= 0.01"};
 if(vErrors === null){
 vErrors = [err68];
 }
@@ -1816,11 +1817,8 @@ vErrors.push(err68);
 errors++;
 }
 }
-if(data.cpuset !== undefined){
-let data40 = data.cpuset;
-if(typeof data40 === "string"){
-if(!pattern22.test(data40)){
-const err69 = {instancePath:instancePath+"/cpuset",schemaPath:"#/properties/cpuset/pattern",keyword:"pattern",params:{pattern: "^\\d+(-\\d+)?(,\\d+(-\\d+)?)*$"},message:"must match pattern \""+"^\\d+(-\\d+)?(,\\d+(-\\d+)?)*$"+"\""};
+else {
+const err69 = {instancePath:instancePath+"/cpus",schemaPath:"#/properties/cpus/type",keyword:"type",params:{type: "number"},message:"must be number"};
 if(vErrors === null){
 vErrors = [err69];
 }
@@ -1830,8 +1828,11 @@ vErrors.push(err69);
 errors++;
 }
 }
-else {
-const err70 = {instancePath:instancePath+"/cpuset",schemaPath:"#/properties/cpuset/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data.cpuset !== undefined){
+let data41 = data.cpuset;
+if(typeof data41 === "string"){
+if(!pattern22.test(data41)){
+const err70 = {instancePath:instancePath+"/cpuset",schemaPath:"#/properties/cpuset/pattern",keyword:"pattern",params:{pattern: "^\\d+(-\\d+)?(,\\d+(-\\d+)?)*$"},message:"must match pattern \""+"^\\d+(-\\d+)?(,\\d+(-\\d+)?)*$"+"\""};
 if(vErrors === null){
 vErrors = [err70];
 }
@@ -1841,9 +1842,8 @@ vErrors.push(err70);
 errors++;
 }
 }
-if(data.cgroup !== undefined){
-if(typeof data.cgroup !== "boolean"){
-const err71 = {instancePath:instancePath+"/cgroup",schemaPath:"#/properties/cgroup/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+else {
+const err71 = {instancePath:instancePath+"/cpuset",schemaPath:"#/properties/cpuset/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err71];
 }
@@ -1853,9 +1853,9 @@ vErrors.push(err71);
 errors++;
 }
 }
-if(data.landlock !== undefined){
-if(typeof data.landlock !== "boolean"){
-const err72 = {instancePath:instancePath+"/landlock",schemaPath:"#/properties/landlock/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(data.cgroup !== undefined){
+if(typeof data.cgroup !== "boolean"){
+const err72 = {instancePath:instancePath+"/cgroup",schemaPath:"#/properties/cgroup/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err72];
 }
@@ -1865,14 +1865,9 @@ vErrors.push(err72);
 errors++;
 }
 }
-if(data.seccomp !== undefined){
-let data43 = data.seccomp;
-const _errs102 = errors;
-let valid28 = false;
-const _errs103 = errors;
-if(typeof data43 === "string"){
-if(func2(data43) < 1){
-const err73 = {instancePath:instancePath+"/seccomp",schemaPath:"#/properties/seccomp/anyOf/0/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(data.landlock !== undefined){
+if(typeof data.landlock !== "boolean"){
+const err73 = {instancePath:instancePath+"/landlock",schemaPath:"#/properties/landlock/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err73];
 }
@@ -1881,8 +1876,15 @@ vErrors.push(err73);
 }
 errors++;
 }
-if(!pattern16.test(data43)){
-const err74 = {instancePath:instancePath+"/seccomp",schemaPath:"#/properties/seccomp/anyOf/0/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000]*$"},message:"must match pattern \""+"^[^\\u0000]*$"+"\""};
+}
+if(data.seccomp !== undefined){
+let data44 = data.seccomp;
+const _errs104 = errors;
+let valid28 = false;
+const _errs105 = errors;
+if(typeof data44 === "string"){
+if(func2(data44) < 1){
+const err74 = {instancePath:instancePath+"/seccomp",schemaPath:"#/properties/seccomp/anyOf/0/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err74];
 }
@@ -1891,9 +1893,8 @@ vErrors.push(err74);
 }
 errors++;
 }
-}
-else {
-const err75 = {instancePath:instancePath+"/seccomp",schemaPath:"#/properties/seccomp/anyOf/0/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(!pattern16.test(data44)){
+const err75 = {instancePath:instancePath+"/seccomp",schemaPath:"#/properties/seccomp/anyOf/0/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000]*$"},message:"must match pattern \""+"^[^\\u0000]*$"+"\""};
 if(vErrors === null){
 vErrors = [err75];
 }
@@ -1902,11 +1903,9 @@ vErrors.push(err75);
 }
 errors++;
 }
-var _valid5 = _errs103 === errors;
-valid28 = valid28 || _valid5;
-const _errs105 = errors;
-if(!(data43 && typeof data43 == "object" && !Array.isArray(data43))){
-const err76 = {instancePath:instancePath+"/seccomp",schemaPath:"#/properties/seccomp/anyOf/1/type",keyword:"type",params:{type: "object"},message:"must be object"};
+}
+else {
+const err76 = {instancePath:instancePath+"/seccomp",schemaPath:"#/properties/seccomp/anyOf/0/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err76];
 }
@@ -1917,8 +1916,9 @@ errors++;
 }
 var _valid5 = _errs105 === errors;
 valid28 = valid28 || _valid5;
-if(!valid28){
-const err77 = {instancePath:instancePath+"/seccomp",schemaPath:"#/properties/seccomp/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
+const _errs107 = errors;
+if(!(data44 && typeof data44 == "object" && !Array.isArray(data44))){
+const err77 = {instancePath:instancePath+"/seccomp",schemaPath:"#/properties/seccomp/anyOf/1/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err77];
 }
@@ -1927,22 +1927,10 @@ vErrors.push(err77);
 }
 errors++;
 }
-else {
-errors = _errs102;
-if(vErrors !== null){
-if(_errs102){
-vErrors.length = _errs102;
-}
-else {
-vErrors = null;
-}
-}
-}
-}
-if(data.maxOutputBytes !== undefined){
-let data44 = data.maxOutputBytes;
-if(!(((typeof data44 == "number") && (!(data44 % 1) && !isNaN(data44))) && (isFinite(data44)))){
-const err78 = {instancePath:instancePath+"/maxOutputBytes",schemaPath:"#/$defs/Bytes/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+var _valid5 = _errs107 === errors;
+valid28 = valid28 || _valid5;
+if(!valid28){
+const err78 = {instancePath:instancePath+"/seccomp",schemaPath:"#/properties/seccomp/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
 if(vErrors === null){
 vErrors = [err78];
 }
@@ -1951,9 +1939,22 @@ vErrors.push(err78);
 }
 errors++;
 }
-if((typeof data44 == "number") && (isFinite(data44))){
-if(data44 > 9007199254740991 || isNaN(data44)){
-const err79 = {instancePath:instancePath+"/maxOutputBytes",schemaPath:"#/$defs/Bytes/maximum",keyword:"maximum",params:{comparison: "<=", limit: 9007199254740991},message:"must be <= 9007199254740991"};
+else {
+errors = _errs104;
+if(vErrors !== null){
+if(_errs104){
+vErrors.length = _errs104;
+}
+else {
+vErrors = null;
+}
+}
+}
+}
+if(data.maxOutputBytes !== undefined){
+let data45 = data.maxOutputBytes;
+if(!(((typeof data45 == "number") && (!(data45 % 1) && !isNaN(data45))) && (isFinite(data45)))){
+const err79 = {instancePath:instancePath+"/maxOutputBytes",schemaPath:"#/$defs/Bytes/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err79];
 }
@@ -1962,8 +1963,9 @@ vErrors.push(err79);
 }
 errors++;
 }
-if(data44 < 0 || isNaN(data44)){
-const err80 = {instancePath:instancePath+"/maxOutputBytes",schemaPath:"#/$defs/Bytes/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if((typeof data45 == "number") && (isFinite(data45))){
+if(data45 > 9007199254740991 || isNaN(data45)){
+const err80 = {instancePath:instancePath+"/maxOutputBytes",schemaPath:"#/$defs/Bytes/maximum",keyword:"maximum",params:{comparison: "<=", limit: 9007199254740991},message:"must be <= 9007199254740991"};
 if(vErrors === null){
 vErrors = [err80];
 }
@@ -1972,12 +1974,8 @@ vErrors.push(err80);
 }
 errors++;
 }
-}
-}
-if(data.outputLimitBytes !== undefined){
-let data45 = data.outputLimitBytes;
-if(!(((typeof data45 == "number") && (!(data45 % 1) && !isNaN(data45))) && (isFinite(data45)))){
-const err81 = {instancePath:instancePath+"/outputLimitBytes",schemaPath:"#/$defs/Bytes/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data45 < 0 || isNaN(data45)){
+const err81 = {instancePath:instancePath+"/maxOutputBytes",schemaPath:"#/$defs/Bytes/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err81];
 }
@@ -1986,9 +1984,12 @@ vErrors.push(err81);
 }
 errors++;
 }
-if((typeof data45 == "number") && (isFinite(data45))){
-if(data45 > 9007199254740991 || isNaN(data45)){
-const err82 = {instancePath:instancePath+"/outputLimitBytes",schemaPath:"#/$defs/Bytes/maximum",keyword:"maximum",params:{comparison: "<=", limit: 9007199254740991},message:"must be <= 9007199254740991"};
+}
+}
+if(data.outputLimitBytes !== undefined){
+let data46 = data.outputLimitBytes;
+if(!(((typeof data46 == "number") && (!(data46 % 1) && !isNaN(data46))) && (isFinite(data46)))){
+const err82 = {instancePath:instancePath+"/outputLimitBytes",schemaPath:"#/$defs/Bytes/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err82];
 }
@@ -1997,8 +1998,9 @@ vErrors.push(err82);
 }
 errors++;
 }
-if(data45 < 0 || isNaN(data45)){
-const err83 = {instancePath:instancePath+"/outputLimitBytes",schemaPath:"#/$defs/Bytes/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if((typeof data46 == "number") && (isFinite(data46))){
+if(data46 > 9007199254740991 || isNaN(data46)){
+const err83 = {instancePath:instancePath+"/outputLimitBytes",schemaPath:"#/$defs/Bytes/maximum",keyword:"maximum",params:{comparison: "<=", limit: 9007199254740991},message:"must be <= 9007199254740991"};
 if(vErrors === null){
 vErrors = [err83];
 }
@@ -2007,13 +2009,8 @@ vErrors.push(err83);
 }
 errors++;
 }
-}
-}
-if(data.wallTimeLimitMs !== undefined){
-let data46 = data.wallTimeLimitMs;
-if((typeof data46 == "number") && (isFinite(data46))){
-if(data46 > 2147483647 || isNaN(data46)){
-const err84 = {instancePath:instancePath+"/wallTimeLimitMs",schemaPath:"#/$defs/Millis/maximum",keyword:"maximum",params:{comparison: "<=", limit: 2147483647},message:"must be <= 2147483647"};
+if(data46 < 0 || isNaN(data46)){
+const err84 = {instancePath:instancePath+"/outputLimitBytes",schemaPath:"#/$defs/Bytes/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err84];
 }
@@ -2022,8 +2019,13 @@ vErrors.push(err84);
 }
 errors++;
 }
-if(data46 <= 0 || isNaN(data46)){
-const err85 = {instancePath:instancePath+"/wallTimeLimitMs",schemaPath:"#/$defs/Millis/exclusiveMinimum",keyword:"exclusiveMinimum",params:{comparison: ">", limit: 0},message:"must be > 0"};
+}
+}
+if(data.wallTimeLimitMs !== undefined){
+let data47 = data.wallTimeLimitMs;
+if((typeof data47 == "number") && (isFinite(data47))){
+if(data47 > 2147483647 || isNaN(data47)){
+const err85 = {instancePath:instancePath+"/wallTimeLimitMs",schemaPath:"#/$defs/Millis/maximum",keyword:"maximum",params:{comparison: "<=", limit: 2147483647},message:"must be <= 2147483647"};
 if(vErrors === null){
 vErrors = [err85];
 }
@@ -2032,9 +2034,8 @@ vErrors.push(err85);
 }
 errors++;
 }
-}
-else {
-const err86 = {instancePath:instancePath+"/wallTimeLimitMs",schemaPath:"#/$defs/Millis/type",keyword:"type",params:{type: "number"},message:"must be number"};
+if(data47 <= 0 || isNaN(data47)){
+const err86 = {instancePath:instancePath+"/wallTimeLimitMs",schemaPath:"#/$defs/Millis/exclusiveMinimum",keyword:"exclusiveMinimum",params:{comparison: ">", limit: 0},message:"must be > 0"};
 if(vErrors === null){
 vErrors = [err86];
 }
@@ -2044,11 +2045,8 @@ vErrors.push(err86);
 errors++;
 }
 }
-if(data.cpuTimeLimitMs !== undefined){
-let data47 = data.cpuTimeLimitMs;
-if((typeof data47 == "number") && (isFinite(data47))){
-if(data47 > 2147483647 || isNaN(data47)){
-const err87 = {instancePath:instancePath+"/cpuTimeLimitMs",schemaPath:"#/$defs/Millis/maximum",keyword:"maximum",params:{comparison: "<=", limit: 2147483647},message:"must be <= 2147483647"};
+else {
+const err87 = {instancePath:instancePath+"/wallTimeLimitMs",schemaPath:"#/$defs/Millis/type",keyword:"type",params:{type: "number"},message:"must be number"};
 if(vErrors === null){
 vErrors = [err87];
 }
@@ -2057,8 +2055,12 @@ vErrors.push(err87);
 }
 errors++;
 }
-if(data47 <= 0 || isNaN(data47)){
-const err88 = {instancePath:instancePath+"/cpuTimeLimitMs",schemaPath:"#/$defs/Millis/exclusiveMinimum",keyword:"exclusiveMinimum",params:{comparison: ">", limit: 0},message:"must be > 0"};
+}
+if(data.cpuTimeLimitMs !== undefined){
+let data48 = data.cpuTimeLimitMs;
+if((typeof data48 == "number") && (isFinite(data48))){
+if(data48 > 2147483647 || isNaN(data48)){
+const err88 = {instancePath:instancePath+"/cpuTimeLimitMs",schemaPath:"#/$defs/Millis/maximum",keyword:"maximum",params:{comparison: "<=", limit: 2147483647},message:"must be <= 2147483647"};
 if(vErrors === null){
 vErrors = [err88];
 }
@@ -2067,9 +2069,8 @@ vErrors.push(err88);
 }
 errors++;
 }
-}
-else {
-const err89 = {instancePath:instancePath+"/cpuTimeLimitMs",schemaPath:"#/$defs/Millis/type",keyword:"type",params:{type: "number"},message:"must be number"};
+if(data48 <= 0 || isNaN(data48)){
+const err89 = {instancePath:instancePath+"/cpuTimeLimitMs",schemaPath:"#/$defs/Millis/exclusiveMinimum",keyword:"exclusiveMinimum",params:{comparison: ">", limit: 0},message:"must be > 0"};
 if(vErrors === null){
 vErrors = [err89];
 }
@@ -2079,11 +2080,8 @@ vErrors.push(err89);
 errors++;
 }
 }
-if(data.extraTimeMs !== undefined){
-let data48 = data.extraTimeMs;
-if((typeof data48 == "number") && (isFinite(data48))){
-if(data48 > 2147483647 || isNaN(data48)){
-const err90 = {instancePath:instancePath+"/extraTimeMs",schemaPath:"#/properties/extraTimeMs/maximum",keyword:"maximum",params:{comparison: "<=", limit: 2147483647},message:"must be <= 2147483647"};
+else {
+const err90 = {instancePath:instancePath+"/cpuTimeLimitMs",schemaPath:"#/$defs/Millis/type",keyword:"type",params:{type: "number"},message:"must be number"};
 if(vErrors === null){
 vErrors = [err90];
 }
@@ -2092,8 +2090,12 @@ vErrors.push(err90);
 }
 errors++;
 }
-if(data48 < 0 || isNaN(data48)){
-const err91 = {instancePath:instancePath+"/extraTimeMs",schemaPath:"#/properties/extraTimeMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+if(data.extraTimeMs !== undefined){
+let data49 = data.extraTimeMs;
+if((typeof data49 == "number") && (isFinite(data49))){
+if(data49 > 2147483647 || isNaN(data49)){
+const err91 = {instancePath:instancePath+"/extraTimeMs",schemaPath:"#/properties/extraTimeMs/maximum",keyword:"maximum",params:{comparison: "<=", limit: 2147483647},message:"must be <= 2147483647"};
 if(vErrors === null){
 vErrors = [err91];
 }
@@ -2102,9 +2104,8 @@ vErrors.push(err91);
 }
 errors++;
 }
-}
-else {
-const err92 = {instancePath:instancePath+"/extraTimeMs",schemaPath:"#/properties/extraTimeMs/type",keyword:"type",params:{type: "number"},message:"must be number"};
+if(data49 < 0 || isNaN(data49)){
+const err92 = {instancePath:instancePath+"/extraTimeMs",schemaPath:"#/properties/extraTimeMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err92];
 }
@@ -2114,14 +2115,25 @@ vErrors.push(err92);
 errors++;
 }
 }
-}
 else {
-const err93 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err93 = {instancePath:instancePath+"/extraTimeMs",schemaPath:"#/properties/extraTimeMs/type",keyword:"type",params:{type: "number"},message:"must be number"};
 if(vErrors === null){
 vErrors = [err93];
 }
 else {
 vErrors.push(err93);
+}
+errors++;
+}
+}
+}
+else {
+const err94 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err94];
+}
+else {
+vErrors.push(err94);
 }
 errors++;
 }

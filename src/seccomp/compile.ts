@@ -69,6 +69,12 @@ export interface Compiled {
   unknown: string[];
   /** sha256 of the program: the cache key downstream. */
   id: string;
+  /**
+   * With report: the refusals brig answers itself, as flat pairs [nr, errno,
+   * ...] for this architecture. A notification for any other call (or any
+   * other architecture) is a violation: the sandbox is killed.
+   */
+  refusals: number[];
 }
 
 // ---- symbolic assembly ------------------------------------------------------
@@ -238,15 +244,31 @@ function sameTarget(x: Target, y: Target): boolean {
   return 'ret' in x && 'ret' in y ? x.ret === y.ret : 'block' in x && 'block' in y && x.block === y.block;
 }
 
-function rewriteForReport(p: NormPolicy): NormPolicy {
-  const swap = (ret: number) => (ret === SECCOMP_RET_KILL_PROCESS >>> 0 ? SECCOMP_RET_USER_NOTIF : ret);
+/**
+ * Kill-process and reported refusals both become user notifications; the
+ * parent tells them apart by the syscall number alone (refusals). So a
+ * reported refusal is only answered by brig where no rule for the same call
+ * kills: otherwise it stays a plain errno in the filter (still refused, not
+ * reported), and every notification for that call is a violation.
+ */
+function rewriteForReport(p: NormPolicy): { policy: NormPolicy; refusals: number[] } {
+  const kill = SECCOMP_RET_KILL_PROCESS >>> 0;
+  const swap = (ret: number) => (ret === kill ? SECCOMP_RET_USER_NOTIF : ret);
   const bySyscall = new Map<number, NormRule[]>();
-  for (const [nr, rules] of p.bySyscall) bySyscall.set(nr, rules.map((r) => ({ ...r, ret: swap(r.ret) })));
-  return { ...p, defaultRet: swap(p.defaultRet), bySyscall };
+  const refusals: number[] = [];
+  const defaultKills = p.defaultRet === kill;
+  for (const [nr, rules] of p.bySyscall) {
+    const kills = rules.some((r) => r.ret === kill) || (defaultKills && rules.every((r) => r.conds.length > 0));
+    const reported = !kills && rules.find((r) => r.report);
+    if (reported) refusals.push(nr, reported.ret & 0xffff);
+    bySyscall.set(nr, rules.map((r) => ({ ...r, ret: r.report && !kills ? SECCOMP_RET_USER_NOTIF : swap(r.ret) })));
+  }
+  return { policy: { ...p, defaultRet: swap(p.defaultRet), bySyscall }, refusals };
 }
 
 export function compileNormalized(input: NormPolicy, opts: CompileOptions = {}): Compiled {
-  const p = opts.report ? rewriteForReport(input) : input;
+  const rewritten = opts.report ? rewriteForReport(input) : { policy: input, refusals: [] };
+  const p = rewritten.policy;
   const killRet = opts.report ? SECCOMP_RET_USER_NOTIF : SECCOMP_RET_KILL_PROCESS >>> 0;
   const a = new Assembler();
   const rets = new Map<number, Label>();
@@ -348,7 +370,9 @@ export function compileNormalized(input: NormPolicy, opts: CompileOptions = {}):
     bytes,
     maxDepth: longestPath(prog),
     unknown: p.unknown,
-    id: createHash('sha256').update(bytes).digest('hex').slice(0, 16),
+    // The refusals are part of what the program means: in the key too.
+    id: createHash('sha256').update(bytes).update(Int32Array.from(rewritten.refusals)).digest('hex').slice(0, 16),
+    refusals: rewritten.refusals,
   };
 }
 

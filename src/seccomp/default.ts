@@ -4,11 +4,21 @@
 // already handle ("this kernel lacks it"), so a newer libc or runtime falls
 // back instead of breaking.
 //
-// Denials come in two kinds:
-// - errno: calls that legitimate programs probe for and survive (they get
-//   the error a kernel without the feature, or without privilege, gives);
-// - kill-process: calls no program has a reason to make in a sandbox; the
-//   run ends as a seccomp-violation naming the call.
+// Every denial is a refusal with an errno, as Docker's default profile
+// answers: ordinary software probes privileged calls and expects an error
+// (test suites check that clock_settime gives EPERM, package managers try
+// mount, libraries feel for open_by_handle_at). Two kinds:
+// - refused quietly, in the filter: calls runtimes probe on every start or in
+//   hot paths (clone3, io_uring, NUMA placement), whose report would be noise
+//   or cost;
+// - refused and reported (report: true): privileged calls a program has no
+//   business making in a sandbox. brig answers them itself through a seccomp
+//   user notification and lists them in RunResult.seccompDenials; allowed
+//   calls never pay for it.
+// JUDGE_POLICY (the judge profile) turns the worst of the reported set
+// (forbid: mounts, kernel modules, the clock, ...) into kill-process, so a
+// submission making such a call ends as a seccomp-violation naming it, and
+// refuses the rest in the filter: no notification there but for the kills.
 import type { SeccompPolicy, SeccompRule } from './policy.js';
 
 const EPERM = 1;
@@ -91,9 +101,19 @@ const ALLOWED = [
   'seccomp', 'landlock_create_ruleset', 'landlock_add_rule', 'landlock_restrict_self',
 ];
 
-function deny(syscalls: string[], reason: string): SeccompRule {
-  return { syscalls, action: 'kill-process', reason };
+/** Refused and reported in seccompDenials; JUDGE_POLICY refuses them in the filter. */
+function deny(syscalls: string[], errno: number, reason: string): SeccompRule {
+  return { syscalls, action: 'errno', errno, report: true, reason };
 }
+/** The rules JUDGE_POLICY turns into kill-process. */
+const judgeKills = new Set<SeccompRule>();
+/** Refused and reported; under JUDGE_POLICY the run ends as a seccomp-violation. */
+function forbid(syscalls: string[], errno: number, reason: string): SeccompRule {
+  const r = deny(syscalls, errno, reason);
+  judgeKills.add(r);
+  return r;
+}
+/** Refused in the filter, silently: probed often, or on a hot path. */
 function refuse(syscalls: string[], errno: number, reason: string): SeccompRule {
   return { syscalls, action: 'errno', errno, reason };
 }
@@ -144,39 +164,58 @@ export const DEFAULT_POLICY: SeccompPolicy = {
     ),
     refuse(['personality'], EPERM, 'ADDR_NO_RANDOMIZE and other personalities switch off exploit mitigations'),
 
-    // ---- refused with an error: probed for by ordinary software ----
-    refuse(['unshare', 'setns'], EPERM, 'new or foreign namespaces: kernel attack surface, and a way around the sandbox'),
-    refuse(['ptrace'], EPERM, "debugging other processes; the sandbox's init holds the host's memory"),
-    refuse(['process_vm_readv', 'process_vm_writev', 'pidfd_getfd', 'kcmp', 'process_madvise'], EPERM, "reaching into other processes' memory and files"),
-    refuse(['perf_event_open'], EACCES, 'performance counters: a rich source of kernel bugs and side channels'),
-    refuse(['bpf'], EPERM, 'eBPF: kernel programs and maps'),
-    refuse(['userfaultfd'], EPERM, 'page-fault handling in user space: the tool of choice for widening kernel races'),
-    refuse(['io_uring_setup', 'io_uring_enter', 'io_uring_register'], ENOSYS, 'io_uring bypasses seccomp for the operations it performs; libuv and others fall back on ENOSYS'),
-    refuse(['keyctl', 'add_key', 'request_key'], EPERM, 'kernel keyrings are not namespaced: keys would outlive the run'),
-    refuse(['mbind', 'migrate_pages', 'move_pages', 'set_mempolicy_home_node'], EPERM, 'NUMA placement of memory across the host'),
-    refuse(['name_to_handle_at'], EPERM, 'file handles are the first half of an open_by_handle_at escape'),
-    refuse(['quotactl', 'quotactl_fd'], EPERM, 'disk quota administration'),
-    refuse(['chroot'], EPERM, 'changing root: nothing to gain without capabilities, refused for clarity'),
-    refuse(['sethostname', 'setdomainname'], EPERM, "the sandbox's identity is set by brig"),
-    refuse(['adjtimex', 'clock_adjtime'], EPERM, 'adjusting the clock (the query form is refused too)'),
-    refuse(['syslog'], EPERM, "the kernel log belongs to the host"),
-    refuse(['vhangup'], EPERM, 'hangs up the terminal'),
-    refuse(['fanotify_init', 'fanotify_mark'], EPERM, 'filesystem-wide monitoring'),
-    refuse(['modify_ldt'], EPERM, 'x86 segment descriptors: 16-bit code and old exploits'),
+    // ---- refused quietly: probed on every start or on hot paths ----
+    refuse(['io_uring_setup', 'io_uring_enter', 'io_uring_register'], ENOSYS, 'io_uring bypasses seccomp for the operations it performs; libuv and others fall back on ENOSYS (libuv probes it in every Node process)'),
+    refuse(['mbind', 'migrate_pages', 'move_pages', 'set_mempolicy_home_node'], EPERM, 'NUMA placement of memory across the host (NUMA-aware allocators call it per allocation)'),
     refuse(['memfd_secret'], ENOSYS, 'memory hidden from the kernel: unneeded, and hard to account'),
-    refuse(['iopl', 'ioperm'], EPERM, 'direct hardware port access'),
 
-    // ---- violations: the run ends and the call is reported ----
-    deny(['mount', 'umount2', 'pivot_root', 'mount_setattr', 'open_tree', 'move_mount', 'fsopen', 'fsconfig', 'fsmount', 'fspick'], 'changing the mount table: the sandbox is its mounts'),
-    deny(['open_by_handle_at'], 'opens files by handle around every path check (the shocker container escape)'),
-    deny(['kexec_load', 'kexec_file_load', 'reboot'], 'replacing or restarting the host kernel'),
-    deny(['init_module', 'finit_module', 'delete_module', 'create_module'], 'loading code into the kernel'),
-    deny(['swapon', 'swapoff'], "the host's swap"),
-    deny(['settimeofday', 'clock_settime', 'stime'], "setting the host's clock"),
-    deny(['acct'], 'process accounting to a file'),
-    deny(['lookup_dcookie', 'nfsservctl', 'uselib', '_sysctl', 'sysfs', 'ustat', 'vserver', 'get_kernel_syms', 'query_module', 'afs_syscall', 'tuxcall', 'security', 'putpmsg', 'getpmsg'], 'obsolete or unimplemented interfaces, called only by exploits'),
+    // ---- refused and reported: privileged calls (judge: the run ends) ----
+    deny(['unshare', 'setns'], EPERM, 'new or foreign namespaces: kernel attack surface, and a way around the sandbox'),
+    deny(['ptrace'], EPERM, "debugging other processes; the sandbox's init holds the host's memory"),
+    deny(['process_vm_readv', 'process_vm_writev', 'pidfd_getfd', 'kcmp', 'process_madvise'], EPERM, "reaching into other processes' memory and files"),
+    deny(['perf_event_open'], EACCES, 'performance counters: a rich source of kernel bugs and side channels'),
+    deny(['bpf'], EPERM, 'eBPF: kernel programs and maps'),
+    deny(['userfaultfd'], EPERM, 'page-fault handling in user space: the tool of choice for widening kernel races'),
+    deny(['keyctl', 'add_key', 'request_key'], EPERM, 'kernel keyrings are not namespaced: keys would outlive the run'),
+    deny(['name_to_handle_at'], EPERM, 'file handles are the first half of an open_by_handle_at escape'),
+    deny(['quotactl', 'quotactl_fd'], EPERM, 'disk quota administration'),
+    deny(['chroot'], EPERM, 'changing root: nothing to gain without capabilities, refused for clarity'),
+    deny(['sethostname', 'setdomainname'], EPERM, "the sandbox's identity is set by brig"),
+    deny(['adjtimex', 'clock_adjtime'], EPERM, 'adjusting the clock (the query form is refused too)'),
+    deny(['syslog'], EPERM, 'the kernel log belongs to the host'),
+    deny(['vhangup'], EPERM, 'hangs up the terminal'),
+    deny(['fanotify_init', 'fanotify_mark'], EPERM, 'filesystem-wide monitoring'),
+    deny(['modify_ldt'], EPERM, 'x86 segment descriptors: 16-bit code and old exploits'),
+    deny(['iopl', 'ioperm'], EPERM, 'direct hardware port access'),
+    // Docker's profile answers these with EPERM too; brig used to end the run.
+    forbid(['mount', 'umount2', 'pivot_root', 'mount_setattr', 'open_tree', 'move_mount', 'fsopen', 'fsconfig', 'fsmount', 'fspick'], EPERM, 'changing the mount table: the sandbox is its mounts (package managers and test suites try mount and expect EPERM)'),
+    forbid(['open_by_handle_at'], EPERM, 'opens files by handle around every path check (the shocker container escape)'),
+    forbid(['kexec_load', 'kexec_file_load', 'reboot'], EPERM, 'replacing or restarting the host kernel'),
+    forbid(['init_module', 'finit_module', 'delete_module', 'create_module'], EPERM, 'loading code into the kernel'),
+    forbid(['swapon', 'swapoff'], EPERM, "the host's swap"),
+    forbid(['settimeofday', 'clock_settime', 'stime'], EPERM, "setting the host's clock (date -s, CPython's test_time expect EPERM)"),
+    forbid(['acct'], EPERM, 'process accounting to a file'),
+    // The kernel itself answers ENOSYS for most of these (removed or never
+    // implemented): the same answer, now also reported.
+    forbid(['lookup_dcookie', 'nfsservctl', 'uselib', '_sysctl', 'sysfs', 'ustat', 'vserver', 'get_kernel_syms', 'query_module', 'afs_syscall', 'tuxcall', 'security', 'putpmsg', 'getpmsg'], ENOSYS, 'obsolete or unimplemented interfaces, called only by exploits'),
 
     { syscalls: ALLOWED, action: 'allow', reason: 'what ordinary programs need' },
   ],
 };
 
+
+/**
+ * The default policy for contest grading: the calls the default policy
+ * forbids (mounts, modules, the clock, reboot, ...) end the run as a
+ * seccomp-violation naming the call; a submission has no reason to try
+ * them, and a verdict beats a program carrying on after an error it never
+ * expected. The other reported refusals are refused in the filter, quietly.
+ */
+export const JUDGE_POLICY: SeccompPolicy = {
+  ...DEFAULT_POLICY,
+  rules: DEFAULT_POLICY.rules.map((r): SeccompRule => {
+    if (judgeKills.has(r)) return { syscalls: r.syscalls, action: 'kill-process', reason: r.reason };
+    if (r.report) return { syscalls: r.syscalls, action: 'errno', errno: r.errno, reason: r.reason };
+    return r;
+  }),
+};

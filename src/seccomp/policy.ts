@@ -62,6 +62,13 @@ export interface SeccompRule {
   args?: ArgCondition[];
   /** Why the rule exists: shown by `brig seccomp dump`. */
   reason?: string;
+  /**
+   * For action 'errno' on a whole syscall (no args): the refusal is also
+   * reported in RunResult.seccompDenials. brig answers the call itself
+   * through a seccomp user notification, so only the refused calls pay for
+   * it (a round trip to brig's event loop); allowed calls never do.
+   */
+  report?: boolean;
 }
 
 /**
@@ -86,6 +93,8 @@ export interface NormCondition {
 export interface NormRule {
   conds: NormCondition[];
   ret: number;
+  /** A refusal (errno) that brig answers and reports: see SeccompRule.report. */
+  report?: boolean;
   /** Index of the policy rule it came from. */
   source: number;
 }
@@ -171,6 +180,12 @@ export function normalize(policy: SeccompPolicy, arch: Arch): NormPolicy {
     const f = `seccomp.rules[${ri}]`;
     if (!rule || typeof rule !== 'object' || !Array.isArray(rule.syscalls)) throw new SeccompPolicyError(f, 'expected { syscalls: [...], action }');
     const ret = actionRet(`${f}.action`, rule.action, rule.errno);
+    if (rule.report !== undefined && typeof rule.report !== 'boolean') throw new SeccompPolicyError(`${f}.report`, 'expected true or false');
+    const report = rule.report === true;
+    if (report && rule.action !== 'errno') throw new SeccompPolicyError(`${f}.report`, "only an 'errno' rule is reported (kill-process is reported anyway)");
+    if (report && rule.args?.length) throw new SeccompPolicyError(`${f}.report`, 'a reported refusal covers whole syscalls: no args');
+    // errno 0 would make the call "succeed" without running: never for a refusal brig answers.
+    if (report && (ret & 0xffff) === 0) throw new SeccompPolicyError(`${f}.errno`, 'a reported refusal needs an errno from 1 to 65535');
     const conds: NormCondition[] = (rule.args ?? []).map((c, ci) => {
       const cf = `${f}.args[${ci}]`;
       if (!Number.isInteger(c.index) || c.index < 0 || c.index > 5) throw new SeccompPolicyError(`${cf}.index`, 'expected 0 to 5');
@@ -195,7 +210,7 @@ export function normalize(policy: SeccompPolicy, arch: Arch): NormPolicy {
       }
       const list = bySyscall.get(nr) ?? [];
       // After an unconditional rule nothing for this syscall is reachable.
-      if (!list.some((r) => r.conds.length === 0)) list.push({ conds, ret, source: ri });
+      if (!list.some((r) => r.conds.length === 0)) list.push(report ? { conds, ret, source: ri, report } : { conds, ret, source: ri });
       bySyscall.set(nr, list);
     });
   });
