@@ -77,7 +77,7 @@ const cases: Case[] = [
   { args: ['run', '--time', '0.2', '--', '/bin/sh', '-c', 'while :; do :; done'], code: 152, err: /CPU time limit exceeded/ },
   { args: ['run', '--fsize', '1k', '--', '/bin/dd', 'if=/dev/zero', 'of=/tmp/f', 'bs=5000', 'count=1'], code: 153, err: /file size limit exceeded/ },
   { args: ['run', '--output-limit', '10', '--', '/bin/echo', 'a line longer than ten bytes'], code: 141, out: 'a line lon', err: /output limit exceeded/ },
-  { args: ['run', '--', '/bin/sh', '-c', 'mount -t tmpfs x /mnt'], code: 159, err: /^brig run: seccomp violation: the program called mount/ },
+  { args: ['run', '--seccomp', 'judge', '--', '/bin/sh', '-c', 'mount -t tmpfs x /mnt'], code: 159, err: /^brig run: seccomp violation: the program called mount/ },
   // Flags not built yet: refused, never ignored.
   { args: ['run', '-it', IMG, 'sh'], code: 125, err: /^brig run: -t: not supported yet/ },
   { args: ['run', '-d', IMG], code: 125, err: /^brig run: -d: not supported yet/ },
