@@ -62,13 +62,35 @@ export const runHelp = formatHelp(
   'Exit status: the command\'s own; 128+N when killed by signal N (159, SIGSYS, for a\nseccomp violation); 125 when brig itself failed (bad option, setup error: the\nmessage names the step).',
 );
 
+/**
+ * Where a run's CLI takes its environment and working directory from and
+ * writes its own output to: this process (processIo), or, in the brig agent,
+ * the client's (src/agent/), so a run through the agent gets the options and
+ * output it would get here.
+ */
+export interface CliIo {
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+  write(fd: 1 | 2, data: string | Uint8Array): void;
+  writeReport(file: string, text: string): void;
+}
+
+export function processIo(): CliIo {
+  return {
+    env: process.env,
+    cwd: process.cwd(),
+    write: (fd, data) => void (fd === 1 ? process.stdout : process.stderr).write(data),
+    writeReport: (file, text) => writeFileSync(file, text),
+  };
+}
+
 /** -v /host/path:/dst[:ro|rw] binds a host path; -v name:/dst[:ro|rw] a named volume. */
-function parseVolume(v: string): { bind: BindMount } | { volume: VolumeMount } {
+function parseVolume(v: string, cwd: string): { bind: BindMount } | { volume: VolumeMount } {
   const parts = v.split(':');
   if (parts.length < 2 || parts.length > 3 || !parts[0] || !parts[1]) throw new UsageError(`--volume: expected SRC:DST[:ro|rw], got ${JSON.stringify(v)}`);
   const mode = parts[2];
   if (mode !== undefined && mode !== 'ro' && mode !== 'rw') throw new UsageError(`--volume: mode must be ro or rw, got ${JSON.stringify(mode)}`);
-  if (parts[0].startsWith('/') || parts[0].startsWith('.')) return { bind: { source: resolve(parts[0]), target: parts[1], readonly: mode !== 'rw' } };
+  if (parts[0].startsWith('/') || parts[0].startsWith('.')) return { bind: { source: resolve(cwd, parts[0]), target: parts[1], readonly: mode !== 'rw' } };
   return { volume: { name: parts[0], target: parts[1], readonly: mode === 'ro' } };
 }
 
@@ -89,13 +111,13 @@ function parseRlimit(v: string): [string, RlimitValue] {
   return [m[1], m[3] === undefined ? num(m[2]) : [num(m[2]), num(m[3])]];
 }
 
-function parseEnv(values: string[]): Record<string, string> {
+function parseEnv(values: string[], hostEnv: NodeJS.ProcessEnv): Record<string, string> {
   const env: Record<string, string> = {};
   for (const v of values) {
     const eq = v.indexOf('=');
     if (eq === 0) throw new UsageError(`--env: missing variable name in ${JSON.stringify(v)}`);
     if (eq < 0) {
-      const host = process.env[v];
+      const host = hostEnv[v];
       if (host !== undefined) env[v] = host;
     } else env[v.slice(0, eq)] = v.slice(eq + 1);
   }
@@ -111,13 +133,13 @@ export function exitCodeFor(r: RunResult): number {
 }
 
 /** SandboxOptions from the parsed sandboxSpecs options; stdio inherited. */
-export function sandboxOptions(p: Parsed): SandboxOptions {
+export function sandboxOptions(p: Parsed, io: CliIo = processIo()): SandboxOptions {
   const level = one(p, 'log-level');
   if (level) {
     if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(level)) throw new UsageError(`--log-level: expected trace, debug, info, warn, error or silent, got ${JSON.stringify(level)}`);
     setLogLevel(level as Level);
   }
-  const vols = all(p, 'volume').map(parseVolume);
+  const vols = all(p, 'volume').map((v) => parseVolume(v, io.cwd));
   const opts: SandboxOptions = {
     stdin: 'inherit',
     stdout: 'inherit',
@@ -125,7 +147,7 @@ export function sandboxOptions(p: Parsed): SandboxOptions {
     mounts: vols.flatMap((x) => ('bind' in x ? [x.bind] : [])),
     volumes: vols.flatMap((x) => ('volume' in x ? [x.volume] : [])),
     tmpfs: all(p, 'tmpfs').map(parseTmpfs),
-    env: parseEnv(all(p, 'env')),
+    env: parseEnv(all(p, 'env'), io.env),
   };
   const profiles = all(p, 'profile');
   if (profiles.length) opts.profile = profiles.length === 1 ? profiles[0] : profiles;
@@ -194,9 +216,9 @@ export function sandboxOptions(p: Parsed): SandboxOptions {
   const wall = one(p, 'wall-time');
   if (wall) opts.wallTimeLimitMs = seconds('wall-time', wall) * 1000;
   const stdin = one(p, 'stdin');
-  if (stdin) opts.stdin = { file: stdin };
+  if (stdin) opts.stdin = { file: resolve(io.cwd, stdin) };
   const seccomp = one(p, 'seccomp');
-  if (seccomp) opts.seccomp = seccomp === 'default' || seccomp === 'none' ? seccomp : resolve(seccomp);
+  if (seccomp) opts.seccomp = seccomp === 'default' || seccomp === 'none' ? seccomp : resolve(io.cwd, seccomp);
   return opts;
 }
 
@@ -223,24 +245,24 @@ export const runSpecs = specs;
  * after: captured output out, the report written, a line on what went wrong,
  * the exit status.
  */
-export async function runWith(p: Parsed, verb: string, runner: (argv: string[], opts: SandboxOptions) => Promise<RunResult>): Promise<number> {
+export async function runWith(p: Parsed, verb: string, runner: (argv: string[], opts: SandboxOptions) => Promise<RunResult>, io: CliIo = processIo()): Promise<number> {
   if (p.rest.length === 0 && !one(p, 'image')) throw new UsageError(`brig ${verb}: no command given (brig ${verb} [OPTIONS] -- COMMAND [ARGS...])`);
   const format = one(p, 'report-format') ?? 'json';
   if (format !== 'json' && format !== 'isolate') throw new UsageError(`--report-format: expected json or isolate, got ${JSON.stringify(format)}`);
-  const opts = sandboxOptions(p);
+  const opts = sandboxOptions(p, io);
   // What the profile adds matters here too: an output limit needs the
   // output to pass through brig.
   const merged = applyProfile(opts);
   if (merged.outputLimitBytes !== undefined) opts.stdout = opts.stderr = 'capture';
   const result = await runner(p.rest, opts);
-  if (opts.stdout === 'capture') process.stdout.write(result.stdout);
-  if (opts.stderr === 'capture') process.stderr.write(result.stderr);
+  if (opts.stdout === 'capture') io.write(1, result.stdout);
+  if (opts.stderr === 'capture') io.write(2, result.stderr);
   const reportFile = one(p, 'report');
-  if (reportFile) writeFileSync(reportFile, format === 'isolate' ? isolateMeta(result) : reportJson(result));
+  if (reportFile) io.writeReport(reportFile, format === 'isolate' ? isolateMeta(result) : reportJson(result));
   const why = explainStatus(result, merged.wallTimeLimitMs);
-  if (why) process.stderr.write(`brig: ${why}\n`);
+  if (why) io.write(2, `brig: ${why}\n`);
   for (const [limit, how] of Object.entries(result.enforcement ?? {}))
-    if (how === 'rlimit' || how === 'none') process.stderr.write(`brig: warning: the ${limit} limit ${how === 'none' ? 'was not enforced' : 'was enforced per process by an rlimit only'}: ${result.enforcementNote ?? ''}\n`);
+    if (how === 'rlimit' || how === 'none') io.write(2, `brig: warning: the ${limit} limit ${how === 'none' ? 'was not enforced' : 'was enforced per process by an rlimit only'}: ${result.enforcementNote ?? ''}\n`);
   return exitCodeFor(result);
 }
 
