@@ -187,12 +187,13 @@ static int connect_agent(void) {
   while (now_ms() < deadline) {
     fd = try_connect(sock);
     if (fd >= 0) return fd;
-    if (lock_is_free(lock)) {
+    if (!spawned && lock_is_free(lock)) {
       // No agent holds the lock: whatever socket file is there is stale.
-      // Two tries at most; two clients racing here both spawn, and the
-      // agent that loses the lock leaves at once.
-      if (spawned == 2) return -1;
-      spawned++;
+      // One start per client: until Node has loaded, the new agent does not
+      // hold the lock yet, so the lock says nothing more here. Two clients
+      // racing here both start one; the one that loses the lock leaves at
+      // once, and both clients connect to the other.
+      spawned = 1;
       if (spawn_agent(dir) != 0) return -1;
       pause = 1;
     }
@@ -453,6 +454,10 @@ int main(int argc, char** argv) {
     uint32_t plen;
     while (next_message(&r, &type, &payload, &plen)) {
       if (type == 'N' && !accepted) {
+        // Why, for someone finding out why runs are slow (a umask, rlimit or
+        // variable that differs from the agent's, say).
+        const char* verbose = getenv("BRIG_AGENT_VERBOSE");
+        if (verbose && strcmp(verbose, "1") == 0) fprintf(stderr, "brig: the agent does not serve this (%s): the Node CLI runs it\n", payload);
         close(sock);
         exec_node_cli();
       } else if (type == 'A') {
