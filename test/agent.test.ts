@@ -26,7 +26,9 @@ after(async () => {
 function runtime(idleSeconds = 60): { dir: string; env: NodeJS.ProcessEnv } {
   const dir = mkdtempSync(join(tmpdir(), 'agent-test-'));
   dirs.push(dir);
-  const env: NodeJS.ProcessEnv = { ...process.env, XDG_RUNTIME_DIR: dir, BRIG_AGENT_IDLE: String(idleSeconds) };
+  // BRIG_AGENT_VERBOSE: a run the agent did not serve says so on stderr,
+  // so the comparisons with the Node CLI below would see it.
+  const env: NodeJS.ProcessEnv = { ...process.env, XDG_RUNTIME_DIR: dir, BRIG_AGENT_IDLE: String(idleSeconds), BRIG_AGENT_VERBOSE: '1', BRIG_BOX_ROOT: join(dir, 'boxes') };
   delete env.BRIG_NO_AGENT;
   return { dir, env };
 }
@@ -158,6 +160,21 @@ describe('brig run through the agent', { skip }, () => {
       assert.equal(fast.out, slow.out, args.join(' '));
       assert.equal(fast.err, slow.err, args.join(' '));
     }
+  });
+
+  it('serves brig box run as the Node CLI does', () => {
+    const created = brigSync(['box', 'create'], env);
+    assert.equal(created.code, 0, created.err);
+    const id = created.out.split(' ')[0];
+    const script = 'pwd; echo "$0" >> log; cat log; exit 5';
+    const fast = brigSync(['box', 'run', id, '--', '/bin/sh', '-c', script, 'fast'], env);
+    const slow = brigSync(['box', 'run', id, '--', '/bin/sh', '-c', script, 'slow'], inProcess);
+    assert.deepEqual([fast.code, fast.out, fast.err], [5, '/box\nfast\n', '']);
+    assert.deepEqual([slow.code, slow.out, slow.err], [5, '/box\nfast\nslow\n', '']);
+    const missing = brigSync(['box', 'run', '999', '--', '/bin/true'], env);
+    const missingSlow = brigSync(['box', 'run', '999', '--', '/bin/true'], inProcess);
+    assert.deepEqual([missing.code, missing.err], [missingSlow.code, missingSlow.err]);
+    assert.equal(brigSync(['box', 'rm', id], env).code, 0);
   });
 
   it('writes --report (relative to the caller) as the Node CLI does', () => {

@@ -86,6 +86,9 @@ export class Agent {
     this.active++;
     clearTimeout(this.idleTimer);
     const fds: number[] = [];
+    // A client that went away shows up here (EPIPE, ECONNRESET) and in the
+    // run's own handlers; never as an uncaught error that ends the agent.
+    sock.on('error', () => {});
     try {
       const fd = (sock as unknown as { _handle: { fd: number } })._handle.fd;
       // Security: only this user's own processes; the socket's mode (0600)
