@@ -237,6 +237,23 @@ describe('brig run through the agent', { skip }, () => {
     assert.notEqual(agentPids(dir).filter(alive)[0], agent);
   });
 
+  it('ends a run with exit 125 and a message when the agent is stopped (SIGTERM) during it', async () => {
+    const [agent] = agentPids(dir).filter(alive);
+    assert.ok(agent);
+    const child = spawn(brig, ['run', '--', '/bin/sh', '-c', 'echo ready; exec /bin/sleep 43.5'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => (err += d));
+    await new Promise<void>((ready) => child.stdout.once('data', () => ready()));
+    process.kill(agent, 'SIGTERM');
+    const code = await new Promise<number | null>((done) => child.once('exit', (c) => done(c)));
+    assert.equal(code, 125);
+    assert.match(err, /^brig: the brig agent \(pid \d+\) was stopped during the run; the run was ended\n$/);
+    await until('the agent to leave', () => !alive(agent));
+    assert.equal(existsSync(join(dir, 'brig/agent.sock')), false);
+    assert.equal(withMarker('43.5').length, 0);
+    assert.deepEqual([brigSync(['run', '--', '/bin/true'], env).code], [0]);
+  });
+
   it("refuses another user's connection (SO_PEERCRED)", { skip: !isRoot && 'skipped: needs root to connect as another uid' }, async () => {
     const sock = join(dir, 'brig/agent.sock');
     // Open the way for the test only, so that SO_PEERCRED is what refuses.

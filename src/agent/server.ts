@@ -217,7 +217,12 @@ export class Agent {
       const p = parseArgs(req.argv.slice(3), runSpecs);
       return await runWith(p, `box run ${id}`, runner('box'), io);
     } catch (e) {
-      if (abort.signal.aborted) return signalled ? 128 + signalled : 128 + osConstants.signals.SIGKILL;
+      if (abort.signal.aborted && signalled) return 128 + signalled;
+      if (abort.signal.aborted && this.closing) {
+        io.write(2, `brig: the brig agent (pid ${process.pid}) was stopped during the run; the run was ended\n`);
+        return EXIT_BRIG_ERROR;
+      }
+      if (abort.signal.aborted) return 128 + osConstants.signals.SIGKILL; // the client is gone: nobody reads this
       // As src/cli/main.ts words it.
       if (e instanceof UsageError || e instanceof OptionsError || e instanceof ProfileError || e instanceof SetupError || e instanceof SeccompPolicyError) io.write(2, `brig ${verb}: ${e.message}\n`);
       else io.write(2, `brig ${verb}: ${(e as Error).stack ?? String(e)}\n`);
