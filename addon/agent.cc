@@ -4,6 +4,7 @@
 // nothing from it while these run).
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/file.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -28,14 +29,21 @@ Napi::Value PeerCred(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// Up to max bytes without waiting, and the fds that came with them
-// (close-on-exec). null: nothing to read yet; an empty buffer: end of file.
-// Never reads past max, so the bytes after a request stay for libuv.
+// Up to max bytes, and the fds that came with them (close-on-exec), waiting
+// at most waitMs (a few ms at most: this blocks the JS thread). null:
+// nothing to read yet; an empty buffer: end of file. Never reads past max,
+// so the bytes after a request stay for libuv.
 Napi::Value RecvWithFds(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = info[0].As<Napi::Number>().Int32Value();
   uint32_t max = info[1].As<Napi::Number>().Uint32Value();
-  if (max == 0 || max > (1u << 24)) throw StepError(env, "agent-recv", EINVAL);
+  int wait_ms = info.Length() > 2 ? info[2].As<Napi::Number>().Int32Value() : 0;
+  if (max == 0 || max > (1u << 24) || wait_ms < 0 || wait_ms > 10) throw StepError(env, "agent-recv", EINVAL);
+  if (wait_ms > 0) {
+    struct pollfd p = {fd, POLLIN, 0};
+    while (poll(&p, 1, wait_ms) < 0 && errno == EINTR) {
+    }
+  }
   std::vector<char> buf(max);
   alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * 8)];
   struct iovec iov = {buf.data(), max};

@@ -237,15 +237,45 @@ static void putnum(struct buf* b, long long v) {
   puts0(b, n);
 }
 
-// NUL-separated strings after a 4-byte length: protocol, which of fds 0-2
-// are open (those come as SCM_RIGHTS, in order), cwd, umask, argc + argv,
-// envc + env, count + "resource:soft:hard" (-1: unlimited).
-static int send_request(int sock) {
-  struct buf b = {0};
-  puts0(&b, PROTOCOL);
+// The fds come only once the agent has acknowledged: an agent that never
+// does never holds them, so a caller's pipe sees its end of file when this
+// process ends, whatever became of the agent. One byte, 'F', carries them.
+static int send_fds(int sock) {
   int fds[3], nfds = 0;
   for (int fd = 0; fd < 3; fd++)
     if (g_open_mask[fd] == '1') fds[nfds++] = fd;
+  char f = 'F';
+  struct iovec iov = {&f, 1};
+  union {
+    char buf[CMSG_SPACE(sizeof(int) * 3)];
+    struct cmsghdr align;
+  } control;
+  struct msghdr msg;
+  memset(&msg, 0, sizeof msg);
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  if (nfds) {
+    msg.msg_control = control.buf;
+    msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+    struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+    memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
+  }
+  ssize_t n;
+  do n = sendmsg(sock, &msg, MSG_NOSIGNAL);
+  while (n < 0 && errno == EINTR);
+  return n == 1 ? 0 : -1;
+}
+
+// NUL-separated strings after a 4-byte length: protocol, which of fds 0-2
+// are open (those follow as SCM_RIGHTS once accepted, see send_fds), cwd,
+// umask, argc + argv, envc + env, count + "resource:soft:hard" (-1:
+// unlimited).
+static int send_request(int sock) {
+  struct buf b = {0};
+  puts0(&b, PROTOCOL);
   puts0(&b, g_open_mask);
   char cwd[PATH_MAX];
   puts0(&b, getcwd(cwd, sizeof cwd) ? cwd : "");
@@ -270,23 +300,10 @@ static int send_request(int sock) {
   unsigned char len[4];
   le32(len, (uint32_t)b.len);
   struct iovec iov[2] = {{len, sizeof len}, {b.data, b.len}};
-  union {
-    char buf[CMSG_SPACE(sizeof(int) * 3)];
-    struct cmsghdr align;
-  } control;
   struct msghdr msg;
   memset(&msg, 0, sizeof msg);
   msg.msg_iov = iov;
   msg.msg_iovlen = 2;
-  if (nfds) {
-    msg.msg_control = control.buf;
-    msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-    struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-    memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
-  }
   size_t total = sizeof len + b.len;
   ssize_t n;
   do n = sendmsg(sock, &msg, MSG_NOSIGNAL);
@@ -295,7 +312,7 @@ static int send_request(int sock) {
     free(b.data);
     return -1;
   }
-  // The rest of a long request (a large environment), without fds.
+  // The rest of a long request (a large environment).
   size_t sent = (size_t)n;
   while (sent < total) {
     const char* from = sent < sizeof len ? (const char*)len + sent : b.data + (sent - sizeof len);
@@ -462,6 +479,10 @@ int main(int argc, char** argv) {
         exec_node_cli();
       } else if (type == 'A') {
         accepted = 1;
+        if (send_fds(sock) != 0) {
+          fprintf(stderr, "brig: the brig agent (pid %d) ended as the run began; the run failed\n", agent.pid);
+          return EXIT_BRIG_ERROR;
+        }
         forward_signals();
       } else if (type == 'R') {
         write_report(payload, plen);

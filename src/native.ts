@@ -190,8 +190,8 @@ export interface Native {
   landlockAbi(): number;
   /** SO_PEERCRED of a connected unix socket: [pid, uid, gid]. */
   peerCred(fd: number): [number, number, number];
-  /** Up to maxBytes without waiting, with the fds sent along (close-on-exec); null: nothing yet; empty data: end of file. */
-  recvWithFds(fd: number, maxBytes: number): { data: Buffer; fds: number[]; truncated: boolean } | null;
+  /** Up to maxBytes, waiting at most waitMs (0-10, blocking), with the fds sent along (close-on-exec); null: nothing yet; empty data: end of file. */
+  recvWithFds(fd: number, maxBytes: number, waitMs?: number): { data: Buffer; fds: number[]; truncated: boolean } | null;
   /** An exclusive flock (non-blocking) on path, made 0600 if absent: the fd (close-on-exec), held until closed; throws errno EWOULDBLOCK if held. */
   lockExclusive(path: string): number;
   /** This process's resource limits: [resource, soft, hard], -1 for unlimited. */

@@ -254,6 +254,44 @@ describe('brig run through the agent', { skip }, () => {
     assert.deepEqual([brigSync(['run', '--', '/bin/true'], env).code], [0]);
   });
 
+  it('never runs a request twice: an agent that stops answering before it acknowledges loses the run to the Node CLI', async () => {
+    const [agent] = agentPids(dir).filter(alive);
+    assert.ok(agent);
+    const work = mkdtempSync(join(dir, 'twice-'));
+    const ran = join(work, 'ran');
+    process.kill(agent, 'SIGSTOP');
+    let r;
+    try {
+      // The client waits 5 s for the acknowledgement, withdraws, and runs the Node CLI.
+      r = brigSync(['run', '-v', `${work}:/work:rw`, '--', '/bin/sh', '-c', 'echo once >> /work/ran; echo done'], env);
+    } finally {
+      process.kill(agent, 'SIGCONT');
+    }
+    assert.deepEqual([r.code, r.out], [0, 'done\n']);
+    // The agent now reads the withdrawn request; its acknowledgement fails, so it runs nothing.
+    await new Promise((res) => setTimeout(res, 1500));
+    assert.equal(readFileSync(ran, 'utf8'), 'once\n');
+    assert.ok(alive(agent));
+    assert.equal(brigSync(['run', '--', '/bin/true'], env).code, 0);
+  });
+
+  it('runs through the Node CLI when an agent holds the lock but never listens (half-started)', async () => {
+    const { native } = await import('../src/native.js');
+    const half = runtime();
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(join(half.dir, 'brig'), { mode: 0o700 });
+    const lock = native.lockExclusive(join(half.dir, 'brig/agent.lock'));
+    try {
+      const t0 = Date.now();
+      const r = brigSync(['run', '--', '/bin/sh', '-c', 'echo fell-back'], half.env);
+      assert.deepEqual([r.code, r.out], [0, 'fell-back\n']);
+      assert.ok(Date.now() - t0 < 30000);
+      assert.deepEqual(agentPids(half.dir), []);
+    } finally {
+      native.close(lock);
+    }
+  });
+
   it("refuses another user's connection (SO_PEERCRED)", { skip: !isRoot && 'skipped: needs root to connect as another uid' }, async () => {
     const sock = join(dir, 'brig/agent.sock');
     // Open the way for the test only, so that SO_PEERCRED is what refuses.

@@ -1,10 +1,12 @@
 // The wire format between brig-client (addon/client.c) and the agent.
 //
 // Request (client -> agent), once: a 4-byte little-endian length, then that
-// many bytes of NUL-terminated strings, with the client's open fds among
-// 0, 1 and 2 sent as SCM_RIGHTS on the first bytes:
+// many bytes of NUL-terminated strings:
 //   protocol, open mask ("101": fd 1 was closed), cwd, umask (decimal),
 //   argc, argv..., envc, env..., rlimit count, "resource:soft:hard"...
+// Once the agent has accepted (A), the client sends one byte, F, with its
+// open fds among 0, 1 and 2 as SCM_RIGHTS: an agent that never accepted
+// never holds the caller's stdio.
 // Messages after it, both ways: a type byte, a 4-byte little-endian length,
 // the payload.
 //   agent -> client: N not served (the client runs the Node CLI), A accepted

@@ -102,6 +102,7 @@ export class Agent {
       let req: AgentRequest;
       try {
         req = decodeRequest(await readRequest(fd, fds));
+        if (fds.length) throw new ProtocolError('fds with the request');
       } catch (e) {
         this.log(`bad request from pid ${pid}: ${(e as Error).message}`);
         sock.destroy();
@@ -118,6 +119,15 @@ export class Agent {
       try {
         writeSync(fd, message('A'));
       } catch {
+        sock.destroy();
+        return;
+      }
+      // Only now the client sends its stdio (one byte, F, with the fds), so
+      // an agent that never acknowledged never held the caller's pipes.
+      try {
+        await readFds(fd, fds, req.open.filter(Boolean).length);
+      } catch (e) {
+        this.log(`no fds from pid ${pid}: ${(e as Error).message}`);
         sock.destroy();
         return;
       }
@@ -270,32 +280,42 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-/** The request's bytes (header excluded) and, into fds, the fds sent with them. */
+/** Exactly n bytes, without waiting on libuv (the socket is paused); fds that came with them go into fds. */
+async function exactly(fd: number, n: number, fds: number[], deadline: number): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  let got = 0;
+  let pause = 0;
+  while (got < n) {
+    // The first try may wait a little on the JS thread: the client's
+    // answer to the acknowledgement is one round trip (tens of µs) away,
+    // and a timer would cost a millisecond or more.
+    const r = native.recvWithFds(fd, n - got, pause === 0 ? 2 : 0);
+    if (r === null) {
+      if (Date.now() > deadline) throw new ProtocolError('request timed out');
+      await sleep(pause);
+      pause = Math.min(pause + 1, 10);
+      continue;
+    }
+    fds.push(...r.fds);
+    if (r.truncated) throw new ProtocolError('too many fds');
+    if (r.data.length === 0) throw new ProtocolError('end of file inside the request');
+    parts.push(r.data);
+    got += r.data.length;
+  }
+  return Buffer.concat(parts);
+}
+
+/** The request's bytes (header excluded). */
 async function readRequest(fd: number, fds: number[]): Promise<Buffer> {
   const deadline = Date.now() + REQUEST_TIMEOUT_MS;
-  const exactly = async (n: number): Promise<Buffer> => {
-    const parts: Buffer[] = [];
-    let got = 0;
-    let pause = 0;
-    while (got < n) {
-      const r = native.recvWithFds(fd, n - got);
-      if (r === null) {
-        if (Date.now() > deadline) throw new ProtocolError('request timed out');
-        await sleep(pause);
-        pause = Math.min(pause + 1, 10);
-        continue;
-      }
-      fds.push(...r.fds);
-      if (r.truncated) throw new ProtocolError('too many fds');
-      if (r.data.length === 0) throw new ProtocolError('end of file inside the request');
-      parts.push(r.data);
-      got += r.data.length;
-    }
-    return Buffer.concat(parts);
-  };
-  const len = (await exactly(4)).readUInt32LE(0);
+  const len = (await exactly(fd, 4, fds, deadline)).readUInt32LE(0);
   if (len > MAX_REQUEST) throw new ProtocolError(`request of ${len} bytes`);
-  const body = await exactly(len);
-  if (fds.length > 3) throw new ProtocolError('more than 3 fds');
-  return body;
+  return exactly(fd, len, fds, deadline);
+}
+
+/** The client's stdio fds: one byte, F, carrying as many as its open mask said. */
+async function readFds(fd: number, fds: number[], count: number): Promise<void> {
+  const byte = await exactly(fd, 1, fds, Date.now() + REQUEST_TIMEOUT_MS);
+  if (byte[0] !== 0x46) throw new ProtocolError('expected F');
+  if (fds.length !== count) throw new ProtocolError(`expected ${count} fds, got ${fds.length}`);
 }
