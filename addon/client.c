@@ -69,11 +69,13 @@ static void sleep_ms(long ms) {
 static void exec_node_cli(void) {
   char cli[PATH_MAX + 32];
   snprintf(cli, sizeof cli, "%s/bin/brig-node", g_root);
-  char** args = calloc((size_t)g_argc + 2, sizeof(char*));
+  char** args = calloc((size_t)g_argc + 3, sizeof(char*));
   if (!args) die("exec node", ENOMEM);
+  // "--": Node 20 would otherwise read --env-file from the CLI's arguments.
   args[0] = "node";
-  args[1] = cli;
-  for (int i = 1; i < g_argc; i++) args[i + 1] = g_argv[i];
+  args[1] = "--";
+  args[2] = cli;
+  for (int i = 1; i < g_argc; i++) args[i + 2] = g_argv[i];
   execvp("node", args);
   die("exec node (is node on PATH?)", errno);
 }
@@ -390,24 +392,37 @@ static void forward_signals(void) {
   for (size_t i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++) sigaction(forwarded[i], &sa, NULL);
 }
 
+static int g_report_failed;
+
+static void report_failed(const char* prefix, const char* file, int err) {
+  // As the CLI says it: the errno's name; the run's status stands.
+  const char* name = strerrorname_np(err);
+  fprintf(stderr, "%s: --report %s: %s; the run's result was not written\n", prefix, file, name ? name : strerror(err));
+  g_report_failed = 1;
+}
+
+// R: prefix NUL file NUL text. Written here, relative to this process's cwd
+// and with its umask, as the CLI writes it (created, truncated).
 static void write_report(const char* payload, uint32_t len) {
-  const char* file = payload;
-  size_t flen = strnlen(payload, len);
-  if (flen == len) return;
-  const char* text = payload + flen + 1;
-  size_t tlen = len - flen - 1;
-  // As the CLI writes it: created with the caller's umask, truncated.
+  const char* prefix = payload;
+  size_t plen = strnlen(prefix, len);
+  if (plen == len) return;
+  const char* file = prefix + plen + 1;
+  size_t flen = strnlen(file, len - plen - 1);
+  if (plen + 1 + flen == len) return;
+  const char* text = file + flen + 1;
+  size_t tlen = len - plen - 1 - flen - 1;
   int fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
   if (fd < 0) {
-    fprintf(stderr, "brig run: --report %s: %s\n", file, strerror(errno));
-    exit(EXIT_BRIG_ERROR);
+    report_failed(prefix, file, errno);
+    return;
   }
   while (tlen) {
     ssize_t n = write(fd, text, tlen);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
-      fprintf(stderr, "brig run: --report %s: %s\n", file, strerror(n < 0 ? errno : EIO));
-      exit(EXIT_BRIG_ERROR);
+      report_failed(prefix, file, n < 0 ? errno : EIO);
+      break;
     }
     text += n;
     tlen -= (size_t)n;
@@ -488,6 +503,7 @@ int main(int argc, char** argv) {
         write_report(payload, plen);
       } else if (type == 'X') {
         int code = atoi(payload);
+        if (g_report_failed && code == 0) code = EXIT_BRIG_ERROR;
         if (pending_signal) {
           // Killed by a signal here, so the shell sees what it would see of
           // the Node CLI: the same signal, its default action.
@@ -538,7 +554,7 @@ int main(int argc, char** argv) {
           if (t == 'X') code = atoi(pl);
           free(pl);
         }
-        if (code >= 0) return code;
+        if (code >= 0) return g_report_failed && code == 0 ? EXIT_BRIG_ERROR : code;
         fprintf(stderr, "brig: the brig agent (pid %d) ended during the run; the run failed (its outcome is unknown)\n", agent.pid);
         return EXIT_BRIG_ERROR;
       }

@@ -2,8 +2,8 @@
 // a check can be made (a sandbox is started, an overlay is mounted), and for
 // each missing piece the fix.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { release, tmpdir } from 'node:os';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { release, tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { chooseBackend, discover } from './cgroup/hierarchy.js';
 import { kernelAtLeast } from './kernel.js';
@@ -26,6 +26,36 @@ function read(path: string): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** A user systemd brig can ask for a delegated scope: its runtime directory answers. */
+function userSystemd(): boolean {
+  const uid = process.getuid?.() ?? 0;
+  const dir = process.env.XDG_RUNTIME_DIR || `/run/user/${uid}`;
+  return existsSync(join(dir, 'systemd', 'private')) || existsSync(join(dir, 'bus'));
+}
+
+/**
+ * The fix that works on this host: a user systemd's delegated scope where
+ * there is one; else the admin makes a subtree in each hierarchy brig
+ * needs, gives it to the user, and BRIG_CGROUP_PARENT names it.
+ */
+export function cgroupFix(h: ReturnType<typeof discover>, missing: string[], why: string): string {
+  const user = userInfo().username;
+  const uid = process.getuid?.() ?? 0;
+  if (uid === 0) return why.replace(/^.*?\)\. /, '');
+  if (userSystemd()) return `run brig in a delegated scope of your user systemd: systemd-run --user --scope -p Delegate=yes -- brig ...`;
+  const name = `brig-${user}`;
+  const dirs = new Set<string>();
+  if (h.v2 && !h.v1.size) dirs.add(join(h.v2.mount, name));
+  for (const c of missing) {
+    const place = h.v1.get(c);
+    if (place) dirs.add(join(place.mount, name));
+  }
+  if (missing.includes('cpu') && h.v1.get('cpuacct')) dirs.add(join(h.v1.get('cpuacct')!.mount, name));
+  if (!dirs.size) return 'this host mounts no cgroup hierarchy for these controllers; an admin has to mount one';
+  const list = [...dirs].join(' ');
+  return `no user systemd here: an admin runs  sudo sh -c 'for d in ${list}; do mkdir -p $d && chown -R ${user} $d; done'  and you set  export BRIG_CGROUP_PARENT=${name}`;
 }
 
 export async function doctor(): Promise<Check[]> {
@@ -82,7 +112,7 @@ export async function doctor(): Promise<Check[]> {
           name: 'cgroups',
           state: 'warn',
           detail: `layout ${layout}; usable: ${usable.join(', ') || 'none'}; not usable: ${missing.join(', ')}; limits for those fall back to rlimits (RunResult.enforcement says which)`,
-          fix: why.replace(/^.*?\)\. /, ''),
+          fix: cgroupFix(h, missing, why),
         }
       : { name: 'cgroups', state: 'ok', detail: `layout ${layout}; usable: ${usable.join(', ')}` },
   );

@@ -58,6 +58,8 @@ export interface SandboxOptions extends Omit<SandboxPolicy, 'seccomp' | 'descrip
   seccomp?: SeccompOption;
   /** Where to make cgroups: a delegated subtree (default: BRIG_CGROUP_PARENT, else this process's own cgroup). A host setting, not policy. */
   cgroupParent?: string;
+  /** Replaces an image's Entrypoint, and then its Cmd is not used (Docker's --entrypoint); [] clears it. */
+  entrypoint?: string[];
   stdin?: StdinOption;
   stdout?: OutputOption;
   stderr?: OutputOption;
@@ -355,7 +357,10 @@ export function resolveOptions(argv: unknown, o: SandboxOptions = {}): ResolvedO
   if (!Array.isArray(argv) || (argv.length === 0 && !image)) throw new OptionsError('argv', 'expected a non-empty array of strings');
   let args = argv.map((a, i) => str(`argv[${i}]`, a));
   // Docker's rule: the command replaces the image's Cmd, after its Entrypoint.
-  if (image) args = [...(image.config.Entrypoint ?? []), ...(args.length ? args : (image.config.Cmd ?? []))];
+  if (image && o.entrypoint !== undefined) {
+    if (!Array.isArray(o.entrypoint)) throw new OptionsError('entrypoint', 'expected a list of strings');
+    args = [...o.entrypoint.map((a, i) => str(`entrypoint[${i}]`, a)), ...args];
+  } else if (image) args = [...(image.config.Entrypoint ?? []), ...(args.length ? args : (image.config.Cmd ?? []))];
   if (args.length === 0) throw new OptionsError('argv', `no command given, and image ${image!.ref} has no Entrypoint or Cmd`);
   if (args[0] === '') throw new OptionsError('argv[0]', 'the command must not be empty');
 

@@ -17,11 +17,11 @@ describe('brig run', () => {
     assert.equal(cli(['run', '--', '/bin/sh', '-c', 'exit 7']).code, 7);
     assert.equal(cli(['run', '--', '/bin/sh', '-c', 'kill -TERM $$']).code, 128 + 15);
     const missing = cli(['run', '--', 'no-such-command']);
-    assert.equal(missing.code, 125);
-    assert.match(missing.err, /brig: exec failed for no-such-command: ENOENT/);
+    assert.equal(missing.code, 127); // Docker's "command not found"
+    assert.match(missing.err, /^brig run: exec failed for no-such-command: ENOENT/);
     const badOpt = cli(['run', '--nope', '--', 'true']);
     assert.equal(badOpt.code, 125);
-    assert.match(badOpt.err, /unknown option --nope/);
+    assert.match(badOpt.err, /^brig run: unknown flag: --nope /);
     assert.equal(cli(['run']).code, 125);
   });
 
@@ -110,7 +110,7 @@ describe('brig run', () => {
     const r = cli(['run', '--', '/bin/sh', '-c', 'mount -t tmpfs x /mnt; echo after']);
     assert.equal(r.code, 128 + 31);
     assert.equal(r.out, '');
-    assert.match(r.err, /brig: seccomp violation: the program called mount \((x86_64|aarch64), nr \d+\), which the policy forbids/);
+    assert.match(r.err, /brig run: seccomp violation: the program called mount \((x86_64|aarch64), nr \d+\), which the policy forbids/);
     const none = cli(['run', '--seccomp', 'none', '--', '/bin/sh', '-c', 'mount -t tmpfs x /mnt 2>/dev/null; echo after']);
     assert.equal(none.out, 'after\n');
   });

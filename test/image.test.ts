@@ -167,9 +167,9 @@ describe('images', { skip }, () => {
     const cli = brigCli;
     const imp = cli(['import-rootfs', busyboxRoot(), 'cli:1', '--cmd', '["/bin/echo","cli default"]']);
     assert.equal(imp.code, 0, imp.err);
-    assert.match(cli(['images']).out, /^cli:1 +[0-9a-f]{12} /m);
+    assert.match(cli(['images']).out, /^cli +1 +[0-9a-f]{12} /m);
     assert.equal(cli(['run', '--image', 'cli:1']).out, 'cli default\n');
-    assert.equal(cli(['run', '-i', 'cli:1', '--', '/bin/cat', '/etc/motd']).out, 'base\n');
+    assert.equal(cli(['run', '--image', 'cli:1', '--', '/bin/cat', '/etc/motd']).out, 'base\n');
     const inspected = JSON.parse(cli(['inspect', 'cli:1']).out) as { config: { config: { Cmd: string[] } } }[];
     assert.deepEqual(inspected[0].config.config.Cmd, ['/bin/echo', 'cli default']);
     const rmi = cli(['rmi', 'cli:1']);
@@ -191,9 +191,9 @@ describe('images', { skip }, () => {
     assert.equal(store.inspectVolume('notes').bytes, 5);
     const cli = brigCli;
     assert.equal(cli(['run', '-v', 'notes:/n', '--', '/bin/cat', '/n/note']).out, 'kept\n');
-    assert.equal(cli(['volume', 'ls']).out, 'notes\n');
+    assert.equal(cli(['volume', 'ls', '-q']).out, 'notes\n');
     assert.equal(cli(['volume', 'rm', 'notes']).code, 0);
-    assert.equal(cli(['volume', 'ls']).out, '');
+    assert.equal(cli(['volume', 'ls', '-q']).out, '');
     await assert.rejects(run(['/bin/true'], { volumes: [{ name: '../escape', target: '/x' }] }), (e: unknown) => e instanceof OptionsError && e.field === 'volumes[0].name');
   });
 

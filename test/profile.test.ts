@@ -384,20 +384,20 @@ describe('brig profile and --profile', () => {
 
   it('run --profile applies it; repeated ones layer; per-run options override; BRIG_PROFILE_PATH adds names', () => {
     assert.equal(cli(['run', '--profile', 'judge', '--', '/bin/sh', '-c', 'ulimit -n']).out, '64\n');
-    assert.equal(cli(['run', '-p', 'judge', '--nofile', '32', '--', '/bin/sh', '-c', 'ulimit -n']).out, '32\n');
+    assert.equal(cli(['run', '--profile', 'judge', '--nofile', '32', '--', '/bin/sh', '-c', 'ulimit -n']).out, '32\n');
     const mine = mkdtempSync(join(work, 'path-'));
     writeFileSync(join(mine, 'mine.json'), JSON.stringify({ extends: 'judge', hostname: 'mine' }));
     const env = { ...process.env, BRIG_PROFILE_PATH: mine };
-    const r = cli(['run', '-p', 'mine', '-p', 'network', '--', '/bin/sh', '-c', 'hostname; ulimit -n; grep -c " lo$" /proc/net/if_inet6'], env);
+    const r = cli(['run', '--profile', 'mine', '--profile', 'network', '--', '/bin/sh', '-c', 'hostname; ulimit -n; grep -c " lo$" /proc/net/if_inet6'], env);
     assert.equal(r.out, 'mine\n64\n1\n', r.err);
     // The judge profile's output limit makes the CLI capture output so it can hold it.
-    const flood = cli(['run', '-p', 'judge', '--output-limit', '1k', '--', '/bin/sh', '-c', 'yes | head -c 100000']);
+    const flood = cli(['run', '--profile', 'judge', '--output-limit', '1k', '--', '/bin/sh', '-c', 'yes | head -c 100000']);
     assert.equal(flood.out.length, 1024);
     assert.match(flood.err, /output limit exceeded/);
     const net = cli(['run', '--network', 'loopback', '--shm-size', '0', '--', '/bin/sh', '-c', 'grep -c " lo$" /proc/net/if_inet6; ls /dev/shm 2>/dev/null || echo no-shm']);
     assert.equal(net.out, '1\nno-shm\n', net.err);
     assert.match(cli(['run', '--network', 'host', '--', 'true']).err, /--network: expected none or loopback/);
-    const bad = cli(['run', '-p', file('cli-bad2.json', { memory: 'lots' }), '--', 'true']);
+    const bad = cli(['run', '--profile', file('cli-bad2.json', { memory: 'lots' }), '--', 'true']);
     assert.equal(bad.code, 125);
     assert.match(bad.err, /\/memory: expected a size/);
   });

@@ -408,6 +408,14 @@ describe('registry: push, pull, auth', { skip }, () => {
     const p = await brigCli(['push', '--insecure-registry', 'bb:one', `${host}/brig/cli:1`], { env });
     assert.equal(p.code, 0, p.err);
     assert.match(p.out, new RegExp(`^${host}/brig/cli:1@sha256:[0-9a-f]{64}\\n$`));
+    // Docker's forms: -p on the command line (with its warning), push NAME under its own name, flags after it.
+    const withP = await brigCli(['login', host, '-u', USER, '-p', PASSWORD, '--insecure-registry'], { env });
+    assert.equal(withP.code, 0, withP.err);
+    assert.match(withP.err, /^WARNING! Using --password via the command line is insecure/);
+    assert.equal((await brigCli(['tag', 'bb:one', `${host}/brig/own:1`], { env })).code, 0);
+    const own = await brigCli(['push', `${host}/brig/own:1`, '--insecure-registry'], { env });
+    assert.equal(own.code, 0, own.err);
+    assert.match(own.out, new RegExp(`^${host}/brig/own:1@sha256:[0-9a-f]{64}\\n$`));
     const dest = mkdtempSync(join(work, 'cli-store-'));
     const q = await brigCli(['pull', '--insecure-registry', `${host}/brig/cli:1`], { env: { ...env, BRIG_STORE: dest } });
     assert.equal(q.code, 0, q.err);

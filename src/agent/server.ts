@@ -13,13 +13,13 @@ import net from 'node:net';
 import { constants as osConstants } from 'node:os';
 import { isAbsolute } from 'node:path';
 import { openBox } from '../box.js';
-import { OptionsError, ProfileError, SetupError } from '../errors.js';
+import { OptionsError } from '../errors.js';
 import { native } from '../native.js';
 import type { SandboxOptions } from '../options.js';
 import { run } from '../sandbox.js';
-import { SeccompPolicyError } from '../seccomp/index.js';
 import { one, all, parseArgs, UsageError, type Parsed } from '../cli/args.js';
-import { EXIT_BRIG_ERROR, runSpecs, runWith, type CliIo } from '../cli/run.js';
+import { describeError, EXIT_BRIG_ERROR } from '../cli/main.js';
+import { runSpecs, runWith, type CliIo } from '../cli/run.js';
 import { decodeRequest, MAX_REQUEST, message, ProtocolError, type AgentRequest } from './protocol.js';
 
 /** How long a client has to send its request once connected. */
@@ -160,7 +160,8 @@ export class Agent {
     for (const n of names) if (req.env[n] !== process.env[n]) return `${n} differs`;
     let p: Parsed;
     try {
-      p = parseArgs(req.argv.slice(verb === 'run' ? 1 : 3), runSpecs);
+      if (verb === 'box' && req.argv[2] === '--help') return '--help';
+      p = parseArgs(req.argv.slice(verb === 'run' ? 1 : 3), runSpecs, { interspersed: false });
     } catch {
       return null; // a usage error: served, with the CLI's message
     }
@@ -180,8 +181,9 @@ export class Agent {
         const to = clientFd[fd];
         if (to !== null && to !== undefined) writeAll(to, typeof data === 'string' ? Buffer.from(data) : data);
       },
-      writeReport: (file, text) => {
-        sock.write(message('R', Buffer.concat([Buffer.from(file), Buffer.from([0]), Buffer.from(text)])));
+      // The client writes it, relative to its cwd, and says a failure itself.
+      writeReport: (file, text, prefix) => {
+        sock.write(message('R', Buffer.concat([Buffer.from(prefix), Buffer.from([0]), Buffer.from(file), Buffer.from([0]), Buffer.from(text)])));
       },
     };
     const abort = new AbortController();
@@ -210,22 +212,23 @@ export class Agent {
     const runner = (verb: string) => async (argv: string[], opts: SandboxOptions) => {
       const mapped: SandboxOptions = { ...opts, signal: abort.signal, stdin: opts.stdin === 'inherit' ? (stdio('inherit', 0) as SandboxOptions['stdin']) : opts.stdin, stdout: stdio(opts.stdout, 1), stderr: stdio(opts.stderr, 2) };
       if (verb === 'run') return run(argv, mapped);
-      const box = openBox(Number(req.argv[2]));
+      const box = openBoxAsCli(req.argv[2]);
       const r = await box.run(argv, mapped);
-      if (r.boxOverLimit) io.write(2, `brig: warning: box ${box.id} holds ${r.boxBytes} bytes, over its ${box.sizeBytes}: the next run will be refused\n`);
+      if (r.boxOverLimit) io.write(2, `brig box run: warning: box ${box.id} holds ${r.boxBytes} bytes, over its ${box.sizeBytes}: the next run will be refused\n`);
       return r;
     };
     const verb = req.argv[0];
     try {
       if (verb === 'run') {
-        const p = parseArgs(req.argv.slice(1), runSpecs);
-        return await runWith(p, 'run', runner('run'), io);
+        const p = parseArgs(req.argv.slice(1), runSpecs, { interspersed: false });
+        return await runWith(p, 'run', runner('run'), undefined, io);
       }
+      // As src/cli/box.ts does it, in its order.
       const id = req.argv[2];
-      if (id === undefined) throw new UsageError('brig box: which box? (an ID from brig box create)');
-      openBox(wholeBoxId(id));
-      const p = parseArgs(req.argv.slice(3), runSpecs);
-      return await runWith(p, `box run ${id}`, runner('box'), io);
+      openBoxAsCli(id);
+      const p = parseArgs(req.argv.slice(3), runSpecs, { interspersed: false });
+      if (!p.rest.length) throw new UsageError(`no command given (brig box run ${id} [OPTIONS] -- COMMAND [ARG...])`);
+      return await runWith(p, 'box run', runner('box'), { command: p.rest }, io);
     } catch (e) {
       if (abort.signal.aborted && signalled) return 128 + signalled;
       if (abort.signal.aborted && this.closing) {
@@ -233,9 +236,9 @@ export class Agent {
         return EXIT_BRIG_ERROR;
       }
       if (abort.signal.aborted) return 128 + osConstants.signals.SIGKILL; // the client is gone: nobody reads this
-      // As src/cli/main.ts words it.
-      if (e instanceof UsageError || e instanceof OptionsError || e instanceof ProfileError || e instanceof SetupError || e instanceof SeccompPolicyError) io.write(2, `brig ${verb}: ${e.message}\n`);
-      else io.write(2, `brig ${verb}: ${(e as Error).stack ?? String(e)}\n`);
+      // As src/cli/main.ts says it: one line, the stack only with BRIG_DEBUG=1.
+      io.write(2, describeError(verb, e).line + '\n');
+      if (req.env.BRIG_DEBUG === '1' && e instanceof Error && e.stack) io.write(2, e.stack + '\n');
       return EXIT_BRIG_ERROR;
     } finally {
       this.aborts.delete(abort);
@@ -254,9 +257,16 @@ export class Agent {
   }
 }
 
-function wholeBoxId(v: string): number {
-  if (!/^\d+$/.test(v)) throw new UsageError(`--id: expected a whole number, got ${JSON.stringify(v)}`);
-  return Number(v);
+/** brig box run's box, with src/cli/box.ts's messages. */
+function openBoxAsCli(v: string | undefined) {
+  if (v === undefined) throw new UsageError('which box? (an ID from brig box create)');
+  if (!/^\d+$/.test(v)) throw new UsageError(`box ID: expected the number brig box create printed, got ${JSON.stringify(v)}`);
+  try {
+    return openBox(Number(v));
+  } catch (e) {
+    if (e instanceof OptionsError && e.field === 'id') throw new UsageError(e.message.replace(/^id: /, ''));
+    throw e;
+  }
 }
 
 /** Writes all of data to a client's fd, which may be non-blocking (a pipe it set so). */

@@ -1,12 +1,13 @@
 // brig box create | run | rm: persistent boxes for compile-then-run.
 import { createBox, openBox } from '../box.js';
 import { parseSize } from '../options.js';
-import { formatHelp, one, parseArgs, UsageError, wholeNumber, type OptionSpec } from './args.js';
+import { OptionsError } from '../errors.js';
+import { checks, formatHelp, one, parseArgs, positionals, UsageError, wholeNumber, type OptionSpec } from './args.js';
 import { runSpecs, runWith } from './run.js';
 
 const createSpecs: OptionSpec[] = [
-  { name: 'id', value: true, arg: 'N', help: 'the box number (default: the lowest free one)' },
-  { name: 'size', value: true, arg: 'SIZE', help: 'most the box may hold (default 256m)' },
+  { name: 'id', value: true, arg: 'N', help: 'the box number (default: the lowest free one)', check: checks.whole() },
+  { name: 'size', value: true, arg: 'SIZE', help: 'most the box may hold (default 256m)', check: (v, f) => void parseSize(f, v) },
   { name: 'help', short: 'h', help: 'show this help' },
 ];
 
@@ -23,9 +24,20 @@ ${formatHelp('brig box create', 'Create options:', createSpecs)}
 brig box run takes the options of brig run.
 `;
 
+/** The box, or a line saying there is none (the library names the field: id). */
+function open(id: number) {
+  try {
+    return openBox(id);
+  } catch (e) {
+    if (e instanceof OptionsError && e.field === 'id') throw new UsageError(e.message.replace(/^id: /, ''));
+    throw e;
+  }
+}
+
 function boxId(v: string | undefined): number {
-  if (v === undefined) throw new UsageError('brig box: which box? (an ID from brig box create)');
-  return wholeNumber('id', v);
+  if (v === undefined) throw new UsageError('which box? (an ID from brig box create)');
+  if (!/^\d+$/.test(v)) throw new UsageError(`box ID: expected the number brig box create printed, got ${JSON.stringify(v)}`);
+  return wholeNumber('box ID', v);
 }
 
 export async function boxCommand(argv: string[]): Promise<number> {
@@ -40,6 +52,7 @@ export async function boxCommand(argv: string[]): Promise<number> {
       process.stdout.write(boxHelp);
       return 0;
     }
+    positionals(p, 'brig box create [--id N] [--size SIZE]', 0);
     const id = one(p, 'id');
     const size = one(p, 'size');
     const box = await createBox({ ...(id !== undefined ? { id: wholeNumber('id', id) } : {}), ...(size ? { size: parseSize('--size', size) } : {}) });
@@ -48,17 +61,22 @@ export async function boxCommand(argv: string[]): Promise<number> {
   }
   if (sub === 'run') {
     const [id, ...more] = rest;
-    const box = openBox(boxId(id));
-    const p = parseArgs(more, runSpecs);
-    return runWith(p, `box run ${id}`, async (cmd, opts) => {
+    if (id === '--help') {
+      process.stdout.write(boxHelp);
+      return 0;
+    }
+    const box = open(boxId(id));
+    const p = parseArgs(more, runSpecs, { interspersed: false });
+    if (!p.rest.length) throw new UsageError(`no command given (brig box run ${id} [OPTIONS] -- COMMAND [ARG...])`);
+    return runWith(p, `box run`, async (cmd, opts) => {
       const r = await box.run(cmd, opts);
-      if (r.boxOverLimit) process.stderr.write(`brig: warning: box ${box.id} holds ${r.boxBytes} bytes, over its ${box.sizeBytes}: the next run will be refused\n`);
+      if (r.boxOverLimit) process.stderr.write(`brig box run: warning: box ${box.id} holds ${r.boxBytes} bytes, over its ${box.sizeBytes}: the next run will be refused\n`);
       return r;
-    });
+    }, { command: p.rest });
   }
   if (sub === 'rm') {
-    openBox(boxId(rest[0])).destroy();
+    open(boxId(positionals(parseArgs(rest, createSpecs.slice(-1)), 'brig box rm ID', 1)[0])).destroy();
     return 0;
   }
-  throw new UsageError(`brig box: unknown subcommand ${JSON.stringify(sub)} (create, run or rm)`);
+  throw new UsageError(`unknown subcommand ${JSON.stringify(sub)} (create, run or rm)`);
 }

@@ -1,76 +1,165 @@
 // bin/brig: a thin CLI over the library, one file per verb (crun's layout).
-import { OptionsError, ProfileError, SetupError } from '../errors.js';
-import { UsageError } from './args.js';
-import { EXIT_BRIG_ERROR, runCommand, runHelp } from './run.js';
-import { seccompCommand, seccompHelp } from './seccomp.js';
-import { doctorCommand, doctorHelp } from './doctor.js';
-import { boxCommand, boxHelp } from './box.js';
-import { profileCommand, profileHelp } from './profile.js';
-import { volumeCommand, volumeHelp } from './volume.js';
-import { buildCommand, buildHelp, loadCommand, loadHelp, saveCommand, saveHelp, commitCommand, commitHelp, imagesCommand, imagesHelp, importCommand, importHelp, inspectCommand, inspectHelp, psCommand, psHelp, rmCommand, rmHelp, rmiCommand, rmiHelp, tagCommand, tagHelp } from './image.js';
-import { SeccompPolicyError } from '../seccomp/index.js';
-import { loginCommand, loginHelp, logoutCommand, logoutHelp, pullCommand, pullHelp, pushCommand, pushHelp } from './registry.js';
+// Verb modules are imported on demand: `brig run` loads the sandbox, not the
+// image store's archive code, the registry client or the Dockerfile builder.
+import { BrigError } from '../errors.js';
+import { didYouMean, UsageError } from './args.js';
 
-const verbs: Record<string, { summary: string; main: (argv: string[]) => Promise<number>; help: string }> = {
-  run: { summary: 'run a command in a new sandbox', main: runCommand, help: runHelp },
-  seccomp: { summary: 'dump, test or learn syscall policies', main: seccompCommand, help: seccompHelp },
-  profile: { summary: 'list, show and check policy profiles', main: profileCommand, help: profileHelp },
-  images: { summary: 'list the images in your store', main: imagesCommand, help: imagesHelp },
-  'import-rootfs': { summary: 'make a base image from a directory or tarball', main: importCommand, help: importHelp },
-  inspect: { summary: 'show an image as JSON', main: inspectCommand, help: inspectHelp },
-  tag: { summary: 'give an image another name', main: tagCommand, help: tagHelp },
-  rmi: { summary: 'remove images (and layers nothing else uses)', main: rmiCommand, help: rmiHelp },
-  build: { summary: 'build an image from a Dockerfile', main: buildCommand, help: buildHelp },
-  save: { summary: 'write images as an OCI image layout (dir or tar)', main: saveCommand, help: saveHelp },
-  load: { summary: 'load an OCI image layout or docker save archive', main: loadCommand, help: loadHelp },
-  commit: { summary: "a kept container's changes as a new image", main: commitCommand, help: commitHelp },
-  pull: { summary: 'pull an image from a registry', main: pullCommand, help: pullHelp },
-  push: { summary: 'push an image to a registry', main: pushCommand, help: pushHelp },
-  login: { summary: 'store credentials for a registry', main: loginCommand, help: loginHelp },
-  logout: { summary: 'remove stored credentials for a registry', main: logoutCommand, help: logoutHelp },
-  ps: { summary: 'list kept containers', main: psCommand, help: psHelp },
-  rm: { summary: 'remove kept containers', main: rmCommand, help: rmHelp },
-  volume: { summary: 'named volumes: create, ls, inspect, rm', main: volumeCommand, help: volumeHelp },
-  box: { summary: 'persistent boxes: create, run in, remove', main: boxCommand, help: boxHelp },
-  doctor: { summary: 'check what this host gives a rootless user', main: doctorCommand, help: doctorHelp },
+/** brig's own failure (a bad flag, a setup step), as Docker's 125. */
+export const EXIT_BRIG_ERROR = 125;
+
+export interface Verb {
+  summary: string;
+  main: (argv: string[]) => Promise<number>;
+  /** Printed by `brig help VERB`; when left out, `VERB --help` is asked. */
+  help?: string;
+  /** Left out of the command list (group aliases, completion's helper). */
+  hidden?: boolean;
+}
+
+type Main = (argv: string[]) => Promise<number>;
+
+/** A verb's main from a module loaded when the verb is used. */
+export function lazy<M>(load: () => Promise<M>, pick: (m: M) => Main): Main {
+  return async (argv) => pick(await load())(argv);
+}
+
+const run = () => import('./run.js');
+const image = () => import('./image.js');
+const registry = () => import('./registry.js');
+const system = () => import('./system.js');
+
+export const verbs: Record<string, Verb> = {
+  run: { summary: 'run a command in a new sandbox (from an image, or the host read-only)', main: lazy(run, (m) => m.runCommand) },
+  images: { summary: 'list the images in your store', main: lazy(image, (m) => m.imagesCommand) },
+  pull: { summary: 'pull an image from a registry', main: lazy(registry, (m) => m.pullCommand) },
+  push: { summary: 'push an image to a registry', main: lazy(registry, (m) => m.pushCommand) },
+  build: { summary: 'build an image from a Dockerfile', main: lazy(image, (m) => m.buildCommand) },
+  'import-rootfs': { summary: 'make a base image from a directory or tarball', main: lazy(image, (m) => m.importCommand) },
+  inspect: { summary: 'show images as JSON, or fields of them with --format', main: lazy(image, (m) => m.inspectCommand) },
+  tag: { summary: 'give an image another name', main: lazy(image, (m) => m.tagCommand) },
+  rmi: { summary: 'remove images (and layers nothing else uses)', main: lazy(image, (m) => m.rmiCommand) },
+  save: { summary: 'write images as an OCI image layout or docker archive (tar, dir or stdout)', main: lazy(image, (m) => m.saveCommand) },
+  load: { summary: 'load an OCI image layout or docker save archive (file or stdin)', main: lazy(image, (m) => m.loadCommand) },
+  commit: { summary: "a kept container's changes as a new image", main: lazy(image, (m) => m.commitCommand) },
+  ps: { summary: 'list kept containers', main: lazy(image, (m) => m.psCommand) },
+  rm: { summary: 'remove kept containers', main: lazy(image, (m) => m.rmCommand) },
+  login: { summary: 'store credentials for a registry', main: lazy(registry, (m) => m.loginCommand) },
+  logout: { summary: 'remove stored credentials for a registry', main: lazy(registry, (m) => m.logoutCommand) },
+  volume: { summary: 'named volumes: create, ls, inspect, rm, prune', main: lazy(() => import('./volume.js'), (m) => m.volumeCommand) },
+  image: { summary: 'image commands by group: ls, pull, push, build, rm, inspect, tag, save, load, import, prune', main: lazy(system, (m) => m.imageGroup) },
+  container: { summary: 'container commands by group: run, ls, rm, commit, inspect, prune', main: lazy(system, (m) => m.containerGroup) },
+  system: { summary: 'info, prune', main: lazy(system, (m) => m.systemGroup) },
+  seccomp: { summary: 'dump, test or learn syscall policies', main: lazy(() => import('./seccomp.js'), (m) => m.seccompCommand) },
+  profile: { summary: 'list, show and check policy profiles', main: lazy(() => import('./profile.js'), (m) => m.profileCommand) },
+  box: { summary: 'persistent boxes: create, run in, remove', main: lazy(() => import('./box.js'), (m) => m.boxCommand) },
+  doctor: { summary: 'check what this host gives a rootless user, and how to fix what is missing', main: lazy(() => import('./doctor.js'), (m) => m.doctorCommand) },
+  info: { summary: 'what brig sees on this host: store, cgroups, kernel', main: lazy(system, (m) => m.infoCommand) },
+  version: { summary: "brig's version, node's and the kernel's", main: lazy(system, (m) => m.versionCommand) },
+  completion: { summary: 'shell completion: bash, zsh or fish', main: lazy(() => import('./completion.js'), (m) => m.completionCommand) },
 };
 
-const mainHelp = `Usage: brig COMMAND [OPTIONS]
+export function mainHelp(): string {
+  return `Usage: brig [--help | --version] COMMAND [OPTIONS] [ARG...]
 
 brig: a rootless container sandbox for untrusted code.
 
 Commands:
 ${Object.entries(verbs)
+  .filter(([, v]) => !v.hidden)
   .map(([name, v]) => `  ${name.padEnd(14)}${v.summary}`)
   .join('\n')}
 
-Run 'brig COMMAND --help' for a command's options.
+Run 'brig COMMAND --help' for a command's options. Docker's flags mean what
+they mean in Docker; docs/cli.md has the table of what brig supports.
 `;
+}
+
+const KNOWN_ERRORS = new Set(['UsageError', 'SeccompPolicyError', 'SeccompCompileError', 'TarError']);
+
+/** A system error (ENOENT opening a file the user named) in a line: the call, the path, the errno. */
+function systemErrorLine(e: NodeJS.ErrnoException & { dest?: string }): string | undefined {
+  if (typeof e.code !== 'string' || !/^E[A-Z0-9]+$/.test(e.code)) return undefined;
+  const text = e.message.replace(/^E[A-Z0-9]+: /, '').replace(/, \w+ '.*'$/, '');
+  const where = e.syscall ? `${e.syscall}${e.path ? ` ${e.path}` : ''}${e.dest ? ` -> ${e.dest}` : ''}: ` : '';
+  return `${where}${e.code} (${text})`;
+}
+
+/** One line for any error: what a user can cause in their terms; anything else marked internal. */
+export function describeError(verb: string, e: unknown): { line: string; internal: boolean } {
+  const err = e as Error;
+  let msg: string;
+  let internal = false;
+  if (err instanceof BrigError || KNOWN_ERRORS.has(err?.name)) msg = err.message;
+  else if (err instanceof Error && systemErrorLine(err)) msg = systemErrorLine(err)!;
+  else {
+    msg = `internal error: ${err instanceof Error ? `${err.name}: ${err.message}` : String(e)} (BRIG_DEBUG=1 shows where)`;
+    internal = true;
+  }
+  // One prefix: messages that carry their own are trimmed of it.
+  const own = new RegExp(`^(brig(:| ${verb.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:) )+`);
+  msg = msg.replace(own, '');
+  // Library errors that name their operation after the verb ("build: ...", "load: ..."): said once.
+  const last = verb.split(' ').pop()!;
+  if (msg.startsWith(`${last}: `)) msg = msg.slice(last.length + 2);
+  msg = msg
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .reduce((acc, l) => (acc ? `${acc}${acc.endsWith(':') ? ' ' : '; '}${l}` : l), '');
+  return { line: `brig ${verb}: ${msg}`, internal };
+}
+
+function report(verb: string, e: unknown): number {
+  const { line } = describeError(verb, e);
+  process.stderr.write(line + '\n');
+  if (process.env.BRIG_DEBUG === '1' && e instanceof Error && e.stack) process.stderr.write(e.stack + '\n');
+  return EXIT_BRIG_ERROR;
+}
+
+let current = 'brig';
+
+/** Runs a verb by name (the group aliases come back here); `label` is what the user typed, for messages. */
+export async function runVerb(verb: string, argv: string[], label = verb): Promise<number> {
+  const v = verbs[verb];
+  if (!v) throw new UsageError(`unknown command ${JSON.stringify(verb)}`);
+  current = label;
+  return v.main(argv);
+}
 
 export async function main(argv: string[]): Promise<number> {
+  // A reader that goes away (brig images | head) ends the writing, not with a trace.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  });
+  const fatal = (e: unknown) => {
+    process.exitCode = report(current, e);
+    process.exit(process.exitCode);
+  };
+  process.on('uncaughtException', fatal);
+  process.on('unhandledRejection', fatal);
+
   const [verb, ...rest] = argv;
   if (verb === undefined || verb === '--help' || verb === '-h' || verb === 'help') {
-    if (verb === 'help' && rest[0] && verbs[rest[0]]) process.stdout.write(verbs[rest[0]].help);
-    else process.stdout.write(mainHelp);
-    return verb === undefined ? 2 : 0;
-  }
-  if (verb === '--version') {
-    process.stdout.write('brig 0.1.0\n');
+    if (verb === 'help' && rest[0] && verbs[rest[0]]) {
+      if (verbs[rest[0]].help) process.stdout.write(verbs[rest[0]].help!);
+      else return main([rest[0], '--help']);
+    } else process.stdout.write(mainHelp());
     return 0;
   }
-  const v = verbs[verb];
-  if (!v) {
-    process.stderr.write(`brig: unknown command ${JSON.stringify(verb)}\n\n${mainHelp}`);
-    return 2;
-  }
-  try {
-    return await v.main(rest);
-  } catch (e) {
-    if (e instanceof UsageError || e instanceof OptionsError || e instanceof ProfileError || e instanceof SetupError || e instanceof SeccompPolicyError) {
-      process.stderr.write(`brig ${verb}: ${e.message}\n`);
-      return EXIT_BRIG_ERROR;
-    }
-    process.stderr.write(`brig ${verb}: ${(e as Error).stack ?? String(e)}\n`);
+  if (verb === '--version' || verb === '-v') return main(['version']);
+  if (verb.startsWith('-')) {
+    process.stderr.write(`brig: unknown flag: ${verb} (options go after the command: brig COMMAND [OPTIONS])\n`);
     return EXIT_BRIG_ERROR;
+  }
+  if (!verbs[verb]) {
+    const guess = didYouMean(verb, Object.keys(verbs));
+    process.stderr.write(`brig: ${JSON.stringify(verb)} is not a brig command${guess ? ` (did you mean ${guess}?)` : ''}; brig --help lists them\n`);
+    return EXIT_BRIG_ERROR;
+  }
+  current = verb;
+  try {
+    return await verbs[verb].main(rest);
+  } catch (e) {
+    return report(current, e);
   }
 }

@@ -22,7 +22,7 @@ ${formatHelp('brig profile list|show|check [NAME|FILE...]', 'Profiles: JSON poli
 
 function show(refs: string[]): number {
   const r = resolveProfile(refs.length === 1 ? refs[0] : refs);
-  process.stderr.write(`brig: layers, first to last: ${r.chain.join(' -> ')}\n`);
+  process.stderr.write(`brig profile show: layers, first to last: ${r.chain.join(' -> ')}\n`);
   process.stdout.write(JSON.stringify(r.policy, null, 2) + '\n');
   return 0;
 }
@@ -59,6 +59,6 @@ export async function profileCommand(argv: string[]): Promise<number> {
   }
   if (sub === 'list') return list();
   if (sub !== 'show' && sub !== 'check') throw new UsageError(`unknown subcommand ${JSON.stringify(sub)} (list, show or check)`);
-  if (p.rest.length === 0) throw new UsageError(`brig profile ${sub}: name a profile (brig profile list shows them) or a file`);
+  if (p.rest.length === 0) throw new UsageError(`${sub}: name a profile (brig profile list shows them) or a file`);
   return sub === 'show' ? show(p.rest) : check(p.rest);
 }

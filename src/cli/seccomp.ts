@@ -1,6 +1,6 @@
 // brig seccomp dump | test | learn: look at, question and write policies.
-import { writeFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { existsSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { run } from '../sandbox.js';
 import {
   AUDIT_ARCH,
@@ -16,7 +16,7 @@ import {
   type SeccompPolicy,
 } from '../seccomp/index.js';
 import { SYSCALLS } from '../seccomp/syscalls.js';
-import { formatHelp, one, parseArgs, UsageError, type OptionSpec } from './args.js';
+import { checks, formatHelp, one, parseArgs, UsageError, type OptionSpec } from './args.js';
 import { EXIT_BRIG_ERROR, exitCodeFor, explainStatus, sandboxOptions, sandboxSpecs } from './run.js';
 
 const policySpecs: OptionSpec[] = [
@@ -28,7 +28,7 @@ const dumpSpecs: OptionSpec[] = [...policySpecs, { name: 'report', help: 'as bri
 const learnSpecs: OptionSpec[] = [
   ...sandboxSpecs.filter((s) => s.name !== 'seccomp'),
   { name: 'output', short: 'o', value: true, arg: 'FILE', help: 'write the learned policy here (default: standard output)' },
-  { name: 'format', value: true, arg: 'brig|docker', help: "the policy's format: brig's (default) or a Docker/OCI profile" },
+  { name: 'format', value: true, arg: 'brig|docker', help: "the policy's format: brig's (default) or a Docker/OCI profile", check: checks.oneOf('brig', 'docker') },
 ];
 
 export const seccompHelp = `Usage: brig seccomp dump|test|learn [OPTIONS]
@@ -78,11 +78,11 @@ function test(argv: string[]): number {
   const a = arch(p);
   const { policy: pol } = policy(p, a);
   const [call, ...rest] = p.rest;
-  if (!call) throw new UsageError('brig seccomp test: which syscall? (a name or a number)');
+  if (!call) throw new UsageError('which syscall? (a name or a number)');
   const table = SYSCALLS[a] as Record<string, number>;
   const nr = /^\d+$/.test(call) ? Number(call) : table[call];
-  if (nr === undefined) throw new UsageError(`brig seccomp test: ${a} has no syscall named ${JSON.stringify(call)}`);
-  if (rest.length > 6) throw new UsageError('brig seccomp test: at most 6 arguments');
+  if (nr === undefined) throw new UsageError(`${a} has no syscall named ${JSON.stringify(call)}`);
+  if (rest.length > 6) throw new UsageError('at most 6 arguments');
   const args = rest.map((v, i) => parseNumber(`argument ${i}`, v));
   while (args.length < 6) args.push(0n);
   const c = compile(pol, a);
@@ -105,16 +105,22 @@ export function learnedPolicy(calls: string[]): SeccompPolicy {
 }
 
 async function learn(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, learnSpecs);
+  const p = parseArgs(argv, learnSpecs, { interspersed: false });
   if (p.flags.has('help')) return help();
-  if (!p.rest.length) throw new UsageError('brig seccomp learn: no command given (brig seccomp learn [OPTIONS] -- COMMAND [ARGS...])');
+  if (!p.rest.length) throw new UsageError('no command given (brig seccomp learn [OPTIONS] -- COMMAND [ARG...])');
+  const out = one(p, 'output');
+  // Said before the program runs, not after.
+  if (out) {
+    const dir = dirname(resolve(out));
+    if (!existsSync(dir)) throw new UsageError(`-o ${out}: the directory ${dir} does not exist`);
+  }
   const format = one(p, 'format') ?? 'brig';
   if (format !== 'brig' && format !== 'docker') throw new UsageError(`--format: expected brig or docker, got ${JSON.stringify(format)}`);
   const opts = { ...sandboxOptions(p), seccomp: 'learn' as const };
   const result = await run(p.rest, opts);
   const why = explainStatus(result, opts.wallTimeLimitMs);
-  if (why) process.stderr.write(`brig: ${why}\n`);
-  if (result.status === 'setup-error') return EXIT_BRIG_ERROR;
+  if (why) process.stderr.write(`brig seccomp learn: ${why}\n`);
+  if (result.status === 'setup-error') return exitCodeFor(result);
   const calls = result.seccompCalls ?? [];
   const names = calls.map((c) => c.syscall).filter((n) => !n.startsWith('nr '));
   const pol = learnedPolicy(names);
@@ -122,10 +128,15 @@ async function learn(argv: string[]): Promise<number> {
     format === 'brig'
       ? JSON.stringify(pol, null, 2) + '\n'
       : JSON.stringify({ defaultAction: 'SCMP_ACT_KILL_PROCESS', architectures: [`SCMP_ARCH_${hostArch().toUpperCase()}`], syscalls: [{ names: pol.rules[0].syscalls, action: 'SCMP_ACT_ALLOW' }] }, null, 2) + '\n';
-  const out = one(p, 'output');
-  if (out) writeFileSync(out, text);
+  if (out) {
+    try {
+      writeFileSync(out, text);
+    } catch (e) {
+      throw new UsageError(`-o ${out}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+  }
   else process.stdout.write(text);
-  process.stderr.write(`brig: ${names.length} distinct syscalls seen (${calls.reduce((s, c) => s + c.count, 0)} calls); the program ${result.status === 'ok' ? 'exited 0' : `ended: ${result.status}`}${out ? `; policy written to ${out}` : ''}\n`);
+  process.stderr.write(`brig seccomp learn: ${names.length} distinct syscalls seen (${calls.reduce((s, c) => s + c.count, 0)} calls); the program ${result.status === 'ok' ? 'exited 0' : `ended: ${result.status}`}${out ? `; policy written to ${out}` : ''}\n`);
   return exitCodeFor(result);
 }
 
@@ -140,5 +151,5 @@ export async function seccompCommand(argv: string[]): Promise<number> {
   if (sub === 'test') return test(rest);
   if (sub === 'learn') return learn(rest);
   if (sub === undefined || sub === '--help' || sub === '-h') return help();
-  throw new UsageError(`brig seccomp: unknown subcommand ${JSON.stringify(sub)} (dump, test or learn)`);
+  throw new UsageError(`unknown subcommand ${JSON.stringify(sub)} (dump, test or learn)`);
 }

@@ -22,6 +22,10 @@ export interface BuildOptions {
   /** RUN's network: none (default) or loopback. */
   network?: 'none' | 'loopback';
   noCache?: boolean;
+  /** Build up to the end of this stage (FROM ... AS target), as docker build --target. */
+  target?: string;
+  /** Labels on the image built, after the Dockerfile's own (docker build --label). */
+  labels?: Record<string, string>;
   /** Each step's progress line, and RUN's output. */
   onProgress?: (text: string) => void;
 }
@@ -214,7 +218,16 @@ export async function build(store: Store, o: BuildOptions): Promise<Image> {
     throw new ImageError(`build: cannot read ${file}: ${(e as NodeJS.ErrnoException).code}`);
   }
   const tag = normalizeRef(o.tag);
-  const steps = parseDockerfile(text, fileLabel);
+  let steps = parseDockerfile(text, fileLabel);
+  if (o.target !== undefined) {
+    const want = o.target.toLowerCase();
+    const start = steps.findIndex((st) => st.keyword === 'FROM' && /\sAS\s+(\S+)\s*$/i.exec(st.rest)?.[1].toLowerCase() === want);
+    if (start < 0) throw new ImageError(`build: --target ${o.target}: no stage of that name in ${fileLabel}`);
+    const next = steps.findIndex((st, i) => i > start && st.keyword === 'FROM');
+    if (next >= 0) steps = steps.slice(0, next);
+  }
+  const labels = Object.entries(o.labels ?? {});
+  if (labels.length) steps = [...steps, { line: 0, keyword: 'LABEL', rest: labels.map(([k, v]) => `${JSON.stringify(k)}=${JSON.stringify(v)}`).join(' ') }];
   const say = (s: string) => o.onProgress?.(s);
   const ignored = dockerignore(context);
   const args: Record<string, string> = {};

@@ -13,7 +13,9 @@ import { BrigError } from '../../src/errors.js';
 import { resolveOptions } from '../../src/options.js';
 import { applyProfile, validateProfile } from '../../src/profile/index.js';
 import { parseArgs, UsageError } from '../../src/cli/args.js';
-import { sandboxOptions, sandboxSpecs } from '../../src/cli/run.js';
+import { runSpecs, runTarget, sandboxOptions, sandboxSpecs } from '../../src/cli/run.js';
+import { renderTemplate, parseFilters } from '../../src/cli/format.js';
+import { describeError } from '../../src/cli/main.js';
 import { run } from '../../src/index.js';
 import { guardLeaks } from '../helpers.js';
 
@@ -76,6 +78,47 @@ describe('fuzzing what comes in before a sandbox starts', () => {
         }),
       ),
       { numRuns: 3000 },
+    );
+  });
+
+  it("the CLI's grammar: Docker's rules for any argv (combined short flags, --flag=value, flags anywhere, --)", () => {
+    const word = fc.oneof(
+      fc.constantFrom('-it', '-i', '-t', '-d', '-p', '-P', '-h', '-u', '-e', '-v', '-w', '-m', '-a', '-l', '-ie', '-eK=1', '-e=K', '-m=1m', '-hx', '--rm', '--rm=false', '--rm=maybe', '--name', '--name=', '--pids', '--pids-limit=0', '--cpuset', '--ulimit', 'nofile=0', 'nofile=8:4', '--mount', 'type=tmpfs,target=/x', 'type=bind', 'type=volume,source=v,target=/v,ro', '--tmpfs', '/x:size=1m,mode=1777', '/x:mode=9', '--security-opt', 'seccomp=unconfined', 'label=x', '--user', 'root:0', 'a:b', '--entrypoint', '', '--platform', 'linux/amd64', '--network=host', '--env-file', '/nonexistent', '--nofile', '--time', '1e3', '--extra-time', '--', '-', 'busybox:1', '/bin/true', 'x'.repeat(200)),
+      fc.string({ maxLength: 12 }),
+    );
+    fc.assert(
+      fc.property(fc.array(word, { maxLength: 10 }), fc.boolean(), (argv, interspersed) =>
+        brigOrValue(() => {
+          const p = parseArgs(argv, runSpecs, { interspersed });
+          // Every value the parser keeps is one the user typed, in order.
+          for (const values of p.opts.values()) for (const v of values) assert.ok(argv.some((a) => a === v || a.endsWith(v)), v);
+          if (p.dashDash) assert.ok(argv.includes('--'));
+          const t = runTarget(p, 'run');
+          const o = sandboxOptions(p);
+          if (t.image) o.image = t.image;
+          if (t.command.length && !o.image) resolveOptions(t.command, applyProfile(o));
+        }),
+      ),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('--format templates and --filter values: a string or a usage error, never a crash', () => {
+    const tpl = fc.oneof(fc.string({ maxLength: 30 }), fc.array(fc.constantFrom('{{', '}}', '.', 'Id', 'json', ' ', '|', 'index', '"k"', 'upper', '.Config.Cmd', '\\t', 'range', '-'), { maxLength: 12 }).map((a) => a.join('')));
+    const data = fc.oneof(fc.jsonValue(), fc.constant({ Id: 'x', Config: { Cmd: ['a'], Labels: { k: 'v' } } }));
+    fc.assert(fc.property(tpl, data, (t, d) => brigOrValue(() => assert.equal(typeof renderTemplate(t, d), 'string'))), { numRuns: 3000 });
+    fc.assert(fc.property(fc.array(fc.string({ maxLength: 12 }), { maxLength: 3 }), (f) => brigOrValue(() => parseFilters(f, ['reference', 'dangling']))), { numRuns: 500 });
+  });
+
+  it('any error becomes one line with one prefix', () => {
+    const err = fc.oneof(fc.string(), fc.constant('brig run: brig run: doubled'), fc.string().map((m) => new Error(m)), fc.string().map((m) => new UsageError(`brig run: ${m}\nsecond line`)), fc.anything());
+    fc.assert(
+      fc.property(err, (e) => {
+        const { line } = describeError('run', e);
+        assert.ok(!line.includes('\n'), line);
+        assert.ok(line.startsWith('brig run: ') && !line.startsWith('brig run: brig run:'), line);
+      }),
+      { numRuns: 1000 },
     );
   });
 
