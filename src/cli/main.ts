@@ -52,6 +52,8 @@ export const verbs: Record<string, Verb> = {
   seccomp: { summary: 'dump, test or learn syscall policies', main: lazy(() => import('./seccomp.js'), (m) => m.seccompCommand) },
   profile: { summary: 'list, show and check policy profiles', main: lazy(() => import('./profile.js'), (m) => m.profileCommand) },
   box: { summary: 'persistent boxes: create, run in, remove', main: lazy(() => import('./box.js'), (m) => m.boxCommand) },
+  serve: { summary: 'the execution service: Piston and Judge0 APIs over HTTP, a playground', main: lazy(() => import('./serve.js'), (m) => m.serveCommand) },
+  runtimes: { summary: 'list the runtimes brig serve offers on this host', main: lazy(() => import('./serve.js'), (m) => m.runtimesCommand) },
   doctor: { summary: 'check what this host gives a rootless user, and how to fix what is missing', main: lazy(() => import('./doctor.js'), (m) => m.doctorCommand) },
   info: { summary: 'what brig sees on this host: store, cgroups, kernel', main: lazy(system, (m) => m.infoCommand) },
   version: { summary: "brig's version, node's and the kernel's", main: lazy(system, (m) => m.versionCommand) },
