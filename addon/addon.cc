@@ -160,6 +160,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setXattr", Napi::Function::New(env, Guarded<SetXattr>, "setXattr"));
   exports.Set("getXattr", Napi::Function::New(env, Guarded<GetXattr>, "getXattr"));
   exports.Set("listXattr", Napi::Function::New(env, Guarded<ListXattr>, "listXattr"));
+  exports.Set("peerCred", Napi::Function::New(env, Guarded<PeerCred>, "peerCred"));
+  exports.Set("recvWithFds", Napi::Function::New(env, Guarded<RecvWithFds>, "recvWithFds"));
+  exports.Set("lockExclusive", Napi::Function::New(env, Guarded<LockExclusive>, "lockExclusive"));
+  exports.Set("rlimits", Napi::Function::New(env, Guarded<Rlimits>, "rlimits"));
   exports.Set("handoffFd", Napi::Number::New(env, HandoffFd()));
 
   Napi::Object c = Napi::Object::New(env);

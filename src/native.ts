@@ -194,6 +194,14 @@ export interface Native {
   close(fd: number): void;
   live(): number;
   landlockAbi(): number;
+  /** SO_PEERCRED of a connected unix socket: [pid, uid, gid]. */
+  peerCred(fd: number): [number, number, number];
+  /** Up to maxBytes, waiting at most waitMs (0-10, blocking), with the fds sent along (close-on-exec); null: nothing yet; empty data: end of file. */
+  recvWithFds(fd: number, maxBytes: number, waitMs?: number): { data: Buffer; fds: number[]; truncated: boolean } | null;
+  /** An exclusive flock (non-blocking) on path, made 0600 if absent: the fd (close-on-exec), held until closed; throws errno EWOULDBLOCK if held. */
+  lockExclusive(path: string): number;
+  /** This process's resource limits: [resource, soft, hard], -1 for unlimited. */
+  rlimits(): [number, number, number][];
   /** The fd number reserved in this process for the seccomp listener handoff. */
   handoffFd: number;
   constants: {

@@ -11,7 +11,7 @@ import { guardLeaks } from './helpers.js';
 
 const root = mkdtempSync(join(tmpdir(), 'brig-boxes-'));
 after(() => rmSync(root, { recursive: true, force: true }));
-const brig = join(dirname(fileURLToPath(import.meta.url)), '../../bin/brig');
+const brig = join(dirname(fileURLToPath(import.meta.url)), '../../bin/brig-node');
 const has = (cmd: string) => ['/usr/bin/', '/bin/'].some((d) => existsSync(d + cmd));
 
 describe('boxes', () => {

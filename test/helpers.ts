@@ -120,8 +120,8 @@ export async function leaksSince(before: Snapshot): Promise<{ processes: ProcInf
 
 export const isRoot = process.getuid?.() === 0;
 
-/** The repository's bin/brig (tests run from dist/test/). */
-export const brigBin = join(dirname(fileURLToPath(import.meta.url)), '../../bin/brig');
+/** The repository's Node CLI, bin/brig-node (tests run from dist/test/); bin/brig is a shell script that picks the native client or this. */
+export const brigBin = join(dirname(fileURLToPath(import.meta.url)), '../../bin/brig-node');
 
 /** bin/brig as a user runs it: exit code, stdout, stderr. */
 export function brigCli(args: string[], opts: { env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number } = {}) {

@@ -101,14 +101,37 @@ export const runHelp = formatHelp(
   EXIT_CODES_TEXT,
 );
 
+/**
+ * Where a run's CLI takes its environment and working directory from and
+ * writes its own output to: this process (processIo), or, in the brig agent,
+ * the client's (src/agent/), so a run through the agent gets the options and
+ * output it would get here.
+ */
+export interface CliIo {
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+  write(fd: 1 | 2, data: string | Uint8Array): void;
+  /** Writes the report; throws as writeFileSync does (the agent's client writes it, and says a failure after `prefix`). */
+  writeReport(file: string, text: string, prefix: string): void;
+}
+
+export function processIo(): CliIo {
+  return {
+    env: process.env,
+    cwd: process.cwd(),
+    write: (fd, data) => void (fd === 1 ? process.stdout : process.stderr).write(data),
+    writeReport: (file, text) => writeFileSync(file, text),
+  };
+}
+
 /** -v /host/path:/dst[:ro|rw] binds a host path; -v name:/dst[:ro|rw] a named volume. */
-function parseVolume(v: string, flag: string): { bind: BindMount } | { volume: VolumeMount } {
+function parseVolume(v: string, flag: string, cwd: string): { bind: BindMount } | { volume: VolumeMount } {
   const parts = v.split(':');
   if (parts.length === 1 && v.startsWith('/')) throw new UsageError(`${flag} ${v}: anonymous volumes are not supported yet; give SRC:DST (a host path or a volume name)`);
   if (parts.length < 2 || parts.length > 3 || !parts[0] || !parts[1]) throw new UsageError(`${flag}: expected SRC:DST[:ro|rw], got ${JSON.stringify(v)}`);
   const mode = parts[2];
   if (mode !== undefined && mode !== 'ro' && mode !== 'rw') throw new UsageError(`${flag}: mode must be ro or rw, got ${JSON.stringify(mode)}`);
-  if (parts[0].startsWith('/') || parts[0].startsWith('.')) return { bind: { source: resolve(parts[0]), target: parts[1], readonly: mode !== 'rw' } };
+  if (parts[0].startsWith('/') || parts[0].startsWith('.')) return { bind: { source: resolve(cwd, parts[0]), target: parts[1], readonly: mode !== 'rw' } };
   return { volume: { name: parts[0], target: parts[1], readonly: mode === 'ro' } };
 }
 
@@ -119,7 +142,7 @@ function truthy(flag: string, key: string, v: string | undefined): boolean {
 }
 
 /** --mount type=bind|volume|tmpfs,source=S,target=T[,readonly][,tmpfs-size=N][,tmpfs-mode=M] */
-function parseMount(v: string, flag: string): { bind: BindMount } | { volume: VolumeMount } | { tmpfs: TmpfsMount } {
+function parseMount(v: string, flag: string, cwd: string): { bind: BindMount } | { volume: VolumeMount } | { tmpfs: TmpfsMount } {
   const kv = new Map<string, string | undefined>();
   for (const part of v.split(',')) {
     const eq = part.indexOf('=');
@@ -142,7 +165,7 @@ function parseMount(v: string, flag: string): { bind: BindMount } | { volume: Vo
     return { tmpfs: t };
   }
   if (!source) throw new UsageError(`${flag}: source= is missing in ${JSON.stringify(v)}`);
-  if (type === 'bind') return { bind: { source: resolve(source), target, readonly: ro ?? true } };
+  if (type === 'bind') return { bind: { source: resolve(cwd, source), target, readonly: ro ?? true } };
   if (type === 'volume') return { volume: { name: source, target, readonly: ro ?? false } };
   throw new UsageError(`${flag}: type must be bind, volume or tmpfs, got ${JSON.stringify(type)}`);
 }
@@ -212,26 +235,26 @@ function parseUser(v: string, flag: string): { uid: number; gid?: number } {
   return m[2] === undefined ? { uid: n(m[1]) } : { uid: n(m[1]), gid: n(m[2]) };
 }
 
-function parseEnv(values: string[], env: Record<string, string>, flag: string): void {
+function parseEnv(values: string[], env: Record<string, string>, flag: string, hostEnv: NodeJS.ProcessEnv): void {
   for (const v of values) {
     const eq = v.indexOf('=');
     if (eq === 0) throw new UsageError(`${flag}: missing variable name in ${JSON.stringify(v)}`);
     if (eq < 0) {
-      const host = process.env[v];
+      const host = hostEnv[v];
       if (host !== undefined) env[v] = host;
     } else env[v.slice(0, eq)] = v.slice(eq + 1);
   }
 }
 
-function readEnvFile(file: string, env: Record<string, string>): void {
+function readEnvFile(file: string, env: Record<string, string>, io: CliIo): void {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readFileSync(resolve(io.cwd, file), 'utf8');
   } catch (e) {
     throw new UsageError(`--env-file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
   const lines = text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
-  parseEnv(lines, env, `--env-file ${file}`);
+  parseEnv(lines, env, `--env-file ${file}`, io.env);
 }
 
 /** How a run ended as an exit status (the table in EXIT_CODES_TEXT). A limit verdict is never 0. */
@@ -295,7 +318,7 @@ export function inUserTerms(e: unknown, p: Parsed, merged: Record<string, unknow
 }
 
 /** SandboxOptions from the parsed sandboxSpecs options; stdio inherited. */
-export function sandboxOptions(p: Parsed): SandboxOptions {
+export function sandboxOptions(p: Parsed, io: CliIo = processIo()): SandboxOptions {
   const level = one(p, 'log-level');
   if (level) setLogLevel(level as Level);
   const mounts: BindMount[] = [];
@@ -308,12 +331,12 @@ export function sandboxOptions(p: Parsed): SandboxOptions {
     else if ('volume' in x) volumes.push(x.volume);
     else tmpfs.push(x.tmpfs);
   };
-  for (const v of all(p, 'volume')) add(parseVolume(v, flagName(p, 'volume')), `${flagName(p, 'volume')} ${v}`);
-  for (const v of all(p, 'mount')) add(parseMount(v, '--mount'), `--mount ${v}`);
+  for (const v of all(p, 'volume')) add(parseVolume(v, flagName(p, 'volume'), io.cwd), `${flagName(p, 'volume')} ${v}`);
+  for (const v of all(p, 'mount')) add(parseMount(v, '--mount', io.cwd), `--mount ${v}`);
   for (const v of all(p, 'tmpfs')) add({ tmpfs: parseTmpfs(v, '--tmpfs') }, `--tmpfs ${v}`);
   const env: Record<string, string> = {};
-  for (const f of all(p, 'env-file')) readEnvFile(f, env);
-  parseEnv(all(p, 'env'), env, flagName(p, 'env'));
+  for (const f of all(p, 'env-file')) readEnvFile(f, env, io);
+  parseEnv(all(p, 'env'), env, flagName(p, 'env'), io.env);
   const opts: SandboxOptions = { stdin: 'inherit', stdout: 'inherit', stderr: 'inherit', mounts, volumes, tmpfs, env };
   const profiles = all(p, 'profile');
   if (profiles.length) opts.profile = profiles.length === 1 ? profiles[0] : profiles;
@@ -383,10 +406,10 @@ export function sandboxOptions(p: Parsed): SandboxOptions {
   const wall = one(p, 'wall-time');
   if (wall) opts.wallTimeLimitMs = seconds('wall-time', wall) * 1000;
   const stdin = one(p, 'stdin');
-  if (stdin) opts.stdin = { file: stdin };
+  if (stdin) opts.stdin = { file: resolve(io.cwd, stdin) };
   let seccomp = one(p, 'seccomp');
   for (const s of all(p, 'security-opt')) seccomp = securityOpt(s, '--security-opt') ?? seccomp;
-  if (seccomp) opts.seccomp = seccomp === 'default' || seccomp === 'judge' || seccomp === 'none' ? seccomp : resolve(seccomp);
+  if (seccomp) opts.seccomp = seccomp === 'default' || seccomp === 'judge' || seccomp === 'none' ? seccomp : resolve(io.cwd, seccomp);
   const entrypoint = one(p, 'entrypoint');
   if (entrypoint !== undefined) opts.entrypoint = entrypoint === '' ? [] : [entrypoint];
   if (p.flags.has('read-only') && image) throw new UsageError('--read-only: not supported yet with an image (after --, the root is always read-only)');
@@ -445,9 +468,9 @@ export function runTarget(p: Parsed, verb: string): { image?: string; command: s
  * after: captured output out, the report written, a line on what went wrong,
  * the exit status.
  */
-export async function runWith(p: Parsed, verb: string, runner: (argv: string[], opts: SandboxOptions) => Promise<RunResult>, target = runTarget(p, verb)): Promise<number> {
+export async function runWith(p: Parsed, verb: string, runner: (argv: string[], opts: SandboxOptions) => Promise<RunResult>, target = runTarget(p, verb), io: CliIo = processIo()): Promise<number> {
   const format = one(p, 'report-format') ?? 'json';
-  const opts = sandboxOptions(p);
+  const opts = sandboxOptions(p, io);
   if (target.image) opts.image = target.image;
   if (p.flags.has('read-only') && opts.image) throw new UsageError('--read-only: not supported yet with an image (after --, the root is always read-only)');
   if (opts.entrypoint && !opts.image) throw new UsageError('--entrypoint: only with an image (after --, the command is the program)');
@@ -470,21 +493,21 @@ export async function runWith(p: Parsed, verb: string, runner: (argv: string[], 
     if (target.image && !one(p, 'image') && /^image: /.test(msg) && /reference|name/i.test(msg)) throw new UsageError(`${msg.replace(/^image: /, '')}${imageHint(target.image)}`);
     throw e;
   }
-  if (opts.stdout === 'capture') process.stdout.write(result.stdout);
-  if (opts.stderr === 'capture') process.stderr.write(result.stderr);
+  if (opts.stdout === 'capture') io.write(1, result.stdout);
+  if (opts.stderr === 'capture') io.write(2, result.stderr);
   // Once per run, not per call: the program got its errno and went on.
   if (result.seccompDenials?.length)
     log().info({ seccompDenials: result.seccompDenials }, `seccomp refused ${result.seccompDenials.map((d) => `${d.syscall} x${d.count} (errno ${d.errno})`).join(', ')}`);
   const why = explainStatus(result, merged.wallTimeLimitMs);
-  if (why) process.stderr.write(`brig ${verb}: ${why}\n`);
+  if (why) io.write(2, `brig ${verb}: ${why}\n`);
   const warn = enforcementWarning(result);
-  if (warn) process.stderr.write(`brig ${verb}: ${warn}\n`);
+  if (warn) io.write(2, `brig ${verb}: ${warn}\n`);
   if (reportFile) {
     try {
-      writeFileSync(reportFile, format === 'isolate' ? isolateMeta(result) : reportJson(result));
+      io.writeReport(reportFile, format === 'isolate' ? isolateMeta(result) : reportJson(result), `brig ${verb}`);
     } catch (e) {
       // The program ran; its status stands, and the report's failure is said in a line.
-      process.stderr.write(`brig ${verb}: --report ${reportFile}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}; the run's result was not written\n`);
+      io.write(2, `brig ${verb}: --report ${reportFile}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}; the run's result was not written\n`);
       return exitCodeFor(result) || EXIT_BRIG_ERROR;
     }
   }
