@@ -9,6 +9,7 @@ import type { VolumeMount } from '../profile/types.js';
 import { isolateMeta, reportJson } from '../report.js';
 import { applyProfile } from '../profile/index.js';
 import { run, type RunResult } from '../sandbox.js';
+import { netSandboxOptions, netSpecs } from './net-options.js';
 import { all, formatHelp, one, parseArgs, seconds, UsageError, wholeNumber, type OptionSpec, type Parsed } from './args.js';
 
 export const EXIT_BRIG_ERROR = 125;
@@ -24,7 +25,7 @@ export const sandboxSpecs: OptionSpec[] = [
   { name: 'env', short: 'e', value: true, repeat: true, arg: 'KEY=VAL', help: "set a variable (KEY alone copies the host's value); the environment is empty otherwise, PATH aside" },
   { name: 'workdir', short: 'w', value: true, arg: 'DIR', help: 'working directory inside the sandbox (default /tmp)' },
   { name: 'hostname', value: true, arg: 'NAME', help: 'hostname inside the sandbox (default brig)' },
-  { name: 'network', value: true, arg: 'none|loopback', help: 'none: loopback down, no socket reaches anything (default); loopback: 127.0.0.1 works inside' },
+  ...netSpecs, // src/cli/net-options.ts: --network, --publish (long form only: -p is --profile until the new parser), --add-host, --dns
   { name: 'shm-size', value: true, arg: 'SIZE', help: 'size of the writable /dev/shm (default 64m); 0 leaves it out' },
   { name: 'uid', value: true, arg: 'N', help: 'uid inside the sandbox; your own uid maps to it (default 1000)' },
   { name: 'gid', value: true, arg: 'N', help: 'gid inside the sandbox (default 1000)' },
@@ -139,11 +140,7 @@ export function sandboxOptions(p: Parsed): SandboxOptions {
   if (cwd) opts.cwd = cwd;
   const hostname = one(p, 'hostname');
   if (hostname) opts.hostname = hostname;
-  const network = one(p, 'network');
-  if (network !== undefined) {
-    if (network !== 'none' && network !== 'loopback') throw new UsageError(`--network: expected none or loopback, got ${JSON.stringify(network)}`);
-    opts.network = network;
-  }
+  Object.assign(opts, netSandboxOptions(p));
   const shm = one(p, 'shm-size');
   if (shm !== undefined) opts.shmSize = shm === '0' ? 0 : parseSize('--shm-size', shm);
   const uid = one(p, 'uid');
