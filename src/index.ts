@@ -20,3 +20,5 @@ export { isolateMeta, reportJson } from './report.js';
 export { runInteractive, type InteractiveResult, type Party } from './interactive.js';
 export { createPool, Pool, type PoolOptions, type PoolRunOptions } from './pool.js';
 export { pull, push, login, parseRemoteRef, RegistryError, type PullOptions, type PullResult, type PushOptions, type PushResult, type LayerProgress, type RemoteRef, type Credentials } from './image/registry.js';
+export { listen, SandboxListener, type ListenOptions, type ConnectionEvent } from './net/listen.js';
+export { parsePublish, DEFAULT_HOST_IP, type PublishedPort, type PublishOption, type NetworkInfo, type NetworkMode } from './net/index.js';

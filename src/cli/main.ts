@@ -4,6 +4,7 @@ import { UsageError } from './args.js';
 import { EXIT_BRIG_ERROR, runCommand, runHelp } from './run.js';
 import { seccompCommand, seccompHelp } from './seccomp.js';
 import { doctorCommand, doctorHelp } from './doctor.js';
+import { listenCommand, listenHelp } from './listen.js';
 import { boxCommand, boxHelp } from './box.js';
 import { profileCommand, profileHelp } from './profile.js';
 import { volumeCommand, volumeHelp } from './volume.js';
@@ -13,6 +14,7 @@ import { loginCommand, loginHelp, logoutCommand, logoutHelp, pullCommand, pullHe
 
 const verbs: Record<string, { summary: string; main: (argv: string[]) => Promise<number>; help: string }> = {
   run: { summary: 'run a command in a new sandbox', main: runCommand, help: runHelp },
+  listen: { summary: 'serve a command on a TCP port, a sandbox per connection', main: listenCommand, help: listenHelp },
   seccomp: { summary: 'dump, test or learn syscall policies', main: seccompCommand, help: seccompHelp },
   profile: { summary: 'list, show and check policy profiles', main: profileCommand, help: profileHelp },
   images: { summary: 'list the images in your store', main: imagesCommand, help: imagesHelp },
