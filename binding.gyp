@@ -9,7 +9,8 @@
         "addon/watcher.cc",
         "addon/trampoline.cc",
         "addon/files.cc",
-        "addon/agent.cc"
+        "addon/agent.cc",
+        "addon/netns.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED", "NAPI_CPP_EXCEPTIONS"],

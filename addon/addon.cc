@@ -145,6 +145,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
 
   exports.Set("launch", Napi::Function::New(env, Guarded<Launch>, "launch"));
   exports.Set("release", Napi::Function::New(env, Guarded<Release>, "release"));
+  exports.Set("netnsConnect", Napi::Function::New(env, Guarded<NetnsConnectFn>, "netnsConnect"));
   exports.Set("start", Napi::Function::New(env, Guarded<Start>, "start"));
   exports.Set("launchAsync", Napi::Function::New(env, Guarded<LaunchAsync>, "launchAsync"));
   exports.Set("makeWarm", Napi::Function::New(env, Guarded<MakeWarm>, "makeWarm"));

@@ -196,6 +196,8 @@ Napi::Value SetXattr(const Napi::CallbackInfo& info);
 Napi::Value GetXattr(const Napi::CallbackInfo& info);
 Napi::Value ListXattr(const Napi::CallbackInfo& info);
 Napi::Value Release(const Napi::CallbackInfo& info);
+// netnsConnect(userFd, netFd, family, address, port, timeoutMs): see netns.cc.
+Napi::Value NetnsConnectFn(const Napi::CallbackInfo& info);
 Napi::Value PrepareSteps(const Napi::CallbackInfo& info);
 Napi::Value MakeWarm(const Napi::CallbackInfo& info);
 Napi::Value MakeSkeleton(const Napi::CallbackInfo& info);

@@ -381,6 +381,9 @@ struct PendingLaunch {
   uint64_t ns_flags = 0;
   std::string uid_map, gid_map;
   bool defer = false;
+  // Maps written, but init waits for release(pidfd): the caller has work to
+  // do in its namespaces first (pasta configuring its network).
+  bool hold = false;
   bool pooled = false;
   int notify_mode = 0;
   std::vector<int32_t> refusals;
@@ -434,6 +437,7 @@ std::unique_ptr<PendingLaunch> PrepareLaunch(Napi::Env env, const Napi::Object& 
   p->uid_map = GetString(js, "uidMap");
   p->gid_map = GetString(js, "gidMap");
   p->defer = js.Get("deferRelease").ToBoolean();
+  p->hold = js.Get("holdRelease").ToBoolean();
   p->notify_mode = static_cast<int>(GetInt(js, "notify", 0));
   // The refusals brig answers itself (report mode): flat pairs nr, errno.
   Napi::Value refusals = js.Get("refusals");
@@ -552,7 +556,7 @@ void ExecuteLaunch(PendingLaunch& p) {
   // Taken before the release: the sandbox's steps may run (and mark their
   // ends) before this thread is back from write().
   p.t[4] = NowNs();
-  if (!p.defer) {
+  if (!p.defer && !p.hold) {
     char go = 1;
     if (write(p.release[1], &go, 1) != 1) {
       p.fail_step = "release";

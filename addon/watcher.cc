@@ -78,9 +78,10 @@ Watcher::~Watcher() {}
 
 bool Child::KillAll() {
   if (exited) return false;
-  // A pooled sandbox waiting for its command does not read the kill pipe,
-  // and has nothing running whose CPU time could be lost.
-  if (command_fd >= 0) return syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0) == 0;
+  // A pooled sandbox waiting for its command, or an init not yet released
+  // (its id maps or network being set up), does not read the kill pipe, and
+  // has nothing running whose CPU time could be lost.
+  if (command_fd >= 0 || release_wfd >= 0) return syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0) == 0;
   char b = 'k';
   if (kill_wfd >= 0 && write(kill_wfd, &b, 1) == 1) return true;
   return syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0) == 0;

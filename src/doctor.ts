@@ -10,6 +10,7 @@ import { kernelAtLeast } from './kernel.js';
 import { planMultiMap } from './idmap.js';
 import { native } from './native.js';
 import { spawn } from './sandbox.js';
+import { findPasta, pastaVersion } from './net/pasta.js';
 
 export type CheckState = 'ok' | 'warn' | 'fail';
 
@@ -139,5 +140,23 @@ export async function doctor(): Promise<Check[]> {
 
   const m = planMultiMap(1000, 1000);
   add('error' in m ? { name: 'multi-id maps', state: 'warn', detail: m.error.message, fix: 'apt-get install uidmap, and subordinate ids in /etc/subuid and /etc/subgid' } : { name: 'multi-id maps', state: 'ok', detail: `newuidmap, uids ${m.uid.map((l) => l.join(':')).join(' ')}` });
+  for (const c of networkChecks()) add(c);
   return checks;
+}
+
+/** pasta (network 'pasta', published ports) and what user networks will need: a bridge and a veth pair in a namespace of our own. */
+function networkChecks(): Check[] {
+  const path = findPasta();
+  const pasta: Check = path
+    ? { name: 'pasta', state: 'ok', detail: `${path}, ${pastaVersion(path)}` }
+    : { name: 'pasta', state: 'warn', detail: "not found: network 'pasta' and published ports cannot work", fix: 'apt-get install passt' };
+  let bridge: Check;
+  try {
+    execFileSync('unshare', ['-Urn', 'sh', '-c', 'ip link add brig-br0 type bridge && ip link add brig-v0 type veth peer name brig-v1 && ip link set brig-v1 master brig-br0'], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 5000 });
+    bridge = { name: 'user networks', state: 'ok', detail: 'a bridge and a veth pair can be made in a user-owned network namespace' };
+  } catch (e) {
+    const msg = ((e as { stderr?: Buffer }).stderr?.toString() || (e as Error).message).trim().split('\n')[0];
+    bridge = { name: 'user networks', state: 'warn', detail: `a bridge with a veth pair could not be made: ${msg}`, fix: 'unprivileged user namespaces, iproute2, and the bridge and veth kernel modules' };
+  }
+  return [pasta, bridge];
 }

@@ -21,3 +21,5 @@ export { runInteractive, type InteractiveResult, type Party } from './interactiv
 export { createPool, Pool, type PoolOptions, type PoolRunOptions } from './pool.js';
 export { pull, push, login, parseRemoteRef, RegistryError, type PullOptions, type PullResult, type PushOptions, type PushResult, type LayerProgress, type RemoteRef, type Credentials } from './image/registry.js';
 export { createServer, type BrigServer, type ServerOptions, type ServeConfig, type JobQueue } from './server/api.js';
+export { listen, SandboxListener, type ListenOptions, type ConnectionEvent } from './net/listen.js';
+export { parsePublish, DEFAULT_HOST_IP, type PublishedPort, type PublishOption, type NetworkInfo, type NetworkMode } from './net/index.js';

@@ -74,6 +74,8 @@ export interface LaunchPlan {
   uidMap: string;
   gidMap: string;
   deferRelease: boolean;
+  /** Ids mapped as usual, but init waits for release(pidfd) before its steps (pasta configures its network first). */
+  holdRelease?: boolean;
   initName: string;
   noClone3?: boolean;
   /** The sandbox reports when each step ends (ReportKind.Mark). */
@@ -177,6 +179,12 @@ export interface Native {
   /** Gives a pooled sandbox (launched with awaitCommand) its program. Throws with step 'pool-start' if it is gone. */
   start(pidfd: number, command: StartCommand, onExit: (exit: NativeExit) => void): LaunchInfo;
   release(pidfd: number): void;
+  /**
+   * A TCP socket made inside a network namespace (its owning user namespace
+   * joined first; both as fds of /proc/PID/ns) and connected to address:port
+   * there; the fd is the caller's. Throws with step proxy-setns, proxy-socket or proxy-connect.
+   */
+  netnsConnect(userFd: number, netFd: number, family: 4 | 6, address: string, port: number, timeoutMs?: number): number;
   /** A fresh user namespace mapped as given and a network namespace it owns, made on a pool thread; the fds are the caller's. */
   makeWarm(uidMap: string, gidMap: string, cb: (err: NativeError | null, pair?: [number, number]) => void): void;
   /**

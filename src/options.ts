@@ -11,6 +11,7 @@ import { resolveSeccomp, SeccompCompileError, SeccompPolicyError, type ResolvedS
 export type { BindMount, TmpfsMount } from './profile/types.js';
 import type { Rlimit } from './profile/types.js';
 import type { ProfileOption, SandboxPolicy } from './profile/index.js';
+import { networkMode, netOptions, type NetOptions, type NetworkMode } from './net/index.js';
 
 /**
  * stdin: the words 'ignore' (default), 'inherit' and 'pipe' are modes; any
@@ -42,7 +43,13 @@ export const RLIMIT_NUMBERS: Record<RlimitName, number> = {
  * profile schema's (profiles/schema.json, types generated from it): what a
  * profile file can say, a run can say, and the two cannot drift apart.
  */
-export interface SandboxOptions extends Omit<SandboxPolicy, 'seccomp' | 'description'> {
+export interface SandboxOptions extends Omit<SandboxPolicy, 'seccomp' | 'description' | 'network'> {
+  /**
+   * The profile's modes ('none', 'loopback', 'pasta'), and 'host': the
+   * host's own network namespace, no network isolation at all. 'host' is
+   * never a profile's: only a run asks for it, and brig logs a warning.
+   */
+  network?: SandboxPolicy['network'] | 'host';
   /**
    * The profile under these options: a name (`'judge'`), a path, a profile
    * object (defineProfile), or a list applied in order. Default `'default'`.
@@ -98,7 +105,9 @@ export interface ResolvedOptions {
   env: Record<string, string>;
   cwd: string;
   hostname: string;
-  network: 'none' | 'loopback';
+  network: NetworkMode;
+  /** Published ports, pasta's options, the name files' entries (src/net/). */
+  net: NetOptions;
   uid: number;
   gid: number;
   idMap: 'single' | 'multi';
@@ -335,12 +344,6 @@ function withCpuBackstop(r: [RlimitName, bigint, bigint][], cpuMs: unknown, extr
   return [...r, ['cpu', s, s]];
 }
 
-function networkOption(v: unknown): 'none' | 'loopback' {
-  if (v === undefined) return 'none';
-  if (v !== 'none' && v !== 'loopback') throw new OptionsError('network', `expected 'none' or 'loopback', got ${shown(v)}`);
-  return v;
-}
-
 function writableRootOption(v: unknown, rootfs: string, image: unknown): boolean {
   if (v === undefined || v === false) return false;
   if (v !== true) throw new OptionsError('writableRoot', `expected true or false, got ${shown(v)}`);
@@ -443,6 +446,9 @@ export function resolveOptions(argv: unknown, o: SandboxOptions = {}): ResolvedO
   const hostname = o.hostname === undefined ? 'brig' : str('hostname', o.hostname);
   if (!/^[A-Za-z0-9]([A-Za-z0-9.-]{0,62})$/.test(hostname)) throw new OptionsError('hostname', `expected 1-63 letters, digits, dots or dashes, got ${JSON.stringify(hostname)}`);
 
+  const network = networkMode(o.network);
+  const net = netOptions(network, o);
+
   checkStdio('stdin', o.stdin, true);
   checkStdio('stdout', o.stdout, false);
   checkStdio('stderr', o.stderr, false);
@@ -480,7 +486,8 @@ export function resolveOptions(argv: unknown, o: SandboxOptions = {}): ResolvedO
     env,
     cwd: o.cwd === undefined ? (image ? image.config.WorkingDir || '/' : '/tmp') : sandboxPath('cwd', o.cwd, { allowRoot: true, allowSystem: true }),
     hostname,
-    network: networkOption(o.network),
+    network,
+    net,
     uid: id('uid', o.uid, imageUser.uid ?? DEFAULT_UID),
     gid: id('gid', o.gid, imageUser.gid ?? DEFAULT_GID),
     image,

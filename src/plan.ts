@@ -9,6 +9,7 @@ import { native, StepKind, type NativeStep } from './native.js';
 import { errnoOf, setupErrorInfo, type SetupErrorInfo } from './errors.js';
 import { RLIMIT_NUMBERS, type ResolvedOptions } from './options.js';
 import { Skeleton } from './skeleton.js';
+import { hostsFile, resolvConf } from './net/names.js';
 
 // mount(2) flags (include/uapi/linux/mount.h).
 const MS_RDONLY = 1;
@@ -232,11 +233,16 @@ function etcFiles(b: PlanBuilder, o: ResolvedOptions, accounts = true): void {
     (o.uid !== 0 ? `sandbox:x:${o.uid}:${o.gid}:sandbox:/tmp:/bin/sh\n` : '') +
     `nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n`;
   const group = `root:x:0:\n` + (o.gid !== 0 ? `sandbox:x:${o.gid}:\n` : '') + `nogroup:x:65534:\n`;
-  const hosts = `127.0.0.1\tlocalhost ${o.hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n`;
+  // The name files are the sandbox's own (src/net/names.ts): the host's
+  // resolv.conf may name a resolver on its loopback, which is not the
+  // sandbox's, and its hosts file says what the host calls its neighbours.
+  const hosts = hostsFile(o.hostname, o.network, o.net.names, o.net.hostLoopback);
+  const resolv = resolvConf(o.network, o.net.names);
   const files: [string, string][] = [
     ...(accounts ? ([['passwd', passwd], ['group', group]] as [string, string][]) : []),
     ['hosts', hosts],
     ['hostname', o.hostname + '\n'],
+    ...(resolv === undefined ? [] : ([['resolv.conf', resolv]] as [string, string][])),
   ];
   b.mkdirs(NEW + '/etc', NEW);
   for (const [name, text] of files) {
@@ -308,6 +314,8 @@ export function buildPlan(o: ResolvedOptions, cgroups = false, pooled = false): 
     o.tmpfs,
     o.hostname,
     o.network,
+    o.net.names,
+    o.net.hostLoopback,
     o.shmSize,
     o.uid,
     o.gid,
@@ -482,7 +490,8 @@ function planSteps(o: ResolvedOptions, sourceIsDir: (boolean | null)[], host: { 
   // when the profile allows it, a loopback that works. The namespace has no
   // other interface, so with loopback down no socket reaches anything.
   b.add({ kind: StepKind.Sethostname, name: 'hostname', a: o.hostname });
-  if (o.network === 'loopback') b.add({ kind: StepKind.LoopbackUp, name: 'loopback' });
+  // ('pasta' brings it up too; 'host' has the host's own, not ours to touch.)
+  if (o.network === 'loopback' || o.network === 'pasta') b.add({ kind: StepKind.LoopbackUp, name: 'loopback' });
 
   // 9. Enter the new root and drop the scaffold with the host's root under it.
   b.add({ kind: StepKind.PivotRoot, name: 'pivot-root', path: NEW, a: NEW, b: '.' });
@@ -608,3 +617,8 @@ export const ALL_NAMESPACES =
   native.constants.CLONE_NEWUTS |
   native.constants.CLONE_NEWNET |
   native.constants.CLONE_NEWCGROUP;
+
+/** The namespaces a sandbox gets: all of them, but the network's with network 'host'. */
+export function namespacesFor(o: ResolvedOptions): number {
+  return o.network === 'host' ? ALL_NAMESPACES & ~native.constants.CLONE_NEWNET : ALL_NAMESPACES;
+}

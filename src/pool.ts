@@ -10,6 +10,7 @@ import { log } from './log.js';
 import { native, type NativeExit, ReportKind } from './native.js';
 import { resolveOptions, type ResolvedOptions, type SandboxOptions } from './options.js';
 import { ALL_NAMESPACES } from './plan.js';
+import { needsNetworkHelper } from './net/index.js';
 import { applyProfile, mergeLayer } from './profile/index.js';
 import { prepareSandbox, SandboxProcess, type PooledSandbox, type RunResult, type SandboxSource } from './sandbox.js';
 import { AUDIT_ARCH, hostArch } from './seccomp/index.js';
@@ -46,6 +47,7 @@ function shape(resolved: ResolvedOptions): Record<string, string> {
     cwd: o.cwd,
     hostname: o.hostname,
     network: o.network,
+    net: JSON.stringify(o.net),
     uid: String(o.uid),
     gid: String(o.gid),
     idMap: o.idMap,
@@ -88,6 +90,8 @@ export class Pool implements SandboxSource {
     this.base = base;
     this.template = withoutBackstop(resolveOptions(['/bin/true'], applyProfile(base)));
     if (this.template.image?.containerDir) throw new OptionsError('container', 'a kept container is one sandbox after another, not a pool of them');
+    if (needsNetworkHelper(this.template.network, this.template.net) || this.template.network === 'host')
+      throw new OptionsError('network', `pools make their sandboxes ahead, before any pasta or published port: run network '${this.template.network}'${this.template.net.publish.length ? ' with published ports' : ''} without a pool`);
     if (this.template.idMap === 'multi') throw new OptionsError('idMap', "pools make single-id sandboxes; 'multi' needs newuidmap per sandbox");
     this.templateShape = shape(this.template);
     this.refill();

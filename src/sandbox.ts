@@ -11,7 +11,8 @@ import { log } from './log.js';
 import { native, ReportKind, StepKind, type LaunchInfo, type NativeExit, type NativeError, type NativeStep } from './native.js';
 import { applyProfile } from './profile/index.js';
 import { resolveOptions, type OutputOption, type ResolvedOptions, type SandboxOptions, type StdinOption } from './options.js';
-import { ALL_NAMESPACES, buildPlan, execCandidates, switchesIds, type BuiltPlan } from './plan.js';
+import { buildPlan, execCandidates, namespacesFor, switchesIds, type BuiltPlan } from './plan.js';
+import { needsNetworkHelper, SandboxNetwork, type NetworkInfo } from './net/index.js';
 import { RunCgroups } from './cgroup/run.js';
 import { closeWarm, refillWarm, sandboxEnded, sandboxStarted, takeWarm } from './warm.js';
 import { skeletonFailed } from './skeleton.js';
@@ -317,12 +318,20 @@ export class SandboxProcess extends EventEmitter {
   clone3 = false;
   private pidfd = -1;
   private exited = false;
+  /**
+   * The sandbox's network once it is set up: the published ports with the
+   * host ports chosen (a port published without one gets a free one).
+   * Resolves with no ports when there is nothing to set up or setup failed.
+   */
+  readonly network: Promise<NetworkInfo>;
+  private resolveNetwork!: (info: NetworkInfo) => void;
   private killedByLimit = false;
   private readonly done: Promise<RunResult>;
 
   /** @internal use spawn(), or a pool's spawn() */
   constructor(argv: string[], options: SandboxOptions, pool?: SandboxSource) {
     super();
+    this.network = new Promise((resolve) => (this.resolveNetwork = resolve));
     const t0 = performance.now();
     const o = resolveOptions(argv, applyProfile(options));
     pool?.check(o);
@@ -333,6 +342,7 @@ export class SandboxProcess extends EventEmitter {
       if (!(e instanceof SetupError)) throw e;
       this.stdin = this.stdout = this.stderr = null;
       this.done = Promise.resolve(setupFailure(e.detail, t0));
+      this.resolveNetwork({ ports: [] });
       return;
     }
     this.stdin = stdio.stdin;
@@ -356,6 +366,7 @@ export class SandboxProcess extends EventEmitter {
     };
     // Nothing started: give back what this run holds, then its result.
     const before = (outcome: () => RunResult | Promise<never>): Promise<RunResult> => {
+      this.resolveNetwork({ ports: [] });
       closeChildEnds();
       destroyParentEnds();
       return Promise.resolve(dropCgroups()).then(outcome);
@@ -407,6 +418,8 @@ export class SandboxProcess extends EventEmitter {
     // A pooled sandbox has its namespaces; a multi-id map is written by
     // newuidmap after the clone: neither takes a warm pair.
     const warmable = !pooled && !multi;
+    // pasta and the port proxy need init's namespaces before its first step.
+    const needsNet = !pooled && needsNetworkHelper(o.network, o.net);
     const warm = warmable ? takeWarm(uidMap, gidMap) : undefined;
     try {
       info = pooled
@@ -424,12 +437,13 @@ export class SandboxProcess extends EventEmitter {
           stdio: stdio.childFds,
           stdinData: stdio.stdinData,
           capture: stdio.capture,
-          namespaces: ALL_NAMESPACES,
+          namespaces: namespacesFor(o),
           uidMap,
           gidMap,
           warm,
           skeleton: built.skeleton,
           deferRelease: multi !== undefined,
+          holdRelease: needsNet && multi === undefined,
           initName: 'brig-init',
           noClone3: process.env.BRIG_NO_CLONE3 === '1',
           timings: o.timings,
@@ -469,18 +483,45 @@ export class SandboxProcess extends EventEmitter {
     // A multi-id map is written by the setuid helpers while the child waits;
     // if they fail, the child is killed before it has done anything.
     let mapError: SetupErrorInfo | undefined;
-    if (multi) {
-      const pidfd = info.pidfd;
-      writeMultiMap(info.pid, multi).then(
-        () => {
-          if (!this.exited) native.release(pidfd);
+    const pidfd = info.pidfd;
+    const initPid = info.pid;
+    let network: SandboxNetwork | undefined;
+    let networkStarting: Promise<void> | undefined;
+    const releaseInit = () => {
+      if (this.exited) return;
+      try {
+        native.release(pidfd);
+      } catch {
+        // init is gone already: its exit is on its way
+      }
+    };
+    // The network is set up while init waits: the program's first packet
+    // finds the interface configured and its ports published.
+    const startNetwork = () => {
+      networkStarting = SandboxNetwork.start(o.network, o.net, initPid).then(
+        (n) => {
+          network = n;
+          this.resolveNetwork(n.info);
+          if (this.exited) return;
+          releaseInit();
         },
+        (e: unknown) => {
+          mapError = e instanceof SetupError ? e.detail : setupErrorInfo('network', osConstants.errno.EIO, undefined, (e as Error).message);
+          this.resolveNetwork({ ports: [] });
+          this.kill('SIGKILL');
+        },
+      );
+    };
+    if (multi) {
+      writeMultiMap(info.pid, multi).then(
+        () => (needsNet ? startNetwork() : releaseInit()),
         (e: Error) => {
           mapError = setupErrorInfo('id-map', osConstants.errno.EPERM, undefined, e.message);
           this.kill('SIGKILL');
         },
       );
-    }
+    } else if (needsNet) startNetwork();
+    else this.resolveNetwork({ ports: [] });
     stdio.feed?.();
     stdio.onOutputError = () => this.kill('SIGKILL');
     log().debug({ pid: info.pid, steps: built.steps.length, clone3: info.clone3 }, 'sandbox launched');
@@ -521,6 +562,10 @@ export class SandboxProcess extends EventEmitter {
       if (cpuWatch) clearInterval(cpuWatch);
       o.signal?.removeEventListener('abort', onAbort);
       for (const flush of stdio.flush) flush();
+      // pasta and the proxy go with the sandbox (and before the result: a
+      // caller that sees it may count processes).
+      await networkStarting;
+      await network?.stop();
       await Promise.all(stdio.drained);
       const usage = cgroups?.usage();
       await dropCgroups();

@@ -97,7 +97,7 @@ describe('profile schema', () => {
     assert.equal(by['/pids'], 'expected a whole number of at least 1, got 0');
     assert.equal(by['/memroy'], 'unknown field; did you mean "memory"?');
     assert.equal(by['/rlimits/stak'], 'unknown field; did you mean "stack"?');
-    assert.equal(by['/network'], 'expected one of "none", "loopback", got "host"');
+    assert.equal(by['/network'], 'expected one of "none", "loopback", "pasta", got "host"');
     assert.equal(by['/mounts/1/source'], 'is required');
     assert.equal(by['/mounts/0/source'], 'expected an absolute path on the host, got "rel/path"');
     assert.equal(by['/rlimits/nofile/1'], 'expected a whole number or "unlimited", got "x"');
@@ -396,7 +396,7 @@ describe('brig profile and --profile', () => {
     assert.match(flood.err, /output limit exceeded/);
     const net = cli(['run', '--network', 'loopback', '--shm-size', '0', '--', '/bin/sh', '-c', 'grep -c " lo$" /proc/net/if_inet6; ls /dev/shm 2>/dev/null || echo no-shm']);
     assert.equal(net.out, '1\nno-shm\n', net.err);
-    assert.match(cli(['run', '--network', 'host', '--', 'true']).err, /--network: expected none or loopback/);
+    assert.match(cli(['run', '--network', 'wifi', '--', 'true']).err, /--network: expected none, loopback, pasta or host/);
     const bad = cli(['run', '--profile', file('cli-bad2.json', { memory: 'lots' }), '--', 'true']);
     assert.equal(bad.code, 125);
     assert.match(bad.err, /\/memory: expected a size/);

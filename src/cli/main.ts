@@ -51,6 +51,7 @@ export const verbs: Record<string, Verb> = {
   system: { summary: 'info, prune', main: lazy(system, (m) => m.systemGroup) },
   seccomp: { summary: 'dump, test or learn syscall policies', main: lazy(() => import('./seccomp.js'), (m) => m.seccompCommand) },
   profile: { summary: 'list, show and check policy profiles', main: lazy(() => import('./profile.js'), (m) => m.profileCommand) },
+  listen: { summary: 'serve a command on a TCP port, a sandbox per connection (nsjail\'s listen mode)', main: lazy(() => import('./listen.js'), (m) => m.listenCommand) },
   box: { summary: 'persistent boxes: create, run in, remove', main: lazy(() => import('./box.js'), (m) => m.boxCommand) },
   serve: { summary: 'the execution service: Piston and Judge0 APIs over HTTP, a playground', main: lazy(() => import('./serve.js'), (m) => m.serveCommand) },
   runtimes: { summary: 'list the runtimes brig serve offers on this host', main: lazy(() => import('./serve.js'), (m) => m.runtimesCommand) },

@@ -13,6 +13,7 @@ import { applyProfile } from '../profile/index.js';
 import { run, type RunResult } from '../sandbox.js';
 import { all, checks, flagName, formatHelp, one, parseArgs, seconds, UsageError, wholeNumber, type OptionSpec, type Parsed } from './args.js';
 import { EXIT_BRIG_ERROR } from './main.js';
+import { netSandboxOptions, netSpecs } from './net-options.js';
 
 export { EXIT_BRIG_ERROR };
 
@@ -27,8 +28,7 @@ export const sandboxSpecs: OptionSpec[] = [
   { name: 'interactive', short: 'i', help: 'keep standard input open (with an IMAGE; after -- it always is)' },
   { name: 'tty', short: 't', help: 'a terminal for the program', unsupported: 'no terminal inside the sandbox yet: stdio are pipes or your own' },
   { name: 'detach', short: 'd', help: 'run in the background', unsupported: 'runs are in the foreground until background containers land' },
-  { name: 'publish', short: 'p', value: true, repeat: true, arg: 'HOST:CONTAINER', help: 'publish a port', unsupported: 'no network beyond loopback yet' },
-  { name: 'publish-all', short: 'P', help: 'publish every exposed port', unsupported: 'no network beyond loopback yet' },
+  { name: 'publish-all', short: 'P', help: 'publish every exposed port', unsupported: 'EXPOSE ports are not published yet; give each with -p' },
   { name: 'restart', value: true, arg: 'POLICY', help: 'restart policy', unsupported: 'no background containers to restart yet' },
   { name: 'attach', short: 'a', value: true, repeat: true, arg: 'STDIN|STDOUT|STDERR', help: 'streams to attach', unsupported: 'stdout and stderr are always attached; -i adds stdin' },
   { name: 'name', value: true, arg: 'CONTAINER', help: 'with an image: keep the writable layer on disk as this container (brig commit, brig ps, brig rm)' },
@@ -43,10 +43,7 @@ export const sandboxSpecs: OptionSpec[] = [
   { name: 'workdir', short: 'w', value: true, arg: 'DIR', help: 'working directory inside the sandbox (default /tmp, or the image\'s)' },
   { name: 'entrypoint', value: true, arg: 'CMD', help: "with an image: the program instead of its Entrypoint (its Cmd is then not used; '' clears it)" },
   { name: 'read-only', help: 'a read-only root (always so after --; with an image, not supported yet)' },
-  { name: 'network', value: true, arg: 'none|loopback', aliases: ['net'], help: 'none: loopback down, no socket reaches anything (default); loopback: 127.0.0.1 works inside', check: (v, f) => {
-    if (v === 'host' || v === 'bridge' || v === 'default') throw new UsageError(`${f}: expected none or loopback, got ${JSON.stringify(v)} (${v} networks are not supported yet)`);
-    checks.oneOf('none', 'loopback')(v, f);
-  } },
+  ...netSpecs, // src/cli/net-options.ts: --network, -p/--publish, --add-host, --dns, --dns-search
   { name: 'shm-size', value: true, arg: 'SIZE', help: 'size of the writable /dev/shm (default 64m); 0 leaves it out', check: (v, f) => void (v === '0' || parseSize(f, v)) },
   { name: 'memory', short: 'm', value: true, arg: 'SIZE', help: 'memory of the whole process tree, e.g. 256m (no swap beyond it)', check: (v, f) => void parseSize(f, v) },
   { name: 'pids-limit', value: true, arg: 'N', aliases: ['pids'], help: 'processes and threads of the whole tree', check: checks.whole(1) },
@@ -353,8 +350,7 @@ export function sandboxOptions(p: Parsed, io: CliIo = processIo()): SandboxOptio
   if (cwd) opts.cwd = cwd;
   const hostname = one(p, 'hostname');
   if (hostname) opts.hostname = hostname;
-  const network = one(p, 'network');
-  if (network !== undefined) opts.network = network as 'none' | 'loopback';
+  Object.assign(opts, netSandboxOptions(p));
   const shm = one(p, 'shm-size');
   if (shm !== undefined) opts.shmSize = shm === '0' ? 0 : parseSize('--shm-size', shm);
   const user = one(p, 'user');

@@ -41,9 +41,41 @@ export interface Profile {
   /**
    * The sandbox always has its own network namespace. 'none': its loopback interface stays down, so
    * no socket reaches anything. 'loopback': loopback up, so the program can talk to itself over
-   * 127.0.0.1.
+   * 127.0.0.1. 'pasta': loopback, and outbound TCP, UDP and ICMP through a pasta process brig starts
+   * for the sandbox and ends with it (docs/network.md). ('host', sharing the host's network, is a
+   * run option only, never a profile's.)
    */
-  network?: "none" | "loopback";
+  network?: "none" | "loopback" | "pasta";
+  /**
+   * Host ports forwarded into the sandbox (network 'loopback' or 'pasta'): Docker's -p syntax as a
+   * string, [IP:][HOSTPORT:]PORT[/tcp|udp] with ranges such as 8000-8009:80-89, or an object. The
+   * host address defaults to 127.0.0.1, not Docker's 0.0.0.0: give 0.0.0.0 to serve other machines.
+   */
+  publish?: (string | PublishedPort)[];
+  /**
+   * What forwards published TCP ports: 'pasta' (its splice and tap forwarding: keeps a remote
+   * client's address) or 'proxy' (brig's own relay, a socket made inside the sandbox's network
+   * namespace per connection). Default 'pasta'; UDP always goes through pasta.
+   */
+  publishVia?: "pasta" | "proxy";
+  /**
+   * With network 'pasta': connections to the gateway address reach the host's own loopback
+   * (127.0.0.1), and /etc/hosts names it host.brig.internal. Off by default: a sandbox reaches no
+   * service the host keeps on loopback.
+   */
+  hostLoopback?: boolean;
+  /**
+   * Lines added to the sandbox's /etc/hosts, Docker's --add-host NAME:IP ('host-gateway' as IP:
+   * pasta's gateway address).
+   */
+  extraHosts?: string[];
+  /**
+   * Name servers for the sandbox's /etc/resolv.conf (default with network 'pasta': pasta's DNS
+   * forwarder, which asks the host's resolver).
+   */
+  dns?: string[];
+  /** Search domains for the sandbox's /etc/resolv.conf. */
+  dnsSearch?: string[];
   /**
    * Host paths bound into the sandbox, in order. A later mount with the same target replaces an
    * earlier one.
@@ -151,6 +183,17 @@ export interface Profile {
   cpuTimeLimitMs?: Millis;
   /** Grace past cpuTimeLimitMs before the kill (default 0), so the report can say by how much. */
   extraTimeMs?: number;
+}
+
+/**
+ * One published port: hostIp (default 127.0.0.1), hostPort (default: a free port, see
+ * SandboxProcess.network), containerPort, protocol (default tcp).
+ */
+export interface PublishedPort {
+  hostIp?: string;
+  hostPort?: number;
+  containerPort: number;
+  protocol?: "tcp" | "udp";
 }
 
 export type ProfileRef = string;

@@ -5,27 +5,31 @@ const require = createRequire(import.meta.url);
 
 export const validate = validate20;
 export default validate20;
-const schema31 = {"$schema":"https://json-schema.org/draft/2020-12/schema","$id":"https://brig.invalid/profiles/schema.json","title":"Profile","description":"A brig policy profile: everything about a sandbox that is policy rather than per-run input. Profiles layer with `extends`; per-run options override them. Every field is optional; what no layer sets takes brig's built-in value.","type":"object","additionalProperties":false,"properties":{"$schema":{"description":"The schema this file follows, for editors; ignored by brig.","type":"string"},"description":{"description":"What this profile is for, in a sentence (shown by `brig profile list`).","type":"string"},"extends":{"description":"Profiles this one builds on, by name (looked up in BRIG_PROFILE_PATH, ~/.config/brig/profiles, then brig's own) or by path (relative to this file). Resolved depth-first, each profile once; this profile's fields apply last.","expected":"a profile name or path, or a list of them","anyOf":[{"$ref":"#/$defs/ProfileRef"},{"type":"array","items":{"$ref":"#/$defs/ProfileRef"}}]},"replace":{"description":"Lists and maps this profile replaces instead of merging into what it extends (by default lists append and maps merge).","type":"array","items":{"enum":["mounts","volumes","tmpfs","env","rlimits"]},"uniqueItems":true},"rootfs":{"description":"'host' (read-only /usr, /bin, /lib* and a curated /etc of this machine) or an absolute directory to use as the root, bound read-only.","expected":"'host' or an absolute directory","type":"string","pattern":"^(host|/[^\\u0000]*)$"},"image":{"description":"An image from brig's store (name[:tag] or digest) to run from instead of rootfs: its layers stacked read-only under a writable tmpfs layer (overlayfs), its env, working directory, user and entrypoint/cmd applied under the run's own.","expected":"an image reference such as busybox:latest","type":"string","minLength":1,"pattern":"^[^\\u0000]+$"},"container":{"description":"With image: keep the run's writable layer on disk under this name (in brig's store), for brig commit; a later run with the same name and image goes on from it.","expected":"a container name: letters, digits, _ . - (up to 128)","type":"string","pattern":"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"},"network":{"description":"The sandbox always has its own network namespace. 'none': its loopback interface stays down, so no socket reaches anything. 'loopback': loopback up, so the program can talk to itself over 127.0.0.1.","enum":["none","loopback"]},"mounts":{"description":"Host paths bound into the sandbox, in order. A later mount with the same target replaces an earlier one.","type":"array","items":{"$ref":"#/$defs/BindMount"}},"volumes":{"description":"Named volumes from brig's store (made on first use), bound into the sandbox: data that outlives runs. Read-write unless readonly.","type":"array","items":{"$ref":"#/$defs/VolumeMount"}},"tmpfs":{"description":"Writable tmpfs mounts, size-capped.","type":"array","items":{"$ref":"#/$defs/TmpfsMount"}},"env":{"description":"The program's whole environment (PATH is added unless given): nothing of the caller's leaks in.","type":"object","propertyNames":{"pattern":"^[^=\\u0000]+$"},"additionalProperties":{"type":"string","pattern":"^[^\\u0000]*$"}},"cwd":{"description":"Working directory inside the sandbox. Default /tmp.","$ref":"#/$defs/SandboxPath"},"hostname":{"description":"Hostname inside the sandbox's uts namespace. Default 'brig'.","expected":"1-63 letters, digits, dots or dashes","type":"string","pattern":"^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$"},"uid":{"description":"The uid the program runs as inside the sandbox; the caller's own uid maps to it. Default 1000.","$ref":"#/$defs/Id"},"gid":{"description":"The gid the program runs as inside the sandbox. Default 1000.","$ref":"#/$defs/Id"},"idMap":{"description":"'single' (default): only the caller's id exists inside. 'multi': ids 0..N-1 too, from the caller's /etc/subuid and /etc/subgid ranges (needs newuidmap/newgidmap).","enum":["single","multi"]},"rlimits":{"description":"setrlimit for the program: cpu in seconds, sizes in bytes. Default { core: 0 }. A limit above the caller's own hard limit fails at the rlimit step.","type":"object","additionalProperties":false,"properties":{"cpu":{"$ref":"#/$defs/Rlimit"},"fsize":{"$ref":"#/$defs/Rlimit"},"data":{"$ref":"#/$defs/Rlimit"},"stack":{"$ref":"#/$defs/Rlimit"},"core":{"$ref":"#/$defs/Rlimit"},"nofile":{"$ref":"#/$defs/Rlimit"},"as":{"$ref":"#/$defs/Rlimit"},"nproc":{"$ref":"#/$defs/Rlimit"},"memlock":{"$ref":"#/$defs/Rlimit"},"msgqueue":{"$ref":"#/$defs/Rlimit"},"sigpending":{"$ref":"#/$defs/Rlimit"}}},"tmpSize":{"description":"Size of the sandbox's writable /tmp. Default 64 MiB.","$ref":"#/$defs/Size"},"writableRoot":{"description":"With the host's root ('host' rootfs): lay an overlay over it whose upper layer is a tmpfs of tmpSize bytes, so the program may write anywhere its user's permissions allow; the writes land in the run's own layer and vanish with it, as in a container from an image. Files owned by ids the sandbox does not map (the host's root, for an unprivileged caller) stay unwritable (EACCES), and large /etc files bound from the host stay read-only. Off by default: the host's directories are bound read-only.","type":"boolean"},"shmSize":{"description":"Size of the writable /dev/shm; 0 leaves /dev/shm out. Default 64 MiB.","expected":"0, a size such as \"64m\", or a whole number of bytes","anyOf":[{"const":0},{"$ref":"#/$defs/Size"}]},"memory":{"description":"Memory of the whole process tree (no swap beyond it). Needs a cgroup, else RLIMIT_AS per process.","$ref":"#/$defs/Size"},"pids":{"description":"Processes and threads of the whole tree. Needs a cgroup, else RLIMIT_NPROC.","expected":"a whole number of at least 1","type":"integer","minimum":1,"maximum":4194304},"cpus":{"description":"CPU bandwidth in CPUs (0.5: half of one). Needs a cgroup.","expected":"a number of CPUs from 0.01 to 1024","type":"number","minimum":0.01,"maximum":1024},"cpuset":{"description":"CPUs the tree may run on, e.g. '0' or '0-1,3'. Needs a cgroup.","expected":"a CPU list such as \"0\" or \"0-1,3\"","type":"string","pattern":"^\\d+(-\\d+)?(,\\d+(-\\d+)?)*$"},"cgroup":{"description":"false: no cgroup even where one could be had; limits fall back to rlimits (see RunResult.enforcement).","type":"boolean"},"landlock":{"description":"Defence in depth where the kernel has Landlock (5.13+): writes are allowed only beneath the sandbox's writable mounts (/tmp, /dev/shm, tmpfs and read-write mounts, the harmless /dev nodes), so a mistake in mount setup is not a way out; from Landlock ABI 6 the sandbox also cannot signal or reach abstract sockets outside itself. On unless false. Runs whose root is an image's writable layer get the scoping only.","type":"boolean"},"seccomp":{"description":"The syscall policy, installed last before execve: 'default' (brig's policy: privileged calls refused with an errno and reported), 'judge' (the same, but mounts, modules, the clock, reboot and the like end the run as a seccomp-violation), 'none', 'learn' (allow and record every call), a brig policy object, a Docker/OCI seccomp profile object, or the path of a JSON file holding either (relative to the profile file).","expected":"'default', 'judge', 'none', 'learn', a file path, a brig policy or a Docker seccomp profile","anyOf":[{"type":"string","minLength":1,"pattern":"^[^\\u0000]*$"},{"type":"object"}]},"maxOutputBytes":{"description":"Cap on captured bytes per stream; the rest is read and dropped. Default 16 MiB.","$ref":"#/$defs/Bytes"},"outputLimitBytes":{"description":"Total bytes the program may write to its captured stdout and stderr; past it the run ends as output-limit, output cut at the cap.","$ref":"#/$defs/Bytes"},"wallTimeLimitMs":{"description":"Kill the whole sandbox after this many milliseconds of wall time.","$ref":"#/$defs/Millis"},"cpuTimeLimitMs":{"description":"CPU time of the whole process tree (all threads, all processes, reaped or not). Exceeding it makes the verdict cpu-time-limit; the tree is killed at the limit plus extraTimeMs.","$ref":"#/$defs/Millis"},"extraTimeMs":{"description":"Grace past cpuTimeLimitMs before the kill (default 0), so the report can say by how much.","expected":"a number of milliseconds from 0 to 2^31-1","type":"number","minimum":0,"maximum":2147483647}},"$defs":{"ProfileRef":{"expected":"a profile name (letters, digits, . _ -) or a path to a .json file","type":"string","minLength":1,"pattern":"^[^\\u0000]+$"},"SandboxPath":{"expected":"an absolute path inside the sandbox","type":"string","pattern":"^/[^\\u0000]*$"},"HostPath":{"expected":"an absolute path on the host","type":"string","pattern":"^/[^\\u0000]*$"},"BindMount":{"description":"A host path bound into the sandbox.","type":"object","additionalProperties":false,"required":["source","target"],"properties":{"source":{"description":"Host path (file or directory).","$ref":"#/$defs/HostPath"},"target":{"description":"Absolute path inside the sandbox; not /, not under /proc or /dev.","$ref":"#/$defs/SandboxPath"},"readonly":{"description":"Read-only unless false: tighter by default than Docker's -v.","type":"boolean"},"optional":{"description":"Skip this mount when the source does not exist (toolchains that differ between hosts), instead of failing the run.","type":"boolean"}}},"VolumeMount":{"description":"A named volume bound into the sandbox.","type":"object","additionalProperties":false,"required":["name","target"],"properties":{"name":{"description":"The volume's name (brig volume ls).","expected":"a volume name: letters, digits, _ . - (up to 128)","type":"string","pattern":"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"},"target":{"description":"Absolute path inside the sandbox.","$ref":"#/$defs/SandboxPath"},"readonly":{"description":"Read-write unless true.","type":"boolean"}}},"TmpfsMount":{"description":"A writable tmpfs.","type":"object","additionalProperties":false,"required":["target"],"properties":{"target":{"$ref":"#/$defs/SandboxPath"},"size":{"description":"Default 64 MiB.","$ref":"#/$defs/Size"},"mode":{"description":"Permission bits, default 0o1777 (1023) like /tmp.","expected":"permission bits from 0 to 0o7777 (4095)","type":"integer","minimum":0,"maximum":4095}}},"Id":{"expected":"a whole number from 0 to 4294967294","type":"integer","minimum":0,"maximum":4294967294},"Size":{"description":"Bytes, or a size string such as '64m' or '1.5g'.","expected":"a size such as \"64m\" or \"1g\", or a whole number of bytes above 0","anyOf":[{"type":"integer","minimum":1,"maximum":9007199254740991},{"type":"string","pattern":"^\\s*\\d+(\\.\\d+)?\\s*([kmgtKMGT]?)[iI]?[bB]?\\s*$"}]},"Bytes":{"expected":"a whole number of bytes","type":"integer","minimum":0,"maximum":9007199254740991},"Millis":{"expected":"a number of milliseconds above 0 and below 2^31","type":"number","exclusiveMinimum":0,"maximum":2147483647},"RlimitAmount":{"expected":"a whole number or \"unlimited\"","anyOf":[{"type":"integer","minimum":0,"maximum":9007199254740991},{"const":"unlimited"}]},"Rlimit":{"description":"A number sets soft and hard; [soft, hard] sets both.","expected":"a whole number, \"unlimited\", or [soft, hard]","anyOf":[{"$ref":"#/$defs/RlimitAmount"},{"type":"array","prefixItems":[{"$ref":"#/$defs/RlimitAmount"},{"$ref":"#/$defs/RlimitAmount"}],"minItems":2,"maxItems":2}]}}};
+const schema31 = {"$schema":"https://json-schema.org/draft/2020-12/schema","$id":"https://brig.invalid/profiles/schema.json","title":"Profile","description":"A brig policy profile: everything about a sandbox that is policy rather than per-run input. Profiles layer with `extends`; per-run options override them. Every field is optional; what no layer sets takes brig's built-in value.","type":"object","additionalProperties":false,"properties":{"$schema":{"description":"The schema this file follows, for editors; ignored by brig.","type":"string"},"description":{"description":"What this profile is for, in a sentence (shown by `brig profile list`).","type":"string"},"extends":{"description":"Profiles this one builds on, by name (looked up in BRIG_PROFILE_PATH, ~/.config/brig/profiles, then brig's own) or by path (relative to this file). Resolved depth-first, each profile once; this profile's fields apply last.","expected":"a profile name or path, or a list of them","anyOf":[{"$ref":"#/$defs/ProfileRef"},{"type":"array","items":{"$ref":"#/$defs/ProfileRef"}}]},"replace":{"description":"Lists and maps this profile replaces instead of merging into what it extends (by default lists append and maps merge).","type":"array","items":{"enum":["mounts","volumes","tmpfs","env","rlimits"]},"uniqueItems":true},"rootfs":{"description":"'host' (read-only /usr, /bin, /lib* and a curated /etc of this machine) or an absolute directory to use as the root, bound read-only.","expected":"'host' or an absolute directory","type":"string","pattern":"^(host|/[^\\u0000]*)$"},"image":{"description":"An image from brig's store (name[:tag] or digest) to run from instead of rootfs: its layers stacked read-only under a writable tmpfs layer (overlayfs), its env, working directory, user and entrypoint/cmd applied under the run's own.","expected":"an image reference such as busybox:latest","type":"string","minLength":1,"pattern":"^[^\\u0000]+$"},"container":{"description":"With image: keep the run's writable layer on disk under this name (in brig's store), for brig commit; a later run with the same name and image goes on from it.","expected":"a container name: letters, digits, _ . - (up to 128)","type":"string","pattern":"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"},"network":{"description":"The sandbox always has its own network namespace. 'none': its loopback interface stays down, so no socket reaches anything. 'loopback': loopback up, so the program can talk to itself over 127.0.0.1. 'pasta': loopback, and outbound TCP, UDP and ICMP through a pasta process brig starts for the sandbox and ends with it (docs/network.md). ('host', sharing the host's network, is a run option only, never a profile's.)","enum":["none","loopback","pasta"]},"publish":{"description":"Host ports forwarded into the sandbox (network 'loopback' or 'pasta'): Docker's -p syntax as a string, [IP:][HOSTPORT:]PORT[/tcp|udp] with ranges such as 8000-8009:80-89, or an object. The host address defaults to 127.0.0.1, not Docker's 0.0.0.0: give 0.0.0.0 to serve other machines.","type":"array","items":{"anyOf":[{"type":"string","pattern":"^[^\\u0000]+$"},{"$ref":"#/$defs/PublishedPort"}]}},"publishVia":{"description":"What forwards published TCP ports: 'pasta' (its splice and tap forwarding: keeps a remote client's address) or 'proxy' (brig's own relay, a socket made inside the sandbox's network namespace per connection). Default 'pasta'; UDP always goes through pasta.","enum":["pasta","proxy"]},"hostLoopback":{"description":"With network 'pasta': connections to the gateway address reach the host's own loopback (127.0.0.1), and /etc/hosts names it host.brig.internal. Off by default: a sandbox reaches no service the host keeps on loopback.","type":"boolean"},"extraHosts":{"description":"Lines added to the sandbox's /etc/hosts, Docker's --add-host NAME:IP ('host-gateway' as IP: pasta's gateway address).","type":"array","items":{"type":"string","pattern":"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}:[^\\u0000\\s]+$"}},"dns":{"description":"Name servers for the sandbox's /etc/resolv.conf (default with network 'pasta': pasta's DNS forwarder, which asks the host's resolver).","type":"array","items":{"type":"string","pattern":"^[0-9A-Fa-f.:]+$"}},"dnsSearch":{"description":"Search domains for the sandbox's /etc/resolv.conf.","type":"array","items":{"type":"string","pattern":"^[A-Za-z0-9.-]{1,253}$"}},"mounts":{"description":"Host paths bound into the sandbox, in order. A later mount with the same target replaces an earlier one.","type":"array","items":{"$ref":"#/$defs/BindMount"}},"volumes":{"description":"Named volumes from brig's store (made on first use), bound into the sandbox: data that outlives runs. Read-write unless readonly.","type":"array","items":{"$ref":"#/$defs/VolumeMount"}},"tmpfs":{"description":"Writable tmpfs mounts, size-capped.","type":"array","items":{"$ref":"#/$defs/TmpfsMount"}},"env":{"description":"The program's whole environment (PATH is added unless given): nothing of the caller's leaks in.","type":"object","propertyNames":{"pattern":"^[^=\\u0000]+$"},"additionalProperties":{"type":"string","pattern":"^[^\\u0000]*$"}},"cwd":{"description":"Working directory inside the sandbox. Default /tmp.","$ref":"#/$defs/SandboxPath"},"hostname":{"description":"Hostname inside the sandbox's uts namespace. Default 'brig'.","expected":"1-63 letters, digits, dots or dashes","type":"string","pattern":"^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$"},"uid":{"description":"The uid the program runs as inside the sandbox; the caller's own uid maps to it. Default 1000.","$ref":"#/$defs/Id"},"gid":{"description":"The gid the program runs as inside the sandbox. Default 1000.","$ref":"#/$defs/Id"},"idMap":{"description":"'single' (default): only the caller's id exists inside. 'multi': ids 0..N-1 too, from the caller's /etc/subuid and /etc/subgid ranges (needs newuidmap/newgidmap).","enum":["single","multi"]},"rlimits":{"description":"setrlimit for the program: cpu in seconds, sizes in bytes. Default { core: 0 }. A limit above the caller's own hard limit fails at the rlimit step.","type":"object","additionalProperties":false,"properties":{"cpu":{"$ref":"#/$defs/Rlimit"},"fsize":{"$ref":"#/$defs/Rlimit"},"data":{"$ref":"#/$defs/Rlimit"},"stack":{"$ref":"#/$defs/Rlimit"},"core":{"$ref":"#/$defs/Rlimit"},"nofile":{"$ref":"#/$defs/Rlimit"},"as":{"$ref":"#/$defs/Rlimit"},"nproc":{"$ref":"#/$defs/Rlimit"},"memlock":{"$ref":"#/$defs/Rlimit"},"msgqueue":{"$ref":"#/$defs/Rlimit"},"sigpending":{"$ref":"#/$defs/Rlimit"}}},"tmpSize":{"description":"Size of the sandbox's writable /tmp. Default 64 MiB.","$ref":"#/$defs/Size"},"writableRoot":{"description":"With the host's root ('host' rootfs): lay an overlay over it whose upper layer is a tmpfs of tmpSize bytes, so the program may write anywhere its user's permissions allow; the writes land in the run's own layer and vanish with it, as in a container from an image. Files owned by ids the sandbox does not map (the host's root, for an unprivileged caller) stay unwritable (EACCES), and large /etc files bound from the host stay read-only. Off by default: the host's directories are bound read-only.","type":"boolean"},"shmSize":{"description":"Size of the writable /dev/shm; 0 leaves /dev/shm out. Default 64 MiB.","expected":"0, a size such as \"64m\", or a whole number of bytes","anyOf":[{"const":0},{"$ref":"#/$defs/Size"}]},"memory":{"description":"Memory of the whole process tree (no swap beyond it). Needs a cgroup, else RLIMIT_AS per process.","$ref":"#/$defs/Size"},"pids":{"description":"Processes and threads of the whole tree. Needs a cgroup, else RLIMIT_NPROC.","expected":"a whole number of at least 1","type":"integer","minimum":1,"maximum":4194304},"cpus":{"description":"CPU bandwidth in CPUs (0.5: half of one). Needs a cgroup.","expected":"a number of CPUs from 0.01 to 1024","type":"number","minimum":0.01,"maximum":1024},"cpuset":{"description":"CPUs the tree may run on, e.g. '0' or '0-1,3'. Needs a cgroup.","expected":"a CPU list such as \"0\" or \"0-1,3\"","type":"string","pattern":"^\\d+(-\\d+)?(,\\d+(-\\d+)?)*$"},"cgroup":{"description":"false: no cgroup even where one could be had; limits fall back to rlimits (see RunResult.enforcement).","type":"boolean"},"landlock":{"description":"Defence in depth where the kernel has Landlock (5.13+): writes are allowed only beneath the sandbox's writable mounts (/tmp, /dev/shm, tmpfs and read-write mounts, the harmless /dev nodes), so a mistake in mount setup is not a way out; from Landlock ABI 6 the sandbox also cannot signal or reach abstract sockets outside itself. On unless false. Runs whose root is an image's writable layer get the scoping only.","type":"boolean"},"seccomp":{"description":"The syscall policy, installed last before execve: 'default' (brig's policy: privileged calls refused with an errno and reported), 'judge' (the same, but mounts, modules, the clock, reboot and the like end the run as a seccomp-violation), 'none', 'learn' (allow and record every call), a brig policy object, a Docker/OCI seccomp profile object, or the path of a JSON file holding either (relative to the profile file).","expected":"'default', 'judge', 'none', 'learn', a file path, a brig policy or a Docker seccomp profile","anyOf":[{"type":"string","minLength":1,"pattern":"^[^\\u0000]*$"},{"type":"object"}]},"maxOutputBytes":{"description":"Cap on captured bytes per stream; the rest is read and dropped. Default 16 MiB.","$ref":"#/$defs/Bytes"},"outputLimitBytes":{"description":"Total bytes the program may write to its captured stdout and stderr; past it the run ends as output-limit, output cut at the cap.","$ref":"#/$defs/Bytes"},"wallTimeLimitMs":{"description":"Kill the whole sandbox after this many milliseconds of wall time.","$ref":"#/$defs/Millis"},"cpuTimeLimitMs":{"description":"CPU time of the whole process tree (all threads, all processes, reaped or not). Exceeding it makes the verdict cpu-time-limit; the tree is killed at the limit plus extraTimeMs.","$ref":"#/$defs/Millis"},"extraTimeMs":{"description":"Grace past cpuTimeLimitMs before the kill (default 0), so the report can say by how much.","expected":"a number of milliseconds from 0 to 2^31-1","type":"number","minimum":0,"maximum":2147483647}},"$defs":{"PublishedPort":{"description":"One published port: hostIp (default 127.0.0.1), hostPort (default: a free port, see SandboxProcess.network), containerPort, protocol (default tcp).","type":"object","properties":{"hostIp":{"type":"string","pattern":"^[0-9A-Fa-f.:]+$"},"hostPort":{"type":"integer","minimum":0,"maximum":65535},"containerPort":{"type":"integer","minimum":1,"maximum":65535},"protocol":{"enum":["tcp","udp"]}},"required":["containerPort"],"additionalProperties":false},"ProfileRef":{"expected":"a profile name (letters, digits, . _ -) or a path to a .json file","type":"string","minLength":1,"pattern":"^[^\\u0000]+$"},"SandboxPath":{"expected":"an absolute path inside the sandbox","type":"string","pattern":"^/[^\\u0000]*$"},"HostPath":{"expected":"an absolute path on the host","type":"string","pattern":"^/[^\\u0000]*$"},"BindMount":{"description":"A host path bound into the sandbox.","type":"object","additionalProperties":false,"required":["source","target"],"properties":{"source":{"description":"Host path (file or directory).","$ref":"#/$defs/HostPath"},"target":{"description":"Absolute path inside the sandbox; not /, not under /proc or /dev.","$ref":"#/$defs/SandboxPath"},"readonly":{"description":"Read-only unless false: tighter by default than Docker's -v.","type":"boolean"},"optional":{"description":"Skip this mount when the source does not exist (toolchains that differ between hosts), instead of failing the run.","type":"boolean"}}},"VolumeMount":{"description":"A named volume bound into the sandbox.","type":"object","additionalProperties":false,"required":["name","target"],"properties":{"name":{"description":"The volume's name (brig volume ls).","expected":"a volume name: letters, digits, _ . - (up to 128)","type":"string","pattern":"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"},"target":{"description":"Absolute path inside the sandbox.","$ref":"#/$defs/SandboxPath"},"readonly":{"description":"Read-write unless true.","type":"boolean"}}},"TmpfsMount":{"description":"A writable tmpfs.","type":"object","additionalProperties":false,"required":["target"],"properties":{"target":{"$ref":"#/$defs/SandboxPath"},"size":{"description":"Default 64 MiB.","$ref":"#/$defs/Size"},"mode":{"description":"Permission bits, default 0o1777 (1023) like /tmp.","expected":"permission bits from 0 to 0o7777 (4095)","type":"integer","minimum":0,"maximum":4095}}},"Id":{"expected":"a whole number from 0 to 4294967294","type":"integer","minimum":0,"maximum":4294967294},"Size":{"description":"Bytes, or a size string such as '64m' or '1.5g'.","expected":"a size such as \"64m\" or \"1g\", or a whole number of bytes above 0","anyOf":[{"type":"integer","minimum":1,"maximum":9007199254740991},{"type":"string","pattern":"^\\s*\\d+(\\.\\d+)?\\s*([kmgtKMGT]?)[iI]?[bB]?\\s*$"}]},"Bytes":{"expected":"a whole number of bytes","type":"integer","minimum":0,"maximum":9007199254740991},"Millis":{"expected":"a number of milliseconds above 0 and below 2^31","type":"number","exclusiveMinimum":0,"maximum":2147483647},"RlimitAmount":{"expected":"a whole number or \"unlimited\"","anyOf":[{"type":"integer","minimum":0,"maximum":9007199254740991},{"const":"unlimited"}]},"Rlimit":{"description":"A number sets soft and hard; [soft, hard] sets both.","expected":"a whole number, \"unlimited\", or [soft, hard]","anyOf":[{"$ref":"#/$defs/RlimitAmount"},{"type":"array","prefixItems":[{"$ref":"#/$defs/RlimitAmount"},{"$ref":"#/$defs/RlimitAmount"}],"minItems":2,"maxItems":2}]}}};
 const schema32 = {"expected":"a profile name (letters, digits, . _ -) or a path to a .json file","type":"string","minLength":1,"pattern":"^[^\\u0000]+$"};
-const schema36 = {"expected":"an absolute path inside the sandbox","type":"string","pattern":"^/[^\\u0000]*$"};
-const schema43 = {"expected":"a whole number from 0 to 4294967294","type":"integer","minimum":0,"maximum":4294967294};
-const schema41 = {"description":"Bytes, or a size string such as '64m' or '1.5g'.","expected":"a size such as \"64m\" or \"1g\", or a whole number of bytes above 0","anyOf":[{"type":"integer","minimum":1,"maximum":9007199254740991},{"type":"string","pattern":"^\\s*\\d+(\\.\\d+)?\\s*([kmgtKMGT]?)[iI]?[bB]?\\s*$"}]};
-const schema52 = {"expected":"a whole number of bytes","type":"integer","minimum":0,"maximum":9007199254740991};
-const schema54 = {"expected":"a number of milliseconds above 0 and below 2^31","type":"number","exclusiveMinimum":0,"maximum":2147483647};
+const schema34 = {"description":"One published port: hostIp (default 127.0.0.1), hostPort (default: a free port, see SandboxProcess.network), containerPort, protocol (default tcp).","type":"object","properties":{"hostIp":{"type":"string","pattern":"^[0-9A-Fa-f.:]+$"},"hostPort":{"type":"integer","minimum":0,"maximum":65535},"containerPort":{"type":"integer","minimum":1,"maximum":65535},"protocol":{"enum":["tcp","udp"]}},"required":["containerPort"],"additionalProperties":false};
+const schema37 = {"expected":"an absolute path inside the sandbox","type":"string","pattern":"^/[^\\u0000]*$"};
+const schema44 = {"expected":"a whole number from 0 to 4294967294","type":"integer","minimum":0,"maximum":4294967294};
+const schema42 = {"description":"Bytes, or a size string such as '64m' or '1.5g'.","expected":"a size such as \"64m\" or \"1g\", or a whole number of bytes above 0","anyOf":[{"type":"integer","minimum":1,"maximum":9007199254740991},{"type":"string","pattern":"^\\s*\\d+(\\.\\d+)?\\s*([kmgtKMGT]?)[iI]?[bB]?\\s*$"}]};
+const schema53 = {"expected":"a whole number of bytes","type":"integer","minimum":0,"maximum":9007199254740991};
+const schema55 = {"expected":"a number of milliseconds above 0 and below 2^31","type":"number","exclusiveMinimum":0,"maximum":2147483647};
 const func1 = Object.prototype.hasOwnProperty;
 const func2 = require("ajv/dist/runtime/ucs2length").default;
 const func0 = require("ajv/dist/runtime/equal").default;
 const pattern4 = new RegExp("^[^\\u0000]+$", "u");
 const pattern6 = new RegExp("^(host|/[^\\u0000]*)$", "u");
 const pattern8 = new RegExp("^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$", "u");
-const pattern15 = new RegExp("^[^=\\u0000]+$", "u");
-const pattern16 = new RegExp("^[^\\u0000]*$", "u");
-const pattern9 = new RegExp("^/[^\\u0000]*$", "u");
-const pattern18 = new RegExp("^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$", "u");
-const pattern14 = new RegExp("^\\s*\\d+(\\.\\d+)?\\s*([kmgtKMGT]?)[iI]?[bB]?\\s*$", "u");
-const pattern22 = new RegExp("^\\d+(-\\d+)?(,\\d+(-\\d+)?)*$", "u");
-const schema34 = {"description":"A host path bound into the sandbox.","type":"object","additionalProperties":false,"required":["source","target"],"properties":{"source":{"description":"Host path (file or directory).","$ref":"#/$defs/HostPath"},"target":{"description":"Absolute path inside the sandbox; not /, not under /proc or /dev.","$ref":"#/$defs/SandboxPath"},"readonly":{"description":"Read-only unless false: tighter by default than Docker's -v.","type":"boolean"},"optional":{"description":"Skip this mount when the source does not exist (toolchains that differ between hosts), instead of failing the run.","type":"boolean"}}};
-const schema35 = {"expected":"an absolute path on the host","type":"string","pattern":"^/[^\\u0000]*$"};
+const pattern10 = new RegExp("^[0-9A-Fa-f.:]+$", "u");
+const pattern11 = new RegExp("^[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}:[^\\u0000\\s]+$", "u");
+const pattern13 = new RegExp("^[A-Za-z0-9.-]{1,253}$", "u");
+const pattern20 = new RegExp("^[^=\\u0000]+$", "u");
+const pattern21 = new RegExp("^[^\\u0000]*$", "u");
+const pattern14 = new RegExp("^/[^\\u0000]*$", "u");
+const pattern23 = new RegExp("^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$", "u");
+const pattern19 = new RegExp("^\\s*\\d+(\\.\\d+)?\\s*([kmgtKMGT]?)[iI]?[bB]?\\s*$", "u");
+const pattern27 = new RegExp("^\\d+(-\\d+)?(,\\d+(-\\d+)?)*$", "u");
+const schema35 = {"description":"A host path bound into the sandbox.","type":"object","additionalProperties":false,"required":["source","target"],"properties":{"source":{"description":"Host path (file or directory).","$ref":"#/$defs/HostPath"},"target":{"description":"Absolute path inside the sandbox; not /, not under /proc or /dev.","$ref":"#/$defs/SandboxPath"},"readonly":{"description":"Read-only unless false: tighter by default than Docker's -v.","type":"boolean"},"optional":{"description":"Skip this mount when the source does not exist (toolchains that differ between hosts), instead of failing the run.","type":"boolean"}}};
+const schema36 = {"expected":"an absolute path on the host","type":"string","pattern":"^/[^\\u0000]*$"};
 
 function validate21(data, {instancePath="", parentData, parentDataProperty, rootData=data, dynamicAnchors={}}={}){
 let vErrors = null;
@@ -73,7 +77,7 @@ errors++;
 if(data.source !== undefined){
 let data0 = data.source;
 if(typeof data0 === "string"){
-if(!pattern9.test(data0)){
+if(!pattern14.test(data0)){
 const err3 = {instancePath:instancePath+"/source",schemaPath:"#/$defs/HostPath/pattern",keyword:"pattern",params:{pattern: "^/[^\\u0000]*$"},message:"must match pattern \""+"^/[^\\u0000]*$"+"\""};
 if(vErrors === null){
 vErrors = [err3];
@@ -98,7 +102,7 @@ errors++;
 if(data.target !== undefined){
 let data1 = data.target;
 if(typeof data1 === "string"){
-if(!pattern9.test(data1)){
+if(!pattern14.test(data1)){
 const err5 = {instancePath:instancePath+"/target",schemaPath:"#/$defs/SandboxPath/pattern",keyword:"pattern",params:{pattern: "^/[^\\u0000]*$"},message:"must match pattern \""+"^/[^\\u0000]*$"+"\""};
 if(vErrors === null){
 vErrors = [err5];
@@ -160,7 +164,7 @@ return errors === 0;
 }
 validate21.evaluated = {"props":true,"dynamicProps":false,"dynamicItems":false};
 
-const schema37 = {"description":"A named volume bound into the sandbox.","type":"object","additionalProperties":false,"required":["name","target"],"properties":{"name":{"description":"The volume's name (brig volume ls).","expected":"a volume name: letters, digits, _ . - (up to 128)","type":"string","pattern":"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"},"target":{"description":"Absolute path inside the sandbox.","$ref":"#/$defs/SandboxPath"},"readonly":{"description":"Read-write unless true.","type":"boolean"}}};
+const schema38 = {"description":"A named volume bound into the sandbox.","type":"object","additionalProperties":false,"required":["name","target"],"properties":{"name":{"description":"The volume's name (brig volume ls).","expected":"a volume name: letters, digits, _ . - (up to 128)","type":"string","pattern":"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"},"target":{"description":"Absolute path inside the sandbox.","$ref":"#/$defs/SandboxPath"},"readonly":{"description":"Read-write unless true.","type":"boolean"}}};
 
 function validate23(data, {instancePath="", parentData, parentDataProperty, rootData=data, dynamicAnchors={}}={}){
 let vErrors = null;
@@ -233,7 +237,7 @@ errors++;
 if(data.target !== undefined){
 let data1 = data.target;
 if(typeof data1 === "string"){
-if(!pattern9.test(data1)){
+if(!pattern14.test(data1)){
 const err5 = {instancePath:instancePath+"/target",schemaPath:"#/$defs/SandboxPath/pattern",keyword:"pattern",params:{pattern: "^/[^\\u0000]*$"},message:"must match pattern \""+"^/[^\\u0000]*$"+"\""};
 if(vErrors === null){
 vErrors = [err5];
@@ -283,7 +287,7 @@ return errors === 0;
 }
 validate23.evaluated = {"props":true,"dynamicProps":false,"dynamicItems":false};
 
-const schema39 = {"description":"A writable tmpfs.","type":"object","additionalProperties":false,"required":["target"],"properties":{"target":{"$ref":"#/$defs/SandboxPath"},"size":{"description":"Default 64 MiB.","$ref":"#/$defs/Size"},"mode":{"description":"Permission bits, default 0o1777 (1023) like /tmp.","expected":"permission bits from 0 to 0o7777 (4095)","type":"integer","minimum":0,"maximum":4095}}};
+const schema40 = {"description":"A writable tmpfs.","type":"object","additionalProperties":false,"required":["target"],"properties":{"target":{"$ref":"#/$defs/SandboxPath"},"size":{"description":"Default 64 MiB.","$ref":"#/$defs/Size"},"mode":{"description":"Permission bits, default 0o1777 (1023) like /tmp.","expected":"permission bits from 0 to 0o7777 (4095)","type":"integer","minimum":0,"maximum":4095}}};
 
 function validate25(data, {instancePath="", parentData, parentDataProperty, rootData=data, dynamicAnchors={}}={}){
 let vErrors = null;
@@ -321,7 +325,7 @@ errors++;
 if(data.target !== undefined){
 let data0 = data.target;
 if(typeof data0 === "string"){
-if(!pattern9.test(data0)){
+if(!pattern14.test(data0)){
 const err2 = {instancePath:instancePath+"/target",schemaPath:"#/$defs/SandboxPath/pattern",keyword:"pattern",params:{pattern: "^/[^\\u0000]*$"},message:"must match pattern \""+"^/[^\\u0000]*$"+"\""};
 if(vErrors === null){
 vErrors = [err2];
@@ -384,7 +388,7 @@ var _valid0 = _errs8 === errors;
 valid3 = valid3 || _valid0;
 const _errs10 = errors;
 if(typeof data1 === "string"){
-if(!pattern14.test(data1)){
+if(!pattern19.test(data1)){
 const err7 = {instancePath:instancePath+"/size",schemaPath:"#/$defs/Size/anyOf/1/pattern",keyword:"pattern",params:{pattern: "^\\s*\\d+(\\.\\d+)?\\s*([kmgtKMGT]?)[iI]?[bB]?\\s*$"},message:"must match pattern \""+"^\\s*\\d+(\\.\\d+)?\\s*([kmgtKMGT]?)[iI]?[bB]?\\s*$"+"\""};
 if(vErrors === null){
 vErrors = [err7];
@@ -480,8 +484,8 @@ return errors === 0;
 }
 validate25.evaluated = {"props":true,"dynamicProps":false,"dynamicItems":false};
 
-const schema45 = {"description":"A number sets soft and hard; [soft, hard] sets both.","expected":"a whole number, \"unlimited\", or [soft, hard]","anyOf":[{"$ref":"#/$defs/RlimitAmount"},{"type":"array","prefixItems":[{"$ref":"#/$defs/RlimitAmount"},{"$ref":"#/$defs/RlimitAmount"}],"minItems":2,"maxItems":2}]};
-const schema46 = {"expected":"a whole number or \"unlimited\"","anyOf":[{"type":"integer","minimum":0,"maximum":9007199254740991},{"const":"unlimited"}]};
+const schema46 = {"description":"A number sets soft and hard; [soft, hard] sets both.","expected":"a whole number, \"unlimited\", or [soft, hard]","anyOf":[{"$ref":"#/$defs/RlimitAmount"},{"type":"array","prefixItems":[{"$ref":"#/$defs/RlimitAmount"},{"$ref":"#/$defs/RlimitAmount"}],"minItems":2,"maxItems":2}]};
+const schema47 = {"expected":"a whole number or \"unlimited\"","anyOf":[{"type":"integer","minimum":0,"maximum":9007199254740991},{"const":"unlimited"}]};
 
 function validate27(data, {instancePath="", parentData, parentDataProperty, rootData=data, dynamicAnchors={}}={}){
 let vErrors = null;
@@ -1080,7 +1084,7 @@ errors++;
 }
 if(data.network !== undefined){
 let data9 = data.network;
-if(!((data9 === "none") || (data9 === "loopback"))){
+if(!(((data9 === "none") || (data9 === "loopback")) || (data9 === "pasta"))){
 const err21 = {instancePath:instancePath+"/network",schemaPath:"#/properties/network/enum",keyword:"enum",params:{allowedValues: schema31.properties.network.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err21];
@@ -1091,19 +1095,18 @@ vErrors.push(err21);
 errors++;
 }
 }
-if(data.mounts !== undefined){
-let data10 = data.mounts;
+if(data.publish !== undefined){
+let data10 = data.publish;
 if(Array.isArray(data10)){
 const len2 = data10.length;
 for(let i3=0; i3<len2; i3++){
-if(!(validate21(data10[i3], {instancePath:instancePath+"/mounts/" + i3,parentData:data10,parentDataProperty:i3,rootData,dynamicAnchors}))){
-vErrors = vErrors === null ? validate21.errors : vErrors.concat(validate21.errors);
-errors = vErrors.length;
-}
-}
-}
-else {
-const err22 = {instancePath:instancePath+"/mounts",schemaPath:"#/properties/mounts/type",keyword:"type",params:{type: "array"},message:"must be array"};
+let data11 = data10[i3];
+const _errs29 = errors;
+let valid11 = false;
+const _errs30 = errors;
+if(typeof data11 === "string"){
+if(!pattern4.test(data11)){
+const err22 = {instancePath:instancePath+"/publish/" + i3,schemaPath:"#/properties/publish/items/anyOf/0/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000]+$"},message:"must match pattern \""+"^[^\\u0000]+$"+"\""};
 if(vErrors === null){
 vErrors = [err22];
 }
@@ -1113,19 +1116,8 @@ vErrors.push(err22);
 errors++;
 }
 }
-if(data.volumes !== undefined){
-let data12 = data.volumes;
-if(Array.isArray(data12)){
-const len3 = data12.length;
-for(let i4=0; i4<len3; i4++){
-if(!(validate23(data12[i4], {instancePath:instancePath+"/volumes/" + i4,parentData:data12,parentDataProperty:i4,rootData,dynamicAnchors}))){
-vErrors = vErrors === null ? validate23.errors : vErrors.concat(validate23.errors);
-errors = vErrors.length;
-}
-}
-}
 else {
-const err23 = {instancePath:instancePath+"/volumes",schemaPath:"#/properties/volumes/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err23 = {instancePath:instancePath+"/publish/" + i3,schemaPath:"#/properties/publish/items/anyOf/0/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err23];
 }
@@ -1134,20 +1126,12 @@ vErrors.push(err23);
 }
 errors++;
 }
-}
-if(data.tmpfs !== undefined){
-let data14 = data.tmpfs;
-if(Array.isArray(data14)){
-const len4 = data14.length;
-for(let i5=0; i5<len4; i5++){
-if(!(validate25(data14[i5], {instancePath:instancePath+"/tmpfs/" + i5,parentData:data14,parentDataProperty:i5,rootData,dynamicAnchors}))){
-vErrors = vErrors === null ? validate25.errors : vErrors.concat(validate25.errors);
-errors = vErrors.length;
-}
-}
-}
-else {
-const err24 = {instancePath:instancePath+"/tmpfs",schemaPath:"#/properties/tmpfs/type",keyword:"type",params:{type: "array"},message:"must be array"};
+var _valid1 = _errs30 === errors;
+valid11 = valid11 || _valid1;
+const _errs32 = errors;
+if(data11 && typeof data11 == "object" && !Array.isArray(data11)){
+if(data11.containerPort === undefined){
+const err24 = {instancePath:instancePath+"/publish/" + i3,schemaPath:"#/$defs/PublishedPort/required",keyword:"required",params:{missingProperty: "containerPort"},message:"must have required property '"+"containerPort"+"'"};
 if(vErrors === null){
 vErrors = [err24];
 }
@@ -1156,15 +1140,9 @@ vErrors.push(err24);
 }
 errors++;
 }
-}
-if(data.env !== undefined){
-let data16 = data.env;
-if(data16 && typeof data16 == "object" && !Array.isArray(data16)){
-for(const key1 in data16){
-const _errs37 = errors;
-if(typeof key1 === "string"){
-if(!pattern15.test(key1)){
-const err25 = {instancePath:instancePath+"/env",schemaPath:"#/properties/env/propertyNames/pattern",keyword:"pattern",params:{pattern: "^[^=\\u0000]+$"},message:"must match pattern \""+"^[^=\\u0000]+$"+"\"",propertyName:key1};
+for(const key1 in data11){
+if(!((((key1 === "hostIp") || (key1 === "hostPort")) || (key1 === "containerPort")) || (key1 === "protocol"))){
+const err25 = {instancePath:instancePath+"/publish/" + i3,schemaPath:"#/$defs/PublishedPort/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key1},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err25];
 }
@@ -1174,9 +1152,11 @@ vErrors.push(err25);
 errors++;
 }
 }
-var valid15 = _errs37 === errors;
-if(!valid15){
-const err26 = {instancePath:instancePath+"/env",schemaPath:"#/properties/env/propertyNames",keyword:"propertyNames",params:{propertyName: key1},message:"property name must be valid"};
+if(data11.hostIp !== undefined){
+let data12 = data11.hostIp;
+if(typeof data12 === "string"){
+if(!pattern10.test(data12)){
+const err26 = {instancePath:instancePath+"/publish/" + i3+"/hostIp",schemaPath:"#/$defs/PublishedPort/properties/hostIp/pattern",keyword:"pattern",params:{pattern: "^[0-9A-Fa-f.:]+$"},message:"must match pattern \""+"^[0-9A-Fa-f.:]+$"+"\""};
 if(vErrors === null){
 vErrors = [err26];
 }
@@ -1186,11 +1166,8 @@ vErrors.push(err26);
 errors++;
 }
 }
-for(const key2 in data16){
-let data17 = data16[key2];
-if(typeof data17 === "string"){
-if(!pattern16.test(data17)){
-const err27 = {instancePath:instancePath+"/env/" + key2.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/env/additionalProperties/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000]*$"},message:"must match pattern \""+"^[^\\u0000]*$"+"\""};
+else {
+const err27 = {instancePath:instancePath+"/publish/" + i3+"/hostIp",schemaPath:"#/$defs/PublishedPort/properties/hostIp/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err27];
 }
@@ -1200,8 +1177,10 @@ vErrors.push(err27);
 errors++;
 }
 }
-else {
-const err28 = {instancePath:instancePath+"/env/" + key2.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/env/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data11.hostPort !== undefined){
+let data13 = data11.hostPort;
+if(!(((typeof data13 == "number") && (!(data13 % 1) && !isNaN(data13))) && (isFinite(data13)))){
+const err28 = {instancePath:instancePath+"/publish/" + i3+"/hostPort",schemaPath:"#/$defs/PublishedPort/properties/hostPort/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err28];
 }
@@ -1210,10 +1189,9 @@ vErrors.push(err28);
 }
 errors++;
 }
-}
-}
-else {
-const err29 = {instancePath:instancePath+"/env",schemaPath:"#/properties/env/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if((typeof data13 == "number") && (isFinite(data13))){
+if(data13 > 65535 || isNaN(data13)){
+const err29 = {instancePath:instancePath+"/publish/" + i3+"/hostPort",schemaPath:"#/$defs/PublishedPort/properties/hostPort/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535"};
 if(vErrors === null){
 vErrors = [err29];
 }
@@ -1222,12 +1200,8 @@ vErrors.push(err29);
 }
 errors++;
 }
-}
-if(data.cwd !== undefined){
-let data18 = data.cwd;
-if(typeof data18 === "string"){
-if(!pattern9.test(data18)){
-const err30 = {instancePath:instancePath+"/cwd",schemaPath:"#/$defs/SandboxPath/pattern",keyword:"pattern",params:{pattern: "^/[^\\u0000]*$"},message:"must match pattern \""+"^/[^\\u0000]*$"+"\""};
+if(data13 < 0 || isNaN(data13)){
+const err30 = {instancePath:instancePath+"/publish/" + i3+"/hostPort",schemaPath:"#/$defs/PublishedPort/properties/hostPort/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err30];
 }
@@ -1237,8 +1211,11 @@ vErrors.push(err30);
 errors++;
 }
 }
-else {
-const err31 = {instancePath:instancePath+"/cwd",schemaPath:"#/$defs/SandboxPath/type",keyword:"type",params:{type: "string"},message:"must be string"};
+}
+if(data11.containerPort !== undefined){
+let data14 = data11.containerPort;
+if(!(((typeof data14 == "number") && (!(data14 % 1) && !isNaN(data14))) && (isFinite(data14)))){
+const err31 = {instancePath:instancePath+"/publish/" + i3+"/containerPort",schemaPath:"#/$defs/PublishedPort/properties/containerPort/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err31];
 }
@@ -1247,12 +1224,9 @@ vErrors.push(err31);
 }
 errors++;
 }
-}
-if(data.hostname !== undefined){
-let data19 = data.hostname;
-if(typeof data19 === "string"){
-if(!pattern18.test(data19)){
-const err32 = {instancePath:instancePath+"/hostname",schemaPath:"#/properties/hostname/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$"+"\""};
+if((typeof data14 == "number") && (isFinite(data14))){
+if(data14 > 65535 || isNaN(data14)){
+const err32 = {instancePath:instancePath+"/publish/" + i3+"/containerPort",schemaPath:"#/$defs/PublishedPort/properties/containerPort/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535"};
 if(vErrors === null){
 vErrors = [err32];
 }
@@ -1261,9 +1235,8 @@ vErrors.push(err32);
 }
 errors++;
 }
-}
-else {
-const err33 = {instancePath:instancePath+"/hostname",schemaPath:"#/properties/hostname/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data14 < 1 || isNaN(data14)){
+const err33 = {instancePath:instancePath+"/publish/" + i3+"/containerPort",schemaPath:"#/$defs/PublishedPort/properties/containerPort/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err33];
 }
@@ -1273,10 +1246,11 @@ vErrors.push(err33);
 errors++;
 }
 }
-if(data.uid !== undefined){
-let data20 = data.uid;
-if(!(((typeof data20 == "number") && (!(data20 % 1) && !isNaN(data20))) && (isFinite(data20)))){
-const err34 = {instancePath:instancePath+"/uid",schemaPath:"#/$defs/Id/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+}
+if(data11.protocol !== undefined){
+let data15 = data11.protocol;
+if(!((data15 === "tcp") || (data15 === "udp"))){
+const err34 = {instancePath:instancePath+"/publish/" + i3+"/protocol",schemaPath:"#/$defs/PublishedPort/properties/protocol/enum",keyword:"enum",params:{allowedValues: schema34.properties.protocol.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err34];
 }
@@ -1285,9 +1259,10 @@ vErrors.push(err34);
 }
 errors++;
 }
-if((typeof data20 == "number") && (isFinite(data20))){
-if(data20 > 4294967294 || isNaN(data20)){
-const err35 = {instancePath:instancePath+"/uid",schemaPath:"#/$defs/Id/maximum",keyword:"maximum",params:{comparison: "<=", limit: 4294967294},message:"must be <= 4294967294"};
+}
+}
+else {
+const err35 = {instancePath:instancePath+"/publish/" + i3,schemaPath:"#/$defs/PublishedPort/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err35];
 }
@@ -1296,8 +1271,10 @@ vErrors.push(err35);
 }
 errors++;
 }
-if(data20 < 0 || isNaN(data20)){
-const err36 = {instancePath:instancePath+"/uid",schemaPath:"#/$defs/Id/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+var _valid1 = _errs32 === errors;
+valid11 = valid11 || _valid1;
+if(!valid11){
+const err36 = {instancePath:instancePath+"/publish/" + i3,schemaPath:"#/properties/publish/items/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
 if(vErrors === null){
 vErrors = [err36];
 }
@@ -1306,12 +1283,21 @@ vErrors.push(err36);
 }
 errors++;
 }
+else {
+errors = _errs29;
+if(vErrors !== null){
+if(_errs29){
+vErrors.length = _errs29;
+}
+else {
+vErrors = null;
 }
 }
-if(data.gid !== undefined){
-let data21 = data.gid;
-if(!(((typeof data21 == "number") && (!(data21 % 1) && !isNaN(data21))) && (isFinite(data21)))){
-const err37 = {instancePath:instancePath+"/gid",schemaPath:"#/$defs/Id/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+}
+}
+}
+else {
+const err37 = {instancePath:instancePath+"/publish",schemaPath:"#/properties/publish/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err37];
 }
@@ -1320,9 +1306,11 @@ vErrors.push(err37);
 }
 errors++;
 }
-if((typeof data21 == "number") && (isFinite(data21))){
-if(data21 > 4294967294 || isNaN(data21)){
-const err38 = {instancePath:instancePath+"/gid",schemaPath:"#/$defs/Id/maximum",keyword:"maximum",params:{comparison: "<=", limit: 4294967294},message:"must be <= 4294967294"};
+}
+if(data.publishVia !== undefined){
+let data16 = data.publishVia;
+if(!((data16 === "pasta") || (data16 === "proxy"))){
+const err38 = {instancePath:instancePath+"/publishVia",schemaPath:"#/properties/publishVia/enum",keyword:"enum",params:{allowedValues: schema31.properties.publishVia.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err38];
 }
@@ -1331,8 +1319,10 @@ vErrors.push(err38);
 }
 errors++;
 }
-if(data21 < 0 || isNaN(data21)){
-const err39 = {instancePath:instancePath+"/gid",schemaPath:"#/$defs/Id/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+if(data.hostLoopback !== undefined){
+if(typeof data.hostLoopback !== "boolean"){
+const err39 = {instancePath:instancePath+"/hostLoopback",schemaPath:"#/properties/hostLoopback/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err39];
 }
@@ -1342,11 +1332,15 @@ vErrors.push(err39);
 errors++;
 }
 }
-}
-if(data.idMap !== undefined){
-let data22 = data.idMap;
-if(!((data22 === "single") || (data22 === "multi"))){
-const err40 = {instancePath:instancePath+"/idMap",schemaPath:"#/properties/idMap/enum",keyword:"enum",params:{allowedValues: schema31.properties.idMap.enum},message:"must be equal to one of the allowed values"};
+if(data.extraHosts !== undefined){
+let data18 = data.extraHosts;
+if(Array.isArray(data18)){
+const len3 = data18.length;
+for(let i4=0; i4<len3; i4++){
+let data19 = data18[i4];
+if(typeof data19 === "string"){
+if(!pattern11.test(data19)){
+const err40 = {instancePath:instancePath+"/extraHosts/" + i4,schemaPath:"#/properties/extraHosts/items/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}:[^\\u0000\\s]+$"},message:"must match pattern \""+"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}:[^\\u0000\\s]+$"+"\""};
 if(vErrors === null){
 vErrors = [err40];
 }
@@ -1356,12 +1350,8 @@ vErrors.push(err40);
 errors++;
 }
 }
-if(data.rlimits !== undefined){
-let data23 = data.rlimits;
-if(data23 && typeof data23 == "object" && !Array.isArray(data23)){
-for(const key3 in data23){
-if(!(func1.call(schema31.properties.rlimits.properties, key3))){
-const err41 = {instancePath:instancePath+"/rlimits",schemaPath:"#/properties/rlimits/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key3},message:"must NOT have additional properties"};
+else {
+const err41 = {instancePath:instancePath+"/extraHosts/" + i4,schemaPath:"#/properties/extraHosts/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err41];
 }
@@ -1371,75 +1361,9 @@ vErrors.push(err41);
 errors++;
 }
 }
-if(data23.cpu !== undefined){
-if(!(validate27(data23.cpu, {instancePath:instancePath+"/rlimits/cpu",parentData:data23,parentDataProperty:"cpu",rootData,dynamicAnchors}))){
-vErrors = vErrors === null ? validate27.errors : vErrors.concat(validate27.errors);
-errors = vErrors.length;
-}
-}
-if(data23.fsize !== undefined){
-if(!(validate27(data23.fsize, {instancePath:instancePath+"/rlimits/fsize",parentData:data23,parentDataProperty:"fsize",rootData,dynamicAnchors}))){
-vErrors = vErrors === null ? validate27.errors : vErrors.concat(validate27.errors);
-errors = vErrors.length;
-}
-}
-if(data23.data !== undefined){
-if(!(validate27(data23.data, {instancePath:instancePath+"/rlimits/data",parentData:data23,parentDataProperty:"data",rootData,dynamicAnchors}))){
-vErrors = vErrors === null ? validate27.errors : vErrors.concat(validate27.errors);
-errors = vErrors.length;
-}
-}
-if(data23.stack !== undefined){
-if(!(validate27(data23.stack, {instancePath:instancePath+"/rlimits/stack",parentData:data23,parentDataProperty:"stack",rootData,dynamicAnchors}))){
-vErrors = vErrors === null ? validate27.errors : vErrors.concat(validate27.errors);
-errors = vErrors.length;
-}
-}
-if(data23.core !== undefined){
-if(!(validate27(data23.core, {instancePath:instancePath+"/rlimits/core",parentData:data23,parentDataProperty:"core",rootData,dynamicAnchors}))){
-vErrors = vErrors === null ? validate27.errors : vErrors.concat(validate27.errors);
-errors = vErrors.length;
-}
-}
-if(data23.nofile !== undefined){
-if(!(validate27(data23.nofile, {instancePath:instancePath+"/rlimits/nofile",parentData:data23,parentDataProperty:"nofile",rootData,dynamicAnchors}))){
-vErrors = vErrors === null ? validate27.errors : vErrors.concat(validate27.errors);
-errors = vErrors.length;
-}
-}
-if(data23.as !== undefined){
-if(!(validate27(data23.as, {instancePath:instancePath+"/rlimits/as",parentData:data23,parentDataProperty:"as",rootData,dynamicAnchors}))){
-vErrors = vErrors === null ? validate27.errors : vErrors.concat(validate27.errors);
-errors = vErrors.length;
-}
-}
-if(data23.nproc !== undefined){
-if(!(validate27(data23.nproc, {instancePath:instancePath+"/rlimits/nproc",parentData:data23,parentDataProperty:"nproc",rootData,dynamicAnchors}))){
-vErrors = vErrors === null ? validate27.errors : vErrors.concat(validate27.errors);
-errors = vErrors.length;
-}
-}
-if(data23.memlock !== undefined){
-if(!(validate27(data23.memlock, {instancePath:instancePath+"/rlimits/memlock",parentData:data23,parentDataProperty:"memlock",rootData,dynamicAnchors}))){
-vErrors = vErrors === null ? validate27.errors : vErrors.concat(validate27.errors);
-errors = vErrors.length;
-}
-}
-if(data23.msgqueue !== undefined){
-if(!(validate27(data23.msgqueue, {instancePath:instancePath+"/rlimits/msgqueue",parentData:data23,parentDataProperty:"msgqueue",rootData,dynamicAnchors}))){
-vErrors = vErrors === null ? validate27.errors : vErrors.concat(validate27.errors);
-errors = vErrors.length;
-}
-}
-if(data23.sigpending !== undefined){
-if(!(validate27(data23.sigpending, {instancePath:instancePath+"/rlimits/sigpending",parentData:data23,parentDataProperty:"sigpending",rootData,dynamicAnchors}))){
-vErrors = vErrors === null ? validate27.errors : vErrors.concat(validate27.errors);
-errors = vErrors.length;
-}
-}
 }
 else {
-const err42 = {instancePath:instancePath+"/rlimits",schemaPath:"#/properties/rlimits/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err42 = {instancePath:instancePath+"/extraHosts",schemaPath:"#/properties/extraHosts/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err42];
 }
@@ -1449,13 +1373,15 @@ vErrors.push(err42);
 errors++;
 }
 }
-if(data.tmpSize !== undefined){
-let data35 = data.tmpSize;
-const _errs69 = errors;
-let valid22 = false;
-const _errs70 = errors;
-if(!(((typeof data35 == "number") && (!(data35 % 1) && !isNaN(data35))) && (isFinite(data35)))){
-const err43 = {instancePath:instancePath+"/tmpSize",schemaPath:"#/$defs/Size/anyOf/0/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data.dns !== undefined){
+let data20 = data.dns;
+if(Array.isArray(data20)){
+const len4 = data20.length;
+for(let i5=0; i5<len4; i5++){
+let data21 = data20[i5];
+if(typeof data21 === "string"){
+if(!pattern10.test(data21)){
+const err43 = {instancePath:instancePath+"/dns/" + i5,schemaPath:"#/properties/dns/items/pattern",keyword:"pattern",params:{pattern: "^[0-9A-Fa-f.:]+$"},message:"must match pattern \""+"^[0-9A-Fa-f.:]+$"+"\""};
 if(vErrors === null){
 vErrors = [err43];
 }
@@ -1464,9 +1390,9 @@ vErrors.push(err43);
 }
 errors++;
 }
-if((typeof data35 == "number") && (isFinite(data35))){
-if(data35 > 9007199254740991 || isNaN(data35)){
-const err44 = {instancePath:instancePath+"/tmpSize",schemaPath:"#/$defs/Size/anyOf/0/maximum",keyword:"maximum",params:{comparison: "<=", limit: 9007199254740991},message:"must be <= 9007199254740991"};
+}
+else {
+const err44 = {instancePath:instancePath+"/dns/" + i5,schemaPath:"#/properties/dns/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err44];
 }
@@ -1475,8 +1401,10 @@ vErrors.push(err44);
 }
 errors++;
 }
-if(data35 < 1 || isNaN(data35)){
-const err45 = {instancePath:instancePath+"/tmpSize",schemaPath:"#/$defs/Size/anyOf/0/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+}
+else {
+const err45 = {instancePath:instancePath+"/dns",schemaPath:"#/properties/dns/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err45];
 }
@@ -1486,12 +1414,15 @@ vErrors.push(err45);
 errors++;
 }
 }
-var _valid1 = _errs70 === errors;
-valid22 = valid22 || _valid1;
-const _errs72 = errors;
-if(typeof data35 === "string"){
-if(!pattern14.test(data35)){
-const err46 = {instancePath:instancePath+"/tmpSize",schemaPath:"#/$defs/Size/anyOf/1/pattern",keyword:"pattern",params:{pattern: "^\\s*\\d+(\\.\\d+)?\\s*([kmgtKMGT]?)[iI]?[bB]?\\s*$"},message:"must match pattern \""+"^\\s*\\d+(\\.\\d+)?\\s*([kmgtKMGT]?)[iI]?[bB]?\\s*$"+"\""};
+if(data.dnsSearch !== undefined){
+let data22 = data.dnsSearch;
+if(Array.isArray(data22)){
+const len5 = data22.length;
+for(let i6=0; i6<len5; i6++){
+let data23 = data22[i6];
+if(typeof data23 === "string"){
+if(!pattern13.test(data23)){
+const err46 = {instancePath:instancePath+"/dnsSearch/" + i6,schemaPath:"#/properties/dnsSearch/items/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9.-]{1,253}$"},message:"must match pattern \""+"^[A-Za-z0-9.-]{1,253}$"+"\""};
 if(vErrors === null){
 vErrors = [err46];
 }
@@ -1502,7 +1433,7 @@ errors++;
 }
 }
 else {
-const err47 = {instancePath:instancePath+"/tmpSize",schemaPath:"#/$defs/Size/anyOf/1/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err47 = {instancePath:instancePath+"/dnsSearch/" + i6,schemaPath:"#/properties/dnsSearch/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err47];
 }
@@ -1511,10 +1442,10 @@ vErrors.push(err47);
 }
 errors++;
 }
-var _valid1 = _errs72 === errors;
-valid22 = valid22 || _valid1;
-if(!valid22){
-const err48 = {instancePath:instancePath+"/tmpSize",schemaPath:"#/$defs/Size/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
+}
+}
+else {
+const err48 = {instancePath:instancePath+"/dnsSearch",schemaPath:"#/properties/dnsSearch/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err48];
 }
@@ -1523,21 +1454,20 @@ vErrors.push(err48);
 }
 errors++;
 }
-else {
-errors = _errs69;
-if(vErrors !== null){
-if(_errs69){
-vErrors.length = _errs69;
+}
+if(data.mounts !== undefined){
+let data24 = data.mounts;
+if(Array.isArray(data24)){
+const len6 = data24.length;
+for(let i7=0; i7<len6; i7++){
+if(!(validate21(data24[i7], {instancePath:instancePath+"/mounts/" + i7,parentData:data24,parentDataProperty:i7,rootData,dynamicAnchors}))){
+vErrors = vErrors === null ? validate21.errors : vErrors.concat(validate21.errors);
+errors = vErrors.length;
+}
+}
 }
 else {
-vErrors = null;
-}
-}
-}
-}
-if(data.writableRoot !== undefined){
-if(typeof data.writableRoot !== "boolean"){
-const err49 = {instancePath:instancePath+"/writableRoot",schemaPath:"#/properties/writableRoot/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+const err49 = {instancePath:instancePath+"/mounts",schemaPath:"#/properties/mounts/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err49];
 }
@@ -1547,13 +1477,19 @@ vErrors.push(err49);
 errors++;
 }
 }
-if(data.shmSize !== undefined){
-let data37 = data.shmSize;
-const _errs77 = errors;
-let valid23 = false;
-const _errs78 = errors;
-if(0 !== data37){
-const err50 = {instancePath:instancePath+"/shmSize",schemaPath:"#/properties/shmSize/anyOf/0/const",keyword:"const",params:{allowedValue: 0},message:"must be equal to constant"};
+if(data.volumes !== undefined){
+let data26 = data.volumes;
+if(Array.isArray(data26)){
+const len7 = data26.length;
+for(let i8=0; i8<len7; i8++){
+if(!(validate23(data26[i8], {instancePath:instancePath+"/volumes/" + i8,parentData:data26,parentDataProperty:i8,rootData,dynamicAnchors}))){
+vErrors = vErrors === null ? validate23.errors : vErrors.concat(validate23.errors);
+errors = vErrors.length;
+}
+}
+}
+else {
+const err50 = {instancePath:instancePath+"/volumes",schemaPath:"#/properties/volumes/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err50];
 }
@@ -1562,14 +1498,20 @@ vErrors.push(err50);
 }
 errors++;
 }
-var _valid2 = _errs78 === errors;
-valid23 = valid23 || _valid2;
-const _errs79 = errors;
-const _errs81 = errors;
-let valid25 = false;
-const _errs82 = errors;
-if(!(((typeof data37 == "number") && (!(data37 % 1) && !isNaN(data37))) && (isFinite(data37)))){
-const err51 = {instancePath:instancePath+"/shmSize",schemaPath:"#/$defs/Size/anyOf/0/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+}
+if(data.tmpfs !== undefined){
+let data28 = data.tmpfs;
+if(Array.isArray(data28)){
+const len8 = data28.length;
+for(let i9=0; i9<len8; i9++){
+if(!(validate25(data28[i9], {instancePath:instancePath+"/tmpfs/" + i9,parentData:data28,parentDataProperty:i9,rootData,dynamicAnchors}))){
+vErrors = vErrors === null ? validate25.errors : vErrors.concat(validate25.errors);
+errors = vErrors.length;
+}
+}
+}
+else {
+const err51 = {instancePath:instancePath+"/tmpfs",schemaPath:"#/properties/tmpfs/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err51];
 }
@@ -1578,9 +1520,15 @@ vErrors.push(err51);
 }
 errors++;
 }
-if((typeof data37 == "number") && (isFinite(data37))){
-if(data37 > 9007199254740991 || isNaN(data37)){
-const err52 = {instancePath:instancePath+"/shmSize",schemaPath:"#/$defs/Size/anyOf/0/maximum",keyword:"maximum",params:{comparison: "<=", limit: 9007199254740991},message:"must be <= 9007199254740991"};
+}
+if(data.env !== undefined){
+let data30 = data.env;
+if(data30 && typeof data30 == "object" && !Array.isArray(data30)){
+for(const key2 in data30){
+const _errs69 = errors;
+if(typeof key2 === "string"){
+if(!pattern20.test(key2)){
+const err52 = {instancePath:instancePath+"/env",schemaPath:"#/properties/env/propertyNames/pattern",keyword:"pattern",params:{pattern: "^[^=\\u0000]+$"},message:"must match pattern \""+"^[^=\\u0000]+$"+"\"",propertyName:key2};
 if(vErrors === null){
 vErrors = [err52];
 }
@@ -1589,8 +1537,10 @@ vErrors.push(err52);
 }
 errors++;
 }
-if(data37 < 1 || isNaN(data37)){
-const err53 = {instancePath:instancePath+"/shmSize",schemaPath:"#/$defs/Size/anyOf/0/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+var valid26 = _errs69 === errors;
+if(!valid26){
+const err53 = {instancePath:instancePath+"/env",schemaPath:"#/properties/env/propertyNames",keyword:"propertyNames",params:{propertyName: key2},message:"property name must be valid"};
 if(vErrors === null){
 vErrors = [err53];
 }
@@ -1600,12 +1550,11 @@ vErrors.push(err53);
 errors++;
 }
 }
-var _valid3 = _errs82 === errors;
-valid25 = valid25 || _valid3;
-const _errs84 = errors;
-if(typeof data37 === "string"){
-if(!pattern14.test(data37)){
-const err54 = {instancePath:instancePath+"/shmSize",schemaPath:"#/$defs/Size/anyOf/1/pattern",keyword:"pattern",params:{pattern: "^\\s*\\d+(\\.\\d+)?\\s*([kmgtKMGT]?)[iI]?[bB]?\\s*$"},message:"must match pattern \""+"^\\s*\\d+(\\.\\d+)?\\s*([kmgtKMGT]?)[iI]?[bB]?\\s*$"+"\""};
+for(const key3 in data30){
+let data31 = data30[key3];
+if(typeof data31 === "string"){
+if(!pattern21.test(data31)){
+const err54 = {instancePath:instancePath+"/env/" + key3.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/env/additionalProperties/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000]*$"},message:"must match pattern \""+"^[^\\u0000]*$"+"\""};
 if(vErrors === null){
 vErrors = [err54];
 }
@@ -1616,7 +1565,7 @@ errors++;
 }
 }
 else {
-const err55 = {instancePath:instancePath+"/shmSize",schemaPath:"#/$defs/Size/anyOf/1/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err55 = {instancePath:instancePath+"/env/" + key3.replace(/~/g, "~0").replace(/\//g, "~1"),schemaPath:"#/properties/env/additionalProperties/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err55];
 }
@@ -1625,10 +1574,10 @@ vErrors.push(err55);
 }
 errors++;
 }
-var _valid3 = _errs84 === errors;
-valid25 = valid25 || _valid3;
-if(!valid25){
-const err56 = {instancePath:instancePath+"/shmSize",schemaPath:"#/$defs/Size/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
+}
+}
+else {
+const err56 = {instancePath:instancePath+"/env",schemaPath:"#/properties/env/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err56];
 }
@@ -1637,21 +1586,12 @@ vErrors.push(err56);
 }
 errors++;
 }
-else {
-errors = _errs81;
-if(vErrors !== null){
-if(_errs81){
-vErrors.length = _errs81;
 }
-else {
-vErrors = null;
-}
-}
-}
-var _valid2 = _errs79 === errors;
-valid23 = valid23 || _valid2;
-if(!valid23){
-const err57 = {instancePath:instancePath+"/shmSize",schemaPath:"#/properties/shmSize/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
+if(data.cwd !== undefined){
+let data32 = data.cwd;
+if(typeof data32 === "string"){
+if(!pattern14.test(data32)){
+const err57 = {instancePath:instancePath+"/cwd",schemaPath:"#/$defs/SandboxPath/pattern",keyword:"pattern",params:{pattern: "^/[^\\u0000]*$"},message:"must match pattern \""+"^/[^\\u0000]*$"+"\""};
 if(vErrors === null){
 vErrors = [err57];
 }
@@ -1660,25 +1600,9 @@ vErrors.push(err57);
 }
 errors++;
 }
-else {
-errors = _errs77;
-if(vErrors !== null){
-if(_errs77){
-vErrors.length = _errs77;
 }
 else {
-vErrors = null;
-}
-}
-}
-}
-if(data.memory !== undefined){
-let data38 = data.memory;
-const _errs88 = errors;
-let valid27 = false;
-const _errs89 = errors;
-if(!(((typeof data38 == "number") && (!(data38 % 1) && !isNaN(data38))) && (isFinite(data38)))){
-const err58 = {instancePath:instancePath+"/memory",schemaPath:"#/$defs/Size/anyOf/0/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+const err58 = {instancePath:instancePath+"/cwd",schemaPath:"#/$defs/SandboxPath/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err58];
 }
@@ -1687,9 +1611,12 @@ vErrors.push(err58);
 }
 errors++;
 }
-if((typeof data38 == "number") && (isFinite(data38))){
-if(data38 > 9007199254740991 || isNaN(data38)){
-const err59 = {instancePath:instancePath+"/memory",schemaPath:"#/$defs/Size/anyOf/0/maximum",keyword:"maximum",params:{comparison: "<=", limit: 9007199254740991},message:"must be <= 9007199254740991"};
+}
+if(data.hostname !== undefined){
+let data33 = data.hostname;
+if(typeof data33 === "string"){
+if(!pattern23.test(data33)){
+const err59 = {instancePath:instancePath+"/hostname",schemaPath:"#/properties/hostname/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$"},message:"must match pattern \""+"^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$"+"\""};
 if(vErrors === null){
 vErrors = [err59];
 }
@@ -1698,8 +1625,9 @@ vErrors.push(err59);
 }
 errors++;
 }
-if(data38 < 1 || isNaN(data38)){
-const err60 = {instancePath:instancePath+"/memory",schemaPath:"#/$defs/Size/anyOf/0/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+else {
+const err60 = {instancePath:instancePath+"/hostname",schemaPath:"#/properties/hostname/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err60];
 }
@@ -1709,12 +1637,10 @@ vErrors.push(err60);
 errors++;
 }
 }
-var _valid4 = _errs89 === errors;
-valid27 = valid27 || _valid4;
-const _errs91 = errors;
-if(typeof data38 === "string"){
-if(!pattern14.test(data38)){
-const err61 = {instancePath:instancePath+"/memory",schemaPath:"#/$defs/Size/anyOf/1/pattern",keyword:"pattern",params:{pattern: "^\\s*\\d+(\\.\\d+)?\\s*([kmgtKMGT]?)[iI]?[bB]?\\s*$"},message:"must match pattern \""+"^\\s*\\d+(\\.\\d+)?\\s*([kmgtKMGT]?)[iI]?[bB]?\\s*$"+"\""};
+if(data.uid !== undefined){
+let data34 = data.uid;
+if(!(((typeof data34 == "number") && (!(data34 % 1) && !isNaN(data34))) && (isFinite(data34)))){
+const err61 = {instancePath:instancePath+"/uid",schemaPath:"#/$defs/Id/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err61];
 }
@@ -1723,9 +1649,9 @@ vErrors.push(err61);
 }
 errors++;
 }
-}
-else {
-const err62 = {instancePath:instancePath+"/memory",schemaPath:"#/$defs/Size/anyOf/1/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if((typeof data34 == "number") && (isFinite(data34))){
+if(data34 > 4294967294 || isNaN(data34)){
+const err62 = {instancePath:instancePath+"/uid",schemaPath:"#/$defs/Id/maximum",keyword:"maximum",params:{comparison: "<=", limit: 4294967294},message:"must be <= 4294967294"};
 if(vErrors === null){
 vErrors = [err62];
 }
@@ -1734,10 +1660,8 @@ vErrors.push(err62);
 }
 errors++;
 }
-var _valid4 = _errs91 === errors;
-valid27 = valid27 || _valid4;
-if(!valid27){
-const err63 = {instancePath:instancePath+"/memory",schemaPath:"#/$defs/Size/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
+if(data34 < 0 || isNaN(data34)){
+const err63 = {instancePath:instancePath+"/uid",schemaPath:"#/$defs/Id/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err63];
 }
@@ -1746,22 +1670,12 @@ vErrors.push(err63);
 }
 errors++;
 }
-else {
-errors = _errs88;
-if(vErrors !== null){
-if(_errs88){
-vErrors.length = _errs88;
-}
-else {
-vErrors = null;
 }
 }
-}
-}
-if(data.pids !== undefined){
-let data39 = data.pids;
-if(!(((typeof data39 == "number") && (!(data39 % 1) && !isNaN(data39))) && (isFinite(data39)))){
-const err64 = {instancePath:instancePath+"/pids",schemaPath:"#/properties/pids/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data.gid !== undefined){
+let data35 = data.gid;
+if(!(((typeof data35 == "number") && (!(data35 % 1) && !isNaN(data35))) && (isFinite(data35)))){
+const err64 = {instancePath:instancePath+"/gid",schemaPath:"#/$defs/Id/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err64];
 }
@@ -1770,9 +1684,9 @@ vErrors.push(err64);
 }
 errors++;
 }
-if((typeof data39 == "number") && (isFinite(data39))){
-if(data39 > 4194304 || isNaN(data39)){
-const err65 = {instancePath:instancePath+"/pids",schemaPath:"#/properties/pids/maximum",keyword:"maximum",params:{comparison: "<=", limit: 4194304},message:"must be <= 4194304"};
+if((typeof data35 == "number") && (isFinite(data35))){
+if(data35 > 4294967294 || isNaN(data35)){
+const err65 = {instancePath:instancePath+"/gid",schemaPath:"#/$defs/Id/maximum",keyword:"maximum",params:{comparison: "<=", limit: 4294967294},message:"must be <= 4294967294"};
 if(vErrors === null){
 vErrors = [err65];
 }
@@ -1781,8 +1695,8 @@ vErrors.push(err65);
 }
 errors++;
 }
-if(data39 < 1 || isNaN(data39)){
-const err66 = {instancePath:instancePath+"/pids",schemaPath:"#/properties/pids/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+if(data35 < 0 || isNaN(data35)){
+const err66 = {instancePath:instancePath+"/gid",schemaPath:"#/$defs/Id/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err66];
 }
@@ -1793,11 +1707,10 @@ errors++;
 }
 }
 }
-if(data.cpus !== undefined){
-let data40 = data.cpus;
-if((typeof data40 == "number") && (isFinite(data40))){
-if(data40 > 1024 || isNaN(data40)){
-const err67 = {instancePath:instancePath+"/cpus",schemaPath:"#/properties/cpus/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1024},message:"must be <= 1024"};
+if(data.idMap !== undefined){
+let data36 = data.idMap;
+if(!((data36 === "single") || (data36 === "multi"))){
+const err67 = {instancePath:instancePath+"/idMap",schemaPath:"#/properties/idMap/enum",keyword:"enum",params:{allowedValues: schema31.properties.idMap.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err67];
 }
@@ -1806,8 +1719,13 @@ vErrors.push(err67);
 }
 errors++;
 }
-if(data40 < 0.01 || isNaN(data40)){
-const err68 = {instancePath:instancePath+"/cpus",schemaPath:"#/properties/cpus/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0.01},message:"must be >= 0.01"};
+}
+if(data.rlimits !== undefined){
+let data37 = data.rlimits;
+if(data37 && typeof data37 == "object" && !Array.isArray(data37)){
+for(const key4 in data37){
+if(!(func1.call(schema31.properties.rlimits.properties, key4))){
+const err68 = {instancePath:instancePath+"/rlimits",schemaPath:"#/properties/rlimits/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key4},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err68];
 }
@@ -1817,8 +1735,75 @@ vErrors.push(err68);
 errors++;
 }
 }
+if(data37.cpu !== undefined){
+if(!(validate27(data37.cpu, {instancePath:instancePath+"/rlimits/cpu",parentData:data37,parentDataProperty:"cpu",rootData,dynamicAnchors}))){
+vErrors = vErrors === null ? validate27.errors : vErrors.concat(validate27.errors);
+errors = vErrors.length;
+}
+}
+if(data37.fsize !== undefined){
+if(!(validate27(data37.fsize, {instancePath:instancePath+"/rlimits/fsize",parentData:data37,parentDataProperty:"fsize",rootData,dynamicAnchors}))){
+vErrors = vErrors === null ? validate27.errors : vErrors.concat(validate27.errors);
+errors = vErrors.length;
+}
+}
+if(data37.data !== undefined){
+if(!(validate27(data37.data, {instancePath:instancePath+"/rlimits/data",parentData:data37,parentDataProperty:"data",rootData,dynamicAnchors}))){
+vErrors = vErrors === null ? validate27.errors : vErrors.concat(validate27.errors);
+errors = vErrors.length;
+}
+}
+if(data37.stack !== undefined){
+if(!(validate27(data37.stack, {instancePath:instancePath+"/rlimits/stack",parentData:data37,parentDataProperty:"stack",rootData,dynamicAnchors}))){
+vErrors = vErrors === null ? validate27.errors : vErrors.concat(validate27.errors);
+errors = vErrors.length;
+}
+}
+if(data37.core !== undefined){
+if(!(validate27(data37.core, {instancePath:instancePath+"/rlimits/core",parentData:data37,parentDataProperty:"core",rootData,dynamicAnchors}))){
+vErrors = vErrors === null ? validate27.errors : vErrors.concat(validate27.errors);
+errors = vErrors.length;
+}
+}
+if(data37.nofile !== undefined){
+if(!(validate27(data37.nofile, {instancePath:instancePath+"/rlimits/nofile",parentData:data37,parentDataProperty:"nofile",rootData,dynamicAnchors}))){
+vErrors = vErrors === null ? validate27.errors : vErrors.concat(validate27.errors);
+errors = vErrors.length;
+}
+}
+if(data37.as !== undefined){
+if(!(validate27(data37.as, {instancePath:instancePath+"/rlimits/as",parentData:data37,parentDataProperty:"as",rootData,dynamicAnchors}))){
+vErrors = vErrors === null ? validate27.errors : vErrors.concat(validate27.errors);
+errors = vErrors.length;
+}
+}
+if(data37.nproc !== undefined){
+if(!(validate27(data37.nproc, {instancePath:instancePath+"/rlimits/nproc",parentData:data37,parentDataProperty:"nproc",rootData,dynamicAnchors}))){
+vErrors = vErrors === null ? validate27.errors : vErrors.concat(validate27.errors);
+errors = vErrors.length;
+}
+}
+if(data37.memlock !== undefined){
+if(!(validate27(data37.memlock, {instancePath:instancePath+"/rlimits/memlock",parentData:data37,parentDataProperty:"memlock",rootData,dynamicAnchors}))){
+vErrors = vErrors === null ? validate27.errors : vErrors.concat(validate27.errors);
+errors = vErrors.length;
+}
+}
+if(data37.msgqueue !== undefined){
+if(!(validate27(data37.msgqueue, {instancePath:instancePath+"/rlimits/msgqueue",parentData:data37,parentDataProperty:"msgqueue",rootData,dynamicAnchors}))){
+vErrors = vErrors === null ? validate27.errors : vErrors.concat(validate27.errors);
+errors = vErrors.length;
+}
+}
+if(data37.sigpending !== undefined){
+if(!(validate27(data37.sigpending, {instancePath:instancePath+"/rlimits/sigpending",parentData:data37,parentDataProperty:"sigpending",rootData,dynamicAnchors}))){
+vErrors = vErrors === null ? validate27.errors : vErrors.concat(validate27.errors);
+errors = vErrors.length;
+}
+}
+}
 else {
-const err69 = {instancePath:instancePath+"/cpus",schemaPath:"#/properties/cpus/type",keyword:"type",params:{type: "number"},message:"must be number"};
+const err69 = {instancePath:instancePath+"/rlimits",schemaPath:"#/properties/rlimits/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err69];
 }
@@ -1828,11 +1813,13 @@ vErrors.push(err69);
 errors++;
 }
 }
-if(data.cpuset !== undefined){
-let data41 = data.cpuset;
-if(typeof data41 === "string"){
-if(!pattern22.test(data41)){
-const err70 = {instancePath:instancePath+"/cpuset",schemaPath:"#/properties/cpuset/pattern",keyword:"pattern",params:{pattern: "^\\d+(-\\d+)?(,\\d+(-\\d+)?)*$"},message:"must match pattern \""+"^\\d+(-\\d+)?(,\\d+(-\\d+)?)*$"+"\""};
+if(data.tmpSize !== undefined){
+let data49 = data.tmpSize;
+const _errs101 = errors;
+let valid33 = false;
+const _errs102 = errors;
+if(!(((typeof data49 == "number") && (!(data49 % 1) && !isNaN(data49))) && (isFinite(data49)))){
+const err70 = {instancePath:instancePath+"/tmpSize",schemaPath:"#/$defs/Size/anyOf/0/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err70];
 }
@@ -1841,9 +1828,9 @@ vErrors.push(err70);
 }
 errors++;
 }
-}
-else {
-const err71 = {instancePath:instancePath+"/cpuset",schemaPath:"#/properties/cpuset/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if((typeof data49 == "number") && (isFinite(data49))){
+if(data49 > 9007199254740991 || isNaN(data49)){
+const err71 = {instancePath:instancePath+"/tmpSize",schemaPath:"#/$defs/Size/anyOf/0/maximum",keyword:"maximum",params:{comparison: "<=", limit: 9007199254740991},message:"must be <= 9007199254740991"};
 if(vErrors === null){
 vErrors = [err71];
 }
@@ -1852,10 +1839,8 @@ vErrors.push(err71);
 }
 errors++;
 }
-}
-if(data.cgroup !== undefined){
-if(typeof data.cgroup !== "boolean"){
-const err72 = {instancePath:instancePath+"/cgroup",schemaPath:"#/properties/cgroup/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(data49 < 1 || isNaN(data49)){
+const err72 = {instancePath:instancePath+"/tmpSize",schemaPath:"#/$defs/Size/anyOf/0/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err72];
 }
@@ -1865,9 +1850,12 @@ vErrors.push(err72);
 errors++;
 }
 }
-if(data.landlock !== undefined){
-if(typeof data.landlock !== "boolean"){
-const err73 = {instancePath:instancePath+"/landlock",schemaPath:"#/properties/landlock/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+var _valid2 = _errs102 === errors;
+valid33 = valid33 || _valid2;
+const _errs104 = errors;
+if(typeof data49 === "string"){
+if(!pattern19.test(data49)){
+const err73 = {instancePath:instancePath+"/tmpSize",schemaPath:"#/$defs/Size/anyOf/1/pattern",keyword:"pattern",params:{pattern: "^\\s*\\d+(\\.\\d+)?\\s*([kmgtKMGT]?)[iI]?[bB]?\\s*$"},message:"must match pattern \""+"^\\s*\\d+(\\.\\d+)?\\s*([kmgtKMGT]?)[iI]?[bB]?\\s*$"+"\""};
 if(vErrors === null){
 vErrors = [err73];
 }
@@ -1877,14 +1865,8 @@ vErrors.push(err73);
 errors++;
 }
 }
-if(data.seccomp !== undefined){
-let data44 = data.seccomp;
-const _errs104 = errors;
-let valid28 = false;
-const _errs105 = errors;
-if(typeof data44 === "string"){
-if(func2(data44) < 1){
-const err74 = {instancePath:instancePath+"/seccomp",schemaPath:"#/properties/seccomp/anyOf/0/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+else {
+const err74 = {instancePath:instancePath+"/tmpSize",schemaPath:"#/$defs/Size/anyOf/1/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err74];
 }
@@ -1893,8 +1875,10 @@ vErrors.push(err74);
 }
 errors++;
 }
-if(!pattern16.test(data44)){
-const err75 = {instancePath:instancePath+"/seccomp",schemaPath:"#/properties/seccomp/anyOf/0/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000]*$"},message:"must match pattern \""+"^[^\\u0000]*$"+"\""};
+var _valid2 = _errs104 === errors;
+valid33 = valid33 || _valid2;
+if(!valid33){
+const err75 = {instancePath:instancePath+"/tmpSize",schemaPath:"#/$defs/Size/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
 if(vErrors === null){
 vErrors = [err75];
 }
@@ -1903,9 +1887,21 @@ vErrors.push(err75);
 }
 errors++;
 }
+else {
+errors = _errs101;
+if(vErrors !== null){
+if(_errs101){
+vErrors.length = _errs101;
 }
 else {
-const err76 = {instancePath:instancePath+"/seccomp",schemaPath:"#/properties/seccomp/anyOf/0/type",keyword:"type",params:{type: "string"},message:"must be string"};
+vErrors = null;
+}
+}
+}
+}
+if(data.writableRoot !== undefined){
+if(typeof data.writableRoot !== "boolean"){
+const err76 = {instancePath:instancePath+"/writableRoot",schemaPath:"#/properties/writableRoot/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err76];
 }
@@ -1914,11 +1910,14 @@ vErrors.push(err76);
 }
 errors++;
 }
-var _valid5 = _errs105 === errors;
-valid28 = valid28 || _valid5;
-const _errs107 = errors;
-if(!(data44 && typeof data44 == "object" && !Array.isArray(data44))){
-const err77 = {instancePath:instancePath+"/seccomp",schemaPath:"#/properties/seccomp/anyOf/1/type",keyword:"type",params:{type: "object"},message:"must be object"};
+}
+if(data.shmSize !== undefined){
+let data51 = data.shmSize;
+const _errs109 = errors;
+let valid34 = false;
+const _errs110 = errors;
+if(0 !== data51){
+const err77 = {instancePath:instancePath+"/shmSize",schemaPath:"#/properties/shmSize/anyOf/0/const",keyword:"const",params:{allowedValue: 0},message:"must be equal to constant"};
 if(vErrors === null){
 vErrors = [err77];
 }
@@ -1927,10 +1926,14 @@ vErrors.push(err77);
 }
 errors++;
 }
-var _valid5 = _errs107 === errors;
-valid28 = valid28 || _valid5;
-if(!valid28){
-const err78 = {instancePath:instancePath+"/seccomp",schemaPath:"#/properties/seccomp/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
+var _valid3 = _errs110 === errors;
+valid34 = valid34 || _valid3;
+const _errs111 = errors;
+const _errs113 = errors;
+let valid36 = false;
+const _errs114 = errors;
+if(!(((typeof data51 == "number") && (!(data51 % 1) && !isNaN(data51))) && (isFinite(data51)))){
+const err78 = {instancePath:instancePath+"/shmSize",schemaPath:"#/$defs/Size/anyOf/0/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err78];
 }
@@ -1939,22 +1942,9 @@ vErrors.push(err78);
 }
 errors++;
 }
-else {
-errors = _errs104;
-if(vErrors !== null){
-if(_errs104){
-vErrors.length = _errs104;
-}
-else {
-vErrors = null;
-}
-}
-}
-}
-if(data.maxOutputBytes !== undefined){
-let data45 = data.maxOutputBytes;
-if(!(((typeof data45 == "number") && (!(data45 % 1) && !isNaN(data45))) && (isFinite(data45)))){
-const err79 = {instancePath:instancePath+"/maxOutputBytes",schemaPath:"#/$defs/Bytes/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if((typeof data51 == "number") && (isFinite(data51))){
+if(data51 > 9007199254740991 || isNaN(data51)){
+const err79 = {instancePath:instancePath+"/shmSize",schemaPath:"#/$defs/Size/anyOf/0/maximum",keyword:"maximum",params:{comparison: "<=", limit: 9007199254740991},message:"must be <= 9007199254740991"};
 if(vErrors === null){
 vErrors = [err79];
 }
@@ -1963,9 +1953,8 @@ vErrors.push(err79);
 }
 errors++;
 }
-if((typeof data45 == "number") && (isFinite(data45))){
-if(data45 > 9007199254740991 || isNaN(data45)){
-const err80 = {instancePath:instancePath+"/maxOutputBytes",schemaPath:"#/$defs/Bytes/maximum",keyword:"maximum",params:{comparison: "<=", limit: 9007199254740991},message:"must be <= 9007199254740991"};
+if(data51 < 1 || isNaN(data51)){
+const err80 = {instancePath:instancePath+"/shmSize",schemaPath:"#/$defs/Size/anyOf/0/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err80];
 }
@@ -1974,8 +1963,13 @@ vErrors.push(err80);
 }
 errors++;
 }
-if(data45 < 0 || isNaN(data45)){
-const err81 = {instancePath:instancePath+"/maxOutputBytes",schemaPath:"#/$defs/Bytes/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+var _valid4 = _errs114 === errors;
+valid36 = valid36 || _valid4;
+const _errs116 = errors;
+if(typeof data51 === "string"){
+if(!pattern19.test(data51)){
+const err81 = {instancePath:instancePath+"/shmSize",schemaPath:"#/$defs/Size/anyOf/1/pattern",keyword:"pattern",params:{pattern: "^\\s*\\d+(\\.\\d+)?\\s*([kmgtKMGT]?)[iI]?[bB]?\\s*$"},message:"must match pattern \""+"^\\s*\\d+(\\.\\d+)?\\s*([kmgtKMGT]?)[iI]?[bB]?\\s*$"+"\""};
 if(vErrors === null){
 vErrors = [err81];
 }
@@ -1985,11 +1979,8 @@ vErrors.push(err81);
 errors++;
 }
 }
-}
-if(data.outputLimitBytes !== undefined){
-let data46 = data.outputLimitBytes;
-if(!(((typeof data46 == "number") && (!(data46 % 1) && !isNaN(data46))) && (isFinite(data46)))){
-const err82 = {instancePath:instancePath+"/outputLimitBytes",schemaPath:"#/$defs/Bytes/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+else {
+const err82 = {instancePath:instancePath+"/shmSize",schemaPath:"#/$defs/Size/anyOf/1/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err82];
 }
@@ -1998,9 +1989,10 @@ vErrors.push(err82);
 }
 errors++;
 }
-if((typeof data46 == "number") && (isFinite(data46))){
-if(data46 > 9007199254740991 || isNaN(data46)){
-const err83 = {instancePath:instancePath+"/outputLimitBytes",schemaPath:"#/$defs/Bytes/maximum",keyword:"maximum",params:{comparison: "<=", limit: 9007199254740991},message:"must be <= 9007199254740991"};
+var _valid4 = _errs116 === errors;
+valid36 = valid36 || _valid4;
+if(!valid36){
+const err83 = {instancePath:instancePath+"/shmSize",schemaPath:"#/$defs/Size/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
 if(vErrors === null){
 vErrors = [err83];
 }
@@ -2009,8 +2001,21 @@ vErrors.push(err83);
 }
 errors++;
 }
-if(data46 < 0 || isNaN(data46)){
-const err84 = {instancePath:instancePath+"/outputLimitBytes",schemaPath:"#/$defs/Bytes/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+else {
+errors = _errs113;
+if(vErrors !== null){
+if(_errs113){
+vErrors.length = _errs113;
+}
+else {
+vErrors = null;
+}
+}
+}
+var _valid3 = _errs111 === errors;
+valid34 = valid34 || _valid3;
+if(!valid34){
+const err84 = {instancePath:instancePath+"/shmSize",schemaPath:"#/properties/shmSize/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
 if(vErrors === null){
 vErrors = [err84];
 }
@@ -2019,13 +2024,25 @@ vErrors.push(err84);
 }
 errors++;
 }
+else {
+errors = _errs109;
+if(vErrors !== null){
+if(_errs109){
+vErrors.length = _errs109;
+}
+else {
+vErrors = null;
 }
 }
-if(data.wallTimeLimitMs !== undefined){
-let data47 = data.wallTimeLimitMs;
-if((typeof data47 == "number") && (isFinite(data47))){
-if(data47 > 2147483647 || isNaN(data47)){
-const err85 = {instancePath:instancePath+"/wallTimeLimitMs",schemaPath:"#/$defs/Millis/maximum",keyword:"maximum",params:{comparison: "<=", limit: 2147483647},message:"must be <= 2147483647"};
+}
+}
+if(data.memory !== undefined){
+let data52 = data.memory;
+const _errs120 = errors;
+let valid38 = false;
+const _errs121 = errors;
+if(!(((typeof data52 == "number") && (!(data52 % 1) && !isNaN(data52))) && (isFinite(data52)))){
+const err85 = {instancePath:instancePath+"/memory",schemaPath:"#/$defs/Size/anyOf/0/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err85];
 }
@@ -2034,8 +2051,9 @@ vErrors.push(err85);
 }
 errors++;
 }
-if(data47 <= 0 || isNaN(data47)){
-const err86 = {instancePath:instancePath+"/wallTimeLimitMs",schemaPath:"#/$defs/Millis/exclusiveMinimum",keyword:"exclusiveMinimum",params:{comparison: ">", limit: 0},message:"must be > 0"};
+if((typeof data52 == "number") && (isFinite(data52))){
+if(data52 > 9007199254740991 || isNaN(data52)){
+const err86 = {instancePath:instancePath+"/memory",schemaPath:"#/$defs/Size/anyOf/0/maximum",keyword:"maximum",params:{comparison: "<=", limit: 9007199254740991},message:"must be <= 9007199254740991"};
 if(vErrors === null){
 vErrors = [err86];
 }
@@ -2044,9 +2062,8 @@ vErrors.push(err86);
 }
 errors++;
 }
-}
-else {
-const err87 = {instancePath:instancePath+"/wallTimeLimitMs",schemaPath:"#/$defs/Millis/type",keyword:"type",params:{type: "number"},message:"must be number"};
+if(data52 < 1 || isNaN(data52)){
+const err87 = {instancePath:instancePath+"/memory",schemaPath:"#/$defs/Size/anyOf/0/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err87];
 }
@@ -2056,11 +2073,12 @@ vErrors.push(err87);
 errors++;
 }
 }
-if(data.cpuTimeLimitMs !== undefined){
-let data48 = data.cpuTimeLimitMs;
-if((typeof data48 == "number") && (isFinite(data48))){
-if(data48 > 2147483647 || isNaN(data48)){
-const err88 = {instancePath:instancePath+"/cpuTimeLimitMs",schemaPath:"#/$defs/Millis/maximum",keyword:"maximum",params:{comparison: "<=", limit: 2147483647},message:"must be <= 2147483647"};
+var _valid5 = _errs121 === errors;
+valid38 = valid38 || _valid5;
+const _errs123 = errors;
+if(typeof data52 === "string"){
+if(!pattern19.test(data52)){
+const err88 = {instancePath:instancePath+"/memory",schemaPath:"#/$defs/Size/anyOf/1/pattern",keyword:"pattern",params:{pattern: "^\\s*\\d+(\\.\\d+)?\\s*([kmgtKMGT]?)[iI]?[bB]?\\s*$"},message:"must match pattern \""+"^\\s*\\d+(\\.\\d+)?\\s*([kmgtKMGT]?)[iI]?[bB]?\\s*$"+"\""};
 if(vErrors === null){
 vErrors = [err88];
 }
@@ -2069,8 +2087,9 @@ vErrors.push(err88);
 }
 errors++;
 }
-if(data48 <= 0 || isNaN(data48)){
-const err89 = {instancePath:instancePath+"/cpuTimeLimitMs",schemaPath:"#/$defs/Millis/exclusiveMinimum",keyword:"exclusiveMinimum",params:{comparison: ">", limit: 0},message:"must be > 0"};
+}
+else {
+const err89 = {instancePath:instancePath+"/memory",schemaPath:"#/$defs/Size/anyOf/1/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err89];
 }
@@ -2079,9 +2098,10 @@ vErrors.push(err89);
 }
 errors++;
 }
-}
-else {
-const err90 = {instancePath:instancePath+"/cpuTimeLimitMs",schemaPath:"#/$defs/Millis/type",keyword:"type",params:{type: "number"},message:"must be number"};
+var _valid5 = _errs123 === errors;
+valid38 = valid38 || _valid5;
+if(!valid38){
+const err90 = {instancePath:instancePath+"/memory",schemaPath:"#/$defs/Size/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
 if(vErrors === null){
 vErrors = [err90];
 }
@@ -2090,12 +2110,22 @@ vErrors.push(err90);
 }
 errors++;
 }
+else {
+errors = _errs120;
+if(vErrors !== null){
+if(_errs120){
+vErrors.length = _errs120;
 }
-if(data.extraTimeMs !== undefined){
-let data49 = data.extraTimeMs;
-if((typeof data49 == "number") && (isFinite(data49))){
-if(data49 > 2147483647 || isNaN(data49)){
-const err91 = {instancePath:instancePath+"/extraTimeMs",schemaPath:"#/properties/extraTimeMs/maximum",keyword:"maximum",params:{comparison: "<=", limit: 2147483647},message:"must be <= 2147483647"};
+else {
+vErrors = null;
+}
+}
+}
+}
+if(data.pids !== undefined){
+let data53 = data.pids;
+if(!(((typeof data53 == "number") && (!(data53 % 1) && !isNaN(data53))) && (isFinite(data53)))){
+const err91 = {instancePath:instancePath+"/pids",schemaPath:"#/properties/pids/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err91];
 }
@@ -2104,8 +2134,9 @@ vErrors.push(err91);
 }
 errors++;
 }
-if(data49 < 0 || isNaN(data49)){
-const err92 = {instancePath:instancePath+"/extraTimeMs",schemaPath:"#/properties/extraTimeMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if((typeof data53 == "number") && (isFinite(data53))){
+if(data53 > 4194304 || isNaN(data53)){
+const err92 = {instancePath:instancePath+"/pids",schemaPath:"#/properties/pids/maximum",keyword:"maximum",params:{comparison: "<=", limit: 4194304},message:"must be <= 4194304"};
 if(vErrors === null){
 vErrors = [err92];
 }
@@ -2114,9 +2145,8 @@ vErrors.push(err92);
 }
 errors++;
 }
-}
-else {
-const err93 = {instancePath:instancePath+"/extraTimeMs",schemaPath:"#/properties/extraTimeMs/type",keyword:"type",params:{type: "number"},message:"must be number"};
+if(data53 < 1 || isNaN(data53)){
+const err93 = {instancePath:instancePath+"/pids",schemaPath:"#/properties/pids/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err93];
 }
@@ -2127,13 +2157,347 @@ errors++;
 }
 }
 }
-else {
-const err94 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data.cpus !== undefined){
+let data54 = data.cpus;
+if((typeof data54 == "number") && (isFinite(data54))){
+if(data54 > 1024 || isNaN(data54)){
+const err94 = {instancePath:instancePath+"/cpus",schemaPath:"#/properties/cpus/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1024},message:"must be <= 1024"};
 if(vErrors === null){
 vErrors = [err94];
 }
 else {
 vErrors.push(err94);
+}
+errors++;
+}
+if(data54 < 0.01 || isNaN(data54)){
+const err95 = {instancePath:instancePath+"/cpus",schemaPath:"#/properties/cpus/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0.01},message:"must be >= 0.01"};
+if(vErrors === null){
+vErrors = [err95];
+}
+else {
+vErrors.push(err95);
+}
+errors++;
+}
+}
+else {
+const err96 = {instancePath:instancePath+"/cpus",schemaPath:"#/properties/cpus/type",keyword:"type",params:{type: "number"},message:"must be number"};
+if(vErrors === null){
+vErrors = [err96];
+}
+else {
+vErrors.push(err96);
+}
+errors++;
+}
+}
+if(data.cpuset !== undefined){
+let data55 = data.cpuset;
+if(typeof data55 === "string"){
+if(!pattern27.test(data55)){
+const err97 = {instancePath:instancePath+"/cpuset",schemaPath:"#/properties/cpuset/pattern",keyword:"pattern",params:{pattern: "^\\d+(-\\d+)?(,\\d+(-\\d+)?)*$"},message:"must match pattern \""+"^\\d+(-\\d+)?(,\\d+(-\\d+)?)*$"+"\""};
+if(vErrors === null){
+vErrors = [err97];
+}
+else {
+vErrors.push(err97);
+}
+errors++;
+}
+}
+else {
+const err98 = {instancePath:instancePath+"/cpuset",schemaPath:"#/properties/cpuset/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err98];
+}
+else {
+vErrors.push(err98);
+}
+errors++;
+}
+}
+if(data.cgroup !== undefined){
+if(typeof data.cgroup !== "boolean"){
+const err99 = {instancePath:instancePath+"/cgroup",schemaPath:"#/properties/cgroup/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(vErrors === null){
+vErrors = [err99];
+}
+else {
+vErrors.push(err99);
+}
+errors++;
+}
+}
+if(data.landlock !== undefined){
+if(typeof data.landlock !== "boolean"){
+const err100 = {instancePath:instancePath+"/landlock",schemaPath:"#/properties/landlock/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(vErrors === null){
+vErrors = [err100];
+}
+else {
+vErrors.push(err100);
+}
+errors++;
+}
+}
+if(data.seccomp !== undefined){
+let data58 = data.seccomp;
+const _errs136 = errors;
+let valid39 = false;
+const _errs137 = errors;
+if(typeof data58 === "string"){
+if(func2(data58) < 1){
+const err101 = {instancePath:instancePath+"/seccomp",schemaPath:"#/properties/seccomp/anyOf/0/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(vErrors === null){
+vErrors = [err101];
+}
+else {
+vErrors.push(err101);
+}
+errors++;
+}
+if(!pattern21.test(data58)){
+const err102 = {instancePath:instancePath+"/seccomp",schemaPath:"#/properties/seccomp/anyOf/0/pattern",keyword:"pattern",params:{pattern: "^[^\\u0000]*$"},message:"must match pattern \""+"^[^\\u0000]*$"+"\""};
+if(vErrors === null){
+vErrors = [err102];
+}
+else {
+vErrors.push(err102);
+}
+errors++;
+}
+}
+else {
+const err103 = {instancePath:instancePath+"/seccomp",schemaPath:"#/properties/seccomp/anyOf/0/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err103];
+}
+else {
+vErrors.push(err103);
+}
+errors++;
+}
+var _valid6 = _errs137 === errors;
+valid39 = valid39 || _valid6;
+const _errs139 = errors;
+if(!(data58 && typeof data58 == "object" && !Array.isArray(data58))){
+const err104 = {instancePath:instancePath+"/seccomp",schemaPath:"#/properties/seccomp/anyOf/1/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err104];
+}
+else {
+vErrors.push(err104);
+}
+errors++;
+}
+var _valid6 = _errs139 === errors;
+valid39 = valid39 || _valid6;
+if(!valid39){
+const err105 = {instancePath:instancePath+"/seccomp",schemaPath:"#/properties/seccomp/anyOf",keyword:"anyOf",params:{},message:"must match a schema in anyOf"};
+if(vErrors === null){
+vErrors = [err105];
+}
+else {
+vErrors.push(err105);
+}
+errors++;
+}
+else {
+errors = _errs136;
+if(vErrors !== null){
+if(_errs136){
+vErrors.length = _errs136;
+}
+else {
+vErrors = null;
+}
+}
+}
+}
+if(data.maxOutputBytes !== undefined){
+let data59 = data.maxOutputBytes;
+if(!(((typeof data59 == "number") && (!(data59 % 1) && !isNaN(data59))) && (isFinite(data59)))){
+const err106 = {instancePath:instancePath+"/maxOutputBytes",schemaPath:"#/$defs/Bytes/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(vErrors === null){
+vErrors = [err106];
+}
+else {
+vErrors.push(err106);
+}
+errors++;
+}
+if((typeof data59 == "number") && (isFinite(data59))){
+if(data59 > 9007199254740991 || isNaN(data59)){
+const err107 = {instancePath:instancePath+"/maxOutputBytes",schemaPath:"#/$defs/Bytes/maximum",keyword:"maximum",params:{comparison: "<=", limit: 9007199254740991},message:"must be <= 9007199254740991"};
+if(vErrors === null){
+vErrors = [err107];
+}
+else {
+vErrors.push(err107);
+}
+errors++;
+}
+if(data59 < 0 || isNaN(data59)){
+const err108 = {instancePath:instancePath+"/maxOutputBytes",schemaPath:"#/$defs/Bytes/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(vErrors === null){
+vErrors = [err108];
+}
+else {
+vErrors.push(err108);
+}
+errors++;
+}
+}
+}
+if(data.outputLimitBytes !== undefined){
+let data60 = data.outputLimitBytes;
+if(!(((typeof data60 == "number") && (!(data60 % 1) && !isNaN(data60))) && (isFinite(data60)))){
+const err109 = {instancePath:instancePath+"/outputLimitBytes",schemaPath:"#/$defs/Bytes/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(vErrors === null){
+vErrors = [err109];
+}
+else {
+vErrors.push(err109);
+}
+errors++;
+}
+if((typeof data60 == "number") && (isFinite(data60))){
+if(data60 > 9007199254740991 || isNaN(data60)){
+const err110 = {instancePath:instancePath+"/outputLimitBytes",schemaPath:"#/$defs/Bytes/maximum",keyword:"maximum",params:{comparison: "<=", limit: 9007199254740991},message:"must be <= 9007199254740991"};
+if(vErrors === null){
+vErrors = [err110];
+}
+else {
+vErrors.push(err110);
+}
+errors++;
+}
+if(data60 < 0 || isNaN(data60)){
+const err111 = {instancePath:instancePath+"/outputLimitBytes",schemaPath:"#/$defs/Bytes/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(vErrors === null){
+vErrors = [err111];
+}
+else {
+vErrors.push(err111);
+}
+errors++;
+}
+}
+}
+if(data.wallTimeLimitMs !== undefined){
+let data61 = data.wallTimeLimitMs;
+if((typeof data61 == "number") && (isFinite(data61))){
+if(data61 > 2147483647 || isNaN(data61)){
+const err112 = {instancePath:instancePath+"/wallTimeLimitMs",schemaPath:"#/$defs/Millis/maximum",keyword:"maximum",params:{comparison: "<=", limit: 2147483647},message:"must be <= 2147483647"};
+if(vErrors === null){
+vErrors = [err112];
+}
+else {
+vErrors.push(err112);
+}
+errors++;
+}
+if(data61 <= 0 || isNaN(data61)){
+const err113 = {instancePath:instancePath+"/wallTimeLimitMs",schemaPath:"#/$defs/Millis/exclusiveMinimum",keyword:"exclusiveMinimum",params:{comparison: ">", limit: 0},message:"must be > 0"};
+if(vErrors === null){
+vErrors = [err113];
+}
+else {
+vErrors.push(err113);
+}
+errors++;
+}
+}
+else {
+const err114 = {instancePath:instancePath+"/wallTimeLimitMs",schemaPath:"#/$defs/Millis/type",keyword:"type",params:{type: "number"},message:"must be number"};
+if(vErrors === null){
+vErrors = [err114];
+}
+else {
+vErrors.push(err114);
+}
+errors++;
+}
+}
+if(data.cpuTimeLimitMs !== undefined){
+let data62 = data.cpuTimeLimitMs;
+if((typeof data62 == "number") && (isFinite(data62))){
+if(data62 > 2147483647 || isNaN(data62)){
+const err115 = {instancePath:instancePath+"/cpuTimeLimitMs",schemaPath:"#/$defs/Millis/maximum",keyword:"maximum",params:{comparison: "<=", limit: 2147483647},message:"must be <= 2147483647"};
+if(vErrors === null){
+vErrors = [err115];
+}
+else {
+vErrors.push(err115);
+}
+errors++;
+}
+if(data62 <= 0 || isNaN(data62)){
+const err116 = {instancePath:instancePath+"/cpuTimeLimitMs",schemaPath:"#/$defs/Millis/exclusiveMinimum",keyword:"exclusiveMinimum",params:{comparison: ">", limit: 0},message:"must be > 0"};
+if(vErrors === null){
+vErrors = [err116];
+}
+else {
+vErrors.push(err116);
+}
+errors++;
+}
+}
+else {
+const err117 = {instancePath:instancePath+"/cpuTimeLimitMs",schemaPath:"#/$defs/Millis/type",keyword:"type",params:{type: "number"},message:"must be number"};
+if(vErrors === null){
+vErrors = [err117];
+}
+else {
+vErrors.push(err117);
+}
+errors++;
+}
+}
+if(data.extraTimeMs !== undefined){
+let data63 = data.extraTimeMs;
+if((typeof data63 == "number") && (isFinite(data63))){
+if(data63 > 2147483647 || isNaN(data63)){
+const err118 = {instancePath:instancePath+"/extraTimeMs",schemaPath:"#/properties/extraTimeMs/maximum",keyword:"maximum",params:{comparison: "<=", limit: 2147483647},message:"must be <= 2147483647"};
+if(vErrors === null){
+vErrors = [err118];
+}
+else {
+vErrors.push(err118);
+}
+errors++;
+}
+if(data63 < 0 || isNaN(data63)){
+const err119 = {instancePath:instancePath+"/extraTimeMs",schemaPath:"#/properties/extraTimeMs/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(vErrors === null){
+vErrors = [err119];
+}
+else {
+vErrors.push(err119);
+}
+errors++;
+}
+}
+else {
+const err120 = {instancePath:instancePath+"/extraTimeMs",schemaPath:"#/properties/extraTimeMs/type",keyword:"type",params:{type: "number"},message:"must be number"};
+if(vErrors === null){
+vErrors = [err120];
+}
+else {
+vErrors.push(err120);
+}
+errors++;
+}
+}
+}
+else {
+const err121 = {instancePath,schemaPath:"#/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err121];
+}
+else {
+vErrors.push(err121);
 }
 errors++;
 }

@@ -1,0 +1,137 @@
+// Networking's price: what --network pasta adds to a run's start, and a
+// published port's connection latency and throughput through pasta and
+// through brig's proxy, against the same server reached directly on the
+// host's loopback. Ratios are the figures (this machine's timings drift).
+// Short by default: BRIG_BENCH_NET_RUNS runs, BRIG_BENCH_NET_MB per transfer.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { spawn as spawnChild } from 'node:child_process';
+import { connect, createServer, type AddressInfo } from 'node:net';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { run, spawn } from '../src/index.js';
+import { findPasta } from '../src/net/pasta.js';
+import { stats, table } from './stats.js';
+
+const runs = Number(process.env.BRIG_BENCH_NET_RUNS ?? 20);
+const mb = Number(process.env.BRIG_BENCH_NET_MB ?? 64);
+const conns = Number(process.env.BRIG_BENCH_NET_CONNS ?? 200);
+
+// The server inside (and, for the direct row, on the host): answers a byte
+// with a byte, or sinks a transfer and acknowledges its end.
+const SERVER = `
+import socket, sys, threading
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(128)
+print("up", flush=True)
+def serve(c):
+    c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    while True:
+        d = c.recv(1 << 20)
+        if not d: break
+        if d == b"p": c.sendall(b"p")
+    c.sendall(b"done"); c.close()
+while True:
+    c, a = s.accept(); threading.Thread(target=serve, args=(c,), daemon=True).start()
+`;
+
+function connectMs(port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const t = performance.now();
+    const c = connect(port, '127.0.0.1');
+    c.setNoDelay(true);
+    c.on('connect', () => c.write('p'));
+    c.once('data', () => {
+      resolve(performance.now() - t);
+      c.destroy();
+    });
+    c.on('error', reject);
+  });
+}
+
+function throughputMBs(port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const chunk = Buffer.alloc(1 << 20, 120);
+    const t = performance.now();
+    const c = connect(port, '127.0.0.1');
+    let sent = 0;
+    const pump = () => {
+      while (sent < mb) {
+        sent++;
+        if (!c.write(chunk)) return void c.once('drain', pump);
+      }
+      c.end();
+    };
+    c.on('connect', pump);
+    c.on('data', () => {});
+    c.on('close', () => resolve(mb / ((performance.now() - t) / 1000)));
+    c.on('error', reject);
+  });
+}
+
+async function measure(port: number): Promise<{ latency: number[]; mbs: number }> {
+  const latency: number[] = [];
+  for (let i = 0; i < conns; i++) latency.push(await connectMs(port));
+  const mbs = await throughputMBs(port);
+  return { latency, mbs };
+}
+
+async function main() {
+  if (!findPasta()) {
+    console.log('\nnetwork benchmark skipped: no pasta');
+    return;
+  }
+  // 1. Start: a run with --network pasta against loopback.
+  const lo: number[] = [];
+  const pa: number[] = [];
+  for (let i = 0; i < 3; i++) await run(['/bin/true'], { network: 'pasta' });
+  for (let i = 0; i < runs; i++) {
+    let t = performance.now();
+    await run(['/bin/true'], { network: 'loopback' });
+    lo.push(performance.now() - t);
+    t = performance.now();
+    const r = await run(['/bin/true'], { network: 'pasta' });
+    pa.push(performance.now() - t);
+    if (r.status !== 'ok') throw new Error(`pasta run: ${r.status} ${r.error?.message ?? ''}`);
+  }
+  const start = [stats('run, network loopback', lo), stats('run, network pasta', pa)];
+  console.log(`\nnetwork pasta at start, ${runs} runs each\n`);
+  console.log(table(start, 'run, network loopback'));
+  console.log(`\npasta adds ${(start[1].p50 - start[0].p50).toFixed(1)} ms at p50`);
+
+  // 2. A published port: the same server directly, then through each method.
+  const rows: { name: string; latencyP50: number; mbs: number }[] = [];
+  // The direct baseline: the same server, run on the host itself.
+  const freePort = await new Promise<number>((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const port = (s.address() as AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+  const direct = spawnChild('/usr/bin/python3', ['-c', SERVER, String(freePort)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise((r) => direct.stdout!.once('data', r));
+  const host = { port: freePort, close: () => direct.kill('SIGKILL') };
+  const d = await measure(host.port);
+  host.close();
+  rows.push({ name: 'direct, host loopback', latencyP50: stats('d', d.latency).p50, mbs: d.mbs });
+  const latencyRows = [stats('direct, host loopback', d.latency)];
+  for (const via of ['pasta', 'proxy'] as const) {
+    const p = spawn(['/usr/bin/python3', '-c', SERVER, '8000'], { network: 'loopback', publish: ['8000'], publishVia: via, stdout: 'pipe' });
+    const info = await p.network;
+    await new Promise((r) => p.stdout!.once('data', r));
+    const m = await measure(info.ports[0].hostPort);
+    p.kill();
+    await p.wait();
+    rows.push({ name: `published, via ${via}`, latencyP50: stats('x', m.latency).p50, mbs: m.mbs });
+    latencyRows.push(stats(`published, via ${via}`, m.latency));
+  }
+  console.log(`\npublished port: connect + 1-byte round trip, ${conns} connections each\n`);
+  console.log(table(latencyRows, 'direct, host loopback'));
+  console.log(`\nthroughput, ${mb} MiB one way (ratio to direct)\n`);
+  for (const r of rows) console.log(`${r.name.padEnd(26)} ${r.mbs.toFixed(0).padStart(6)} MiB/s  ${(r.mbs / rows[0].mbs).toFixed(2)}x`);
+  const out = join(dirname(fileURLToPath(import.meta.url)), '../../bench/results');
+  mkdirSync(out, { recursive: true });
+  writeFileSync(join(out, 'net.json'), JSON.stringify({ date: new Date().toISOString(), runs, conns, mb, start, latency: latencyRows, throughput: rows }, null, 2) + '\n');
+  console.log('written: bench/results/net.json');
+}
+
+await main();
