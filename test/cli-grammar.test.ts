@@ -81,10 +81,10 @@ const cases: Case[] = [
   // Flags not built yet: refused, never ignored.
   { args: ['run', '-it', IMG, 'sh'], code: 125, err: /^brig run: -t: not supported yet/ },
   { args: ['run', '-d', IMG], code: 125, err: /^brig run: -d: not supported yet/ },
-  { args: ['run', '-p', '8080:80', IMG], code: 125, err: /^brig run: -p: not supported yet/ },
+  { args: ['run', '-p', '8080:80', '--', 'true'], code: 125, err: /^brig run: -p: network 'none' has nothing to publish on/ },
   { args: ['run', '-P', IMG], code: 125, err: /^brig run: -P: not supported yet/ },
   { args: ['run', '--restart=always', IMG], code: 125, err: /^brig run: --restart: not supported yet/ },
-  { args: ['run', '--network', 'host', '--', 'true'], code: 125, err: /--network: expected none or loopback, got "host"/ },
+  { args: ['run', '--network', 'wifi', '--', 'true'], code: 125, err: /--network: expected none, loopback, pasta or host, got "wifi"/ },
   { args: ['run', '--env-file', '/nonexistent-env', '--', 'true'], code: 125, err: /^brig run: --env-file \/nonexistent-env: ENOENT$/m },
   { args: ['run', '--profile', 'judge', '-v', '/etc:/proc/x', '--', 'true'], code: 125, err: /^brig run: -v \/etc:\/proc\/x: target: must not be under \/proc or \/dev/ },
   { args: ['run', '--mount', 'type=bind,source=/usr,target=/dev/y', '--', 'true'], code: 125, err: /^brig run: --mount type=bind,source=\/usr,target=\/dev\/y: target: must not be under/ },

@@ -289,7 +289,7 @@ export function exitCodeFor(r: RunResult): number {
 const origins = new WeakMap<object, string>();
 
 /** The option fields whose errors are the user's flags: the library's names, the flags' names. */
-const FIELD_FLAGS: Record<string, string> = { cwd: 'workdir', hostname: 'hostname', memory: 'memory', pids: 'pids-limit', cpus: 'cpus', cpuset: 'cpuset-cpus', uid: 'uid', gid: 'gid', tmpSize: 'tmp-size', shmSize: 'shm-size', cgroupParent: 'cgroup-parent', rootfs: 'rootfs', container: 'name', network: 'network' };
+const FIELD_FLAGS: Record<string, string> = { cwd: 'workdir', hostname: 'hostname', memory: 'memory', pids: 'pids-limit', cpus: 'cpus', cpuset: 'cpuset-cpus', uid: 'uid', gid: 'gid', tmpSize: 'tmp-size', shmSize: 'shm-size', cgroupParent: 'cgroup-parent', rootfs: 'rootfs', container: 'name', network: 'network', publish: 'publish', publishVia: 'publish-via', extraHosts: 'add-host', dns: 'dns', dnsSearch: 'dns-search' };
 
 /**
  * A library error about an option (`mounts[2].target: ...`) in the user's
