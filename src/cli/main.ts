@@ -10,6 +10,7 @@ import { volumeCommand, volumeHelp } from './volume.js';
 import { buildCommand, buildHelp, loadCommand, loadHelp, saveCommand, saveHelp, commitCommand, commitHelp, imagesCommand, imagesHelp, importCommand, importHelp, inspectCommand, inspectHelp, psCommand, psHelp, rmCommand, rmHelp, rmiCommand, rmiHelp, tagCommand, tagHelp } from './image.js';
 import { SeccompPolicyError } from '../seccomp/index.js';
 import { runtimesCommand, runtimesHelp, serveCommand, serveHelp } from './serve.js';
+import { workerCommand, workerHelp } from './worker.js';
 import { loginCommand, loginHelp, logoutCommand, logoutHelp, pullCommand, pullHelp, pushCommand, pushHelp } from './registry.js';
 
 const verbs: Record<string, { summary: string; main: (argv: string[]) => Promise<number>; help: string }> = {
@@ -35,6 +36,7 @@ const verbs: Record<string, { summary: string; main: (argv: string[]) => Promise
   box: { summary: 'persistent boxes: create, run in, remove', main: boxCommand, help: boxHelp },
   serve: { summary: 'the execution service: Piston and Judge0 APIs over HTTP', main: serveCommand, help: serveHelp },
   runtimes: { summary: 'list the runtimes brig serve offers on this host', main: runtimesCommand, help: runtimesHelp },
+  worker: { summary: 'run the jobs brig serve --redis queues, on this machine', main: workerCommand, help: workerHelp },
   doctor: { summary: 'check what this host gives a rootless user', main: doctorCommand, help: doctorHelp },
 };
 

@@ -17,6 +17,8 @@ import { pistonRoutes } from './piston.js';
 import { playgroundRoutes } from './playground.js';
 import { MemoryQueue, type JobQueue } from './queue.js';
 import { runsRoutes } from './runs.js';
+import { checkedRunner } from './ceilings.js';
+import { parseRedisUrl, RedisQueue, type WorkerTuning } from './redis-queue.js';
 import { loadRuntimes, SHIPPED_RUNTIME_DIR, type Runtime, type UnavailableRuntime } from './runtimes.js';
 
 export { MemoryQueue, QueueFullError, QueueClosedError, type JobQueue, type SubmitHooks } from './queue.js';
@@ -24,6 +26,7 @@ export { defaultConfig, mergeConfig, loadConfigFile, ConfigError, type ServeConf
 export { loadRuntimes, RuntimeError, SHIPPED_RUNTIME_DIR, type Runtime, type UnavailableRuntime } from './runtimes.js';
 export type { ExecuteJob, ExecuteResult, StageLimits } from './execute.js';
 export type { ServiceJob, ServiceResult } from './context.js';
+export { RedisQueue, QueueUnavailableError, parseRedisUrl, type WorkerTuning } from './redis-queue.js';
 
 export interface ServerOptions {
   /** A configuration object (the config file's shape), over the defaults. */
@@ -40,6 +43,10 @@ export interface ServerOptions {
   logger?: boolean | Record<string, unknown>;
   /** A queue to use instead of the embedded one (given the worker that runs a job in this process). */
   queue?: (worker: (job: ServiceJob) => Promise<ServiceResult>, config: ServeConfig) => JobQueue<ServiceJob, ServiceResult>;
+  /** redis://HOST:PORT[/DB]: jobs go on a BullMQ queue there (brig worker runs them; `concurrency` 0 here only queues). */
+  redis?: string;
+  /** The local worker's stalled-job timing (Redis mode). */
+  workerTuning?: WorkerTuning;
 }
 
 export interface BrigServer {
@@ -83,7 +90,11 @@ export async function createServer(options: ServerOptions = {}): Promise<BrigSer
     if (job.session && !session) throw new Error('the interactive session has gone');
     return executeJob(rt, job, boxRoot, session);
   };
-  ctx.queue = options.queue ? options.queue(worker, config) : new MemoryQueue(worker, config.concurrency, config.max_queue_size);
+  if (options.redis !== undefined) {
+    // Jobs from a shared Redis are re-checked against this server's own ceilings before its local worker runs them.
+    const redis = parseRedisUrl(options.redis);
+    ctx.queue = new RedisQueue({ redis, concurrency: config.concurrency, capacity: config.max_queue_size, run: checkedRunner(worker, config, set.available), tuning: options.workerTuning });
+  } else ctx.queue = options.queue ? options.queue(worker, config) : new MemoryQueue(worker, config.concurrency, config.max_queue_size);
   ctx.metrics = createMetrics(ctx.queue);
 
   const app = Fastify({
