@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import Fastify, { type FastifyInstance, type FastifyError } from 'fastify';
 import websocket from '@fastify/websocket';
 import { run } from '../sandbox.js';
+import { resolveOptions } from '../options.js';
 import { mergeConfig, loadConfigFile, parseListen, type ServeConfig } from './config.js';
 import type { ServiceContext, ServiceJob, ServiceResult } from './context.js';
 import { executeJob } from './execute.js';
@@ -93,7 +94,14 @@ export async function createServer(options: ServerOptions = {}): Promise<BrigSer
   if (options.redis !== undefined) {
     // Jobs from a shared Redis are re-checked against this server's own ceilings before its local worker runs them.
     const redis = parseRedisUrl(options.redis);
-    ctx.queue = new RedisQueue({ redis, concurrency: config.concurrency, capacity: config.max_queue_size, run: checkedRunner(worker, config, set.available), tuning: options.workerTuning });
+    // /v1/runs options the sandbox would refuse are a 400 here, before queueing, as in the embedded mode.
+    const validate = (job: ServiceJob) => {
+      if (job.kind === 'run') resolveOptions(job.argv, { ...(job.options as object), stdin: job.stdin, stdout: 'capture', stderr: 'capture' });
+    };
+    const queue = new RedisQueue({ redis, concurrency: config.concurrency, capacity: config.max_queue_size, run: checkedRunner(worker, config, set.available), tuning: options.workerTuning, validate });
+    // Redis away at start is not fatal: requests get 503 until it answers.
+    await queue.ready().catch(() => {});
+    ctx.queue = queue;
   } else ctx.queue = options.queue ? options.queue(worker, config) : new MemoryQueue(worker, config.concurrency, config.max_queue_size);
   ctx.metrics = createMetrics(ctx.queue);
 

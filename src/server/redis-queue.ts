@@ -135,6 +135,8 @@ export interface RedisQueueOptions {
   /** Runs a job in this process: for the local worker and interactive sessions. */
   run: (job: ServiceJob) => Promise<ServiceResult>;
   tuning?: WorkerTuning;
+  /** Throws for a job the local process would refuse at once (bad options), so it is refused before queueing, as in the embedded queue. */
+  validate?: (job: ServiceJob) => void;
   /** How long a command may take before the request is refused as unavailable (ms). */
   commandTimeoutMs?: number;
 }
@@ -152,13 +154,17 @@ export class RedisQueue implements JobQueue<ServiceJob, ServiceResult> {
   private readonly pending = new Map<string, Pending>();
   private closing = false;
   private waitingCount = 0;
+  /** Jobs other servers put in Redis that wait, at the last refresh. */
+  private othersWaiting = 0;
+  /** Jobs the local worker runs now (a job it can take at once never counts against the waiting room). */
+  private localRunning = 0;
   private activeCount = 0;
   private readonly poll: NodeJS.Timeout;
   private readonly timeoutMs: number;
 
   constructor(private readonly o: RedisQueueOptions) {
     this.capacity = o.capacity;
-    this.timeoutMs = o.commandTimeoutMs ?? 2000;
+    this.timeoutMs = o.commandTimeoutMs ?? 5000;
     this.client = new Redis({ ...o.redis, maxRetriesPerRequest: 1 });
     this.client.on('error', () => {}); // reported per request as 503; ioredis reconnects by itself
     this.queue = new Queue(QUEUE_NAME, { connection: this.client, skipWaitingForReady: true });
@@ -171,13 +177,36 @@ export class RedisQueue implements JobQueue<ServiceJob, ServiceResult> {
     this.events.on('completed', ({ jobId, returnvalue }) => this.settle(jobId, returnvalue));
     this.events.on('failed', ({ jobId, failedReason }) => this.fail(jobId, failedReason));
     if (o.concurrency > 0) {
-      this.worker = startBullWorker(o.redis, o.concurrency, o.run, o.tuning);
+      this.worker = startBullWorker(
+        o.redis,
+        o.concurrency,
+        async (job) => {
+          this.localRunning++;
+          try {
+            return await o.run(job);
+          } finally {
+            this.localRunning--;
+          }
+        },
+        o.tuning,
+      );
       this.worker.on('error', () => {});
       this.local = new MemoryQueue(o.run, o.concurrency, o.capacity);
     }
     // Depth for /healthz and /metrics, and a sweep for completions missed while the event stream was down.
     this.poll = setInterval(() => void this.refresh(), 1000);
     this.poll.unref();
+  }
+
+  /** Connected, and the local worker taking jobs; rejects after `timeoutMs` (the server still starts: requests get 503 until Redis answers). */
+  async ready(timeoutMs = 5000): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new QueueUnavailableError(`not ready in ${timeoutMs} ms`)), timeoutMs)));
+    try {
+      await Promise.race([Promise.all([this.queue.waitUntilReady(), this.events.waitUntilReady(), this.worker?.waitUntilReady(), this.refresh()]), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   get depth(): number {
@@ -196,26 +225,44 @@ export class RedisQueue implements JobQueue<ServiceJob, ServiceResult> {
     return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
   }
 
-  async submit(job: ServiceJob, hooks?: SubmitHooks): Promise<ServiceResult> {
-    if (this.closing) throw new QueueClosedError();
+  /**
+   * Refusals (closing, Redis not connected, queue full) are decided from what
+   * this server knows now, so they reject at once as the embedded queue's do:
+   * the waiting count is Redis's, refreshed each second and kept current
+   * between refreshes by this server's adds and every worker's 'active' event.
+   */
+  submit(job: ServiceJob, hooks?: SubmitHooks): Promise<ServiceResult> {
+    if (this.closing) return Promise.reject(new QueueClosedError());
     if (job.kind === 'execute' && job.session) {
-      if (!this.local) throw new Error('interactive sessions need workers in this server (brig serve --concurrency 1 or more)');
+      if (!this.local) return Promise.reject(new Error('interactive sessions need workers in this server (brig serve --concurrency 1 or more)'));
       return this.local.submit(job, hooks);
     }
-    if (this.client.status !== 'ready') throw new QueueUnavailableError(`connection is ${this.client.status}`);
-    const waiting = await this.command(this.queue.getWaitingCount()).catch(unavailable);
-    this.waitingCount = waiting;
-    if (waiting >= this.capacity) throw new QueueFullError(this.capacity);
+    try {
+      this.o.validate?.(job);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    if (this.client.status !== 'ready') return Promise.reject(new QueueUnavailableError(`connection is ${this.client.status}`));
+    const freeLocal = Math.max(0, this.o.concurrency - this.localRunning);
+    if (this.othersWaiting + Math.max(0, this.mineWaiting() - freeLocal) >= this.capacity) return Promise.reject(new QueueFullError(this.capacity));
     const id = randomUUID();
     // Registered before the add, so a completion that beats the add's reply is not missed.
     const result = new Promise<ServiceResult>((resolve, reject) => this.pending.set(id, { job, hooks, resolve, reject, started: false }));
-    try {
-      await this.command(this.queue.add('job', job, { jobId: id, attempts: 1, removeOnComplete: { age: 3600, count: 10000 }, removeOnFail: { age: 3600, count: 10000 } }));
-    } catch (e) {
-      this.pending.delete(id);
-      unavailable(e);
-    }
-    return result;
+    const added = this.command(this.queue.add('job', job, { jobId: id, attempts: 1, removeOnComplete: { age: 3600, count: 10000 }, removeOnFail: { age: 3600, count: 10000 } }));
+    return added.then(
+      () => result,
+      (e) => {
+        this.pending.delete(id);
+        return unavailable(e);
+      },
+    );
+  }
+
+  /** This server's jobs not yet taken by a worker (exact: its own adds and their 'active' events). */
+  private mineWaiting(): number {
+    let n = 0;
+    for (const p of this.pending.values()) if (!p.started) n++;
+    return n;
   }
 
   private started(id: string): void {
@@ -252,6 +299,7 @@ export class RedisQueue implements JobQueue<ServiceJob, ServiceResult> {
     try {
       const counts = await this.command(this.queue.getJobCounts('waiting', 'prioritized', 'active'));
       this.waitingCount = (counts.waiting ?? 0) + (counts.prioritized ?? 0);
+      this.othersWaiting = Math.max(0, this.waitingCount - this.mineWaiting());
       this.activeCount = counts.active ?? 0;
       // Completions the event stream may have missed (Redis restarted, connection dropped).
       for (const id of [...this.pending.keys()].slice(0, 200)) {
