@@ -19,6 +19,7 @@ import { playgroundRoutes } from './playground.js';
 import { MemoryQueue, type JobQueue } from './queue.js';
 import { runsRoutes } from './runs.js';
 import { checkedRunner } from './ceilings.js';
+import { rateLimit } from './rate-limit.js';
 import { parseRedisUrl, RedisQueue, type WorkerTuning } from './redis-queue.js';
 import { loadRuntimes, SHIPPED_RUNTIME_DIR, type Runtime, type UnavailableRuntime } from './runtimes.js';
 
@@ -46,6 +47,8 @@ export interface ServerOptions {
   queue?: (worker: (job: ServiceJob) => Promise<ServiceResult>, config: ServeConfig) => JobQueue<ServiceJob, ServiceResult>;
   /** redis://HOST:PORT[/DB]: jobs go on a BullMQ queue there (brig worker runs them; `concurrency` 0 here only queues). */
   redis?: string;
+  /** Job submissions a minute per API key (per address without keys); shared through Redis in Redis mode. */
+  rateLimitPerMinute?: number;
   /** The local worker's stalled-job timing (Redis mode). */
   workerTuning?: WorkerTuning;
 }
@@ -123,6 +126,7 @@ export async function createServer(options: ServerOptions = {}): Promise<BrigSer
       if (typeof token !== 'string' || !keys.has(token)) return reply.code(401).send({ error: 'Unauthorized', message: 'X-Auth-Token is missing or not a key this service accepts' });
     });
   }
+  if (options.rateLimitPerMinute) rateLimit(app, options.rateLimitPerMinute, ctx.queue instanceof RedisQueue ? ctx.queue.client : undefined);
   app.addHook('onResponse', async (req, reply) => {
     ctx.metrics.requestSeconds.observe({ method: req.method, route: req.routeOptions.url ?? 'unmatched', code: String(reply.statusCode) }, reply.elapsedTime / 1000);
   });
