@@ -13,8 +13,15 @@ export interface Running {
   close(): Promise<void>;
 }
 
+/**
+ * BRIG_TEST_REDIS=redis://...: every server here queues on that Redis (BullMQ) with its local
+ * worker, so the same suites run in both modes (test/server-redis.test.ts re-runs them so).
+ */
+const REDIS = process.env.BRIG_TEST_REDIS;
+
 export async function startServer(options: ServerOptions = {}): Promise<Running> {
-  const server = await createServer({ listen: '127.0.0.1:0', ...options });
+  const mode = REDIS && !options.queue && options.redis === undefined ? { redis: REDIS } : {};
+  const server = await createServer({ listen: '127.0.0.1:0', ...mode, ...options });
   const url = await server.listen();
   const call = async (method: string, path: string, body: unknown, headers: Record<string, string> = {}) => {
     const init: RequestInit = { method, headers: { ...headers } };

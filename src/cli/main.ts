@@ -54,6 +54,7 @@ export const verbs: Record<string, Verb> = {
   listen: { summary: 'serve a command on a TCP port, a sandbox per connection (nsjail\'s listen mode)', main: lazy(() => import('./listen.js'), (m) => m.listenCommand) },
   box: { summary: 'persistent boxes: create, run in, remove', main: lazy(() => import('./box.js'), (m) => m.boxCommand) },
   serve: { summary: 'the execution service: Piston and Judge0 APIs over HTTP, a playground', main: lazy(() => import('./serve.js'), (m) => m.serveCommand) },
+  worker: { summary: 'run the jobs brig serve --redis queues, on this machine', main: lazy(() => import('./worker.js'), (m) => m.workerCommand) },
   runtimes: { summary: 'list the runtimes brig serve offers on this host', main: lazy(() => import('./serve.js'), (m) => m.runtimesCommand) },
   doctor: { summary: 'check what this host gives a rootless user, and how to fix what is missing', main: lazy(() => import('./doctor.js'), (m) => m.doctorCommand) },
   info: { summary: 'what brig sees on this host: store, cgroups, kernel', main: lazy(system, (m) => m.infoCommand) },

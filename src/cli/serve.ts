@@ -7,8 +7,10 @@ export const serveSpecs: OptionSpec[] = [
   { name: 'listen', short: 'l', value: true, arg: 'HOST:PORT', help: 'address to listen on (default 127.0.0.1:2358, Judge0\'s port; loopback unless given)' },
   { name: 'config', short: 'c', value: true, arg: 'FILE', help: 'JSON config file: ceilings, queue size, callback allowlist (docs/service.md)' },
   { name: 'runtimes', value: true, repeat: true, arg: 'DIR', help: 'also load runtimes from DIR (repeatable; a language there replaces the shipped one)' },
-  { name: 'concurrency', value: true, arg: 'N', help: 'jobs run at once (default: the number of CPUs)' },
+  { name: 'concurrency', value: true, arg: 'N', help: 'jobs run at once (default: the number of CPUs; with --redis, 0 only queues)' },
+  { name: 'redis', value: true, arg: 'URL', help: 'put jobs on a BullMQ queue in Redis (redis://HOST:PORT[/DB]) for brig worker on any machine (docs/scaling.md)' },
   { name: 'queue-size', value: true, arg: 'N', help: 'jobs that may wait before requests get 503 (default 100, Judge0\'s)' },
+  { name: 'rate-limit', value: true, arg: 'N', help: 'at most N job submissions a minute per API key (429 + Retry-After); with --redis, across all servers' },
   { name: 'api-key', value: true, repeat: true, arg: 'KEY', help: 'require X-Auth-Token: KEY on every request but /healthz (repeatable)' },
   { name: 'quiet', short: 'q', help: 'no request log' },
   { name: 'help', short: 'h', help: 'show this help' },
@@ -71,15 +73,26 @@ export async function serveCommand(argv: string[]): Promise<number> {
   const config: Record<string, unknown> = {};
   if (queueSize !== undefined) config.max_queue_size = wholeNumber('queue-size', queueSize);
   const n = concurrency === undefined ? undefined : wholeNumber('concurrency', concurrency);
-  if (n === 0) throw new UsageError('--concurrency: expected at least 1');
+  const redis = one(p, 'redis');
+  if (n === 0 && redis === undefined) throw new UsageError('--concurrency: expected at least 1 (0, queue only, needs --redis)');
+  if (redis !== undefined) {
+    const { parseRedisUrl } = await import('../server/redis-queue.js');
+    try {
+      parseRedisUrl(redis);
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+  }
   const { createServer, ConfigError, RuntimeError } = await import('../server/index.js');
   let server;
   try {
     server = await createServer({
       ...(one(p, 'config') ? { configFile: one(p, 'config') } : {}),
       ...(one(p, 'listen') ? { listen: one(p, 'listen') } : {}),
-      ...(n ? { concurrency: n } : {}),
+      ...(n !== undefined ? { concurrency: n } : {}),
+      ...(redis !== undefined ? { redis } : {}),
       apiKeys: all(p, 'api-key'),
+      ...(one(p, 'rate-limit') !== undefined ? { rateLimitPerMinute: wholeNumber('rate-limit', one(p, 'rate-limit')!) } : {}),
       runtimeDirs: all(p, 'runtimes'),
       config,
       logger: p.flags.has('quiet') ? false : { level: 'info' },
@@ -100,7 +113,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
   const { host } = new URL(url);
   if (!server.config.api_keys.length && !/^(127\.|\[::1\]$|localhost$)/.test(host))
     process.stderr.write(`brig serve: warning: listening on ${host}, beyond loopback, with no --api-key: anyone who can reach it can run code\n`);
-  process.stderr.write(`brig serve: listening on ${url} (${server.runtimes.map((r) => r.language).join(', ')}; ${server.config.concurrency} at a time${server.config.api_keys.length ? '; X-Auth-Token required' : ''})\n`);
+  process.stderr.write(`brig serve: listening on ${url} (${server.runtimes.map((r) => r.language).join(', ')}; ${server.config.concurrency} at a time${redis ? `; queue in Redis ${new URL(redis).host}` : ''}${server.config.api_keys.length ? '; X-Auth-Token required' : ''})\n`);
   await new Promise<void>((resolve) => {
     const stop = (sig: string) => {
       process.stderr.write(`brig serve: ${sig}: draining\n`);

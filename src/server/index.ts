@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import Fastify, { type FastifyInstance, type FastifyError } from 'fastify';
 import websocket from '@fastify/websocket';
 import { run } from '../sandbox.js';
+import { resolveOptions } from '../options.js';
 import { mergeConfig, loadConfigFile, parseListen, type ServeConfig } from './config.js';
 import type { ServiceContext, ServiceJob, ServiceResult } from './context.js';
 import { executeJob } from './execute.js';
@@ -17,6 +18,9 @@ import { pistonRoutes } from './piston.js';
 import { playgroundRoutes } from './playground.js';
 import { MemoryQueue, type JobQueue } from './queue.js';
 import { runsRoutes } from './runs.js';
+import { checkedRunner } from './ceilings.js';
+import { rateLimit } from './rate-limit.js';
+import { parseRedisUrl, RedisQueue, type WorkerTuning } from './redis-queue.js';
 import { loadRuntimes, SHIPPED_RUNTIME_DIR, type Runtime, type UnavailableRuntime } from './runtimes.js';
 
 export { MemoryQueue, QueueFullError, QueueClosedError, type JobQueue, type SubmitHooks } from './queue.js';
@@ -24,6 +28,7 @@ export { defaultConfig, mergeConfig, loadConfigFile, ConfigError, type ServeConf
 export { loadRuntimes, RuntimeError, SHIPPED_RUNTIME_DIR, type Runtime, type UnavailableRuntime } from './runtimes.js';
 export type { ExecuteJob, ExecuteResult, StageLimits } from './execute.js';
 export type { ServiceJob, ServiceResult } from './context.js';
+export { RedisQueue, QueueUnavailableError, parseRedisUrl, type WorkerTuning } from './redis-queue.js';
 
 export interface ServerOptions {
   /** A configuration object (the config file's shape), over the defaults. */
@@ -40,6 +45,12 @@ export interface ServerOptions {
   logger?: boolean | Record<string, unknown>;
   /** A queue to use instead of the embedded one (given the worker that runs a job in this process). */
   queue?: (worker: (job: ServiceJob) => Promise<ServiceResult>, config: ServeConfig) => JobQueue<ServiceJob, ServiceResult>;
+  /** redis://HOST:PORT[/DB]: jobs go on a BullMQ queue there (brig worker runs them; `concurrency` 0 here only queues). */
+  redis?: string;
+  /** Job submissions a minute per API key (per address without keys); shared through Redis in Redis mode. */
+  rateLimitPerMinute?: number;
+  /** The local worker's stalled-job timing (Redis mode). */
+  workerTuning?: WorkerTuning;
 }
 
 export interface BrigServer {
@@ -83,7 +94,18 @@ export async function createServer(options: ServerOptions = {}): Promise<BrigSer
     if (job.session && !session) throw new Error('the interactive session has gone');
     return executeJob(rt, job, boxRoot, session);
   };
-  ctx.queue = options.queue ? options.queue(worker, config) : new MemoryQueue(worker, config.concurrency, config.max_queue_size);
+  if (options.redis !== undefined) {
+    // Jobs from a shared Redis are re-checked against this server's own ceilings before its local worker runs them.
+    const redis = parseRedisUrl(options.redis);
+    // /v1/runs options the sandbox would refuse are a 400 here, before queueing, as in the embedded mode.
+    const validate = (job: ServiceJob) => {
+      if (job.kind === 'run') resolveOptions(job.argv, { ...(job.options as object), stdin: job.stdin, stdout: 'capture', stderr: 'capture' });
+    };
+    const queue = new RedisQueue({ redis, concurrency: config.concurrency, capacity: config.max_queue_size, run: checkedRunner(worker, config, set.available), tuning: options.workerTuning, validate });
+    // Redis away at start is not fatal: requests get 503 until it answers.
+    await queue.ready().catch(() => {});
+    ctx.queue = queue;
+  } else ctx.queue = options.queue ? options.queue(worker, config) : new MemoryQueue(worker, config.concurrency, config.max_queue_size);
   ctx.metrics = createMetrics(ctx.queue);
 
   const app = Fastify({
@@ -104,6 +126,7 @@ export async function createServer(options: ServerOptions = {}): Promise<BrigSer
       if (typeof token !== 'string' || !keys.has(token)) return reply.code(401).send({ error: 'Unauthorized', message: 'X-Auth-Token is missing or not a key this service accepts' });
     });
   }
+  if (options.rateLimitPerMinute) rateLimit(app, options.rateLimitPerMinute, ctx.queue instanceof RedisQueue ? ctx.queue.client : undefined);
   app.addHook('onResponse', async (req, reply) => {
     ctx.metrics.requestSeconds.observe({ method: req.method, route: req.routeOptions.url ?? 'unmatched', code: String(reply.statusCode) }, reply.elapsedTime / 1000);
   });
