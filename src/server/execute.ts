@@ -111,6 +111,8 @@ const PER_RUN = ['wallTimeLimitMs', 'cpuTimeLimitMs', 'extraTimeMs', 'outputLimi
 export class JobPools {
   private readonly pools = new Map<string, Pool>();
   private closed = false;
+  /** Closes of evicted pools still ending their waiting sandboxes (close() waits for them). */
+  private readonly closing = new Set<Promise<void>>();
 
   constructor(
     /** Where slot directories are made (private to the service). */
@@ -132,7 +134,8 @@ export class JobPools {
     if (this.pools.size > this.maxPools) {
       const [oldKey, old] = this.pools.entries().next().value!;
       this.pools.delete(oldKey);
-      void old.close();
+      const c = old.close().finally(() => this.closing.delete(c));
+      this.closing.add(c);
     }
     return pool.lease();
   }
@@ -152,7 +155,7 @@ export class JobPools {
     this.closed = true;
     const pools = [...this.pools.values()];
     this.pools.clear();
-    await Promise.all(pools.map((p) => p.close()));
+    await Promise.all([...pools.map((p) => p.close()), ...this.closing]);
   }
 }
 
