@@ -2,13 +2,15 @@
 // /api/v2/execute for a Python and a C hello world with 1, 4 and 16
 // concurrent clients (keep-alive fetch loops on loopback), and the same jobs
 // through the library directly (executeJob, the same queue and
-// concurrency) in the same run, so the HTTP layer's cost is a ratio.
+// concurrency) in the same run, so the HTTP layer's cost is a ratio. Then
+// the same jobs one at a time from warm pools (the service's way) and with
+// every sandbox started cold (pool_size 0).
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createServer } from '../src/index.js';
-import { executeJob, type ExecuteJob } from '../src/server/execute.js';
+import { executeJob, JobPools, type ExecuteJob } from '../src/server/execute.js';
 import { parsePistonRequest } from '../src/server/piston.js';
 import { MemoryQueue } from '../src/server/queue.js';
 import type { ServiceContext } from '../src/server/context.js';
@@ -71,6 +73,8 @@ async function main() {
   const boxRoot = mkdtempSync(join(tmpdir(), 'brig-bench-service-'));
   const ctx = { config: server.config, runtimes: server.runtimes } as ServiceContext;
   const rows: Row[] = [];
+  const pooling: { program: string; pooled: number; cold: number }[] = [];
+  const pools = new JobPools(boxRoot, server.config.pool_size);
   let healthz = { perSec: 0, p50: 0, p99: 0 };
   try {
     // The HTTP layer alone (fastify, JSON, keep-alive fetch on loopback), no job.
@@ -79,7 +83,7 @@ async function main() {
     healthz = await load(400, 1, ping);
     for (const prog of PROGRAMS) {
       const { runtime, job } = parsePistonRequest(prog.body, ctx);
-      const direct = new MemoryQueue<ExecuteJob, unknown>((j) => executeJob(runtime, j, boxRoot), concurrency, 1000);
+      const direct = new MemoryQueue<ExecuteJob, unknown>((j) => executeJob(runtime, j, pools), concurrency, 1000);
       const post = async () => {
         const res = await fetch(url + '/api/v2/execute', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(prog.body) });
         const r = (await res.json()) as { run?: { stdout: string } };
@@ -106,8 +110,23 @@ async function main() {
         rows.push({ program: prog.name, clients, path: 'http', ...h }, { program: prog.name, clients, path: 'direct', ...d });
       }
       await direct.close();
+      // Warm pools vs cold sandboxes, one job at a time, alternating so load on the machine falls on both.
+      const cold = new JobPools(boxRoot, 0);
+      const one = (p: JobPools) => async () => {
+        const r = await executeJob(runtime, job, p);
+        if (r.run?.stdout.toString() !== 'hello\n') throw new Error(`${prog.name}: ${r.run?.stdout}`);
+      };
+      const ps: Sample[] = [];
+      const cs: Sample[] = [];
+      for (let half = 0; half < 4; half++) {
+        ps.push(await sample(Math.ceil(prog.requests / 4), 1, one(pools)));
+        cs.push(await sample(Math.ceil(prog.requests / 4), 1, one(cold)));
+      }
+      pooling.push({ program: prog.name, pooled: summary(ps).p50, cold: summary(cs).p50 });
+      await cold.close();
     }
   } finally {
+    await pools.close();
     await server.close();
     rmSync(boxRoot, { recursive: true, force: true });
   }
@@ -120,10 +139,13 @@ async function main() {
       `${h.program.padEnd(8)} ${String(h.clients).padStart(7)}  ${h.perSec.toFixed(1).padStart(10)}  ${h.p50.toFixed(1).padStart(6)}  ${h.p99.toFixed(1).padStart(6)} | ${d.perSec.toFixed(1).padStart(13)}  ${d.p50.toFixed(1).padStart(6)}  ${d.p99.toFixed(1).padStart(6)} | ${(h.p50 / d.p50).toFixed(2).padStart(6)}x`,
     );
   }
+  console.log('\nexecuteJob() one at a time: warm pools (pool_size ' + server.config.pool_size + ') vs every sandbox cold (pool_size 0)\n');
+  console.log('program  pooled p50 ms  cold p50 ms | cold/pooled');
+  for (const r of pooling) console.log(`${r.program.padEnd(8)} ${r.pooled.toFixed(1).padStart(13)}  ${r.cold.toFixed(1).padStart(11)} | ${(r.cold / r.pooled).toFixed(2).padStart(6)}x`);
   console.log(`\nthe HTTP layer alone, GET /healthz, 1 client: p50 ${healthz.p50.toFixed(2)} ms, p99 ${healthz.p99.toFixed(2)} ms`);
   const out = join(dirname(fileURLToPath(import.meta.url)), '../../bench/results');
   mkdirSync(out, { recursive: true });
-  writeFileSync(join(out, 'service.json'), JSON.stringify({ date: new Date().toISOString(), concurrency, healthz, rows }, null, 2) + '\n');
+  writeFileSync(join(out, 'service.json'), JSON.stringify({ date: new Date().toISOString(), concurrency, healthz, rows, pooling }, null, 2) + '\n');
   console.log('written: bench/results/service.json');
 }
 

@@ -37,7 +37,7 @@ export function boxRoot(root?: string): string {
 }
 
 /** Bytes under dir, counting no further than `stopAt` (a million small files must not make this slow). */
-function bytesUnder(dir: string, stopAt = Infinity): number {
+export function bytesUnder(dir: string, stopAt = Infinity): number {
   let total = 0;
   const stack = [dir];
   while (stack.length && total <= stopAt) {

@@ -18,7 +18,7 @@ export { setLogLevel } from './log.js';
 export { createBox, openBox, Box, boxRoot, type BoxOptions, type BoxRunResult } from './box.js';
 export { isolateMeta, reportJson } from './report.js';
 export { runInteractive, type InteractiveResult, type Party } from './interactive.js';
-export { createPool, Pool, type PoolOptions, type PoolRunOptions } from './pool.js';
+export { createPool, Pool, PoolLease, type PoolOptions, type PoolRunOptions, type PoolSlot } from './pool.js';
 export { pull, push, login, parseRemoteRef, RegistryError, type PullOptions, type PullResult, type PushOptions, type PushResult, type LayerProgress, type RemoteRef, type Credentials } from './image/registry.js';
 export { createServer, type BrigServer, type ServerOptions, type ServeConfig, type JobQueue } from './server/api.js';
 export { listen, SandboxListener, type ListenOptions, type ConnectionEvent } from './net/listen.js';

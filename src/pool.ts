@@ -5,6 +5,9 @@
 // is what every program start costs: fork, the per-process steps (cgroup
 // join, rlimits, capabilities, seccomp) and exec. Each sandbox serves one
 // run (its /tmp and processes are that run's), and the pool makes another.
+import { chmodSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { isAbsolute, join } from 'node:path';
 import { errnoOf, OptionsError, TRANSIENT_ERRNOS } from './errors.js';
 import { log } from './log.js';
 import { native, type NativeExit, ReportKind } from './native.js';
@@ -19,6 +22,83 @@ import { AUDIT_ARCH, hostArch } from './seccomp/index.js';
 export interface PoolOptions extends Omit<SandboxOptions, 'stdin' | 'stdout' | 'stderr' | 'signal' | 'timings'> {
   /** Sandboxes kept ready. Default 2. */
   size?: number;
+  /**
+   * A directory of each sandbox's own, bound at `target`: the pool makes it
+   * (mkdtemp under `root`) when it makes the sandbox, and lease() hands it to
+   * the caller, who fills it before the run starts. No two sandboxes share
+   * one, so no run sees another run's files.
+   */
+  slot?: PoolSlot;
+}
+
+export interface PoolSlot {
+  /** Where the directory appears in the sandbox (absolute). */
+  target: string;
+  /** Bound read-only: the run can read what the caller put there, never change it. */
+  readonly?: boolean;
+  /** Where slot directories are made on the host. Default os.tmpdir(). */
+  root?: string;
+}
+
+/**
+ * One sandbox of a slot pool and its directory, taken for one run. Put the
+ * run's files in `dir`, then run() or spawn() once; release() removes the
+ * directory (after the caller has taken what it wants from it) and ends a
+ * sandbox that was never used.
+ */
+export class PoolLease {
+  private used = false;
+  private released = false;
+
+  /** @internal use pool.lease() */
+  constructor(
+    private readonly pool: Pool,
+    /** The slot's host directory: what the sandbox sees at the slot's target. */
+    readonly dir: string,
+    private sandbox: PooledSandbox | undefined,
+  ) {}
+
+  /** Whether the run gets a sandbox made ahead (else it starts one, with the same slot bound). */
+  get warm(): boolean {
+    return this.sandbox !== undefined;
+  }
+
+  run(argv: string[], options: PoolRunOptions = {}): Promise<RunResult> {
+    try {
+      return this.spawnWith(argv, { stdout: 'capture', stderr: 'capture' }, options).wait();
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  spawn(argv: string[], options: PoolRunOptions = {}): SandboxProcess {
+    return this.spawnWith(argv, { stdout: 'pipe', stderr: 'pipe' }, options);
+  }
+
+  /** Removes the directory; a sandbox never run is ended (the pool removes its cgroups). */
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    if (this.sandbox) native.kill(this.sandbox.pidfd, 9);
+    this.sandbox = undefined;
+    // rmSync does not follow symlinks the program may have left.
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  private spawnWith(argv: string[], defaults: SandboxOptions, options: PoolRunOptions): SandboxProcess {
+    if (this.used || this.released) throw new OptionsError('lease', 'a lease runs one command (take another from the pool)');
+    this.used = true;
+    const lease = this;
+    const source: SandboxSource = {
+      check: (o) => this.pool.checkSlot(o, this.dir),
+      take() {
+        const s = lease.sandbox;
+        lease.sandbox = undefined;
+        return s;
+      },
+    };
+    return this.pool.spawnLeased(argv, defaults, options, this.dir, source);
+  }
 }
 
 /**
@@ -36,13 +116,17 @@ function withoutBackstop(o: ResolvedOptions): ResolvedOptions {
   return o.cpuBackstop ? { ...o, rlimits: o.rlimits.filter(([n]) => n !== 'cpu'), cpuBackstop: false } : o;
 }
 
-/** The fields a sandbox made ahead is built from: a run must agree on all of them. */
-function shape(resolved: ResolvedOptions): Record<string, string> {
+/**
+ * The fields a sandbox made ahead is built from: a run must agree on all of
+ * them. `slotDir`: the lease's own slot mount, which the template lacks.
+ */
+function shape(resolved: ResolvedOptions, slot?: { target: string; dir: string }): Record<string, string> {
   const o = withoutBackstop(resolved);
+  const mounts = slot ? o.mounts.filter((m) => !(m.target === slot.target && m.source === slot.dir)) : o.mounts;
   return {
     rootfs: o.rootfs,
     image: o.image ? `${o.image.digest}:${o.image.containerDir ?? ''}` : '',
-    mounts: JSON.stringify(o.mounts),
+    mounts: JSON.stringify(mounts),
     tmpfs: JSON.stringify(o.tmpfs),
     cwd: o.cwd,
     hostname: o.hostname,
@@ -66,6 +150,9 @@ export class Pool implements SandboxSource {
   private readonly base: SandboxOptions;
   private readonly template: ResolvedOptions;
   private readonly templateShape: Record<string, string>;
+  private readonly slot: Required<PoolSlot> | undefined;
+  /** The slot directory of each sandbox made ahead and not yet leased (the pool removes it if the sandbox dies idle). */
+  private readonly slotDirs = new Map<PooledSandbox, string>();
   private ready: PooledSandbox[] = [];
   /** Sandboxes launched and not yet exited: ready, or gone idle-dead and not yet reaped. */
   private readonly idle = new Map<number, { sandbox: PooledSandbox; exited: Promise<void> }>();
@@ -86,8 +173,14 @@ export class Pool implements SandboxSource {
     options: PoolOptions,
     readonly size: number,
   ) {
-    const { size: _size, ...base } = options;
+    const { size: _size, slot, ...base } = options;
     this.base = base;
+    if (slot !== undefined) {
+      if (slot === null || typeof slot !== 'object' || typeof slot.target !== 'string' || !isAbsolute(slot.target) || slot.target === '/')
+        throw new OptionsError('slot.target', `expected an absolute path below /, got ${JSON.stringify((slot as PoolSlot | null)?.target)}`);
+      if (slot.root !== undefined && (typeof slot.root !== 'string' || !isAbsolute(slot.root))) throw new OptionsError('slot.root', `expected an absolute path, got ${JSON.stringify(slot.root)}`);
+      this.slot = { target: slot.target, readonly: slot.readonly === true, root: slot.root ?? tmpdir() };
+    }
     this.template = withoutBackstop(resolveOptions(['/bin/true'], applyProfile(base)));
     if (this.template.image?.containerDir) throw new OptionsError('container', 'a kept container is one sandbox after another, not a pool of them');
     if (needsNetworkHelper(this.template.network, this.template.net) || this.template.network === 'host')
@@ -98,13 +191,61 @@ export class Pool implements SandboxSource {
   }
 
   check(o: ResolvedOptions): void {
-    const s = shape(o);
+    if (this.slot) throw new OptionsError('slot', "a slot pool's runs go through lease()");
+    this.compare(shape(o));
+  }
+
+  /** @internal A lease's run: its options with its own slot mount, which is the only mount it may add. */
+  checkSlot(o: ResolvedOptions, dir: string): void {
+    this.compare(shape(o, { target: this.slot!.target, dir }));
+  }
+
+  private compare(s: Record<string, string>): void {
     const differs = Object.keys(s).filter((k) => s[k] !== this.templateShape[k]);
     if (differs.length)
       throw new OptionsError(differs[0], `a pool's runs share the sandbox it made ahead; ${differs.join(', ')} differ${differs.length === 1 ? 's' : ''} from the pool's (use run(), or a pool made for these options)`);
   }
 
   take(): PooledSandbox | undefined {
+    if (this.slot) return undefined;
+    return this.takeReady();
+  }
+
+  /**
+   * A sandbox of this slot pool and its directory, for one run. When none
+   * is ready the lease has a fresh directory and its run starts a sandbox
+   * the ordinary way with that directory bound at the slot.
+   */
+  lease(): PoolLease {
+    if (!this.slot) throw new OptionsError('slot', 'lease() is for pools made with a slot');
+    if (this.closed) throw new OptionsError('pool', 'the pool is closed');
+    const s = this.takeReady();
+    if (s) {
+      const dir = this.slotDirs.get(s)!;
+      this.slotDirs.delete(s);
+      return new PoolLease(this, dir, s);
+    }
+    return new PoolLease(this, this.makeSlotDir(), undefined);
+  }
+
+  private makeSlotDir(): string {
+    const { root } = this.slot!;
+    mkdirSync(root, { recursive: true, mode: 0o700 });
+    const dir = mkdtempSync(join(root, 'slot-'));
+    // The sandbox's user is the directory's owner (single-id map); others get no more than they would of a box.
+    chmodSync(dir, 0o755);
+    return dir;
+  }
+
+  /** @internal */
+  spawnLeased(argv: string[], defaults: SandboxOptions, options: PoolRunOptions, dir: string, source: SandboxSource): SandboxProcess {
+    if (options === null || typeof options !== 'object') throw new OptionsError('options', 'expected an object');
+    const merged = mergeLayer({ ...this.base, ...defaults } as Record<string, unknown>, options as Record<string, unknown>) as SandboxOptions;
+    merged.mounts = [...(this.base.mounts ?? []), { source: dir, target: this.slot!.target, readonly: this.slot!.readonly }];
+    return new SandboxProcess(argv, merged, source);
+  }
+
+  private takeReady(): PooledSandbox | undefined {
     const s = this.ready.shift();
     if (s) {
       this.stats.taken++;
@@ -146,6 +287,7 @@ export class Pool implements SandboxSource {
   }
 
   private spawnWith(argv: string[], defaults: SandboxOptions, options: PoolRunOptions): SandboxProcess {
+    if (this.slot) throw new OptionsError('slot', "a slot pool's runs go through lease()");
     if (this.closed) throw new OptionsError('pool', 'the pool is closed');
     if (options === null || typeof options !== 'object') throw new OptionsError('options', 'expected an object');
     return new SandboxProcess(argv, mergeLayer({ ...this.base, ...defaults } as Record<string, unknown>, options as Record<string, unknown>) as SandboxOptions, this);
@@ -167,9 +309,22 @@ export class Pool implements SandboxSource {
   }
 
   private makeOne(): boolean {
-    const o = this.template;
+    let o = this.template;
+    let slotDir: string | undefined;
+    if (this.slot) {
+      try {
+        slotDir = this.makeSlotDir();
+      } catch (e) {
+        this.fail(`slot: ${(e as Error).message}`, errnoOf(e, 0));
+        return false;
+      }
+      // The bind is made now, while the sandbox is set up; what the lease's holder writes there later shows through it.
+      o = { ...o, mounts: [...o.mounts, { source: slotDir, target: this.slot.target, readonly: this.slot.readonly, optional: false }] };
+    }
+    const dropSlot = () => slotDir && rmSync(slotDir, { recursive: true, force: true });
     const prep = prepareSandbox(o, true);
     if ('error' in prep) {
+      dropSlot();
       prep.cgroups?.remove().catch(() => {});
       this.fail(prep.error.message, prep.error.errno);
       return false;
@@ -207,11 +362,13 @@ export class Pool implements SandboxSource {
           for (const r of this.launches) r();
           this.launches.clear();
           if (err || !info) {
+            dropSlot();
             prep.cgroups?.remove().catch(() => {});
             this.fail(err?.message ?? 'launch failed', err ? errnoOf(err) : undefined);
             return;
           }
           sandbox = { pid: info.pid, pidfd: info.pidfd, prepared: prep };
+          if (slotDir) this.slotDirs.set(sandbox, slotDir);
           this.stats.made++;
           this.retryMs = 0;
           this.idle.set(sandbox.pidfd, { sandbox, exited });
@@ -225,6 +382,7 @@ export class Pool implements SandboxSource {
       );
     } catch (e) {
       for (const fd of cgroupFds ?? []) native.close(fd);
+      dropSlot();
       prep.cgroups?.remove().catch(() => {});
       this.fail((e as Error).message, errnoOf(e, 0));
       return false;
@@ -258,6 +416,11 @@ export class Pool implements SandboxSource {
     this.idle.delete(s.pidfd);
     this.ready = this.ready.filter((r) => r !== s);
     s.prepared.cgroups?.remove().catch(() => {});
+    const dir = this.slotDirs.get(s);
+    if (dir !== undefined) {
+      this.slotDirs.delete(s);
+      rmSync(dir, { recursive: true, force: true });
+    }
     if (this.closed) return;
     this.stats.diedIdle++;
     const failed = ex.reports.find((r) => r.kind === ReportKind.StepFailed);

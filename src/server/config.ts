@@ -70,6 +70,8 @@ export interface ServeConfig {
   runtimes: string[];
   /** Profiles /v1/runs may name; default all but none given means: default, judge, strict. */
   run_profiles: string[];
+  /** Sandboxes kept ready per stage and sandbox shape (0: every job's sandboxes start cold). */
+  pool_size: number;
   piston: PistonConfig;
   judge0: Judge0Config;
 }
@@ -130,6 +132,7 @@ export function defaultConfig(): ServeConfig {
     max_files: 32,
     runtimes: [],
     run_profiles: ['default', 'judge', 'strict', 'c', 'cpp', 'python', 'node', 'java'],
+    pool_size: 2,
     piston: { ...PISTON_DEFAULTS },
     judge0: { ...JUDGE0_DEFAULTS, callback_allowlist: [] },
   };
@@ -155,6 +158,7 @@ const schema = {
     max_files: { type: 'integer', minimum: 1 },
     runtimes: { type: 'array', items: { type: 'string' } },
     run_profiles: { type: 'array', items: { type: 'string' } },
+    pool_size: { type: 'integer', minimum: 0, maximum: 64 },
     piston: {
       type: 'object',
       additionalProperties: false,

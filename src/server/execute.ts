@@ -1,12 +1,19 @@
-// One job: the client's files written into a fresh box, compiled there (the
-// box writable, the compiler's profile), then run with the box read-only at
-// /box and a fresh /tmp (the judge profile under the language's). The box
-// is removed after the job, whatever happened.
-import type { Readable, Writable } from 'node:stream';
+// One job: the client's files written into the slot of a compile sandbox
+// (the slot writable at /box, the compiler's profile), compiled there, then
+// moved into the slot of a run sandbox (read-only at /box, with the
+// sandbox's own fresh /tmp; the judge profile under the language's). Both
+// sandboxes come from warm pools kept per stage and sandbox shape: a pooled
+// sandbox serves one run and its slot is a directory of its own, so no job
+// sees another's files. Every slot is removed after the job, whatever
+// happened.
+import { closeSync, constants as fs, cpSync, mkdirSync, openSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { finished } from 'node:stream/promises';
-import { createBox, type Box } from '../box.js';
+import type { Readable, Writable } from 'node:stream';
+import { bytesUnder } from '../box.js';
 import { setupErrorInfo } from '../errors.js';
-import { setupFailure, spawn, type RunResult } from '../sandbox.js';
+import { createPool, type Pool, type PoolLease } from '../pool.js';
+import { setupFailure, type RunResult } from '../sandbox.js';
 import type { SandboxOptions } from '../options.js';
 import type { Runtime } from './runtimes.js';
 
@@ -87,48 +94,179 @@ function stageOptions(l: StageLimits, profiles: string[], rt: Runtime): SandboxO
   return o;
 }
 
-/** Runs one job to its result. Never throws for the program's faults; a brig failure is a setup-error result. */
-export async function executeJob(rt: Runtime, job: ExecuteJob, boxRoot: string, session?: Session): Promise<ExecuteResult> {
-  let box: Box | undefined;
+/** Most bytes a job's compile stage may leave in its slot (the size a box had). */
+const SLOT_BYTES = 256 << 20;
+const SLOT_WATCH_MS = 50;
+
+/** Options a pooled sandbox takes per run; everything else picks (or makes) the pool. */
+const PER_RUN = ['wallTimeLimitMs', 'cpuTimeLimitMs', 'extraTimeMs', 'outputLimitBytes'] as const;
+
+/**
+ * Warm pools for jobs: one per stage and sandbox shape (profiles, memory,
+ * pids, rlimits, network), made on the first job that needs it, so jobs at
+ * the runtime's default limits (nearly all) take sandboxes made ahead, and
+ * a job with limits of its own gets a pool of its own. The least recently
+ * used pool is closed past `maxPools`. `size` 0: every run starts cold.
+ */
+export class JobPools {
+  private readonly pools = new Map<string, Pool>();
+  private closed = false;
+  /** Closes of evicted pools still ending their waiting sandboxes (close() waits for them). */
+  private readonly closing = new Set<Promise<void>>();
+
+  constructor(
+    /** Where slot directories are made (private to the service). */
+    private readonly root: string,
+    private readonly size: number,
+    private readonly maxPools = 32,
+  ) {}
+
+  /** A sandbox for one stage with its slot at /box: writable to compile, read-only to run. */
+  lease(stage: 'compile' | 'run', options: SandboxOptions): PoolLease {
+    if (this.closed) throw new Error('the service is closing');
+    const shape: Record<string, unknown> = { ...options };
+    for (const k of PER_RUN) delete shape[k];
+    const key = `${stage} ${JSON.stringify(shape)}`;
+    let pool = this.pools.get(key);
+    if (pool) this.pools.delete(key); // re-inserted last: the map's order is least recently used first
+    else pool = createPool({ ...(shape as SandboxOptions), size: this.size, slot: { target: '/box', readonly: stage === 'run', root: this.root } });
+    this.pools.set(key, pool);
+    if (this.pools.size > this.maxPools) {
+      const [oldKey, old] = this.pools.entries().next().value!;
+      this.pools.delete(oldKey);
+      const c = old.close().finally(() => this.closing.delete(c));
+      this.closing.add(c);
+    }
+    return pool.lease();
+  }
+
+  get stats(): { pools: number; made: number; taken: number; misses: number } {
+    const t = { pools: this.pools.size, made: 0, taken: 0, misses: 0 };
+    for (const p of this.pools.values()) {
+      t.made += p.stats.made;
+      t.taken += p.stats.taken;
+      t.misses += p.stats.misses;
+    }
+    return t;
+  }
+
+  /** Ends every waiting sandbox and removes its slot; runs under way go on. */
+  async close(): Promise<void> {
+    this.closed = true;
+    const pools = [...this.pools.values()];
+    this.pools.clear();
+    await Promise.all([...pools.map((p) => p.close()), ...this.closing]);
+  }
+}
+
+/**
+ * Puts what `from` holds into `to`: moved (the last run of a job) or copied.
+ * Names only: nothing the compiler left (symlinks included) is followed.
+ */
+function transfer(from: string, to: string, move: boolean): void {
+  for (const name of readdirSync(from)) {
+    if (move) renameSync(`${from}/${name}`, `${to}/${name}`);
+    else cpSync(`${from}/${name}`, `${to}/${name}`, { recursive: true, verbatimSymlinks: true, errorOnExist: true, force: false });
+  }
+}
+
+/** Writes a client's file into a fresh slot (names were checked: relative, no `..`). */
+function writeInside(dir: string, name: string, data: Buffer): void {
+  const p = join(dir, name);
+  mkdirSync(dirname(p), { recursive: true });
+  const fd = openSync(p, fs.O_WRONLY | fs.O_CREAT | fs.O_TRUNC | fs.O_NOFOLLOW, 0o644);
   try {
-    box = await createBox({ root: boxRoot, size: '256m' });
-    for (const f of job.files) box.writeFile(f.name, Buffer.from(f.content, 'base64'));
+    writeFileSync(fd, data);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The compile stage: the slot is writable, so its usage is watched as a box's was. */
+async function compileIn(lease: PoolLease, argv: string[], o: SandboxOptions): Promise<RunResult> {
+  const { wallTimeLimitMs, cpuTimeLimitMs, extraTimeMs, outputLimitBytes } = o;
+  const p = lease.spawn(argv, { wallTimeLimitMs, cpuTimeLimitMs, extraTimeMs, outputLimitBytes, stdin: '', stdout: 'capture', stderr: 'capture' });
+  let filled = false;
+  const watch = setInterval(() => {
+    if (bytesUnder(lease.dir, SLOT_BYTES) > SLOT_BYTES) {
+      filled = p.kill() || filled;
+      clearInterval(watch);
+    }
+  }, SLOT_WATCH_MS);
+  try {
+    const r = await p.wait();
+    if (filled && r.status !== 'setup-error') {
+      r.status = 'file-size-limit';
+      r.killed = true;
+    }
+    return r;
+  } finally {
+    clearInterval(watch);
+  }
+}
+
+/** Runs one job to its result. Never throws for the program's faults; a brig failure is a setup-error result. */
+export async function executeJob(rt: Runtime, job: ExecuteJob, pools: JobPools, session?: Session): Promise<ExecuteResult> {
+  const leases: PoolLease[] = [];
+  const lease = (stage: 'compile' | 'run', o: SandboxOptions) => {
+    const l = pools.lease(stage, o);
+    leases.push(l);
+    return l;
+  };
+  try {
     const source = job.files[0].name;
     const out: ExecuteResult = {};
+    const runOptions = stageOptions(job.run, [...rt.profiles.run, ...(job.network ? ['network'] : [])], rt);
+    runOptions.cwd = '/box';
+    // Where the job's files are before each run gets its copy: the compile slot, or the first run's own.
+    let filesDir: string | undefined;
+    let firstRun: PoolLease | undefined;
     if (rt.compile) {
       session?.onStage('compile');
       const argv = [...expand(rt.compile, source), ...(job.compilerOptions ?? [])];
       const o = stageOptions(job.compile, rt.profiles.compile ?? ['default'], rt);
-      const p = box.run(argv, { ...o, stdin: '' });
-      out.compile = await p;
+      o.cwd = '/box';
+      // Every file the compiler writes is capped at the slot's size, as in a box.
+      o.rlimits = { fsize: SLOT_BYTES, ...o.rlimits };
+      const c = lease('compile', o);
+      for (const f of job.files) writeInside(c.dir, f.name, Buffer.from(f.content, 'base64'));
+      out.compile = await compileIn(c, argv, o);
       if (session) {
         session.stdout.write(out.compile.stdout);
         session.stderr.write(out.compile.stderr);
         session.onExit('compile', out.compile);
       }
       if (out.compile.status !== 'ok') return out;
+      filesDir = c.dir;
+    } else {
+      firstRun = lease('run', runOptions);
+      for (const f of job.files) writeInside(firstRun.dir, f.name, Buffer.from(f.content, 'base64'));
+      filesDir = firstRun.dir;
     }
     session?.onStage('run');
     let argv = [...expand(rt.run, source), ...job.args];
     // sh's own redirection merges the two streams in the order they were written.
     if (job.redirectStderrToStdout) argv = ['/bin/sh', '-c', 'exec "$@" 2>&1', 'sh', ...argv];
-    const base = stageOptions(job.run, [...rt.profiles.run, ...(job.network ? ['network'] : [])], rt);
-    const o: SandboxOptions = {
-      ...base,
-      // The compiled program and its sources: read-only, so a run cannot change what the next run of this job sees.
-      mounts: [{ source: box.path, target: '/box', readonly: true }],
-      cwd: '/box',
-    };
+    const { wallTimeLimitMs, cpuTimeLimitMs, extraTimeMs, outputLimitBytes } = runOptions;
+    const perRun = { wallTimeLimitMs, cpuTimeLimitMs, extraTimeMs, outputLimitBytes };
     const runs = Math.max(1, job.runs ?? 1);
     const all: RunResult[] = [];
     for (let i = 0; i < runs; i++) {
+      // Each run is a sandbox of its own with its own read-only copy of the
+      // job's files: a run cannot change what the next run of this job sees.
+      let r: PoolLease;
+      if (i === 0 && firstRun) r = firstRun;
+      else {
+        r = lease('run', runOptions);
+        transfer(filesDir, r.dir, i === runs - 1 && !firstRun);
+      }
       if (session) {
-        const p = spawn(argv, { ...o, stdin: 'pipe', stdout: 'pipe', stderr: 'pipe' });
+        const p = r.spawn(argv, { ...perRun, stdin: 'pipe', stdout: 'pipe', stderr: 'pipe' });
         session.kill = () => p.kill();
         if (p.stdin) session.stdin.pipe(p.stdin).on('error', () => {});
         p.stdout?.pipe(session.stdout, { end: false });
         p.stderr?.pipe(session.stderr, { end: false });
-        const r = await p.wait();
+        const res = await p.wait();
         session.kill = undefined;
         if (p.stdin) {
           session.stdin.unpipe(p.stdin);
@@ -137,22 +275,26 @@ export async function executeJob(rt: Runtime, job: ExecuteJob, boxRoot: string, 
         }
         // What the pipes still held reaches the client before the exit message
         // (the sandbox's processes are all gone, so both pipes end).
-        await Promise.all([p.stdout, p.stderr].map((r) => (r ? finished(r).catch(() => {}) : undefined)));
-        session.onExit('run', r);
-        all.push(r);
+        await Promise.all([p.stdout, p.stderr].map((s) => (s ? finished(s).catch(() => {}) : undefined)));
+        session.onExit('run', res);
+        all.push(res);
       } else {
-        const p = spawn(argv, { ...o, stdin: job.stdin, stdout: 'capture', stderr: 'capture' });
-        all.push(await p.wait());
+        all.push(await r.run(argv, { ...perRun, stdin: job.stdin, stdout: 'capture', stderr: 'capture' }));
+      }
+      // The first run's slot holds the job's files for the later runs; any other is done with.
+      if (r !== firstRun) {
+        r.release();
+        leases.splice(leases.indexOf(r), 1);
       }
     }
     out.run = all.find((r) => r.status !== 'ok') ?? all[all.length - 1];
     if (runs > 1) out.allRuns = all;
     return out;
   } catch (e) {
-    // brig's own failure (the box, an option the ceilings let through): the job's result says so.
+    // brig's own failure (a slot, an option the ceilings let through): the job's result says so.
     const info = setupErrorInfo('execute', (e as NodeJS.ErrnoException).errno ? Math.abs((e as NodeJS.ErrnoException).errno!) : 5, undefined, (e as Error).message);
     return { run: setupFailure(info) };
   } finally {
-    box?.destroy();
+    for (const l of leases) l.release();
   }
 }

@@ -10,7 +10,7 @@ import { run } from '../sandbox.js';
 import { resolveOptions } from '../options.js';
 import { mergeConfig, loadConfigFile, parseListen, type ServeConfig } from './config.js';
 import type { ServiceContext, ServiceJob, ServiceResult } from './context.js';
-import { executeJob } from './execute.js';
+import { executeJob, JobPools } from './execute.js';
 import { healthRoutes } from './health.js';
 import { judge0Routes } from './judge0.js';
 import { createMetrics } from './metrics.js';
@@ -84,6 +84,8 @@ export async function createServer(options: ServerOptions = {}): Promise<BrigSer
   const byLanguage = new Map(set.available.map((r) => [r.language, r]));
   // Every job's box lives under one private directory, removed at close.
   const boxRoot = mkdtempSync(join(tmpdir(), 'brig-serve-'));
+  // Warm sandboxes per stage and shape, each with a job directory of its own under boxRoot.
+  const pools = new JobPools(boxRoot, config.pool_size);
 
   const ctx = { config, runtimes: set.available, unavailable: set.unavailable, sessions: new Map(), pending: new Set(), closing: false } as unknown as ServiceContext;
   const worker = async (job: ServiceJob): Promise<ServiceResult> => {
@@ -92,7 +94,7 @@ export async function createServer(options: ServerOptions = {}): Promise<BrigSer
     if (!rt) throw new Error(`no runtime ${job.language} in this worker`);
     const session = job.session ? ctx.sessions.get(job.session) : undefined;
     if (job.session && !session) throw new Error('the interactive session has gone');
-    return executeJob(rt, job, boxRoot, session);
+    return executeJob(rt, job, pools, session);
   };
   if (options.redis !== undefined) {
     // Jobs from a shared Redis are re-checked against this server's own ceilings before its local worker runs them.
@@ -188,6 +190,7 @@ export async function createServer(options: ServerOptions = {}): Promise<BrigSer
         // and for every queued job, then for callbacks still being delivered.
         await Promise.all([app.close(), ctx.queue.close()]);
         await Promise.allSettled([...ctx.pending]);
+        await pools.close();
         rmSync(boxRoot, { recursive: true, force: true });
       })();
       return closed;
