@@ -16,7 +16,7 @@ import { run, type RunResult } from '../sandbox.js';
 import { checkedRunner } from './ceilings.js';
 import { loadConfigFile, mergeConfig, parseListen, type ServeConfig } from './config.js';
 import type { ServiceJob, ServiceResult } from './context.js';
-import { executeJob, type ExecuteResult } from './execute.js';
+import { executeJob, JobPools, type ExecuteResult } from './execute.js';
 import { parseRedisUrl, QUEUE_NAME, startBullWorker, type WorkerTuning } from './redis-queue.js';
 import { loadRuntimes, SHIPPED_RUNTIME_DIR, type Runtime, type UnavailableRuntime } from './runtimes.js';
 
@@ -64,6 +64,8 @@ export async function startWorker(o: WorkerOptions): Promise<BrigWorker> {
   const name = o.name ?? `${hostname()}:${process.pid}`;
   const log: Logger = o.logger === false ? pino({ enabled: false }) : pino({ name: 'brig-worker', ...(o.logger ?? {}) }, pino.destination(2));
   const boxRoot = mkdtempSync(join(tmpdir(), 'brig-worker-'));
+  // Warm pools per stage and limits, as brig serve's own: each sandbox single-use, its /box its own.
+  const pools = new JobPools(boxRoot, config.pool_size);
 
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'brig_worker_' });
@@ -89,7 +91,7 @@ export async function startWorker(o: WorkerOptions): Promise<BrigWorker> {
   const local = async (job: ServiceJob): Promise<ServiceResult> => {
     if (job.kind === 'run') return run(job.argv, { ...(job.options as object), stdin: job.stdin, stdout: 'capture', stderr: 'capture' });
     if (job.session) throw new Error('an interactive job cannot run on a remote worker');
-    return executeJob(byLanguage.get(job.language)!, job, boxRoot);
+    return executeJob(byLanguage.get(job.language)!, job, pools);
   };
   const checked = checkedRunner(local, config, set.available);
   const worker = startBullWorker(
@@ -157,6 +159,7 @@ export async function startWorker(o: WorkerOptions): Promise<BrigWorker> {
       closed ??= (async () => {
         log.info({ active: running }, 'stopping: finishing running jobs, taking no new ones');
         await worker.close();
+        await pools.close();
         await depthQueue.close().catch(() => {});
         depthClient.disconnect();
         if (http) await new Promise<void>((r) => http!.close(() => r()));
