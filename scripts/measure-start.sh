@@ -20,6 +20,7 @@ hyperfine -N --warmup 2 --runs "$runs" --export-json "$tmp/h.json" \
   "node --snapshot-blob $tmp/trivial.blob" \
   'node bin/brig-node --version' \
   'env BRIG_NO_AGENT=1 bin/brig run -- /bin/true' \
+  'node -- bin/brig-node run -- /bin/true' \
   'bin/brig run -- /bin/true' \
   'build/Release/brig-client run -- /bin/true' >/dev/null
 node -e '
