@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -65,6 +66,36 @@ Napi::Value Kill(const Napi::CallbackInfo& info) {
   if (sig == SIGKILL) return Napi::Boolean::New(info.Env(), c->KillAll());
   long r = syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0);
   return Napi::Boolean::New(info.Env(), r == 0);
+}
+
+// pidfdOpen(pid) -> a close-on-exec pidfd; throws (step pidfd-open) with the errno.
+Napi::Value PidfdOpen(const Napi::CallbackInfo& info) {
+  int pid = info[0].As<Napi::Number>().Int32Value();
+  long fd = syscall(SYS_pidfd_open, pid, 0);
+  if (fd < 0) throw StepError(info.Env(), "pidfd-open", errno);
+  fcntl(static_cast<int>(fd), F_SETFD, FD_CLOEXEC);
+  return Napi::Number::New(info.Env(), static_cast<double>(fd));
+}
+
+// pidfdSignal(pidfd, sig) -> 0 or -errno: a signal that cannot reach a recycled pid.
+Napi::Value PidfdSignal(const Napi::CallbackInfo& info) {
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  int sig = info[1].As<Napi::Number>().Int32Value();
+  long r = syscall(SYS_pidfd_send_signal, fd, sig, nullptr, 0);
+  return Napi::Number::New(info.Env(), r < 0 ? -errno : 0);
+}
+
+// flock(fd, exclusive, wait) -> 0 or -errno (EWOULDBLOCK when !wait and held).
+// Several brig processes change one container's state: each change is made
+// under this lock, and the kernel drops it when a process dies holding it.
+Napi::Value Flock(const Napi::CallbackInfo& info) {
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  int op = info[1].ToBoolean() ? LOCK_EX : LOCK_SH;
+  if (!info[2].ToBoolean()) op |= LOCK_NB;
+  int r;
+  do r = flock(fd, op);
+  while (r < 0 && errno == EINTR);
+  return Napi::Number::New(info.Env(), r < 0 ? -errno : 0);
 }
 
 // pipe() -> [readFd, writeFd], both close-on-exec.
@@ -153,6 +184,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("prepareSteps", Napi::Function::New(env, Guarded<PrepareSteps>, "prepareSteps"));
   exports.Set("kill", Napi::Function::New(env, Guarded<Kill>, "kill"));
   exports.Set("pipe", Napi::Function::New(env, Guarded<Pipe>, "pipe"));
+  exports.Set("pidfdOpen", Napi::Function::New(env, Guarded<PidfdOpen>, "pidfdOpen"));
+  exports.Set("pidfdSignal", Napi::Function::New(env, Guarded<PidfdSignal>, "pidfdSignal"));
+  exports.Set("flock", Napi::Function::New(env, Guarded<Flock>, "flock"));
   exports.Set("close", Napi::Function::New(env, Guarded<Close>, "close"));
   exports.Set("live", Napi::Function::New(env, Guarded<Live>, "live"));
   exports.Set("landlockAbi", Napi::Function::New(env, Guarded<LandlockAbi>, "landlockAbi"));
