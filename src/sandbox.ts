@@ -295,6 +295,7 @@ function abortError(signal: AbortSignal): Error {
 export interface LaunchExtras {
   cgroupProcs?: string[];
   joinPidfd?: number;
+  argv?: string[];
 }
 
 /** A running sandbox. `pid` is the host pid of the sandbox's init (0 when setup failed before launch). */
@@ -315,6 +316,8 @@ export class SandboxProcess extends EventEmitter {
     super();
     const t0 = performance.now();
     const o = resolveOptions(argv, applyProfile(options));
+    // An exec's command as given: an image's entrypoint is the container's, not the exec's.
+    if (extras.argv) o.argv = extras.argv;
     pool?.check(o);
     let stdio: Stdio;
     try {
@@ -379,6 +382,8 @@ export class SandboxProcess extends EventEmitter {
     const gid = process.getgid!();
     const tPlan = performance.now();
 
+    const join = this.extras.joinPidfd;
+    const stepsRun = join === undefined ? built.steps : programSteps(built.steps);
     let cgroupFds: number[] | undefined;
     try {
       cgroupFds = pooled ? undefined : cgroups?.joinFds();
@@ -397,7 +402,6 @@ export class SandboxProcess extends EventEmitter {
     const gidMap = `${o.gid} ${gid} 1\n`;
     // A pooled sandbox has its namespaces; a multi-id map is written by
     // newuidmap after the clone: neither takes a warm pair.
-    const join = this.extras.joinPidfd;
     const warmable = !pooled && !multi && join === undefined;
     const warm = warmable ? takeWarm(uidMap, gidMap) : undefined;
     try {
@@ -411,7 +415,7 @@ export class SandboxProcess extends EventEmitter {
         {
           // An exec runs the program's part of the container's plan (from its
           // Landlock ruleset on: the root, mounts and hostname are there already).
-          steps: join === undefined ? built.prepared : programSteps(built.steps),
+          steps: join === undefined ? built.prepared : stepsRun,
           argv: o.argv,
           envp,
           execPaths,
@@ -519,7 +523,7 @@ export class SandboxProcess extends EventEmitter {
       const usage = cgroups?.usage();
       await dropCgroups();
       const tDone = performance.now();
-      const result = mapError ? setupFailure(mapError, t0) : this.result(ex, built.steps, o, tExit - tPlan);
+      const result = mapError ? setupFailure(mapError, t0) : this.result(ex, stepsRun, o, tExit - tPlan);
       if (stdio.outputError && result.status !== 'setup-error') {
         result.status = 'output-error';
         result.error = stdio.outputError;
@@ -540,7 +544,7 @@ export class SandboxProcess extends EventEmitter {
       if (o.timings)
         result.timings = {
           planMs: tPlan - t0,
-          ...nativeTimings(info, ex, built.steps),
+          ...nativeTimings(info, ex, stepsRun),
           runMs: tExit - tLaunched,
           resultMs: tDone - tExit,
           exitToResultMs: result.endedNs === undefined ? NaN : (Number(process.hrtime.bigint()) - result.endedNs) / 1e6,

@@ -7,7 +7,8 @@ import { doctorCommand, doctorHelp } from './doctor.js';
 import { boxCommand, boxHelp } from './box.js';
 import { profileCommand, profileHelp } from './profile.js';
 import { volumeCommand, volumeHelp } from './volume.js';
-import { buildCommand, buildHelp, loadCommand, loadHelp, saveCommand, saveHelp, commitCommand, commitHelp, imagesCommand, imagesHelp, importCommand, importHelp, inspectCommand, inspectHelp, psCommand, psHelp, rmCommand, rmHelp, rmiCommand, rmiHelp, tagCommand, tagHelp } from './image.js';
+import { buildCommand, buildHelp, loadCommand, loadHelp, saveCommand, saveHelp, imagesCommand, imagesHelp, importCommand, importHelp, rmiCommand, rmiHelp, tagCommand, tagHelp } from './image.js';
+import { containerVerbs } from './container.js';
 import { SeccompPolicyError } from '../seccomp/index.js';
 import { loginCommand, loginHelp, logoutCommand, logoutHelp, pullCommand, pullHelp, pushCommand, pushHelp } from './registry.js';
 
@@ -17,22 +18,20 @@ const verbs: Record<string, { summary: string; main: (argv: string[]) => Promise
   profile: { summary: 'list, show and check policy profiles', main: profileCommand, help: profileHelp },
   images: { summary: 'list the images in your store', main: imagesCommand, help: imagesHelp },
   'import-rootfs': { summary: 'make a base image from a directory or tarball', main: importCommand, help: importHelp },
-  inspect: { summary: 'show an image as JSON', main: inspectCommand, help: inspectHelp },
   tag: { summary: 'give an image another name', main: tagCommand, help: tagHelp },
   rmi: { summary: 'remove images (and layers nothing else uses)', main: rmiCommand, help: rmiHelp },
   build: { summary: 'build an image from a Dockerfile', main: buildCommand, help: buildHelp },
   save: { summary: 'write images as an OCI image layout (dir or tar)', main: saveCommand, help: saveHelp },
   load: { summary: 'load an OCI image layout or docker save archive', main: loadCommand, help: loadHelp },
-  commit: { summary: "a kept container's changes as a new image", main: commitCommand, help: commitHelp },
   pull: { summary: 'pull an image from a registry', main: pullCommand, help: pullHelp },
   push: { summary: 'push an image to a registry', main: pushCommand, help: pushHelp },
   login: { summary: 'store credentials for a registry', main: loginCommand, help: loginHelp },
   logout: { summary: 'remove stored credentials for a registry', main: logoutCommand, help: logoutHelp },
-  ps: { summary: 'list kept containers', main: psCommand, help: psHelp },
-  rm: { summary: 'remove kept containers', main: rmCommand, help: rmHelp },
   volume: { summary: 'named volumes: create, ls, inspect, rm', main: volumeCommand, help: volumeHelp },
   box: { summary: 'persistent boxes: create, run in, remove', main: boxCommand, help: boxHelp },
   doctor: { summary: 'check what this host gives a rootless user', main: doctorCommand, help: doctorHelp },
+  // Containers (src/cli/container.ts): ps, rm, inspect and commit there replace the kept-container verbs of image.ts.
+  ...containerVerbs,
 };
 
 const mainHelp = `Usage: brig COMMAND [OPTIONS]

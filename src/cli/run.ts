@@ -9,6 +9,8 @@ import type { VolumeMount } from '../profile/types.js';
 import { isolateMeta, reportJson } from '../report.js';
 import { applyProfile } from '../profile/index.js';
 import { run, type RunResult } from '../sandbox.js';
+// [i23 containers]
+import { containerRunSpecs } from './container-specs.js';
 import { all, formatHelp, one, parseArgs, seconds, UsageError, wholeNumber, type OptionSpec, type Parsed } from './args.js';
 
 export const EXIT_BRIG_ERROR = 125;
@@ -18,7 +20,7 @@ export const sandboxSpecs: OptionSpec[] = [
   { name: 'profile', short: 'p', value: true, repeat: true, arg: 'NAME|FILE', help: "policy profile under the other options (default: 'default'); repeat to layer, e.g. -p judge -p python" },
   { name: 'rootfs', value: true, arg: 'host|DIR', help: "root filesystem: 'host' (read-only system dirs, the default) or a directory" },
   { name: 'image', short: 'i', value: true, arg: 'NAME[:TAG]', help: "run from an image in your store (brig images): its layers under a writable layer; with no COMMAND, the image's own" },
-  { name: 'name', value: true, arg: 'CONTAINER', help: 'with --image: keep the writable layer on disk as this container (brig commit, brig ps, brig rm)' },
+  { name: 'name', value: true, arg: 'CONTAINER', help: "with -d: the container's name; without -d, with --image: keep the writable layer on disk as this container (brig commit, brig rm)" },
   { name: 'volume', short: 'v', value: true, repeat: true, arg: 'SRC:DST[:ro|rw]', help: 'bind a host path (read-only unless :rw), or a named volume (read-write unless :ro; made on first use)' },
   { name: 'tmpfs', value: true, repeat: true, arg: 'DST[:SIZE]', help: 'a writable tmpfs at DST (default size 64m)' },
   { name: 'env', short: 'e', value: true, repeat: true, arg: 'KEY=VAL', help: "set a variable (KEY alone copies the host's value); the environment is empty otherwise, PATH aside" },
@@ -51,6 +53,8 @@ export const sandboxSpecs: OptionSpec[] = [
 
 const specs: OptionSpec[] = [
   ...sandboxSpecs,
+  // [i23 containers] -d, --rm, --restart, --stop-signal, --stop-timeout, --log-opt, -l/--label (src/cli/container-specs.ts)
+  ...containerRunSpecs,
   { name: 'report', value: true, arg: 'FILE', help: 'write the run result (without stdout/stderr) to FILE' },
   { name: 'report-format', value: true, arg: 'json|isolate', help: "the report's format: brig's JSON (default) or isolate's meta lines" },
 ];
@@ -250,5 +254,9 @@ export async function runCommand(argv: string[]): Promise<number> {
     process.stdout.write(runHelp);
     return 0;
   }
+  // [i23 containers] run -d (and the options only a container takes) goes to src/cli/container.ts.
+  // (imported when called: container.ts imports this file's specs)
+  const { runDetached, wantsContainer } = await import('./container.js');
+  if (wantsContainer(p)) return runDetached(p);
   return runWith(p, 'run', run);
 }
