@@ -220,12 +220,19 @@ export class Container {
       r.State.Error = '';
       return true;
     });
+    // The monitor this call started: it either becomes the container's or,
+    // having lost a race to another start, exits at once; either way, known
+    // before this returns.
+    let mine: { pid: number; exited: boolean } | undefined;
     if (need) {
       const logFd = openSync(join(recordDir(this.id), 'monitor.log'), 'a', 0o600);
       try {
         // Small heaps: the monitor holds a few buffers, not a program's data.
         const child = spawnProcess(process.execPath, ['--max-semi-space-size=1', '--max-old-space-size=48', MONITOR_SCRIPT, this.id], { detached: true, stdio: ['ignore', logFd, logFd] });
         child.unref();
+        const m = { pid: child.pid ?? 0, exited: false };
+        child.once('exit', () => (m.exited = true));
+        mine = m;
       } finally {
         closeSync(logFd);
       }
@@ -235,7 +242,12 @@ export class Container {
     for (;;) {
       const r = this.record();
       if (monitorAlive(r)) sawMonitor = true;
-      if (r.State.Running && r.State.StartedAt >= t0) return;
+      if (mine && !mine.exited && r.Monitor?.Pid !== mine.pid) {
+        await sleep(15);
+        continue;
+      }
+      // Running once the program has exec'd (its process no longer init's copy): a command that cannot be run fails start, as in Docker.
+      if (r.State.Running && r.State.StartedAt >= t0 && this.execed(r.State.Pid)) return;
       if (r.State.Running && !need) return;
       if (r.State.Status === 'exited' && r.State.FinishedAt >= t0 && !r.State.Restarting) {
         if (r.State.Error) throw new ContainerError(r.State.Error, r.State.ExitCode || 125);
@@ -244,6 +256,16 @@ export class Container {
       if (!r.Monitor && sawMonitor && r.State.Status !== 'restarting') return;
       if (Date.now() > deadline) throw new ContainerError(`container ${r.Name} did not start within 30 s (see ${join(recordDir(this.id), 'monitor.log')})`);
       await sleep(15);
+    }
+  }
+
+  private execed(initPid: number): boolean {
+    const prog = programPid(initPid);
+    if (prog === undefined) return false;
+    try {
+      return readFileSync(`/proc/${prog}/comm`, 'utf8').trim() !== 'brig-init';
+    } catch {
+      return false;
     }
   }
 

@@ -51,6 +51,7 @@ export class JsonLogWriter {
   }
 
   private entry(stream: 'stdout' | 'stderr', log: string): void {
+    if (this.fd < 0) return;
     const line = Buffer.from(JSON.stringify({ log, stream, time: now() }) + '\n');
     if (this.maxSize > 0 && this.size > 0 && this.size + line.length > this.maxSize) this.rotate();
     writeSync(this.fd, line);
@@ -72,6 +73,7 @@ export class JsonLogWriter {
   close(): void {
     this.flush();
     closeSync(this.fd);
+    this.fd = -1;
   }
 }
 

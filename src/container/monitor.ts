@@ -236,6 +236,8 @@ class Monitor {
         this.current = sp;
         sp.stdout?.on('data', (c: Buffer) => log.write('stdout', c));
         sp.stderr?.on('data', (c: Buffer) => log.write('stderr', c));
+        // The pipes' last bytes may come after the exit: the log closes once both have ended.
+        const drained = Promise.all([sp.stdout, sp.stderr].map((s) => (s && !s.destroyed ? new Promise((r) => s.once('close', r)) : undefined)));
         if (sp.pid) {
           const pid = sp.pid;
           update(this.id, (r) => {
@@ -257,6 +259,7 @@ class Monitor {
           }, 200).unref();
         }
         result = await sp.wait();
+        await Promise.race([drained, new Promise((r) => setTimeout(r, 2000))]);
       } catch (e) {
         result = { status: 'setup-error', exitCode: null, signal: null, error: { step: 'options', errno: 0, code: '', message: (e as Error).message } } as unknown as RunResult;
       }
@@ -343,7 +346,7 @@ function makeContainerCgroupsSafe(id: string, limited: Set<string>, parent?: str
 }
 
 export async function monitorMain(id: string): Promise<number> {
-  process.title = 'brig-monitor';
+  process.title = `brig-monitor ${id.slice(0, 12)}`;
   const m = new Monitor(id);
   if (!m.claim()) return 0;
   // Orders to stop come on the socket; a signal to the monitor itself ends
