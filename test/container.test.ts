@@ -243,7 +243,8 @@ describe('logs -f', () => {
     const f = spawn(process.execPath, [join(import.meta.dirname, '../../bin/brig'), 'logs', '-f', '--tail', '0', 'talk'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     f.stdout.on('data', (d) => (out += d));
-    await until('streamed lines', () => (out.match(/line \d+/g) ?? []).length >= 5);
+    // Enough for the 2 KiB log to have rotated once (about 70 bytes a line).
+    await until('streamed lines', () => (out.match(/line \d+/g) ?? []).length >= 45);
     const nums = out.match(/line (\d+)/g)!.map((l) => Number(l.slice(5)));
     for (let i = 1; i < nums.length; i++) assert.equal(nums[i], nums[i - 1] + 1, out);
     const closed = new Promise((r) => f.once('close', r));

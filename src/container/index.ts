@@ -239,8 +239,16 @@ export class Container {
     }
     const deadline = Date.now() + 30_000;
     let sawMonitor = false;
+    const autoRemove = this.record().HostConfig.AutoRemove;
     for (;;) {
-      const r = this.record();
+      let r: ContainerRecord;
+      try {
+        r = this.record();
+      } catch (e) {
+        // --rm: it ran, ended and was removed before we looked again.
+        if (autoRemove && need && e instanceof ContainerError && /^No such container/.test(e.message)) return;
+        throw e;
+      }
       if (monitorAlive(r)) sawMonitor = true;
       if (mine && !mine.exited && r.Monitor?.Pid !== mine.pid) {
         await sleep(15);
