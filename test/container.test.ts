@@ -2,7 +2,7 @@
 // and removed by separate brig processes (bin/brig), as users do.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -338,6 +338,38 @@ describe('bad input', () => {
     const missing = brig('run', '-d', '--name', 'nocmd', '--', 'nosuchcommand');
     assert.equal(missing.code, 127, missing.err);
     assert.equal(brig('rm', 'nocmd').code, 0);
+  });
+});
+
+describe('a container from an image', () => {
+  const busybox = ['/usr/bin/busybox', '/bin/busybox'].find((p) => existsSync(p));
+  it('keeps its writable layer across stop and start; commit makes an image of it; rm removes it', { skip: !busybox && 'no busybox' }, () => {
+    const dir = join(root, 'rootfs');
+    mkdirSync(join(dir, 'bin'), { recursive: true });
+    mkdirSync(join(dir, 'etc'));
+    writeFileSync(join(dir, 'bin', 'busybox'), readFileSync(busybox!), { mode: 0o755 });
+    for (const a of ['sh', 'cat', 'echo', 'sleep', 'tar', 'test', 'ls']) symlinkSync('busybox', join(dir, 'bin', a));
+    writeFileSync(join(dir, 'etc', 'passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
+    chmodSync(root, 0o755);
+    assert.equal(brig('import-rootfs', '--cmd', '["/bin/sh","-c","echo hi > /made.txt; sleep 100"]', dir, 'bb:1').code, 0);
+    const r = brig('run', '-d', '--name', 'img', '-i', 'bb:1');
+    assert.equal(r.code, 0, r.err);
+    const id = r.out.trim();
+    assert.ok(existsSync(join(env.BRIG_STORE, 'containers', id)), 'writable layer on disk');
+    assert.equal(brig('exec', 'img', '/bin/sh', '-c', 'while ! test -e /made.txt; do sleep 0.05; done; echo more > /more.txt; cat /made.txt').out, 'hi\n');
+    // exec -i: stdin passed through.
+    assert.equal(brigCli(['exec', '-i', 'img', 'cat'], { env, input: 'piped\n' }).out, 'piped\n');
+    assert.equal(brig('stop', '-t', '0', 'img').code, 0);
+    assert.equal(brig('start', 'img').code, 0);
+    assert.equal(brig('exec', 'img', 'cat', '/more.txt').out, 'more\n');
+    assert.equal(brig('stop', '-t', '0', 'img').code, 0);
+    const c = brig('commit', 'img', 'bb:2');
+    assert.equal(c.code, 0, c.err);
+    assert.equal(brig('run', '-i', 'bb:2', '--', 'cat', '/more.txt').out, 'more\n');
+    assert.equal(brig('rm', 'img').code, 0);
+    assert.ok(!existsSync(join(env.BRIG_STORE, 'containers', id)), 'writable layer left');
+    assert.equal(brig('rmi', 'bb:2').code, 0);
+    assert.equal(brig('rmi', 'bb:1').code, 0);
   });
 });
 
