@@ -142,6 +142,15 @@ describe('a detached container', () => {
     assert.ok(Number(row.PIDs) >= 1, s.out);
   });
 
+  it("an exec's process shows in top, and ends when the brig exec that started it is killed", async () => {
+    const ex = spawn(process.execPath, [join(import.meta.dirname, '../../bin/brig'), 'exec', 'life', '/bin/sleep', '77'], { env, stdio: 'ignore' });
+    const closed = new Promise((r) => ex.once('close', r));
+    await until('the exec in top', () => brig('top', 'life').out.includes('/bin/sleep 77'));
+    ex.kill('SIGKILL');
+    await closed;
+    await until('the exec gone', () => !brig('top', 'life').out.includes('/bin/sleep 77'), 5000);
+  });
+
   it('rename keeps it; cp copies both ways', () => {
     assert.equal(brig('rename', 'life', 'life2').code, 0);
     assert.equal(brig('exec', 'life2', 'true').code, 0);

@@ -1,5 +1,5 @@
 // A running container's processes, as the host's /proc shows them.
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 
 function children(pid: number): number[] {
   const out: number[] = [];
@@ -14,7 +14,11 @@ function children(pid: number): number[] {
   return out;
 }
 
-/** Every process under the container's init (not init itself), parents first. */
+/**
+ * Every process of the container but brig's own (its init, an exec's init):
+ * those under its init, parents first, then those an exec started (children
+ * of the exec's caller, found by their pid namespace).
+ */
 export function processTree(initPid: number): number[] {
   const out: number[] = [];
   const stack = children(initPid);
@@ -22,6 +26,23 @@ export function processTree(initPid: number): number[] {
     const pid = stack.shift()!;
     out.push(pid);
     stack.push(...children(pid));
+  }
+  let ns: string;
+  try {
+    ns = readlinkSync(`/proc/${initPid}/ns/pid`);
+  } catch {
+    return out;
+  }
+  const seen = new Set([initPid, ...out]);
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name) || seen.has(Number(name))) continue;
+    try {
+      if (readlinkSync(`/proc/${name}/ns/pid`) !== ns) continue;
+      if (readFileSync(`/proc/${name}/comm`, 'utf8').trim() === 'brig-exec') continue;
+      out.push(Number(name));
+    } catch {
+      // gone, or not ours to look at
+    }
   }
   return out;
 }
