@@ -3,6 +3,9 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
+#include <stdlib.h>
+#include <termios.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -98,6 +101,31 @@ Napi::Value Flock(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), r < 0 ? -errno : 0);
 }
 
+// openPty() -> [master, slave], both close-on-exec: a terminal for exec -t.
+Napi::Value OpenPty(const Napi::CallbackInfo& info) {
+  int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (m < 0) throw StepError(info.Env(), "openpty", errno);
+  int unlock = 0;
+  int n = -1;
+  if (ioctl(m, TIOCSPTLCK, &unlock) < 0 || (n = ioctl(m, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC)) < 0) {
+    int e = errno;
+    close(m);
+    throw StepError(info.Env(), "openpty", e);
+  }
+  Napi::Array a = Napi::Array::New(info.Env(), 2);
+  a.Set(0u, m);
+  a.Set(1u, n);
+  return a;
+}
+
+Napi::Value SetWinsize(const Napi::CallbackInfo& info) {
+  struct winsize ws = {};
+  ws.ws_col = static_cast<unsigned short>(info[1].As<Napi::Number>().Uint32Value());
+  ws.ws_row = static_cast<unsigned short>(info[2].As<Napi::Number>().Uint32Value());
+  int r = ioctl(info[0].As<Napi::Number>().Int32Value(), TIOCSWINSZ, &ws);
+  return Napi::Number::New(info.Env(), r < 0 ? -errno : 0);
+}
+
 // pipe() -> [readFd, writeFd], both close-on-exec.
 Napi::Value Pipe(const Napi::CallbackInfo& info) {
   int fds[2];
@@ -187,6 +215,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("pidfdOpen", Napi::Function::New(env, Guarded<PidfdOpen>, "pidfdOpen"));
   exports.Set("pidfdSignal", Napi::Function::New(env, Guarded<PidfdSignal>, "pidfdSignal"));
   exports.Set("flock", Napi::Function::New(env, Guarded<Flock>, "flock"));
+  exports.Set("openPty", Napi::Function::New(env, Guarded<OpenPty>, "openPty"));
+  exports.Set("setWinsize", Napi::Function::New(env, Guarded<SetWinsize>, "setWinsize"));
   exports.Set("close", Napi::Function::New(env, Guarded<Close>, "close"));
   exports.Set("live", Napi::Function::New(env, Guarded<Live>, "live"));
   exports.Set("landlockAbi", Napi::Function::New(env, Guarded<LandlockAbi>, "landlockAbi"));

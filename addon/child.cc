@@ -1101,6 +1101,11 @@ long fs_step(NewRoot* root, const Step* s, bool* handled) {
       case STEP_PDEATHSIG:
         r = sys(SYS_prctl, PR_SET_PDEATHSIG, static_cast<long>(s->arg0));
         break;
+      case STEP_CONTROLLING_TTY:
+        // After setsid and stdio: a shell on a terminal needs it as its
+        // controlling terminal for job control and ^C.
+        r = sys(SYS_ioctl, 0, TIOCSCTTY, 0);
+        break;
       case STEP_UMASK:
         sys(SYS_umask, static_cast<long>(s->arg0));
         r = 0;

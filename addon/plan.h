@@ -53,6 +53,7 @@ enum StepKind : int32_t {
   STEP_SKELETON = 32,     // init: a clone of the skeleton (plan->skeleton_fd) mounted on a
   STEP_SKELETON_ROOT = 33,// skeleton maker: a fresh, detached tmpfs (options d) becomes the new root
   STEP_SKELETON_SEAL = 34,// skeleton maker: the tree private and its root read-only, down to its superblock
+  STEP_CONTROLLING_TTY = 35,// the program: its stdin (a terminal) becomes its session's controlling terminal
 };
 
 // STEP_SECCOMP flags (arg1)

@@ -40,6 +40,8 @@ export const enum StepKind {
   SkeletonRoot = 33,
   /** Skeleton maker: the tree made private and read-only, down to its superblock. */
   SkeletonSeal = 34,
+  /** The program: its stdin, a terminal, becomes its controlling terminal (exec -t). */
+  ControllingTty = 35,
 }
 
 /** One step of the plan. `name` and `path` are for error messages only; native ignores them. */
@@ -195,6 +197,10 @@ export interface Native {
   pidfdOpen(pid: number): number;
   /** pidfd_send_signal: 0 or -errno. */
   pidfdSignal(pidfd: number, signal: number): number;
+  /** A pseudo-terminal: [master, slave], both close-on-exec; throws (step 'openpty', errno). */
+  openPty(): [number, number];
+  /** TIOCSWINSZ on a terminal fd: 0 or -errno. */
+  setWinsize(fd: number, cols: number, rows: number): number;
   /** flock(2): 0 or -errno (-EWOULDBLOCK when `wait` is false and another holds it). */
   flock(fd: number, exclusive: boolean, wait: boolean): number;
   close(fd: number): void;

@@ -296,6 +296,8 @@ export interface LaunchExtras {
   cgroupProcs?: string[];
   joinPidfd?: number;
   argv?: string[];
+  /** exec -t: stdin is a terminal, made the program's controlling terminal. */
+  tty?: boolean;
 }
 
 /** A running sandbox. `pid` is the host pid of the sandbox's init (0 when setup failed before launch). */
@@ -383,7 +385,11 @@ export class SandboxProcess extends EventEmitter {
     const tPlan = performance.now();
 
     const join = this.extras.joinPidfd;
-    const stepsRun = join === undefined ? built.steps : programSteps(built.steps);
+    let stepsRun = join === undefined ? built.steps : programSteps(built.steps);
+    if (join !== undefined && this.extras.tty) {
+      const at = stepsRun.findIndex((s) => s.kind === StepKind.Stdio) + 1;
+      stepsRun = [...stepsRun.slice(0, at), { kind: StepKind.ControllingTty, name: 'controlling-tty' }, ...stepsRun.slice(at)];
+    }
     let cgroupFds: number[] | undefined;
     try {
       cgroupFds = pooled ? undefined : cgroups?.joinFds();

@@ -350,6 +350,28 @@ describe('bad input', () => {
   });
 });
 
+describe('exec -t', () => {
+  const script = ['/usr/bin/script', '/bin/script'].find((p) => existsSync(p));
+  it('a terminal session under script(1): a tty, its size, input and the exit code', { skip: !script && 'no script(1)' }, async () => {
+    assert.equal(brig('run', '-d', '--name', 'term', '--', '/bin/sleep', '60').code, 0);
+    const bin = join(import.meta.dirname, '../../bin/brig');
+    const cmd = `stty cols 91 rows 33; ${process.execPath} ${bin} exec -i -t term /bin/sh`;
+    const s = spawn(script!, ['-qec', cmd, '/dev/null'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    s.stdout.on('data', (d) => (out += d));
+    const code = new Promise<number | null>((r) => s.once('close', r));
+    await until('a prompt', () => out.includes('$ '));
+    s.stdin.write('test -t 0 && echo on-a-tty; stty size; echo $((40+2))\n');
+    await until('the answers', () => /42/.test(out.replace('$((40+2))', '')));
+    s.stdin.write('exit 3\n');
+    assert.equal(await code, 3);
+    assert.match(out, /on-a-tty/);
+    assert.match(out, /33 91/);
+    s.stdin.destroy();
+    assert.equal(brig('rm', '-f', 'term').code, 0);
+  });
+});
+
 describe('a container from an image', () => {
   const busybox = ['/usr/bin/busybox', '/bin/busybox'].find((p) => existsSync(p));
   it('keeps its writable layer across stop and start; commit makes an image of it; rm removes it', { skip: !busybox && 'no busybox' }, () => {

@@ -2,7 +2,9 @@
 // rename | ps | inspect | logs | top | stats | cp | exec, and run -d: the
 // container verbs, thin over src/container (Docker's names, flags, exit codes).
 import { spawn as spawnProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, renameSync, rmSync, statSync, cpSync } from 'node:fs';
+import { existsSync, mkdtempSync, renameSync, rmSync, statSync, cpSync, writeSync } from 'node:fs';
+import { ReadStream } from 'node:tty';
+import { native } from '../native.js';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { ContainerError, createContainer, getContainer, listContainers, startAll, type Container, type ContainerRecord } from '../container/index.js';
@@ -429,7 +431,7 @@ const statsCommand = verb(statsHelp, statsSpecs, async (p) => {
 const execSpecs: OptionSpec[] = [
   { name: 'detach', short: 'd', help: 'start it in the background (its output is dropped)' },
   { name: 'interactive', short: 'i', help: 'pass standard input through' },
-  { name: 'tty', short: 't', help: 'a terminal (not yet: see docs/containers.md)' },
+  { name: 'tty', short: 't', help: "a new terminal for the command (its controlling terminal), relayed to this one" },
   { name: 'env', short: 'e', value: true, repeat: true, arg: 'KEY=VAL', help: 'a variable besides the container\'s' },
   { name: 'workdir', short: 'w', value: true, arg: 'DIR', help: 'working directory inside' },
   { name: 'user', short: 'u', value: true, arg: 'UID[:GID]', help: 'ids inside (numbers)' },
@@ -446,10 +448,13 @@ const execCommand = verb(
   execSpecs,
   async (p) => {
     if (p.rest.length < 2) throw new UsageError('"brig exec" requires at least 2 arguments: brig exec [OPTIONS] CONTAINER COMMAND [ARGS...]');
-    if (p.flags.has('tty')) throw new ContainerError('brig exec -t: terminals are not supported yet (see docs/containers.md); leave out -t');
     const [ref, ...argv] = p.rest;
     const c = getContainer(ref);
     const o = { env: all(p, 'env'), workdir: one(p, 'workdir'), user: one(p, 'user') };
+    if (p.flags.has('tty')) {
+      if (p.flags.has('detach')) throw new UsageError('brig exec: -d and -t do not go together');
+      return execOnTerminal(c, argv, o, p.flags.has('interactive'));
+    }
     if (p.flags.has('detach')) {
       await c.execDetached(argv, o);
       return 0;
@@ -460,6 +465,50 @@ const execCommand = verb(
   },
   (argv, specs) => parseArgs(argv, specs),
 );
+
+/**
+ * exec -t: the command on a new terminal, relayed to ours (raw mode while it
+ * runs), our size passed on at the start and on every SIGWINCH.
+ */
+async function execOnTerminal(c: Container, argv: string[], o: { env: string[]; workdir?: string; user?: string }, interactive: boolean): Promise<number> {
+  const out = process.stdout;
+  const { proc, master } = c.spawnExecTty(argv, { ...o, cols: out.columns, rows: out.rows });
+  const input = new ReadStream(master);
+  const ended = new Promise<void>((r) => {
+    input.once('close', r);
+    input.once('error', () => r()); // EIO: every holder of the other side has gone
+  });
+  input.on('data', (d: Buffer) => out.write(d));
+  const onResize = () => native.setWinsize(master, out.columns, out.rows);
+  out.on('resize', onResize);
+  const stdin = process.stdin;
+  const raw = interactive && stdin.isTTY;
+  const onInput = (d: Buffer) => {
+    try {
+      writeSync(master, d);
+    } catch {
+      // it has gone
+    }
+  };
+  if (interactive) {
+    if (raw) stdin.setRawMode(true);
+    stdin.on('data', onInput);
+  }
+  try {
+    const r = await proc.wait();
+    await Promise.race([ended, new Promise((res) => setTimeout(res, 1000))]);
+    if (r.status === 'setup-error') process.stderr.write(`Error: exec failed: ${r.error?.message ?? 'setup failed'}\n`);
+    return exitCodeOf(r);
+  } finally {
+    out.off('resize', onResize);
+    if (interactive) {
+      stdin.off('data', onInput);
+      if (raw) stdin.setRawMode(false);
+      stdin.pause();
+    }
+    input.destroy();
+  }
+}
 
 /** CONTAINER:PATH, or a host path. */
 function side(v: string): { container?: string; path: string } {

@@ -362,9 +362,30 @@ export class Container {
     const r = this.runningRecord();
     const { options, extras } = execOptions(r, r.State.Pid, argv, o);
     try {
-      return spawnWith(argv, { ...options, stdin: o.stdin ?? 'ignore', stdout: o.stdout ?? 'pipe', stderr: o.stderr ?? 'pipe', timings: o.timings }, extras);
+      return spawnWith(argv, { ...options, stdin: o.stdin ?? 'ignore', stdout: o.stdout ?? 'pipe', stderr: o.stderr ?? 'pipe', timings: o.timings }, { ...extras, tty: o.tty === true });
     } finally {
       native.close(extras.joinPidfd!);
+    }
+  }
+
+  /**
+   * argv inside the container on a new terminal (exec -t): its stdin, stdout
+   * and stderr are the terminal, which is its controlling terminal. The
+   * caller reads and writes `master` and closes it; setWinsize(master, ...)
+   * passes a size on.
+   */
+  spawnExecTty(argv: string[], o: ExecOptions & { cols?: number; rows?: number } = {}): { proc: SandboxProcess; master: number } {
+    this.runningRecord();
+    const [master, slave] = native.openPty();
+    try {
+      if (o.cols && o.rows) native.setWinsize(master, o.cols, o.rows);
+      const proc = this.spawnExec(argv, { ...o, tty: true, stdin: { fd: slave }, stdout: { fd: slave }, stderr: { fd: slave } });
+      return { proc, master };
+    } catch (e) {
+      native.close(master);
+      throw e;
+    } finally {
+      native.close(slave);
     }
   }
 
