@@ -21,3 +21,4 @@ export { runInteractive, type InteractiveResult, type Party } from './interactiv
 export { createPool, Pool, type PoolOptions, type PoolRunOptions } from './pool.js';
 export { pull, push, login, parseRemoteRef, RegistryError, type PullOptions, type PullResult, type PushOptions, type PushResult, type LayerProgress, type RemoteRef, type Credentials } from './image/registry.js';
 export { createServer, type BrigServer, type ServerOptions, type ServeConfig, type JobQueue } from './server/api.js';
+export { createContainer, listContainers, getContainer, startAll, Container, ContainerError, type ContainerOptions, type ContainerRecord, type ContainerStats, type LogEntry, type RestartPolicy } from './container/index.js';

@@ -13,6 +13,8 @@ import { applyProfile } from '../profile/index.js';
 import { run, type RunResult } from '../sandbox.js';
 import { all, checks, flagName, formatHelp, one, parseArgs, seconds, UsageError, wholeNumber, type OptionSpec, type Parsed } from './args.js';
 import { EXIT_BRIG_ERROR } from './main.js';
+// [i23 containers] -d, --rm, --restart, --stop-signal, --stop-timeout, --log-opt, -l/--label as a container takes them
+import { containerRunSpecs, wantsContainer } from './container-specs.js';
 
 export { EXIT_BRIG_ERROR };
 
@@ -31,7 +33,7 @@ export const sandboxSpecs: OptionSpec[] = [
   { name: 'publish-all', short: 'P', help: 'publish every exposed port', unsupported: 'no network beyond loopback yet' },
   { name: 'restart', value: true, arg: 'POLICY', help: 'restart policy', unsupported: 'no background containers to restart yet' },
   { name: 'attach', short: 'a', value: true, repeat: true, arg: 'STDIN|STDOUT|STDERR', help: 'streams to attach', unsupported: 'stdout and stderr are always attached; -i adds stdin' },
-  { name: 'name', value: true, arg: 'CONTAINER', help: 'with an image: keep the writable layer on disk as this container (brig commit, brig ps, brig rm)' },
+  { name: 'name', value: true, arg: 'CONTAINER', help: "with -d: the container's name; without -d, with an image: keep the writable layer on disk as this container (brig commit, brig rm)" },
   { name: 'rm', help: 'remove the container when it exits (what brig does unless --name keeps it)' },
   { name: 'hostname', short: 'h', value: true, arg: 'NAME', help: 'hostname inside the sandbox (default brig)' },
   { name: 'user', short: 'u', value: true, arg: 'UID[:GID]', help: 'user inside the sandbox, as numbers (default 1000, or the image\'s user)' },
@@ -82,8 +84,11 @@ export const sandboxSpecs: OptionSpec[] = [
   { name: 'help', help: 'show this help' },
 ];
 
+/** Run's own: the sandbox's options, with the container options (src/cli/container-specs.ts) in place of the unsupported or foreground-only ones they replace. */
+const containerNames = new Set(containerRunSpecs.map((s) => s.name));
 const specs: OptionSpec[] = [
-  ...sandboxSpecs,
+  ...sandboxSpecs.filter((s) => !containerNames.has(s.name)),
+  ...containerRunSpecs,
   { name: 'report', value: true, arg: 'FILE', help: 'write the run result (without stdout/stderr) to FILE' },
   { name: 'report-format', value: true, arg: 'json|isolate', help: "the report's format: brig's JSON (default) or isolate's meta lines", check: checks.oneOf('json', 'isolate') },
 ];
@@ -497,5 +502,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     process.stdout.write(runHelp);
     return 0;
   }
+  // [i23 containers] run -d goes to src/cli/container.ts, imported only then (it imports this file's specs).
+  if (wantsContainer(p)) return (await import('./container.js')).runDetached(p);
   return runWith(p, 'run', run);
 }
