@@ -317,7 +317,7 @@ export interface LaunchExtras {
   cgroupProcs?: string[];
   joinPidfd?: number;
   argv?: string[];
-  /** exec -t: stdin is a terminal, made the program's controlling terminal. */
+  /** exec -t, run -t: stdin is a terminal, made the program's controlling terminal (after setsid). */
   tty?: boolean;
 }
 
@@ -407,7 +407,7 @@ export class SandboxProcess extends EventEmitter {
 
     const join = this.extras.joinPidfd;
     let stepsRun = join === undefined ? built.steps : programSteps(built.steps);
-    if (join !== undefined && this.extras.tty) {
+    if (this.extras.tty) {
       const at = stepsRun.findIndex((s) => s.kind === StepKind.Stdio) + 1;
       stepsRun = [...stepsRun.slice(0, at), { kind: StepKind.ControllingTty, name: 'controlling-tty' }, ...stepsRun.slice(at)];
     }

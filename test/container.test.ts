@@ -371,6 +371,25 @@ describe('exec -t', () => {
     s.stdin.destroy();
     assert.equal(brig('rm', '-f', 'term').code, 0);
   });
+
+  it('run -it in the foreground under script(1): a tty as its controlling terminal, its size, input and the exit code', { skip: !script && 'no script(1)' }, async () => {
+    const bin = join(import.meta.dirname, '../../bin/brig');
+    const cmd = `stty cols 87 rows 29; ${process.execPath} ${bin} run -it -- /bin/sh`;
+    const s = spawn(script!, ['-qec', cmd, '/dev/null'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    s.stdout.on('data', (d) => (out += d));
+    const code = new Promise<number | null>((r) => s.once('close', r));
+    await until('a prompt', () => out.includes('$ '));
+    // The sandbox's shell owns the terminal (tty_nr of its stat is set: it has a controlling terminal).
+    s.stdin.write('test -t 0 && test -t 1 && echo on-a-tty; stty size; cut -d" " -f7 /proc/$$/stat | grep -qv "^0$" && echo has-ctty; echo $((40+2))\n');
+    await until('the answers', () => /42/.test(out.replace('$((40+2))', '')));
+    s.stdin.write('exit 5\n');
+    assert.equal(await code, 5);
+    assert.match(out, /on-a-tty/);
+    assert.match(out, /29 87/);
+    assert.match(out, /has-ctty/);
+    s.stdin.destroy();
+  });
 });
 
 describe('a container from an image', () => {

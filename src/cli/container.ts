@@ -2,9 +2,7 @@
 // rename | ps | inspect | logs | top | stats | cp | exec, and run -d: the
 // container verbs, thin over src/container (Docker's names, flags, exit codes).
 import { spawn as spawnProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, renameSync, rmSync, statSync, cpSync, writeSync } from 'node:fs';
-import { ReadStream } from 'node:tty';
-import { native } from '../native.js';
+import { existsSync, mkdtempSync, renameSync, rmSync, statSync, cpSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { ContainerError, createContainer, getContainer, listContainers, startAll, type Container, type ContainerRecord } from '../container/index.js';
@@ -12,6 +10,7 @@ import { exitCodeOf } from '../container/common.js';
 import { ImageError, Store } from '../image/store.js';
 import { all, formatHelp, one, parseArgs, parseInterleaved, positionals, UsageError, wholeNumber, type OptionSpec, type Parsed } from './args.js';
 import { containerRunSpecs } from './container-specs.js';
+import { relayTerminal } from './terminal.js';
 import { runSpecs, runTarget, sandboxOptions } from './run.js';
 import { human, inspectHelp, inspectOne, inspectSpecs, printInspected } from './image.js';
 
@@ -454,48 +453,13 @@ export const execCommand = verb(
   (argv, specs) => parseArgs(argv, specs, { interspersed: false }),
 );
 
-/**
- * exec -t: the command on a new terminal, relayed to ours (raw mode while it
- * runs), our size passed on at the start and on every SIGWINCH.
- */
+/** exec -t: the command on a new terminal (its controlling terminal), relayed to ours. */
 async function execOnTerminal(c: Container, argv: string[], o: { env: string[]; workdir?: string; user?: string }, interactive: boolean): Promise<number> {
   const out = process.stdout;
   const { proc, master } = c.spawnExecTty(argv, { ...o, cols: out.columns, rows: out.rows });
-  const input = new ReadStream(master);
-  const ended = new Promise<void>((r) => {
-    input.once('close', r);
-    input.once('error', () => r()); // EIO: every holder of the other side has gone
-  });
-  input.on('data', (d: Buffer) => out.write(d));
-  const onResize = () => native.setWinsize(master, out.columns, out.rows);
-  out.on('resize', onResize);
-  const stdin = process.stdin;
-  const raw = interactive && stdin.isTTY;
-  const onInput = (d: Buffer) => {
-    try {
-      writeSync(master, d);
-    } catch {
-      // it has gone
-    }
-  };
-  if (interactive) {
-    if (raw) stdin.setRawMode(true);
-    stdin.on('data', onInput);
-  }
-  try {
-    const r = await proc.wait();
-    await Promise.race([ended, new Promise((res) => setTimeout(res, 1000))]);
-    if (r.status === 'setup-error') process.stderr.write(`Error: exec failed: ${r.error?.message ?? 'setup failed'}\n`);
-    return exitCodeOf(r);
-  } finally {
-    out.off('resize', onResize);
-    if (interactive) {
-      stdin.off('data', onInput);
-      if (raw) stdin.setRawMode(false);
-      stdin.pause();
-    }
-    input.destroy();
-  }
+  const r = await relayTerminal(proc, master, interactive);
+  if (r.status === 'setup-error') process.stderr.write(`Error: exec failed: ${r.error?.message ?? 'setup failed'}\n`);
+  return exitCodeOf(r);
 }
 
 /** CONTAINER:PATH, or a host path. */

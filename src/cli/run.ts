@@ -1,7 +1,7 @@
 // brig run: one command in a new sandbox, stdio inherited, exit code passed on.
 //   brig run [OPTIONS] IMAGE [COMMAND [ARG...]]   as Docker: an image from your store
 //   brig run [OPTIONS] -- COMMAND [ARG...]        brig's default: the host's system dirs read-only
-import { readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { arch, constants as osConstants } from 'node:os';
 import type { Level } from 'pino';
@@ -10,7 +10,7 @@ import { parseSize, type BindMount, type RlimitValue, type SandboxOptions, type 
 import type { VolumeMount } from '../profile/types.js';
 import { isolateMeta, reportJson } from '../report.js';
 import { applyProfile } from '../profile/index.js';
-import { run, type RunResult } from '../sandbox.js';
+import { run, spawnWith, type RunResult } from '../sandbox.js';
 import { all, checks, flagName, formatHelp, one, parseArgs, seconds, UsageError, wholeNumber, type OptionSpec, type Parsed } from './args.js';
 import { EXIT_BRIG_ERROR } from './main.js';
 // [i23 containers] -d, --rm, --restart, --stop-signal, --stop-timeout, --log-opt, -l/--label as a container takes them
@@ -86,6 +86,7 @@ export const sandboxSpecs: OptionSpec[] = [
 
 /** Run's own: the sandbox's options, with the container options (src/cli/container-specs.ts) in place of the unsupported or foreground-only ones they replace. */
 const containerNames = new Set(containerRunSpecs.map((s) => s.name));
+// (-t is among them: run takes it, box run and seccomp learn still refuse it)
 const specs: OptionSpec[] = [
   ...sandboxSpecs.filter((s) => !containerNames.has(s.name)),
   ...containerRunSpecs,
@@ -496,6 +497,37 @@ export async function runWith(p: Parsed, verb: string, runner: (argv: string[], 
   return exitCodeFor(result);
 }
 
+/**
+ * run -t: the program's stdio a new pseudo-terminal (TIOCGPTPEER: no path
+ * looked up), made its controlling terminal after setsid, relayed to ours.
+ */
+function runOnTerminal(interactive: boolean) {
+  return async (argv: string[], opts: SandboxOptions): Promise<RunResult> => {
+    if (opts.stdout === 'capture') throw new UsageError('-t: the output goes to the terminal, so --output-limit (or a profile with one) cannot capture it');
+    const { openTerminal, relayTerminal } = await import('./terminal.js');
+    const { master, slave } = openTerminal();
+    let proc;
+    try {
+      proc = spawnWith(argv, { ...opts, stdin: { fd: slave }, stdout: { fd: slave }, stderr: { fd: slave } }, { tty: true });
+    } catch (e) {
+      closeFd(master);
+      throw e;
+    } finally {
+      closeFd(slave);
+    }
+    // The relay's stream owns the master from here and closes it.
+    return relayTerminal(proc, master, interactive);
+  };
+}
+
+function closeFd(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // already closed
+  }
+}
+
 export async function runCommand(argv: string[]): Promise<number> {
   const p = parseArgs(argv, specs, { interspersed: false });
   if (p.flags.has('help')) {
@@ -504,5 +536,6 @@ export async function runCommand(argv: string[]): Promise<number> {
   }
   // [i23 containers] run -d goes to src/cli/container.ts, imported only then (it imports this file's specs).
   if (wantsContainer(p)) return (await import('./container.js')).runDetached(p);
+  if (p.flags.has('tty')) return runWith(p, 'run', runOnTerminal(p.flags.has('interactive')));
   return runWith(p, 'run', run);
 }
