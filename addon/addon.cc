@@ -2,6 +2,10 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <stdlib.h>
+#include <termios.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -65,6 +69,61 @@ Napi::Value Kill(const Napi::CallbackInfo& info) {
   if (sig == SIGKILL) return Napi::Boolean::New(info.Env(), c->KillAll());
   long r = syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0);
   return Napi::Boolean::New(info.Env(), r == 0);
+}
+
+// pidfdOpen(pid) -> a close-on-exec pidfd; throws (step pidfd-open) with the errno.
+Napi::Value PidfdOpen(const Napi::CallbackInfo& info) {
+  int pid = info[0].As<Napi::Number>().Int32Value();
+  long fd = syscall(SYS_pidfd_open, pid, 0);
+  if (fd < 0) throw StepError(info.Env(), "pidfd-open", errno);
+  fcntl(static_cast<int>(fd), F_SETFD, FD_CLOEXEC);
+  return Napi::Number::New(info.Env(), static_cast<double>(fd));
+}
+
+// pidfdSignal(pidfd, sig) -> 0 or -errno: a signal that cannot reach a recycled pid.
+Napi::Value PidfdSignal(const Napi::CallbackInfo& info) {
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  int sig = info[1].As<Napi::Number>().Int32Value();
+  long r = syscall(SYS_pidfd_send_signal, fd, sig, nullptr, 0);
+  return Napi::Number::New(info.Env(), r < 0 ? -errno : 0);
+}
+
+// flock(fd, exclusive, wait) -> 0 or -errno (EWOULDBLOCK when !wait and held).
+// Several brig processes change one container's state: each change is made
+// under this lock, and the kernel drops it when a process dies holding it.
+Napi::Value Flock(const Napi::CallbackInfo& info) {
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  int op = info[1].ToBoolean() ? LOCK_EX : LOCK_SH;
+  if (!info[2].ToBoolean()) op |= LOCK_NB;
+  int r;
+  do r = flock(fd, op);
+  while (r < 0 && errno == EINTR);
+  return Napi::Number::New(info.Env(), r < 0 ? -errno : 0);
+}
+
+// openPty() -> [master, slave], both close-on-exec: a terminal for exec -t.
+Napi::Value OpenPty(const Napi::CallbackInfo& info) {
+  int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (m < 0) throw StepError(info.Env(), "openpty", errno);
+  int unlock = 0;
+  int n = -1;
+  if (ioctl(m, TIOCSPTLCK, &unlock) < 0 || (n = ioctl(m, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC)) < 0) {
+    int e = errno;
+    close(m);
+    throw StepError(info.Env(), "openpty", e);
+  }
+  Napi::Array a = Napi::Array::New(info.Env(), 2);
+  a.Set(0u, m);
+  a.Set(1u, n);
+  return a;
+}
+
+Napi::Value SetWinsize(const Napi::CallbackInfo& info) {
+  struct winsize ws = {};
+  ws.ws_col = static_cast<unsigned short>(info[1].As<Napi::Number>().Uint32Value());
+  ws.ws_row = static_cast<unsigned short>(info[2].As<Napi::Number>().Uint32Value());
+  int r = ioctl(info[0].As<Napi::Number>().Int32Value(), TIOCSWINSZ, &ws);
+  return Napi::Number::New(info.Env(), r < 0 ? -errno : 0);
 }
 
 // pipe() -> [readFd, writeFd], both close-on-exec.
@@ -154,6 +213,11 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("prepareSteps", Napi::Function::New(env, Guarded<PrepareSteps>, "prepareSteps"));
   exports.Set("kill", Napi::Function::New(env, Guarded<Kill>, "kill"));
   exports.Set("pipe", Napi::Function::New(env, Guarded<Pipe>, "pipe"));
+  exports.Set("pidfdOpen", Napi::Function::New(env, Guarded<PidfdOpen>, "pidfdOpen"));
+  exports.Set("pidfdSignal", Napi::Function::New(env, Guarded<PidfdSignal>, "pidfdSignal"));
+  exports.Set("flock", Napi::Function::New(env, Guarded<Flock>, "flock"));
+  exports.Set("openPty", Napi::Function::New(env, Guarded<OpenPty>, "openPty"));
+  exports.Set("setWinsize", Napi::Function::New(env, Guarded<SetWinsize>, "setWinsize"));
   exports.Set("close", Napi::Function::New(env, Guarded<Close>, "close"));
   exports.Set("live", Napi::Function::New(env, Guarded<Live>, "live"));
   exports.Set("landlockAbi", Napi::Function::New(env, Guarded<LandlockAbi>, "landlockAbi"));

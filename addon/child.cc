@@ -608,8 +608,16 @@ long exec_program(const Plan* plan) {
 // Ends every process of the sandbox but init and reaps them all. Reaped by
 // init, their CPU time counts in the rusage the parent gets for init; killed
 // by the kernel as init exits, it would be lost.
-void kill_and_reap_all(long program, int* program_status, bool* program_done) {
-  sys(SYS_kill, -1, SIGKILL);  // from a pid namespace's init: all of it but init
+void kill_and_reap_all(const Plan* plan, long program, int* program_status, bool* program_done, bool asked) {
+  // An exec's init is one process among the container's: kill(-1) from it
+  // would end the container. It ends the program's process group (setsid
+  // made it one), and only when asked to; what the program started and left
+  // running stays, as it does in docker exec.
+  if (!plan->join_mode) sys(SYS_kill, -1, SIGKILL);  // from a pid namespace's init: all of it but init
+  else if (asked) {
+    sys(SYS_kill, -program, SIGKILL);
+    sys(SYS_kill, program, SIGKILL);
+  }
   for (;;) {
     int status = 0;
     long r = sys(SYS_wait4, -1, P(&status), __WALL, 0);
@@ -682,7 +690,7 @@ void kill_and_reap_all(long program, int* program_status, bool* program_done) {
   int64_t ended_ns = monotonic_ns();
   // Orphans the program left, or everything when asked: killed and reaped
   // here, so that their CPU time is in init's account.
-  kill_and_reap_all(program, &status, &done);
+  kill_and_reap_all(plan, program, &status, &done, killed);
   if (plan->timings) mark(plan, -1);
   Report r;
   zero(&r, sizeof r);
@@ -881,6 +889,23 @@ void skeleton_make_main(void* arg) {
   die_now(0);
 }
 
+void join_enter_main(void* arg) {
+  JoinEnter* j = static_cast<JoinEnter*>(arg);
+  // One setns through the pidfd: every namespace at once, the user
+  // namespace first (the kernel orders them), so that its capabilities
+  // there let us join the rest. The exec's init then gets no more than the
+  // container's own init has.
+  long r = sys(SYS_setns, j->pidfd, j->ns_flags);
+  if (r < 0) {
+    j->result = r;
+    j->failed_setns = 1;
+    die_now(1);
+  }
+  struct clone_args* args = static_cast<struct clone_args*>(j->init_args);
+  j->result = brig_clone3_call(args, sizeof *args, child_main, j->plan);
+  die_now(0);
+}
+
 void warm_enter_main(void* arg) {
   WarmEnter* w = static_cast<WarmEnter*>(arg);
   // Joining the user namespace gives us every capability in it, which
@@ -1075,6 +1100,11 @@ long fs_step(NewRoot* root, const Step* s, bool* handled) {
         break;
       case STEP_PDEATHSIG:
         r = sys(SYS_prctl, PR_SET_PDEATHSIG, static_cast<long>(s->arg0));
+        break;
+      case STEP_CONTROLLING_TTY:
+        // After setsid and stdio: a shell on a terminal needs it as its
+        // controlling terminal for job control and ^C.
+        r = sys(SYS_ioctl, 0, TIOCSCTTY, 0);
         break;
       case STEP_UMASK:
         sys(SYS_umask, static_cast<long>(s->arg0));

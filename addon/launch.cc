@@ -199,6 +199,7 @@ void BuildPlan(const Napi::Object& js, PlanStorage& st) {
   st.plan.command_fd = -1;
   st.plan.landlock_fd = -1;
   st.plan.skeleton_fd = -1;
+  st.plan.join_mode = 0;
 }
 
 int WriteProcFile(int procdir, const char* name, const std::string& text) {
@@ -292,6 +293,31 @@ long CloneWarm(uint64_t ns_flags, LaunchMemory* mem, int user_fd, int net_fd, in
   w.result = -ENOSYS;
   long r = RunVforked(0, mem->stacks, warm_enter_main, &w, true);
   return r < 0 ? r : w.result;
+}
+
+// An exec's init, in a running container: a vfork-style helper joins the
+// container's namespaces through `target` (a pidfd of its init) and clones
+// init as our child there. Returns init's pid or -errno (*setns_failed set
+// when joining was refused); nothing is left on failure.
+long CloneJoin(int target, uint64_t ns_flags, LaunchMemory* mem, int* pidfd, bool* setns_failed) {
+  char* base = static_cast<char*>(mem->stacks);
+  struct clone_args init_args;
+  memset(&init_args, 0, sizeof init_args);
+  init_args.flags = CLONE_VM | CLONE_PIDFD | CLONE_CLEAR_SIGHAND | CLONE_PARENT;
+  init_args.pidfd = reinterpret_cast<uint64_t>(pidfd);
+  init_args.exit_signal = 0;
+  init_args.stack = reinterpret_cast<uint64_t>(base + kStackRegion / 2 + kGuard);
+  init_args.stack_size = kStackRegion / 2 - kGuard;
+  JoinEnter j;
+  memset(&j, 0, sizeof j);
+  j.pidfd = target;
+  j.ns_flags = static_cast<int32_t>(ns_flags);
+  j.init_args = &init_args;
+  j.plan = &mem->st.plan;
+  j.result = -ENOSYS;
+  long r = RunVforked(0, mem->stacks, join_enter_main, &j, true);
+  *setns_failed = j.failed_setns != 0;
+  return r < 0 ? r : j.result;
 }
 
 inline double NowNs() {
@@ -403,6 +429,9 @@ struct PendingLaunch {
   // whether it was used: then the maps are already written.
   int warm_user = -1, warm_net = -1;
   bool used_warm = false;
+  // An exec: a pidfd of the running container's init, whose namespaces
+  // (ns_flags) the launch joins instead of making its own. The caller's fd.
+  int join_pidfd = -1;
   // Our own copy of the skeleton's fd, for init to inherit: the caller may
   // close its own once launch() returns, before launchAsync's clone.
   int skeleton = -1;
@@ -459,6 +488,12 @@ std::unique_ptr<PendingLaunch> PrepareLaunch(Napi::Env env, const Napi::Object& 
     p->warm_net = warm.As<Napi::Array>().Get(1u).As<Napi::Number>().Int32Value();
   }
 
+  Napi::Value join = js.Get("joinPidfd");
+  if (join.IsNumber()) {
+    p->join_pidfd = join.As<Napi::Number>().Int32Value();
+    st.plan.join_mode = 1;
+  }
+
   Napi::Value skeleton = js.Get("skeleton");
   if (skeleton.IsNumber()) {
     p->skeleton = fcntl(skeleton.As<Napi::Number>().Int32Value(), F_DUPFD_CLOEXEC, 0);
@@ -503,26 +538,30 @@ void ExecuteLaunch(PendingLaunch& p) {
   int pidfd = -1;
   long pid = -1;
   const uint64_t warm_ns = CLONE_NEWUSER | CLONE_NEWNET;
-  if (p.warm_user >= 0 && !g_no_clone3 && (p.ns_flags & warm_ns) == warm_ns) {
+  bool joined = p.join_pidfd >= 0;
+  bool setns_failed = false;
+  if (joined) pid = CloneJoin(p.join_pidfd, p.ns_flags, p.mem.get(), &pidfd, &setns_failed);
+  else if (p.warm_user >= 0 && !g_no_clone3 && (p.ns_flags & warm_ns) == warm_ns) {
     pid = CloneWarm(p.ns_flags, p.mem.get(), p.warm_user, p.warm_net, &pidfd);
     p.used_warm = p.used_clone3 = pid >= 0;
   }
   // Without a pair, or if it could not be used (no clone3, no setns), the
   // ordinary way: init makes every namespace itself.
-  if (!p.used_warm) pid = CloneChild(p.ns_flags, p.mem.get(), &pidfd, &p.used_clone3);
+  if (!p.used_warm && !joined) pid = CloneChild(p.ns_flags, p.mem.get(), &pidfd, &p.used_clone3);
+  if (joined) p.used_clone3 = true;
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   p.t[2] = NowNs();
   // The sandbox holds its ends now (or never will).
   for (int* fd : {&p.release[0], &p.reportp[1], &p.killp[0], &p.notify[1], &p.command[1], &p.skeleton}) CloseIf(*fd);
   p.stdio.CloseSandboxEnds();
   if (pid < 0) {
-    p.fail_step = "clone";
+    p.fail_step = setns_failed ? "setns" : "clone";
     p.fail_err = static_cast<int>(-pid);
     return;
   }
   p.pid = pid;
   p.pidfd = pidfd;
-  if (!p.defer && !p.used_warm) {
+  if (!p.defer && !p.used_warm && !joined) {
     // The user namespace is the first thing: until its maps are written the
     // child is nobody and can do nothing. setgroups must be denied before an
     // unprivileged process may write gid_map.

@@ -53,6 +53,7 @@ enum StepKind : int32_t {
   STEP_SKELETON = 32,     // init: a clone of the skeleton (plan->skeleton_fd) mounted on a
   STEP_SKELETON_ROOT = 33,// skeleton maker: a fresh, detached tmpfs (options d) becomes the new root
   STEP_SKELETON_SEAL = 34,// skeleton maker: the tree private and its root read-only, down to its superblock
+  STEP_CONTROLLING_TTY = 35,// the program: its stdin (a terminal) becomes its session's controlling terminal
 };
 
 // STEP_SECCOMP flags (arg1)
@@ -122,6 +123,10 @@ struct Plan {
   int32_t landlock_fd;
   // The prebuilt root this run's STEP_SKELETON clones (init's copy), or -1.
   int32_t skeleton_fd;
+  // An exec into a running container (JoinEnter): "init" is a process among
+  // the container's, not its pid 1, so it must never kill(-1) (that would
+  // end the container); it ends only the program's process group.
+  int32_t join_mode;
 };
 
 // Runs in the child right after clone, on the stack the parent gave it, in the
@@ -177,6 +182,19 @@ void warm_enter_main(void* enter);
 // mount namespace may clone), the static steps resolved in it,
 // STEP_SKELETON_SEAL. It sends the tree's fd over the socket and exits; the
 // tree lives as long as an fd of it and is in no namespace's mount table.
+// An exec into a running container: a vfork-style helper joins every
+// namespace of the container's init through its pidfd (setns, one call) and
+// clones the exec's init as our child (CLONE_PARENT) among them.
+struct JoinEnter {
+  int32_t pidfd;
+  int32_t ns_flags;
+  void* init_args;  // struct clone_args for init, CLONE_PARENT and CLONE_PIDFD set
+  void* plan;       // child_main's argument
+  long result;      // out: init's pid, or -errno
+  int32_t failed_setns;  // out: 1 when setns was the step that failed
+};
+void join_enter_main(void* enter);
+
 struct SkeletonMake {
   const Step* steps;
   int32_t nsteps;

@@ -23,3 +23,4 @@ export { pull, push, login, parseRemoteRef, RegistryError, type PullOptions, typ
 export { createServer, type BrigServer, type ServerOptions, type ServeConfig, type JobQueue } from './server/api.js';
 export { listen, SandboxListener, type ListenOptions, type ConnectionEvent } from './net/listen.js';
 export { parsePublish, DEFAULT_HOST_IP, type PublishedPort, type PublishOption, type NetworkInfo, type NetworkMode } from './net/index.js';
+export { createContainer, listContainers, getContainer, startAll, Container, ContainerError, type ContainerOptions, type ContainerRecord, type ContainerStats, type LogEntry, type RestartPolicy } from './container/index.js';

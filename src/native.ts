@@ -40,6 +40,8 @@ export const enum StepKind {
   SkeletonRoot = 33,
   /** Skeleton maker: the tree made private and read-only, down to its superblock. */
   SkeletonSeal = 34,
+  /** The program: its stdin, a terminal, becomes its controlling terminal (exec -t). */
+  ControllingTty = 35,
 }
 
 /** One step of the plan. `name` and `path` are for error messages only; native ignores them. */
@@ -94,6 +96,12 @@ export interface LaunchPlan {
   warm?: [number, number];
   /** A skeleton from makeSkeleton() for the plan's skeleton step (native launches with its own copy). */
   skeleton?: number;
+  /**
+   * An exec into a running container: a pidfd of its init. The launch joins
+   * init's namespaces (`namespaces` says which) with one setns instead of
+   * making its own, writes no id maps, and its init ends only its program.
+   */
+  joinPidfd?: number;
   /** Pooled: set up, then wait for native.start() to give the command (argv, envp, stdio above are placeholders). */
   awaitCommand?: boolean;
 }
@@ -199,6 +207,16 @@ export interface Native {
   prepareSteps(steps: NativeStep[]): unknown;
   kill(pidfd: number, signal: number): boolean;
   pipe(): [number, number];
+  /** A close-on-exec pidfd for `pid`; throws (step 'pidfd-open', errno). */
+  pidfdOpen(pid: number): number;
+  /** pidfd_send_signal: 0 or -errno. */
+  pidfdSignal(pidfd: number, signal: number): number;
+  /** A pseudo-terminal: [master, slave], both close-on-exec; throws (step 'openpty', errno). */
+  openPty(): [number, number];
+  /** TIOCSWINSZ on a terminal fd: 0 or -errno. */
+  setWinsize(fd: number, cols: number, rows: number): number;
+  /** flock(2): 0 or -errno (-EWOULDBLOCK when `wait` is false and another holds it). */
+  flock(fd: number, exclusive: boolean, wait: boolean): number;
   close(fd: number): void;
   live(): number;
   landlockAbi(): number;

@@ -1,6 +1,6 @@
 // spawn() and run(): validate, plan, launch, plumb stdio, watch, report.
 import { EventEmitter } from 'node:events';
-import { closeSync, openSync, readdirSync, readFileSync } from 'node:fs';
+import { closeSync, constants as fsConstants, openSync, readdirSync, readFileSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { constants as osConstants } from 'node:os';
 import { performance } from 'node:perf_hooks';
@@ -308,6 +308,20 @@ function abortError(signal: AbortSignal): Error {
   return e;
 }
 
+/**
+ * @internal What src/container adds to a launch: cgroups of a container the
+ * program joins besides the run's own (cgroup.procs paths), and, for an
+ * exec, a pidfd of the running container's init whose namespaces the launch
+ * joins (its init then runs only the program's steps of the plan).
+ */
+export interface LaunchExtras {
+  cgroupProcs?: string[];
+  joinPidfd?: number;
+  argv?: string[];
+  /** exec -t, run -t: stdin is a terminal, made the program's controlling terminal (after setsid). */
+  tty?: boolean;
+}
+
 /** A running sandbox. `pid` is the host pid of the sandbox's init (0 when setup failed before launch). */
 export class SandboxProcess extends EventEmitter {
   readonly stdin: Writable | null;
@@ -329,11 +343,13 @@ export class SandboxProcess extends EventEmitter {
   private readonly done: Promise<RunResult>;
 
   /** @internal use spawn(), or a pool's spawn() */
-  constructor(argv: string[], options: SandboxOptions, pool?: SandboxSource) {
+  constructor(argv: string[], options: SandboxOptions, pool?: SandboxSource, private readonly extras: LaunchExtras = {}) {
     super();
     this.network = new Promise((resolve) => (this.resolveNetwork = resolve));
     const t0 = performance.now();
     const o = resolveOptions(argv, applyProfile(options));
+    // An exec's command as given: an image's entrypoint is the container's, not the exec's.
+    if (extras.argv) o.argv = extras.argv;
     pool?.check(o);
     let stdio: Stdio;
     try {
@@ -377,7 +393,7 @@ export class SandboxProcess extends EventEmitter {
     let prep: PreparedSandbox;
     if (pooled) prep = pooled.prepared;
     else {
-      const made = prepareSandbox(o);
+      const made = prepareSandbox(o, false, (this.extras.cgroupProcs?.length ?? 0) > 0);
       if ('error' in made) {
         cgroups = made.cgroups;
         return failBefore(made.error);
@@ -400,9 +416,16 @@ export class SandboxProcess extends EventEmitter {
     const gid = process.getgid!();
     const tPlan = performance.now();
 
+    const join = this.extras.joinPidfd;
+    let stepsRun = join === undefined ? built.steps : programSteps(built.steps);
+    if (this.extras.tty) {
+      const at = stepsRun.findIndex((s) => s.kind === StepKind.Stdio) + 1;
+      stepsRun = [...stepsRun.slice(0, at), { kind: StepKind.ControllingTty, name: 'controlling-tty' }, ...stepsRun.slice(at)];
+    }
     let cgroupFds: number[] | undefined;
     try {
       cgroupFds = pooled ? undefined : cgroups?.joinFds();
+      for (const procs of this.extras.cgroupProcs ?? []) (cgroupFds ??= []).push(openSync(procs, fsConstants.O_WRONLY));
     } catch (e) {
       return failBefore(setupErrorInfo('cgroup-open', errnoOf(e), (e as NodeJS.ErrnoException).path));
     }
@@ -417,9 +440,9 @@ export class SandboxProcess extends EventEmitter {
     const gidMap = `${o.gid} ${gid} 1\n`;
     // A pooled sandbox has its namespaces; a multi-id map is written by
     // newuidmap after the clone: neither takes a warm pair.
-    const warmable = !pooled && !multi;
+    const warmable = !pooled && !multi && join === undefined;
     // pasta and the port proxy need init's namespaces before its first step.
-    const needsNet = !pooled && needsNetworkHelper(o.network, o.net);
+    const needsNet = !pooled && join === undefined && needsNetworkHelper(o.network, o.net);
     const warm = warmable ? takeWarm(uidMap, gidMap) : undefined;
     try {
       info = pooled
@@ -430,7 +453,9 @@ export class SandboxProcess extends EventEmitter {
           )
         : native.launch(
         {
-          steps: built.prepared,
+          // An exec runs the program's part of the container's plan (from its
+          // Landlock ruleset on: the root, mounts and hostname are there already).
+          steps: join === undefined ? built.prepared : stepsRun,
           argv: o.argv,
           envp,
           execPaths,
@@ -441,10 +466,11 @@ export class SandboxProcess extends EventEmitter {
           uidMap,
           gidMap,
           warm,
-          skeleton: built.skeleton,
+          skeleton: join === undefined ? built.skeleton : undefined,
+          joinPidfd: join,
           deferRelease: multi !== undefined,
           holdRelease: needsNet && multi === undefined,
-          initName: 'brig-init',
+          initName: join === undefined ? 'brig-init' : 'brig-exec',
           noClone3: process.env.BRIG_NO_CLONE3 === '1',
           timings: o.timings,
           notify: o.seccomp ? (o.seccomp.mode === 'learn' ? 2 : 1) : 0,
@@ -570,7 +596,7 @@ export class SandboxProcess extends EventEmitter {
       const usage = cgroups?.usage();
       await dropCgroups();
       const tDone = performance.now();
-      const result = mapError ? setupFailure(mapError, t0) : this.result(ex, built.steps, o, tExit - tPlan);
+      const result = mapError ? setupFailure(mapError, t0) : this.result(ex, stepsRun, o, tExit - tPlan);
       if (stdio.outputError && result.status !== 'setup-error') {
         result.status = 'output-error';
         result.error = stdio.outputError;
@@ -591,7 +617,7 @@ export class SandboxProcess extends EventEmitter {
       if (o.timings)
         result.timings = {
           planMs: tPlan - t0,
-          ...nativeTimings(info, ex, built.steps),
+          ...nativeTimings(info, ex, stepsRun),
           runMs: tExit - tLaunched,
           resultMs: tDone - tExit,
           exitToResultMs: result.endedNs === undefined ? NaN : (Number(process.hrtime.bigint()) - result.endedNs) / 1e6,
@@ -768,7 +794,7 @@ export interface PreparedSandbox {
 }
 
 /** @internal Makes the run's cgroups (or falls back to rlimits) and builds its plan. */
-export function prepareSandbox(o: ResolvedOptions, pooled = false): PreparedSandbox | { error: SetupErrorInfo; cgroups?: RunCgroups } {
+export function prepareSandbox(o: ResolvedOptions, pooled = false, extraCgroups = false): PreparedSandbox | { error: SetupErrorInfo; cgroups?: RunCgroups } {
   // Limits first: without a cgroup some fall back to rlimits, which are plan steps.
   let cgroups: RunCgroups | undefined;
   let enforcement: RunResult['enforcement'];
@@ -809,7 +835,7 @@ export function prepareSandbox(o: ResolvedOptions, pooled = false): PreparedSand
       o = { ...o, rlimits: [...o.rlimits, ...extra] };
     }
   }
-  const built = buildPlan(o, cgroups !== undefined, pooled);
+  const built = buildPlan(o, cgroups !== undefined || extraCgroups, pooled);
   if ('error' in built) return { error: built.error, cgroups };
   return { o, cgroups, enforcement, enforcementNote, built };
 }
@@ -847,6 +873,17 @@ export function setupFailure(error: SetupErrorInfo, t0 = performance.now()): Run
     contextSwitches: { voluntary: 0, forced: 0 },
     error,
   };
+}
+
+/** The steps an exec's init runs in a running container: from the Landlock ruleset (or the fork) on. */
+function programSteps(steps: NativeStep[]): NativeStep[] {
+  const from = steps.findIndex((s) => s.kind === StepKind.Landlock || s.kind === StepKind.ForkProgram);
+  return steps.slice(from);
+}
+
+/** @internal spawn() with src/container's extras (a container's cgroups, an exec's namespaces). */
+export function spawnWith(argv: string[], options: SandboxOptions, extras: LaunchExtras): SandboxProcess {
+  return new SandboxProcess(argv, { stdout: 'pipe', stderr: 'pipe', ...options }, undefined, extras);
 }
 
 /** Starts `argv` in a new sandbox. stdio defaults: stdin ignored, stdout/stderr as pipes. */

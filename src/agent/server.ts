@@ -250,6 +250,11 @@ export class Agent {
   private unservedOptions(p: Parsed): string | null {
     if (p.flags.has('help')) return '--help';
     if (one(p, 'log-level') !== undefined) return '--log-level';
+    // Containers and terminals belong to the CLI: -d starts a monitor that
+    // must not be the agent's child, -t relays the caller's own terminal.
+    if (p.flags.has('detach')) return '-d';
+    if (p.flags.has('tty')) return '-t';
+    for (const o of ['restart', 'stop-signal', 'stop-timeout', 'log-opt']) if (p.opts.has(o)) return `--${o}`;
     const rootfs = one(p, 'rootfs');
     if (rootfs && rootfs !== 'host' && !isAbsolute(rootfs)) return 'a relative --rootfs';
     for (const prof of all(p, 'profile')) if (!PROFILE_NAME.test(prof) && !isAbsolute(prof)) return 'a relative --profile file';

@@ -1,4 +1,5 @@
-// brig images | inspect | tag | rmi | import-rootfs | build | save | load | commit | ps | rm: the image store's verbs.
+// brig images | inspect | tag | rmi | import-rootfs | build | save | load: the image store's verbs
+// (inspectOne also serves brig inspect for kept containers and volumes; src/cli/container.ts has ps, rm, commit).
 import { execFileSync } from 'node:child_process';
 import { createReadStream, createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { arch, tmpdir } from 'node:os';
@@ -112,12 +113,12 @@ function dockerImage(img: Image) {
   };
 }
 
-const inspectSpecs: OptionSpec[] = [
+export const inspectSpecs: OptionSpec[] = [
   { name: 'format', short: 'f', value: true, arg: 'TEMPLATE', help: "a Go template per item, e.g. '{{.Id}}', '{{.Config.Cmd}}', '{{json .Config}}'" },
   { name: 'type', value: true, arg: 'image|container|volume', help: 'what the names are (default: an image, else a container, else a volume)', check: checks.oneOf('image', 'container', 'volume') },
   helpSpec,
 ];
-export const inspectHelp = formatHelp('brig inspect [OPTIONS] NAME...', 'Images (their names, digest, manifest and config, with Docker\'s fields), kept containers or volumes, as JSON.', inspectSpecs);
+export const inspectHelp = formatHelp('brig inspect [OPTIONS] NAME...', 'Containers (State, Config, HostConfig, Mounts, NetworkSettings), images (their names, digest,\nmanifest and config, with Docker\'s fields) or volumes, as JSON: a container first, then an image\n(as Docker looks), then a volume.', inspectSpecs);
 
 /** What one name is, by --type or by looking: an image, a kept container, a volume. */
 export function inspectOne(store: Store, name: string, type?: string): unknown {
@@ -153,13 +154,6 @@ export function printInspected(items: unknown[], format: string | undefined): vo
     process.stdout.write(items.map((x) => renderTemplate(format, x) + '\n').join(''));
   } else process.stdout.write(JSON.stringify(items, null, 2) + '\n');
 }
-
-export const inspectCommand = verb(inspectHelp, inspectSpecs, (p) => {
-  positionals(p, 'brig inspect [OPTIONS] NAME...', 1, Infinity);
-  const store = new Store();
-  printInspected(p.rest.map((r) => inspectOne(store, r, one(p, 'type'))), one(p, 'format'));
-  return 0;
-});
 
 export const tagHelp = formatHelp('brig tag IMAGE NAME[:TAG]', 'Another name for an image.', [helpSpec]);
 export const tagCommand = verb(tagHelp, [helpSpec], (p) => {
@@ -238,51 +232,6 @@ export const importCommand = verb(
   },
   parseInterleaved,
 );
-
-const commitSpecs: OptionSpec[] = [{ name: 'message', short: 'm', value: true, arg: 'TEXT', help: "a comment for the new layer's history" }, helpSpec];
-export const commitHelp = formatHelp('brig commit [-m TEXT] CONTAINER NAME[:TAG]', "A kept container's writable layer as a new image on top of its own (deletions as whiteouts).", commitSpecs);
-export const commitCommand = verb(commitHelp, commitSpecs, async (p) => {
-  const [container, ref] = positionals(p, 'brig commit [-m TEXT] CONTAINER NAME[:TAG]', 2);
-  const img = await new Store().commitContainer(container, ref, one(p, 'message'));
-  process.stdout.write(`${img.refs[0]} ${img.digest}\n`);
-  return 0;
-});
-
-const psSpecs: OptionSpec[] = [
-  { name: 'all', short: 'a', help: 'all kept containers (brig keeps no running ones apart: the same list)' },
-  { name: 'quiet', short: 'q', help: 'only the names' },
-  { name: 'format', value: true, arg: 'table|json|TEMPLATE', help: "output: table (default), json, or a Go template such as '{{.Names}}'" },
-  { name: 'no-trunc', help: 'accepted' },
-  helpSpec,
-];
-export const psHelp = formatHelp('brig ps [OPTIONS]', 'The kept containers (brig run --name C IMAGE).', psSpecs);
-export const psCommand = verb(psHelp, psSpecs, (p) => {
-  positionals(p, 'brig ps [OPTIONS]', 0);
-  const rows = new Store().listContainers().map((c) => ({ Names: c.name, Image: c.ref, ID: c.name, CreatedAt: c.created, RunningFor: ago(c.created), Status: 'Exited', Command: '' }));
-  if (p.flags.has('quiet')) process.stdout.write(rows.map((r) => r.Names + '\n').join(''));
-  else process.stdout.write(formatList(rows, one(p, 'format'), [['NAMES', 'Names'], ['IMAGE', 'Image'], ['CREATED', 'RunningFor'], ['STATUS', 'Status']]));
-  return 0;
-});
-
-const rmSpecs: OptionSpec[] = [{ name: 'force', short: 'f', help: 'no error for containers that are not there' }, { name: 'volumes', short: 'v', help: 'accepted (named volumes stay; brig volume rm removes them)' }, helpSpec];
-export const rmHelp = formatHelp('brig rm [OPTIONS] CONTAINER...', 'Removes kept containers and their writable layers.', rmSpecs);
-export const rmCommand = verb(rmHelp, rmSpecs, async (p) => {
-  positionals(p, 'brig rm [OPTIONS] CONTAINER...', 1, Infinity);
-  const store = new Store();
-  let failed = 0;
-  for (const n of p.rest) {
-    try {
-      await store.removeContainer(n);
-      process.stdout.write(`${n}\n`);
-    } catch (e) {
-      if (!(e instanceof ImageError)) throw e;
-      if (p.flags.has('force') && /^no container/.test(e.message)) continue;
-      process.stderr.write(`brig rm: ${e.message}\n`);
-      failed++;
-    }
-  }
-  return failed ? 1 : 0;
-});
 
 /** A temporary directory, removed after `fn`. */
 async function withTemp<T>(fn: (dir: string) => Promise<T>): Promise<T> {

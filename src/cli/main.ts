@@ -27,6 +27,7 @@ const run = () => import('./run.js');
 const image = () => import('./image.js');
 const registry = () => import('./registry.js');
 const system = () => import('./system.js');
+const container = () => import('./container.js');
 
 export const verbs: Record<string, Verb> = {
   run: { summary: 'run a command in a new sandbox (from an image, or the host read-only)', main: lazy(run, (m) => m.runCommand) },
@@ -35,19 +36,35 @@ export const verbs: Record<string, Verb> = {
   push: { summary: 'push an image to a registry', main: lazy(registry, (m) => m.pushCommand) },
   build: { summary: 'build an image from a Dockerfile', main: lazy(image, (m) => m.buildCommand) },
   'import-rootfs': { summary: 'make a base image from a directory or tarball', main: lazy(image, (m) => m.importCommand) },
-  inspect: { summary: 'show images as JSON, or fields of them with --format', main: lazy(image, (m) => m.inspectCommand) },
+  inspect: { summary: 'show containers or images as JSON, or fields of them with --format', main: lazy(container, (m) => m.inspectCommand) },
   tag: { summary: 'give an image another name', main: lazy(image, (m) => m.tagCommand) },
   rmi: { summary: 'remove images (and layers nothing else uses)', main: lazy(image, (m) => m.rmiCommand) },
   save: { summary: 'write images as an OCI image layout or docker archive (tar, dir or stdout)', main: lazy(image, (m) => m.saveCommand) },
   load: { summary: 'load an OCI image layout or docker save archive (file or stdin)', main: lazy(image, (m) => m.loadCommand) },
-  commit: { summary: "a kept container's changes as a new image", main: lazy(image, (m) => m.commitCommand) },
-  ps: { summary: 'list kept containers', main: lazy(image, (m) => m.psCommand) },
-  rm: { summary: 'remove kept containers', main: lazy(image, (m) => m.rmCommand) },
+  // Containers (src/cli/container.ts): ps, rm, inspect and commit there serve the containers kept by run --name IMAGE too.
+  create: { summary: 'make a container (brig start runs it)', main: lazy(container, (m) => m.createCommand) },
+  start: { summary: 'start containers', main: lazy(container, (m) => m.startCommand) },
+  stop: { summary: 'stop containers', main: lazy(container, (m) => m.stopCommand) },
+  restart: { summary: 'restart containers', main: lazy(container, (m) => m.restartCommand) },
+  kill: { summary: "signal containers' programs", main: lazy(container, (m) => m.killCommand) },
+  pause: { summary: 'freeze containers', main: lazy(container, (m) => m.pauseCommand) },
+  unpause: { summary: 'thaw containers', main: lazy(container, (m) => m.unpauseCommand) },
+  wait: { summary: 'wait for containers to stop, print exit codes', main: lazy(container, (m) => m.waitCommand) },
+  rm: { summary: 'remove containers', main: lazy(container, (m) => m.rmCommand) },
+  rename: { summary: 'rename a container', main: lazy(container, (m) => m.renameCommand) },
+  attach: { summary: "attach to a running container's output (and input, with a terminal)", main: lazy(container, (m) => m.attachCommand) },
+  ps: { summary: 'list containers', main: lazy(container, (m) => m.psCommand) },
+  logs: { summary: "a container's output", main: lazy(container, (m) => m.logsCommand) },
+  top: { summary: "a container's processes", main: lazy(container, (m) => m.topCommand) },
+  stats: { summary: "containers' CPU, memory, pids", main: lazy(container, (m) => m.statsCommand) },
+  exec: { summary: 'run a command in a running container', main: lazy(container, (m) => m.execCommand) },
+  cp: { summary: 'copy files between a container and the host', main: lazy(container, (m) => m.cpCommand) },
+  commit: { summary: "a container's changes as a new image", main: lazy(container, (m) => m.commitCommand) },
   login: { summary: 'store credentials for a registry', main: lazy(registry, (m) => m.loginCommand) },
   logout: { summary: 'remove stored credentials for a registry', main: lazy(registry, (m) => m.logoutCommand) },
   volume: { summary: 'named volumes: create, ls, inspect, rm, prune', main: lazy(() => import('./volume.js'), (m) => m.volumeCommand) },
   image: { summary: 'image commands by group: ls, pull, push, build, rm, inspect, tag, save, load, import, prune', main: lazy(system, (m) => m.imageGroup) },
-  container: { summary: 'container commands by group: run, ls, rm, commit, inspect, prune', main: lazy(system, (m) => m.containerGroup) },
+  container: { summary: 'container commands by group: run, create, start, stop, exec, logs, ls, rm, commit, inspect, prune, ...', main: lazy(system, (m) => m.containerGroup) },
   system: { summary: 'info, prune', main: lazy(system, (m) => m.systemGroup) },
   seccomp: { summary: 'dump, test or learn syscall policies', main: lazy(() => import('./seccomp.js'), (m) => m.seccompCommand) },
   profile: { summary: 'list, show and check policy profiles', main: lazy(() => import('./profile.js'), (m) => m.profileCommand) },

@@ -1,7 +1,7 @@
 // brig run: one command in a new sandbox, stdio inherited, exit code passed on.
 //   brig run [OPTIONS] IMAGE [COMMAND [ARG...]]   as Docker: an image from your store
 //   brig run [OPTIONS] -- COMMAND [ARG...]        brig's default: the host's system dirs read-only
-import { readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { arch, constants as osConstants } from 'node:os';
 import type { Level } from 'pino';
@@ -10,10 +10,12 @@ import { parseSize, type BindMount, type RlimitValue, type SandboxOptions, type 
 import type { VolumeMount } from '../profile/types.js';
 import { isolateMeta, reportJson } from '../report.js';
 import { applyProfile } from '../profile/index.js';
-import { run, type RunResult } from '../sandbox.js';
+import { run, spawnWith, type RunResult } from '../sandbox.js';
 import { all, checks, flagName, formatHelp, one, parseArgs, seconds, UsageError, wholeNumber, type OptionSpec, type Parsed } from './args.js';
 import { EXIT_BRIG_ERROR } from './main.js';
 import { netSandboxOptions, netSpecs } from './net-options.js';
+// [i23 containers] -d, --rm, --restart, --stop-signal, --stop-timeout, --log-opt, -l/--label as a container takes them
+import { containerRunSpecs, wantsContainer } from './container-specs.js';
 
 export { EXIT_BRIG_ERROR };
 
@@ -31,7 +33,7 @@ export const sandboxSpecs: OptionSpec[] = [
   { name: 'publish-all', short: 'P', help: 'publish every exposed port', unsupported: 'EXPOSE ports are not published yet; give each with -p' },
   { name: 'restart', value: true, arg: 'POLICY', help: 'restart policy', unsupported: 'no background containers to restart yet' },
   { name: 'attach', short: 'a', value: true, repeat: true, arg: 'STDIN|STDOUT|STDERR', help: 'streams to attach', unsupported: 'stdout and stderr are always attached; -i adds stdin' },
-  { name: 'name', value: true, arg: 'CONTAINER', help: 'with an image: keep the writable layer on disk as this container (brig commit, brig ps, brig rm)' },
+  { name: 'name', value: true, arg: 'CONTAINER', help: "with -d: the container's name; without -d, with an image: keep the writable layer on disk as this container (brig commit, brig rm)" },
   { name: 'rm', help: 'remove the container when it exits (what brig does unless --name keeps it)' },
   { name: 'hostname', short: 'h', value: true, arg: 'NAME', help: 'hostname inside the sandbox (default brig)' },
   { name: 'user', short: 'u', value: true, arg: 'UID[:GID]', help: 'user inside the sandbox, as numbers (default 1000, or the image\'s user)' },
@@ -79,8 +81,12 @@ export const sandboxSpecs: OptionSpec[] = [
   { name: 'help', help: 'show this help' },
 ];
 
+/** Run's own: the sandbox's options, with the container options (src/cli/container-specs.ts) in place of the unsupported or foreground-only ones they replace. */
+const containerNames = new Set(containerRunSpecs.map((s) => s.name));
+// (-t is among them: run takes it, box run and seccomp learn still refuse it)
 const specs: OptionSpec[] = [
-  ...sandboxSpecs,
+  ...sandboxSpecs.filter((s) => !containerNames.has(s.name)),
+  ...containerRunSpecs,
   { name: 'report', value: true, arg: 'FILE', help: 'write the run result (without stdout/stderr) to FILE' },
   { name: 'report-format', value: true, arg: 'json|isolate', help: "the report's format: brig's JSON (default) or isolate's meta lines", check: checks.oneOf('json', 'isolate') },
 ];
@@ -510,11 +516,45 @@ export async function runWith(p: Parsed, verb: string, runner: (argv: string[], 
   return exitCodeFor(result);
 }
 
+/**
+ * run -t: the program's stdio a new pseudo-terminal (TIOCGPTPEER: no path
+ * looked up), made its controlling terminal after setsid, relayed to ours.
+ */
+function runOnTerminal(interactive: boolean) {
+  return async (argv: string[], opts: SandboxOptions): Promise<RunResult> => {
+    if (opts.stdout === 'capture') throw new UsageError('-t: the output goes to the terminal, so --output-limit (or a profile with one) cannot capture it');
+    const { openTerminal, relayTerminal } = await import('./terminal.js');
+    const { master, slave } = openTerminal();
+    let proc;
+    try {
+      proc = spawnWith(argv, { ...opts, stdin: { fd: slave }, stdout: { fd: slave }, stderr: { fd: slave } }, { tty: true });
+    } catch (e) {
+      closeFd(master);
+      throw e;
+    } finally {
+      closeFd(slave);
+    }
+    // The relay's stream owns the master from here and closes it.
+    return relayTerminal(proc, master, interactive);
+  };
+}
+
+function closeFd(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // already closed
+  }
+}
+
 export async function runCommand(argv: string[]): Promise<number> {
   const p = parseArgs(argv, specs, { interspersed: false });
   if (p.flags.has('help')) {
     process.stdout.write(runHelp);
     return 0;
   }
+  // [i23 containers] run -d goes to src/cli/container.ts, imported only then (it imports this file's specs).
+  if (wantsContainer(p)) return (await import('./container.js')).runDetached(p);
+  if (p.flags.has('tty')) return runWith(p, 'run', runOnTerminal(p.flags.has('interactive')));
   return runWith(p, 'run', run);
 }

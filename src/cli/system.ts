@@ -85,7 +85,11 @@ export const imageGroup = group(
 
 export const containerGroup = group(
   'container',
-  { run: ['run'], ls: ['ps'], list: ['ps'], ps: ['ps'], rm: ['rm'], remove: ['rm'], commit: ['commit'], inspect: ['inspect', ['--type', 'container']] },
+  {
+    run: ['run'], ls: ['ps'], list: ['ps'], ps: ['ps'], rm: ['rm'], remove: ['rm'], commit: ['commit'], inspect: ['inspect', ['--type', 'container']],
+    create: ['create'], start: ['start'], stop: ['stop'], restart: ['restart'], kill: ['kill'], pause: ['pause'], unpause: ['unpause'], wait: ['wait'],
+    rename: ['rename'], attach: ['attach'], logs: ['logs'], top: ['top'], stats: ['stats'], exec: ['exec'], cp: ['cp'],
+  },
   { prune: containerPrune },
 );
 

@@ -1,0 +1,376 @@
+// A container's monitor (podman's conmon, in Node): started detached by
+// whoever starts the container, it outlives that process. It is the
+// parent of the container's init (which dies with it: PR_SET_PDEATHSIG),
+// writes its logs, records every start and exit, applies the restart policy
+// with Docker's backoff, and takes orders (stop, kill, pause, exec -d) on a
+// unix socket in the runtime directory. One monitor per container at a time.
+import { mkdirSync, rmSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { constants as osConstants } from 'node:os';
+import { spawnWith, type SandboxProcess, type RunResult } from '../sandbox.js';
+import { native } from '../native.js';
+import { brigCgroupsOf, freeze, freezerOf, makeContainerCgroups } from './cgroups.js';
+import { JsonLogWriter } from './logs.js';
+import { processTree, programPid } from './proc.js';
+import { ContainerError, monitorAlive, processStart, readRecord, recordDir, removeCgroups, runtimeDir, socketPath, update, withLock, writeRecord, type ContainerRecord } from './state.js';
+import { execOptions, exitCodeOf, removeContainerFiles } from './common.js';
+
+const BACKOFF_START_MS = 100;
+const BACKOFF_MAX_MS = 60_000;
+/** A run this long resets the backoff (Docker's rule). */
+const BACKOFF_RESET_MS = 10_000;
+
+/** The size option as bytes ("10m"), 0 when unset. */
+function sizeOf(v: string | undefined): number {
+  if (!v) return 0;
+  const m = /^(\d+)([kmg]?)b?$/i.exec(v.trim());
+  if (!m) return 0;
+  return Number(m[1]) * ({ '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 } as Record<string, number>)[m[2].toLowerCase()];
+}
+
+/** v1 controllers the run's own cgroups (its limits) take. */
+function limitedControllers(o: ContainerRecord['Options']): Set<string> {
+  const s = new Set<string>();
+  if (o.memory !== undefined) s.add('memory');
+  if (o.pids !== undefined) s.add('pids');
+  if (o.cpus !== undefined) {
+    s.add('cpu');
+    s.add('cpuacct');
+  }
+  if (o.cpuset !== undefined) s.add('cpuset');
+  return s;
+}
+
+class Monitor {
+  private current?: SandboxProcess;
+  private stopAsked = false;
+  private wake?: () => void;
+  private server?: Server;
+  private waiters: (() => void)[] = [];
+  private paused: { kind: string; dir?: string; pids?: number[] } | undefined;
+
+  constructor(readonly id: string) {}
+
+  /** Registers as the container's monitor; false if another live one is. */
+  claim(): boolean {
+    return withLock(() => {
+      const r = readRecord(this.id);
+      if (!r || r.State.Status === 'removing') return false;
+      if (r.Monitor && r.Monitor.Pid !== process.pid && monitorAlive(r)) return false;
+      r.Monitor = { Pid: process.pid, Start: processStart(process.pid)! };
+      r.StoppedByUser = false;
+      writeRecord(r);
+      return true;
+    });
+  }
+
+  async listen(): Promise<void> {
+    mkdirSync(runtimeDir(this.id), { recursive: true, mode: 0o700 });
+    const path = socketPath(this.id);
+    rmSync(path, { force: true });
+    this.server = createServer((c) => this.serve(c));
+    await new Promise<void>((resolve, reject) => {
+      this.server!.once('error', reject);
+      this.server!.listen(path, () => resolve());
+    });
+  }
+
+  private serve(c: Socket): void {
+    let buf = '';
+    c.on('error', () => {});
+    c.on('data', (d) => {
+      buf += d.toString();
+      const nl = buf.indexOf('\n');
+      if (nl < 0) return;
+      const line = buf.slice(0, nl);
+      buf = '';
+      let req: { op: string; [k: string]: unknown };
+      try {
+        req = JSON.parse(line);
+      } catch {
+        c.end(JSON.stringify({ error: 'bad request' }) + '\n');
+        return;
+      }
+      this.handle(req).then(
+        (res) => c.end(JSON.stringify(res ?? {}) + '\n'),
+        (e: Error) => c.end(JSON.stringify({ error: e.message, exitCode: e instanceof ContainerError ? e.exitCode : 125 }) + '\n'),
+      );
+    });
+  }
+
+  private running(): SandboxProcess {
+    if (!this.current || this.current.pid === 0) throw new ContainerError(`container ${this.id.slice(0, 12)} is not running`);
+    return this.current;
+  }
+
+  private signal(name: string): void {
+    const sp = this.running();
+    const num = (osConstants.signals as Record<string, number>)[name];
+    if (num === undefined) throw new ContainerError(`invalid signal: ${name}`);
+    if (num === osConstants.signals.SIGKILL) {
+      sp.kill();
+      return;
+    }
+    // Docker signals the container's first process: here the program, init's child.
+    const prog = programPid(sp.pid);
+    if (prog === undefined) return;
+    let fd: number;
+    try {
+      fd = native.pidfdOpen(prog);
+    } catch {
+      return; // it has just exited
+    }
+    try {
+      native.pidfdSignal(fd, num);
+    } finally {
+      native.close(fd);
+    }
+  }
+
+  private async handle(req: { op: string; [k: string]: unknown }): Promise<unknown> {
+    switch (req.op) {
+      case 'kill':
+        this.stopAsked = true;
+        if (this.paused) this.thaw();
+        this.signal(String(req.signal ?? 'SIGKILL'));
+        this.wake?.();
+        return {};
+      case 'stop': {
+        this.stopAsked = true;
+        this.wake?.();
+        if (!this.current || this.current.pid === 0) return {};
+        if (this.paused) this.thaw();
+        const ended = new Promise<void>((r) => this.waiters.push(r));
+        this.signal(String(req.signal ?? 'SIGTERM'));
+        const timeout = Number(req.timeout ?? 10) * 1000;
+        const t = setTimeout(() => this.current?.kill(), timeout);
+        await ended;
+        clearTimeout(t);
+        return {};
+      }
+      case 'pause':
+        return this.pause();
+      case 'unpause':
+        if (!this.paused) throw new ContainerError(`container ${this.id.slice(0, 12)} is not paused`);
+        this.thaw();
+        update(this.id, (r) => {
+          r.State.Paused = false;
+          r.State.Status = 'running';
+        });
+        return {};
+      case 'exec': {
+        const sp = this.running();
+        const rec = readRecord(this.id)!;
+        const { argv, options, extras } = execOptions(rec, sp.pid, req.argv as string[], req.opts as Record<string, unknown>);
+        const ex = spawnWith(argv, { ...options, stdin: 'ignore', stdout: 'ignore', stderr: 'ignore' }, extras);
+        native.close(extras.joinPidfd!);
+        ex.wait().catch(() => {});
+        return { pid: ex.pid };
+      }
+      case 'ping':
+        return { pid: process.pid };
+      default:
+        throw new ContainerError(`unknown request ${req.op}`);
+    }
+  }
+
+  private pause(): unknown {
+    const sp = this.running();
+    if (this.paused) throw new ContainerError(`container ${this.id.slice(0, 12)} is already paused`);
+    const prog = programPid(sp.pid);
+    const f = prog === undefined ? undefined : freezerOf(prog, []);
+    if (f) {
+      freeze(f, true);
+      this.paused = { kind: f.kind, dir: f.dir };
+    } else {
+      // No freezer cgroup (no delegated cgroup): every process of the tree
+      // stopped, init aside. A process started after this is not stopped:
+      // there is none, as all that could start one are stopped.
+      const pids = processTree(sp.pid);
+      for (const p of pids) {
+        try {
+          process.kill(p, 'SIGSTOP');
+        } catch {
+          // gone
+        }
+      }
+      this.paused = { kind: 'sigstop', pids };
+    }
+    update(this.id, (r) => {
+      r.State.Paused = true;
+      r.State.Status = 'paused';
+      r.PauseBy = this.paused!.kind;
+    });
+    return { by: this.paused.kind };
+  }
+
+  private thaw(): void {
+    const p = this.paused;
+    this.paused = undefined;
+    if (!p) return;
+    if (p.kind === 'sigstop') {
+      for (const pid of p.pids ?? [])
+        try {
+          process.kill(pid, 'SIGCONT');
+        } catch {
+          // gone
+        }
+    } else freeze({ kind: p.kind as 'cgroup-v1', dir: p.dir! }, false);
+  }
+
+  async run(): Promise<void> {
+    let backoff = BACKOFF_START_MS;
+    for (;;) {
+      const rec = readRecord(this.id);
+      if (!rec) return;
+      const o = rec.Options;
+      const ccg = makeContainerCgroupsSafe(this.id, limitedControllers(o), o.cgroupParent);
+      const cfg = rec.HostConfig.LogConfig.Config;
+      const log = new JsonLogWriter(rec.LogPath, sizeOf(cfg['max-size']), Math.max(1, Number(cfg['max-file'] ?? 1) || 1));
+      let sp: SandboxProcess;
+      let result: RunResult;
+      const startedAt = Date.now();
+      try {
+        sp = spawnWith(rec.Args.length || !o.image ? [rec.Path, ...rec.Args] : [], { ...o, stdin: 'ignore', stdout: 'pipe', stderr: 'pipe' }, { cgroupProcs: ccg.procs });
+        this.current = sp;
+        sp.stdout?.on('data', (c: Buffer) => log.write('stdout', c));
+        sp.stderr?.on('data', (c: Buffer) => log.write('stderr', c));
+        // The pipes' last bytes may come after the exit: the log closes once both have ended.
+        const drained = Promise.all([sp.stdout, sp.stderr].map((s) => (s && !s.destroyed ? new Promise((r) => s.once('close', r)) : undefined)));
+        if (sp.pid) {
+          const pid = sp.pid;
+          update(this.id, (r) => {
+            r.State = { ...r.State, Status: 'running', Running: true, Paused: false, Restarting: false, OOMKilled: false, Dead: false, Pid: pid, ExitCode: 0, Error: '', StartedAt: new Date(startedAt).toISOString() };
+            r.Cgroups = ccg.dirs;
+          });
+          // The run's own cgroups (its limits) show once the program has joined them.
+          setTimeout(() => {
+            const prog = programPid(pid);
+            const more = prog === undefined ? [] : brigCgroupsOf(prog).filter((d) => !ccg.dirs.includes(d));
+            if (more.length && this.current === sp && sp.pid)
+              try {
+                update(this.id, (r) => {
+                  r.Cgroups = [...ccg.dirs, ...more];
+                });
+              } catch {
+                // removed meanwhile
+              }
+          }, 200).unref();
+        }
+        result = await sp.wait();
+        await Promise.race([drained, new Promise((r) => setTimeout(r, 2000))]);
+      } catch (e) {
+        result = { status: 'setup-error', exitCode: null, signal: null, error: { step: 'options', errno: 0, code: '', message: (e as Error).message } } as unknown as RunResult;
+      }
+      this.current = undefined;
+      this.paused = undefined;
+      log.close();
+      removeCgroups(ccg.dirs);
+      const code = exitCodeOf(result);
+      const failed = result.status === 'setup-error';
+      let restart = false;
+      let gone = false;
+      try {
+        restart = update(this.id, (r) => {
+          r.State = {
+            ...r.State,
+            Status: 'exited',
+            Running: false,
+            Paused: false,
+            Restarting: false,
+            Pid: 0,
+            ExitCode: code,
+            OOMKilled: result.status === 'memory-limit' || result.oomKilled === true,
+            Error: failed ? (result.error?.message ?? 'setup failed') : '',
+            FinishedAt: new Date().toISOString(),
+          };
+          r.Cgroups = [];
+          if (this.stopAsked) r.StoppedByUser = true;
+          const p = r.HostConfig.RestartPolicy;
+          if (this.stopAsked || failed || p.Name === 'no') return false;
+          if (p.Name === 'on-failure' && (code === 0 || (p.MaximumRetryCount > 0 && r.RestartCount >= p.MaximumRetryCount))) return false;
+          r.RestartCount++;
+          r.State.Status = 'restarting';
+          r.State.Restarting = true;
+          return true;
+        });
+      } catch {
+        gone = true; // removed while it ran
+      }
+      for (const w of this.waiters.splice(0)) w();
+      if (gone || !restart) return;
+      if (Date.now() - startedAt >= BACKOFF_RESET_MS) backoff = BACKOFF_START_MS;
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, backoff);
+        this.wake = () => {
+          clearTimeout(t);
+          r();
+        };
+      });
+      this.wake = undefined;
+      backoff = Math.min(backoff * 2, BACKOFF_MAX_MS);
+      if (this.stopAsked) {
+        update(this.id, (r) => {
+          r.State.Status = 'exited';
+          r.State.Restarting = false;
+          r.StoppedByUser = true;
+        });
+        return;
+      }
+    }
+  }
+
+  async finish(): Promise<void> {
+    this.server?.close();
+    rmSync(runtimeDir(this.id), { recursive: true, force: true });
+    let remove = false;
+    withLock(() => {
+      const r = readRecord(this.id);
+      if (!r) return;
+      if (r.Monitor?.Pid === process.pid) r.Monitor = undefined;
+      remove = r.HostConfig.AutoRemove || r.State.Status === 'removing';
+      if (remove) r.State.Status = 'removing';
+      writeRecord(r);
+    });
+    if (remove) await removeContainerFiles(this.id);
+  }
+}
+
+function makeContainerCgroupsSafe(id: string, limited: Set<string>, parent?: string) {
+  try {
+    return makeContainerCgroups(id, limited, parent);
+  } catch {
+    return { dirs: [], procs: [] };
+  }
+}
+
+export async function monitorMain(id: string): Promise<number> {
+  process.title = `brig-monitor ${id.slice(0, 12)}`;
+  const m = new Monitor(id);
+  if (!m.claim()) return 0;
+  // Orders to stop come on the socket; a signal to the monitor itself ends
+  // the container the same way (and the record says so).
+  for (const s of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(s, () => void m['handle']({ op: 'stop', timeout: 10 }).catch(() => {}));
+  try {
+    await m.listen();
+    await m.run();
+  } finally {
+    await m.finish();
+  }
+  return 0;
+}
+
+// Run as a program: node monitor.js ID
+if (process.argv[1] && /monitor\.js$/.test(process.argv[1]) && process.argv[2]) {
+  monitorMain(process.argv[2]).then(
+    (c) => process.exit(c),
+    (e: Error) => {
+      process.stderr.write(`brig-monitor ${process.argv[2]}: ${e.message}\n`);
+      process.exit(1);
+    },
+  );
+}
+
+export const MONITOR_SCRIPT = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, 'monitor.js');
+void recordDir;
