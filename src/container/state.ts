@@ -1,5 +1,5 @@
 // Containers' records: config and state in the store (ctr/<id>/config.json),
-// runtime files (the monitor's socket) in $XDG_RUNTIME_DIR/brig/<id>.
+// runtime files (the monitor's socket) in $XDG_RUNTIME_DIR/brig/<short id>.
 //
 // Several brig processes (CLIs, monitors, library users) change the same
 // records: every read-modify-write happens under one flock on ctr/.lock,
@@ -105,12 +105,18 @@ export function recordDir(id: string): string {
   return join(containersRoot(), id);
 }
 
+/**
+ * Named by the short id: the socket path must stay under sun_path's 107
+ * bytes (Node would bind a truncated name that a restart cannot remove).
+ */
 export function runtimeDir(id: string): string {
-  return join(runtimeRoot(), id);
+  return join(runtimeRoot(), id.slice(0, 12));
 }
 
 export function socketPath(id: string): string {
-  return join(runtimeDir(id), 'monitor.sock');
+  const path = join(runtimeDir(id), 'monitor.sock');
+  if (Buffer.byteLength(path) > 107) throw new ContainerError(`the monitor's socket path is too long for a unix socket (${Buffer.byteLength(path)} bytes, at most 107): ${path}; set XDG_RUNTIME_DIR or BRIG_STORE to a shorter directory`);
+  return path;
 }
 
 export function newId(): string {
