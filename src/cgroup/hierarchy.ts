@@ -24,7 +24,8 @@ export interface Hierarchies {
   v1: Map<string, V1Place>;
 }
 
-function writable(dir: string): boolean {
+/** A cgroup directory we may make children in and move tasks into. */
+export function writable(dir: string): boolean {
   try {
     accessSync(dir, fsConstants.W_OK | fsConstants.X_OK);
     accessSync(join(dir, 'cgroup.procs'), fsConstants.W_OK);

@@ -12,29 +12,17 @@ import { all, formatHelp, one, parseArgs, parseInterleaved, positionals, UsageEr
 import { containerRunSpecs } from './container-specs.js';
 import { relayTerminal } from './terminal.js';
 import { runSpecs, runTarget, sandboxOptions } from './run.js';
-import { human, inspectHelp, inspectOne, inspectSpecs, printInspected } from './image.js';
+import { human, inspectHelp, inspectOne, inspectSpecs, printInspected, verb as imageVerb } from './image.js';
 
 const helpSpec: OptionSpec = { name: 'help', short: 'h', help: 'show this help' };
 
-/** A verb: options parsed, --help answered; a ContainerError is one line on stderr and its exit code. */
+/** A verb as image.ts's, with a ContainerError said as Docker says it ("Error: ...") and its exit code. */
 function verb(help: string, specs: OptionSpec[], fn: (p: Parsed) => number | Promise<number>, parse = parseInterleaved) {
-  return async (argv: string[]): Promise<number> => {
-    const p = parse(argv, specs);
-    if (p.flags.has('help')) {
-      process.stdout.write(help);
-      return 0;
-    }
-    try {
-      return await fn(p);
-    } catch (e) {
-      if (e instanceof ContainerError) {
-        process.stderr.write(`Error: ${e.message}\n`);
-        return e.exitCode;
-      }
-      if (e instanceof ImageError) throw new UsageError(e.message);
-      throw e;
-    }
-  };
+  return imageVerb(help, specs, fn, parse, (e) => {
+    if (!(e instanceof ContainerError)) return undefined;
+    process.stderr.write(`Error: ${e.message}\n`);
+    return e.exitCode;
+  });
 }
 
 function need(p: Parsed, usage: string, min = 1): string[] {

@@ -34,7 +34,7 @@ export function ago(iso: string | undefined): string {
 }
 
 /** A verb: its options parsed (flags anywhere), --help answered, store errors turned into usage errors (exit 125 with the message). */
-export function verb(help: string, specs: OptionSpec[], fn: (p: Parsed) => number | Promise<number>, parse: (argv: string[], specs: OptionSpec[]) => Parsed = parseArgs) {
+export function verb(help: string, specs: OptionSpec[], fn: (p: Parsed) => number | Promise<number>, parse: (argv: string[], specs: OptionSpec[]) => Parsed = parseArgs, onError?: (e: unknown) => number | undefined) {
   return async (argv: string[]): Promise<number> => {
     const p = parse(argv, specs);
     if (p.flags.has('help')) {
@@ -44,6 +44,8 @@ export function verb(help: string, specs: OptionSpec[], fn: (p: Parsed) => numbe
     try {
       return await fn(p);
     } catch (e) {
+      const code = onError?.(e);
+      if (code !== undefined) return code;
       if (e instanceof ImageError) throw new UsageError(e.message);
       throw e;
     }

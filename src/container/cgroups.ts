@@ -5,8 +5,7 @@
 // this process's own cgroup (or BRIG_CGROUP_PARENT), and removed at the end.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { discover } from '../cgroup/hierarchy.js';
-import { accessSync, constants as fsConstants } from 'node:fs';
+import { discover, writable } from '../cgroup/hierarchy.js';
 
 export interface ContainerCgroups {
   dirs: string[];
@@ -14,15 +13,6 @@ export interface ContainerCgroups {
   procs: string[];
 }
 
-function writable(dir: string): boolean {
-  try {
-    accessSync(dir, fsConstants.W_OK | fsConstants.X_OK);
-    accessSync(join(dir, 'cgroup.procs'), fsConstants.W_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Mount points of the cgroup hierarchies, by controller ('' for v2). */
 export function cgroupMounts(): Map<string, string> {
