@@ -16,7 +16,7 @@ import { createServer } from '../src/index.js';
 
 const JOBS = Number(process.env.BRIG_BENCH_QUEUE_JOBS ?? 40);
 const CLIENTS = 4;
-const brig = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'brig');
+const brig = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'brig-node');
 const C = { language: 'c', version: '*', files: [{ content: '#include <stdio.h>\nint main(void) { puts("hello"); return 0; }' }] };
 
 async function freePort(): Promise<number> {

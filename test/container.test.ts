@@ -143,7 +143,7 @@ describe('a detached container', () => {
   });
 
   it("an exec's process shows in top, and ends when the brig exec that started it is killed", async () => {
-    const ex = spawn(process.execPath, [join(import.meta.dirname, '../../bin/brig'), 'exec', 'life', '/bin/sleep', '77'], { env, stdio: 'ignore' });
+    const ex = spawn(process.execPath, [join(import.meta.dirname, '../../bin/brig-node'), 'exec', 'life', '/bin/sleep', '77'], { env, stdio: 'ignore' });
     const closed = new Promise((r) => ex.once('close', r));
     await until('the exec in top', () => brig('top', 'life').out.includes('/bin/sleep 77'));
     ex.kill('SIGKILL');
@@ -249,7 +249,7 @@ describe('restart policies', () => {
 describe('logs -f', () => {
   it('streams lines as they are written and ends when the container stops', async () => {
     assert.equal(brig('run', '-d', '--name', 'talk', '--log-opt', 'max-size=2k', '--log-opt', 'max-file=2', '--', '/bin/sh', '-c', 'i=0; while :; do i=$((i+1)); echo line $i; sleep 0.05; done').code, 0);
-    const f = spawn(process.execPath, [join(import.meta.dirname, '../../bin/brig'), 'logs', '-f', '--tail', '0', 'talk'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const f = spawn(process.execPath, [join(import.meta.dirname, '../../bin/brig-node'), 'logs', '-f', '--tail', '0', 'talk'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     f.stdout.on('data', (d) => (out += d));
     // Enough for the 2 KiB log to have rotated once (about 70 bytes a line).
@@ -355,7 +355,7 @@ describe('exec -t', () => {
   const script = ['/usr/bin/script', '/bin/script'].find((p) => existsSync(p));
   it('a terminal session under script(1): a tty, its size, input and the exit code', { skip: !script && 'no script(1)' }, async () => {
     assert.equal(brig('run', '-d', '--name', 'term', '--', '/bin/sleep', '60').code, 0);
-    const bin = join(import.meta.dirname, '../../bin/brig');
+    const bin = join(import.meta.dirname, '../../bin/brig-node');
     const cmd = `stty cols 91 rows 33; ${process.execPath} ${bin} exec -it term /bin/sh`;
     const s = spawn(script!, ['-qec', cmd, '/dev/null'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '';
@@ -373,7 +373,7 @@ describe('exec -t', () => {
   });
 
   it('run -it in the foreground under script(1): a tty as its controlling terminal, its size, input and the exit code', { skip: !script && 'no script(1)' }, async () => {
-    const bin = join(import.meta.dirname, '../../bin/brig');
+    const bin = join(import.meta.dirname, '../../bin/brig-node');
     const cmd = `stty cols 87 rows 29; ${process.execPath} ${bin} run -it -- /bin/sh`;
     const s = spawn(script!, ['-qec', cmd, '/dev/null'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '';
