@@ -63,10 +63,11 @@ export function descendants(root = process.pid): ProcInfo[] {
 /**
  * descendants(), once the makers of warm namespace pairs (src/warm.ts) and
  * skeletons (src/skeleton.ts) that the last runs started have finished: each
- * lives a millisecond or two, and a check right after a run may catch one.
+ * lives a millisecond or two, and a check right after a run may catch one
+ * (or its zombie, when the pool thread that reaps it waits for a CPU: up to 5 s).
  */
 export async function descendantsSettled(): Promise<ProcInfo[]> {
-  for (let i = 0; i < 40 && descendants().some((p) => p.comm === 'brig-warm' || p.comm === 'brig-skel'); i++) await new Promise((r) => setTimeout(r, 25));
+  for (let i = 0; i < 200 && descendants().some((p) => p.comm === 'brig-warm' || p.comm === 'brig-skel'); i++) await new Promise((r) => setTimeout(r, 25));
   return descendants();
 }
 
