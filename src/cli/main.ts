@@ -106,6 +106,15 @@ function systemErrorLine(e: NodeJS.ErrnoException & { dest?: string }): string |
 }
 
 /** One line for any error: what a user can cause in their terms; anything else marked internal. */
+/** Any thrown value as text, even one whose toString is missing or throws (a fuzzer's favourite). */
+function safeString(v: unknown): string {
+  try {
+    return String(v);
+  } catch {
+    return Object.prototype.toString.call(v);
+  }
+}
+
 export function describeError(verb: string, e: unknown): { line: string; internal: boolean } {
   const err = e as Error;
   let msg: string;
@@ -113,7 +122,7 @@ export function describeError(verb: string, e: unknown): { line: string; interna
   if (err instanceof BrigError || KNOWN_ERRORS.has(err?.name)) msg = err.message;
   else if (err instanceof Error && systemErrorLine(err)) msg = systemErrorLine(err)!;
   else {
-    msg = `internal error: ${err instanceof Error ? `${err.name}: ${err.message}` : String(e)} (BRIG_DEBUG=1 shows where)`;
+    msg = `internal error: ${err instanceof Error ? `${err.name}: ${err.message}` : safeString(e)} (BRIG_DEBUG=1 shows where)`;
     internal = true;
   }
   // One prefix: messages that carry their own are trimmed of it.
