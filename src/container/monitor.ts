@@ -13,7 +13,7 @@ import { native } from '../native.js';
 import { brigCgroupsOf, freeze, freezerOf, makeContainerCgroups } from './cgroups.js';
 import { JsonLogWriter } from './logs.js';
 import { processTree, programPid } from './proc.js';
-import { ContainerError, monitorAlive, processStart, readRecord, recordDir, removeCgroups, runtimeDir, socketPath, update, withLock, writeRecord, type ContainerRecord } from './state.js';
+import { ContainerError, exitedState, monitorAlive, processStart, readRecord, recordDir, removeCgroups, runtimeDir, socketPath, update, withLock, writeRecord, type ContainerRecord } from './state.js';
 import { execOptions, exitCodeOf, removeContainerFiles } from './common.js';
 
 const BACKOFF_START_MS = 100;
@@ -273,18 +273,7 @@ class Monitor {
       let gone = false;
       try {
         restart = update(this.id, (r) => {
-          r.State = {
-            ...r.State,
-            Status: 'exited',
-            Running: false,
-            Paused: false,
-            Restarting: false,
-            Pid: 0,
-            ExitCode: code,
-            OOMKilled: result.status === 'memory-limit' || result.oomKilled === true,
-            Error: failed ? (result.error?.message ?? 'setup failed') : '',
-            FinishedAt: new Date().toISOString(),
-          };
+          r.State = exitedState(r.State, code, failed ? (result.error?.message ?? 'setup failed') : '', result.status === 'memory-limit' || result.oomKilled === true);
           r.Cgroups = [];
           if (this.stopAsked) r.StoppedByUser = true;
           const p = r.HostConfig.RestartPolicy;

@@ -185,6 +185,11 @@ export function monitorAlive(r: ContainerRecord): boolean {
   return r.Monitor !== undefined && processStart(r.Monitor.Pid) === r.Monitor.Start;
 }
 
+/** A container's State once its program has ended, however it ended. */
+export function exitedState(prev: ContainerRecord['State'], exitCode: number, error: string, oomKilled = prev.OOMKilled): ContainerRecord['State'] {
+  return { ...prev, Status: 'exited', Running: false, Paused: false, Restarting: false, Pid: 0, ExitCode: exitCode, OOMKilled: oomKilled, Error: error, FinishedAt: new Date().toISOString() };
+}
+
 /** Removes cgroup directories left behind (their processes are gone). */
 export function removeCgroups(dirs: string[]): void {
   for (const d of [...dirs].reverse()) {
@@ -217,17 +222,7 @@ export function reconcile(r: ContainerRecord): boolean {
   r.Cgroups = [];
   rmSync(runtimeDir(r.Id), { recursive: true, force: true });
   if (r.State.Status === 'removing') return true;
-  r.State = {
-    ...r.State,
-    Status: 'exited',
-    Running: false,
-    Paused: false,
-    Restarting: false,
-    Pid: 0,
-    ExitCode: wasLive ? 137 : r.State.ExitCode,
-    Error: wasLive || !r.State.Error ? `the container's monitor (pid ${pid}) died; the container was killed with it` : r.State.Error,
-    FinishedAt: new Date().toISOString(),
-  };
+  r.State = exitedState(r.State, wasLive ? 137 : r.State.ExitCode, wasLive || !r.State.Error ? `the container's monitor (pid ${pid}) died; the container was killed with it` : r.State.Error);
   writeRecord(r);
   return true;
 }
