@@ -40,13 +40,32 @@ export interface PoolSlot {
   root?: string;
 }
 
+/** run() and spawn() over one spawnWith(): a pool and a lease differ only in where the sandbox comes from. */
+abstract class PoolRunner {
+  /** Runs argv in a sandbox made ahead (or a fresh one if none is ready), like run(). */
+  run(argv: string[], options: PoolRunOptions = {}): Promise<RunResult> {
+    try {
+      return this.spawnWith(argv, { stdout: 'capture', stderr: 'capture' }, options).wait();
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /** Starts argv in a sandbox made ahead (or a fresh one), like spawn(). */
+  spawn(argv: string[], options: PoolRunOptions = {}): SandboxProcess {
+    return this.spawnWith(argv, { stdout: 'pipe', stderr: 'pipe' }, options);
+  }
+
+  protected abstract spawnWith(argv: string[], defaults: SandboxOptions, options: PoolRunOptions): SandboxProcess;
+}
+
 /**
  * One sandbox of a slot pool and its directory, taken for one run. Put the
  * run's files in `dir`, then run() or spawn() once; release() removes the
  * directory (after the caller has taken what it wants from it) and ends a
  * sandbox that was never used.
  */
-export class PoolLease {
+export class PoolLease extends PoolRunner {
   private used = false;
   private released = false;
 
@@ -56,23 +75,13 @@ export class PoolLease {
     /** The slot's host directory: what the sandbox sees at the slot's target. */
     readonly dir: string,
     private sandbox: PooledSandbox | undefined,
-  ) {}
+  ) {
+    super();
+  }
 
   /** Whether the run gets a sandbox made ahead (else it starts one, with the same slot bound). */
   get warm(): boolean {
     return this.sandbox !== undefined;
-  }
-
-  run(argv: string[], options: PoolRunOptions = {}): Promise<RunResult> {
-    try {
-      return this.spawnWith(argv, { stdout: 'capture', stderr: 'capture' }, options).wait();
-    } catch (e) {
-      return Promise.reject(e);
-    }
-  }
-
-  spawn(argv: string[], options: PoolRunOptions = {}): SandboxProcess {
-    return this.spawnWith(argv, { stdout: 'pipe', stderr: 'pipe' }, options);
   }
 
   /** Removes the directory; a sandbox never run is ended (the pool removes its cgroups). */
@@ -85,7 +94,7 @@ export class PoolLease {
     rmSync(this.dir, { recursive: true, force: true });
   }
 
-  private spawnWith(argv: string[], defaults: SandboxOptions, options: PoolRunOptions): SandboxProcess {
+  protected spawnWith(argv: string[], defaults: SandboxOptions, options: PoolRunOptions): SandboxProcess {
     if (this.used || this.released) throw new OptionsError('lease', 'a lease runs one command (take another from the pool)');
     this.used = true;
     const lease = this;
@@ -146,7 +155,7 @@ function shape(resolved: ResolvedOptions, slot?: { target: string; dir: string }
   };
 }
 
-export class Pool implements SandboxSource {
+export class Pool extends PoolRunner implements SandboxSource {
   private readonly base: SandboxOptions;
   private readonly template: ResolvedOptions;
   private readonly templateShape: Record<string, string>;
@@ -173,6 +182,7 @@ export class Pool implements SandboxSource {
     options: PoolOptions,
     readonly size: number,
   ) {
+    super();
     const { size: _size, slot, ...base } = options;
     this.base = base;
     if (slot !== undefined) {
@@ -255,20 +265,6 @@ export class Pool implements SandboxSource {
     return s;
   }
 
-  /** Runs argv in a sandbox made ahead (or a fresh one if none is ready), like run(). */
-  run(argv: string[], options: PoolRunOptions = {}): Promise<RunResult> {
-    try {
-      return this.spawnWith(argv, { stdout: 'capture', stderr: 'capture' }, options).wait();
-    } catch (e) {
-      return Promise.reject(e);
-    }
-  }
-
-  /** Starts argv in a sandbox made ahead (or a fresh one), like spawn(). */
-  spawn(argv: string[], options: PoolRunOptions = {}): SandboxProcess {
-    return this.spawnWith(argv, { stdout: 'pipe', stderr: 'pipe' }, options);
-  }
-
   /** Sandboxes ready now. */
   get available(): number {
     return this.ready.length;
@@ -286,7 +282,7 @@ export class Pool implements SandboxSource {
     await Promise.all(waits);
   }
 
-  private spawnWith(argv: string[], defaults: SandboxOptions, options: PoolRunOptions): SandboxProcess {
+  protected spawnWith(argv: string[], defaults: SandboxOptions, options: PoolRunOptions): SandboxProcess {
     if (this.slot) throw new OptionsError('slot', "a slot pool's runs go through lease()");
     if (this.closed) throw new OptionsError('pool', 'the pool is closed');
     if (options === null || typeof options !== 'object') throw new OptionsError('options', 'expected an object');
