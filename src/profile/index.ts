@@ -21,7 +21,6 @@ import { dirname, isAbsolute, join, normalize, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { errnoName, errnoOf, ProfileError, shown, type ProfileProblem } from '../errors.js';
 import type { Profile } from './types.js';
-import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 
 export type { Profile, BindMount, TmpfsMount, Rlimit, RlimitAmount, Size, ProfileRef } from './types.js';
@@ -346,7 +345,11 @@ function jsonError(text: string, e: Error): string {
 }
 
 let validTexts: Set<string> | undefined;
-/** The text is a shipped profile's, checked at build time (scripts/gen-prebuilt.mjs): no need to load the validator for it. */
+/**
+ * The text is a shipped profile's, checked at build time (scripts/gen-prebuilt.mjs):
+ * no need to load the validator for it. Compared in full (the shipped
+ * profiles are small), not by a hash, which would load node:crypto.
+ */
 function knownValid(text: string): boolean {
   if (validTexts === undefined) {
     try {
@@ -355,7 +358,7 @@ function knownValid(text: string): boolean {
       validTexts = new Set();
     }
   }
-  return validTexts.size > 0 && validTexts.has(createHash('sha256').update(text).digest('hex'));
+  return validTexts.has(text);
 }
 
 function loadFile(path: string): Layer {
