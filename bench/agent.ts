@@ -17,6 +17,7 @@ import { probe } from '../test/probe.js';
 const repo = join(dirname(fileURLToPath(import.meta.url)), '../..');
 const brig = join(repo, 'bin/brig');
 const client = join(repo, 'build/Release/brig-client');
+const brigNode = join(repo, 'bin/brig-node');
 const runs = Number(process.env.BRIG_BENCH_AGENT_RUNS ?? 50);
 const judgeRuns = Number(process.env.BRIG_BENCH_JUDGE_RUNS ?? 100);
 const rounds = 3;
@@ -78,6 +79,7 @@ function main(): void {
     { name: 'brig run (agent, bin/brig)', body: `${q(brig)} run -- /bin/true`, n: runs },
     { name: 'brig run (agent, brig-client)', body: `${q(client)} run -- /bin/true`, n: runs },
     { name: 'brig run (Node CLI)', body: `${q(brig)} run -- /bin/true`, n: Math.max(5, runs / 5), env: { BRIG_NO_AGENT: '1' } },
+    { name: 'node bin/brig-node run', body: `${q(process.execPath)} -- ${q(brigNode)} run -- /bin/true`, n: Math.max(5, runs / 5) },
   ];
   measure(start);
   console.log(`\nbrig run -- /bin/true from bash: per run, median of ${rounds} rounds (${runs} runs each; node rows fewer)\n`);
@@ -85,7 +87,9 @@ function main(): void {
   const per = (name: string) => start.find((r) => r.name === name)?.perRunMs;
   const agent = per('brig run (agent, bin/brig)')!;
   const bwrap = per('bwrap --unshare-all /bin/true');
-  console.log(`\nagent vs Node CLI: ${(per('brig run (Node CLI)')! / agent).toFixed(1)}x faster; agent vs plain exec: ${(agent / per('plain /bin/true')!).toFixed(1)}x${bwrap ? `; agent vs bwrap: ${(agent / bwrap).toFixed(2)}x` : '; bubblewrap not installed'}`);
+  const nodeStart = per('node -e 0')!;
+  console.log(`\nNode CLI start vs node -e 0 (issue 20's goal: 1.3x): node bin/brig-node run ${(per('node bin/brig-node run')! / nodeStart).toFixed(2)}x, through bin/brig with BRIG_NO_AGENT=1 ${(per('brig run (Node CLI)')! / nodeStart).toFixed(2)}x`);
+  console.log(`agent vs Node CLI: ${(per('brig run (Node CLI)')! / agent).toFixed(1)}x faster; agent vs plain exec: ${(agent / per('plain /bin/true')!).toFixed(1)}x${bwrap ? `; agent vs bwrap: ${(agent / bwrap).toFixed(2)}x` : '; bubblewrap not installed'}`);
 
   // The judge loop: a C program reading stdin, 100 runs, answers checked.
   const bin = probe();

@@ -3,10 +3,10 @@
 // for images whose files belong to many owners, can only be written by the
 // distribution's setuid newuidmap/newgidmap, within the subordinate ranges an
 // administrator granted the user in /etc/subuid and /etc/subgid.
-import { execFile } from 'node:child_process';
 import { accessSync, constants as fsConstants, readFileSync } from 'node:fs';
 import { constants as osConstants, userInfo } from 'node:os';
 import { setupErrorInfo, type SetupErrorInfo } from './errors.js';
+import { childProcess } from './builtins.js';
 
 export interface SubIdRange {
   start: number;
@@ -81,7 +81,7 @@ export function planMultiMap(sandboxUid: number, sandboxGid: number, files = { s
 
 function runTool(tool: string, pid: number, lines: [number, number, number][]): Promise<void> {
   return new Promise((resolve, reject) => {
-    execFile(tool, [String(pid), ...lines.flat().map(String)], { timeout: 10000 }, (err, _out, stderr) => {
+    childProcess().execFile(tool, [String(pid), ...lines.flat().map(String)], { timeout: 10000 }, (err, _out, stderr) => {
       if (err) reject(new Error(`${tool}: ${stderr.trim() || err.message}`));
       else resolve();
     });

@@ -5,7 +5,8 @@ import { isAbsolute, normalize } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { OptionsError, shown } from './errors.js';
 import { native } from './native.js';
-import { ImageError, Store, storeRoot, type Image, type ImageConfig } from './image/store.js';
+import { createRequire } from 'node:module';
+import type { Image, ImageConfig, Store } from './image/store.js';
 import { resolveSeccomp, SeccompCompileError, SeccompPolicyError, type ResolvedSeccomp, type SeccompOption } from './seccomp/index.js';
 
 export type { BindMount, TmpfsMount } from './profile/types.js';
@@ -142,10 +143,21 @@ export const DEFAULT_UID = 1000;
 export const DEFAULT_GID = 1000;
 const MAX_ID = 0xfffffffe;
 
+/** The image store's module, loaded when a run names an image, a container or a volume (its archive code is heavy). */
+let storeModule: typeof import('./image/store.js') | undefined;
+function images(): typeof import('./image/store.js') {
+  return (storeModule ??= createRequire(import.meta.url)('./image/store.js') as typeof import('./image/store.js'));
+}
+
 let store: Store | undefined;
 function imageStore(): Store {
+  const { Store, storeRoot } = images();
   if (store?.root !== storeRoot()) store = new Store();
   return store;
+}
+/** e is the store's ImageError; false (without loading the store) when the store was never loaded. */
+function isImageError(e: unknown): e is Error {
+  return storeModule !== undefined && e instanceof storeModule.ImageError;
 }
 
 /**
@@ -163,17 +175,17 @@ function resolveImage(v: unknown, container: unknown): { resolved: ResolvedImage
       try {
         st.containerDir(name);
       } catch (e) {
-        if (e instanceof ImageError) throw new OptionsError('container', e.message);
+        if (isImageError(e)) throw new OptionsError('container', e.message);
         throw e;
       }
     }
     const img = st.get(ref);
     const layers = img.config.rootfs.diff_ids.map((d) => st.layerDir(d)).reverse();
-    if (layers.length === 0) throw new ImageError(`image ${ref} has no layers`);
+    if (layers.length === 0) throw new (images().ImageError)(`image ${ref} has no layers`);
     const resolved: ResolvedImage = { ref: img.refs[0] ?? img.digest, digest: img.digest, layers, config: img.config.config ?? {}, owners: st.imageHasOwners(img) };
     return { resolved, image: img, container: name };
   } catch (e) {
-    if (e instanceof ImageError) throw new OptionsError('image', e.message);
+    if (isImageError(e)) throw new OptionsError('image', e.message);
     throw e;
   }
 }
@@ -184,7 +196,7 @@ function materialize(volumes: string[], fromStore: ReturnType<typeof resolveImag
   try {
     fromStore.resolved.containerDir = imageStore().prepareContainer(fromStore.container, fromStore.image);
   } catch (e) {
-    if (e instanceof ImageError) throw new OptionsError('container', e.message);
+    if (isImageError(e)) throw new OptionsError('container', e.message);
     throw e;
   }
 }
@@ -410,7 +422,7 @@ export function resolveOptions(argv: unknown, o: SandboxOptions = {}): ResolvedO
     try {
       source = imageStore().volumePath(name);
     } catch (e) {
-      if (e instanceof ImageError) throw new OptionsError(`${f}.name`, e.message);
+      if (isImageError(e)) throw new OptionsError(`${f}.name`, e.message);
       throw e;
     }
     volumes.push(name);

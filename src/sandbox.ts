@@ -1,9 +1,8 @@
 // spawn() and run(): validate, plan, launch, plumb stdio, watch, report.
 import { EventEmitter } from 'node:events';
 import { closeSync, constants as fsConstants, openSync, readdirSync, readFileSync } from 'node:fs';
-import { Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { constants as osConstants } from 'node:os';
-import { performance } from 'node:perf_hooks';
 import type { Readable, Writable } from 'node:stream';
 import { errnoOf, SetupError, setupErrorInfo, type SetupErrorInfo } from './errors.js';
 import { planMultiMap, writeMultiMap, type MultiMapPlan } from './idmap.js';
@@ -11,6 +10,7 @@ import { log } from './log.js';
 import { native, ReportKind, StepKind, type LaunchInfo, type NativeExit, type NativeError, type NativeStep } from './native.js';
 import { applyProfile } from './profile/index.js';
 import { resolveOptions, type OutputOption, type ResolvedOptions, type SandboxOptions, type StdinOption } from './options.js';
+import { net } from './builtins.js';
 import { buildPlan, execCandidates, namespacesFor, switchesIds, type BuiltPlan } from './plan.js';
 import { needsNetworkHelper, SandboxNetwork, type NetworkInfo } from './net/index.js';
 import { RunCgroups } from './cgroup/run.js';
@@ -18,6 +18,9 @@ import { closeWarm, refillWarm, sandboxEnded, sandboxStarted, takeWarm } from '.
 import { skeletonFailed } from './skeleton.js';
 import type { RlimitName } from './options.js';
 import { AUDIT_ARCH, AUDIT_ARCH_I386, X32_SYSCALL_BIT, hostArch, syscallName } from './seccomp/index.js';
+
+/** A monotonic clock in ms for the run's timings (the perf_hooks performance object would load Node's perf modules on every start). */
+const monotonicMs = (): number => Number(process.hrtime.bigint()) / 1e6;
 
 export type RunStatus =
   | 'ok'
@@ -196,7 +199,7 @@ export function makePipe(step: string): [number, number] {
 }
 
 function pipeSocket(fd: number, readable: boolean): Socket {
-  return new Socket({ fd, readable, writable: !readable });
+  return new (net().Socket)({ fd, readable, writable: !readable });
 }
 
 function openStdio(o: ResolvedOptions): Stdio {
@@ -346,7 +349,7 @@ export class SandboxProcess extends EventEmitter {
   constructor(argv: string[], options: SandboxOptions, pool?: SandboxSource, private readonly extras: LaunchExtras = {}) {
     super();
     this.network = new Promise((resolve) => (this.resolveNetwork = resolve));
-    const t0 = performance.now();
+    const t0 = monotonicMs();
     const o = resolveOptions(argv, applyProfile(options));
     // An exec's command as given: an image's entrypoint is the container's, not the exec's.
     if (extras.argv) o.argv = extras.argv;
@@ -414,7 +417,7 @@ export class SandboxProcess extends EventEmitter {
     const envp = Object.entries(o.env).map(([k, v]) => `${k}=${v}`);
     const uid = process.getuid!();
     const gid = process.getgid!();
-    const tPlan = performance.now();
+    const tPlan = monotonicMs();
 
     const join = this.extras.joinPidfd;
     let stepsRun = join === undefined ? built.steps : programSteps(built.steps);
@@ -497,7 +500,7 @@ export class SandboxProcess extends EventEmitter {
       const hint = ne.step === 'clone' && ne.errno === osConstants.errno.EPERM ? 'are unprivileged user namespaces enabled? run `brig doctor`' : undefined;
       return failBefore(setupErrorInfo(ne.step, ne.errno, ne.path, hint));
     }
-    const tLaunched = performance.now();
+    const tLaunched = monotonicMs();
     // The sandbox's init holds the namespaces now (or the launch made its own).
     if (warm) closeWarm(warm);
     sandboxStarted();
@@ -580,7 +583,7 @@ export class SandboxProcess extends EventEmitter {
     o.signal?.addEventListener('abort', onAbort, { once: true });
 
     return exited.then(async (ex) => {
-      const tExit = performance.now();
+      const tExit = monotonicMs();
       sandboxEnded();
       if (warmable) refillWarm(uidMap, gidMap);
       this.exited = true;
@@ -595,7 +598,7 @@ export class SandboxProcess extends EventEmitter {
       await Promise.all(stdio.drained);
       const usage = cgroups?.usage();
       await dropCgroups();
-      const tDone = performance.now();
+      const tDone = monotonicMs();
       const result = mapError ? setupFailure(mapError, t0) : this.result(ex, stepsRun, o, tExit - tPlan);
       if (stdio.outputError && result.status !== 'setup-error') {
         result.status = 'output-error';
@@ -856,12 +859,12 @@ export interface PooledSandbox {
 }
 
 /** A result for a run that never started. */
-export function setupFailure(error: SetupErrorInfo, t0 = performance.now()): RunResult {
+export function setupFailure(error: SetupErrorInfo, t0 = monotonicMs()): RunResult {
   return {
     status: 'setup-error',
     exitCode: null,
     signal: null,
-    wallTimeMs: performance.now() - t0,
+    wallTimeMs: monotonicMs() - t0,
     cpuTimeMs: { user: 0, system: 0 },
     maxRssKb: 0,
     stdout: Buffer.alloc(0),

@@ -156,11 +156,25 @@ export async function runVerb(verb: string, argv: string[], label = verb): Promi
   return v.main(argv);
 }
 
+let stdoutGuarded = false;
+/**
+ * process.stdout, made ready: a reader that goes away (brig images | head)
+ * ends the writing, not with a trace. `run` asks for it only when it writes:
+ * making process.stdout on a pipe loads node:net, which a run from a judge's
+ * pipe would otherwise pay for on every start, to write nothing.
+ */
+export function guardedStdout(): NodeJS.WriteStream {
+  if (!stdoutGuarded) {
+    stdoutGuarded = true;
+    process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    });
+  }
+  return process.stdout;
+}
+
 export async function main(argv: string[]): Promise<number> {
-  // A reader that goes away (brig images | head) ends the writing, not with a trace.
-  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
-    if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
-  });
+  if (argv[0] !== 'run') guardedStdout();
   const fatal = (e: unknown) => {
     process.exitCode = report(current, e);
     process.exit(process.exitCode);

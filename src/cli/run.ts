@@ -12,7 +12,7 @@ import { isolateMeta, reportJson } from '../report.js';
 import { applyProfile } from '../profile/index.js';
 import { run, spawnWith, type RunResult } from '../sandbox.js';
 import { all, checks, flagName, formatHelp, one, parseArgs, seconds, UsageError, wholeNumber, type OptionSpec, type Parsed } from './args.js';
-import { EXIT_BRIG_ERROR } from './main.js';
+import { EXIT_BRIG_ERROR, guardedStdout } from './main.js';
 import { netSandboxOptions, netSpecs } from './net-options.js';
 // [i23 containers] -d, --rm, --restart, --stop-signal, --stop-timeout, --log-opt, -l/--label as a container takes them
 import { containerRunSpecs, wantsContainer } from './container-specs.js';
@@ -122,7 +122,7 @@ export function processIo(): CliIo {
   return {
     env: process.env,
     cwd: process.cwd(),
-    write: (fd, data) => void (fd === 1 ? process.stdout : process.stderr).write(data),
+    write: (fd, data) => void (fd === 1 ? guardedStdout() : process.stderr).write(data),
     writeReport: (file, text) => writeFileSync(file, text),
   };
 }
@@ -550,7 +550,7 @@ function closeFd(fd: number): void {
 export async function runCommand(argv: string[]): Promise<number> {
   const p = parseArgs(argv, specs, { interspersed: false });
   if (p.flags.has('help')) {
-    process.stdout.write(runHelp);
+    guardedStdout().write(runHelp);
     return 0;
   }
   // [i23 containers] run -d goes to src/cli/container.ts, imported only then (it imports this file's specs).

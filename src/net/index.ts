@@ -11,8 +11,7 @@
 // bridge side's, never the program's), and an address leased from the
 // store. SandboxNetwork.start is where that setup goes; NetworkInfo grows
 // the address.
-import { createSocket } from 'node:dgram';
-import { createServer as createTcpServer } from 'node:net';
+import { dgram, net } from '../builtins.js';
 import { OptionsError, SetupError, setupErrorInfo, shown } from '../errors.js';
 import { log } from '../log.js';
 import { nameOptions, type NameOptions } from './names.js';
@@ -71,7 +70,7 @@ export function needsNetworkHelper(mode: NetworkMode, n: NetOptions): boolean {
 function freePort(ip: string, protocol: 'tcp' | 'udp'): Promise<number> {
   return new Promise((resolve, reject) => {
     if (protocol === 'udp') {
-      const s = createSocket(ip.includes(':') ? 'udp6' : 'udp4');
+      const s = dgram().createSocket(ip.includes(':') ? 'udp6' : 'udp4');
       s.once('error', reject);
       s.bind(0, ip, () => {
         const port = s.address().port;
@@ -79,7 +78,7 @@ function freePort(ip: string, protocol: 'tcp' | 'udp'): Promise<number> {
       });
       return;
     }
-    const s = createTcpServer();
+    const s = net().createServer();
     s.once('error', reject);
     s.listen(0, ip, () => {
       const a = s.address();

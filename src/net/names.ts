@@ -1,6 +1,6 @@
 // The sandbox's name files: /etc/hosts and /etc/resolv.conf, generated per
 // sandbox (src/plan.ts writes them), never the host's own.
-import { isIP } from 'node:net';
+import { net } from '../builtins.js';
 import { readFileSync } from 'node:fs';
 import { OptionsError, shown } from '../errors.js';
 
@@ -39,11 +39,11 @@ export function nameOptions(o: { extraHosts?: unknown; dns?: unknown; dnsSearch?
     const name = s.slice(0, colon);
     const ip = s.slice(colon + 1);
     if (colon <= 0 || !HOSTNAME.test(name)) throw new OptionsError(`extraHosts[${i}]`, `expected NAME:IP, got ${JSON.stringify(s)}`);
-    if (ip !== 'host-gateway' && !isIP(ip)) throw new OptionsError(`extraHosts[${i}]`, `expected an IP address (or host-gateway) after the name, got ${JSON.stringify(ip)}`);
+    if (ip !== 'host-gateway' && !net().isIP(ip)) throw new OptionsError(`extraHosts[${i}]`, `expected an IP address (or host-gateway) after the name, got ${JSON.stringify(ip)}`);
     return [name, ip];
   });
   const dns = list('dns', o.dns).map((s, i) => {
-    if (!isIP(s)) throw new OptionsError(`dns[${i}]`, `expected an IP address, got ${JSON.stringify(s)}`);
+    if (!net().isIP(s)) throw new OptionsError(`dns[${i}]`, `expected an IP address, got ${JSON.stringify(s)}`);
     return s;
   });
   const dnsSearch = list('dnsSearch', o.dnsSearch).map((s, i) => {
@@ -87,7 +87,7 @@ function hostNameservers(): string[] {
     return readFileSync('/etc/resolv.conf', 'utf8')
       .split('\n')
       .map((l) => /^\s*nameserver\s+(\S+)/.exec(l)?.[1])
-      .filter((x): x is string => x !== undefined && isIP(x) !== 0);
+      .filter((x): x is string => x !== undefined && net().isIP(x) !== 0);
   } catch {
     return [];
   }

@@ -1,8 +1,8 @@
 // pasta (Debian's passt package): a user-mode network stack brig starts for
 // one sandbox's network namespace and ends with it.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { childProcess, net } from '../builtins.js';
 import { accessSync, closeSync, constants as fsConstants } from 'node:fs';
-import { Socket } from 'node:net';
 import { errnoOf, SetupError, setupErrorInfo } from '../errors.js';
 import { native } from '../native.js';
 import type { PublishedPort } from './ports.js';
@@ -44,10 +44,10 @@ function setpriv(): string | null {
 
 /** pasta's version line (Debian's 2023 builds say 'unknown version': the package's then). */
 export function pastaVersion(path: string): string {
-  const r = spawnSync(path, ['--version'], { encoding: 'utf8', timeout: 5000 });
+  const r = childProcess().spawnSync(path, ['--version'], { encoding: 'utf8', timeout: 5000 });
   const line = (r.stdout || r.stderr || '').split('\n')[0].trim();
   if (line && !/unknown version/.test(line)) return line;
-  const dpkg = spawnSync('dpkg-query', ['-W', '-f', '${Version}', 'passt'], { encoding: 'utf8', timeout: 5000 });
+  const dpkg = childProcess().spawnSync('dpkg-query', ['-W', '-f', '${Version}', 'passt'], { encoding: 'utf8', timeout: 5000 });
   return dpkg.status === 0 && dpkg.stdout ? `passt ${dpkg.stdout.trim()} (Debian package)` : line || 'unknown';
 }
 
@@ -112,8 +112,8 @@ export class Pasta {
     let child: ChildProcess;
     try {
       child = wrapper
-        ? spawn(wrapper, ['--pdeathsig', 'KILL', '--', path, ...args], { stdio: ['ignore', 'ignore', 'pipe', w] })
-        : spawn(path, args, { stdio: ['ignore', 'ignore', 'pipe', w] });
+        ? childProcess().spawn(wrapper, ['--pdeathsig', 'KILL', '--', path, ...args], { stdio: ['ignore', 'ignore', 'pipe', w] })
+        : childProcess().spawn(path, args, { stdio: ['ignore', 'ignore', 'pipe', w] });
     } catch (e) {
       closeSync(w);
       closeSync(r);
@@ -126,7 +126,7 @@ export class Pasta {
     child.stderr!.on('data', (d: string) => {
       if (stderr.length < 4096) stderr += d;
     });
-    const ready = new Socket({ fd: r, readable: true, writable: false });
+    const ready = new (net().Socket)({ fd: r, readable: true, writable: false });
     return new Promise<Pasta>((resolve, reject) => {
       let settled = false;
       const finish = (err?: SetupError) => {

@@ -1,6 +1,6 @@
 // Published ports: Docker's -p syntax and the API's objects, checked and
 // expanded to one entry per port.
-import { isIP } from 'node:net';
+import { net } from '../builtins.js';
 import { OptionsError, shown } from '../errors.js';
 import type { PublishedPort as PublishedPortSpec } from '../profile/types.js';
 
@@ -39,7 +39,7 @@ function range(field: string, s: string, allowZero: boolean): [number, number] {
 
 function hostIp(field: string, ip: string): string {
   const bare = ip.startsWith('[') && ip.endsWith(']') ? ip.slice(1, -1) : ip;
-  if (!isIP(bare)) throw new OptionsError(field, `expected an IPv4 or IPv6 address, got ${JSON.stringify(ip)}`);
+  if (!net().isIP(bare)) throw new OptionsError(field, `expected an IPv4 or IPv6 address, got ${JSON.stringify(ip)}`);
   return bare;
 }
 

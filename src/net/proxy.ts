@@ -4,7 +4,8 @@
 // connected to the port there, and the two relayed. The program sees the
 // connection come from 127.0.0.1: a relay cannot keep the client's address.
 import { closeSync, openSync } from 'node:fs';
-import { createServer, Socket, type Server } from 'node:net';
+import type { Server, Socket } from 'node:net';
+import { net } from '../builtins.js';
 import { errnoOf, SetupError, setupErrorInfo } from '../errors.js';
 import { log } from '../log.js';
 import { native } from '../native.js';
@@ -34,7 +35,7 @@ export class PortProxy {
   }
 
   private listen(port: PublishedPort): Promise<void> {
-    const server = createServer({ noDelay: true, allowHalfOpen: true }, (client) => this.relay(client, port));
+    const server = net().createServer({ noDelay: true, allowHalfOpen: true }, (client) => this.relay(client, port));
     this.servers.push(server);
     return new Promise((resolve, reject) => {
       server.once('error', (e) => reject(new SetupError(setupErrorInfo('publish', errnoOf(e), `${port.hostIp}:${port.hostPort}/tcp`))));
@@ -53,7 +54,7 @@ export class PortProxy {
       client.resetAndDestroy();
       return;
     }
-    const inner = new Socket({ fd, readable: true, writable: true, allowHalfOpen: true });
+    const inner = new (net().Socket)({ fd, readable: true, writable: true, allowHalfOpen: true });
     inner.setNoDelay(true);
     this.live.add(client);
     this.live.add(inner);

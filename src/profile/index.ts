@@ -21,7 +21,7 @@ import { dirname, isAbsolute, join, normalize, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { errnoName, errnoOf, ProfileError, shown, type ProfileProblem } from '../errors.js';
 import type { Profile } from './types.js';
-import { validate } from './validate.generated.js';
+import { createRequire } from 'node:module';
 
 export type { Profile, BindMount, TmpfsMount, Rlimit, RlimitAmount, Size, ProfileRef } from './types.js';
 
@@ -179,6 +179,13 @@ function plainData(v: unknown, seen: Set<object>): unknown {
   return out;
 }
 
+/** The generated ajv validator, loaded the first time a profile is checked (it is most of this module's load time). */
+let validator: typeof import('./validate.generated.js').validate | undefined;
+function validate(value: unknown): boolean {
+  validator ??= (createRequire(import.meta.url)('./validate.generated.js') as typeof import('./validate.generated.js')).validate;
+  return validator(value) as boolean;
+}
+
 export function schemaProblems(input: unknown): ProfileProblem[] {
   let value: unknown;
   try {
@@ -187,7 +194,7 @@ export function schemaProblems(input: unknown): ProfileProblem[] {
     return [{ pointer: '', message: 'expected JSON data, got an object that contains itself' }];
   }
   if (validate(value)) return [];
-  const errors = (validate as unknown as { errors: AjvError[] }).errors;
+  const errors = (validator as unknown as { errors: AjvError[] }).errors;
   const fieldOf = (e: AjvError) => {
     if (e.keyword === 'additionalProperties') return `${e.instancePath}/${escapePointer(String(e.params.additionalProperty))}`;
     if (e.keyword === 'required') return `${e.instancePath}/${escapePointer(String(e.params.missingProperty))}`;
@@ -337,6 +344,23 @@ function jsonError(text: string, e: Error): string {
   return `not valid JSON at line ${line}, column ${col}: ${e.message.replace(/ in JSON at position \d+.*$/, '').replace(/\s*\(line \d+ column \d+\)$/, '')}`;
 }
 
+let validTexts: Set<string> | undefined;
+/**
+ * The text is a shipped profile's, checked at build time (scripts/gen-prebuilt.mjs):
+ * no need to load the validator for it. Compared in full (the shipped
+ * profiles are small), not by a hash, which would load node:crypto.
+ */
+function knownValid(text: string): boolean {
+  if (validTexts === undefined) {
+    try {
+      validTexts = new Set(JSON.parse(readFileSync(new URL('./valid.json', import.meta.url), 'utf8')) as string[]);
+    } catch {
+      validTexts = new Set();
+    }
+  }
+  return validTexts.has(text);
+}
+
 function loadFile(path: string): Layer {
   const cached = fileCache.get(path);
   if (cached) return cached.layer;
@@ -353,7 +377,7 @@ function loadFile(path: string): Layer {
   } catch (e) {
     throw problem(path, jsonError(text, e as Error));
   }
-  const profile = validateProfile(value, path);
+  const profile = knownValid(text) ? (value as Profile) : validateProfile(value, path);
   const dir = dirname(path);
   // A seccomp file named in a profile is relative to the profile.
   if (typeof profile.seccomp === 'string' && !['default', 'judge', 'none', 'learn'].includes(profile.seccomp) && !isAbsolute(profile.seccomp))

@@ -8,7 +8,8 @@
 //
 // Jumps are symbolic until the end; a conditional jump whose target is
 // beyond its 8-bit reach goes through an inserted `ja` (32-bit reach).
-import { createHash } from 'node:crypto';
+import { crypto } from '../builtins.js';
+import { readFileSync } from 'node:fs';
 import {
   BPF_ABS,
   BPF_ALU,
@@ -371,7 +372,7 @@ export function compileNormalized(input: NormPolicy, opts: CompileOptions = {}):
     maxDepth: longestPath(prog),
     unknown: p.unknown,
     // The refusals are part of what the program means: in the key too.
-    id: createHash('sha256').update(bytes).update(Int32Array.from(rewritten.refusals)).digest('hex').slice(0, 16),
+    id: crypto().createHash('sha256').update(bytes).update(Int32Array.from(rewritten.refusals)).digest('hex').slice(0, 16),
     refusals: rewritten.refusals,
   };
 }
@@ -395,15 +396,42 @@ const byContent = new Map<string, Compiled>();
 const byObject = new WeakMap<SeccompPolicy, Map<string, Compiled>>();
 
 /** Compiles once per (policy content, arch, options); later calls return the same object. */
+/**
+ * What compile() caches a program by, and the build-time table's key: the
+ * policy's content and the variant, in full. (Not a hash of it: hashing
+ * would load node:crypto, a sizeable share of a CLI start; the table holds
+ * a few policies, and a key compared in full cannot collide.)
+ */
+export function compileKey(policy: SeccompPolicy, arch: Arch, opts: CompileOptions = {}): { variant: string; key: string } {
+  const variant = `${arch}:${opts.report ? 1 : 0}:${opts.handoffFd ?? NOTIFY_HANDOFF_FD}`;
+  const key = JSON.stringify([policy, variant], (_k, v) => (typeof v === 'bigint' ? `${v}n` : v));
+  return { variant, key };
+}
+
+type Stored = Omit<Compiled, 'bytes'> & { bytes: string };
+let precompiled: Record<string, Stored> | null | undefined;
+/** The shipped policies compiled at build time (scripts/gen-prebuilt.mjs); none when the table is missing. */
+function prebuilt(key: string): Compiled | undefined {
+  if (precompiled === undefined) {
+    try {
+      precompiled = JSON.parse(readFileSync(new URL('./precompiled.json', import.meta.url), 'utf8')) as Record<string, Stored>;
+    } catch {
+      precompiled = null;
+    }
+  }
+  const s = precompiled && Object.hasOwn(precompiled, key) ? precompiled[key] : undefined;
+  return s && { ...s, bytes: Buffer.from(s.bytes, 'base64') };
+}
+
 export function compile(policy: SeccompPolicy, arch: Arch, opts: CompileOptions = {}): Compiled {
   const variant = `${arch}:${opts.report ? 1 : 0}:${opts.handoffFd ?? NOTIFY_HANDOFF_FD}`;
   let mine = byObject.get(policy);
   const hit = mine?.get(variant);
   if (hit) return hit;
-  const key = JSON.stringify([policy, variant], (_k, v) => (typeof v === 'bigint' ? `${v}n` : v));
+  const { key } = compileKey(policy, arch, opts);
   let c = byContent.get(key);
   if (!c) {
-    c = compileNormalized(normalize(policy, arch), opts);
+    c = prebuilt(key) ?? compileNormalized(normalize(policy, arch), opts);
     if (byContent.size > 256) byContent.delete(byContent.keys().next().value!);
     byContent.set(key, c);
   }

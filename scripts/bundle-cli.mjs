@@ -1,0 +1,83 @@
+// The Node CLI as one CommonJS file, dist/cli.cjs, and a V8 code cache for
+// it, dist/cli.cjs.cache: what bin/brig-node loads (docs/performance.md has
+// the figures). Node 20 has no compile cache of its own for ES modules
+// (module.enableCompileCache came in 22.1); per `brig run` the ESM loader
+// resolved, read and compiled some 30 files of dist/src one by one. One
+// CommonJS file skips the ESM loader, and vm.Script takes a code cache, so
+// V8 neither parses nor compiles what a run already compiled at build time.
+//
+// Without esbuild (an install without devDependencies) nothing is made and
+// bin/brig-node loads dist/src/cli/main.js as before.
+import { spawnSync } from 'node:child_process';
+import { readFile, rm } from 'node:fs/promises';
+import { dirname, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const repo = fileURLToPath(new URL('..', import.meta.url));
+const dist = `${repo}dist`;
+const out = `${dist}/cli.cjs`;
+
+let esbuild;
+try {
+  esbuild = await import('esbuild');
+} catch {
+  await rm(out, { force: true });
+  await rm(`${out}.cache`, { force: true });
+  console.error('scripts/bundle-cli.mjs: esbuild is not installed; bin/brig-node loads dist/src (slower start)');
+  process.exit(0);
+}
+
+// Each module of dist/src keeps what it knew of its own place: import.meta.url
+// and import.meta.dirname become its file's path under dist/, found from the
+// bundle's own __dirname at run time (the package may be moved or linked).
+// A module's lazy load of another of brig's modules, written
+// createRequire(import.meta.url)('./x.js'), becomes a plain require that
+// esbuild bundles: loading the file from dist/src would make a second copy
+// of brig's modules, with error classes that instanceof does not know.
+const placed = {
+  name: 'brig-module-places',
+  setup(build) {
+    build.onLoad({ filter: /[/\\]dist[/\\]src[/\\].*\.js$/ }, async (args) => {
+      const rel = relative(dist, args.path).split('\\').join('/');
+      const dir = dirname(rel);
+      const text = (await readFile(args.path, 'utf8'))
+        .replace(/createRequire\(import\.meta\.url\)\((['"]\.{1,2}\/[^'"]+['"])\)/g, 'require($1)')
+        .replaceAll('import.meta.url', `__brigModuleUrl(${JSON.stringify(rel)})`)
+        .replaceAll('import.meta.dirname', `__brigModuleDir(${JSON.stringify(dir)})`);
+      return { contents: text, loader: 'js' };
+    });
+  },
+};
+
+await esbuild.build({
+  entryPoints: [`${dist}/src/cli/main.js`],
+  bundle: true,
+  format: 'cjs',
+  platform: 'node',
+  target: 'node20',
+  // Packages (ajv, pino, fastify, ...) stay in node_modules, loaded when a verb needs them.
+  packages: 'external',
+  outfile: out,
+  plugins: [placed],
+  // The helpers those become (a module's own `require` may be shadowed: native.js has one).
+  banner: {
+    js: [
+      "const __brigModuleDir = (p) => require('node:path').join(__dirname, p);",
+      "const __brigModuleUrl = (p) => require('node:url').pathToFileURL(__brigModuleDir(p)).href;",
+    ].join('\n'),
+  },
+  logLevel: 'warning',
+});
+
+// The code cache: made by a process that ran `brig run -- /bin/true` with the
+// bundle (V8 caches what was compiled by then, the run's path included).
+// Best effort: where a sandbox cannot start at build time, the cache holds
+// what ran before the failure, and a missing cache only costs speed.
+await rm(`${out}.cache`, { force: true });
+const made = spawnSync(process.execPath, ['--', `${repo}bin/brig-node`, 'run', '--', '/bin/true'], {
+  env: { ...process.env, BRIG_BUILD_CODE_CACHE: `${out}.cache`, BRIG_NO_AGENT: '1' },
+  stdio: ['ignore', 'ignore', 'pipe'],
+  encoding: 'utf8',
+  timeout: 60_000,
+});
+if (made.status !== 0) console.error(`scripts/bundle-cli.mjs: the code cache's run said (status ${made.status}): ${made.stderr.trim().split('\n')[0] ?? ''}`);

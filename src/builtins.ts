@@ -1,0 +1,34 @@
+// Node's heavier built-in modules, loaded the first time a run needs them.
+// A plain `brig run` from a shell needs none of them: node:net brings
+// Node's whole stream machinery, node:child_process brings net and dgram,
+// node:crypto is large of its own; with perf_hooks they cost about a fifth
+// of `node -e 0`'s whole start (docs/performance.md). Imported statically,
+// every CLI start paid for them.
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+
+let netModule: typeof import('node:net') | undefined;
+let childProcessModule: typeof import('node:child_process') | undefined;
+let dgramModule: typeof import('node:dgram') | undefined;
+let cryptoModule: typeof import('node:crypto') | undefined;
+
+/** node:net: sockets on a pipe's fd, servers, isIP. */
+export function net(): typeof import('node:net') {
+  return (netModule ??= require('node:net') as typeof import('node:net'));
+}
+
+/** node:child_process: the id-map helpers, pasta. */
+export function childProcess(): typeof import('node:child_process') {
+  return (childProcessModule ??= require('node:child_process') as typeof import('node:child_process'));
+}
+
+/** node:dgram: probing a UDP port before publishing it. */
+export function dgram(): typeof import('node:dgram') {
+  return (dgramModule ??= require('node:dgram') as typeof import('node:dgram'));
+}
+
+/** node:crypto: a compiled seccomp program's id (the shipped policies come precompiled). */
+export function crypto(): typeof import('node:crypto') {
+  return (cryptoModule ??= require('node:crypto') as typeof import('node:crypto'));
+}
