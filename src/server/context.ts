@@ -27,6 +27,8 @@ export interface ServiceContext {
   metrics: Metrics;
   /** Interactive sessions (Piston's WebSocket), by id: their streams stay in this process. */
   sessions: Map<string, Session>;
+  /** The warm pools this process's jobs run from (stats for /healthz). */
+  pools?: { readonly stats: { pools: number; made: number; taken: number; misses: number } };
   /** Work that must finish before shutdown completes (callbacks in flight). */
   pending: Set<Promise<unknown>>;
   closing: boolean;
