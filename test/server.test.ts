@@ -366,10 +366,15 @@ describe('capacity, authentication, shutdown', () => {
   it('a full queue: 503 with Retry-After (Piston and Judge0 alike), nothing queued for it', async () => {
     const s = await startServer({ concurrency: 1, config: { max_queue_size: 1 } });
     try {
-      const slow = { language: 'bash', version: '*', files: [{ content: 'sleep 0.6; echo done' }] };
+      const slow = { language: 'bash', version: '*', files: [{ content: 'sleep 2; echo done' }] };
       const first = s.post('/api/v2/execute', slow);
       const second = s.post('/api/v2/execute', slow);
-      await new Promise((r) => setTimeout(r, 100));
+      // Both taken (one running, one waiting) before the third comes: no race with a loaded machine.
+      for (let t = 0; t < 100; t++) {
+        const q = (await s.get('/healthz')).body.queue;
+        if (q.active + q.depth >= 2) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
       const third = await s.post('/api/v2/execute', slow);
       assert.equal(third.status, 503);
       assert.equal(third.headers.get('retry-after'), '1');
