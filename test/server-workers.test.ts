@@ -204,6 +204,85 @@ describe('brig worker processes on Redis', () => {
 
 
 
+describe('Judge0 submissions across API servers (--redis)', () => {
+  it('GET /submissions/:token on another server: the record is in Redis, not in the server that took it', async () => {
+    const redis = await startRedis();
+    // a runs jobs; b only queues and answers.
+    const a = await startServer({ redis: redis.url, concurrency: 1 });
+    const b = await startServer({ redis: redis.url, concurrency: 0 });
+    try {
+      const r = await a.post('/submissions', { language_id: BASH, source_code: 'echo "$(cat)" twice; echo oops >&2', stdin: 'said', expected_output: 'said twice' });
+      assert.equal(r.status, 201, JSON.stringify(r.body));
+      const token = r.body.token as string;
+      // Found at once on the other server (In Queue, Processing or done), then done there.
+      let got;
+      for (let t = 0; t < 300; t++) {
+        got = await b.get(`/submissions/${token}?fields=token,status,stdout,stderr,language_id,stdin,time,memory,exit_code`);
+        assert.equal(got.status, 200, JSON.stringify(got.body));
+        if (got.body.status.id > 2) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.deepEqual(got!.body.status, { id: 3, description: 'Accepted' });
+      assert.equal(got!.body.token, token);
+      assert.equal(got!.body.stdout, 'said twice\n');
+      assert.equal(got!.body.stderr, 'oops\n');
+      assert.equal(got!.body.stdin, 'said');
+      assert.equal(got!.body.language_id, BASH);
+      assert.equal(got!.body.exit_code, 0);
+      assert.ok(Number(got!.body.time) >= 0 && got!.body.memory > 0);
+      // base64 from the stored bytes; batch GET on the other server too; an unknown token is 404 everywhere.
+      assert.equal((await b.get(`/submissions/${token}?base64_encoded=true&fields=stdout`)).body.stdout, Buffer.from('said twice\n').toString('base64'));
+      const batch = await b.get(`/submissions/batch?tokens=${token},nope&fields=token,status_id`);
+      assert.deepEqual(batch.body.submissions, [{ token, status_id: 3 }, null]);
+      assert.equal((await b.get('/submissions/0b1c9a1e-0000-4000-8000-000000000000')).status, 404);
+      // wait=true on the queue-only server: another server's worker ran it, the answer is whole.
+      const w = await b.post('/submissions?wait=true', { language_id: BASH, source_code: 'echo waited' });
+      assert.equal(w.body.stdout, 'waited\n');
+      assert.equal((await a.get(`/submissions/${w.body.token}?fields=stdout`)).body.stdout, 'waited\n');
+    } finally {
+      await a.close();
+      await b.close();
+      await redis.remove();
+    }
+  });
+
+  it('max_queue_size holds across servers: admission is one atomic check in Redis', async () => {
+    const redis = await startRedis();
+    // Two servers that only queue: without a shared check each would take 5.
+    const config = { max_queue_size: 5 };
+    const a = await startServer({ redis: redis.url, concurrency: 0, config });
+    const b = await startServer({ redis: redis.url, concurrency: 0, config });
+    let drain: Running | undefined;
+    try {
+      const rs = await Promise.all(Array.from({ length: 24 }, (_, i) => (i % 2 ? a : b).post('/submissions', { language_id: BASH, source_code: `echo q${i}` })));
+      const codes = rs.map((r) => r.status);
+      assert.equal(codes.filter((c) => c === 201).length, 5, `accepted: ${codes.join(',')}`);
+      assert.equal(codes.filter((c) => c === 503).length, 19);
+      const refused = rs.find((r) => r.status === 503)!;
+      assert.match(refused.body.error, /queue is full/);
+      assert.equal(refused.headers.get('retry-after'), '1');
+      // A worker drains the five; every accepted token ends Accepted, on either server.
+      drain = await startServer({ redis: redis.url, concurrency: 2 });
+      const tokens = rs.filter((r) => r.status === 201).map((r) => r.body.token as string);
+      for (let t = 0; ; t++) {
+        const all = (await a.get(`/submissions/batch?tokens=${tokens.join(',')}&fields=status_id,stdout`)).body.submissions as { status_id: number; stdout: string }[];
+        if (all.every((x) => x.status_id === 3 && /^q\d+\n$/.test(x.stdout))) break;
+        assert.ok(t < 600, JSON.stringify(all));
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      // Room again once the queue has drained.
+      const again = await b.post('/submissions?wait=true', { language_id: BASH, source_code: 'echo again' });
+      assert.equal(again.status, 201);
+      assert.equal(again.body.stdout, 'again\n');
+    } finally {
+      await drain?.close();
+      await a.close();
+      await b.close();
+      await redis.remove();
+    }
+  });
+});
+
 describe('rate limit across API servers', () => {
   it('per API key, in Redis: two servers share one count; 429 with Retry-After', async () => {
     const redis = await startRedis();

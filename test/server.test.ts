@@ -108,6 +108,29 @@ describe('Piston API v2', () => {
     assert.deepEqual(ce.body.run, ce.body.compile);
   });
 
+  it("output: stdout and stderr interleaved in the order written (Piston's), each stream also apart", async () => {
+    // Each write waits until the service has read the pipe empty (FIONREAD on
+    // the write end), so the order is the program's whatever the load.
+    const taken = [
+      'import sys, fcntl, termios, struct, time',
+      'def taken(fd):',
+      '    for _ in range(5000):',
+      "        if struct.unpack('i', fcntl.ioctl(fd, termios.FIONREAD, b'\\0' * 4))[0] == 0: return",
+      '        time.sleep(0.001)',
+    ].join('\n');
+    const program = `${taken}\nfor i in range(3):\n    sys.stdout.write(f'out{i}\\n'); sys.stdout.flush(); taken(1)\n    sys.stderr.write(f'err{i}\\n'); sys.stderr.flush(); taken(2)\n`;
+    const r = await exec({ language: 'python', files: [{ content: program }], run_timeout: 3000 });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal(r.body.run.code, 0, JSON.stringify(r.body.run));
+    assert.equal(r.body.run.output, 'out0\nerr0\nout1\nerr1\nout2\nerr2\n');
+    assert.equal(r.body.run.stdout, 'out0\nout1\nout2\n');
+    assert.equal(r.body.run.stderr, 'err0\nerr1\nerr2\n');
+    // A stream cut at output_max_size is cut in output too, in its place.
+    const ol = await exec({ language: 'python', files: [{ content: `${taken}\nsys.stderr.write('e\\n'); sys.stderr.flush(); taken(2)\nwhile True: sys.stdout.write('x' * 4096)\n` }] });
+    assert.equal(ol.body.run.status, 'OL');
+    assert.equal(ol.body.run.output, 'e\n' + 'x'.repeat(1024));
+  });
+
   it('bad input: 400 naming the field (or 413, 415), before anything runs', async () => {
     const bad = async (body: unknown, status: number, pattern: RegExp, headers?: Record<string, string>) => {
       const r = await s.post('/api/v2/execute', body, headers);
@@ -186,6 +209,43 @@ describe('Piston API v2', () => {
       assert.equal(c.messages[5].signal, 'SIGKILL');
     });
 
+    it('a signal reaches the program by name: one trapping SIGTERM or SIGINT sees it, and the exit reports it', async () => {
+      // bash traps TERM, says so, then dies of it; python catches INT, says so, then dies of it.
+      const bash = "trap 'echo got TERM; trap - TERM; kill -TERM $$' TERM\necho ready\nwhile :; do sleep 0.05; done";
+      const python = [
+        'import os, signal, sys, time',
+        'def on_int(n, f):',
+        '    os.write(1, b"got INT\\n")',
+        '    signal.signal(signal.SIGINT, signal.SIG_DFL)',
+        '    os.kill(os.getpid(), signal.SIGINT)',
+        'signal.signal(signal.SIGINT, on_int)',
+        'print("ready", flush=True)',
+        'while True: time.sleep(0.05)',
+      ].join('\n');
+      for (const [language, content, signal, said] of [['bash', bash, 'SIGTERM', 'got TERM\n'], ['python', python, 'SIGINT', 'got INT\n']]) {
+        let sent = false;
+        const c = await talk((ws) => {
+          ws.send(JSON.stringify({ type: 'init', language, version: '*', files: [{ content }] }));
+          ws.on('brig-message', (m: any) => {
+            if (!sent && m.type === 'data' && m.data.includes('ready')) {
+              sent = true;
+              ws.send(JSON.stringify({ type: 'signal', signal }));
+            }
+          });
+        });
+        assert.equal(c.code, 4999, JSON.stringify(c.messages));
+        const out = c.messages.filter((m) => m.type === 'data' && m.stream === 'stdout').map((m) => m.data).join('');
+        assert.equal(out, `ready\n${said}`, `${language}: ${JSON.stringify(c.messages)}`);
+        assert.deepEqual(c.messages[c.messages.length - 1], { type: 'exit', stage: 'run', code: null, signal });
+      }
+      // A signal the program does not handle: its default action (SIGUSR1 ends it).
+      const c = await talk((ws) => {
+        ws.send(JSON.stringify({ type: 'init', language: 'bash', version: '*', files: [{ content: 'echo up\nwhile :; do sleep 0.05; done' }] }));
+        ws.on('brig-message', (m: any) => m.type === 'data' && ws.send(JSON.stringify({ type: 'signal', signal: 'SIGUSR1' })));
+      });
+      assert.deepEqual(c.messages[c.messages.length - 1], { type: 'exit', stage: 'run', code: null, signal: 'SIGUSR1' });
+    });
+
     it("Piston's close codes: 4000, 4001, 4002, 4003, 4004, 4005", async () => {
       const init = JSON.stringify({ type: 'init', language: 'bash', version: '*', files: [{ content: 'read x' }] });
       const notInit = await talk((ws) => ws.send(JSON.stringify({ type: 'data', stream: 'stdin', data: 'x' })));
@@ -224,6 +284,28 @@ describe('Piston API v2', () => {
     const neg = await s.post('/v1/runs', { argv: ['/bin/true'], options: { cpuTimeLimitMs: -1 } });
     assert.equal(neg.status, 400);
     assert.match(neg.body.message, /cpuTimeLimitMs/);
+  });
+
+  it('/v1/runs from a warm pool for its options: made on the first run, taken by the next; env, stdin and limits per run', async () => {
+    const stats = async () => (await s.get('/healthz')).body.pools as { made: number; taken: number };
+    const body = (greeting: string, stdin: string) => ({
+      argv: ['/bin/sh', '-c', 'echo "$GREETING"; cat; cat /proc/self/status | grep -c NoNewPrivs'],
+      stdin,
+      profile: 'judge',
+      options: { env: { GREETING: greeting }, cpuTimeLimitMs: 1000, memory: 64 << 20 },
+    });
+    const start = await stats();
+    const first = await s.post('/v1/runs', body('hi', 'one'));
+    assert.equal(first.status, 200, JSON.stringify(first.body));
+    assert.equal(first.body.stdout, 'hi\none1\n');
+    // The pool for these options makes its sandboxes once the first run has asked for it.
+    for (let t = 0; t < 200 && (await stats()).made <= start.made; t++) await new Promise((r) => setTimeout(r, 50));
+    const second = await s.post('/v1/runs', body('ho', 'two'));
+    assert.equal(second.body.stdout, 'ho\ntwo1\n');
+    assert.ok((await stats()).taken > start.taken, 'the second run took a sandbox made ahead');
+    // Limits are per run in a pooled sandbox too.
+    const slow = await s.post('/v1/runs', { ...body('x', ''), argv: ['/bin/sh', '-c', 'while :; do :; done'], options: { ...body('x', '').options, cpuTimeLimitMs: 200 } });
+    assert.equal(slow.body.status, 'cpu-time-limit');
   });
 
   it('/healthz and /metrics (Prometheus text: queue depth, runs by status, latency histograms)', async () => {
@@ -284,10 +366,15 @@ describe('capacity, authentication, shutdown', () => {
   it('a full queue: 503 with Retry-After (Piston and Judge0 alike), nothing queued for it', async () => {
     const s = await startServer({ concurrency: 1, config: { max_queue_size: 1 } });
     try {
-      const slow = { language: 'bash', version: '*', files: [{ content: 'sleep 0.6; echo done' }] };
+      const slow = { language: 'bash', version: '*', files: [{ content: 'sleep 2; echo done' }] };
       const first = s.post('/api/v2/execute', slow);
       const second = s.post('/api/v2/execute', slow);
-      await new Promise((r) => setTimeout(r, 100));
+      // Both taken (one running, one waiting) before the third comes: no race with a loaded machine.
+      for (let t = 0; t < 100; t++) {
+        const q = (await s.get('/healthz')).body.queue;
+        if (q.active + q.depth >= 2) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
       const third = await s.post('/api/v2/execute', slow);
       assert.equal(third.status, 503);
       assert.equal(third.headers.get('retry-after'), '1');

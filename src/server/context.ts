@@ -27,6 +27,8 @@ export interface ServiceContext {
   metrics: Metrics;
   /** Interactive sessions (Piston's WebSocket), by id: their streams stay in this process. */
   sessions: Map<string, Session>;
+  /** The warm pools this process's jobs run from (stats for /healthz). */
+  pools?: { readonly stats: { pools: number; made: number; taken: number; misses: number } };
   /** Work that must finish before shutdown completes (callbacks in flight). */
   pending: Set<Promise<unknown>>;
   closing: boolean;
@@ -52,7 +54,7 @@ function statusOf(r: ExecuteResult): string {
 export async function submitExecute(ctx: ServiceContext, job: ExecuteJob, hooks?: SubmitHooks): Promise<ExecuteResult> {
   let started = 0;
   try {
-    const r = (await ctx.queue.submit({ kind: 'execute', ...job }, { onStart: () => ((started = performance.now()), hooks?.onStart?.()) })) as ExecuteResult;
+    const r = (await ctx.queue.submit({ kind: 'execute', ...job }, { onQueued: hooks?.onQueued, onStart: () => ((started = performance.now()), hooks?.onStart?.()) })) as ExecuteResult;
     ctx.metrics.runs.inc({ status: statusOf(r), language: job.language });
     ctx.metrics.runSeconds.observe({ language: job.language }, (performance.now() - started) / 1000);
     return r;

@@ -10,10 +10,13 @@ import { closeSync, constants as fs, cpSync, mkdirSync, openSync, readdirSync, r
 import { dirname, join } from 'node:path';
 import { finished } from 'node:stream/promises';
 import type { Readable, Writable } from 'node:stream';
+import { constants as osConstants } from 'node:os';
 import { bytesUnder } from '../box.js';
-import { setupErrorInfo } from '../errors.js';
-import { createPool, type Pool, type PoolLease } from '../pool.js';
-import { setupFailure, type RunResult } from '../sandbox.js';
+import { programPid } from '../container/proc.js';
+import { native } from '../native.js';
+import { OptionsError, setupErrorInfo } from '../errors.js';
+import { createPool, type Pool, type PoolLease, type PoolRunOptions } from '../pool.js';
+import { run, setupFailure, type RunResult, type SandboxProcess } from '../sandbox.js';
 import type { SandboxOptions } from '../options.js';
 import type { Runtime } from './runtimes.js';
 
@@ -49,7 +52,22 @@ export interface ExecuteJob {
   runs?: number;
   /** An interactive job (Piston's WebSocket): its streams are the session's, in this process. */
   session?: string;
+  /**
+   * Keep the order in which stdout and stderr chunks arrived (Piston's
+   * `output` is the two interleaved as the program wrote them): each stage's
+   * result then carries `interleaving`.
+   */
+  interleave?: boolean;
 }
+
+/**
+ * A stage's result as the service carries it: brig's RunResult, plus, for
+ * an interleaving job, the order its output arrived in: run lengths of kept
+ * bytes, positive for stdout and negative for stderr, in arrival order
+ * (`[3, -5, 2]`: 3 bytes of stdout, then 5 of stderr, then 2 of stdout).
+ * Plain JSON, so it crosses Redis with the result.
+ */
+export type StageResult = RunResult & { interleaving?: number[] };
 
 export interface ExecuteResult {
   compile?: RunResult;
@@ -68,6 +86,35 @@ export interface Session {
   onExit(stage: 'compile' | 'run', r: RunResult): void;
   /** Set by the executor: ends the running stage. */
   kill?: () => void;
+  /** Set by the executor while the run stage runs: delivers a signal (by number) to the program. */
+  signal?: (signo: number) => void;
+}
+
+/**
+ * Delivers a signal to a sandbox's program (its init's child, as Docker
+ * signals a container's first process), through a pidfd so that a pid
+ * reused meanwhile is never hit. SIGKILL ends the sandbox as a whole. The
+ * program may not have started yet, or be gone: then there is no one to tell.
+ */
+export function signalProgram(p: SandboxProcess, signo: number): void {
+  if (signo === osConstants.signals.SIGKILL) {
+    p.kill();
+    return;
+  }
+  if (!p.pid) return;
+  const prog = programPid(p.pid);
+  if (prog === undefined) return;
+  let fd: number;
+  try {
+    fd = native.pidfdOpen(prog);
+  } catch {
+    return; // it has just exited
+  }
+  try {
+    native.pidfdSignal(fd, signo);
+  } finally {
+    native.close(fd);
+  }
 }
 
 function expand(argv: string[], source: string): string[] {
@@ -123,13 +170,40 @@ export class JobPools {
 
   /** A sandbox for one stage with its slot at /box: writable to compile, read-only to run. */
   lease(stage: 'compile' | 'run', options: SandboxOptions): PoolLease {
-    if (this.closed) throw new Error('the service is closing');
     const shape: Record<string, unknown> = { ...options };
     for (const k of PER_RUN) delete shape[k];
-    const key = `${stage} ${JSON.stringify(shape)}`;
+    return this.pool(`${stage} ${JSON.stringify(shape)}`, () => createPool({ ...(shape as SandboxOptions), size: this.size, slot: { target: '/box', readonly: stage === 'run', root: this.root } })).lease();
+  }
+
+  /**
+   * brig's own run (POST /v1/runs): argv with a profile's options, in a
+   * sandbox of the pool for those options (no slot: the run sees what its
+   * profile gives it, as a cold run would). Options a pool cannot make ahead
+   * (a network that needs pasta, a multi-id map) run cold, as before.
+   */
+  run(argv: string[], options: SandboxOptions, stdin: string): Promise<RunResult> {
+    const shape: Record<string, unknown> = { ...options };
+    const perRun: Record<string, unknown> = {};
+    for (const k of [...PER_RUN, 'env'] as const) {
+      if (shape[k] !== undefined) perRun[k] = shape[k];
+      delete shape[k];
+    }
+    let pool: Pool;
+    try {
+      pool = this.pool(`plain ${JSON.stringify(shape)}`, () => createPool({ ...(shape as SandboxOptions), size: this.size }));
+    } catch (e) {
+      if (e instanceof OptionsError && !this.closed) return run(argv, { ...options, stdin, stdout: 'capture', stderr: 'capture' });
+      throw e;
+    }
+    return pool.run(argv, { ...(perRun as PoolRunOptions), stdin });
+  }
+
+  /** The pool for `key`, made on first use; the least recently used past maxPools is closed. */
+  private pool(key: string, make: () => Pool): Pool {
+    if (this.closed) throw new Error('the service is closing');
     let pool = this.pools.get(key);
     if (pool) this.pools.delete(key); // re-inserted last: the map's order is least recently used first
-    else pool = createPool({ ...(shape as SandboxOptions), size: this.size, slot: { target: '/box', readonly: stage === 'run', root: this.root } });
+    else pool = make();
     this.pools.set(key, pool);
     if (this.pools.size > this.maxPools) {
       const [oldKey, old] = this.pools.entries().next().value!;
@@ -137,7 +211,7 @@ export class JobPools {
       const c = old.close().finally(() => this.closing.delete(c));
       this.closing.add(c);
     }
-    return pool.lease();
+    return pool;
   }
 
   get stats(): { pools: number; made: number; taken: number; misses: number } {
@@ -182,10 +256,74 @@ function writeInside(dir: string, name: string, data: Buffer): void {
   }
 }
 
+/** Most bytes of each stream kept, as sandbox.run() keeps (its maxOutputBytes default). */
+const KEEP_BYTES = 16 << 20;
+
+/**
+ * Starts a stage. Plain: brig's native capture. Interleaving: the two
+ * streams come through pipes read here, and each chunk is recorded in the
+ * order it was read, so the result says how stdout and stderr interleaved
+ * (as far as two pipes can show it: what a program writes to one stream
+ * before the reader wakes arrives as one chunk). The output limit is then
+ * enforced here, as native capture does: past it the sandbox is ended and
+ * the run is output-limit.
+ */
+function startStage(lease: PoolLease, argv: string[], o: PoolRunOptions & { stdin: string }, interleave: boolean): { p: SandboxProcess; result: Promise<StageResult> } {
+  if (!interleave) {
+    const p = lease.spawn(argv, { ...o, stdout: 'capture', stderr: 'capture' });
+    return { p, result: p.wait() };
+  }
+  const p = lease.spawn(argv, { ...o, stdout: 'pipe', stderr: 'pipe' });
+  const keep = Math.min(KEEP_BYTES, o.outputLimitBytes ?? KEEP_BYTES);
+  const kept: [Buffer[], Buffer[]] = [[], []];
+  const size = [0, 0];
+  const truncated = [false, false];
+  const order: number[] = [];
+  let total = 0;
+  let overLimit = false;
+  const collect = (i: 0 | 1) => (chunk: Buffer) => {
+    total += chunk.length;
+    if (o.outputLimitBytes !== undefined && total > o.outputLimitBytes && !overLimit) {
+      overLimit = true;
+      p.kill();
+    }
+    const room = keep - size[i];
+    const take = chunk.length <= room ? chunk : chunk.subarray(0, Math.max(0, room));
+    if (take.length < chunk.length) truncated[i] = true;
+    if (!take.length) return;
+    kept[i].push(take);
+    size[i] += take.length;
+    // Adjacent chunks of one stream are one run.
+    const signed = i === 0 ? take.length : -take.length;
+    const last = order.length - 1;
+    if (last >= 0 && Math.sign(order[last]) === Math.sign(signed)) order[last] += signed;
+    else order.push(signed);
+  };
+  const streams = [p.stdout, p.stderr];
+  streams.forEach((s, i) => s?.on('data', collect(i as 0 | 1)));
+  const result = p.wait().then(async (r: StageResult) => {
+    // The sandbox's processes are all gone: both pipes end once what they hold is read.
+    await Promise.all(streams.map((s) => (s ? finished(s).catch(() => {}) : undefined)));
+    r.stdout = Buffer.concat(kept[0]);
+    r.stderr = Buffer.concat(kept[1]);
+    r.stdoutTruncated = truncated[0];
+    r.stderrTruncated = truncated[1];
+    r.outputBytes = total;
+    r.interleaving = order;
+    // Native capture's order of verdicts: a setup failure, a forbidden call or the memory limit come first.
+    if (overLimit && !['setup-error', 'output-error', 'seccomp-violation', 'memory-limit'].includes(r.status)) {
+      r.status = 'output-limit';
+      r.killed = true;
+    }
+    return r;
+  });
+  return { p, result };
+}
+
 /** The compile stage: the slot is writable, so its usage is watched as a box's was. */
-async function compileIn(lease: PoolLease, argv: string[], o: SandboxOptions): Promise<RunResult> {
+async function compileIn(lease: PoolLease, argv: string[], o: SandboxOptions, interleave: boolean): Promise<StageResult> {
   const { wallTimeLimitMs, cpuTimeLimitMs, extraTimeMs, outputLimitBytes } = o;
-  const p = lease.spawn(argv, { wallTimeLimitMs, cpuTimeLimitMs, extraTimeMs, outputLimitBytes, stdin: '', stdout: 'capture', stderr: 'capture' });
+  const { p, result } = startStage(lease, argv, { wallTimeLimitMs, cpuTimeLimitMs, extraTimeMs, outputLimitBytes, stdin: '' }, interleave);
   let filled = false;
   const watch = setInterval(() => {
     if (bytesUnder(lease.dir, SLOT_BYTES) > SLOT_BYTES) {
@@ -194,7 +332,7 @@ async function compileIn(lease: PoolLease, argv: string[], o: SandboxOptions): P
     }
   }, SLOT_WATCH_MS);
   try {
-    const r = await p.wait();
+    const r = await result;
     if (filled && r.status !== 'setup-error') {
       r.status = 'file-size-limit';
       r.killed = true;
@@ -230,7 +368,7 @@ export async function executeJob(rt: Runtime, job: ExecuteJob, pools: JobPools, 
       o.rlimits = { fsize: SLOT_BYTES, ...o.rlimits };
       const c = lease('compile', o);
       for (const f of job.files) writeInside(c.dir, f.name, Buffer.from(f.content, 'base64'));
-      out.compile = await compileIn(c, argv, o);
+      out.compile = await compileIn(c, argv, o, job.interleave === true);
       if (session) {
         session.stdout.write(out.compile.stdout);
         session.stderr.write(out.compile.stderr);
@@ -263,11 +401,13 @@ export async function executeJob(rt: Runtime, job: ExecuteJob, pools: JobPools, 
       if (session) {
         const p = r.spawn(argv, { ...perRun, stdin: 'pipe', stdout: 'pipe', stderr: 'pipe' });
         session.kill = () => p.kill();
+        session.signal = (signo) => signalProgram(p, signo);
         if (p.stdin) session.stdin.pipe(p.stdin).on('error', () => {});
         p.stdout?.pipe(session.stdout, { end: false });
         p.stderr?.pipe(session.stderr, { end: false });
         const res = await p.wait();
         session.kill = undefined;
+        session.signal = undefined;
         if (p.stdin) {
           session.stdin.unpipe(p.stdin);
           // The program is gone: its stdin pipe is closed here, not when the client ends the session.
@@ -279,7 +419,7 @@ export async function executeJob(rt: Runtime, job: ExecuteJob, pools: JobPools, 
         session.onExit('run', res);
         all.push(res);
       } else {
-        all.push(await r.run(argv, { ...perRun, stdin: job.stdin, stdout: 'capture', stderr: 'capture' }));
+        all.push(await startStage(r, argv, { ...perRun, stdin: job.stdin }, job.interleave === true).result);
       }
       // The first run's slot holds the job's files for the later runs; any other is done with.
       if (r !== firstRun) {

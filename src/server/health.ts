@@ -9,6 +9,8 @@ export async function healthRoutes(app: FastifyInstance, opts: { ctx: ServiceCon
       status: ctx.closing ? 'draining' : 'ok',
       runtimes: ctx.runtimes.map((r) => `${r.language}-${r.detectedVersion}`),
       queue: { depth: ctx.queue.depth, active: ctx.queue.active, capacity: ctx.queue.capacity },
+      // Sandboxes made ahead and taken by jobs, over every warm pool of this process.
+      ...(ctx.pools ? { pools: ctx.pools.stats } : {}),
     };
     return reply.code(ctx.closing ? 503 : 200).send(body);
   });

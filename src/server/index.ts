@@ -6,8 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Fastify, { type FastifyInstance, type FastifyError } from 'fastify';
 import websocket from '@fastify/websocket';
-import { run } from '../sandbox.js';
-import { resolveOptions } from '../options.js';
+
+import { resolveOptions, type SandboxOptions } from '../options.js';
 import { mergeConfig, loadConfigFile, parseListen, type ServeConfig } from './config.js';
 import type { ServiceContext, ServiceJob, ServiceResult } from './context.js';
 import { executeJob, JobPools } from './execute.js';
@@ -87,9 +87,9 @@ export async function createServer(options: ServerOptions = {}): Promise<BrigSer
   // Warm sandboxes per stage and shape, each with a job directory of its own under boxRoot.
   const pools = new JobPools(boxRoot, config.pool_size);
 
-  const ctx = { config, runtimes: set.available, unavailable: set.unavailable, sessions: new Map(), pending: new Set(), closing: false } as unknown as ServiceContext;
+  const ctx = { config, runtimes: set.available, unavailable: set.unavailable, sessions: new Map(), pending: new Set(), closing: false, pools } as unknown as ServiceContext;
   const worker = async (job: ServiceJob): Promise<ServiceResult> => {
-    if (job.kind === 'run') return run(job.argv, { ...(job.options as object), stdin: job.stdin, stdout: 'capture', stderr: 'capture' });
+    if (job.kind === 'run') return pools.run(job.argv, job.options as SandboxOptions, job.stdin);
     const rt = byLanguage.get(job.language);
     if (!rt) throw new Error(`no runtime ${job.language} in this worker`);
     const session = job.session ? ctx.sessions.get(job.session) : undefined;

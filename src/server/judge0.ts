@@ -9,6 +9,7 @@ import type { Judge0Config } from './config.js';
 import { RequestError, decodeBase64, submitExecute, type ServiceContext } from './context.js';
 import type { ExecuteJob, ExecuteResult } from './execute.js';
 import { sendQueueError } from './piston.js';
+import { QueueUnavailableError, RedisQueue } from './redis-queue.js';
 import { judge0Name, type Runtime } from './runtimes.js';
 import { unzip } from './unzip.js';
 
@@ -41,10 +42,11 @@ const BASE64_FIELDS = new Set(['source_code', 'stdin', 'expected_output', 'stdou
 
 type Request = Partial<Record<(typeof REQUEST_FIELDS)[number], unknown>>;
 
-interface Submission {
+/** A submission as kept for GET: plain data, so a store in Redis can hold it for every API server. */
+interface StoredSubmission {
   token: string;
   request: Request & { source_code: string; stdin: string | null; expected_output: string | null };
-  runtime: Runtime;
+  language: { id: number; name: string };
   status: { id: number; description: string };
   stdout: Buffer | null;
   stderr: Buffer | null;
@@ -57,9 +59,89 @@ interface Submission {
   exit_signal: number | null;
   created_at: string;
   finished_at: string | null;
+}
+
+/** A submission this server accepted, while it is under way here. */
+interface Submission extends StoredSubmission {
   /** When it may be dropped (ms since the epoch); unset while running. */
   expires?: number;
   done: Promise<void>;
+  /** The store's writes of this submission, in order (each writes its state at the time). */
+  saved: Promise<void>;
+}
+
+/**
+ * Where submissions are kept for GET /submissions/:token. Embedded: this
+ * process's memory. With --redis: Redis, so any API server answers for any
+ * token (as Judge0's servers share its database).
+ */
+interface SubmissionStore {
+  save(s: Submission): Promise<void>;
+  get(tokens: string[]): Promise<(StoredSubmission | null)[]>;
+  close(): void;
+}
+
+class MemoryStore implements SubmissionStore {
+  private readonly map = new Map<string, Submission>();
+  // Finished submissions are kept for submission_cache_duration, then dropped.
+  private readonly sweeper = setInterval(() => {
+    const now = Date.now();
+    for (const [token, s] of this.map) if (s.expires !== undefined && s.expires <= now) this.map.delete(token);
+  }, 1000);
+  constructor() {
+    this.sweeper.unref();
+  }
+  async save(s: Submission): Promise<void> {
+    this.map.set(s.token, s);
+  }
+  async get(tokens: string[]): Promise<(StoredSubmission | null)[]> {
+    return tokens.map((t) => this.map.get(t) ?? null);
+  }
+  close(): void {
+    clearInterval(this.sweeper);
+  }
+}
+
+const BUFFER_FIELDS = ['stdout', 'stderr', 'compile_output'] as const;
+
+/** Submissions in Redis (JSON, output base64), expiring submission_cache_duration after they finish. */
+export class RedisSubmissionStore implements SubmissionStore {
+  constructor(
+    private readonly queue: RedisQueue,
+    private readonly cacheSeconds: number,
+  ) {}
+  private key(token: string): string {
+    return `brig:judge0:submission:${token}`;
+  }
+  async save(s: Submission): Promise<void> {
+    const { done: _d, saved: _s, expires: _e, ...stored } = s;
+    const json = JSON.stringify({ ...stored, ...Object.fromEntries(BUFFER_FIELDS.map((f) => [f, s[f] ? s[f]!.toString('base64') : null])) });
+    // An unfinished one is kept while it may still wait (a day at least); a finished one for the cache's time.
+    const ttl = (s.finished_at ? this.cacheSeconds : Math.max(this.cacheSeconds, 86400)) * 1000;
+    // The final state must land: a record left at In Queue would be answered so for ever.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.queue.command(this.queue.client.set(this.key(s.token), json, 'PX', ttl));
+        return;
+      } catch (e) {
+        if (!s.finished_at || attempt >= 20) throw e instanceof QueueUnavailableError ? e : new QueueUnavailableError((e as Error).message);
+        await new Promise((r) => setTimeout(r, 500).unref());
+      }
+    }
+  }
+  async get(tokens: string[]): Promise<(StoredSubmission | null)[]> {
+    if (!tokens.length) return [];
+    const raw = await this.queue.command(this.queue.client.mget(tokens.map((t) => this.key(t)))).catch((e: Error) => {
+      throw e instanceof QueueUnavailableError ? e : new QueueUnavailableError(e.message);
+    });
+    return raw.map((j) => {
+      if (j === null) return null;
+      const o = JSON.parse(j) as Record<string, unknown>;
+      for (const f of BUFFER_FIELDS) o[f] = typeof o[f] === 'string' ? Buffer.from(o[f] as string, 'base64') : null;
+      return o as unknown as StoredSubmission;
+    });
+  }
+  close(): void {}
 }
 
 type FieldErrors = Record<string, string[]>;
@@ -301,7 +383,7 @@ function internal(s: Submission, message: string): void {
   s.finished_at = new Date().toISOString();
 }
 
-function view(s: Submission, fields: string[], base64: boolean, cfg: Judge0Config): Record<string, unknown> {
+function view(s: StoredSubmission, fields: string[], base64: boolean, cfg: Judge0Config): Record<string, unknown> {
   const enc = (v: Buffer | string | null): string | null => {
     if (v === null) return null;
     return base64 ? Buffer.from(v).toString('base64') : Buffer.isBuffer(v) ? v.toString('utf8') : v;
@@ -327,10 +409,10 @@ function view(s: Submission, fields: string[], base64: boolean, cfg: Judge0Confi
         out.status_id = s.status.id;
         break;
       case 'language':
-        out.language = { id: s.runtime.judge0.id, name: judge0Name(s.runtime) };
+        out.language = s.language;
         break;
       case 'language_id':
-        out.language_id = s.runtime.judge0.id;
+        out.language_id = s.language.id;
         break;
       case 'source_code':
       case 'stdin':
@@ -370,14 +452,16 @@ function bool(q: unknown): boolean {
 export async function judge0Routes(app: FastifyInstance, opts: { ctx: ServiceContext }): Promise<void> {
   const { ctx } = opts;
   const cfg = ctx.config.judge0;
-  const submissions = new Map<string, Submission>();
-  // Finished submissions are kept for submission_cache_duration, then dropped.
-  const sweeper = setInterval(() => {
-    const now = Date.now();
-    for (const [token, s] of submissions) if (s.expires !== undefined && s.expires <= now) submissions.delete(token);
-  }, 1000);
-  sweeper.unref();
-  app.addHook('onClose', async () => clearInterval(sweeper));
+  const store: SubmissionStore = ctx.queue instanceof RedisQueue ? new RedisSubmissionStore(ctx.queue, cfg.submission_cache_duration) : new MemoryStore();
+  app.addHook('onClose', async () => store.close());
+  /** Writes the submission's state now, after the writes before it. */
+  const persist = (s: Submission) => {
+    s.saved = s.saved.then(() => store.save(s));
+    // A write that failed is reported by whoever waits on it; the next write is tried regardless.
+    const after = s.saved;
+    s.saved = after.catch(() => {});
+    return after;
+  };
 
   const fail = (reply: FastifyReply, e: unknown) => {
     if (e instanceof ValidationFailed) return reply.code(422).send(e.errors);
@@ -400,13 +484,18 @@ export async function judge0Routes(app: FastifyInstance, opts: { ctx: ServiceCon
     }
   }
 
-  /** Queues a submission; rejects with QueueFullError before anything is kept. */
-  function create(body: unknown, base64: boolean): { s: Submission; started: Promise<unknown> } {
+  /**
+   * Queues a submission. `accepted` resolves once the queue has taken the
+   * job and the submission is in the store (so a GET, on any server, finds
+   * it), or rejects (a full queue, Redis away) with nothing kept: a token is
+   * never handed out for a job that is not queued.
+   */
+  function create(body: unknown, base64: boolean): { s: Submission; accepted: Promise<void> } {
     const { runtime, job, request } = parseSubmission(body, ctx, base64);
     const s: Submission = {
       token: randomUUID(),
       request,
-      runtime,
+      language: { id: runtime.judge0.id, name: judge0Name(runtime) },
       status: status(1),
       stdout: null,
       stderr: null,
@@ -420,8 +509,23 @@ export async function judge0Routes(app: FastifyInstance, opts: { ctx: ServiceCon
       created_at: new Date().toISOString(),
       finished_at: null,
       done: Promise.resolve(),
+      saved: Promise.resolve(),
     };
-    const result = submitExecute(ctx, job, { onStart: () => (s.status = status(2)) });
+    let queued = false;
+    let stored: Promise<void> | undefined;
+    let onQueued!: () => void;
+    const taken = new Promise<void>((resolve) => (onQueued = resolve));
+    const result = submitExecute(ctx, job, {
+      onQueued: () => {
+        queued = true;
+        stored = persist(s);
+        onQueued();
+      },
+      onStart: () => {
+        s.status = status(2);
+        if (queued) void persist(s);
+      },
+    });
     s.done = result.then(
       (r) => finish(s, r, cfg),
       (e) => {
@@ -429,14 +533,20 @@ export async function judge0Routes(app: FastifyInstance, opts: { ctx: ServiceCon
         throw e;
       },
     );
+    // The last state is stored whatever the end (a job that failed is Internal Error 13 there too).
     s.done.then(
       () => {
+        void persist(s);
         const p = callback(s, base64).finally(() => ctx.pending.delete(p));
         ctx.pending.add(p);
       },
-      () => {},
+      () => {
+        if (queued) void persist(s);
+      },
     );
-    return { s, started: result };
+    // Refused before it was queued: the error; queued: once its first state is stored.
+    const accepted = Promise.race([taken, result.then(() => undefined)]).then(() => stored);
+    return { s, accepted };
   }
 
   app.post('/submissions', async (req, reply) => {
@@ -445,20 +555,17 @@ export async function judge0Routes(app: FastifyInstance, opts: { ctx: ServiceCon
       const base64 = bool(q.base64_encoded);
       const wait = bool(q.wait);
       const fields = parseFields(q.fields);
-      const { s, started } = create(req.body, base64);
-      if (!wait || !cfg.enable_wait_result) {
-        // A full queue is answered now (503), not by a token that never runs.
-        const refused = await Promise.race([started.then(() => null, (e) => e), new Promise((r) => setImmediate(r, null))]);
-        if (refused) return fail(reply, refused);
-        submissions.set(s.token, s);
-        return reply.code(201).send({ token: s.token });
-      }
+      const { s, accepted } = create(req.body, base64);
       try {
-        await s.done;
+        await accepted;
       } catch (e) {
+        // A full queue or Redis away is answered now (503), not by a token that never runs.
         return fail(reply, e);
       }
-      submissions.set(s.token, s);
+      if (!wait || !cfg.enable_wait_result) return reply.code(201).send({ token: s.token });
+      // A job that failed once queued is answered as Judge0 would: Internal Error (13), its reason in message.
+      await s.done.catch(() => {});
+      await s.saved;
       return reply.code(201).send(view(s, fields, base64, cfg));
     } catch (e) {
       return fail(reply, e);
@@ -475,13 +582,13 @@ export async function judge0Routes(app: FastifyInstance, opts: { ctx: ServiceCon
     const out: unknown[] = [];
     for (const body of b.submissions) {
       try {
-        const { s, started } = create(body, base64);
-        const refused = await Promise.race([started.then(() => null, (e) => e), new Promise((r) => setImmediate(r, null))]);
-        if (refused) {
-          out.push({ error: (refused as Error).message });
+        const { s, accepted } = create(body, base64);
+        try {
+          await accepted;
+        } catch (e) {
+          out.push({ error: (e as Error).message });
           continue;
         }
-        submissions.set(s.token, s);
         out.push({ token: s.token });
       } catch (e) {
         if (e instanceof ValidationFailed) out.push(e.errors);
@@ -498,7 +605,8 @@ export async function judge0Routes(app: FastifyInstance, opts: { ctx: ServiceCon
       const tokens = (q.tokens ?? '').split(',').map((t) => t.trim()).filter(Boolean);
       if (!tokens.length) throw new RequestError(400, 'tokens', 'tokens is required: a comma-separated list');
       const base64 = bool(q.base64_encoded);
-      return { submissions: tokens.map((t) => (submissions.has(t) ? view(submissions.get(t)!, fields, base64, cfg) : null)) };
+      const found = await store.get(tokens);
+      return { submissions: found.map((s) => (s ? view(s, fields, base64, cfg) : null)) };
     } catch (e) {
       return fail(reply, e);
     }
@@ -508,7 +616,7 @@ export async function judge0Routes(app: FastifyInstance, opts: { ctx: ServiceCon
     const q = req.query as Record<string, string | undefined>;
     try {
       const fields = parseFields(q.fields);
-      const s = submissions.get((req.params as { token: string }).token);
+      const [s] = await store.get([(req.params as { token: string }).token]);
       if (!s) return reply.code(404).send({ error: 'Not Found' });
       return view(s, fields, bool(q.base64_encoded), cfg);
     } catch (e) {

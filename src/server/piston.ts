@@ -4,8 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { PassThrough } from 'node:stream';
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import type { RunResult } from '../sandbox.js';
-import type { ExecuteJob, ExecuteResult, Session, StageLimits } from './execute.js';
+import type { ExecuteJob, ExecuteResult, Session, StageLimits, StageResult } from './execute.js';
 import { checkFileName, RequestError, submitExecute, type ServiceContext } from './context.js';
 import { QueueClosedError, QueueFullError } from './queue.js';
 import { findRuntime, type Runtime } from './runtimes.js';
@@ -109,6 +108,8 @@ export function parsePistonRequest(body: unknown, ctx: ServiceContext): { runtim
       args: (b.args as string[] | undefined) ?? [],
       compile: stage(limits.compile_timeout!, limits.compile_cpu_time!, limits.compile_memory_limit!),
       run: stage(limits.run_timeout!, limits.run_cpu_time!, limits.run_memory_limit!),
+      // Piston's output is stdout and stderr in the order they were written.
+      interleave: true,
     },
   };
 }
@@ -122,8 +123,27 @@ function cut(b: Buffer, max: number): string {
   return (b.length > max ? b.subarray(0, max) : b).toString('utf8');
 }
 
+/**
+ * Piston's `output`: stdout and stderr as they arrived, each stream's part
+ * cut where the stream itself is cut. Without an arrival order (a result
+ * from a worker that did not keep one), stdout then stderr.
+ */
+export function interleavedOutput(r: StageResult, max: number): string {
+  if (!r.interleaving) return cut(r.stdout, max) + cut(r.stderr, max);
+  const parts: Buffer[] = [];
+  const at = [0, 0];
+  for (const n of r.interleaving) {
+    const i = n > 0 ? 0 : 1;
+    const from = i === 0 ? r.stdout : r.stderr;
+    const end = Math.min(at[i] + Math.abs(n), from.length, max);
+    if (end > at[i]) parts.push(from.subarray(at[i], end));
+    at[i] += Math.abs(n);
+  }
+  return Buffer.concat(parts).toString('utf8');
+}
+
 /** A brig result as Piston reports a stage. */
-export function pistonStage(r: RunResult, cfg: PistonConfig): PistonStage {
+export function pistonStage(r: StageResult, cfg: PistonConfig): PistonStage {
   const max = cfg.output_max_size;
   const stdout = cut(r.stdout, max);
   const stderr = cut(r.stderr, max);
@@ -169,8 +189,8 @@ export function pistonStage(r: RunResult, cfg: PistonConfig): PistonStage {
   return {
     stdout,
     stderr,
-    // brig captures the streams apart: output is stdout then stderr.
-    output: stdout + stderr,
+    // The two streams in the order the program wrote them (as far as its pipes show it).
+    output: interleavedOutput(r, max),
     code: r.exitCode,
     signal,
     message,
@@ -210,7 +230,13 @@ const CLOSE = {
   done: [4999, 'Job Completed'],
 } as const;
 
-const SIGNALS = ['SIGABRT', 'SIGALRM', 'SIGBUS', 'SIGCHLD', 'SIGCLD', 'SIGCONT', 'SIGEMT', 'SIGFPE', 'SIGHUP', 'SIGILL', 'SIGINFO', 'SIGINT', 'SIGIO', 'SIGIOT', 'SIGKILL', 'SIGLOST', 'SIGPIPE', 'SIGPOLL', 'SIGPROF', 'SIGPWR', 'SIGQUIT', 'SIGSEGV', 'SIGSTKFLT', 'SIGSTOP', 'SIGTSTP', 'SIGSYS', 'SIGTERM', 'SIGTRAP', 'SIGTTIN', 'SIGTTOU', 'SIGUNUSED', 'SIGURG', 'SIGUSR1', 'SIGUSR2', 'SIGVTALRM', 'SIGXCPU', 'SIGXFSZ', 'SIGWINCH'];
+// The signal names Piston accepts (its globals.js), by number.
+const SIGNALS = new Map<string, number>([
+  ...['SIGHUP', 'SIGINT', 'SIGQUIT', 'SIGILL', 'SIGTRAP', 'SIGABRT', 'SIGBUS', 'SIGFPE', 'SIGKILL', 'SIGUSR1', 'SIGSEGV', 'SIGUSR2', 'SIGPIPE', 'SIGALRM', 'SIGTERM', 'SIGSTKFLT', 'SIGCHLD', 'SIGCONT', 'SIGSTOP', 'SIGTSTP', 'SIGTTIN', 'SIGTTOU', 'SIGURG', 'SIGXCPU', 'SIGXFSZ', 'SIGVTALRM', 'SIGPROF', 'SIGWINCH', 'SIGIO', 'SIGPWR', 'SIGSYS'].map((n, i) => [n, i + 1] as [string, number]),
+  ...Array.from({ length: 16 }, (_, i) => [i ? `SIGRTMIN+${i}` : 'SIGRTMIN', 34 + i] as [string, number]),
+  ...Array.from({ length: 14 }, (_, i) => [`SIGRTMAX-${14 - i}`, 50 + i] as [string, number]),
+  ['SIGRTMAX', 64],
+]);
 
 export async function pistonRoutes(app: FastifyInstance, opts: { ctx: ServiceContext }): Promise<void> {
   const { ctx } = opts;
@@ -312,9 +338,10 @@ export async function pistonRoutes(app: FastifyInstance, opts: { ctx: ServiceCon
         return;
       }
       if (msg.type === 'signal') {
-        if (typeof msg.signal !== 'string' || !SIGNALS.includes(msg.signal)) return close(CLOSE.badSignal);
-        // brig ends a sandbox as a whole: any signal a client sends ends the run stage.
-        session.kill?.();
+        const signo = typeof msg.signal === 'string' ? SIGNALS.get(msg.signal) : undefined;
+        if (signo === undefined) return close(CLOSE.badSignal);
+        // To the program itself (it may trap it); SIGKILL ends the whole sandbox.
+        session.signal?.(signo);
         return;
       }
       send({ type: 'error', message: `unknown message type ${JSON.stringify(msg.type)}` });

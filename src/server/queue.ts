@@ -18,6 +18,11 @@ export class QueueClosedError extends Error {
 }
 
 export interface SubmitHooks {
+  /**
+   * The queue has taken the job: it will run (in Redis: the add was
+   * acknowledged, so the job survives this server). Before onStart.
+   */
+  onQueued?: () => void;
   /** The job left the queue and a worker started it. */
   onStart?: () => void;
 }
@@ -72,6 +77,7 @@ export class MemoryQueue<J, R> implements JobQueue<J, R> {
     if (this.running >= this.concurrency && this.waiting.length >= this.capacity) return Promise.reject(new QueueFullError(this.capacity));
     return new Promise<R>((resolve, reject) => {
       this.waiting.push({ job, hooks, resolve, reject });
+      hooks?.onQueued?.();
       this.pump();
     });
   }

@@ -7,7 +7,7 @@
 // when Redis cannot be reached, never a hang.
 import { randomUUID } from 'node:crypto';
 import { Queue, QueueEvents, Worker, type Job } from 'bullmq';
-import { Redis, type RedisOptions } from 'ioredis';
+import { Redis, type RedisOptions, type Result } from 'ioredis';
 import type { RunResult } from '../sandbox.js';
 import type { ServiceJob, ServiceResult } from './context.js';
 import type { ExecuteResult } from './execute.js';
@@ -72,6 +72,33 @@ export function resultFromWire(job: ServiceJob, w: Wire): ServiceResult {
     ...(w.run ? { run: runFromWire(w.run as Wire) } : {}),
     ...(w.allRuns ? { allRuns: (w.allRuns as Wire[]).map(runFromWire) } : {}),
   };
+}
+
+/**
+ * Admission to the queue, atomic in Redis so that the cap holds across every
+ * API server: the jobs waiting (BullMQ's wait, prioritized and paused) plus
+ * those admitted and not yet added (tickets, each expiring on its own if its
+ * server dies between the two), less the slack of the asking server's own
+ * free workers, must stay under the cap. Returns {1, n} with a ticket for
+ * the job, or {0, n}. The ticket is removed once the job is added.
+ * KEYS: wait, prioritized, paused, tickets; ARGV: cap, slack, ticket ms, id.
+ */
+const ADMIT_SCRIPT = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)
+local n = redis.call('LLEN', KEYS[1]) + redis.call('ZCARD', KEYS[2]) + redis.call('LLEN', KEYS[3]) + redis.call('ZCARD', KEYS[4])
+if n - tonumber(ARGV[2]) >= tonumber(ARGV[1]) then return {0, n} end
+redis.call('ZADD', KEYS[4], now + tonumber(ARGV[3]), ARGV[4])
+return {1, n}
+`;
+/** How long an admission ticket holds its place without the add that follows it. */
+const ADMIT_TICKET_MS = 10000;
+
+declare module 'ioredis' {
+  interface RedisCommander<Context> {
+    brigAdmit(wait: string, prioritized: string, paused: string, tickets: string, cap: number, slack: number, ticketMs: number, id: string): Result<[number, number], Context>;
+  }
 }
 
 export interface WorkerTuning {
@@ -154,20 +181,21 @@ export class RedisQueue implements JobQueue<ServiceJob, ServiceResult> {
   private readonly pending = new Map<string, Pending>();
   private closing = false;
   private waitingCount = 0;
-  /** Jobs other servers put in Redis that wait, at the last refresh. */
-  private othersWaiting = 0;
   /** Jobs the local worker runs now (a job it can take at once never counts against the waiting room). */
   private localRunning = 0;
   private activeCount = 0;
   private readonly poll: NodeJS.Timeout;
   private readonly timeoutMs: number;
+  private readonly admitKeys: [string, string, string, string];
 
   constructor(private readonly o: RedisQueueOptions) {
     this.capacity = o.capacity;
     this.timeoutMs = o.commandTimeoutMs ?? 5000;
     this.client = new Redis({ ...o.redis, maxRetriesPerRequest: 1 });
     this.client.on('error', () => {}); // reported per request as 503; ioredis reconnects by itself
+    this.client.defineCommand('brigAdmit', { numberOfKeys: 4, lua: ADMIT_SCRIPT });
     this.queue = new Queue(QUEUE_NAME, { connection: this.client, skipWaitingForReady: true });
+    this.admitKeys = [this.queue.toKey('wait'), this.queue.toKey('prioritized'), this.queue.toKey('paused'), this.queue.toKey('brig-admitting')];
     this.queue.on('error', () => {});
     this.eventsClient = new Redis({ ...o.redis, maxRetriesPerRequest: null });
     this.eventsClient.on('error', () => {});
@@ -217,7 +245,8 @@ export class RedisQueue implements JobQueue<ServiceJob, ServiceResult> {
     return this.activeCount + (this.local?.active ?? 0);
   }
 
-  private command<T>(p: Promise<T>): Promise<T> {
+  /** A Redis command that rejects with QueueUnavailableError after commandTimeoutMs (never a hang). */
+  command<T>(p: Promise<T>): Promise<T> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new QueueUnavailableError(`no answer in ${this.timeoutMs} ms`)), this.timeoutMs);
@@ -226,10 +255,11 @@ export class RedisQueue implements JobQueue<ServiceJob, ServiceResult> {
   }
 
   /**
-   * Refusals (closing, Redis not connected, queue full) are decided from what
-   * this server knows now, so they reject at once as the embedded queue's do:
-   * the waiting count is Redis's, refreshed each second and kept current
-   * between refreshes by this server's adds and every worker's 'active' event.
+   * Refusals (closing, Redis not connected) are decided at once, as the
+   * embedded queue's are. A full queue is decided in Redis, atomically
+   * (ADMIT): every server's admissions are serialised there, so the cap
+   * holds across any number of servers. onQueued fires once the add is
+   * acknowledged: only then does the job outlive this server.
    */
   submit(job: ServiceJob, hooks?: SubmitHooks): Promise<ServiceResult> {
     if (this.closing) return Promise.reject(new QueueClosedError());
@@ -243,16 +273,33 @@ export class RedisQueue implements JobQueue<ServiceJob, ServiceResult> {
       return Promise.reject(e);
     }
     if (this.client.status !== 'ready') return Promise.reject(new QueueUnavailableError(`connection is ${this.client.status}`));
-    const freeLocal = Math.max(0, this.o.concurrency - this.localRunning);
-    if (this.othersWaiting + Math.max(0, this.mineWaiting() - freeLocal) >= this.capacity) return Promise.reject(new QueueFullError(this.capacity));
     const id = randomUUID();
+    // A job this server's own worker can start at once never counts against the waiting room.
+    const freeLocal = Math.max(0, this.o.concurrency - this.localRunning);
+    const slack = Math.min(freeLocal, this.mineWaiting() + 1);
     // Registered before the add, so a completion that beats the add's reply is not missed.
     const result = new Promise<ServiceResult>((resolve, reject) => this.pending.set(id, { job, hooks, resolve, reject, started: false }));
-    const added = this.command(this.queue.add('job', job, { jobId: id, attempts: 1, removeOnComplete: { age: 3600, count: 10000 }, removeOnFail: { age: 3600, count: 10000 } }));
-    return added.then(
-      () => result,
+    const admitted = (async () => {
+      const [ok, waiting] = (await this.command(this.client.brigAdmit(...this.admitKeys, this.capacity, slack, ADMIT_TICKET_MS, id))) as [number, number];
+      if (!ok) {
+        this.waitingCount = waiting;
+        throw new QueueFullError(this.capacity);
+      }
+      try {
+        await this.command(this.queue.add('job', job, { jobId: id, attempts: 1, removeOnComplete: { age: 3600, count: 10000 }, removeOnFail: { age: 3600, count: 10000 } }));
+      } finally {
+        // The job is in the wait list now (or never will be): its ticket goes.
+        this.client.zrem(this.admitKeys[3], id).catch(() => {});
+      }
+    })();
+    return admitted.then(
+      () => {
+        hooks?.onQueued?.();
+        return result;
+      },
       (e) => {
         this.pending.delete(id);
+        if (e instanceof QueueFullError) throw e;
         return unavailable(e);
       },
     );
@@ -299,7 +346,6 @@ export class RedisQueue implements JobQueue<ServiceJob, ServiceResult> {
     try {
       const counts = await this.command(this.queue.getJobCounts('waiting', 'prioritized', 'active'));
       this.waitingCount = (counts.waiting ?? 0) + (counts.prioritized ?? 0);
-      this.othersWaiting = Math.max(0, this.waitingCount - this.mineWaiting());
       this.activeCount = counts.active ?? 0;
       // Completions the event stream may have missed (Redis restarted, connection dropped).
       for (const id of [...this.pending.keys()].slice(0, 200)) {

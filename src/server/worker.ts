@@ -12,7 +12,8 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { pino, type Logger } from 'pino';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { run, type RunResult } from '../sandbox.js';
+import type { RunResult } from '../sandbox.js';
+import type { SandboxOptions } from '../options.js';
 import { checkedRunner } from './ceilings.js';
 import { loadConfigFile, mergeConfig, parseListen, type ServeConfig } from './config.js';
 import type { ServiceJob, ServiceResult } from './context.js';
@@ -89,7 +90,7 @@ export async function startWorker(o: WorkerOptions): Promise<BrigWorker> {
   });
 
   const local = async (job: ServiceJob): Promise<ServiceResult> => {
-    if (job.kind === 'run') return run(job.argv, { ...(job.options as object), stdin: job.stdin, stdout: 'capture', stderr: 'capture' });
+    if (job.kind === 'run') return pools.run(job.argv, job.options as SandboxOptions, job.stdin);
     if (job.session) throw new Error('an interactive job cannot run on a remote worker');
     return executeJob(byLanguage.get(job.language)!, job, pools);
   };
