@@ -246,6 +246,46 @@ describe('Judge0 submissions across API servers (--redis)', () => {
     }
   });
 
+  it('the server that took a submission dies before its job ends: another server answers the token with the result', async () => {
+    const redis = await startRedis();
+    const port = await freePort();
+    const tmp = mkdtempSync(join(tmpdir(), 'brig-test-serve-'));
+    // a: a brig serve process that only queues, killed once it has handed out the token.
+    const a = spawn(process.execPath, [brigBin, 'serve', '--listen', `127.0.0.1:${port}`, '--redis', redis.url, '--concurrency', '0', '--quiet'], { stdio: 'ignore', env: { ...process.env, TMPDIR: tmp } });
+    const b = await startServer({ redis: redis.url, concurrency: 0 });
+    let runner: Running | undefined;
+    try {
+      for (let t = 0; ; t++) {
+        const up = await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok, () => false);
+        if (up) break;
+        assert.ok(t < 400 && a.exitCode === null, 'brig serve did not come up');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const r = await fetch(`http://127.0.0.1:${port}/submissions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ language_id: BASH, source_code: 'echo orphan' }) });
+      assert.equal(r.status, 201);
+      const { token } = (await r.json()) as { token: string };
+      const gone = once(a, 'exit');
+      process.kill(a.pid!, 'SIGKILL');
+      await gone;
+      assert.equal((await b.get(`/submissions/${token}?fields=status_id`)).body.status_id, 1);
+      // Now a worker runs the job; its completion has no listener left, yet b answers it.
+      runner = await startServer({ redis: redis.url, concurrency: 1 });
+      let got;
+      for (let t = 0; t < 400; t++) {
+        got = await b.get(`/submissions/${token}?fields=status_id,stdout,exit_code`);
+        if (got.body.status_id > 2) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.deepEqual(got!.body, { status_id: 3, stdout: 'orphan\n', exit_code: 0 });
+    } finally {
+      if (a.exitCode === null && a.signalCode === null) process.kill(a.pid!, 'SIGKILL');
+      await runner?.close();
+      await b.close();
+      await redis.remove();
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+
   it('max_queue_size holds across servers: admission is one atomic check in Redis', async () => {
     const redis = await startRedis();
     // Two servers that only queue: without a shared check each would take 5.

@@ -54,7 +54,7 @@ function statusOf(r: ExecuteResult): string {
 export async function submitExecute(ctx: ServiceContext, job: ExecuteJob, hooks?: SubmitHooks): Promise<ExecuteResult> {
   let started = 0;
   try {
-    const r = (await ctx.queue.submit({ kind: 'execute', ...job }, { onQueued: hooks?.onQueued, onStart: () => ((started = performance.now()), hooks?.onStart?.()) })) as ExecuteResult;
+    const r = (await ctx.queue.submit({ kind: 'execute', ...job }, { jobId: hooks?.jobId, onQueued: hooks?.onQueued, onStart: () => ((started = performance.now()), hooks?.onStart?.()) })) as ExecuteResult;
     ctx.metrics.runs.inc({ status: statusOf(r), language: job.language });
     ctx.metrics.runSeconds.observe({ language: job.language }, (performance.now() - started) / 1000);
     return r;

@@ -463,6 +463,29 @@ export async function judge0Routes(app: FastifyInstance, opts: { ctx: ServiceCon
     return after;
   };
 
+  /**
+   * Submissions as stored; one stored unfinished whose job has ended in
+   * Redis (the server that took it died before writing the end) is finished
+   * here from the job's result, and stored so.
+   */
+  async function lookup(tokens: string[]): Promise<(StoredSubmission | null)[]> {
+    const found = await store.get(tokens);
+    const queue = ctx.queue;
+    if (!(queue instanceof RedisQueue)) return found;
+    return Promise.all(
+      found.map(async (stored) => {
+        if (!stored || stored.status.id > 2) return stored;
+        const end = await queue.outcome(stored.token);
+        if (!end) return stored;
+        const s: Submission = { ...stored, done: Promise.resolve(), saved: Promise.resolve() };
+        if ('result' in end) finish(s, end.result as ExecuteResult, cfg);
+        else internal(s, `job failed: ${end.failed}`);
+        await store.save(s).catch(() => {});
+        return s;
+      }),
+    );
+  }
+
   const fail = (reply: FastifyReply, e: unknown) => {
     if (e instanceof ValidationFailed) return reply.code(422).send(e.errors);
     if (e instanceof RequestError) return reply.code(e.statusCode).send({ error: e.message });
@@ -516,6 +539,8 @@ export async function judge0Routes(app: FastifyInstance, opts: { ctx: ServiceCon
     let onQueued!: () => void;
     const taken = new Promise<void>((resolve) => (onQueued = resolve));
     const result = submitExecute(ctx, job, {
+      // In Redis the job's id is the token: any server can find how it ended.
+      jobId: s.token,
       onQueued: () => {
         queued = true;
         stored = persist(s);
@@ -605,7 +630,7 @@ export async function judge0Routes(app: FastifyInstance, opts: { ctx: ServiceCon
       const tokens = (q.tokens ?? '').split(',').map((t) => t.trim()).filter(Boolean);
       if (!tokens.length) throw new RequestError(400, 'tokens', 'tokens is required: a comma-separated list');
       const base64 = bool(q.base64_encoded);
-      const found = await store.get(tokens);
+      const found = await lookup(tokens);
       return { submissions: found.map((s) => (s ? view(s, fields, base64, cfg) : null)) };
     } catch (e) {
       return fail(reply, e);
@@ -616,7 +641,7 @@ export async function judge0Routes(app: FastifyInstance, opts: { ctx: ServiceCon
     const q = req.query as Record<string, string | undefined>;
     try {
       const fields = parseFields(q.fields);
-      const [s] = await store.get([(req.params as { token: string }).token]);
+      const [s] = await lookup([(req.params as { token: string }).token]);
       if (!s) return reply.code(404).send({ error: 'Not Found' });
       return view(s, fields, bool(q.base64_encoded), cfg);
     } catch (e) {

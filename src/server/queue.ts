@@ -25,6 +25,8 @@ export interface SubmitHooks {
   onQueued?: () => void;
   /** The job left the queue and a worker started it. */
   onStart?: () => void;
+  /** The job's id in a shared queue (Judge0's token), so that any server can look the job up. */
+  jobId?: string;
 }
 
 export interface JobQueue<J, R> {

@@ -273,7 +273,7 @@ export class RedisQueue implements JobQueue<ServiceJob, ServiceResult> {
       return Promise.reject(e);
     }
     if (this.client.status !== 'ready') return Promise.reject(new QueueUnavailableError(`connection is ${this.client.status}`));
-    const id = randomUUID();
+    const id = hooks?.jobId ?? randomUUID();
     // A job this server's own worker can start at once never counts against the waiting room.
     const freeLocal = Math.max(0, this.o.concurrency - this.localRunning);
     const slack = Math.min(freeLocal, this.mineWaiting() + 1);
@@ -303,6 +303,18 @@ export class RedisQueue implements JobQueue<ServiceJob, ServiceResult> {
         return unavailable(e);
       },
     );
+  }
+
+  /**
+   * How a job ended, read from Redis (any server's job, by id): its result,
+   * or why it failed; undefined while it waits or runs, or once it is gone.
+   */
+  async outcome(id: string): Promise<{ result: ServiceResult } | { failed: string } | undefined> {
+    const j = await this.command(this.queue.getJob(id));
+    if (!j?.finishedOn) return undefined;
+    if (j.failedReason) return { failed: j.failedReason };
+    if (j.returnvalue === undefined || j.returnvalue === null) return undefined;
+    return { result: resultFromWire(j.data as ServiceJob, (typeof j.returnvalue === 'string' ? JSON.parse(j.returnvalue) : j.returnvalue) as Wire) };
   }
 
   /** This server's jobs not yet taken by a worker (exact: its own adds and their 'active' events). */
