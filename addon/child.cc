@@ -637,8 +637,16 @@ void kill_and_reap_all(const Plan* plan, long program, int* program_status, bool
                      plan->report_fd < plan->kill_fd ? plan->kill_fd : plan->report_fd};
   close_all_but(keep, plan->kill_fd >= 0 ? 2 : 1);
   // Every signal is blocked in init (the parent blocked them around clone):
-  // SIGCHLD arrives through a signalfd, beside the kill pipe.
-  uint64_t chld = 1ULL << (SIGCHLD - 1);
+  // SIGCHLD arrives through a signalfd, beside the kill pipe. So do the
+  // signals init passes on to the program, as Docker's --init (tini) does:
+  // `kill -TERM 1` from inside a container (an exec), or a signal to init
+  // from the host, reaches the program. A blocked signal is queued even for
+  // a pid namespace's init with no handler (the kernel ignores only
+  // unblocked default-action ones), and SIGKILL or SIGSTOP from inside the
+  // namespace still never reaches init.
+  uint64_t forwarded = (1ULL << (SIGTERM - 1)) | (1ULL << (SIGINT - 1)) | (1ULL << (SIGHUP - 1)) | (1ULL << (SIGQUIT - 1)) |
+                       (1ULL << (SIGUSR1 - 1)) | (1ULL << (SIGUSR2 - 1)) | (1ULL << (SIGWINCH - 1));
+  uint64_t chld = (1ULL << (SIGCHLD - 1)) | forwarded;
   long sfd = sys(SYS_signalfd4, -1, P(&chld), 8, SFD_CLOEXEC | SFD_NONBLOCK);
   int status = 0;
   bool done = false;
@@ -675,8 +683,11 @@ void kill_and_reap_all(const Plan* plan, long program, int* program_status, bool
     }
     if (fds[0].revents) {
       struct signalfd_siginfo si[8];
-      while (sys(SYS_read, sfd, P(si), sizeof si) > 0) {
-      }
+      long got;
+      while ((got = sys(SYS_read, sfd, P(si), sizeof si)) > 0)
+        for (long k = 0; k < got / static_cast<long>(sizeof si[0]); k++)
+          if (si[k].ssi_signo != SIGCHLD && si[k].ssi_signo < 64 && (forwarded & (1ULL << (si[k].ssi_signo - 1))))
+            sys(SYS_kill, program, static_cast<long>(si[k].ssi_signo));
     }
     if (fds[1].revents) {
       // The parent asks (a byte), or is gone (EOF): end everything now.

@@ -320,6 +320,8 @@ export interface LaunchExtras {
   argv?: string[];
   /** exec -t, run -t: stdin is a terminal, made the program's controlling terminal (after setsid). */
   tty?: boolean;
+  /** A container's program or exec: see ResolvedOptions.containerView. */
+  containerView?: boolean;
 }
 
 /** A running sandbox. `pid` is the host pid of the sandbox's init (0 when setup failed before launch). */
@@ -350,6 +352,7 @@ export class SandboxProcess extends EventEmitter {
     const o = resolveOptions(argv, applyProfile(options));
     // An exec's command as given: an image's entrypoint is the container's, not the exec's.
     if (extras.argv) o.argv = extras.argv;
+    if (extras.containerView) o.containerView = true;
     pool?.check(o);
     let stdio: Stdio;
     try {

@@ -2,6 +2,7 @@
 // rename | ps | inspect | logs | top | stats | cp | exec, and run -d: the
 // container verbs, thin over src/container (Docker's names, flags, exit codes).
 import { spawn as spawnProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, renameSync, rmSync, statSync, cpSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -214,9 +215,53 @@ function ago(iso: string): string {
   return `${Math.floor(s / 86400)} days`;
 }
 
+/**
+ * The containers a foreground `brig run --name C IMAGE` kept (a writable
+ * layer in the store, no record, nothing running) as ps rows: exited, an id
+ * derived from the name (stable, 64 hex as Docker's), the layer's last
+ * change as the time it ended. Layers of records (named by their id) are not repeated.
+ */
+function keptRecords(records: ContainerRecord[]): ContainerRecord[] {
+  const layers = new Set(records.map((r) => r.Options.container).filter((n): n is string => typeof n === 'string'));
+  let kept: { name: string; ref: string; created: string }[];
+  const store = new Store();
+  try {
+    kept = store.listContainers();
+  } catch {
+    return []; // no store yet
+  }
+  return kept
+    .filter((k) => !layers.has(k.name) && !/^[0-9a-f]{64}$/.test(k.name))
+    .map((k) => {
+      let ended = k.created;
+      try {
+        ended = statSync(join(store.containerDir(k.name), 'upper')).mtime.toISOString();
+      } catch {
+        // no upper directory: its creation then
+      }
+      const exited: ContainerRecord['State'] = { Status: 'exited', Running: false, Paused: false, Restarting: false, OOMKilled: false, Dead: false, Pid: 0, ExitCode: 0, Error: '', StartedAt: k.created, FinishedAt: ended };
+      return {
+        Id: createHash('sha256').update(`brig-kept-container:${k.name}`).digest('hex'),
+        Name: k.name,
+        Created: k.created,
+        Path: '',
+        Args: [],
+        Config: { Cmd: [], Image: k.ref, Env: [], WorkingDir: '', Labels: {}, Tty: false, OpenStdin: false, StopSignal: 'SIGTERM', StopTimeout: 10, Hostname: '' },
+        HostConfig: { RestartPolicy: { Name: 'no', MaximumRetryCount: 0 }, AutoRemove: false, LogConfig: { Type: 'json-file', Config: {} }, Memory: 0, NanoCpus: 0, PidsLimit: 0, NetworkMode: '', Binds: [] },
+        State: exited,
+        RestartCount: 0,
+        LogPath: '',
+        Options: { container: k.name },
+        Cgroups: [],
+        Kept: true,
+      } as ContainerRecord & { Kept: true };
+    });
+}
+
 /** Docker's STATUS column. */
 export function statusText(r: ContainerRecord): string {
   const s = r.State;
+  if ((r as { Kept?: boolean }).Kept) return `Exited ${ago(s.FinishedAt)} ago (kept by brig run --name; its exit code is not recorded)`;
   if (s.Status === 'created') return 'Created';
   if (s.Status === 'restarting' || s.Restarting) return `Restarting (${s.ExitCode}) ${ago(s.FinishedAt)} ago`;
   if (s.Running) return `Up ${ago(s.StartedAt)}${s.Paused ? ' (Paused)' : ''}`;
@@ -248,6 +293,9 @@ export const psCommand = verb(psHelp, psSpecs, (p) => {
   });
   const statusFilter = filters.some(([k]) => k === 'status');
   let rows = listContainers({ all: p.flags.has('all') || statusFilter });
+  // Docker lists every container it keeps: with -a, those a foreground
+  // `brig run --name C IMAGE` kept (a writable layer, no record) too.
+  if (p.flags.has('all') || statusFilter) rows = [...rows, ...keptRecords(rows)].sort((a, b) => b.Created.localeCompare(a.Created));
   for (const [k, v] of filters) {
     if (k === 'name') rows = rows.filter((r) => r.Name.includes(v));
     if (k === 'id') rows = rows.filter((r) => r.Id.startsWith(v));

@@ -4,7 +4,8 @@
 // writes its logs, records every start and exit, applies the restart policy
 // with Docker's backoff, and takes orders (stop, kill, pause, exec -d) on a
 // unix socket in the runtime directory. One monitor per container at a time.
-import { mkdirSync, rmSync } from 'node:fs';
+import { spawn as spawnProcess, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { constants as osConstants } from 'node:os';
@@ -42,7 +43,43 @@ function limitedControllers(o: ContainerRecord['Options']): Set<string> {
   return s;
 }
 
+const HERE = import.meta.dirname ?? new URL('.', import.meta.url).pathname;
+/** addon/reaper.c, built with the addon: dist/src/container -> build/Release. */
+const REAPER = join(HERE, '..', '..', '..', 'build', 'Release', 'brig-reaper');
+
+/**
+ * The monitor's own cleaner (addon/reaper.c), in a session of its own: it
+ * is told what to remove (the runtime directory, the cgroups) whenever that
+ * changes, and removes it when the monitor goes without saying it is done
+ * (SIGKILL): the container's processes die with the monitor (init's
+ * PDEATHSIG), and then nothing of it waits for the next brig command.
+ */
+class Reaper {
+  private proc?: ChildProcess;
+
+  start(): void {
+    if (!existsSync(REAPER)) return; // an addon built without it: the next look cleans up (state.ts reconcile)
+    const p = spawnProcess(REAPER, [], { stdio: ['pipe', 'ignore', 'ignore'], detached: true, cwd: '/' });
+    p.on('error', () => {});
+    p.stdin?.on('error', () => {});
+    p.unref();
+    (p.stdin as unknown as { unref?: () => void } | null)?.unref?.();
+    this.proc = p;
+  }
+
+  /** What to remove if the monitor dies now: its runtime directory, then cgroup directories. */
+  tell(runtime: string, cgroups: string[]): void {
+    this.proc?.stdin?.write([runtime, ...cgroups].join('\0') + '\n');
+  }
+
+  /** Nothing left to clean: the reaper exits. */
+  done(): void {
+    this.proc?.stdin?.end('\n');
+  }
+}
+
 class Monitor {
+  readonly reaper = new Reaper();
   private current?: SandboxProcess;
   private stopAsked = false;
   private wake?: () => void;
@@ -232,7 +269,7 @@ class Monitor {
       let result: RunResult;
       const startedAt = Date.now();
       try {
-        sp = spawnWith(rec.Args.length || !o.image ? [rec.Path, ...rec.Args] : [], { ...o, stdin: 'ignore', stdout: 'pipe', stderr: 'pipe' }, { cgroupProcs: ccg.procs });
+        sp = spawnWith(rec.Args.length || !o.image ? [rec.Path, ...rec.Args] : [], { ...o, stdin: 'ignore', stdout: 'pipe', stderr: 'pipe' }, { cgroupProcs: ccg.procs, containerView: true });
         this.current = sp;
         sp.stdout?.on('data', (c: Buffer) => log.write('stdout', c));
         sp.stderr?.on('data', (c: Buffer) => log.write('stderr', c));
@@ -244,6 +281,7 @@ class Monitor {
             r.State = { ...r.State, Status: 'running', Running: true, Paused: false, Restarting: false, OOMKilled: false, Dead: false, Pid: pid, ExitCode: 0, Error: '', StartedAt: new Date(startedAt).toISOString() };
             r.Cgroups = ccg.dirs;
           });
+          this.reaper.tell(runtimeDir(this.id), ccg.dirs);
           // The run's own cgroups (its limits) show once the program has joined them.
           setTimeout(() => {
             const prog = programPid(pid);
@@ -253,6 +291,7 @@ class Monitor {
                 update(this.id, (r) => {
                   r.Cgroups = [...ccg.dirs, ...more];
                 });
+                this.reaper.tell(runtimeDir(this.id), [...ccg.dirs, ...more]);
               } catch {
                 // removed meanwhile
               }
@@ -322,6 +361,7 @@ class Monitor {
       if (remove) r.State.Status = 'removing';
       writeRecord(r);
     });
+    this.reaper.done();
     if (remove) await removeContainerFiles(this.id);
   }
 }
@@ -341,8 +381,10 @@ export async function monitorMain(id: string): Promise<number> {
   // Orders to stop come on the socket; a signal to the monitor itself ends
   // the container the same way (and the record says so).
   for (const s of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(s, () => void m['handle']({ op: 'stop', timeout: 10 }).catch(() => {}));
+  m.reaper.start();
   try {
     await m.listen();
+    m.reaper.tell(runtimeDir(id), []);
     await m.run();
   } finally {
     await m.finish();
@@ -361,5 +403,5 @@ if (process.argv[1] && /monitor\.js$/.test(process.argv[1]) && process.argv[2]) 
   );
 }
 
-export const MONITOR_SCRIPT = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, 'monitor.js');
+export const MONITOR_SCRIPT = join(HERE, 'monitor.js');
 void recordDir;
