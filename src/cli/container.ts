@@ -492,7 +492,7 @@ export const execCommand = verb(
 /** exec -t: the command on a new terminal (its controlling terminal), relayed to ours. */
 async function execOnTerminal(c: Container, argv: string[], o: { env: string[]; workdir?: string; user?: string }, interactive: boolean): Promise<number> {
   const out = process.stdout;
-  const { proc, master } = c.spawnExecTty(argv, { ...o, cols: out.columns, rows: out.rows });
+  const { proc, master } = await c.spawnExecTty(argv, { ...o, cols: out.columns, rows: out.rows });
   const r = await relayTerminal(proc, master, interactive);
   if (r.status === 'setup-error') process.stderr.write(`Error: exec failed: ${r.error?.message ?? 'setup failed'}\n`);
   return exitCodeOf(r);

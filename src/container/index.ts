@@ -12,7 +12,7 @@ import { resolveOptions, type SandboxOptions } from '../options.js';
 import { spawnWith, type RunResult, type SandboxProcess } from '../sandbox.js';
 import { native } from '../native.js';
 import { cgroupsOf } from './cgroups.js';
-import { execOptions, removeContainerFiles, type ExecOptions } from './common.js';
+import { execOptions, exitCodeOf, removeContainerFiles, type ExecOptions } from './common.js';
 import { readLogs, type LogEntry } from './logs.js';
 import { MONITOR_SCRIPT } from './monitor.js';
 import { processTree, procInfo, programPid, type ProcInfo } from './proc.js';
@@ -371,22 +371,27 @@ export class Container {
   /**
    * argv inside the container on a new terminal (exec -t): its stdin, stdout
    * and stderr are the terminal, which is its controlling terminal. The
-   * caller reads and writes `master` and closes it; setWinsize(master, ...)
-   * passes a size on.
+   * terminal is one of the container's own devpts instance (the exec's init
+   * opens /dev/pts/ptmx in the container's mount namespace), so inside, `tty`
+   * names it and /dev/pts lists the container's terminals only. The caller
+   * reads and writes `master` and closes it; setWinsize(master, ...) passes
+   * a size on.
    */
-  spawnExecTty(argv: string[], o: ExecOptions & { cols?: number; rows?: number } = {}): { proc: SandboxProcess; master: number } {
-    this.runningRecord();
-    const [master, slave] = native.openPty();
+  async spawnExecTty(argv: string[], o: ExecOptions & { cols?: number; rows?: number } = {}): Promise<{ proc: SandboxProcess; master: number }> {
+    const r = this.runningRecord();
+    const { options, extras } = execOptions(r, r.State.Pid, argv, o);
+    let proc: SandboxProcess;
     try {
-      if (o.cols && o.rows) native.setWinsize(master, o.cols, o.rows);
-      const proc = this.spawnExec(argv, { ...o, tty: true, stdin: { fd: slave }, stdout: { fd: slave }, stderr: { fd: slave } });
-      return { proc, master };
-    } catch (e) {
-      native.close(master);
-      throw e;
+      proc = spawnWith(argv, { ...options, stdin: 'ignore', stdout: 'ignore', stderr: 'ignore' }, { ...extras, ownPty: { cols: o.cols || 80, rows: o.rows || 24 } });
     } finally {
-      native.close(slave);
+      native.close(extras.joinPidfd!);
     }
+    const master = await proc.ptyMaster;
+    if (master === undefined) {
+      const res = await proc.wait();
+      throw new ContainerError(`exec failed: ${res.error?.message ?? 'no terminal'}`, exitCodeOf(res));
+    }
+    return { proc, master };
   }
 
   /** As run(): argv inside the container to its end, output captured. */
