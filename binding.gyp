@@ -23,6 +23,12 @@
       "type": "executable",
       "sources": ["addon/client.c"],
       "cflags": ["-std=gnu11", "-Wall", "-Wextra", "-O2"]
+    },
+    {
+      "target_name": "brig-reaper",
+      "type": "executable",
+      "sources": ["addon/reaper.c"],
+      "cflags": ["-std=gnu11", "-Wall", "-Wextra", "-O2"]
     }
   ]
 }

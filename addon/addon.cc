@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <termios.h>
 #include <sys/resource.h>
@@ -136,6 +137,17 @@ Napi::Value Pipe(const Napi::CallbackInfo& info) {
   return a;
 }
 
+// socketPair() -> [a, b]: a connected AF_UNIX SOCK_SEQPACKET pair, both
+// close-on-exec (a pty's master comes back over one: STEP_OWN_PTY).
+Napi::Value SocketPair(const Napi::CallbackInfo& info) {
+  int fds[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) < 0) throw StepError(info.Env(), "socketpair", errno);
+  Napi::Array a = Napi::Array::New(info.Env(), 2);
+  a.Set(0u, fds[0]);
+  a.Set(1u, fds[1]);
+  return a;
+}
+
 Napi::Value Close(const Napi::CallbackInfo& info) {
   close(info[0].As<Napi::Number>().Int32Value());
   return info.Env().Undefined();
@@ -219,6 +231,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("openPty", Napi::Function::New(env, Guarded<OpenPty>, "openPty"));
   exports.Set("setWinsize", Napi::Function::New(env, Guarded<SetWinsize>, "setWinsize"));
   exports.Set("close", Napi::Function::New(env, Guarded<Close>, "close"));
+  exports.Set("socketPair", Napi::Function::New(env, Guarded<SocketPair>, "socketPair"));
   exports.Set("live", Napi::Function::New(env, Guarded<Live>, "live"));
   exports.Set("landlockAbi", Napi::Function::New(env, Guarded<LandlockAbi>, "landlockAbi"));
   exports.Set("mknodWhiteout", Napi::Function::New(env, Guarded<MknodWhiteout>, "mknodWhiteout"));

@@ -18,6 +18,7 @@
 #include <net/if.h>
 #include <signal.h>
 #include <sys/ioctl.h>
+#include <termios.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -637,8 +638,16 @@ void kill_and_reap_all(const Plan* plan, long program, int* program_status, bool
                      plan->report_fd < plan->kill_fd ? plan->kill_fd : plan->report_fd};
   close_all_but(keep, plan->kill_fd >= 0 ? 2 : 1);
   // Every signal is blocked in init (the parent blocked them around clone):
-  // SIGCHLD arrives through a signalfd, beside the kill pipe.
-  uint64_t chld = 1ULL << (SIGCHLD - 1);
+  // SIGCHLD arrives through a signalfd, beside the kill pipe. So do the
+  // signals init passes on to the program, as Docker's --init (tini) does:
+  // `kill -TERM 1` from inside a container (an exec), or a signal to init
+  // from the host, reaches the program. A blocked signal is queued even for
+  // a pid namespace's init with no handler (the kernel ignores only
+  // unblocked default-action ones), and SIGKILL or SIGSTOP from inside the
+  // namespace still never reaches init.
+  uint64_t forwarded = (1ULL << (SIGTERM - 1)) | (1ULL << (SIGINT - 1)) | (1ULL << (SIGHUP - 1)) | (1ULL << (SIGQUIT - 1)) |
+                       (1ULL << (SIGUSR1 - 1)) | (1ULL << (SIGUSR2 - 1)) | (1ULL << (SIGWINCH - 1));
+  uint64_t chld = (1ULL << (SIGCHLD - 1)) | forwarded;
   long sfd = sys(SYS_signalfd4, -1, P(&chld), 8, SFD_CLOEXEC | SFD_NONBLOCK);
   int status = 0;
   bool done = false;
@@ -675,8 +684,11 @@ void kill_and_reap_all(const Plan* plan, long program, int* program_status, bool
     }
     if (fds[0].revents) {
       struct signalfd_siginfo si[8];
-      while (sys(SYS_read, sfd, P(si), sizeof si) > 0) {
-      }
+      long got;
+      while ((got = sys(SYS_read, sfd, P(si), sizeof si)) > 0)
+        for (long k = 0; k < got / static_cast<long>(sizeof si[0]); k++)
+          if (si[k].ssi_signo != SIGCHLD && si[k].ssi_signo < 64 && (forwarded & (1ULL << (si[k].ssi_signo - 1))))
+            sys(SYS_kill, program, static_cast<long>(si[k].ssi_signo));
     }
     if (fds[1].revents) {
       // The parent asks (a byte), or is gone (EOF): end everything now.
@@ -718,6 +730,41 @@ void kill_and_reap_all(const Plan* plan, long program, int* program_status, bool
 
 [[noreturn]] void run_steps(const Plan* plan, int from);
 long fs_step(NewRoot* root, const Step* s, bool* handled);
+
+// STEP_OWN_PTY: a terminal of the sandbox's own devpts instance, mounted in
+// its new root (so its number, and the list in /dev/pts, are the sandbox's
+// alone: the host's terminals are not there). The master goes to the parent,
+// which relays it; the peer (opened through the master, TIOCGPTPEER: no path
+// looked up) becomes the program's stdio. init's copies close in init_reap.
+long own_pty(const Plan* plan, const Step* s) {
+  if (plan->pty_sock < 0) return -EBADF;
+  long master = sys(SYS_openat, AT_FDCWD, P("/dev/pts/ptmx"), O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (master < 0) return master;
+  int unlock = 0;
+  long r = sys(SYS_ioctl, master, TIOCSPTLCK, P(&unlock));
+  if (r == 0 && s->arg0 > 0 && s->arg1 > 0) {
+    struct winsize ws;
+    zero(&ws, sizeof ws);
+    ws.ws_col = static_cast<unsigned short>(s->arg0);
+    ws.ws_row = static_cast<unsigned short>(s->arg1);
+    r = sys(SYS_ioctl, master, TIOCSWINSZ, P(&ws));
+  }
+  long peer = r < 0 ? r : sys(SYS_ioctl, master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (peer < 0) {
+    sys(SYS_close, master);
+    return peer;
+  }
+  const int32_t fd = static_cast<int32_t>(master);
+  r = send_fds(plan->pty_sock, &fd, 1);
+  sys(SYS_close, master);
+  if (r < 0) {
+    sys(SYS_close, peer);
+    return r;
+  }
+  Plan* writable = const_cast<Plan*>(plan);  // the plan lives in the parent's heap; the program reads stdio after us
+  for (int i = 0; i < 3; i++) writable->stdio[i] = static_cast<int32_t>(peer);
+  return 0;
+}
 
 // A pooled sandbox, fully set up, waits here for its command. The parent has
 // written argv, envp and the exec candidates into the plan (our memory is
@@ -1105,6 +1152,9 @@ long fs_step(NewRoot* root, const Step* s, bool* handled) {
         // After setsid and stdio: a shell on a terminal needs it as its
         // controlling terminal for job control and ^C.
         r = sys(SYS_ioctl, 0, TIOCSCTTY, 0);
+        break;
+      case STEP_OWN_PTY:
+        r = own_pty(plan, s);
         break;
       case STEP_UMASK:
         sys(SYS_umask, static_cast<long>(s->arg0));

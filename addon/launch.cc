@@ -200,6 +200,9 @@ void BuildPlan(const Napi::Object& js, PlanStorage& st) {
   st.plan.landlock_fd = -1;
   st.plan.skeleton_fd = -1;
   st.plan.join_mode = 0;
+  st.plan.pty_sock = -1;
+  Napi::Value pty = js.Get("ptySock");
+  if (pty.IsNumber()) st.plan.pty_sock = pty.As<Napi::Number>().Int32Value();
 }
 
 int WriteProcFile(int procdir, const char* name, const std::string& text) {
@@ -520,6 +523,7 @@ std::unique_ptr<PendingLaunch> PrepareLaunch(Napi::Env env, const Napi::Object& 
   if (p->notify[1] >= 0) st.keep.push_back(p->notify[1]);
   if (p->command[1] >= 0) st.keep.push_back(p->command[1]);
   if (p->skeleton >= 0) st.keep.push_back(p->skeleton);
+  if (st.plan.pty_sock >= 0) st.keep.push_back(st.plan.pty_sock);
   std::sort(st.keep.begin(), st.keep.end());
   st.plan.keep_fds = st.keep.data();
   st.plan.nkeep = static_cast<int32_t>(st.keep.size());

@@ -54,6 +54,9 @@ enum StepKind : int32_t {
   STEP_SKELETON_ROOT = 33,// skeleton maker: a fresh, detached tmpfs (options d) becomes the new root
   STEP_SKELETON_SEAL = 34,// skeleton maker: the tree private and its root read-only, down to its superblock
   STEP_CONTROLLING_TTY = 35,// the program: its stdin (a terminal) becomes its session's controlling terminal
+  STEP_OWN_PTY = 36,      // init, in the new root: a pty of the sandbox's own devpts (/dev/pts/ptmx), size
+                          // arg0 x arg1; the master goes to the parent over plan->pty_sock, the peer
+                          // becomes the program's stdin, stdout and stderr
 };
 
 // STEP_SECCOMP flags (arg1)
@@ -127,6 +130,8 @@ struct Plan {
   // the container's, not its pid 1, so it must never kill(-1) (that would
   // end the container); it ends only the program's process group.
   int32_t join_mode;
+  // STEP_OWN_PTY: init's end of a socket the pty's master is sent over, or -1.
+  int32_t pty_sock;
 };
 
 // Runs in the child right after clone, on the stack the parent gave it, in the

@@ -42,6 +42,7 @@ export const enum StepKind {
   SkeletonSeal = 34,
   /** The program: its stdin, a terminal, becomes its controlling terminal (exec -t). */
   ControllingTty = 35,
+  OwnPty = 36,
 }
 
 /** One step of the plan. `name` and `path` are for error messages only; native ignores them. */
@@ -102,6 +103,8 @@ export interface LaunchPlan {
    * making its own, writes no id maps, and its init ends only its program.
    */
   joinPidfd?: number;
+  /** Init's end of a socket the pty's master is sent over (StepKind.OwnPty). */
+  ptySock?: number;
   /** Pooled: set up, then wait for native.start() to give the command (argv, envp, stdio above are placeholders). */
   awaitCommand?: boolean;
 }
@@ -213,6 +216,8 @@ export interface Native {
   pidfdSignal(pidfd: number, signal: number): number;
   /** A pseudo-terminal: [master, slave], both close-on-exec; throws (step 'openpty', errno). */
   openPty(): [number, number];
+  /** A connected AF_UNIX SOCK_SEQPACKET pair, both close-on-exec. */
+  socketPair(): [number, number];
   /** TIOCSWINSZ on a terminal fd: 0 or -errno. */
   setWinsize(fd: number, cols: number, rows: number): number;
   /** flock(2): 0 or -errno (-EWOULDBLOCK when `wait` is false and another holds it). */

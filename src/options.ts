@@ -121,6 +121,13 @@ export interface ResolvedOptions {
   cgroupParent: string | undefined;
   cgroup: boolean;
   landlock: boolean;
+  /**
+   * @internal A container's program and its execs (src/container): /proc
+   * shows every process of the pid namespace and Landlock does not scope
+   * signals, so that an exec sees and signals the container's processes
+   * (see planSteps' /proc and landlockPlan for why that is safe).
+   */
+  containerView?: boolean;
   /** An overlay with a tmpfs upper (tmpSize) over the host's root: writes land in the run's own layer. */
   writableRoot: boolean;
   tmpSize: number;

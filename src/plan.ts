@@ -325,6 +325,7 @@ export function buildPlan(o: ResolvedOptions, cgroups = false, pooled = false): 
     o.rlimits.map(([n, s, h]) => `${n}:${s}:${h}`),
     o.seccomp?.compiled.id ?? null,
     o.landlock,
+    o.containerView === true,
     o.writableRoot,
     cgroups,
     pooled,
@@ -449,8 +450,22 @@ function planSteps(o: ResolvedOptions, sourceIsDir: (boolean | null)[], host: { 
   // process the program may not ptrace does not exist in its /proc. Not
   // hidepid=invisible: that exempts members of /proc's gid (0), which the
   // program is when the caller is root. Kernel knobs are bound read-only.
+  //
+  // A container (containerView) mounts it without hidepid. An exec into a
+  // container cannot join the program's Landlock domain (Landlock has no
+  // such call): it restricts itself with the same rules into a sibling
+  // domain, and Landlock lets a process ptrace only its own domain or
+  // nested ones, so with hidepid=ptraceable an exec would not see the
+  // container's program at all (`brig exec C ps` must, as in Docker). What
+  // that shows more: the names, states and ids of the processes of the
+  // container's own pid namespace (its program, its execs, brig's init and
+  // exec-inits, which run in Node's memory: cmdline shows the monitor's or
+  // the brig CLI's title). What stays closed: every /proc file behind a
+  // ptrace check (environ, mem, maps, fd, cwd, root, stack), by Landlock's
+  // ptrace scoping between domains and by the capability check (init holds
+  // capabilities the program lacks); no process outside the namespace is in it.
   r.tree.mkdirs(NEW + '/proc', NEW);
-  b.add({ kind: StepKind.Mount, name: 'proc', path: '/proc', a: 'proc', b: NEW + '/proc', c: 'proc', flags: MS_NOSUID | MS_NODEV | MS_NOEXEC, d: 'hidepid=ptraceable' });
+  b.add({ kind: StepKind.Mount, name: 'proc', path: '/proc', a: 'proc', b: NEW + '/proc', c: 'proc', flags: MS_NOSUID | MS_NODEV | MS_NOEXEC, d: o.containerView ? '' : 'hidepid=ptraceable' });
   procReadonly ??= PROC_READONLY.filter((p) => exists('/proc/' + p));
   for (const p of procReadonly) b.add({ kind: StepKind.Bind, name: 'proc-readonly', path: '/proc/' + p, a: `${NEW}/proc/${p}`, b: `${NEW}/proc/${p}`, arg0: 1 });
 
@@ -506,7 +521,7 @@ function planSteps(o: ResolvedOptions, sourceIsDir: (boolean | null)[], host: { 
   // it on itself (landlock-restrict, below), so the program and everything it
   // starts inherit it; a pooled sandbox has its ruleset before its run.
   // Read and execute are not restricted: the mounts decide what is visible.
-  const landlock = o.landlock ? landlockPlan(o, o.mounts.filter((m, i) => !m.readonly && sourceIsDir[i] !== null).map((m) => m.target)) : null;
+  const landlock = o.landlock ? landlockPlan({ ...o, containerView: o.containerView === true }, o.mounts.filter((m, i) => !m.readonly && sourceIsDir[i] !== null).map((m) => m.target)) : null;
   if (landlock) b.add({ kind: StepKind.Landlock, name: 'landlock', d: landlock.paths.map((p) => p + '\0').join(''), arg0: landlock.dirAccess, arg1: landlock.fileAccess, arg2: landlock.scoped, flags: o.seccomp?.handoffFd ?? 0 });
 
   // 11. The program: its own session, no capabilities, no way to gain any,
@@ -578,10 +593,17 @@ let landlockAbi: number | undefined;
  * truncates). Under an image's writable layer, or a writable root, all of
  * / is writable, so no path is restricted there and only the scoping applies.
  */
-export function landlockPlan(o: Pick<ResolvedOptions, 'image' | 'tmpfs' | 'shmSize'> & { writableRoot?: boolean }, writableMounts: string[]): { paths: string[]; dirAccess: number; fileAccess: number; scoped: number } | null {
+export function landlockPlan(o: Pick<ResolvedOptions, 'image' | 'tmpfs' | 'shmSize'> & { writableRoot?: boolean; containerView?: boolean }, writableMounts: string[]): { paths: string[]; dirAccess: number; fileAccess: number; scoped: number } | null {
   const abi = (landlockAbi ??= native.landlockAbi());
   if (abi < 1) return null;
-  const scoped = abi >= 6 ? LL_SCOPE_ABSTRACT_UNIX_SOCKET | LL_SCOPE_SIGNAL : 0;
+  // A container's program and its execs are sibling Landlock domains (an
+  // exec cannot join the program's): scoped signals would keep `brig exec C
+  // kill PID` from reaching the program. Not scoping them gives nothing
+  // away: the sandbox is always in a pid namespace of its own, so a signal
+  // can only name the container's own processes, and the kernel's uid check
+  // still applies (pid 1, brig's init, takes only what it forwards to the
+  // program). Abstract unix sockets stay scoped.
+  const scoped = abi >= 6 ? LL_SCOPE_ABSTRACT_UNIX_SOCKET | (o.containerView ? 0 : LL_SCOPE_SIGNAL) : 0;
   if (o.image || o.writableRoot) return scoped ? { paths: [], dirAccess: 0, fileAccess: 0, scoped } : null;
   const truncate = abi >= 3 ? LL_TRUNCATE : 0;
   const dirAccess = LL_WRITE_FILE | LL_REMOVE_DIR | LL_REMOVE_FILE | LL_MAKE_ALL | (abi >= 2 ? LL_REFER : 0) | truncate;

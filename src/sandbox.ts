@@ -323,6 +323,15 @@ export interface LaunchExtras {
   argv?: string[];
   /** exec -t, run -t: stdin is a terminal, made the program's controlling terminal (after setsid). */
   tty?: boolean;
+  /** A container's program or exec: see ResolvedOptions.containerView. */
+  containerView?: boolean;
+  /**
+   * A terminal of the sandbox's own devpts (its init opens /dev/pts/ptmx in
+   * the new root, or in the container's for an exec), at this size, as the
+   * program's stdio and controlling terminal; the master comes back as
+   * SandboxProcess.ptyMaster. The stdio options are then not used.
+   */
+  ownPty?: { cols: number; rows: number };
 }
 
 /** A running sandbox. `pid` is the host pid of the sandbox's init (0 when setup failed before launch). */
@@ -344,15 +353,25 @@ export class SandboxProcess extends EventEmitter {
   private resolveNetwork!: (info: NetworkInfo) => void;
   private killedByLimit = false;
   private readonly done: Promise<RunResult>;
+  /**
+   * With LaunchExtras.ownPty: the terminal's master (the caller's to read,
+   * write and close), once init has opened it; undefined if it never did
+   * (setup failed).
+   */
+  readonly ptyMaster: Promise<number | undefined>;
+  private resolvePty: (fd: number | undefined) => void = () => {};
 
   /** @internal use spawn(), or a pool's spawn() */
   constructor(argv: string[], options: SandboxOptions, pool?: SandboxSource, private readonly extras: LaunchExtras = {}) {
     super();
     this.network = new Promise((resolve) => (this.resolveNetwork = resolve));
+    this.ptyMaster = new Promise((resolve) => (this.resolvePty = resolve));
+    if (!extras.ownPty) this.resolvePty(undefined);
     const t0 = monotonicMs();
     const o = resolveOptions(argv, applyProfile(options));
     // An exec's command as given: an image's entrypoint is the container's, not the exec's.
     if (extras.argv) o.argv = extras.argv;
+    if (extras.containerView) o.containerView = true;
     pool?.check(o);
     let stdio: Stdio;
     try {
@@ -360,6 +379,7 @@ export class SandboxProcess extends EventEmitter {
     } catch (e) {
       if (!(e instanceof SetupError)) throw e;
       this.stdin = this.stdout = this.stderr = null;
+      this.resolvePty(undefined);
       this.done = Promise.resolve(setupFailure(e.detail, t0));
       this.resolveNetwork({ ports: [] });
       return;
@@ -421,10 +441,30 @@ export class SandboxProcess extends EventEmitter {
 
     const join = this.extras.joinPidfd;
     let stepsRun = join === undefined ? built.steps : programSteps(built.steps);
-    if (this.extras.tty) {
+    const ownPty = pooled ? undefined : this.extras.ownPty;
+    if (this.extras.tty || ownPty) {
       const at = stepsRun.findIndex((s) => s.kind === StepKind.Stdio) + 1;
       stepsRun = [...stepsRun.slice(0, at), { kind: StepKind.ControllingTty, name: 'controlling-tty' }, ...stepsRun.slice(at)];
     }
+    // The terminal is opened by init in the sandbox's root, just before the
+    // program is forked: the root, its /dev/pts (a devpts instance of its
+    // own) and, for an exec, the container's mount namespace are in place.
+    let ptyPair: [number, number] | undefined;
+    if (ownPty) {
+      const at = stepsRun.findIndex((s) => s.kind === StepKind.ForkProgram);
+      stepsRun = [...stepsRun.slice(0, at), { kind: StepKind.OwnPty, name: 'own-pty', path: '/dev/pts/ptmx', arg0: ownPty.cols, arg1: ownPty.rows }, ...stepsRun.slice(at)];
+      try {
+        ptyPair = native.socketPair();
+      } catch (e) {
+        this.resolvePty(undefined);
+        return failBefore(setupErrorInfo('own-pty', (e as NativeError).errno ?? osConstants.errno.EIO));
+      }
+    }
+    const closePtyPair = () => {
+      if (ptyPair) for (const fd of ptyPair) native.close(fd);
+      ptyPair = undefined;
+      this.resolvePty(undefined);
+    };
     let cgroupFds: number[] | undefined;
     try {
       cgroupFds = pooled ? undefined : cgroups?.joinFds();
@@ -458,7 +498,9 @@ export class SandboxProcess extends EventEmitter {
         {
           // An exec runs the program's part of the container's plan (from its
           // Landlock ruleset on: the root, mounts and hostname are there already).
-          steps: join === undefined ? built.prepared : stepsRun,
+          // (Steps added to the plan's for this launch go as they are.)
+          steps: join === undefined && stepsRun === built.steps ? built.prepared : stepsRun,
+          ptySock: ptyPair?.[1],
           argv: o.argv,
           envp,
           execPaths,
@@ -487,6 +529,7 @@ export class SandboxProcess extends EventEmitter {
     } catch (e) {
       if (warm) closeWarm(warm);
       closeCgroupFds();
+      closePtyPair();
       const ne = e as NativeError & { path?: string };
       // The pooled sandbox died while it waited (the pool hears of it and
       // cleans up): start this run the ordinary way.
@@ -506,6 +549,7 @@ export class SandboxProcess extends EventEmitter {
     sandboxStarted();
     closeChildEnds();
     closeCgroupFds();
+    if (ptyPair) this.receivePty(ptyPair);
     this.pid = info.pid;
     this.pidfd = info.pidfd;
     this.clone3 = info.clone3;
@@ -709,6 +753,31 @@ export class SandboxProcess extends EventEmitter {
    * every process in it; other signals cannot reach init from outside its
    * pid namespace unless it handles them, so they are not offered.
    */
+  /**
+   * Waits (off the event loop's back: 10 ms at most per look) for the pty's
+   * master from init, until it comes or init closed its end (a step failed,
+   * or the sandbox ended).
+   */
+  private receivePty(pair: [number, number]): void {
+    native.close(pair[1]);
+    const look = () => {
+      let got: ReturnType<typeof native.recvWithFds>;
+      try {
+        got = native.recvWithFds(pair[0], 1, 0);
+      } catch {
+        got = { data: Buffer.alloc(0), fds: [], truncated: false };
+      }
+      if (got === null && !this.exited) {
+        setTimeout(look, 2);
+        return;
+      }
+      native.close(pair[0]);
+      this.resolvePty(got?.fds[0]);
+      for (const extra of got?.fds.slice(1) ?? []) native.close(extra);
+    };
+    look();
+  }
+
   kill(signal: 'SIGKILL' = 'SIGKILL'): boolean {
     if (this.exited || this.pidfd < 0) return false;
     return native.kill(this.pidfd, osConstants.signals[signal]);

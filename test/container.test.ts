@@ -302,8 +302,12 @@ describe('SIGKILL of the monitor', () => {
     assert.equal(brig('run', '-d', '--name', 'orphan', '--', '/bin/sh', '-c', 'while :; do sleep 0.1; done').code, 0);
     const rec = inspect('orphan');
     const pids = [rec.State.Pid, ...topPids('orphan')];
+    const runtime = join(env.XDG_RUNTIME_DIR, 'brig', rec.Id.slice(0, 12));
+    assert.ok(existsSync(runtime));
     process.kill(rec.Brig.MonitorPid, 'SIGKILL');
     await until('the container to die', () => pids.every((p) => !running(p)), 3000);
+    // Cleaned up by the monitor's reaper, before any brig command looks.
+    await until('its cgroups and runtime directory to go', () => containerCgroups(rec.Id).length === 0 && !existsSync(runtime), 5000);
     const ps = brig('ps', '-a');
     assert.match(ps.out, /Exited \(137\) .*monitor \(pid \d+\) died/);
     assert.equal(inspect('orphan').State.Status, 'exited');
@@ -348,6 +352,90 @@ describe('bad input', () => {
     const missing = brig('run', '-d', '--name', 'nocmd', '--', 'nosuchcommand');
     assert.equal(missing.code, 127, missing.err);
     assert.equal(brig('rm', 'nocmd').code, 0);
+  });
+});
+
+describe('exec and the container\'s processes', () => {
+  it('an exec lists the container\'s program and signals it (kill PID, kill -TERM 1 through init), still confined', async () => {
+    const prog = 'trap "echo got-usr1" USR1; trap "echo got-term; exit 7" TERM; while :; do sleep 0.1; done';
+    assert.equal(brig('run', '-d', '--name', 'sig', '--', '/bin/sh', '-c', prog).code, 0);
+    // From inside: the program is in the exec's /proc (ps), with its pid there.
+    const ps = brig('exec', 'sig', '/bin/sh', '-c', 'for p in /proc/[0-9]*; do printf "%s %s\\n" "${p#/proc/}" "$(tr "\\0" " " < $p/cmdline)"; done');
+    assert.equal(ps.code, 0, ps.err);
+    const line = ps.out.split('\n').find((l) => l.includes('trap "echo got-usr1"'));
+    assert.ok(line, `the program is not in the exec's /proc:\n${ps.out}`);
+    const pid = line!.split(' ')[0];
+    const usr1 = brig('exec', 'sig', '/bin/sh', '-c', `kill -USR1 ${pid}`);
+    assert.equal(usr1.code, 0, usr1.err);
+    await until('the program to get SIGUSR1', () => brig('logs', 'sig').out.includes('got-usr1'));
+    // Still confined: brig's init (pid 1, outside the program's Landlock domain, with capabilities) shows its name only.
+    const environ = brig('exec', 'sig', '/bin/sh', '-c', 'cat /proc/1/environ >/dev/null && echo READ');
+    assert.notEqual(environ.code, 0);
+    assert.doesNotMatch(environ.out, /READ/);
+    const caps = brig('exec', 'sig', '/bin/sh', '-c', 'grep CapEff /proc/self/status');
+    assert.match(caps.out, /CapEff:\s+0+\n/);
+    // pid 1 is brig's init: it passes SIGTERM on to the program, as Docker's --init does.
+    assert.equal(brig('exec', 'sig', '/bin/sh', '-c', 'kill -TERM 1').code, 0);
+    await until('the container to exit', () => inspect('sig').State.Status === 'exited');
+    assert.equal(inspect('sig').State.ExitCode, 7);
+    assert.match(brig('logs', 'sig').out, /got-term/);
+    assert.equal(brig('rm', 'sig').code, 0);
+  });
+});
+
+describe('detached terminals', () => {
+  const script = ['/usr/bin/script', '/bin/script'].find((p) => existsSync(p));
+  const bin = join(import.meta.dirname, '../../bin/brig-node');
+  function session(cmd: string) {
+    const s = spawn(script!, ['-qec', cmd, '/dev/null'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const o = { out: '', code: new Promise<number | null>((r) => s.once('close', r)), s };
+    s.stdout.on('data', (d) => (o.out += d));
+    return o;
+  }
+  /** Types the line again every 2 s until the answer shows (the attach is up once it does). */
+  async function typeUntil(o: ReturnType<typeof session>, line: string, re: RegExp): Promise<void> {
+    const end = Date.now() + 30_000;
+    while (!re.test(o.out)) {
+      if (Date.now() > end) assert.fail(`no ${re} in ${JSON.stringify(o.out)}`);
+      o.s.stdin.write(line);
+      const next = Date.now() + 2000;
+      while (Date.now() < next && !re.test(o.out)) await sleep(50);
+    }
+  }
+  it('run -d -t -i: a terminal of the container\'s own devpts, attach with stdin, ctrl-p ctrl-q detaches, logs keep it', { skip: !script && 'no script(1)' }, async () => {
+    const r = brig('run', '-d', '-t', '-i', '--name', 'tty', '--', '/bin/sh');
+    assert.equal(r.code, 0, r.err);
+    assert.equal(inspect('tty').Config.Tty, true);
+    const a = session(`stty cols 77 rows 21; ${process.execPath} ${bin} attach tty`);
+    // The attach is raw once it is up: a line typed before then would be echoed by the outer terminal too.
+    await typeUntil(a, 'echo up-$((1+1))\n', /up-2/);
+    a.s.stdin.write('tty; ls /dev/pts | tr "\\n" " "; echo; stty size; echo $((40+2))\n');
+    await until('the answers', () => /42/.test(a.out.replace('$((40+2))', '')));
+    assert.match(a.out, /\/dev\/pts\/0/);
+    // The container's own devpts: its terminal and ptmx, none of the host's.
+    assert.match(a.out, /\n0 ptmx \r*\n/);
+    assert.match(a.out, /21 77/);
+    a.s.stdin.write('\x10\x11');
+    assert.equal(await a.code, 0, a.out);
+    a.s.stdin.destroy();
+    assert.equal(inspect('tty').State.Running, true, 'detaching left it running');
+    assert.match(brig('logs', 'tty').out, /\/dev\/pts\/0/);
+    const b = session(`${process.execPath} ${bin} attach tty`);
+    await typeUntil(b, 'echo again-$((2+2))\n', /again-4/);
+    b.s.stdin.write('exit 5\n');
+    assert.equal(await b.code, 5);
+    b.s.stdin.destroy();
+    assert.equal(inspect('tty').State.ExitCode, 5);
+    assert.equal(brig('rm', 'tty').code, 0);
+  });
+
+  it('create -i and start -a -i: stdin through the monitor, the output and exit code back', async () => {
+    assert.equal(brig('create', '-i', '--name', 'in', '--', '/bin/sh', '-c', 'read x; echo "got $x"; echo err-line >&2; exit 4').code, 0);
+    const r = brigCli(['start', '-a', '-i', 'in'], { env, input: 'hello\n', timeoutMs: 60_000 });
+    assert.equal(r.code, 4, r.err);
+    assert.equal(r.out, 'got hello\n');
+    assert.equal(r.err, 'err-line\n');
+    assert.equal(brig('rm', 'in').code, 0);
   });
 });
 
@@ -414,6 +502,17 @@ describe('a container from an image', () => {
     assert.equal(brig('start', 'img').code, 0);
     assert.equal(brig('exec', 'img', 'cat', '/more.txt').out, 'more\n');
     assert.equal(brig('stop', '-t', '0', 'img').code, 0);
+    // A container kept by a foreground run --name: in ps -a (exited), not in ps.
+    assert.equal(brig('run', '--name', 'kept', 'bb:1', 'echo', 'x').code, 0);
+    assert.doesNotMatch(brig('ps').out, /kept/);
+    const kept = brig('ps', '-a', '--filter', 'name=kept', '--format', 'json').out.trim().split('\n').map((l) => JSON.parse(l));
+    assert.equal(kept.length, 1);
+    assert.equal(kept[0].Names, 'kept');
+    assert.equal(kept[0].State, 'exited');
+    assert.equal(kept[0].Image, 'bb:1');
+    assert.match(kept[0].ID, /^[0-9a-f]{12}$/);
+    assert.equal(brig('rm', 'kept').code, 0);
+    assert.doesNotMatch(brig('ps', '-a').out, /kept/);
     const c = brig('commit', 'img', 'bb:2');
     assert.equal(c.code, 0, c.err);
     assert.equal(brig('run', 'bb:2', 'cat', '/more.txt').out, 'more\n');

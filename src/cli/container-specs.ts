@@ -9,7 +9,7 @@ export const containerRunSpecs: OptionSpec[] = [
   { name: 'stop-signal', value: true, arg: 'SIGNAL', help: 'with -d: the signal brig stop sends first (default SIGTERM)' },
   { name: 'stop-timeout', value: true, arg: 'SECONDS', help: 'with -d: how long brig stop waits before SIGKILL (default 10)' },
   { name: 'log-opt', value: true, repeat: true, arg: 'KEY=VAL', help: 'with -d: json-file log options max-size=SIZE, max-file=N' },
-  { name: 'tty', short: 't', help: 'a terminal for the program (a new pty, its controlling terminal; with -i, relayed from yours in raw mode); not yet with -d' },
+  { name: 'tty', short: 't', help: 'a terminal for the program (a new pty, its controlling terminal; with -i, relayed from yours in raw mode; with -d, held by the container\'s monitor for brig attach)' },
   { name: 'label', short: 'l', value: true, repeat: true, arg: 'KEY=VAL', help: 'a label on the container (brig ps --filter label=; with -d)' },
 ];
 
@@ -19,10 +19,7 @@ export const containerRunSpecs: OptionSpec[] = [
  * container takes are refused without -d.
  */
 export function wantsContainer(p: Parsed): boolean {
-  if (p.flags.has('detach')) {
-    if (p.flags.has('tty')) throw new UsageError('-t with -d: not supported yet (a detached container has no terminal yet; brig exec -it gives one)');
-    return true;
-  }
+  if (p.flags.has('detach')) return true;
   for (const o of ['restart', 'stop-signal', 'stop-timeout', 'log-opt']) if (p.opts.has(o)) throw new UsageError(`--${o} needs -d (brig run runs in the foreground otherwise)`);
   return false;
 }

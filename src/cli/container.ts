@@ -2,6 +2,7 @@
 // rename | ps | inspect | logs | top | stats | cp | exec, and run -d: the
 // container verbs, thin over src/container (Docker's names, flags, exit codes).
 import { spawn as spawnProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, renameSync, rmSync, statSync, cpSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -79,7 +80,44 @@ function createFrom(p: Parsed, verbName: 'run' | 'create'): Container {
     stopTimeout: stopTimeout === undefined ? undefined : wholeNumber('stop-timeout', stopTimeout),
     labels: keyVals('label', all(p, 'label')),
     logOptions: logOpts,
+    tty: p.flags.has('tty'),
+    openStdin: p.flags.has('interactive'),
   });
+}
+
+/**
+ * Attaches this terminal (or these pipes) to a running container through its
+ * monitor: its output here until it ends, then its exit code; with stdin,
+ * ours to it (raw when both are terminals, so ^C and the like reach its line
+ * discipline), the detach keys ending the attach (exit 0, the container
+ * runs on); our size passed on at the start and on every resize.
+ */
+async function attachTerminal(c: Container, o: { stdin: boolean; backlog?: boolean; detachKeys?: string }): Promise<number> {
+  const rec = c.inspect();
+  const withStdin = o.stdin && rec.Config.OpenStdin;
+  const stdin = process.stdin;
+  const out = process.stdout;
+  let raw = false;
+  const onResize = () => {
+    if (out.columns && out.rows) c.resize(out.columns, out.rows).catch(() => {});
+  };
+  if (rec.Config.Tty && out.isTTY) {
+    onResize();
+    out.on('resize', onResize);
+  }
+  if (withStdin && rec.Config.Tty && stdin.isTTY) {
+    stdin.setRawMode(true);
+    raw = true;
+  }
+  try {
+    const r = await c.attach({ stdin: withStdin ? stdin : undefined, stdout: process.stdout, stderr: process.stderr, detachKeys: o.detachKeys, backlog: o.backlog });
+    if (r.detached) return 0;
+    return await c.wait();
+  } finally {
+    out.off('resize', onResize);
+    if (raw) stdin.setRawMode(false);
+    if (withStdin) stdin.pause();
+  }
 }
 
 /** brig run -d (src/cli/run.ts hands over here): create, start, print the id. */
@@ -114,21 +152,34 @@ export const createCommand = verb(
 
 // ---- lifecycle ----------------------------------------------------------------
 
-const startSpecs: OptionSpec[] = [{ name: 'all', help: 'start every container whose restart policy is always or unless-stopped (for a user service at boot)' }, { name: 'attach', short: 'a', help: "follow the container's output until it exits, and exit with its code" }, helpSpec];
-const startHelp = formatHelp('brig start [-a] CONTAINER... | brig start --all', 'Starts containers (each gets a monitor process that outlives this command).', startSpecs);
+const detachKeysSpec: OptionSpec = { name: 'detach-keys', value: true, arg: 'KEYS', help: 'the keys that detach, leaving the container running (default ctrl-p,ctrl-q)' };
+const startSpecs: OptionSpec[] = [
+  { name: 'all', help: 'start every container whose restart policy is always or unless-stopped (for a user service at boot)' },
+  { name: 'attach', short: 'a', help: "attach to the container's output until it exits, and exit with its code" },
+  { name: 'interactive', short: 'i', help: "attach this stdin to the container's (one made with -i)" },
+  detachKeysSpec,
+  helpSpec,
+];
+const startHelp = formatHelp('brig start [-a] [-i] CONTAINER... | brig start --all', 'Starts containers (each gets a monitor process that outlives this command).', startSpecs);
 export const startCommand = verb(startHelp, startSpecs, async (p) => {
   if (p.flags.has('all')) {
     for (const n of await startAll()) process.stdout.write(`${n}\n`);
     return 0;
   }
   const refs = need(p, 'brig start CONTAINER...');
-  if (p.flags.has('attach')) {
-    if (refs.length !== 1) throw new UsageError('brig start -a: one container only');
+  if (p.flags.has('attach') || p.flags.has('interactive')) {
+    if (refs.length !== 1) throw new UsageError('brig start -a/-i: one container only');
     const c = getContainer(refs[0]);
-    const since = Date.now();
     await c.start();
-    for await (const e of c.logs({ follow: true, since })) (e.stream === 'stderr' ? process.stderr : process.stdout).write(e.log);
-    return c.wait();
+    // What the program wrote before this attach is sent first (the monitor keeps this run's last 64 KiB).
+    try {
+      return await attachTerminal(c, { stdin: p.flags.has('interactive'), backlog: true, detachKeys: one(p, 'detach-keys') });
+    } catch (e) {
+      // It ran to its end before the attach: its output is in the log.
+      if (!(e instanceof ContainerError) || !/stopped container/.test(e.message)) throw e;
+      for await (const l of c.logs({})) (l.stream === 'stderr' ? process.stderr : process.stdout).write(l.log);
+      return c.wait();
+    }
   }
   return each(refs, (c) => c.start());
 });
@@ -214,9 +265,53 @@ function ago(iso: string): string {
   return `${Math.floor(s / 86400)} days`;
 }
 
+/**
+ * The containers a foreground `brig run --name C IMAGE` kept (a writable
+ * layer in the store, no record, nothing running) as ps rows: exited, an id
+ * derived from the name (stable, 64 hex as Docker's), the layer's last
+ * change as the time it ended. Layers of records (named by their id) are not repeated.
+ */
+function keptRecords(records: ContainerRecord[]): ContainerRecord[] {
+  const layers = new Set(records.map((r) => r.Options.container).filter((n): n is string => typeof n === 'string'));
+  let kept: { name: string; ref: string; created: string }[];
+  const store = new Store();
+  try {
+    kept = store.listContainers();
+  } catch {
+    return []; // no store yet
+  }
+  return kept
+    .filter((k) => !layers.has(k.name) && !/^[0-9a-f]{64}$/.test(k.name))
+    .map((k) => {
+      let ended = k.created;
+      try {
+        ended = statSync(join(store.containerDir(k.name), 'upper')).mtime.toISOString();
+      } catch {
+        // no upper directory: its creation then
+      }
+      const exited: ContainerRecord['State'] = { Status: 'exited', Running: false, Paused: false, Restarting: false, OOMKilled: false, Dead: false, Pid: 0, ExitCode: 0, Error: '', StartedAt: k.created, FinishedAt: ended };
+      return {
+        Id: createHash('sha256').update(`brig-kept-container:${k.name}`).digest('hex'),
+        Name: k.name,
+        Created: k.created,
+        Path: '',
+        Args: [],
+        Config: { Cmd: [], Image: k.ref, Env: [], WorkingDir: '', Labels: {}, Tty: false, OpenStdin: false, StopSignal: 'SIGTERM', StopTimeout: 10, Hostname: '' },
+        HostConfig: { RestartPolicy: { Name: 'no', MaximumRetryCount: 0 }, AutoRemove: false, LogConfig: { Type: 'json-file', Config: {} }, Memory: 0, NanoCpus: 0, PidsLimit: 0, NetworkMode: '', Binds: [] },
+        State: exited,
+        RestartCount: 0,
+        LogPath: '',
+        Options: { container: k.name },
+        Cgroups: [],
+        Kept: true,
+      } as ContainerRecord & { Kept: true };
+    });
+}
+
 /** Docker's STATUS column. */
 export function statusText(r: ContainerRecord): string {
   const s = r.State;
+  if ((r as { Kept?: boolean }).Kept) return `Exited ${ago(s.FinishedAt)} ago (kept by brig run --name; its exit code is not recorded)`;
   if (s.Status === 'created') return 'Created';
   if (s.Status === 'restarting' || s.Restarting) return `Restarting (${s.ExitCode}) ${ago(s.FinishedAt)} ago`;
   if (s.Running) return `Up ${ago(s.StartedAt)}${s.Paused ? ' (Paused)' : ''}`;
@@ -248,6 +343,9 @@ export const psCommand = verb(psHelp, psSpecs, (p) => {
   });
   const statusFilter = filters.some(([k]) => k === 'status');
   let rows = listContainers({ all: p.flags.has('all') || statusFilter });
+  // Docker lists every container it keeps: with -a, those a foreground
+  // `brig run --name C IMAGE` kept (a writable layer, no record) too.
+  if (p.flags.has('all') || statusFilter) rows = [...rows, ...keptRecords(rows)].sort((a, b) => b.Created.localeCompare(a.Created));
   for (const [k, v] of filters) {
     if (k === 'name') rows = rows.filter((r) => r.Name.includes(v));
     if (k === 'id') rows = rows.filter((r) => r.Id.startsWith(v));
@@ -444,7 +542,7 @@ export const execCommand = verb(
 /** exec -t: the command on a new terminal (its controlling terminal), relayed to ours. */
 async function execOnTerminal(c: Container, argv: string[], o: { env: string[]; workdir?: string; user?: string }, interactive: boolean): Promise<number> {
   const out = process.stdout;
-  const { proc, master } = c.spawnExecTty(argv, { ...o, cols: out.columns, rows: out.rows });
+  const { proc, master } = await c.spawnExecTty(argv, { ...o, cols: out.columns, rows: out.rows });
   const r = await relayTerminal(proc, master, interactive);
   if (r.status === 'setup-error') process.stderr.write(`Error: exec failed: ${r.error?.message ?? 'setup failed'}\n`);
   return exitCodeOf(r);
@@ -513,14 +611,12 @@ export const cpCommand = verb(cpHelp, [helpSpec], async (p) => {
   return 0;
 });
 
-const attachHelp = formatHelp('brig attach CONTAINER', "Follows a running container's output until it exits (stdin is not attached: containers run with stdin closed).", [helpSpec]);
-export const attachCommand = verb(attachHelp, [helpSpec], async (p) => {
+const attachSpecs: OptionSpec[] = [{ name: 'no-stdin', help: 'do not attach stdin' }, detachKeysSpec, { name: 'sig-proxy', value: true, arg: 'BOOL', help: "accepted for Docker's sake (with a terminal, ^C goes to the container's terminal)" }, helpSpec];
+const attachHelp = formatHelp('brig attach [--no-stdin] [--detach-keys KEYS] CONTAINER', "Attaches to a running container: its output here until it exits (then its exit code), and this\nstdin to its terminal or stdin when it was made with -i; ctrl-p ctrl-q detaches.", attachSpecs);
+export const attachCommand = verb(attachHelp, attachSpecs, async (p) => {
   if (p.rest.length !== 1) throw new UsageError('brig attach CONTAINER');
   const c = getContainer(p.rest[0]);
-  const r = c.inspect();
-  if (!r.State.Running) throw new ContainerError('You cannot attach to a stopped container, start it first');
-  for await (const e of c.logs({ follow: true, since: Date.now() })) (e.stream === 'stderr' ? process.stderr : process.stdout).write(e.log);
-  return c.wait();
+  return attachTerminal(c, { stdin: !p.flags.has('no-stdin'), detachKeys: one(p, 'detach-keys') });
 });
 
 // ---- commit: a container's writable layer --------------------------------------------

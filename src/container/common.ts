@@ -78,7 +78,7 @@ export function execOptions(rec: ContainerRecord, initPid: number, argv: unknown
   }
   const prog = programPid(initPid);
   const cgroupProcs = prog === undefined ? [] : brigCgroupsOf(prog).map((d) => `${d}/cgroup.procs`);
-  return { argv: argv as string[], options, extras: { joinPidfd: fd, cgroupProcs, argv: argv as string[] } };
+  return { argv: argv as string[], options, extras: { joinPidfd: fd, cgroupProcs, argv: argv as string[], containerView: true } };
 }
 
 /** Removes everything of a container: its writable layer, logs, record and runtime files. */

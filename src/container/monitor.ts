@@ -4,7 +4,10 @@
 // writes its logs, records every start and exit, applies the restart policy
 // with Docker's backoff, and takes orders (stop, kill, pause, exec -d) on a
 // unix socket in the runtime directory. One monitor per container at a time.
-import { mkdirSync, rmSync } from 'node:fs';
+import { spawn as spawnProcess, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, rmSync, writeSync } from 'node:fs';
+import { ReadStream } from 'node:tty';
+import type { Writable } from 'node:stream';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { constants as osConstants } from 'node:os';
@@ -42,7 +45,60 @@ function limitedControllers(o: ContainerRecord['Options']): Set<string> {
   return s;
 }
 
+const HERE = import.meta.dirname ?? new URL('.', import.meta.url).pathname;
+/** addon/reaper.c, built with the addon: dist/src/container -> build/Release. */
+const REAPER = join(HERE, '..', '..', '..', 'build', 'Release', 'brig-reaper');
+
+/**
+ * The monitor's own cleaner (addon/reaper.c), in a session of its own: it
+ * is told what to remove (the runtime directory, the cgroups) whenever that
+ * changes, and removes it when the monitor goes without saying it is done
+ * (SIGKILL): the container's processes die with the monitor (init's
+ * PDEATHSIG), and then nothing of it waits for the next brig command.
+ */
+class Reaper {
+  private proc?: ChildProcess;
+
+  start(): void {
+    if (!existsSync(REAPER)) return; // an addon built without it: the next look cleans up (state.ts reconcile)
+    const p = spawnProcess(REAPER, [], { stdio: ['pipe', 'ignore', 'ignore'], detached: true, cwd: '/' });
+    p.on('error', () => {});
+    p.stdin?.on('error', () => {});
+    p.unref();
+    (p.stdin as unknown as { unref?: () => void } | null)?.unref?.();
+    this.proc = p;
+  }
+
+  /** What to remove if the monitor dies now: its runtime directory, then cgroup directories. */
+  tell(runtime: string, cgroups: string[]): void {
+    this.proc?.stdin?.write([runtime, ...cgroups].join('\0') + '\n');
+  }
+
+  /** Nothing left to clean: the reaper exits. */
+  done(): void {
+    this.proc?.stdin?.end('\n');
+  }
+}
+
+/** A client attached to the container's stdio (brig attach, start -a, run -a). */
+interface Attached {
+  sock: Socket;
+  /** Raw bytes (a tty), else Docker's multiplexed frames (8-byte header: stream, 0, 0, 0, length BE). */
+  tty: boolean;
+}
+
+/** What a start -a may have missed between the program's start and its attach: the last bytes of this run. */
+const BACKLOG_MAX = 64 * 1024;
+
 class Monitor {
+  readonly reaper = new Reaper();
+  private attached = new Set<Attached>();
+  /** The current run's terminal (Config.Tty), or its stdin pipe (Config.OpenStdin). */
+  private ptyMaster?: number;
+  private stdinPipe?: Writable | null;
+  private size = { cols: 80, rows: 24 };
+  private backlog: { stream: 1 | 2; data: Buffer }[] = [];
+  private backlogBytes = 0;
   private current?: SandboxProcess;
   private stopAsked = false;
   private wake?: () => void;
@@ -77,14 +133,18 @@ class Monitor {
   }
 
   private serve(c: Socket): void {
-    let buf = '';
+    let buf = Buffer.alloc(0);
     c.on('error', () => {});
-    c.on('data', (d) => {
-      buf += d.toString();
-      const nl = buf.indexOf('\n');
-      if (nl < 0) return;
-      const line = buf.slice(0, nl);
-      buf = '';
+    const onData = (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      const nl = buf.indexOf(0x0a);
+      if (nl < 0) {
+        if (buf.length > 1 << 20) c.destroy();
+        return;
+      }
+      c.off('data', onData);
+      const line = buf.subarray(0, nl).toString();
+      const rest = buf.subarray(nl + 1);
       let req: { op: string; [k: string]: unknown };
       try {
         req = JSON.parse(line);
@@ -92,11 +152,72 @@ class Monitor {
         c.end(JSON.stringify({ error: 'bad request' }) + '\n');
         return;
       }
+      if (req.op === 'attach') {
+        try {
+          this.attach(c, req, rest);
+        } catch (e) {
+          c.end(JSON.stringify({ error: (e as Error).message, exitCode: e instanceof ContainerError ? e.exitCode : 125 }) + '\n');
+        }
+        return;
+      }
       this.handle(req).then(
         (res) => c.end(JSON.stringify(res ?? {}) + '\n'),
         (e: Error) => c.end(JSON.stringify({ error: e.message, exitCode: e instanceof ContainerError ? e.exitCode : 125 }) + '\n'),
       );
-    });
+    };
+    c.on('data', onData);
+  }
+
+  /**
+   * An attach: after its answer line the connection carries the container's
+   * output to the client (raw with a tty, else in Docker's frames) and, with
+   * stdin asked for, the client's input to the program's terminal or stdin
+   * pipe. It ends when the program does; the client leaving (a detach)
+   * changes nothing for the container.
+   */
+  private attach(c: Socket, req: { [k: string]: unknown }, rest: Buffer): void {
+    this.running();
+    const rec = readRecord(this.id)!;
+    const tty = rec.Config.Tty === true;
+    const a: Attached = { sock: c, tty };
+    c.write(JSON.stringify({ ok: true, tty }) + '\n');
+    if (req.backlog === true) for (const b of this.backlog) this.send(a, b.stream, b.data);
+    this.attached.add(a);
+    c.on('close', () => this.attached.delete(a));
+    if (req.stdin === true && (tty || rec.Config.OpenStdin)) {
+      const input = (d: Buffer) => this.input(d);
+      if (rest.length) input(rest);
+      c.on('data', input);
+    } else c.resume(); // input not wanted: read and dropped, so the client's end is seen
+  }
+
+  private input(d: Buffer): void {
+    if (this.ptyMaster !== undefined) {
+      try {
+        writeSync(this.ptyMaster, d);
+      } catch {
+        // the terminal has gone with the program
+      }
+    } else if (this.stdinPipe && !this.stdinPipe.destroyed) this.stdinPipe.write(d);
+  }
+
+  private send(a: Attached, stream: 1 | 2, data: Buffer): void {
+    if (a.sock.destroyed) return;
+    if (a.tty) a.sock.write(data);
+    else {
+      const h = Buffer.alloc(8);
+      h[0] = stream;
+      h.writeUInt32BE(data.length, 4);
+      a.sock.write(Buffer.concat([h, data]));
+    }
+  }
+
+  /** Output of the program: to the log (by the caller), the attached clients and the backlog. */
+  private output(stream: 1 | 2, data: Buffer): void {
+    for (const a of this.attached) this.send(a, stream, data);
+    this.backlog.push({ stream, data });
+    this.backlogBytes += data.length;
+    while (this.backlogBytes > BACKLOG_MAX && this.backlog.length > 1) this.backlogBytes -= this.backlog.shift()!.data.length;
   }
 
   private running(): SandboxProcess {
@@ -168,6 +289,14 @@ class Monitor {
         ex.wait().catch(() => {});
         return { pid: ex.pid };
       }
+      case 'resize': {
+        const cols = Number(req.cols);
+        const rows = Number(req.rows);
+        if (!(cols > 0 && cols < 65536 && rows > 0 && rows < 65536)) throw new ContainerError('resize: cols and rows must be 1 to 65535');
+        this.size = { cols, rows };
+        if (this.ptyMaster !== undefined) native.setWinsize(this.ptyMaster, cols, rows);
+        return {};
+      }
       case 'ping':
         return { pid: process.pid };
       default:
@@ -232,18 +361,54 @@ class Monitor {
       let result: RunResult;
       const startedAt = Date.now();
       try {
-        sp = spawnWith(rec.Args.length || !o.image ? [rec.Path, ...rec.Args] : [], { ...o, stdin: 'ignore', stdout: 'pipe', stderr: 'pipe' }, { cgroupProcs: ccg.procs });
-        this.current = sp;
-        sp.stdout?.on('data', (c: Buffer) => log.write('stdout', c));
-        sp.stderr?.on('data', (c: Buffer) => log.write('stderr', c));
-        // The pipes' last bytes may come after the exit: the log closes once both have ended.
-        const drained = Promise.all([sp.stdout, sp.stderr].map((s) => (s && !s.destroyed ? new Promise((r) => s.once('close', r)) : undefined)));
+        const argv = rec.Args.length || !o.image ? [rec.Path, ...rec.Args] : [];
+        this.backlog = [];
+        this.backlogBytes = 0;
+        let drained: Promise<unknown>;
+        if (rec.Config.Tty) {
+          // A terminal of the container's own devpts (init opens it in the
+          // new root): the program's stdin, stdout and stderr, relayed here.
+          // Its output is the log's stdout, as Docker's.
+          sp = spawnWith(argv, { ...o, stdin: 'ignore', stdout: 'ignore', stderr: 'ignore' }, { cgroupProcs: ccg.procs, containerView: true, ownPty: this.size });
+          this.current = sp;
+          const master = await sp.ptyMaster;
+          this.ptyMaster = master;
+          if (master !== undefined) {
+            const out = new ReadStream(master);
+            out.on('data', (c: Buffer) => {
+              log.write('stdout', c);
+              this.output(1, c);
+            });
+            drained = new Promise<void>((r) => {
+              out.once('close', r);
+              out.once('error', () => r()); // EIO: the program's side has gone
+            });
+            // The relay's stream closes the master when it ends.
+            void drained.then(() => out.destroy());
+          } else drained = Promise.resolve();
+        } else {
+          sp = spawnWith(argv, { ...o, stdin: rec.Config.OpenStdin ? 'pipe' : 'ignore', stdout: 'pipe', stderr: 'pipe' }, { cgroupProcs: ccg.procs, containerView: true });
+          this.current = sp;
+          this.stdinPipe = sp.stdin;
+          sp.stdin?.on('error', () => {});
+          sp.stdout?.on('data', (c: Buffer) => {
+            log.write('stdout', c);
+            this.output(1, c);
+          });
+          sp.stderr?.on('data', (c: Buffer) => {
+            log.write('stderr', c);
+            this.output(2, c);
+          });
+          // The pipes' last bytes may come after the exit: the log closes once both have ended.
+          drained = Promise.all([sp.stdout, sp.stderr].map((s) => (s && !s.destroyed ? new Promise((r) => s.once('close', r)) : undefined)));
+        }
         if (sp.pid) {
           const pid = sp.pid;
           update(this.id, (r) => {
             r.State = { ...r.State, Status: 'running', Running: true, Paused: false, Restarting: false, OOMKilled: false, Dead: false, Pid: pid, ExitCode: 0, Error: '', StartedAt: new Date(startedAt).toISOString() };
             r.Cgroups = ccg.dirs;
           });
+          this.reaper.tell(runtimeDir(this.id), ccg.dirs);
           // The run's own cgroups (its limits) show once the program has joined them.
           setTimeout(() => {
             const prog = programPid(pid);
@@ -253,6 +418,7 @@ class Monitor {
                 update(this.id, (r) => {
                   r.Cgroups = [...ccg.dirs, ...more];
                 });
+                this.reaper.tell(runtimeDir(this.id), [...ccg.dirs, ...more]);
               } catch {
                 // removed meanwhile
               }
@@ -265,6 +431,12 @@ class Monitor {
       }
       this.current = undefined;
       this.paused = undefined;
+      this.ptyMaster = undefined;
+      this.stdinPipe?.destroy();
+      this.stdinPipe = undefined;
+      // Attached clients end with the program (Docker's attach does).
+      for (const a of this.attached) a.sock.end();
+      this.attached.clear();
       log.close();
       removeCgroups(ccg.dirs);
       const code = exitCodeOf(result);
@@ -322,6 +494,7 @@ class Monitor {
       if (remove) r.State.Status = 'removing';
       writeRecord(r);
     });
+    this.reaper.done();
     if (remove) await removeContainerFiles(this.id);
   }
 }
@@ -341,8 +514,10 @@ export async function monitorMain(id: string): Promise<number> {
   // Orders to stop come on the socket; a signal to the monitor itself ends
   // the container the same way (and the record says so).
   for (const s of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(s, () => void m['handle']({ op: 'stop', timeout: 10 }).catch(() => {}));
+  m.reaper.start();
   try {
     await m.listen();
+    m.reaper.tell(runtimeDir(id), []);
     await m.run();
   } finally {
     await m.finish();
@@ -361,5 +536,5 @@ if (process.argv[1] && /monitor\.js$/.test(process.argv[1]) && process.argv[2]) 
   );
 }
 
-export const MONITOR_SCRIPT = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, 'monitor.js');
+export const MONITOR_SCRIPT = join(HERE, 'monitor.js');
 void recordDir;
