@@ -79,6 +79,8 @@ function createFrom(p: Parsed, verbName: 'run' | 'create'): Container {
     stopTimeout: stopTimeout === undefined ? undefined : wholeNumber('stop-timeout', stopTimeout),
     labels: keyVals('label', all(p, 'label')),
     logOptions: logOpts,
+    ...(all(p, 'network-alias').length ? { networkAliases: all(p, 'network-alias') } : {}),
+    ...(all(p, 'link').length ? { links: all(p, 'link') } : {}),
   });
 }
 
