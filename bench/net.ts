@@ -134,4 +134,97 @@ async function main() {
   console.log('written: bench/results/net.json');
 }
 
-await main();
+// 3. A user network: container-to-container TCP round trips (one
+// connection, 1-byte ping-pong) against the same client and server on one
+// container's own loopback; and what a user network adds to a container's
+// start. BRIG_BENCH_NET_USER=0 skips it.
+const PINGER = `
+import socket, sys, time, threading
+mode = sys.argv[1]
+if mode == "serve":
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", 7000)); s.listen(16)
+    def serve(c):
+        c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        while True:
+            d = c.recv(1)
+            if not d: break
+            c.sendall(d)
+    while True:
+        c, a = s.accept(); threading.Thread(target=serve, args=(c,), daemon=True).start()
+else:
+    for i in range(100):
+        try:
+            c = socket.create_connection((sys.argv[2], 7000), timeout=1); break
+        except OSError: time.sleep(0.05)
+    c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    out = []
+    for i in range(int(sys.argv[3])):
+        t = time.perf_counter(); c.sendall(b"p"); c.recv(1); out.append((time.perf_counter() - t) * 1000)
+    print(" ".join("%.4f" % x for x in out))
+`;
+
+async function userNetwork(): Promise<void> {
+  if (process.env.BRIG_BENCH_NET_USER === '0') return;
+  const { mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const store = mkdtempSync(join(tmpdir(), 'benchnet-'));
+  const saved = { store: process.env.BRIG_STORE, run: process.env.XDG_RUNTIME_DIR };
+  process.env.BRIG_STORE = join(store, 'store');
+  process.env.XDG_RUNTIME_DIR = join(store, 'run');
+  mkdirSync(process.env.XDG_RUNTIME_DIR, { mode: 0o700 });
+  const { createNetwork, removeNetwork } = await import('../src/net/networks.js');
+  const { createContainer } = await import('../src/container/index.js');
+  const trips = Number(process.env.BRIG_BENCH_NET_TRIPS ?? 2000);
+  const starts = Number(process.env.BRIG_BENCH_NET_STARTS ?? 3);
+  const made: { remove(o: { force: boolean }): Promise<void> }[] = [];
+  try {
+    createNetwork({ name: 'bench' });
+    const srv = createContainer(['/usr/bin/python3', '-c', PINGER, 'serve'], { name: 'srv', network: 'bench' });
+    made.push(srv);
+    await srv.start();
+    const cli = createContainer(['/bin/sleep', '1000'], { name: 'cli', network: 'bench' });
+    made.push(cli);
+    await cli.start();
+    const rtts = async (c: typeof srv, host: string) => {
+      const r = await c.exec(['/usr/bin/python3', '-c', PINGER, 'ping', host, String(trips)]);
+      if (r.exitCode !== 0) throw new Error(`pinger: ${String(r.stderr)}`);
+      return String(r.stdout).trim().split(' ').map(Number).slice(Math.floor(trips / 10)); // the first tenth warms up
+    };
+    const rows = [stats('one container, its loopback', await rtts(srv, '127.0.0.1')), stats('container to container, user network', await rtts(cli, 'srv'))];
+    // Start: a container on the network against one on loopback (holder running).
+    const st: Record<string, number[]> = { loopback: [], network: [] };
+    for (let i = 0; i < starts; i++)
+      for (const mode of ['loopback', 'network'] as const) {
+        const c = createContainer(['/bin/sleep', '1000'], { network: mode === 'network' ? 'bench' : 'loopback' });
+        const t = performance.now();
+        await c.start();
+        st[mode].push(performance.now() - t);
+        await c.remove({ force: true });
+      }
+    const startRows = [stats('container start, loopback', st.loopback), stats('container start, user network', st.network)];
+    console.log(`
+user network: 1-byte TCP round trip, ${trips} each (ratio to loopback)\n`);
+    console.log(table(rows, 'one container, its loopback'));
+    console.log(`\ncontainer start (createContainer().start()), ${starts} each\n`);
+    console.log(table(startRows, 'container start, loopback'));
+    const out = join(dirname(fileURLToPath(import.meta.url)), '../../bench/results');
+    mkdirSync(out, { recursive: true });
+    writeFileSync(join(out, 'net-user.json'), JSON.stringify({ date: new Date().toISOString(), trips, roundTrip: rows, start: startRows }, null, 2) + '\n');
+  } finally {
+    for (const c of made) await c.remove({ force: true }).catch(() => {});
+    try {
+      removeNetwork('bench');
+    } catch {
+      // not made
+    }
+    process.env.BRIG_STORE = saved.store;
+    process.env.XDG_RUNTIME_DIR = saved.run;
+    if (saved.store === undefined) delete process.env.BRIG_STORE;
+    if (saved.run === undefined) delete process.env.XDG_RUNTIME_DIR;
+    rmSync(store, { recursive: true, force: true });
+  }
+}
+
+if (process.env.BRIG_BENCH_NET_ONLY_USER !== '1') await main();
+await userNetwork();

@@ -12,7 +12,7 @@ import { resolveSeccomp, SeccompCompileError, SeccompPolicyError, type ResolvedS
 export type { BindMount, TmpfsMount } from './profile/types.js';
 import type { Rlimit } from './profile/types.js';
 import type { ProfileOption, SandboxPolicy } from './profile/index.js';
-import { networkMode, netOptions, type NetOptions, type NetworkMode } from './net/index.js';
+import { networkAttach, networkMode, netOptions, type NetAttach, type NetOptions, type NetworkMode } from './net/index.js';
 
 /**
  * stdin: the words 'ignore' (default), 'inherit' and 'pipe' are modes; any
@@ -50,7 +50,7 @@ export interface SandboxOptions extends Omit<SandboxPolicy, 'seccomp' | 'descrip
    * host's own network namespace, no network isolation at all. 'host' is
    * never a profile's: only a run asks for it, and brig logs a warning.
    */
-  network?: SandboxPolicy['network'] | 'host';
+  network?: SandboxPolicy['network'] | 'host' | (string & {});
   /**
    * The profile under these options: a name (`'judge'`), a path, a profile
    * object (defineProfile), or a list applied in order. Default `'default'`.
@@ -107,6 +107,8 @@ export interface ResolvedOptions {
   cwd: string;
   hostname: string;
   network: NetworkMode;
+  /** A user network or container:NAME the sandbox joins (then `network` is 'loopback'): containers only. */
+  attach?: NetAttach;
   /** Published ports, pasta's options, the name files' entries (src/net/). */
   net: NetOptions;
   uid: number;
@@ -466,7 +468,12 @@ export function resolveOptions(argv: unknown, o: SandboxOptions = {}): ResolvedO
   if (!/^[A-Za-z0-9]([A-Za-z0-9.-]{0,62})$/.test(hostname)) throw new OptionsError('hostname', `expected 1-63 letters, digits, dots or dashes, got ${JSON.stringify(hostname)}`);
 
   const network = networkMode(o.network);
-  const net = netOptions(network, o);
+  const attach = networkAttach(o.network);
+  if (attach?.kind === 'container' && (o.publish as unknown[] | undefined)?.length) throw new OptionsError('publish', 'conflicting options: port publishing and the container type network mode');
+  // A container on a user network publishes through brig's proxy: pasta
+  // cannot open its tap in a namespace nested under the holder's.
+  const net = netOptions(network, attach && o.publishVia === undefined ? { ...o, publishVia: 'proxy' } : o);
+  if (attach && net.publish.some((p) => p.protocol === 'udp')) throw new OptionsError('publish', "UDP ports cannot be published from a user network yet (brig's proxy forwards TCP only)");
 
   checkStdio('stdin', o.stdin, true);
   checkStdio('stdout', o.stdout, false);
@@ -506,6 +513,7 @@ export function resolveOptions(argv: unknown, o: SandboxOptions = {}): ResolvedO
     cwd: o.cwd === undefined ? (image ? image.config.WorkingDir || '/' : '/tmp') : sandboxPath('cwd', o.cwd, { allowRoot: true, allowSystem: true }),
     hostname,
     network,
+    ...(attach ? { attach } : {}),
     net,
     uid: id('uid', o.uid, imageUser.uid ?? DEFAULT_UID),
     gid: id('gid', o.gid, imageUser.gid ?? DEFAULT_GID),

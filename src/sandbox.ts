@@ -332,6 +332,21 @@ export interface LaunchExtras {
    * SandboxProcess.ptyMaster. The stdio options are then not used.
    */
   ownPty?: { cols: number; rows: number };
+  /**
+   * A user and network namespace pair the launch joins instead of making
+   * its own (fds, the caller's to close): a container's endpoint on a user
+   * network (src/net/attach.ts) or another container's (container:NAME).
+   * Its id maps are written already.
+   */
+  netJoin?: [number, number];
+  /** Called once the launch returned, used or not: closes netJoin's fds and ends what made them. */
+  netJoinDone?: () => void;
+  /**
+   * Makes the pair to join (netJoin) once this launch's id maps are known
+   * (lines: inside, outside, count): a container's endpoints on user
+   * networks (src/net/holder.ts), or a running container's namespaces.
+   */
+  prepareNet?: (maps: { uid: [number, number, number][]; gid: [number, number, number][] }) => Promise<{ fds: [number, number]; done: () => void }>;
 }
 
 /** A running sandbox. `pid` is the host pid of the sandbox's init (0 when setup failed before launch). */
@@ -412,6 +427,25 @@ export class SandboxProcess extends EventEmitter {
     };
     const failBefore = (info: SetupErrorInfo) => before(() => setupFailure(info, t0));
 
+    // The network to join is made first, mapped as this launch maps ids.
+    const prepareNet = this.extras.prepareNet;
+    if (prepareNet && !this.extras.netJoin && !pooled) {
+      let maps: { uid: [number, number, number][]; gid: [number, number, number][] };
+      if (o.idMap === 'multi') {
+        const m = switchesIds(o) ? planMultiMap(0, 0) : planMultiMap(o.uid, o.gid);
+        if ('error' in m) return failBefore(m.error);
+        maps = { uid: m.uid, gid: m.gid };
+      } else maps = { uid: [[o.uid, process.getuid!(), 1]], gid: [[o.gid, process.getgid!(), 1]] };
+      const resolved = o;
+      return prepareNet(maps).then(
+        (ep) => {
+          this.extras.netJoin = ep.fds;
+          this.extras.netJoinDone = ep.done;
+          return this.start(resolved, stdio, t0);
+        },
+        (e: unknown) => failBefore(setupErrorInfo('network', errnoOf(e, osConstants.errno.EIO), undefined, (e as Error).message)),
+      );
+    }
     // A pooled sandbox was made ahead: cgroups, limits and plan are its own.
     let prep: PreparedSandbox;
     if (pooled) prep = pooled.prepared;
@@ -428,8 +462,11 @@ export class SandboxProcess extends EventEmitter {
     o = { ...o, rlimits: prep.o.rlimits };
     const signal = o.signal;
     if (signal?.aborted) return before(() => Promise.reject(abortError(signal)));
+    const netJoin = this.extras.netJoin;
+    if (o.attach && !netJoin && this.extras.joinPidfd === undefined) return failBefore(setupErrorInfo('network', osConstants.errno.EINVAL, undefined, `network ${o.attach.kind === 'container' ? `container:${o.attach.ref}` : o.attach.name}: user networks and container:NAME are for containers (brig run -d or --name, brig create; createContainer in the API)`));
     let multi: MultiMapPlan | undefined;
-    if (o.idMap === 'multi') {
+    // A joined pair has its maps already (the multi-id one too).
+    if (o.idMap === 'multi' && !netJoin) {
       const m = switchesIds(o) ? planMultiMap(0, 0) : planMultiMap(o.uid, o.gid);
       if ('error' in m) return failBefore(m.error);
       multi = m;
@@ -483,10 +520,10 @@ export class SandboxProcess extends EventEmitter {
     const gidMap = `${o.gid} ${gid} 1\n`;
     // A pooled sandbox has its namespaces; a multi-id map is written by
     // newuidmap after the clone: neither takes a warm pair.
-    const warmable = !pooled && !multi && join === undefined;
+    const warmable = !pooled && !multi && join === undefined && !netJoin;
     // pasta and the port proxy need init's namespaces before its first step.
     const needsNet = !pooled && join === undefined && needsNetworkHelper(o.network, o.net);
-    const warm = warmable ? takeWarm(uidMap, gidMap) : undefined;
+    const warm = netJoin ?? (warmable ? takeWarm(uidMap, gidMap) : undefined);
     try {
       info = pooled
         ? native.start(
@@ -514,7 +551,8 @@ export class SandboxProcess extends EventEmitter {
           skeleton: join === undefined ? built.skeleton : undefined,
           joinPidfd: join,
           deferRelease: multi !== undefined,
-          holdRelease: needsNet && multi === undefined,
+          // A joined pair is checked to be in use before init goes on.
+          holdRelease: (needsNet && multi === undefined) || netJoin !== undefined,
           initName: join === undefined ? 'brig-init' : 'brig-exec',
           noClone3: process.env.BRIG_NO_CLONE3 === '1',
           timings: o.timings,
@@ -527,7 +565,8 @@ export class SandboxProcess extends EventEmitter {
         (e) => exitResolve(e),
       );
     } catch (e) {
-      if (warm) closeWarm(warm);
+      if (warm && !netJoin) closeWarm(warm);
+      this.extras.netJoinDone?.();
       closeCgroupFds();
       closePtyPair();
       const ne = e as NativeError & { path?: string };
@@ -545,7 +584,8 @@ export class SandboxProcess extends EventEmitter {
     }
     const tLaunched = monotonicMs();
     // The sandbox's init holds the namespaces now (or the launch made its own).
-    if (warm) closeWarm(warm);
+    if (warm && !netJoin) closeWarm(warm);
+    this.extras.netJoinDone?.();
     sandboxStarted();
     closeChildEnds();
     closeCgroupFds();
@@ -585,7 +625,13 @@ export class SandboxProcess extends EventEmitter {
         },
       );
     };
-    if (multi) {
+    if (netJoin && !info.warm) {
+      // The launch made namespaces of its own (no clone3, or setns refused):
+      // the program would run off its network. It never starts.
+      mapError = setupErrorInfo('network-join', osConstants.errno.EPERM, undefined, 'the launch could not join the network namespace prepared for it');
+      this.resolveNetwork({ ports: [] });
+      this.kill('SIGKILL');
+    } else if (multi) {
       writeMultiMap(info.pid, multi).then(
         () => (needsNet ? startNetwork() : releaseInit()),
         (e: Error) => {
@@ -594,7 +640,10 @@ export class SandboxProcess extends EventEmitter {
         },
       );
     } else if (needsNet) startNetwork();
-    else this.resolveNetwork({ ports: [] });
+    else {
+      this.resolveNetwork({ ports: [] });
+      if (netJoin) releaseInit();
+    }
     stdio.feed?.();
     stdio.onOutputError = () => this.kill('SIGKILL');
     log().debug({ pid: info.pid, steps: built.steps.length, clone3: info.clone3 }, 'sandbox launched');

@@ -20,6 +20,6 @@ export const containerRunSpecs: OptionSpec[] = [
  */
 export function wantsContainer(p: Parsed): boolean {
   if (p.flags.has('detach')) return true;
-  for (const o of ['restart', 'stop-signal', 'stop-timeout', 'log-opt']) if (p.opts.has(o)) throw new UsageError(`--${o} needs -d (brig run runs in the foreground otherwise)`);
+  for (const o of ['restart', 'stop-signal', 'stop-timeout', 'log-opt', 'network-alias', 'link', 'publish-all']) if (p.opts.has(o)) throw new UsageError(`--${o} needs -d (brig run runs in the foreground otherwise)`);
   return false;
 }

@@ -15,6 +15,8 @@ import { cgroupsOf } from './cgroups.js';
 import { execOptions, exitCodeOf, removeContainerFiles, type ExecOptions } from './common.js';
 import { readLogs, type LogEntry } from './logs.js';
 import { MONITOR_SCRIPT } from './monitor.js';
+import { initialNetworkSettings } from '../net/attach.js';
+import { netOptions } from '../net/index.js';
 import { processTree, procInfo, programPid, type ProcInfo } from './proc.js';
 import {
   ContainerError,
@@ -57,6 +59,12 @@ export interface ContainerOptions extends SandboxOptions {
   tty?: boolean;
   /** Keep the program's stdin open for attach (docker run -i): a pipe held by the monitor, or the terminal. */
   openStdin?: boolean;
+  /** More names the container has on its user network (--network-alias). */
+  networkAliases?: string[];
+  /** Docker's legacy links, NAME[:ALIAS]: a hosts entry and ALIAS_* variables (src/net/attach.ts). */
+  links?: string[];
+  /** -P: every port the image EXPOSEs, published on a free host port (127.0.0.1 unless -p says otherwise). */
+  publishAll?: boolean;
 }
 
 /** How an attach ended: the program ended (or the monitor went), or the client detached. */
@@ -95,8 +103,13 @@ function checkSignal(field: string, v: string): string {
   return name;
 }
 
-const CONTAINER_KEYS = ['name', 'restart', 'autoRemove', 'labels', 'stopSignal', 'stopTimeout', 'logOptions', 'tty', 'openStdin'] as const;
+const CONTAINER_KEYS = ['name', 'restart', 'autoRemove', 'labels', 'stopSignal', 'stopTimeout', 'logOptions', 'tty', 'openStdin', 'networkAliases', 'links', 'publishAll'] as const;
 const NOT_KEPT = ['stdin', 'stdout', 'stderr', 'signal', 'timings'] as const;
+
+function checkLinks(links: unknown): string[] {
+  if (!Array.isArray(links) || links.some((l) => typeof l !== 'string' || !/^\/?[a-zA-Z0-9][a-zA-Z0-9_.-]*(:[a-zA-Z0-9][a-zA-Z0-9_.-]*)?$/.test(l))) throw new OptionsError('links', 'expected NAME[:ALIAS] entries');
+  return links as string[];
+}
 
 /** Makes a container (state created); start() runs it. argv empty: the image's command. */
 export function createContainer(argv: string[], options: ContainerOptions = {}): Container {
@@ -114,6 +127,19 @@ export function createContainer(argv: string[], options: ContainerOptions = {}):
   if (sandbox.image !== undefined) sandbox.container = id;
   // Every option checked now, not at start: the same errors as run's. For an image, this makes its writable layer.
   const resolved = resolveOptions(argv, applyProfile(sandbox));
+  if (options.publishAll) {
+    // Docker's -P: the image's EXPOSE, each on a port the kernel picks at each start.
+    // On a user network only TCP can be published (brig's proxy): -P leaves UDP ports out there.
+    const exposed = Object.keys(resolved.image?.config.ExposedPorts ?? {}).filter((p) => !resolved.attach || !p.endsWith('/udp'));
+    if (exposed.length) {
+      sandbox.publish = [...((sandbox.publish as unknown[] | undefined) ?? []), ...exposed.map((p) => (p.includes('/') ? p : `${p}/tcp`))] as SandboxOptions['publish'];
+      netOptions(resolved.network, sandbox as Parameters<typeof netOptions>[1]);
+    }
+  }
+  const aliases = options.networkAliases ?? [];
+  if (!Array.isArray(aliases) || aliases.some((a) => typeof a !== 'string' || !NAME_RE.test(a))) throw new OptionsError('networkAliases', 'expected names (letters, digits, _ . -)');
+  if (aliases.length && resolved.attach?.kind !== 'network') throw new OptionsError('networkAliases', 'network aliases are for containers on a user network (--network NAME)');
+  const networkSettings = resolved.attach?.kind === 'network' ? initialNetworkSettings(resolved.attach.name, aliases) : undefined;
   const rec: ContainerRecord = {
     Id: id,
     Name: name,
@@ -139,14 +165,16 @@ export function createContainer(argv: string[], options: ContainerOptions = {}):
       Memory: resolved.limits.memoryBytes ?? 0,
       NanoCpus: Math.round((resolved.limits.cpus ?? 0) * 1e9),
       PidsLimit: resolved.limits.pids ?? 0,
-      NetworkMode: resolved.network,
+      NetworkMode: resolved.attach ? String(options.network) : resolved.network,
       Binds: resolved.mounts.map((m) => `${m.source}:${m.target}:${m.readonly ? 'ro' : 'rw'}`),
+      ...(options.links?.length ? { Links: checkLinks(options.links) } : {}),
     },
     State: { Status: 'created', Running: false, Paused: false, Restarting: false, OOMKilled: false, Dead: false, Pid: 0, ExitCode: 0, Error: '', StartedAt: '0001-01-01T00:00:00Z', FinishedAt: '0001-01-01T00:00:00Z' },
     RestartCount: 0,
     LogPath: join(recordDir(id), `${id}-json.log`),
     Options: sandbox,
     Cgroups: [],
+    ...(networkSettings ? { NetworkSettings: networkSettings } : {}),
   };
   // With an image, the run's argv is what the container was given (the image's entrypoint applies at each start).
   rec.Args = argv.slice(1);

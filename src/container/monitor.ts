@@ -18,6 +18,7 @@ import { JsonLogWriter } from './logs.js';
 import { processTree, programPid } from './proc.js';
 import { ContainerError, exitedState, monitorAlive, processStart, readRecord, recordDir, removeCgroups, runtimeDir, socketPath, update, withLock, writeRecord, type ContainerRecord } from './state.js';
 import { execOptions, exitCodeOf, removeContainerFiles } from './common.js';
+import { startNetwork, type StartNetwork } from '../net/attach.js';
 
 const BACKOFF_START_MS = 100;
 const BACKOFF_MAX_MS = 60_000;
@@ -360,7 +361,13 @@ class Monitor {
       let sp: SandboxProcess;
       let result: RunResult;
       const startedAt = Date.now();
+      let net: StartNetwork | undefined;
       try {
+        // User networks, container:NAME, links: leases, the hosts file, the namespaces to join.
+        net = startNetwork(this.id);
+        const runOptions: typeof o = { ...o };
+        if (net?.options.mounts?.length) runOptions.mounts = [...(o.mounts ?? []), ...net.options.mounts];
+        if (net?.options.env && Object.keys(net.options.env).length) runOptions.env = { ...net.options.env, ...(o.env as Record<string, string> | undefined) };
         const argv = rec.Args.length || !o.image ? [rec.Path, ...rec.Args] : [];
         this.backlog = [];
         this.backlogBytes = 0;
@@ -369,7 +376,7 @@ class Monitor {
           // A terminal of the container's own devpts (init opens it in the
           // new root): the program's stdin, stdout and stderr, relayed here.
           // Its output is the log's stdout, as Docker's.
-          sp = spawnWith(argv, { ...o, stdin: 'ignore', stdout: 'ignore', stderr: 'ignore' }, { cgroupProcs: ccg.procs, containerView: true, ownPty: this.size });
+          sp = spawnWith(argv, { ...runOptions, stdin: 'ignore', stdout: 'ignore', stderr: 'ignore' }, { cgroupProcs: ccg.procs, containerView: true, ownPty: this.size, prepareNet: net?.prepareNet });
           this.current = sp;
           const master = await sp.ptyMaster;
           this.ptyMaster = master;
@@ -387,7 +394,7 @@ class Monitor {
             void drained.then(() => out.destroy());
           } else drained = Promise.resolve();
         } else {
-          sp = spawnWith(argv, { ...o, stdin: rec.Config.OpenStdin ? 'pipe' : 'ignore', stdout: 'pipe', stderr: 'pipe' }, { cgroupProcs: ccg.procs, containerView: true });
+          sp = spawnWith(argv, { ...runOptions, stdin: rec.Config.OpenStdin ? 'pipe' : 'ignore', stdout: 'pipe', stderr: 'pipe' }, { cgroupProcs: ccg.procs, containerView: true, prepareNet: net?.prepareNet });
           this.current = sp;
           this.stdinPipe = sp.stdin;
           sp.stdin?.on('error', () => {});
@@ -402,8 +409,16 @@ class Monitor {
           // The pipes' last bytes may come after the exit: the log closes once both have ended.
           drained = Promise.all([sp.stdout, sp.stderr].map((s) => (s && !s.destroyed ? new Promise((r) => s.once('close', r)) : undefined)));
         }
+        // A launch that joins a prepared network starts once that is made: wait for it (and for pasta's ports).
+        const netInfo = await sp.network;
         if (sp.pid) {
           const pid = sp.pid;
+          // Docker's NetworkSettings.Ports: each published port as bound (brig port reads them).
+          const ports: Record<string, { HostIp: string; HostPort: string }[]> = {};
+          for (const p of netInfo.ports) (ports[`${p.containerPort}/${p.protocol}`] ??= []).push({ HostIp: p.hostIp, HostPort: String(p.hostPort) });
+          update(this.id, (r) => {
+            if (netInfo.ports.length || r.NetworkSettings) (r.NetworkSettings ??= { Networks: {}, Ports: {} }).Ports = ports;
+          });
           update(this.id, (r) => {
             r.State = { ...r.State, Status: 'running', Running: true, Paused: false, Restarting: false, OOMKilled: false, Dead: false, Pid: pid, ExitCode: 0, Error: '', StartedAt: new Date(startedAt).toISOString() };
             r.Cgroups = ccg.dirs;
@@ -437,6 +452,7 @@ class Monitor {
       // Attached clients end with the program (Docker's attach does).
       for (const a of this.attached) a.sock.end();
       this.attached.clear();
+      await net?.ended().catch(() => {});
       log.close();
       removeCgroups(ccg.dirs);
       const code = exitCodeOf(result);
