@@ -507,6 +507,7 @@ export class SandboxProcess extends EventEmitter {
       cgroupFds = pooled ? undefined : cgroups?.joinFds();
       for (const procs of this.extras.cgroupProcs ?? []) (cgroupFds ??= []).push(openSync(procs, fsConstants.O_WRONLY));
     } catch (e) {
+      closePtyPair();
       return failBefore(setupErrorInfo('cgroup-open', errnoOf(e), (e as NodeJS.ErrnoException).path));
     }
     const closeCgroupFds = () => {
