@@ -395,7 +395,7 @@ export default async function containers(app: FastifyInstance): Promise<void> {
     try {
       c = createContainer(argv, options);
     } catch (e) {
-      const m = /^no image "([^"]*)"/.exec((e as Error).message ?? '');
+      const m = /no image "([^"]*)"/.exec((e as Error).message ?? '');
       if (m) throw new EngineError(404, `No such image: ${m[1]}`);
       throw e;
     }
