@@ -127,6 +127,10 @@ export function createOptions(body: unknown, name: string | undefined): { argv: 
   if (mode === 'default' || mode === 'bridge' || mode === '') {
     if (publish.length) o.network = 'loopback';
   } else (o as Record<string, unknown>).network = mode; // none, host, loopback, pasta; a user network or container:NAME once i24c's networks are merged
+  // A user network's aliases (compose gives the service name): i24c's ContainerOptions.networkAliases.
+  const endpoints = isObj(body.NetworkingConfig) && isObj(body.NetworkingConfig.EndpointsConfig) ? body.NetworkingConfig.EndpointsConfig : {};
+  const aliases = Object.values(endpoints).flatMap((ep) => (isObj(ep) ? (strings('NetworkingConfig.EndpointsConfig.Aliases', ep.Aliases) ?? []) : []));
+  if (aliases.length && !['', 'default', 'bridge', 'none', 'host', 'loopback', 'pasta'].includes(mode) && !mode.startsWith('container:')) o.networkAliases = [...new Set(aliases)];
   const rp = isObj(hc.RestartPolicy) ? hc.RestartPolicy : undefined;
   if (rp && typeof rp.Name === 'string' && rp.Name !== '' && rp.Name !== 'no') o.restart = rp.Name === 'on-failure' && typeof rp.MaximumRetryCount === 'number' && rp.MaximumRetryCount > 0 ? `on-failure:${rp.MaximumRetryCount}` : rp.Name;
   if (typeof hc.Memory === 'number' && hc.Memory > 0) o.memory = hc.Memory;
@@ -276,9 +280,24 @@ function inspectShape(r: ContainerRecord) {
       Volumes: null,
       OnBuild: null,
     },
-    NetworkSettings: { Bridge: '', SandboxID: '', HairpinMode: false, Ports: portMap, Networks: { [r.HostConfig.NetworkMode]: {} }, ...(rec.NetworkSettings ?? {}), ...(rec.NetworkSettings?.Ports ? {} : { Ports: portMap }) },
+    NetworkSettings: { Bridge: '', SandboxID: '', HairpinMode: false, Ports: portMap, Networks: { [r.HostConfig.NetworkMode]: {} }, ...(rec.NetworkSettings ?? {}), ...(rec.NetworkSettings?.Ports ? {} : { Ports: portMap }), ...withShortIdAliases(r.Id, rec.NetworkSettings) },
     Brig: { Options: r.Options, Cgroups: r.Cgroups, PauseBy: r.PauseBy, MonitorPid: r.Monitor?.Pid ?? 0 },
   };
+}
+
+/** Docker lists a container's short id among its aliases on a user network (compose reconnects it otherwise). */
+function withShortIdAliases(id: string, ns: Record<string, unknown> | undefined): { Networks?: Record<string, unknown> } {
+  if (!ns || !isObj(ns.Networks)) return {};
+  const nets: Record<string, unknown> = {};
+  for (const [name, n] of Object.entries(ns.Networks)) {
+    if (!isObj(n) || ['none', 'host', 'loopback', 'pasta', 'bridge', 'default'].includes(name)) {
+      nets[name] = n;
+      continue;
+    }
+    const al = Array.isArray(n.Aliases) ? (n.Aliases as string[]) : [];
+    nets[name] = { ...n, Aliases: al.includes(id.slice(0, 12)) ? al : [...al, id.slice(0, 12)] };
+  }
+  return { Networks: nets };
 }
 
 let execIdsOf: (containerId: string) => string[] | null = () => null;
