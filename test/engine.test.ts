@@ -95,6 +95,23 @@ describe('the engine socket', () => {
   });
 });
 
+describe('--listen', () => {
+  it('adds TCP on loopback, with a warning on stderr', async () => {
+    const dir = join(root, 'tcp');
+    spawnSync('mkdir', ['-m', '0700', dir]);
+    const tcp = await startService(env, join(dir, 'd.sock'), ['--listen', '127.0.0.1:0']);
+    try {
+      assert.match(tcp.stderr(), /WARNING: --listen 127\.0\.0\.1:0: the API on TCP has no authentication/);
+      const port = /tcp:\/\/127\.0\.0\.1:(\d+)/.exec(tcp.stderr())?.[1];
+      assert.ok(port, tcp.stderr());
+      const r = spawnSync('/usr/bin/docker', ['version', '--format', '{{.Server.APIVersion}}'], { env: { ...env, DOCKER_HOST: `tcp://127.0.0.1:${port}`, DOCKER_CONFIG: join(dir, 'cfg') }, encoding: 'utf8', timeout: 30_000 });
+      assert.equal(r.stdout.trim(), '1.41', r.stderr);
+    } finally {
+      await tcp.stop();
+    }
+  });
+});
+
 describe('the docker CLI (20.10) against it', () => {
   it('docker version shows the server: brig, API 1.41', () => {
     const r = docker(svc, ['version', '--format', '{{.Server.APIVersion}} {{.Server.Platform.Name}} {{.Server.Os}}']);

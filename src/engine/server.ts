@@ -184,6 +184,7 @@ export async function createEngineServer(o: EngineServerOptions): Promise<Engine
   }
   chmodSync(o.socket, 0o600);
   let address: string | undefined;
+  let closeTcp = async () => {};
   if (o.listen) {
     const m = /^(?:tcp:\/\/)?(\[[^\]]+\]|[^:]+):(\d+)$/.exec(o.listen);
     if (!m) {
@@ -206,16 +207,17 @@ export async function createEngineServer(o: EngineServerOptions): Promise<Engine
     });
     const a = tcp.address();
     address = typeof a === 'object' && a ? `${a.address}:${a.port}` : o.listen;
-    app.addHook('onClose', async () => {
+    closeTcp = async () => {
       tcp.closeAllConnections();
       await new Promise<void>((r) => tcp.close(() => r()));
-    });
+    };
   }
   return {
     socket: o.socket,
     address,
     app,
     close: async () => {
+      await closeTcp();
       await app.close();
       try {
         unlinkSync(o.socket);
