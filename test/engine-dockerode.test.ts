@@ -64,9 +64,11 @@ describe('dockerode against brig', () => {
     c.modem.demuxStream(stream, out, err);
     const outText = collect(out);
     const errText = collect(err);
+    // Listened for now: the stream may end (the container done) before wait answers.
+    const ended = new Promise((r) => (stream.on('end', r), stream.on('close', r)));
     await c.start();
     const w = await c.wait();
-    await new Promise((r) => stream.on('end', r));
+    await ended;
     out.end();
     err.end();
     assert.equal(w.StatusCode, 6);
@@ -113,8 +115,9 @@ describe('dockerode against brig', () => {
       docker.modem.demuxStream(stream, out, err);
       const o = collect(out);
       const e = collect(err);
+      const ended = new Promise((r) => (stream.on('end', r), stream.on('close', r)));
       stream.end('from stdin\n');
-      await new Promise((r) => stream.on('end', r));
+      await ended;
       out.end();
       err.end();
       assert.equal((await o).toString(), 'from stdin\n');
