@@ -368,7 +368,8 @@ class Monitor {
         const runOptions: typeof o = { ...o };
         if (net?.options.mounts?.length) runOptions.mounts = [...(o.mounts ?? []), ...net.options.mounts];
         if (net?.options.env && Object.keys(net.options.env).length) runOptions.env = { ...net.options.env, ...(o.env as Record<string, string> | undefined) };
-        const argv = rec.Args.length || !o.image ? [rec.Path, ...rec.Args] : [];
+        // A command of one word (Path, no Args) is still the container's command, not the image's default.
+        const argv = rec.Path || !o.image ? [rec.Path, ...rec.Args] : [];
         this.backlog = [];
         this.backlogBytes = 0;
         let drained: Promise<unknown>;
