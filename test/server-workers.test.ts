@@ -153,8 +153,10 @@ describe('brig worker processes on Redis', () => {
   it('SIGTERM: running jobs finish and are answered, exit 0', async () => {
     const a = await startWorkerProc(redis.url, 'a');
     const r = s.post('/api/v2/execute', { language: 'bash', version: '*', files: [{ content: 'sleep 0.8; echo finished' }] });
-    for (let t = 0; t < 200; t++) {
+    // The worker must be running the job when it is told to stop (a loaded machine may take seconds to start it).
+    for (let t = 0; ; t++) {
       if (/^brig_worker_active [1-9]/m.test(await (await fetch(a.metrics)).text())) break;
+      assert.ok(t < 2400, 'the worker never started the job');
       await new Promise((r) => setTimeout(r, 25));
     }
     assert.equal(await a.stop('SIGTERM'), 0);
