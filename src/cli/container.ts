@@ -7,9 +7,10 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { ContainerError, createContainer, getContainer, listContainers, startAll, type Container, type ContainerRecord } from '../container/index.js';
 import { exitCodeOf } from '../container/common.js';
+import { healthSuffix } from '../container/health.js';
 import { ImageError, Store } from '../image/store.js';
 import { all, formatHelp, one, parseArgs, parseInterleaved, positionals, UsageError, wholeNumber, type OptionSpec, type Parsed } from './args.js';
-import { containerRunSpecs } from './container-specs.js';
+import { containerRunSpecs, healthFromFlags } from './container-specs.js';
 import { relayTerminal } from './terminal.js';
 import { runSpecs, runTarget, sandboxOptions } from './run.js';
 import { human, inspectHelp, inspectOne, inspectSpecs, printInspected, verb as imageVerb } from './image.js';
@@ -79,6 +80,7 @@ function createFrom(p: Parsed, verbName: 'run' | 'create'): Container {
     stopTimeout: stopTimeout === undefined ? undefined : wholeNumber('stop-timeout', stopTimeout),
     labels: keyVals('label', all(p, 'label')),
     logOptions: logOpts,
+    healthcheck: healthFromFlags(p),
   });
 }
 
@@ -219,7 +221,7 @@ export function statusText(r: ContainerRecord): string {
   const s = r.State;
   if (s.Status === 'created') return 'Created';
   if (s.Status === 'restarting' || s.Restarting) return `Restarting (${s.ExitCode}) ${ago(s.FinishedAt)} ago`;
-  if (s.Running) return `Up ${ago(s.StartedAt)}${s.Paused ? ' (Paused)' : ''}`;
+  if (s.Running) return `Up ${ago(s.StartedAt)}${s.Paused ? ' (Paused)' : healthSuffix(r)}`;
   if (s.Status === 'removing') return 'Removal In Progress';
   return `Exited (${s.ExitCode}) ${ago(s.FinishedAt)} ago${s.Error ? `: ${s.Error}` : ''}`;
 }

@@ -15,6 +15,7 @@ import { cgroupsOf } from './cgroups.js';
 import { execOptions, removeContainerFiles, type ExecOptions } from './common.js';
 import { readLogs, type LogEntry } from './logs.js';
 import { MONITOR_SCRIPT } from './monitor.js';
+import { healthConfig, type HealthcheckOptions } from './health.js';
 import { processTree, procInfo, programPid, type ProcInfo } from './proc.js';
 import {
   ContainerError,
@@ -53,6 +54,8 @@ export interface ContainerOptions extends SandboxOptions {
   stopTimeout?: number;
   /** json-file options: max-size (e.g. 10m), max-file. */
   logOptions?: { 'max-size'?: string; 'max-file'?: string };
+  /** Docker's healthcheck, run by the monitor (src/container/health.ts); absent: the image's HEALTHCHECK, if any. */
+  healthcheck?: HealthcheckOptions;
 }
 
 /** Docker's restart policy text, checked. */
@@ -70,7 +73,7 @@ function checkSignal(field: string, v: string): string {
   return name;
 }
 
-const CONTAINER_KEYS = ['name', 'restart', 'autoRemove', 'labels', 'stopSignal', 'stopTimeout', 'logOptions'] as const;
+const CONTAINER_KEYS = ['name', 'restart', 'autoRemove', 'labels', 'stopSignal', 'stopTimeout', 'logOptions', 'healthcheck'] as const;
 const NOT_KEPT = ['stdin', 'stdout', 'stderr', 'signal', 'timings'] as const;
 
 /** Makes a container (state created); start() runs it. argv empty: the image's command. */
@@ -83,6 +86,7 @@ export function createContainer(argv: string[], options: ContainerOptions = {}):
   const stopSignal = checkSignal('stopSignal', options.stopSignal ?? 'SIGTERM');
   const stopTimeout = options.stopTimeout ?? 10;
   if (!Number.isFinite(stopTimeout) || stopTimeout < 0) throw new OptionsError('stopTimeout', `expected seconds, got ${stopTimeout}`);
+  const health = healthConfig(options.healthcheck);
   const sandbox: SandboxOptions & Record<string, unknown> = { ...options };
   for (const k of [...CONTAINER_KEYS, ...NOT_KEPT]) delete sandbox[k];
   // An image's writable layer lives on disk, named by the id (a rename keeps it).
@@ -106,6 +110,7 @@ export function createContainer(argv: string[], options: ContainerOptions = {}):
       StopSignal: stopSignal,
       StopTimeout: stopTimeout,
       Hostname: resolved.hostname,
+      ...(health ? { Healthcheck: health } : {}),
     },
     HostConfig: {
       RestartPolicy: restart,
