@@ -62,6 +62,8 @@ export const verbs: Record<string, Verb> = {
   commit: { summary: "a container's changes as a new image", main: lazy(container, (m) => m.commitCommand) },
   login: { summary: 'store credentials for a registry', main: lazy(registry, (m) => m.loginCommand) },
   logout: { summary: 'remove stored credentials for a registry', main: lazy(registry, (m) => m.logoutCommand) },
+  // [i25 compose] src/cli/compose.ts
+  compose: { summary: 'multi-container applications from compose.yaml: up, down, ps, logs, exec, run, build, config, ...', main: lazy(() => import('./compose.js'), (m) => m.composeCommand) },
   volume: { summary: 'named volumes: create, ls, inspect, rm, prune', main: lazy(() => import('./volume.js'), (m) => m.volumeCommand) },
   image: { summary: 'image commands by group: ls, pull, push, build, rm, inspect, tag, save, load, import, prune', main: lazy(system, (m) => m.imageGroup) },
   container: { summary: 'container commands by group: run, create, start, stop, exec, logs, ls, rm, commit, inspect, prune, ...', main: lazy(system, (m) => m.containerGroup) },

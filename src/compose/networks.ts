@@ -1,0 +1,30 @@
+// User networks come from src/net/networks.ts (branch i24c's contract):
+// loaded when there, so that compose builds and runs on a tree without
+// them, and says so instead of pretending that services can reach each other.
+
+export interface NetworkApi {
+  createNetwork(o: { name: string; subnet?: string; internal?: boolean; labels?: Record<string, string> }): { Name: string; Id: string; Labels?: Record<string, string> };
+  listNetworks(): { Name: string; Id: string; Labels?: Record<string, string>; Containers?: Record<string, unknown> }[];
+  getNetwork(ref: string): { Name: string; Id: string; Labels?: Record<string, string> };
+  removeNetwork(ref: string): void;
+  connectNetwork(containerRef: string, network: string, o?: { aliases?: string[] }): Promise<void>;
+}
+
+let cached: NetworkApi | null | undefined;
+
+/** The network library, or null when this build has none. */
+export async function networkApi(): Promise<NetworkApi | null> {
+  if (cached !== undefined) return cached;
+  // A variable specifier: the module may not exist in this tree.
+  const spec = '../net/networks.js';
+  try {
+    cached = (await import(spec)) as NetworkApi;
+    if (typeof cached.createNetwork !== 'function') cached = null;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND') throw e;
+    cached = null;
+  }
+  return cached;
+}
+
+export const NO_NETWORKS = 'user networks are not in this build of brig (src/net/networks.ts): each service runs in a network namespace of its own and services cannot reach each other by name';
