@@ -110,3 +110,14 @@ export function shown(v: unknown): string {
   const s = JSON.stringify(v);
   return s.length > 60 ? `${s.slice(0, 57)}...` : s;
 }
+
+/** A user network's problem (src/net/networks.ts), in Docker's words; `status` is the Engine API's HTTP status for it. */
+export class NetworkError extends BrigError {
+  override name = 'NetworkError';
+  constructor(
+    message: string,
+    readonly status: 400 | 403 | 404 | 409 | 500 = 500,
+  ) {
+    super(message);
+  }
+}

@@ -11,7 +11,7 @@ import { resolveSeccomp, SeccompCompileError, SeccompPolicyError, type ResolvedS
 export type { BindMount, TmpfsMount } from './profile/types.js';
 import type { Rlimit } from './profile/types.js';
 import type { ProfileOption, SandboxPolicy } from './profile/index.js';
-import { networkMode, netOptions, type NetOptions, type NetworkMode } from './net/index.js';
+import { networkAttach, networkMode, netOptions, type NetAttach, type NetOptions, type NetworkMode } from './net/index.js';
 
 /**
  * stdin: the words 'ignore' (default), 'inherit' and 'pipe' are modes; any
@@ -49,7 +49,7 @@ export interface SandboxOptions extends Omit<SandboxPolicy, 'seccomp' | 'descrip
    * host's own network namespace, no network isolation at all. 'host' is
    * never a profile's: only a run asks for it, and brig logs a warning.
    */
-  network?: SandboxPolicy['network'] | 'host';
+  network?: SandboxPolicy['network'] | 'host' | (string & {});
   /**
    * The profile under these options: a name (`'judge'`), a path, a profile
    * object (defineProfile), or a list applied in order. Default `'default'`.
@@ -106,6 +106,8 @@ export interface ResolvedOptions {
   cwd: string;
   hostname: string;
   network: NetworkMode;
+  /** A user network or container:NAME the sandbox joins (then `network` is 'loopback'): containers only. */
+  attach?: NetAttach;
   /** Published ports, pasta's options, the name files' entries (src/net/). */
   net: NetOptions;
   uid: number;
@@ -447,6 +449,7 @@ export function resolveOptions(argv: unknown, o: SandboxOptions = {}): ResolvedO
   if (!/^[A-Za-z0-9]([A-Za-z0-9.-]{0,62})$/.test(hostname)) throw new OptionsError('hostname', `expected 1-63 letters, digits, dots or dashes, got ${JSON.stringify(hostname)}`);
 
   const network = networkMode(o.network);
+  const attach = networkAttach(o.network);
   const net = netOptions(network, o);
 
   checkStdio('stdin', o.stdin, true);
@@ -487,6 +490,7 @@ export function resolveOptions(argv: unknown, o: SandboxOptions = {}): ResolvedO
     cwd: o.cwd === undefined ? (image ? image.config.WorkingDir || '/' : '/tmp') : sandboxPath('cwd', o.cwd, { allowRoot: true, allowSystem: true }),
     hostname,
     network,
+    ...(attach ? { attach } : {}),
     net,
     uid: id('uid', o.uid, imageUser.uid ?? DEFAULT_UID),
     gid: id('gid', o.gid, imageUser.gid ?? DEFAULT_GID),

@@ -320,6 +320,13 @@ export interface LaunchExtras {
   argv?: string[];
   /** exec -t, run -t: stdin is a terminal, made the program's controlling terminal (after setsid). */
   tty?: boolean;
+  /**
+   * A user and network namespace pair the launch joins instead of making
+   * its own (fds, the caller's to close): a container's endpoint on a user
+   * network (src/net/attach.ts) or another container's (container:NAME).
+   * Its id maps are written already.
+   */
+  netJoin?: [number, number];
 }
 
 /** A running sandbox. `pid` is the host pid of the sandbox's init (0 when setup failed before launch). */
@@ -405,8 +412,11 @@ export class SandboxProcess extends EventEmitter {
     o = { ...o, rlimits: prep.o.rlimits };
     const signal = o.signal;
     if (signal?.aborted) return before(() => Promise.reject(abortError(signal)));
+    const netJoin = this.extras.netJoin;
+    if (o.attach && !netJoin) return failBefore(setupErrorInfo('network', osConstants.errno.EINVAL, undefined, `network ${o.attach.kind === 'container' ? `container:${o.attach.ref}` : o.attach.name}: user networks and container:NAME are for containers (brig run -d or --name, brig create; createContainer in the API)`));
     let multi: MultiMapPlan | undefined;
-    if (o.idMap === 'multi') {
+    // A joined pair has its maps already (the multi-id one too).
+    if (o.idMap === 'multi' && !netJoin) {
       const m = switchesIds(o) ? planMultiMap(0, 0) : planMultiMap(o.uid, o.gid);
       if ('error' in m) return failBefore(m.error);
       multi = m;
@@ -440,10 +450,10 @@ export class SandboxProcess extends EventEmitter {
     const gidMap = `${o.gid} ${gid} 1\n`;
     // A pooled sandbox has its namespaces; a multi-id map is written by
     // newuidmap after the clone: neither takes a warm pair.
-    const warmable = !pooled && !multi && join === undefined;
+    const warmable = !pooled && !multi && join === undefined && !netJoin;
     // pasta and the port proxy need init's namespaces before its first step.
     const needsNet = !pooled && join === undefined && needsNetworkHelper(o.network, o.net);
-    const warm = warmable ? takeWarm(uidMap, gidMap) : undefined;
+    const warm = netJoin ?? (warmable ? takeWarm(uidMap, gidMap) : undefined);
     try {
       info = pooled
         ? native.start(
@@ -469,7 +479,8 @@ export class SandboxProcess extends EventEmitter {
           skeleton: join === undefined ? built.skeleton : undefined,
           joinPidfd: join,
           deferRelease: multi !== undefined,
-          holdRelease: needsNet && multi === undefined,
+          // A joined pair is checked to be in use before init goes on.
+          holdRelease: (needsNet && multi === undefined) || netJoin !== undefined,
           initName: join === undefined ? 'brig-init' : 'brig-exec',
           noClone3: process.env.BRIG_NO_CLONE3 === '1',
           timings: o.timings,
@@ -482,7 +493,7 @@ export class SandboxProcess extends EventEmitter {
         (e) => exitResolve(e),
       );
     } catch (e) {
-      if (warm) closeWarm(warm);
+      if (warm && !netJoin) closeWarm(warm);
       closeCgroupFds();
       const ne = e as NativeError & { path?: string };
       // The pooled sandbox died while it waited (the pool hears of it and
@@ -499,7 +510,7 @@ export class SandboxProcess extends EventEmitter {
     }
     const tLaunched = performance.now();
     // The sandbox's init holds the namespaces now (or the launch made its own).
-    if (warm) closeWarm(warm);
+    if (warm && !netJoin) closeWarm(warm);
     sandboxStarted();
     closeChildEnds();
     closeCgroupFds();
@@ -538,7 +549,13 @@ export class SandboxProcess extends EventEmitter {
         },
       );
     };
-    if (multi) {
+    if (netJoin && !info.warm) {
+      // The launch made namespaces of its own (no clone3, or setns refused):
+      // the program would run off its network. It never starts.
+      mapError = setupErrorInfo('network-join', osConstants.errno.EPERM, undefined, 'the launch could not join the network namespace prepared for it');
+      this.resolveNetwork({ ports: [] });
+      this.kill('SIGKILL');
+    } else if (multi) {
       writeMultiMap(info.pid, multi).then(
         () => (needsNet ? startNetwork() : releaseInit()),
         (e: Error) => {
@@ -547,7 +564,10 @@ export class SandboxProcess extends EventEmitter {
         },
       );
     } else if (needsNet) startNetwork();
-    else this.resolveNetwork({ ports: [] });
+    else {
+      this.resolveNetwork({ ports: [] });
+      if (netJoin) releaseInit();
+    }
     stdio.feed?.();
     stdio.onOutputError = () => this.kill('SIGKILL');
     log().debug({ pid: info.pid, steps: built.steps.length, clone3: info.clone3 }, 'sandbox launched');

@@ -70,6 +70,6 @@ export function wantsContainer(p: Parsed): boolean {
     return true;
   }
   if (p.flags.has('no-healthcheck')) throw new UsageError('--no-healthcheck needs -d (brig run runs in the foreground otherwise)');
-  for (const o of ['restart', 'stop-signal', 'stop-timeout', 'log-opt', ...HEALTH_FLAGS]) if (p.opts.has(o)) throw new UsageError(`--${o} needs -d (brig run runs in the foreground otherwise)`);
+  for (const o of ['restart', 'stop-signal', 'stop-timeout', 'log-opt', ...HEALTH_FLAGS, 'network-alias', 'link']) if (p.opts.has(o)) throw new UsageError(`--${o} needs -d (brig run runs in the foreground otherwise)`);
   return false;
 }

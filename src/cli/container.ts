@@ -81,6 +81,8 @@ function createFrom(p: Parsed, verbName: 'run' | 'create'): Container {
     labels: keyVals('label', all(p, 'label')),
     logOptions: logOpts,
     healthcheck: healthFromFlags(p),
+    ...(all(p, 'network-alias').length ? { networkAliases: all(p, 'network-alias') } : {}),
+    ...(all(p, 'link').length ? { links: all(p, 'link') } : {}),
   });
 }
 

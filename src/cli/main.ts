@@ -65,6 +65,7 @@ export const verbs: Record<string, Verb> = {
   // [i25 compose] src/cli/compose.ts
   compose: { summary: 'multi-container applications from compose.yaml: up, down, ps, logs, exec, run, build, config, ...', main: lazy(() => import('./compose.js'), (m) => m.composeCommand) },
   volume: { summary: 'named volumes: create, ls, inspect, rm, prune', main: lazy(() => import('./volume.js'), (m) => m.volumeCommand) },
+  network: { summary: 'user networks: create, ls, inspect, rm, prune, connect, disconnect', main: lazy(() => import('./network.js'), (m) => m.networkCommand) },
   image: { summary: 'image commands by group: ls, pull, push, build, rm, inspect, tag, save, load, import, prune', main: lazy(system, (m) => m.imageGroup) },
   container: { summary: 'container commands by group: run, create, start, stop, exec, logs, ls, rm, commit, inspect, prune, ...', main: lazy(system, (m) => m.containerGroup) },
   system: { summary: 'info, prune', main: lazy(system, (m) => m.systemGroup) },

@@ -4,10 +4,12 @@
 import { parsePublish } from '../net/ports.js';
 import { OptionsError } from '../errors.js';
 import type { SandboxOptions } from '../options.js';
-import { all, checks, one, UsageError, type OptionSpec, type Parsed } from './args.js';
+import { all, one, UsageError, type OptionSpec, type Parsed } from './args.js';
 
 export const netSpecs: OptionSpec[] = [
-  { name: 'network', value: true, arg: 'none|loopback|pasta|host', aliases: ['net'], check: (v, f) => checks.oneOf('none', 'loopback', 'pasta', 'host')(v, f), help: "none: no working interface (default); loopback: 127.0.0.1 inside; pasta: outbound through pasta; host: the host's network (no isolation, warns)" },
+  { name: 'network', value: true, arg: 'none|loopback|pasta|host|NETWORK|container:NAME', aliases: ['net'], check: (v, f) => checkNetwork(v, f), help: "none: no working interface (default); loopback: 127.0.0.1 inside; pasta: outbound through pasta; host: the host's network (no isolation, warns); NETWORK: a user network (brig network create; containers only); container:NAME: a running container's network" },
+  { name: 'network-alias', value: true, repeat: true, arg: 'NAME', aliases: ['net-alias'], help: 'another name the container has on its user network' },
+  { name: 'link', value: true, repeat: true, arg: 'NAME[:ALIAS]', help: "a running container's address in /etc/hosts as ALIAS, and its ALIAS_PORT_* / ALIAS_NAME variables (Docker's legacy links)" },
   { name: 'publish', short: 'p', value: true, repeat: true, arg: '[IP:][HOSTPORT:]PORT[/tcp|udp]', help: 'forward a host port into the sandbox (ranges: 8000-8009:80-89); the host address defaults to 127.0.0.1, not 0.0.0.0' },
   { name: 'publish-via', value: true, arg: 'pasta|proxy', help: "what forwards published TCP ports: pasta (default) or brig's own proxy" },
   { name: 'host-loopback', help: "with --network pasta: the gateway address (host.brig.internal) reaches the host's 127.0.0.1" },
@@ -16,12 +18,20 @@ export const netSpecs: OptionSpec[] = [
   { name: 'dns-search', value: true, repeat: true, arg: 'DOMAIN', help: "a search domain in the sandbox's /etc/resolv.conf" },
 ];
 
+const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
+
+function checkNetwork(v: string, flag: string): void {
+  if (['none', 'loopback', 'pasta', 'host'].includes(v)) return;
+  const name = v.startsWith('container:') ? v.slice('container:'.length) : v;
+  if (!NAME.test(name) || v === 'bridge' || v === 'default') throw new UsageError(`${flag}: expected none, loopback, pasta, host, a user network's name or container:NAME, got ${JSON.stringify(v)}`);
+}
+
 /** The network's SandboxOptions from the parsed netSpecs options. */
 export function netSandboxOptions(p: Parsed): Partial<SandboxOptions> {
   const opts: Partial<SandboxOptions> = {};
   const network = one(p, 'network');
   if (network !== undefined) {
-    if (!['none', 'loopback', 'pasta', 'host'].includes(network)) throw new UsageError(`--network: expected none, loopback, pasta or host, got ${JSON.stringify(network)}`);
+    checkNetwork(network, '--network');
     opts.network = network as SandboxOptions['network'];
     if (network === 'host') process.stderr.write("brig: warning: --network host shares the host's network: no network isolation\n");
   }

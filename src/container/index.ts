@@ -16,6 +16,7 @@ import { execOptions, removeContainerFiles, type ExecOptions } from './common.js
 import { readLogs, type LogEntry } from './logs.js';
 import { MONITOR_SCRIPT } from './monitor.js';
 import { healthConfig, type HealthcheckOptions } from './health.js';
+import { initialNetworkSettings } from '../net/attach.js';
 import { processTree, procInfo, programPid, type ProcInfo } from './proc.js';
 import {
   ContainerError,
@@ -56,6 +57,10 @@ export interface ContainerOptions extends SandboxOptions {
   logOptions?: { 'max-size'?: string; 'max-file'?: string };
   /** Docker's healthcheck, run by the monitor (src/container/health.ts); absent: the image's HEALTHCHECK, if any. */
   healthcheck?: HealthcheckOptions;
+  /** More names the container has on its user network (--network-alias). */
+  networkAliases?: string[];
+  /** Docker's legacy links, NAME[:ALIAS]: a hosts entry and ALIAS_* variables (src/net/links.ts). */
+  links?: string[];
 }
 
 /** Docker's restart policy text, checked. */
@@ -73,7 +78,7 @@ function checkSignal(field: string, v: string): string {
   return name;
 }
 
-const CONTAINER_KEYS = ['name', 'restart', 'autoRemove', 'labels', 'stopSignal', 'stopTimeout', 'logOptions', 'healthcheck'] as const;
+const CONTAINER_KEYS = ['name', 'restart', 'autoRemove', 'labels', 'stopSignal', 'stopTimeout', 'logOptions', 'healthcheck', 'networkAliases', 'links'] as const;
 const NOT_KEPT = ['stdin', 'stdout', 'stderr', 'signal', 'timings'] as const;
 
 /** Makes a container (state created); start() runs it. argv empty: the image's command. */
@@ -93,6 +98,10 @@ export function createContainer(argv: string[], options: ContainerOptions = {}):
   if (sandbox.image !== undefined) sandbox.container = id;
   // Every option checked now, not at start: the same errors as run's. For an image, this makes its writable layer.
   const resolved = resolveOptions(argv, applyProfile(sandbox));
+  const aliases = options.networkAliases ?? [];
+  if (!Array.isArray(aliases) || aliases.some((a) => typeof a !== 'string' || !NAME_RE.test(a))) throw new OptionsError('networkAliases', 'expected names (letters, digits, _ . -)');
+  if (aliases.length && resolved.attach?.kind !== 'network') throw new OptionsError('networkAliases', 'network aliases are for containers on a user network (--network NAME)');
+  const networkSettings = resolved.attach?.kind === 'network' ? initialNetworkSettings(resolved.attach.name, aliases) : undefined;
   const rec: ContainerRecord = {
     Id: id,
     Name: name,
@@ -119,7 +128,7 @@ export function createContainer(argv: string[], options: ContainerOptions = {}):
       Memory: resolved.limits.memoryBytes ?? 0,
       NanoCpus: Math.round((resolved.limits.cpus ?? 0) * 1e9),
       PidsLimit: resolved.limits.pids ?? 0,
-      NetworkMode: resolved.network,
+      NetworkMode: resolved.attach ? String(options.network) : resolved.network,
       Binds: resolved.mounts.map((m) => `${m.source}:${m.target}:${m.readonly ? 'ro' : 'rw'}`),
     },
     State: { Status: 'created', Running: false, Paused: false, Restarting: false, OOMKilled: false, Dead: false, Pid: 0, ExitCode: 0, Error: '', StartedAt: '0001-01-01T00:00:00Z', FinishedAt: '0001-01-01T00:00:00Z' },
@@ -127,6 +136,7 @@ export function createContainer(argv: string[], options: ContainerOptions = {}):
     LogPath: join(recordDir(id), `${id}-json.log`),
     Options: sandbox,
     Cgroups: [],
+    ...(networkSettings ? { NetworkSettings: networkSettings } : {}),
   };
   // With an image, the run's argv is what the container was given (the image's entrypoint applies at each start).
   rec.Args = argv.slice(1);

@@ -90,6 +90,21 @@ export interface ContainerRecord {
   PauseBy?: string;
   /** brig's own: the user stopped it (restart policies other than always leave it stopped). */
   StoppedByUser?: boolean;
+  /** Docker's: the user networks it is on (src/net/networks.ts), with the address leased while it runs. */
+  NetworkSettings?: { Networks: Record<string, EndpointSettings>; Ports: Record<string, { HostIp: string; HostPort: string }[] | null> };
+}
+
+/** Docker's EndpointSettings, as a container's record keeps it per network. */
+export interface EndpointSettings {
+  NetworkID: string;
+  EndpointID: string;
+  Gateway: string;
+  IPAddress: string;
+  IPPrefixLen: number;
+  MacAddress: string;
+  Aliases: string[];
+  /** docker network connect --ip / compose ipv4_address. */
+  IPAMConfig?: { IPv4Address?: string };
 }
 
 export const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;

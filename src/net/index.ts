@@ -25,6 +25,29 @@ export { parsePublish, DEFAULT_HOST_IP } from './ports.js';
 
 export type NetworkMode = 'none' | 'loopback' | 'pasta' | 'host';
 
+/**
+ * A network the sandbox joins rather than makes: a user network by name
+ * (src/net/networks.ts; its namespace is made on the network holder's side,
+ * src/net/holder.ts) or a running container's (`container:NAME`). Only a
+ * container's launch can join one (its monitor prepares the namespaces:
+ * LaunchExtras.netJoin); the plan treats it as 'loopback'.
+ */
+export type NetAttach = { kind: 'network'; name: string } | { kind: 'container'; ref: string };
+
+const ATTACH_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
+
+/** What `network` joins, if it names a user network or container:NAME. */
+export function networkAttach(v: unknown): NetAttach | undefined {
+  if (typeof v !== 'string' || v === 'none' || v === 'loopback' || v === 'pasta' || v === 'host') return undefined;
+  if (v.startsWith('container:')) {
+    const ref = v.slice('container:'.length);
+    if (!ATTACH_NAME.test(ref)) throw new OptionsError('network', `container:NAME: expected a container name or id, got ${shown(v)}`);
+    return { kind: 'container', ref };
+  }
+  if (!ATTACH_NAME.test(v) || v === 'bridge' || v === 'default') throw new OptionsError('network', `expected 'none', 'loopback', 'pasta', 'host', a user network's name or container:NAME, got ${shown(v)}`);
+  return { kind: 'network', name: v };
+}
+
 export interface NetOptions {
   publish: PublishedPort[];
   publishVia: 'pasta' | 'proxy';
@@ -43,6 +66,7 @@ let hostWarned = false;
 
 export function networkMode(v: unknown): NetworkMode {
   if (v === undefined) return 'none';
+  if (networkAttach(v)) return 'loopback';
   if (v !== 'none' && v !== 'loopback' && v !== 'pasta' && v !== 'host') throw new OptionsError('network', `expected 'none', 'loopback', 'pasta' or 'host', got ${shown(v)}`);
   if (v === 'host' && !hostWarned) {
     hostWarned = true;
