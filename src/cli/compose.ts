@@ -1,6 +1,6 @@
 // brig compose [-f FILE]... [-p NAME] [--env-file FILE] [--profile NAME] COMMAND:
 // Docker Compose's verbs over src/compose (one function per verb family).
-import { getContainer, type ContainerRecord } from '../container/index.js';
+import { ContainerError, getContainer, type ContainerRecord } from '../container/index.js';
 import { exitCodeOf } from '../container/common.js';
 import { Store } from '../image/store.js';
 import { ComposeError } from '../compose/load.js';
@@ -200,7 +200,7 @@ const verbsImpl: Record<string, (ctx: Ctx, argv: string[]) => Promise<number>> =
             Command: JSON.stringify(r.Config.Cmd.join(' ')),
             Project: project.name,
             Service: serviceOf(r),
-            Created: ago(r.Created) + ' ago',
+            Created: ago(r.Created),
             State: r.State.Status,
             Health: r.State.Health?.Status ?? '',
             ExitCode: r.State.ExitCode,
@@ -423,8 +423,8 @@ export async function composeCommand(argv: string[]): Promise<number> {
   try {
     return await fn(ctx, rest);
   } catch (e) {
-    if (e instanceof ComposeError) {
-      process.stderr.write(`brig compose ${verbName}: ${e.message}\n`);
+    if (e instanceof ComposeError || e instanceof ContainerError || (e as Error)?.name === 'OptionsError') {
+      process.stderr.write(`brig compose ${verbName}: ${(e as Error).message}\n`);
       return 1;
     }
     throw e;

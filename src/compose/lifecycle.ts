@@ -8,7 +8,7 @@ import { ComposeError } from './load.js';
 import { configHash, startOrder, type ProjectModel, type ServiceModel } from './model.js';
 import { ensureImages, findImage, imageRef } from './images.js';
 import { COMPOSE_VERSION, LABEL, numberOf, projectContainers, projectVolumes, serviceOf, setVolumeLabels, volumeLabels } from './project.js';
-import { networkApi, NO_NETWORKS } from './networks.js';
+import { networkApi, networksCarryTraffic, NO_DATA_PATH, NO_NETWORKS } from './networks.js';
 
 export interface Reporter {
   say(line: string): void;
@@ -47,6 +47,7 @@ export async function ensureNetworks(project: ProjectModel, names: string[], r: 
     r.warn(`WARN: ${NO_NETWORKS}`);
     return false;
   }
+  const carries = await networksCarryTraffic();
   for (const key of used) {
     const n = project.networks[key];
     let exists = true;
@@ -64,7 +65,8 @@ export async function ensureNetworks(project: ProjectModel, names: string[], r: 
       r.say(` ✔ Network ${n.name}  Created`);
     }
   }
-  return true;
+  if (!carries) r.warn(`WARN: ${NO_DATA_PATH}`);
+  return carries;
 }
 
 /** The named volumes the services use: made when missing, with labels; external ones checked. */
@@ -143,7 +145,7 @@ export function containerOptions(store: Store, project: ProjectModel, s: Service
     const first = Object.keys(s.networks)[0];
     options.network = project.networks[first].name as ContainerOptions['network'];
     (options as { networkAliases?: string[] }).networkAliases = [s.name, ...s.networks[first].aliases];
-  } else options.network = s.ports.length && !o.oneoff ? 'loopback' : 'none';
+  } else options.network = 'loopback';
   return { argv, options };
 }
 

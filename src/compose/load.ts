@@ -156,7 +156,10 @@ export function parseYaml(text: string, file: string, env: Record<string, string
           for (const s of sources) merged.push(walk(s, path) as Record<string, unknown>);
           continue;
         }
-        out[key] = walk(pair.value, path ? `${path}.${key}` : key);
+        const child = path ? `${path}.${key}` : key;
+        out[key] = walk(pair.value, child);
+        // A block mapping or list starts on the line after its key: errors point at the key.
+        if (isScalar(pair.key) || isMap(pair.value) || isSeq(pair.value)) positions.set(child, { file, line: lineOf(pair.key as Node) || lineOf(pair.value as Node) });
       }
       if (!merged.length) return out;
       const base: Record<string, unknown> = {};

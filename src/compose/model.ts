@@ -542,7 +542,14 @@ function service(ctx: Ctx, name: string, def: unknown, networks: ProjectModel['n
   if (def.depends_on !== undefined && def.depends_on !== null) {
     const d = def.depends_on;
     const p = `${base}.depends_on`;
-    if (Array.isArray(d)) d.forEach((x, i) => (s.dependsOn[str(ctx, `${p}[${i}]`, x)] = { condition: 'service_started', required: true, restart: false }));
+    if (Array.isArray(d))
+      d.forEach((x, i) => {
+        const dep = str(ctx, `${p}[${i}]`, x);
+        s.dependsOn[dep] = { condition: 'service_started', required: true, restart: false };
+        // Errors about the dependency name its list item's line.
+        const at = ctx.pos.of(`${p}[${i}]`);
+        if (at) ctx.pos.set(`${p}.${dep}`, at);
+      });
     else if (isObj(d))
       for (const [k, v] of Object.entries(d)) {
         const c = isObj(v) ? v : {};

@@ -27,4 +27,24 @@ export async function networkApi(): Promise<NetworkApi | null> {
   return cached;
 }
 
+/**
+ * Whether containers on a user network get an interface in it yet: branch
+ * i24c committed the records first and the data path after. Until the
+ * container's monitor joins a network (it passes netJoin to the sandbox),
+ * compose makes the networks (so labels, ps and down are right) but runs
+ * each service in a network namespace of its own, and says so.
+ */
+export async function networksCarryTraffic(): Promise<boolean> {
+  if (process.env.BRIG_COMPOSE_NO_NETWORKS === '1') return false;
+  const { MONITOR_SCRIPT } = await import('../container/monitor.js');
+  const { readFileSync } = await import('node:fs');
+  try {
+    return /netJoin/.test(readFileSync(MONITOR_SCRIPT, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+export const NO_DATA_PATH = "user networks carry no traffic yet in this build (their records are made; containers get no interface in them): each service runs in a network namespace of its own, reachable only through its published ports, and services cannot reach each other by name";
+
 export const NO_NETWORKS = 'user networks are not in this build of brig (src/net/networks.ts): each service runs in a network namespace of its own and services cannot reach each other by name';
