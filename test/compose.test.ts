@@ -72,7 +72,7 @@ before(() => {
   mkdirSync(join(dir, 'bin'), { recursive: true });
   mkdirSync(join(dir, 'etc'));
   writeFileSync(join(dir, 'bin', 'busybox'), readFileSync(busybox), { mode: 0o755 });
-  for (const a of ['sh', 'cat', 'echo', 'sleep', 'test', 'ls', 'wget', 'httpd', 'touch', 'date', 'mkdir', 'wc']) symlinkSync('busybox', join(dir, 'bin', a));
+  for (const a of ['sh', 'cat', 'echo', 'sleep', 'test', 'ls', 'wget', 'httpd', 'touch', 'date', 'mkdir', 'wc', 'rm']) symlinkSync('busybox', join(dir, 'bin', a));
   writeFileSync(join(dir, 'etc', 'passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
   const r = brig('import-rootfs', '--cmd', '["/bin/sh"]', dir, 'busybox:test');
   assert.equal(r.code, 0, r.err);
