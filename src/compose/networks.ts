@@ -30,7 +30,7 @@ export async function networkApi(): Promise<NetworkApi | null> {
 /**
  * Whether containers on a user network get an interface in it yet: branch
  * i24c committed the records first and the data path after. Until the
- * container's monitor joins a network (it passes netJoin to the sandbox),
+ * container's monitor joins a network (it passes prepareNet/netJoin to the sandbox),
  * compose makes the networks (so labels, ps and down are right) but runs
  * each service in a network namespace of its own, and says so.
  */
@@ -39,7 +39,7 @@ export async function networksCarryTraffic(): Promise<boolean> {
   const { MONITOR_SCRIPT } = await import('../container/monitor.js');
   const { readFileSync } = await import('node:fs');
   try {
-    return /netJoin/.test(readFileSync(MONITOR_SCRIPT, 'utf8'));
+    return /prepareNet|netJoin/.test(readFileSync(MONITOR_SCRIPT, 'utf8'));
   } catch {
     return false;
   }

@@ -16,6 +16,7 @@ import { processTree, programPid } from './proc.js';
 import { ContainerError, exitedState, monitorAlive, processStart, readRecord, recordDir, removeCgroups, runtimeDir, socketPath, update, withLock, writeRecord, type ContainerRecord } from './state.js';
 import { execOptions, exitCodeOf, removeContainerFiles } from './common.js';
 import { effectiveHealth, HealthRunner } from './health.js';
+import { startNetwork, type StartNetwork } from '../net/attach.js';
 
 const BACKOFF_START_MS = 100;
 const BACKOFF_MAX_MS = 60_000;
@@ -233,13 +234,21 @@ class Monitor {
       let result: RunResult;
       let health: HealthRunner | undefined;
       const startedAt = Date.now();
+      let net: StartNetwork | undefined;
       try {
-        sp = spawnWith(rec.Args.length || !o.image ? [rec.Path, ...rec.Args] : [], { ...o, stdin: 'ignore', stdout: 'pipe', stderr: 'pipe' }, { cgroupProcs: ccg.procs });
+        // User networks, container:NAME, links: leases, the hosts file, the namespaces to join.
+        net = startNetwork(this.id);
+        const runOptions: typeof o = { ...o };
+        if (net?.options.mounts?.length) runOptions.mounts = [...(o.mounts ?? []), ...net.options.mounts];
+        if (net?.options.env && Object.keys(net.options.env).length) runOptions.env = { ...net.options.env, ...(o.env as Record<string, string> | undefined) };
+        sp = spawnWith(rec.Args.length || !o.image ? [rec.Path, ...rec.Args] : [], { ...(runOptions as typeof o), stdin: 'ignore', stdout: 'pipe', stderr: 'pipe' }, { cgroupProcs: ccg.procs, prepareNet: net?.prepareNet });
         this.current = sp;
         sp.stdout?.on('data', (c: Buffer) => log.write('stdout', c));
         sp.stderr?.on('data', (c: Buffer) => log.write('stderr', c));
         // The pipes' last bytes may come after the exit: the log closes once both have ended.
         const drained = Promise.all([sp.stdout, sp.stderr].map((s) => (s && !s.destroyed ? new Promise((r) => s.once('close', r)) : undefined)));
+        // A launch that joins a prepared network starts once that is made: wait for it (and for pasta's ports).
+        await sp.network;
         if (sp.pid) {
           const pid = sp.pid;
           update(this.id, (r) => {
@@ -274,6 +283,7 @@ class Monitor {
       health?.stop();
       this.current = undefined;
       this.paused = undefined;
+      await net?.ended().catch(() => {});
       log.close();
       removeCgroups(ccg.dirs);
       const code = exitCodeOf(result);
