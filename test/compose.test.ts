@@ -50,14 +50,14 @@ async function get(port: number): Promise<string> {
   return r.text();
 }
 
-/** Monitor processes of containers in this test's store still running. */
-function monitorsLeft(): string[] {
+/** Processes brig started for this test's store (monitors, containers, network holders) still running. */
+function processesLeft(): string[] {
   const out: string[] = [];
   for (const p of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
     try {
       const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8');
       const environ = readFileSync(`/proc/${p}/environ`, 'utf8');
-      if (/monitor\.js/.test(cmd) && environ.includes(env.BRIG_STORE)) out.push(p);
+      if (environ.split('\0').includes(`BRIG_STORE=${env.BRIG_STORE}`)) out.push(`${p} ${cmd.replace(/\0/g, ' ')}`);
     } catch {
       // gone, or not ours to read
     }
@@ -279,7 +279,8 @@ volumes:
     assert.equal(brig('volume', 'ls', '-q').out, '');
     const nets = brig('network', 'ls', '-q');
     if (nets.code === 0) assert.equal(nets.out, '');
-    await until('the monitors gone', () => monitorsLeft().length === 0);
+    // Processes (monitors, containers, the network's holder) and with them their namespaces.
+    await until('the processes gone', () => processesLeft().length === 0);
     const rt = join(env.XDG_RUNTIME_DIR, 'brig');
     assert.deepEqual(existsSync(rt) ? readdirSync(rt) : [], []);
   });

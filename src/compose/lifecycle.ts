@@ -8,6 +8,7 @@ import { ComposeError } from './load.js';
 import { configHash, startOrder, type ProjectModel, type ServiceModel } from './model.js';
 import { ensureImages, findImage, imageRef } from './images.js';
 import { COMPOSE_VERSION, LABEL, numberOf, projectContainers, projectVolumes, serviceOf, setVolumeLabels, volumeLabels } from './project.js';
+import { effectiveHealth } from '../container/health.js';
 import { networkApi, networksCarryTraffic, NO_DATA_PATH, NO_NETWORKS } from './networks.js';
 
 export interface Reporter {
@@ -145,6 +146,8 @@ export function containerOptions(store: Store, project: ProjectModel, s: Service
     const first = Object.keys(s.networks)[0];
     options.network = project.networks[first].name as ContainerOptions['network'];
     (options as { networkAliases?: string[] }).networkAliases = [s.name, ...s.networks[first].aliases];
+    // pasta cannot publish into a user network's namespace (it finds no tun there); brig's own proxy can.
+    if (options.publish) options.publishVia = 'proxy';
   } else options.network = 'loopback';
   return { argv, options };
 }
@@ -184,9 +187,9 @@ async function waitDependencies(project: ProjectModel, s: ServiceModel, limitMs 
       if (c.condition === 'service_started' && (r.State.Running || r.State.Status === 'exited')) break;
       if (c.condition === 'service_healthy') {
         const h = r.State.Health;
-        if (!h) throw new ComposeError(`dependency failed to start: container ${r.Name} has no healthcheck configured`);
-        if (h.Status === 'healthy') break;
-        if (h.Status === 'unhealthy') throw new ComposeError(`dependency failed to start: container ${r.Name} is unhealthy`);
+        if (!effectiveHealth(r)) throw new ComposeError(`dependency failed to start: container ${r.Name} has no healthcheck configured`);
+        if (h?.Status === 'healthy') break;
+        if (h?.Status === 'unhealthy') throw new ComposeError(`dependency failed to start: container ${r.Name} is unhealthy`);
         if (!r.State.Running && !r.State.Restarting) throw new ComposeError(`dependency failed to start: container ${r.Name} exited (${r.State.ExitCode})`);
       }
       if (c.condition === 'service_completed_successfully' && r.State.Status === 'exited' && !r.State.Restarting) {
@@ -276,7 +279,7 @@ export async function waitHealthy(project: ProjectModel, names: string[], timeou
           throw new ComposeError(`container ${rec.Name} exited (${rec.State.ExitCode})`);
         }
         ready = false;
-      } else if (h && h.Status !== 'healthy') ready = false;
+      } else if (effectiveHealth(rec) && h?.Status !== 'healthy') ready = false;
     }
     if (ready) return;
     if (Date.now() > until) throw new ComposeError('timed out waiting for the services to be healthy');
