@@ -301,7 +301,8 @@ const verbsImpl: Record<string, (ctx: Ctx, argv: string[]) => Promise<number>> =
       } else env[kv.slice(0, eq)] = kv.slice(eq + 1);
     }
     const ep = one(p, 'entrypoint');
-    const c = await runOneoff(project, service, cmd, { rm: p.flags.has('rm'), noDeps: p.flags.has('no-deps'), env, entrypoint: ep === undefined ? undefined : ep === '' ? [] : [ep], user: one(p, 'user'), workdir: one(p, 'workdir'), name: one(p, 'name') }, ctx.reporter);
+    // In the foreground, --rm is done here after its output is read (the monitor's own removal could race the reading).
+    const c = await runOneoff(project, service, cmd, { rm: p.flags.has('rm') && p.flags.has('detach'), noDeps: p.flags.has('no-deps'), env, entrypoint: ep === undefined ? undefined : ep === '' ? [] : [ep], user: one(p, 'user'), workdir: one(p, 'workdir'), name: one(p, 'name') }, ctx.reporter);
     const name = c.inspect().Name;
     await c.start();
     if (p.flags.has('detach')) {
@@ -309,15 +310,12 @@ const verbsImpl: Record<string, (ctx: Ctx, argv: string[]) => Promise<number>> =
       return 0;
     }
     // Its output until it ends, then its exit code.
-    let code = 0;
     try {
       for await (const e of c.logs({ follow: true })) (e.stream === 'stderr' ? process.stderr : process.stdout).write(e.log);
-      code = await c.wait();
-    } catch (e) {
-      // --rm: removed once it ended; its code was in the record we can no longer read.
-      if (!p.flags.has('rm')) throw e;
+      return await c.wait();
+    } finally {
+      if (p.flags.has('rm')) await c.remove({ force: true });
     }
-    return code;
   },
 
   async build(ctx, argv) {
