@@ -67,6 +67,7 @@ export function healthFromFlags(p: Parsed): { test: string[]; intervalMs?: numbe
 export function wantsContainer(p: Parsed): boolean {
   if (p.flags.has('detach')) return true;
   if (p.flags.has('no-healthcheck')) throw new UsageError('--no-healthcheck needs -d (brig run runs in the foreground otherwise)');
-  for (const o of ['restart', 'stop-signal', 'stop-timeout', 'log-opt', ...HEALTH_FLAGS, 'network-alias', 'link', 'publish-all']) if (p.opts.has(o)) throw new UsageError(`--${o} needs -d (brig run runs in the foreground otherwise)`);
+  for (const o of ['restart', 'stop-signal', 'stop-timeout', 'log-opt', ...HEALTH_FLAGS, 'network-alias', 'link']) if (p.opts.has(o)) throw new UsageError(`--${o} needs -d (brig run runs in the foreground otherwise)`);
+  if (p.flags.has('publish-all')) throw new UsageError('--publish-all needs -d (brig run runs in the foreground otherwise; give each port with -p)');
   return false;
 }
