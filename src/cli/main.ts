@@ -66,7 +66,7 @@ export const verbs: Record<string, Verb> = {
   network: { summary: 'user networks: create, ls, inspect, rm, prune, connect, disconnect', main: lazy(() => import('./network.js'), (m) => m.networkCommand) },
   image: { summary: 'image commands by group: ls, pull, push, build, rm, inspect, tag, save, load, import, prune', main: lazy(system, (m) => m.imageGroup) },
   container: { summary: 'container commands by group: run, create, start, stop, exec, logs, ls, rm, commit, inspect, prune, ...', main: lazy(system, (m) => m.containerGroup) },
-  system: { summary: 'info, prune', main: lazy(system, (m) => m.systemGroup) },
+  system: { summary: 'info, prune, service (the Docker Engine API on a socket)', main: lazy(system, (m) => m.systemGroup) },
   seccomp: { summary: 'dump, test or learn syscall policies', main: lazy(() => import('./seccomp.js'), (m) => m.seccompCommand) },
   profile: { summary: 'list, show and check policy profiles', main: lazy(() => import('./profile.js'), (m) => m.profileCommand) },
   listen: { summary: 'serve a command on a TCP port, a sandbox per connection (nsjail\'s listen mode)', main: lazy(() => import('./listen.js'), (m) => m.listenCommand) },

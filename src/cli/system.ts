@@ -163,4 +163,32 @@ export async function infoCommand(argv: string[]): Promise<number> {
   return 0;
 }
 
-export const systemGroup = group('system', {}, { info: infoCommand, prune: systemPrune, version: versionCommand });
+const serviceSpecs: OptionSpec[] = [
+  { name: 'socket', short: 'H', value: true, arg: 'PATH', help: 'the unix socket to serve on (default $XDG_RUNTIME_DIR/brig/docker.sock, else /tmp/brig-UID/docker.sock; made 0600)' },
+  { name: 'listen', value: true, arg: 'HOST:PORT', help: 'also listen on TCP: anyone who can connect drives your containers (no peer check there)' },
+  { name: 'debug', short: 'D', help: 'a line per request on stderr' },
+  helpSpec,
+];
+
+/** brig system service: the Docker Engine API on a unix socket, in the foreground until SIGINT or SIGTERM. */
+export async function serviceCommand(argv: string[]): Promise<number> {
+  const p = parseArgs(argv, serviceSpecs);
+  if (p.flags.has('help')) return void process.stdout.write(formatHelp('brig system service [--socket PATH] [--listen HOST:PORT]', 'Serves the Docker Engine API (1.41) on a unix socket, so docker (DOCKER_HOST=unix://PATH), docker-compose and dockerode drive brig. Containers outlive the service.', serviceSpecs)), 0;
+  positionals(p, 'brig system service [OPTIONS]', 0);
+  const { createEngineServer, defaultSocket } = await import('../engine/server.js');
+  const socketFlag = one(p, 'socket');
+  const socket = socketFlag === undefined ? defaultSocket() : socketFlag.replace(/^unix:\/\//, '');
+  const listen = one(p, 'listen');
+  if (listen !== undefined) process.stderr.write(`WARNING: --listen ${listen}: the API on TCP has no authentication: any process that can connect there runs containers as you\n`);
+  const log = p.flags.has('debug') ? (l: string) => process.stderr.write(`${new Date().toISOString()} ${l}\n`) : (l: string) => (/^(refused|error)/.test(l) ? process.stderr.write(`brig system service: ${l}\n`) : undefined);
+  const server = await createEngineServer({ socket, listen, log: (l) => void log(l) });
+  process.stderr.write(`brig system service: listening on unix://${server.socket}${server.address ? ` and tcp://${server.address}` : ''} (DOCKER_HOST=unix://${server.socket})\n`);
+  await new Promise<void>((resolve) => {
+    const leave = () => void server.close().then(resolve, resolve);
+    process.once('SIGINT', leave);
+    process.once('SIGTERM', leave);
+  });
+  return 0;
+}
+
+export const systemGroup = group('system', {}, { info: infoCommand, prune: systemPrune, version: versionCommand, service: serviceCommand });
