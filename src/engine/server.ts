@@ -156,6 +156,7 @@ export async function createEngineServer(o: EngineServerOptions): Promise<Engine
     if (sock.destroyed) return;
     const problem = versionProblem(req);
     const path = stripVersion(req);
+    o.log?.(`${req.method} ${path} (upgrade: ${req.headers.upgrade})`);
     if (problem) {
       sock.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${JSON.stringify({ message: problem.message })}\n`);
       return;

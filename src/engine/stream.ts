@@ -25,7 +25,7 @@ export interface Hijacked {
   upgraded: boolean;
   /** Writes the response head; after it the socket is the stream. Call once, before any output. */
   begin(contentType?: string): void;
-  /** The client went away (or the stream ended). */
+  /** The connection closed (a half-close, the client's end of input, is not this). */
   closed: Promise<void>;
 }
 
@@ -61,8 +61,8 @@ function errorResponse(e: unknown): string {
 function makeHijacked(socket: Duplex, upgraded: boolean, params: Record<string, string>, query: Record<string, string>, body: unknown): Hijacked & { started: () => boolean } {
   let started = false;
   const closed = new Promise<void>((r) => {
+    // Not 'end': a client with nothing to send half-closes at once (the docker CLI's CloseWrite) and still reads.
     socket.once('close', () => r());
-    socket.once('end', () => r());
     socket.once('error', () => r());
   });
   return {
