@@ -139,6 +139,34 @@ describe('Engine API: images, volumes, networks with the docker CLI', { skip }, 
     assert.match(rmiMissing.err, /No such image/);
   });
 
+  it('docker commit makes an image of a container\'s changes; rmi refuses an image a container uses', async () => {
+    await ok(['run', '-d', '--name', 'writer', 'brigtest/bb:1', 'sh', '-c', 'echo committed > /made; exec sleep 100']);
+    try {
+      for (let i = 0; i < 100; i++) {
+        if ((await docker(['exec', 'writer', 'cat', '/made'])).out === 'committed\n') break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const id = (await ok(['commit', 'writer', 'brigtest/made:1'])).trim();
+      const s = new Store(store);
+      const img = s.get('brigtest/made:1');
+      assert.equal(id, img.manifest.config.digest);
+      const top = s.layerDir(img.config.rootfs.diff_ids[img.config.rootfs.diff_ids.length - 1]);
+      assert.equal(readFileSync(join(top, 'made'), 'utf8'), 'committed\n');
+      // The base image is the running container's: not removable, even forced.
+      const inUse = await docker(['rmi', '-f', 'brigtest/bb:1']);
+      assert.notEqual(inUse.code, 0);
+      assert.match(inUse.err, /being used by running container/);
+    } finally {
+      await ok(['rm', '-f', 'writer']);
+    }
+    await ok(['create', '--name', 'idle', 'brigtest/made:1']);
+    const stopped = await docker(['rmi', 'brigtest/made:1']);
+    assert.notEqual(stopped.code, 0);
+    assert.match(stopped.err, /must force.*is using its referenced image/);
+    await ok(['rm', 'idle']);
+    assert.match(await ok(['rmi', 'brigtest/made:1']), /Deleted: sha256:/);
+  });
+
   it('docker build: a context tar with a Dockerfile (ARG, RUN, COPY, LABEL, two tags); RUN really ran; a failing step fails the build', async () => {
     const ctx = join(work, 'ctx');
     mkdirSync(ctx);
