@@ -192,6 +192,17 @@ describe('Engine API: images, volumes, networks with the docker CLI', { skip }, 
     const quiet = await ok(['build', '-q', '-t', 'brigtest/app:1', '--build-arg', 'WHO=docker', '--label', 'from=cli', ctx]);
     assert.equal(quiet.trim(), img.manifest.config.digest);
 
+    // Without -t: a dangling image, shown by images -a as <none>, found by its ID, gone with image prune.
+    writeFileSync(join(ctx, 'Dockerfile.untagged'), 'FROM brigtest/bb:1\nRUN echo untagged > /u\n');
+    const untagged = (await ok(['build', '-q', '-f', join(ctx, 'Dockerfile.untagged'), ctx])).trim();
+    assert.match(untagged, /^sha256:[0-9a-f]{64}$/);
+    assert.match(await ok(['images', '-a', '--no-trunc', '--format', '{{.Repository}}:{{.Tag}} {{.ID}}']), new RegExp(`^<none>:<none> ${untagged}$`, 'm'));
+    assert.doesNotMatch(await ok(['images', '--no-trunc', '-q']), new RegExp(untagged));
+    assert.equal((await ok(['image', 'inspect', '-f', '{{.Id}}', untagged.slice(7, 19)])).trim(), untagged);
+    assert.match(await ok(['image', 'prune', '-f']), new RegExp(`deleted: ${untagged}`));
+    assert.notEqual((await docker(['image', 'inspect', untagged])).code, 0);
+    assert.equal(s.get('brigtest/app:1').digest, img.digest, 'prune leaves named images');
+
     writeFileSync(join(ctx, 'Dockerfile.bad'), 'FROM brigtest/bb:1\nRUN exit 3\n');
     const bad = await docker(['build', '-f', join(ctx, 'Dockerfile.bad'), '-t', 'brigtest/bad:1', ctx]);
     assert.notEqual(bad.code, 0);

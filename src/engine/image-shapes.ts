@@ -66,11 +66,13 @@ export function uniqueImages(store: Store, all: boolean): Image[] {
 export function imageSummary(img: Image, all: boolean) {
   // The build cache's names are brig's own: shown (as <none>) only with all, never as tags.
   const tags = repoTags(img).filter((r) => !r.startsWith('brig-build-cache/'));
+  // Docker's dangling image: <none>:<none> and <none>@<none>, which the CLI shows as a <none> row.
+  const dangling = !tags.length && all;
   return {
     Id: imageId(img),
     ParentId: '',
-    RepoTags: tags.length || !all ? tags : ['<none>:<none>'],
-    RepoDigests: repoDigests(img).filter((r) => !r.startsWith('brig-build-cache/')),
+    RepoTags: dangling ? ['<none>:<none>'] : tags,
+    RepoDigests: dangling ? ['<none>@<none>'] : repoDigests(img).filter((r) => !r.startsWith('brig-build-cache/')),
     Created: unix(img.config.created),
     Size: sizeOf(img),
     SharedSize: -1,
