@@ -232,7 +232,8 @@ class Monitor {
       let result: RunResult;
       const startedAt = Date.now();
       try {
-        sp = spawnWith(rec.Args.length || !o.image ? [rec.Path, ...rec.Args] : [], { ...o, stdin: 'ignore', stdout: 'pipe', stderr: 'pipe' }, { cgroupProcs: ccg.procs });
+        // A command of one word (Path, no Args) is still the container's command, not the image's default.
+        sp = spawnWith(rec.Path || !o.image ? [rec.Path, ...rec.Args] : [], { ...o, stdin: 'ignore', stdout: 'pipe', stderr: 'pipe' }, { cgroupProcs: ccg.procs });
         this.current = sp;
         sp.stdout?.on('data', (c: Buffer) => log.write('stdout', c));
         sp.stderr?.on('data', (c: Buffer) => log.write('stderr', c));

@@ -122,6 +122,8 @@ export async function createEngineServer(o: EngineServerOptions): Promise<Engine
     reply.header('Docker-Experimental', 'false');
     reply.header('Ostype', 'linux');
     reply.header('Server', `brig/${API_VERSION} (linux)`);
+    // Exactly application/json, as Docker sends it: the docker CLI reads an error's message only then (fastify adds a charset).
+    if (String(reply.getHeader('content-type') ?? '').startsWith('application/json')) reply.header('content-type', 'application/json');
     return payload;
   });
   if (o.log) {
@@ -131,9 +133,10 @@ export async function createEngineServer(o: EngineServerOptions): Promise<Engine
   app.setErrorHandler((e, _req, reply) => {
     const status = statusOf(e);
     if (status >= 500 && o.log) o.log(`error: ${messageOf(e)}`);
-    void reply.code(status).type('application/json').send({ message: messageOf(e) });
+    // Exactly application/json (no charset): the docker CLI reads an error's message only then.
+    void reply.code(status).header('content-type', 'application/json').send(JSON.stringify({ message: messageOf(e) }) + '\n');
   });
-  app.setNotFoundHandler((req, reply) => void reply.code(404).type('application/json').send({ message: `page not found: ${req.method} ${req.url.split('?')[0]}` }));
+  app.setNotFoundHandler((req, reply) => void reply.code(404).header('content-type', 'application/json').send(JSON.stringify({ message: `page not found: ${req.method} ${req.url.split('?')[0]}` }) + '\n'));
   await app.register(registerRoutes);
   await app.ready();
 

@@ -2,13 +2,13 @@
 // (src/container). The records are brig's; these shape them as Docker's
 // API does, and turn Docker's create body into brig's options, refusing
 // what would undo the sandbox.
-import { readFileSync } from 'node:fs';
+import { readFileSync, watch, type FSWatcher } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { basename, dirname, posix } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { ContainerError, createContainer, getContainer, listContainers, type Container, type ContainerOptions, type ContainerRecord } from '../../container/index.js';
-import { allIds, get, monitorAlive, readRecord } from '../../container/state.js';
+import { allIds, get, monitorAlive, readRecord, recordDir } from '../../container/state.js';
 import { exitCodeOf } from '../../container/common.js';
 import { API_VERSION } from '../server.js';
 import { EngineError } from '../errors.js';
@@ -522,20 +522,34 @@ export default async function containers(app: FastifyInstance): Promise<void> {
     let gone = false;
     res.on('close', () => (gone = true));
     let last = first;
-    for (;;) {
-      if (gone) return;
-      const r = recordOrGone(c.id);
-      if (!r) {
-        if (condition === 'removed' || condition === 'next-exit' || condition === 'not-running') break;
-      } else {
+    // An --rm container's record goes soon after its end is written: a watch
+    // on its directory reads that end before it goes (polling alone can miss it).
+    let watcher: FSWatcher | undefined;
+    try {
+      watcher = watch(recordDir(c.id), () => {
+        const r = readRecord(c.id);
+        if (r) last = r;
+      });
+      watcher.on('error', () => {});
+    } catch {
+      // gone already
+    }
+    try {
+      for (;;) {
+        if (gone) return;
+        const r = recordOrGone(c.id);
+        if (!r) break;
         last = r;
         const ended = !live(r) && r.State.Status !== 'created';
         if (condition === 'not-running' && (!live(r) || r.State.Status === 'created')) break;
         if (condition === 'next-exit' && ended && r.State.FinishedAt !== first.State.FinishedAt) break;
+        await sleep(50);
       }
-      await sleep(50);
+    } finally {
+      watcher?.close();
     }
-    res.end(JSON.stringify({ StatusCode: last.State.ExitCode, Error: last.State.Error ? { Message: last.State.Error } : null }) + '\n');
+    // Error is for a failure to wait, not the container's own (the docker CLI exits 125 on it).
+    res.end(JSON.stringify({ StatusCode: last.State.ExitCode, Error: null }) + '\n');
   });
 
   app.get('/containers/:id/logs', async (req, reply) => {
