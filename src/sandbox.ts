@@ -327,6 +327,14 @@ export interface LaunchExtras {
    * Its id maps are written already.
    */
   netJoin?: [number, number];
+  /** Called once the launch returned, used or not: closes netJoin's fds and ends what made them. */
+  netJoinDone?: () => void;
+  /**
+   * Makes the pair to join (netJoin) once this launch's id maps are known
+   * (lines: inside, outside, count): a container's endpoints on user
+   * networks (src/net/holder.ts), or a running container's namespaces.
+   */
+  prepareNet?: (maps: { uid: [number, number, number][]; gid: [number, number, number][] }) => Promise<{ fds: [number, number]; done: () => void }>;
 }
 
 /** A running sandbox. `pid` is the host pid of the sandbox's init (0 when setup failed before launch). */
@@ -396,6 +404,25 @@ export class SandboxProcess extends EventEmitter {
     };
     const failBefore = (info: SetupErrorInfo) => before(() => setupFailure(info, t0));
 
+    // The network to join is made first, mapped as this launch maps ids.
+    const prepareNet = this.extras.prepareNet;
+    if (prepareNet && !this.extras.netJoin && !pooled) {
+      let maps: { uid: [number, number, number][]; gid: [number, number, number][] };
+      if (o.idMap === 'multi') {
+        const m = switchesIds(o) ? planMultiMap(0, 0) : planMultiMap(o.uid, o.gid);
+        if ('error' in m) return failBefore(m.error);
+        maps = { uid: m.uid, gid: m.gid };
+      } else maps = { uid: [[o.uid, process.getuid!(), 1]], gid: [[o.gid, process.getgid!(), 1]] };
+      const resolved = o;
+      return prepareNet(maps).then(
+        (ep) => {
+          this.extras.netJoin = ep.fds;
+          this.extras.netJoinDone = ep.done;
+          return this.start(resolved, stdio, t0);
+        },
+        (e: unknown) => failBefore(setupErrorInfo('network', errnoOf(e, osConstants.errno.EIO), undefined, (e as Error).message)),
+      );
+    }
     // A pooled sandbox was made ahead: cgroups, limits and plan are its own.
     let prep: PreparedSandbox;
     if (pooled) prep = pooled.prepared;
@@ -413,7 +440,7 @@ export class SandboxProcess extends EventEmitter {
     const signal = o.signal;
     if (signal?.aborted) return before(() => Promise.reject(abortError(signal)));
     const netJoin = this.extras.netJoin;
-    if (o.attach && !netJoin) return failBefore(setupErrorInfo('network', osConstants.errno.EINVAL, undefined, `network ${o.attach.kind === 'container' ? `container:${o.attach.ref}` : o.attach.name}: user networks and container:NAME are for containers (brig run -d or --name, brig create; createContainer in the API)`));
+    if (o.attach && !netJoin && this.extras.joinPidfd === undefined) return failBefore(setupErrorInfo('network', osConstants.errno.EINVAL, undefined, `network ${o.attach.kind === 'container' ? `container:${o.attach.ref}` : o.attach.name}: user networks and container:NAME are for containers (brig run -d or --name, brig create; createContainer in the API)`));
     let multi: MultiMapPlan | undefined;
     // A joined pair has its maps already (the multi-id one too).
     if (o.idMap === 'multi' && !netJoin) {
@@ -494,6 +521,7 @@ export class SandboxProcess extends EventEmitter {
       );
     } catch (e) {
       if (warm && !netJoin) closeWarm(warm);
+      this.extras.netJoinDone?.();
       closeCgroupFds();
       const ne = e as NativeError & { path?: string };
       // The pooled sandbox died while it waited (the pool hears of it and
@@ -511,6 +539,7 @@ export class SandboxProcess extends EventEmitter {
     const tLaunched = performance.now();
     // The sandbox's init holds the namespaces now (or the launch made its own).
     if (warm && !netJoin) closeWarm(warm);
+    this.extras.netJoinDone?.();
     sandboxStarted();
     closeChildEnds();
     closeCgroupFds();

@@ -334,7 +334,7 @@ function dockerShape(r: ContainerRecord) {
       return { Type: 'bind', Source: src, Destination: dst, Mode: mode, RW: mode === 'rw' };
     }),
     Config: r.Config,
-    NetworkSettings: { Networks: { [r.HostConfig.NetworkMode]: {} }, Ports: {} },
+    NetworkSettings: r.NetworkSettings ?? { Networks: { [r.HostConfig.NetworkMode]: {} }, Ports: {} },
     Brig: { Options: r.Options, Cgroups: r.Cgroups, PauseBy: r.PauseBy, MonitorPid: r.Monitor?.Pid ?? 0 },
   };
 }

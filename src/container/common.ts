@@ -42,6 +42,7 @@ function shared(o: SandboxOptions): SandboxOptions {
 export function execOptions(rec: ContainerRecord, initPid: number, argv: unknown, opts: ExecOptions = {}): { argv: string[]; options: SandboxOptions; extras: LaunchExtras } {
   if (!Array.isArray(argv) || argv.length === 0 || !argv.every((a) => typeof a === 'string')) throw new ContainerError('exec: no command given');
   const options = shared(rec.Options);
+  if (rec.LinkEnv) options.env = { ...rec.LinkEnv, ...(options.env as Record<string, string> | undefined) };
   if (opts.env?.length) {
     const env: Record<string, string> = { ...(options.env as Record<string, string> | undefined) };
     for (const kv of opts.env) {

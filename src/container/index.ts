@@ -78,6 +78,11 @@ function checkSignal(field: string, v: string): string {
 const CONTAINER_KEYS = ['name', 'restart', 'autoRemove', 'labels', 'stopSignal', 'stopTimeout', 'logOptions', 'networkAliases', 'links'] as const;
 const NOT_KEPT = ['stdin', 'stdout', 'stderr', 'signal', 'timings'] as const;
 
+function checkLinks(links: unknown): string[] {
+  if (!Array.isArray(links) || links.some((l) => typeof l !== 'string' || !/^\/?[a-zA-Z0-9][a-zA-Z0-9_.-]*(:[a-zA-Z0-9][a-zA-Z0-9_.-]*)?$/.test(l))) throw new OptionsError('links', 'expected NAME[:ALIAS] entries');
+  return links as string[];
+}
+
 /** Makes a container (state created); start() runs it. argv empty: the image's command. */
 export function createContainer(argv: string[], options: ContainerOptions = {}): Container {
   const id = newId();
@@ -125,6 +130,7 @@ export function createContainer(argv: string[], options: ContainerOptions = {}):
       PidsLimit: resolved.limits.pids ?? 0,
       NetworkMode: resolved.attach ? String(options.network) : resolved.network,
       Binds: resolved.mounts.map((m) => `${m.source}:${m.target}:${m.readonly ? 'ro' : 'rw'}`),
+      ...(options.links?.length ? { Links: checkLinks(options.links) } : {}),
     },
     State: { Status: 'created', Running: false, Paused: false, Restarting: false, OOMKilled: false, Dead: false, Pid: 0, ExitCode: 0, Error: '', StartedAt: '0001-01-01T00:00:00Z', FinishedAt: '0001-01-01T00:00:00Z' },
     RestartCount: 0,

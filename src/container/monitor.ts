@@ -15,6 +15,7 @@ import { JsonLogWriter } from './logs.js';
 import { processTree, programPid } from './proc.js';
 import { ContainerError, exitedState, monitorAlive, processStart, readRecord, recordDir, removeCgroups, runtimeDir, socketPath, update, withLock, writeRecord, type ContainerRecord } from './state.js';
 import { execOptions, exitCodeOf, removeContainerFiles } from './common.js';
+import { startNetwork, type StartNetwork } from '../net/attach.js';
 
 const BACKOFF_START_MS = 100;
 const BACKOFF_MAX_MS = 60_000;
@@ -231,14 +232,22 @@ class Monitor {
       let sp: SandboxProcess;
       let result: RunResult;
       const startedAt = Date.now();
+      let net: StartNetwork | undefined;
       try {
+        // User networks, container:NAME, links: leases, the hosts file, the namespaces to join.
+        net = startNetwork(this.id);
+        const runOptions: typeof o = { ...o };
+        if (net?.options.mounts?.length) runOptions.mounts = [...(o.mounts ?? []), ...net.options.mounts];
+        if (net?.options.env && Object.keys(net.options.env).length) runOptions.env = { ...net.options.env, ...(o.env as Record<string, string> | undefined) };
         // A command of one word (Path, no Args) is still the container's command, not the image's default.
-        sp = spawnWith(rec.Path || !o.image ? [rec.Path, ...rec.Args] : [], { ...o, stdin: 'ignore', stdout: 'pipe', stderr: 'pipe' }, { cgroupProcs: ccg.procs });
+        sp = spawnWith(rec.Path || !o.image ? [rec.Path, ...rec.Args] : [], { ...(runOptions as typeof o), stdin: 'ignore', stdout: 'pipe', stderr: 'pipe' }, { cgroupProcs: ccg.procs, prepareNet: net?.prepareNet });
         this.current = sp;
         sp.stdout?.on('data', (c: Buffer) => log.write('stdout', c));
         sp.stderr?.on('data', (c: Buffer) => log.write('stderr', c));
         // The pipes' last bytes may come after the exit: the log closes once both have ended.
         const drained = Promise.all([sp.stdout, sp.stderr].map((s) => (s && !s.destroyed ? new Promise((r) => s.once('close', r)) : undefined)));
+        // A launch that joins a prepared network starts once that is made: wait for it (and for pasta's ports).
+        await sp.network;
         if (sp.pid) {
           const pid = sp.pid;
           update(this.id, (r) => {
@@ -266,6 +275,7 @@ class Monitor {
       }
       this.current = undefined;
       this.paused = undefined;
+      await net?.ended().catch(() => {});
       log.close();
       removeCgroups(ccg.dirs);
       const code = exitCodeOf(result);

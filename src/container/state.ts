@@ -59,6 +59,8 @@ export interface ContainerRecord {
     PidsLimit: number;
     NetworkMode: string;
     Binds: string[];
+    /** Docker's legacy links, as given: NAME[:ALIAS]. */
+    Links?: string[];
   };
   State: {
     Status: ContainerStatus;
@@ -86,6 +88,8 @@ export interface ContainerRecord {
   PauseBy?: string;
   /** brig's own: the user stopped it (restart policies other than always leave it stopped). */
   StoppedByUser?: boolean;
+  /** brig's own: the variables of its links (--link) as of its last start; the program and execs get them. */
+  LinkEnv?: Record<string, string>;
   /** Docker's: the user networks it is on (src/net/networks.ts), with the address leased while it runs. */
   NetworkSettings?: { Networks: Record<string, EndpointSettings>; Ports: Record<string, { HostIp: string; HostPort: string }[] | null> };
 }
@@ -228,8 +232,19 @@ export function removeCgroups(dirs: string[]): void {
  * marked exited with the reason, and what the monitor would have removed
  * goes. Call under withLock; true when the record changed.
  */
+let monitorDiedHook: ((r: ContainerRecord) => void) | undefined;
+/** @internal src/net/attach.ts: what a dead monitor left on user networks (leases, names, the holder) is cleaned up. */
+export function setMonitorDiedHook(fn: (r: ContainerRecord) => void): void {
+  monitorDiedHook = fn;
+}
+
 export function reconcile(r: ContainerRecord): boolean {
   if (r.Monitor === undefined || monitorAlive(r)) return false;
+  try {
+    monitorDiedHook?.(r);
+  } catch {
+    // the network side is swept again by the next process that looks
+  }
   const wasLive = r.State.Running || r.State.Restarting || r.State.Paused;
   const pid = r.Monitor.Pid;
   r.Monitor = undefined;

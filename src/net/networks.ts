@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { NetworkError } from '../errors.js';
 import { storeRoot } from '../image/store.js';
 import { native } from '../native.js';
+import { allIds, monitorAlive, readRecord, type ContainerRecord } from '../container/state.js';
 
 export { NetworkError } from '../errors.js';
 
@@ -240,19 +241,22 @@ export function createNetwork(o: CreateNetworkOptions): NetworkRecord {
 }
 
 /**
- * The ids of containers whose monitors live (their endpoints are real),
- * supplied by the container side (src/container/), so this file needs no
- * container lock. Left unset, no lease is swept.
+ * The ids of containers whose monitors live: their endpoints are real. Read
+ * without the containers' lock (records are replaced by rename), as this
+ * runs from reconcile(), which holds it.
  */
-let liveContainers: (() => Set<string>) | undefined;
-export function setLiveContainers(fn: () => Set<string>): void {
-  liveContainers = fn;
+export function liveContainerIds(): Set<string> {
+  return new Set(
+    allIds()
+      .map((id) => readRecord(id))
+      .filter((r): r is ContainerRecord => r !== undefined && monitorAlive(r))
+      .map((r) => r.Id),
+  );
 }
 
 /** Drops the leases of containers that are not running any more (their monitor died). Returns what it dropped. */
 export function sweepLeases(): { network: string; container: string }[] {
-  if (!liveContainers) return [];
-  const live = liveContainers();
+  const live = liveContainerIds();
   return withNetLock(() => {
     const gone: { network: string; container: string }[] = [];
     for (const n of readAll()) {
@@ -386,9 +390,14 @@ export function leasesOf(containerId: string): { networkId: string; name: string
   );
 }
 
-/** Whether any network has an active endpoint (the holder is needed while one does). */
-export function anyEndpoints(): boolean {
-  return withNetLock(() => readAll().some((n) => Object.keys(n.Containers).length > 0));
+/** Whether any network has an active endpoint (the holder is needed while one does). Call under withNetLock. */
+export function anyEndpointsLocked(): boolean {
+  return readAll().some((n) => Object.keys(n.Containers).length > 0);
+}
+
+/** Every network's record, read under a lock the caller holds (withNetLock). */
+export function readNetworksLocked(): NetworkRecord[] {
+  return readAll();
 }
 
 /** Whether `v` names a user network (rather than a mode): for option checks. */

@@ -1,0 +1,248 @@
+// User networks (issue 24): records, leases, and containers on them, made
+// and used by separate brig processes (bin/brig) as users do. Traffic only
+// inside namespaces this test made (the network holder's bridges and the
+// containers'), never any other address.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { brigCli, guardLeaks, running } from './helpers.js';
+
+const root = mkdtempSync(join(tmpdir(), 'nettest-'));
+const env = { ...process.env, BRIG_STORE: join(root, 'store'), XDG_RUNTIME_DIR: join(root, 'run') };
+mkdirSync(env.XDG_RUNTIME_DIR, { mode: 0o700 });
+const brig = (...args: string[]) => brigCli(args, { env, timeoutMs: 60_000 });
+
+function ok(...args: string[]): string {
+  const r = brig(...args);
+  assert.equal(r.code, 0, `brig ${args.join(' ')}: ${r.err}`);
+  return r.out;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function until(what: string, fn: () => boolean, ms = 15_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!fn()) {
+    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+function inspect(name: string) {
+  return JSON.parse(ok('inspect', '--type', 'container', name))[0];
+}
+
+function holderFile(): string {
+  return join(env.BRIG_STORE, 'net', 'holder.json');
+}
+
+function holderPid(): number | undefined {
+  try {
+    const h = JSON.parse(readFileSync(holderFile(), 'utf8'));
+    return running(h.Pid) ? h.Pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function leases(): number {
+  const dir = join(env.BRIG_STORE, 'net');
+  if (!existsSync(dir)) return 0;
+  return readdirSync(dir)
+    .filter((n) => /^[0-9a-f]{64}\.json$/.test(n))
+    .reduce((s, n) => s + Object.keys(JSON.parse(readFileSync(join(dir, n), 'utf8')).Containers).length, 0);
+}
+
+/** A TCP server in the container: answers each connection with a line naming it. */
+const SERVER = `import socket
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('0.0.0.0', 8080))
+s.listen(8)
+while True:
+    c, a = s.accept()
+    c.sendall(b'hello from server\\n')
+    c.close()
+`;
+
+/** A client: connects to argv[1]:argv[2] (1 s), prints what it got or the error's errno name. */
+const CLIENT = `import socket, sys, errno
+try:
+    c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=1)
+    print(c.recv(100).decode().strip())
+except socket.timeout:
+    print('timeout'); sys.exit(3)
+except OSError as e:
+    print(errno.errorcode.get(e.errno, str(e))); sys.exit(4)
+`;
+
+function client(container: string, host: string, port = 8080) {
+  return brig('exec', container, 'python3', '-c', CLIENT, host, String(port));
+}
+
+after(() => {
+  for (const n of ['a1', 'a2', 'a3', 'a4', 'b1', 'l1', 'k1', 'k2', 'p1']) brig('rm', '-f', n);
+  brig('network', 'prune', '-f');
+  rmSync(root, { recursive: true, force: true });
+});
+
+describe('network records', () => {
+  it('create, ls, inspect, rm: Docker shapes, subnets from 10.89.N.0/24, Docker errors', () => {
+    const id = ok('network', 'create', '--label', 'team=x', 'r1').trim();
+    assert.match(id, /^[0-9a-f]{64}$/);
+    const [n] = JSON.parse(ok('network', 'inspect', 'r1'));
+    assert.equal(n.Id, id);
+    assert.equal(n.Driver, 'bridge');
+    assert.equal(n.Scope, 'local');
+    assert.equal(n.Internal, false);
+    assert.deepEqual(n.Labels, { team: 'x' });
+    assert.match(n.IPAM.Config[0].Subnet, /^10\.89\.\d+\.0\/24$/);
+    ok('network', 'create', '--subnet', '10.77.0.0/16', '--internal', 'r2');
+    assert.equal(JSON.parse(ok('network', 'inspect', 'r2'))[0].IPAM.Config[0].Gateway, '10.77.0.1');
+    assert.equal(ok('network', 'ls', '-q', '--filter', 'label=team=x').trim(), id.slice(0, 12));
+    assert.match(ok('network', 'ls'), /NETWORK ID\s+NAME\s+DRIVER\s+SCOPE\n[0-9a-f]{12}\s+r1\s+bridge\s+local/);
+    let r = brig('network', 'create', 'r1');
+    assert.equal(r.code, 1);
+    assert.match(r.err, /network with name r1 already exists/);
+    r = brig('network', 'create', '--subnet', '10.77.5.0/24', 'r3');
+    assert.match(r.err, /Pool overlaps/);
+    r = brig('network', 'create', '--subnet', '10.77.5.1/24', 'r3');
+    assert.match(r.err, /host bits are set/);
+    r = brig('network', 'inspect', 'nope');
+    assert.equal(r.code, 1);
+    assert.match(r.err, /network nope not found/);
+    r = brig('network', 'create', 'host');
+    assert.notEqual(r.code, 0);
+    ok('network', 'rm', 'r1', 'r2');
+    assert.equal(ok('network', 'ls', '-q'), '');
+  });
+
+  it('leases: concurrent brig processes never hand out one address twice', () => {
+    ok('network', 'create', '--subnet', '10.78.0.0/28', 'lease');
+    const script = `import('${join(process.cwd(), 'dist/src/net/networks.js')}').then((m) => { const out = []; for (let i = 0; i < 3; i++) out.push(m.leaseAddress('lease', process.argv[1] + i, 'c').ip); console.log(out.join(' ')); })`;
+    const procs = [0, 1, 2, 3].map((k) => spawnSync(process.execPath, ['-e', script, `${k}`.repeat(63)], { env, encoding: 'utf8' }));
+    const ips = procs.flatMap((p) => {
+      assert.equal(p.status, 0, p.stderr);
+      return p.stdout.trim().split(' ');
+    });
+    assert.equal(ips.length, 12);
+    assert.equal(new Set(ips).size, 12, `duplicates among ${ips.join(', ')}`);
+    // a /28 has 13 addresses for containers: one more, then it is full
+    const more = spawnSync(process.execPath, ['-e', script, 'f'.repeat(63)], { env, encoding: 'utf8' });
+    assert.match(more.stderr, /no available IPv4 addresses on network lease/);
+    const r = brig('network', 'rm', 'lease');
+    // the leases' containers do not exist: the sweep drops them, and rm goes through
+    assert.equal(r.code, 0, r.err);
+  });
+});
+
+describe('containers on user networks', () => {
+  it('two containers on one network talk by name and alias; a third on another network cannot; the program cannot reconfigure or reach the holder', async () => {
+    ok('network', 'create', 'front');
+    ok('network', 'create', '--internal', 'back');
+    ok('run', '-d', '--name', 'a1', '--network', 'front', '--network-alias', 'web', '--', 'python3', '-c', SERVER);
+    const a1 = inspect('a1');
+    const ip1 = a1.NetworkSettings.Networks.front.IPAddress;
+    assert.match(ip1, /^10\.89\.\d+\.2$/);
+    assert.equal(a1.NetworkSettings.Networks.front.Gateway, ip1.replace(/\.2$/, '.1'));
+    assert.deepEqual(a1.NetworkSettings.Networks.front.Aliases, ['web']);
+    ok('run', '-d', '--name', 'a2', '--network', 'front', '--', 'sleep', '1000');
+    // a1 started first: it learns a2's name within a second (its /etc/hosts is rewritten in place)
+    const t0 = Date.now();
+    await until('a2 in a1\'s /etc/hosts', () => /\ta2 /.test(brig('exec', 'a1', 'cat', '/etc/hosts').out), 1000 + 2000 /* the exec's own start */);
+    assert.ok(Date.now() - t0 < 3000);
+    await until('the server listening', () => client('a2', 'a1').out.trim() === 'hello from server');
+    assert.equal(client('a2', 'web').out.trim(), 'hello from server');
+    assert.equal(client('a2', a1.Id.slice(0, 12)).out.trim(), 'hello from server');
+    // another network: no name, and no path to the address
+    ok('run', '-d', '--name', 'a3', '--network', 'back', '--', 'sleep', '1000');
+    let r = client('a3', 'a1');
+    assert.notEqual(r.code, 0);
+    r = client('a3', ip1);
+    assert.notEqual(r.code, 0, r.out);
+    assert.match(r.out, /ENETUNREACH|timeout|EHOSTUNREACH/);
+    // --internal: no route out
+    r = brig('exec', 'a3', 'ip', 'route');
+    assert.doesNotMatch(r.out, /default/);
+    r = brig('exec', 'a3', 'ip', 'route', 'get', '192.0.2.1');
+    assert.notEqual(r.code, 0);
+    assert.match(r.err, /unreachable/i);
+    // front is not internal: a default route via its gateway
+    assert.match(brig('exec', 'a2', 'ip', 'route').out, /^default via 10\.89\.\d+\.1 dev eth0/m);
+    // the program: no address change, no route, no link down, no way into the holder's namespaces
+    for (const cmd of [
+      ['ip', 'addr', 'add', '10.89.250.9/24', 'dev', 'eth0'],
+      ['ip', 'route', 'add', '10.99.0.0/16', 'dev', 'eth0'],
+      ['ip', 'link', 'set', 'eth0', 'down'],
+    ]) {
+      r = brig('exec', 'a2', ...cmd);
+      assert.notEqual(r.code, 0, cmd.join(' '));
+      assert.match(r.err, /Operation not permitted/, cmd.join(' '));
+    }
+    assert.match(brig('exec', 'a2', 'ip', '-o', 'link', 'show', 'eth0').out, /state UP/);
+    const holder = holderPid();
+    assert.ok(holder, 'a network holder runs');
+    // its pid is not in the container's pid namespace; the parent user namespace cannot be had (NS_GET_PARENT)
+    const probe = `import os, fcntl, errno
+print(os.path.exists('/proc/${holder}'))
+fd = os.open('/proc/self/ns/user', os.O_RDONLY)
+try:
+    p = fcntl.ioctl(fd, 0xb702)
+    try:
+        os.setns(p, os.CLONE_NEWUSER); print('joined')
+    except OSError as e: print('setns', errno.errorcode[e.errno])
+except OSError as e:
+    print('parent', errno.errorcode[e.errno])
+`;
+    r = brig('exec', 'a2', 'python3', '-c', probe);
+    assert.equal(r.code, 0, r.err);
+    const [seen, got] = r.out.trim().split('\n');
+    assert.equal(seen, 'False');
+    assert.match(got, /^(parent|setns) EPERM$/);
+    // the id map is the ordinary one: the container's uid is the caller's own
+    assert.equal(brig('exec', 'a2', 'cat', '/proc/self/uid_map').out.trim().split(/\s+/)[0], '1000');
+    // network rm refuses while containers are on it
+    r = brig('network', 'rm', 'front');
+    assert.equal(r.code, 1);
+    assert.match(r.err, /has active endpoints/);
+  });
+
+  it('container:NAME shares the network namespace (loopback); --link gives hosts entry and variables', async () => {
+    ok('run', '-d', '--name', 'a4', '--network', 'container:a1', '--', 'sleep', '1000');
+    // a1's server listens on 0.0.0.0 in the namespace a4 joined: reached on a4's own loopback
+    await until('a1 reached on a4\'s loopback', () => client('a4', '127.0.0.1').out.trim() === 'hello from server');
+    assert.match(brig('exec', 'a4', 'ip', '-o', 'link', 'show', 'eth0').out, new RegExp(`link/ether ${inspect('a1').NetworkSettings.Networks.front.MacAddress}`));
+    ok('run', '-d', '--name', 'l1', '--network', 'front', '--link', 'a1:db', '--', 'sleep', '1000');
+    const r = brig('exec', 'l1', 'sh', '-c', 'echo $DB_NAME; grep -w db /etc/hosts');
+    assert.equal(r.code, 0, r.err);
+    const [name, hosts] = r.out.trim().split('\n');
+    assert.equal(name, '/l1/db');
+    assert.match(hosts, new RegExp(`^${inspect('a1').NetworkSettings.Networks.front.IPAddress.replace(/\./g, '\\.')}\\tdb( a1)?$`));
+    assert.equal(client('l1', 'db').out.trim(), 'hello from server');
+  });
+
+  it('everything goes with the last container: leases, holder, namespaces; also after a monitor was SIGKILLed', async () => {
+    const holder = holderPid();
+    assert.ok(holder);
+    for (const n of ['a4', 'l1', 'a3', 'a2']) ok('rm', '-f', n);
+    assert.ok(holderPid(), 'a1 is still on front: the holder stays');
+    // SIGKILL a1's monitor: its container dies with it; the next brig process sweeps its lease and ends the holder
+    const mon = inspect('a1').Brig.MonitorPid;
+    process.kill(mon, 'SIGKILL');
+    await until('the monitor gone', () => !running(mon));
+    await until('a1 seen exited', () => inspect('a1').State.Status === 'exited');
+    assert.equal(leases(), 0);
+    await until('the holder gone', () => !running(holder!), 5000);
+    assert.equal(existsSync(holderFile()), false);
+    ok('rm', 'a1');
+    ok('network', 'rm', 'front', 'back');
+    // no maker or holder left: nothing of ours runs nsenter, unshare or sleep infinity
+    const ps = spawnSync('ps', ['-u', String(process.getuid!()), '-o', 'pid=,args='], { encoding: 'utf8' }).stdout;
+    assert.doesNotMatch(ps, /unshare --user --net/);
+  });
+});
+
+guardLeaks();
