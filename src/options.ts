@@ -450,7 +450,11 @@ export function resolveOptions(argv: unknown, o: SandboxOptions = {}): ResolvedO
 
   const network = networkMode(o.network);
   const attach = networkAttach(o.network);
-  const net = netOptions(network, o);
+  if (attach?.kind === 'container' && (o.publish as unknown[] | undefined)?.length) throw new OptionsError('publish', 'conflicting options: port publishing and the container type network mode');
+  // A container on a user network publishes through brig's proxy: pasta
+  // cannot open its tap in a namespace nested under the holder's.
+  const net = netOptions(network, attach && o.publishVia === undefined ? { ...o, publishVia: 'proxy' } : o);
+  if (attach && net.publish.some((p) => p.protocol === 'udp')) throw new OptionsError('publish', "UDP ports cannot be published from a user network yet (brig's proxy forwards TCP only)");
 
   checkStdio('stdin', o.stdin, true);
   checkStdio('stdout', o.stdout, false);

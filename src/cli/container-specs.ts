@@ -23,6 +23,6 @@ export function wantsContainer(p: Parsed): boolean {
     if (p.flags.has('tty')) throw new UsageError('-t with -d: not supported yet (a detached container has no terminal yet; brig exec -it gives one)');
     return true;
   }
-  for (const o of ['restart', 'stop-signal', 'stop-timeout', 'log-opt', 'network-alias', 'link']) if (p.opts.has(o)) throw new UsageError(`--${o} needs -d (brig run runs in the foreground otherwise)`);
+  for (const o of ['restart', 'stop-signal', 'stop-timeout', 'log-opt', 'network-alias', 'link', 'publish-all']) if (p.opts.has(o)) throw new UsageError(`--${o} needs -d (brig run runs in the foreground otherwise)`);
   return false;
 }

@@ -81,6 +81,7 @@ function createFrom(p: Parsed, verbName: 'run' | 'create'): Container {
     logOptions: logOpts,
     ...(all(p, 'network-alias').length ? { networkAliases: all(p, 'network-alias') } : {}),
     ...(all(p, 'link').length ? { links: all(p, 'link') } : {}),
+    ...(p.flags.has('publish-all') ? { publishAll: true } : {}),
   });
 }
 
@@ -376,6 +377,25 @@ export const topCommand = verb(topHelp, [helpSpec], (p) => {
   const table = [['UID', 'PID', 'PPID', 'STAT', 'TIME', 'CMD'], ...rows.map((r) => [String(r.uid), String(r.pid), String(r.ppid), r.state, `${(r.cpuTicks / 100).toFixed(2)}s`, r.cmd])];
   const w = table[0].map((_, i) => Math.max(...table.map((row) => row[i].length)));
   for (const row of table) process.stdout.write(row.map((c, i) => (i === row.length - 1 ? c : c.padEnd(w[i]))).join('  ') + '\n');
+  return 0;
+});
+
+const portHelp = formatHelp('brig port CONTAINER [PORT[/PROTO]]', "A running container's published ports, as bound (Docker's format).", [helpSpec]);
+export const portCommand = verb(portHelp, [helpSpec], (p) => {
+  if (p.rest.length < 1 || p.rest.length > 2) throw new UsageError('brig port CONTAINER [PORT[/PROTO]]');
+  const c = getContainer(p.rest[0]);
+  const r = c.inspect();
+  const running = r.State.Running || r.State.Paused;
+  const ports = running ? (r.NetworkSettings?.Ports ?? {}) : {};
+  if (p.rest[1] !== undefined) {
+    const want = p.rest[1].includes('/') ? p.rest[1] : `${p.rest[1]}/tcp`;
+    const bound = ports[want];
+    if (!bound?.length) throw new ContainerError(`No public port '${want}' published for ${r.Name}`, 1);
+    for (const b of bound) process.stdout.write(`${b.HostIp}:${b.HostPort}\n`);
+    return 0;
+  }
+  const keys = Object.keys(ports).sort((a, b) => parseInt(a) - parseInt(b) || a.localeCompare(b));
+  for (const k of keys) for (const b of ports[k] ?? []) process.stdout.write(`${k} -> ${b.HostIp}:${b.HostPort}\n`);
   return 0;
 });
 

@@ -56,6 +56,7 @@ export const verbs: Record<string, Verb> = {
   ps: { summary: 'list containers', main: lazy(container, (m) => m.psCommand) },
   logs: { summary: "a container's output", main: lazy(container, (m) => m.logsCommand) },
   top: { summary: "a container's processes", main: lazy(container, (m) => m.topCommand) },
+  port: { summary: "a container's published ports", main: lazy(container, (m) => m.portCommand) },
   stats: { summary: "containers' CPU, memory, pids", main: lazy(container, (m) => m.statsCommand) },
   exec: { summary: 'run a command in a running container', main: lazy(container, (m) => m.execCommand) },
   cp: { summary: 'copy files between a container and the host', main: lazy(container, (m) => m.cpCommand) },

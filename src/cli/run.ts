@@ -30,7 +30,7 @@ export const sandboxSpecs: OptionSpec[] = [
   { name: 'interactive', short: 'i', help: 'keep standard input open (with an IMAGE; after -- it always is)' },
   { name: 'tty', short: 't', help: 'a terminal for the program', unsupported: 'no terminal inside the sandbox yet: stdio are pipes or your own' },
   { name: 'detach', short: 'd', help: 'run in the background', unsupported: 'runs are in the foreground until background containers land' },
-  { name: 'publish-all', short: 'P', help: 'publish every exposed port', unsupported: 'EXPOSE ports are not published yet; give each with -p' },
+  { name: 'publish-all', short: 'P', help: "with -d: publish every port the image EXPOSEs, each on a free port of 127.0.0.1 (brig port NAME shows them)" },
   { name: 'restart', value: true, arg: 'POLICY', help: 'restart policy', unsupported: 'no background containers to restart yet' },
   { name: 'attach', short: 'a', value: true, repeat: true, arg: 'STDIN|STDOUT|STDERR', help: 'streams to attach', unsupported: 'stdout and stderr are always attached; -i adds stdin' },
   { name: 'name', value: true, arg: 'CONTAINER', help: "with -d: the container's name; without -d, with an image: keep the writable layer on disk as this container (brig commit, brig rm)" },

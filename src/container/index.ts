@@ -16,6 +16,7 @@ import { execOptions, removeContainerFiles, type ExecOptions } from './common.js
 import { readLogs, type LogEntry } from './logs.js';
 import { MONITOR_SCRIPT } from './monitor.js';
 import { initialNetworkSettings } from '../net/attach.js';
+import { netOptions } from '../net/index.js';
 import { processTree, procInfo, programPid, type ProcInfo } from './proc.js';
 import {
   ContainerError,
@@ -56,8 +57,10 @@ export interface ContainerOptions extends SandboxOptions {
   logOptions?: { 'max-size'?: string; 'max-file'?: string };
   /** More names the container has on its user network (--network-alias). */
   networkAliases?: string[];
-  /** Docker's legacy links, NAME[:ALIAS]: a hosts entry and ALIAS_* variables (src/net/links.ts). */
+  /** Docker's legacy links, NAME[:ALIAS]: a hosts entry and ALIAS_* variables (src/net/attach.ts). */
   links?: string[];
+  /** -P: every port the image EXPOSEs, published on a free host port (127.0.0.1 unless -p says otherwise). */
+  publishAll?: boolean;
 }
 
 /** Docker's restart policy text, checked. */
@@ -75,7 +78,7 @@ function checkSignal(field: string, v: string): string {
   return name;
 }
 
-const CONTAINER_KEYS = ['name', 'restart', 'autoRemove', 'labels', 'stopSignal', 'stopTimeout', 'logOptions', 'networkAliases', 'links'] as const;
+const CONTAINER_KEYS = ['name', 'restart', 'autoRemove', 'labels', 'stopSignal', 'stopTimeout', 'logOptions', 'networkAliases', 'links', 'publishAll'] as const;
 const NOT_KEPT = ['stdin', 'stdout', 'stderr', 'signal', 'timings'] as const;
 
 function checkLinks(links: unknown): string[] {
@@ -99,6 +102,15 @@ export function createContainer(argv: string[], options: ContainerOptions = {}):
   if (sandbox.image !== undefined) sandbox.container = id;
   // Every option checked now, not at start: the same errors as run's. For an image, this makes its writable layer.
   const resolved = resolveOptions(argv, applyProfile(sandbox));
+  if (options.publishAll) {
+    // Docker's -P: the image's EXPOSE, each on a port the kernel picks at each start.
+    // On a user network only TCP can be published (brig's proxy): -P leaves UDP ports out there.
+    const exposed = Object.keys(resolved.image?.config.ExposedPorts ?? {}).filter((p) => !resolved.attach || !p.endsWith('/udp'));
+    if (exposed.length) {
+      sandbox.publish = [...((sandbox.publish as unknown[] | undefined) ?? []), ...exposed.map((p) => (p.includes('/') ? p : `${p}/tcp`))] as SandboxOptions['publish'];
+      netOptions(resolved.network, sandbox as Parameters<typeof netOptions>[1]);
+    }
+  }
   const aliases = options.networkAliases ?? [];
   if (!Array.isArray(aliases) || aliases.some((a) => typeof a !== 'string' || !NAME_RE.test(a))) throw new OptionsError('networkAliases', 'expected names (letters, digits, _ . -)');
   if (aliases.length && resolved.attach?.kind !== 'network') throw new OptionsError('networkAliases', 'network aliases are for containers on a user network (--network NAME)');

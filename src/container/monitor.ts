@@ -247,9 +247,15 @@ class Monitor {
         // The pipes' last bytes may come after the exit: the log closes once both have ended.
         const drained = Promise.all([sp.stdout, sp.stderr].map((s) => (s && !s.destroyed ? new Promise((r) => s.once('close', r)) : undefined)));
         // A launch that joins a prepared network starts once that is made: wait for it (and for pasta's ports).
-        await sp.network;
+        const netInfo = await sp.network;
         if (sp.pid) {
           const pid = sp.pid;
+          // Docker's NetworkSettings.Ports: each published port as bound (brig port reads them).
+          const ports: Record<string, { HostIp: string; HostPort: string }[]> = {};
+          for (const p of netInfo.ports) (ports[`${p.containerPort}/${p.protocol}`] ??= []).push({ HostIp: p.hostIp, HostPort: String(p.hostPort) });
+          update(this.id, (r) => {
+            if (netInfo.ports.length || r.NetworkSettings) (r.NetworkSettings ??= { Networks: {}, Ports: {} }).Ports = ports;
+          });
           update(this.id, (r) => {
             r.State = { ...r.State, Status: 'running', Running: true, Paused: false, Restarting: false, OOMKilled: false, Dead: false, Pid: pid, ExitCode: 0, Error: '', StartedAt: new Date(startedAt).toISOString() };
             r.Cgroups = ccg.dirs;
