@@ -63,7 +63,8 @@ volumes:
 
 // Blocked: compose disconnects and reconnects a new container's own network (its Aliases lack the short
 // id), and src/net/attach.ts connect() (i24c's) refuses the network mode 'none' that the disconnect leaves.
-// With that one refusal dropped (CONTRACTS.md, 2026-11-26T04:07Z) this suite passes whole; until i24c's fix
+// With that one refusal dropped (CONTRACTS.md, 2026-11-26T04:07Z) this suite passes whole, as root and as an
+// unprivileged user; until the fix
 // is merged its tests run as todos (their failures reported, not counted). Remove `todo` then.
 const BLOCKED = "blocked on i24c: src/net/attach.ts connect() refuses NetworkMode 'none' (compose's disconnect+connect)";
 
