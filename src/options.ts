@@ -12,7 +12,6 @@ import { resolveSeccomp, SeccompCompileError, SeccompPolicyError, type ResolvedS
 export type { BindMount, TmpfsMount } from './profile/types.js';
 import type { Rlimit } from './profile/types.js';
 import type { ProfileOption, SandboxPolicy } from './profile/index.js';
-import { getNetwork } from './net/networks.js';
 import { networkAttach, networkMode, netOptions, type NetAttach, type NetOptions, type NetworkMode } from './net/index.js';
 
 /**
@@ -153,6 +152,7 @@ export const DEFAULT_UID = 1000;
 export const DEFAULT_GID = 1000;
 const MAX_ID = 0xfffffffe;
 
+/** (User networks' records, too, load only for a run on one: they bring the store.) */
 /** The image store's module, loaded when a run names an image, a container or a volume (its archive code is heavy). */
 let storeModule: typeof import('./image/store.js') | undefined;
 function images(): typeof import('./image/store.js') {
@@ -473,7 +473,7 @@ export function resolveOptions(argv: unknown, o: SandboxOptions = {}): ResolvedO
   if (attach?.kind === 'network') {
     // Docker's words for a network that is not there.
     try {
-      getNetwork(attach.name);
+      (createRequire(import.meta.url)('./net/networks.js') as typeof import('./net/networks.js')).getNetwork(attach.name);
     } catch (e) {
       throw new OptionsError('network', (e as Error).message);
     }

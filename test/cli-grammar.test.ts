@@ -79,7 +79,6 @@ const cases: Case[] = [
   { args: ['run', '--output-limit', '10', '--', '/bin/echo', 'a line longer than ten bytes'], code: 141, out: 'a line lon', err: /output limit exceeded/ },
   { args: ['run', '--seccomp', 'judge', '--', '/bin/sh', '-c', 'mount -t tmpfs x /mnt'], code: 159, err: /^brig run: seccomp violation: the program called mount/ },
   // Flags not built yet: refused, never ignored.
-  { args: ['run', '-d', '-it', IMG, 'sh'], code: 125, err: /^brig run: -t with -d: not supported yet/ },
   { args: ['run', '-d'], code: 125, err: /^brig run: requires an image or a command/ },
   { args: ['create', '--name', 'x'], code: 125, err: /^brig create: requires an image or a command/ },
   { args: ['run', '-P', IMG], code: 125, err: /^brig run: --publish-all needs -d/ },

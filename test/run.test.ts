@@ -45,13 +45,29 @@ describe('exit status', () => {
 
 describe('accounting of killed runs', () => {
   it('counts the CPU time of a tree ended by the wall-time limit', async () => {
-    // A spinning program and a spinning orphan, killed at 600 ms: init kills
-    // and reaps them itself, so the kernel adds their time to its account.
-    const r = await run(['/bin/sh', '-c', '(sh -c "while :; do :; done" &); while :; do :; done'], { wallTimeLimitMs: 600 });
+    // The program and an orphan (its grandchild, reparented to init) each
+    // burn 300 ms of CPU by their own CPU clock, say so, then sleep until
+    // the wall-time limit: init kills and reaps them itself, so the kernel
+    // adds the orphan's time to its account too. CPU time, not wall time,
+    // so a loaded host changes nothing but how soon they are done.
+    const burn = [
+      'import os, sys, time',
+      'def burn():',
+      '    t = time.process_time()',
+      '    while time.process_time() - t < 0.3: pass',
+      '    print("burnt", flush=True)',
+      '    time.sleep(100)',
+      'if os.fork() == 0:',
+      '    if os.fork() == 0: burn()',
+      '    os._exit(0)',
+      'burn()',
+    ].join('\n');
+    const r = await run(['python3', '-c', burn], { wallTimeLimitMs: 3000 });
     assert.equal(r.status, 'wall-time-limit');
+    assert.equal(r.stdout.toString(), 'burnt\nburnt\n', 'both burnt their 300 ms before the limit');
     const cpu = r.cpuTimeMs.user + r.cpuTimeMs.system;
-    // two spinners on a 2-core machine: between one and two CPUs' worth
-    assert.ok(cpu >= 500 && cpu <= 1300, `cpu ${cpu} ms in ${r.wallTimeMs} ms`);
+    // 600 ms burnt, plus two Python starts; one burner's time alone would be under 500
+    assert.ok(cpu >= 590 && cpu <= 1500, `cpu ${cpu} ms in ${r.wallTimeMs} ms`);
   });
 });
 
