@@ -59,6 +59,12 @@ export interface ContainerOptions extends SandboxOptions {
   tty?: boolean;
   /** Keep the program's stdin open for attach (docker run -i): a pipe held by the monitor, or the terminal. */
   openStdin?: boolean;
+  /**
+   * Docker's StdinOnce (docker run -i, attached): when an attached client's
+   * input ends, the program's stdin pipe is closed (its EOF), as Docker does.
+   * Without a tty only: a terminal stays open.
+   */
+  stdinOnce?: boolean;
   /** More names the container has on its user network (--network-alias). */
   networkAliases?: string[];
   /** Docker's legacy links, NAME[:ALIAS]: a hosts entry and ALIAS_* variables (src/net/attach.ts). */
@@ -103,7 +109,7 @@ function checkSignal(field: string, v: string): string {
   return name;
 }
 
-const CONTAINER_KEYS = ['name', 'restart', 'autoRemove', 'labels', 'stopSignal', 'stopTimeout', 'logOptions', 'tty', 'openStdin', 'networkAliases', 'links', 'publishAll'] as const;
+const CONTAINER_KEYS = ['name', 'restart', 'autoRemove', 'labels', 'stopSignal', 'stopTimeout', 'logOptions', 'tty', 'openStdin', 'stdinOnce', 'networkAliases', 'links', 'publishAll'] as const;
 const NOT_KEPT = ['stdin', 'stdout', 'stderr', 'signal', 'timings'] as const;
 
 function checkLinks(links: unknown): string[] {
@@ -154,6 +160,7 @@ export function createContainer(argv: string[], options: ContainerOptions = {}):
       Labels: { ...options.labels },
       Tty: options.tty === true,
       OpenStdin: options.openStdin === true,
+      StdinOnce: options.stdinOnce === true && options.openStdin === true,
       StopSignal: stopSignal,
       StopTimeout: stopTimeout,
       Hostname: resolved.hostname,
@@ -481,7 +488,7 @@ export class Container {
    * by default), which end the attach and leave the container running.
    * `backlog`: first the output of this run so far (up to 64 KiB: start -a).
    */
-  async attach(o: { stdin?: NodeJS.ReadableStream; stdout: NodeJS.WritableStream; stderr?: NodeJS.WritableStream; detachKeys?: string; backlog?: boolean; onTty?: (tty: boolean) => void }): Promise<AttachResult> {
+  async attach(o: { stdin?: NodeJS.ReadableStream; stdout: NodeJS.WritableStream; stderr?: NodeJS.WritableStream; detachKeys?: string; backlog?: boolean; onTty?: (tty: boolean) => void; signal?: AbortSignal }): Promise<AttachResult> {
     const r = this.record();
     if (!this.live(r) || !r.State.Running) throw new ContainerError('You cannot attach to a stopped container, start it first');
     if (r.State.Paused) throw new ContainerError('You cannot attach to a paused container, unpause it first');
@@ -515,7 +522,8 @@ export class Container {
               for (const p of pass) c.write(p);
               detached = true;
               cleanup();
-              c.end();
+              // The monitor keeps an attach half-open after the client's end (StdinOnce): close once written.
+              c.end(() => c.destroy());
               return;
             }
           }
@@ -523,9 +531,23 @@ export class Container {
         if (matched === 0 && runStart < b.length) pass.push(b.subarray(runStart));
         for (const p of pass) c.write(p);
       };
+      // The end of the client's input: a half-close, which closes the program's stdin with StdinOnce.
+      const onInputEnd = () => {
+        if (!detached && !c.destroyed) c.end();
+      };
+      // The caller leaving (an engine client that hung up): a detach, the container left running.
+      const onAbort = () => {
+        detached = true;
+        cleanup();
+        c.destroy();
+      };
       const cleanup = () => {
         o.stdin?.removeListener('data', onInput);
+        o.stdin?.removeListener('end', onInputEnd);
+        o.signal?.removeEventListener('abort', onAbort);
       };
+      if (o.signal?.aborted) return resolve({ detached: true });
+      o.signal?.addEventListener('abort', onAbort);
       c.on('error', (e) => {
         cleanup();
         if (detached) resolve({ detached: true });
@@ -557,7 +579,11 @@ export class Container {
           }
           tty = res.tty === true;
           o.onTty?.(tty);
-          if (o.stdin) o.stdin.on('data', onInput);
+          if (o.stdin) {
+            o.stdin.on('data', onInput);
+            o.stdin.once('end', onInputEnd);
+            (o.stdin as NodeJS.ReadableStream & { resume?: () => void }).resume?.(); // an explicitly paused stream (the engine's hijacked socket) flows too
+          }
           d = head.subarray(nl + 1);
         }
         if (tty) {
