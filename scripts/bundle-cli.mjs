@@ -69,6 +69,15 @@ await esbuild.build({
   logLevel: 'warning',
 });
 
+// A dynamic import() in the bundle fails when it runs from vm.Script here
+// (ERR_VM_DYNAMIC_IMPORT_CALLBACK_MISSING, found with `system service`): the
+// source loads lazily with require (src/builtins.ts) or statically instead.
+const dynamic = /\bimport\((?!['"]esbuild['"])/.exec(await readFile(out, 'utf8'));
+if (dynamic) {
+  console.error(`scripts/bundle-cli.mjs: dist/cli.cjs has a dynamic import() (at offset ${dynamic.index}); use require or a static import in src/`);
+  process.exit(1);
+}
+
 // The code cache: made by a process that ran `brig run -- /bin/true` with the
 // bundle (V8 caches what was compiled by then, the run's path included).
 // Best effort: where a sandbox cannot start at build time, the cache holds

@@ -12,6 +12,7 @@ import { resolveSeccomp, SeccompCompileError, SeccompPolicyError, type ResolvedS
 export type { BindMount, TmpfsMount } from './profile/types.js';
 import type { Rlimit } from './profile/types.js';
 import type { ProfileOption, SandboxPolicy } from './profile/index.js';
+import { getNetwork } from './net/networks.js';
 import { networkAttach, networkMode, netOptions, type NetAttach, type NetOptions, type NetworkMode } from './net/index.js';
 
 /**
@@ -469,6 +470,14 @@ export function resolveOptions(argv: unknown, o: SandboxOptions = {}): ResolvedO
 
   const network = networkMode(o.network);
   const attach = networkAttach(o.network);
+  if (attach?.kind === 'network') {
+    // Docker's words for a network that is not there.
+    try {
+      getNetwork(attach.name);
+    } catch (e) {
+      throw new OptionsError('network', (e as Error).message);
+    }
+  }
   if (attach?.kind === 'container' && (o.publish as unknown[] | undefined)?.length) throw new OptionsError('publish', 'conflicting options: port publishing and the container type network mode');
   // A container on a user network publishes through brig's proxy: pasta
   // cannot open its tap in a namespace nested under the holder's.

@@ -55,6 +55,15 @@ describe('docker run, ps, logs, stop, rm', { skip }, () => {
     assert.equal(r.code, 127, r.err);
   });
 
+  it('run by image ID (as docker images shows it, and a prefix)', () => {
+    const id = docker(svc, ['images', '-q', 'bb:1']).out.trim();
+    assert.match(id, /^[0-9a-f]{12}$/);
+    for (const ref of [id, id.slice(0, 6)]) {
+      const r = docker(svc, ['run', '--rm', ref, 'echo', 'by-id']);
+      assert.deepEqual([r.code, r.out], [0, 'by-id\n'], r.err);
+    }
+  });
+
   it('run -d, ps, logs --tail, logs -f until stop, inspect, rm', async () => {
     const r = docker(svc, ['run', '-d', '--name', 'ticker', '--label', 'team=a', 'bb:1', 'sh', '-c', 'i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done']);
     assert.equal(r.code, 0, r.err);

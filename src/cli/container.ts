@@ -8,9 +8,10 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { ContainerError, createContainer, getContainer, listContainers, startAll, type Container, type ContainerRecord } from '../container/index.js';
 import { exitCodeOf } from '../container/common.js';
+import { healthSuffix } from '../container/health.js';
 import { ImageError, Store } from '../image/store.js';
 import { all, formatHelp, one, parseArgs, parseInterleaved, positionals, UsageError, wholeNumber, type OptionSpec, type Parsed } from './args.js';
-import { containerRunSpecs } from './container-specs.js';
+import { containerRunSpecs, healthFromFlags } from './container-specs.js';
 import { relayTerminal } from './terminal.js';
 import { runSpecs, runTarget, sandboxOptions } from './run.js';
 import { human, inspectHelp, inspectOne, inspectSpecs, printInspected, verb as imageVerb } from './image.js';
@@ -82,6 +83,7 @@ function createFrom(p: Parsed, verbName: 'run' | 'create'): Container {
     logOptions: logOpts,
     tty: p.flags.has('tty'),
     openStdin: p.flags.has('interactive'),
+    healthcheck: healthFromFlags(p),
     ...(all(p, 'network-alias').length ? { networkAliases: all(p, 'network-alias') } : {}),
     ...(all(p, 'link').length ? { links: all(p, 'link') } : {}),
     ...(p.flags.has('publish-all') ? { publishAll: true } : {}),
@@ -317,7 +319,7 @@ export function statusText(r: ContainerRecord): string {
   if ((r as { Kept?: boolean }).Kept) return `Exited ${ago(s.FinishedAt)} ago (kept by brig run --name; its exit code is not recorded)`;
   if (s.Status === 'created') return 'Created';
   if (s.Status === 'restarting' || s.Restarting) return `Restarting (${s.ExitCode}) ${ago(s.FinishedAt)} ago`;
-  if (s.Running) return `Up ${ago(s.StartedAt)}${s.Paused ? ' (Paused)' : ''}`;
+  if (s.Running) return `Up ${ago(s.StartedAt)}${s.Paused ? ' (Paused)' : healthSuffix(r)}`;
   if (s.Status === 'removing') return 'Removal In Progress';
   return `Exited (${s.ExitCode}) ${ago(s.FinishedAt)} ago${s.Error ? `: ${s.Error}` : ''}`;
 }

@@ -63,6 +63,8 @@ export const verbs: Record<string, Verb> = {
   commit: { summary: "a container's changes as a new image", main: lazy(container, (m) => m.commitCommand) },
   login: { summary: 'store credentials for a registry', main: lazy(registry, (m) => m.loginCommand) },
   logout: { summary: 'remove stored credentials for a registry', main: lazy(registry, (m) => m.logoutCommand) },
+  // [i25 compose] src/cli/compose.ts
+  compose: { summary: 'multi-container applications from compose.yaml: up, down, ps, logs, exec, run, build, config, ...', main: lazy(() => import('./compose.js'), (m) => m.composeCommand) },
   volume: { summary: 'named volumes: create, ls, inspect, rm, prune', main: lazy(() => import('./volume.js'), (m) => m.volumeCommand) },
   network: { summary: 'user networks: create, ls, inspect, rm, prune, connect, disconnect', main: lazy(() => import('./network.js'), (m) => m.networkCommand) },
   image: { summary: 'image commands by group: ls, pull, push, build, rm, inspect, tag, save, load, import, prune', main: lazy(system, (m) => m.imageGroup) },

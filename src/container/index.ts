@@ -15,6 +15,7 @@ import { cgroupsOf } from './cgroups.js';
 import { execOptions, exitCodeOf, removeContainerFiles, type ExecOptions } from './common.js';
 import { readLogs, type LogEntry } from './logs.js';
 import { MONITOR_SCRIPT } from './monitor.js';
+import { healthConfig, type HealthcheckOptions } from './health.js';
 import { initialNetworkSettings } from '../net/attach.js';
 import { netOptions } from '../net/index.js';
 import { processTree, procInfo, programPid, type ProcInfo } from './proc.js';
@@ -65,6 +66,8 @@ export interface ContainerOptions extends SandboxOptions {
    * Without a tty only: a terminal stays open.
    */
   stdinOnce?: boolean;
+  /** Docker's healthcheck, run by the monitor (src/container/health.ts); absent: the image's HEALTHCHECK, if any. */
+  healthcheck?: HealthcheckOptions;
   /** More names the container has on its user network (--network-alias). */
   networkAliases?: string[];
   /** Docker's legacy links, NAME[:ALIAS]: a hosts entry and ALIAS_* variables (src/net/attach.ts). */
@@ -109,7 +112,7 @@ function checkSignal(field: string, v: string): string {
   return name;
 }
 
-const CONTAINER_KEYS = ['name', 'restart', 'autoRemove', 'labels', 'stopSignal', 'stopTimeout', 'logOptions', 'tty', 'openStdin', 'stdinOnce', 'networkAliases', 'links', 'publishAll'] as const;
+const CONTAINER_KEYS = ['name', 'restart', 'autoRemove', 'labels', 'stopSignal', 'stopTimeout', 'logOptions', 'tty', 'openStdin', 'stdinOnce', 'healthcheck', 'networkAliases', 'links', 'publishAll'] as const;
 const NOT_KEPT = ['stdin', 'stdout', 'stderr', 'signal', 'timings'] as const;
 
 function checkLinks(links: unknown): string[] {
@@ -127,6 +130,7 @@ export function createContainer(argv: string[], options: ContainerOptions = {}):
   const stopSignal = checkSignal('stopSignal', options.stopSignal ?? 'SIGTERM');
   const stopTimeout = options.stopTimeout ?? 10;
   if (!Number.isFinite(stopTimeout) || stopTimeout < 0) throw new OptionsError('stopTimeout', `expected seconds, got ${stopTimeout}`);
+  const health = healthConfig(options.healthcheck);
   const sandbox: SandboxOptions & Record<string, unknown> = { ...options };
   for (const k of [...CONTAINER_KEYS, ...NOT_KEPT]) delete sandbox[k];
   // An image's writable layer lives on disk, named by the id (a rename keeps it).
@@ -164,6 +168,7 @@ export function createContainer(argv: string[], options: ContainerOptions = {}):
       StopSignal: stopSignal,
       StopTimeout: stopTimeout,
       Hostname: resolved.hostname,
+      ...(health ? { Healthcheck: health } : {}),
     },
     HostConfig: {
       RestartPolicy: restart,

@@ -18,6 +18,7 @@ import { JsonLogWriter } from './logs.js';
 import { processTree, programPid } from './proc.js';
 import { ContainerError, exitedState, monitorAlive, processStart, readRecord, recordDir, removeCgroups, runtimeDir, socketPath, update, withLock, writeRecord, type ContainerRecord } from './state.js';
 import { execOptions, exitCodeOf, removeContainerFiles } from './common.js';
+import { effectiveHealth, HealthRunner } from './health.js';
 import { startNetwork, type StartNetwork } from '../net/attach.js';
 
 const BACKOFF_START_MS = 100;
@@ -371,6 +372,7 @@ class Monitor {
       const log = new JsonLogWriter(rec.LogPath, sizeOf(cfg['max-size']), Math.max(1, Number(cfg['max-file'] ?? 1) || 1));
       let sp: SandboxProcess;
       let result: RunResult;
+      let health: HealthRunner | undefined;
       const startedAt = Date.now();
       let net: StartNetwork | undefined;
       try {
@@ -450,12 +452,19 @@ class Monitor {
                 // removed meanwhile
               }
           }, 200).unref();
+          const hc = effectiveHealth(rec);
+          if (hc) {
+            health = new HealthRunner(this.id, hc, () => (this.current === sp ? sp.pid : 0));
+            health.start();
+          }
         }
         result = await sp.wait();
+        health?.stop();
         await Promise.race([drained, new Promise((r) => setTimeout(r, 2000))]);
       } catch (e) {
         result = { status: 'setup-error', exitCode: null, signal: null, error: { step: 'options', errno: 0, code: '', message: (e as Error).message } } as unknown as RunResult;
       }
+      health?.stop();
       this.current = undefined;
       this.paused = undefined;
       this.ptyMaster = undefined;

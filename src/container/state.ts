@@ -51,6 +51,8 @@ export interface ContainerRecord {
     StopSignal: string;
     StopTimeout: number;
     Hostname: string;
+    /** Docker's Config.Healthcheck (durations in ns); src/container/health.ts. */
+    Healthcheck?: import('./health.js').HealthConfig;
   };
   HostConfig: {
     RestartPolicy: RestartPolicy;
@@ -77,6 +79,8 @@ export interface ContainerRecord {
     Error: string;
     StartedAt: string;
     FinishedAt: string;
+    /** While a healthcheck applies: Docker's State.Health. */
+    Health?: import('./health.js').HealthState;
   };
   RestartCount: number;
   LogPath: string;

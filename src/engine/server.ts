@@ -6,7 +6,7 @@
 // exit and come back without losing any. Only exec instances (as Docker's,
 // short-lived) live in this process.
 import { chmodSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
-import type { IncomingMessage } from 'node:http';
+import { createServer, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
@@ -14,6 +14,7 @@ import { native } from '../native.js';
 import { EngineError, messageOf, statusOf } from './errors.js';
 import registerRoutes from './routes/index.js';
 import { dispatchUpgrade, initHijack } from './stream.js';
+import { net } from '../builtins.js';
 
 /** The newest API version answered (Docker 20.10's); older prefixes are accepted, newer refused. */
 export const API_VERSION = '1.41';
@@ -193,7 +194,6 @@ export async function createEngineServer(o: EngineServerOptions): Promise<Engine
     }
     const host = m[1].replace(/^\[|\]$/g, '');
     // A second listener on the same fastify instance: its own http server.
-    const { createServer } = await import('node:http');
     const tcp = createServer((req, res) => app.routing(req, res));
     tcp.on('upgrade', (req: IncomingMessage, sock: Socket, head: Buffer) => {
       const problem = versionProblem(req);
@@ -230,7 +230,7 @@ export async function createEngineServer(o: EngineServerOptions): Promise<Engine
 
 /** Another service answering on this socket: refuse to take it over. */
 async function refuseIfServing(path: string): Promise<void> {
-  const { connect } = await import('node:net');
+  const { connect } = net();
   const alive = await new Promise<boolean>((res) => {
     const c = connect(path);
     c.once('connect', () => (c.destroy(), res(true)));

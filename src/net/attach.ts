@@ -29,7 +29,7 @@ function userNetworksOf(r: ContainerRecord): string[] {
 async function connect(containerRef: string, n: NetworkRecord, o: ConnectOptions): Promise<void> {
   const r = get(containerRef);
   const mode = r.HostConfig.NetworkMode;
-  if (mode === 'host' || mode === 'none' || mode.startsWith('container:')) throw new NetworkError(`container ${r.Name} is on network mode ${mode}: it cannot be connected to a user network`, 400);
+  if (mode === 'host' || mode.startsWith('container:')) throw new NetworkError(`container ${r.Name} is on network mode ${mode}: it cannot be connected to a user network`, 400);
   if (userNetworksOf(r).includes(n.Name)) throw new NetworkError(`endpoint with name ${r.Name} already exists in network ${n.Name}`, 403);
   const running = monitorAlive(r) && r.State.Running;
   if (running) throw new NetworkError(`container ${r.Name} is running: connecting a running container is not supported yet (stop it, connect, start it)`, 400);

@@ -3,14 +3,9 @@
 // for it (pasta, brig's port proxy), started while its init waits and
 // ended with it.
 //
-// Later (issue 24, with long-lived containers): user networks and
-// `container:NAME`. Their place here: a mode naming a network resolves to a
-// per-user network namespace holding the bridges (one pasta on it for
-// outbound and ports), a veth pair moved into the sandbox's namespace from
-// that side (CAP_NET_ADMIN in the user namespace owning both, which is the
-// bridge side's, never the program's), and an address leased from the
-// store. SandboxNetwork.start is where that setup goes; NetworkInfo grows
-// the address.
+// User networks and `container:NAME` (NetAttach) are joined, not made: a
+// container's monitor prepares the namespaces (src/net/attach.ts,
+// src/net/holder.ts) and the launch joins them.
 import { dgram, net } from '../builtins.js';
 import { OptionsError, SetupError, setupErrorInfo, shown } from '../errors.js';
 import { log } from '../log.js';

@@ -12,6 +12,8 @@ import { allIds, get, monitorAlive, readRecord, recordDir } from '../../containe
 import { exitCodeOf } from '../../container/common.js';
 import { API_VERSION } from '../server.js';
 import { EngineError } from '../errors.js';
+import { Store } from '../../image/store.js';
+import { findImage } from '../image-shapes.js';
 import { frame, hijackRoute, LogFollower, send, sleep, type Hijacked } from '../stream.js';
 import { bool, filtersOf, int } from './util.js';
 
@@ -48,7 +50,9 @@ export function createOptions(body: unknown, name: string | undefined): { argv: 
   }
   if (hc.ReadonlyRootfs === true) throw new EngineError(400, 'HostConfig.ReadonlyRootfs: not supported yet with an image (brig keeps an image container\'s writable layer)');
   if (typeof body.Image !== 'string' || body.Image === '') throw new EngineError(400, 'Image: a container needs an image (config.Image)');
-  const o: ContainerOptions & Record<string, unknown> = { image: body.Image };
+  // An image ID as `docker images` shows it (or a prefix), resolved to a name the store knows.
+  const image = /^(sha256:)?[0-9a-f]{4,64}$/.test(body.Image) ? imageByRef(body.Image) : body.Image;
+  const o: ContainerOptions & Record<string, unknown> = { image };
   if (name !== undefined && name !== '') o.name = name.replace(/^\//, '');
   const env: Record<string, string> = {};
   for (const kv of strings('Env', body.Env) ?? []) {
@@ -822,4 +826,9 @@ function systemCpuNs(): number {
   } catch {
     return 0;
   }
+}
+
+function imageByRef(ref: string): string {
+  const img = findImage(new Store(), ref);
+  return img.refs[0] ?? img.digest;
 }
