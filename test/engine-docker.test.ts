@@ -133,7 +133,8 @@ describe('docker exec, cp, top, stats, kill, wait, rename', { skip }, () => {
 
   it('exec -it under a pty: the command has a terminal of the size docker gave it', async () => {
     // script(1) gives the docker CLI a terminal; docker passes its size through exec resize.
-    const cmd = `stty cols 91 rows 33; ${DOCKER} exec -it box sh -c 'test -t 0 && echo TTY-YES; stty size; exit 7'`;
+    // The CLI sizes the exec after its start, as Docker's does: the command waits (up to 10 s) for a size other than the default.
+    const cmd = `stty cols 91 rows 33; ${DOCKER} exec -it box sh -c 'test -t 0 && echo TTY-YES; i=0; while [ "\$(stty size)" = "24 80" ] && [ \$i -lt 100 ]; do sleep 0.1; i=\$((i+1)); done; stty size; exit 7'`;
     const p = spawn('script', ['-qec', cmd, '/dev/null'], { env: { ...env, DOCKER_HOST: `unix://${svc.socket}`, DOCKER_CONFIG: join(env.XDG_RUNTIME_DIR!, 'docker-config') }, stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '';
     p.stdout.on('data', (d) => (out += d));

@@ -60,6 +60,12 @@ export interface ContainerOptions extends SandboxOptions {
   tty?: boolean;
   /** Keep the program's stdin open for attach (docker run -i): a pipe held by the monitor, or the terminal. */
   openStdin?: boolean;
+  /**
+   * Docker's StdinOnce (docker run -i, attached): when an attached client's
+   * input ends, the program's stdin pipe is closed (its EOF), as Docker does.
+   * Without a tty only: a terminal stays open.
+   */
+  stdinOnce?: boolean;
   /** Docker's healthcheck, run by the monitor (src/container/health.ts); absent: the image's HEALTHCHECK, if any. */
   healthcheck?: HealthcheckOptions;
   /** More names the container has on its user network (--network-alias). */
@@ -106,7 +112,7 @@ function checkSignal(field: string, v: string): string {
   return name;
 }
 
-const CONTAINER_KEYS = ['name', 'restart', 'autoRemove', 'labels', 'stopSignal', 'stopTimeout', 'logOptions', 'tty', 'openStdin', 'healthcheck', 'networkAliases', 'links', 'publishAll'] as const;
+const CONTAINER_KEYS = ['name', 'restart', 'autoRemove', 'labels', 'stopSignal', 'stopTimeout', 'logOptions', 'tty', 'openStdin', 'stdinOnce', 'healthcheck', 'networkAliases', 'links', 'publishAll'] as const;
 const NOT_KEPT = ['stdin', 'stdout', 'stderr', 'signal', 'timings'] as const;
 
 function checkLinks(links: unknown): string[] {
@@ -158,6 +164,7 @@ export function createContainer(argv: string[], options: ContainerOptions = {}):
       Labels: { ...options.labels },
       Tty: options.tty === true,
       OpenStdin: options.openStdin === true,
+      StdinOnce: options.stdinOnce === true && options.openStdin === true,
       StopSignal: stopSignal,
       StopTimeout: stopTimeout,
       Hostname: resolved.hostname,
@@ -486,7 +493,7 @@ export class Container {
    * by default), which end the attach and leave the container running.
    * `backlog`: first the output of this run so far (up to 64 KiB: start -a).
    */
-  async attach(o: { stdin?: NodeJS.ReadableStream; stdout: NodeJS.WritableStream; stderr?: NodeJS.WritableStream; detachKeys?: string; backlog?: boolean; onTty?: (tty: boolean) => void }): Promise<AttachResult> {
+  async attach(o: { stdin?: NodeJS.ReadableStream; stdout: NodeJS.WritableStream; stderr?: NodeJS.WritableStream; detachKeys?: string; backlog?: boolean; onTty?: (tty: boolean) => void; signal?: AbortSignal }): Promise<AttachResult> {
     const r = this.record();
     if (!this.live(r) || !r.State.Running) throw new ContainerError('You cannot attach to a stopped container, start it first');
     if (r.State.Paused) throw new ContainerError('You cannot attach to a paused container, unpause it first');
@@ -520,7 +527,8 @@ export class Container {
               for (const p of pass) c.write(p);
               detached = true;
               cleanup();
-              c.end();
+              // The monitor keeps an attach half-open after the client's end (StdinOnce): close once written.
+              c.end(() => c.destroy());
               return;
             }
           }
@@ -528,9 +536,23 @@ export class Container {
         if (matched === 0 && runStart < b.length) pass.push(b.subarray(runStart));
         for (const p of pass) c.write(p);
       };
+      // The end of the client's input: a half-close, which closes the program's stdin with StdinOnce.
+      const onInputEnd = () => {
+        if (!detached && !c.destroyed) c.end();
+      };
+      // The caller leaving (an engine client that hung up): a detach, the container left running.
+      const onAbort = () => {
+        detached = true;
+        cleanup();
+        c.destroy();
+      };
       const cleanup = () => {
         o.stdin?.removeListener('data', onInput);
+        o.stdin?.removeListener('end', onInputEnd);
+        o.signal?.removeEventListener('abort', onAbort);
       };
+      if (o.signal?.aborted) return resolve({ detached: true });
+      o.signal?.addEventListener('abort', onAbort);
       c.on('error', (e) => {
         cleanup();
         if (detached) resolve({ detached: true });
@@ -562,7 +584,11 @@ export class Container {
           }
           tty = res.tty === true;
           o.onTty?.(tty);
-          if (o.stdin) o.stdin.on('data', onInput);
+          if (o.stdin) {
+            o.stdin.on('data', onInput);
+            o.stdin.once('end', onInputEnd);
+            (o.stdin as NodeJS.ReadableStream & { resume?: () => void }).resume?.(); // an explicitly paused stream (the engine's hijacked socket) flows too
+          }
           d = head.subarray(nl + 1);
         }
         if (tty) {

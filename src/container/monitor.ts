@@ -127,7 +127,7 @@ class Monitor {
     mkdirSync(runtimeDir(this.id), { recursive: true, mode: 0o700 });
     const path = socketPath(this.id);
     rmSync(path, { force: true });
-    this.server = createServer((c) => this.serve(c));
+    this.server = createServer({ allowHalfOpen: true }, (c) => this.serve(c));
     await new Promise<void>((resolve, reject) => {
       this.server!.once('error', reject);
       this.server!.listen(path, () => resolve());
@@ -137,6 +137,11 @@ class Monitor {
   private serve(c: Socket): void {
     let buf = Buffer.alloc(0);
     c.on('error', () => {});
+    // Half-open (allowHalfOpen): a request's client ending is a close, an attach's keeps getting output.
+    let isAttach = false;
+    c.on('end', () => {
+      if (!isAttach) c.end();
+    });
     const onData = (d: Buffer) => {
       buf = Buffer.concat([buf, d]);
       const nl = buf.indexOf(0x0a);
@@ -155,6 +160,7 @@ class Monitor {
         return;
       }
       if (req.op === 'attach') {
+        isAttach = true;
         try {
           this.attach(c, req, rest);
         } catch (e) {
@@ -190,6 +196,11 @@ class Monitor {
       const input = (d: Buffer) => this.input(d);
       if (rest.length) input(rest);
       c.on('data', input);
+      // StdinOnce: the client's input ended, so does the program's (its EOF), as Docker's run -i.
+      if (!tty && rec.Config.StdinOnce === true)
+        c.once('end', () => {
+          if (this.stdinPipe && !this.stdinPipe.destroyed) this.stdinPipe.end();
+        });
     } else c.resume(); // input not wanted: read and dropped, so the client's end is seen
   }
 

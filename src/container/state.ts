@@ -46,6 +46,8 @@ export interface ContainerRecord {
     Labels: Record<string, string>;
     Tty: boolean;
     OpenStdin: boolean;
+    /** Docker's StdinOnce: the stdin pipe is closed when an attached client's input ends (optional: older records lack it). */
+    StdinOnce?: boolean;
     StopSignal: string;
     StopTimeout: number;
     Hostname: string;

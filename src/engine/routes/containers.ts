@@ -14,7 +14,7 @@ import { API_VERSION } from '../server.js';
 import { EngineError } from '../errors.js';
 import { Store } from '../../image/store.js';
 import { findImage } from '../image-shapes.js';
-import { frame, hijackRoute, LogFollower, send, sleep } from '../stream.js';
+import { frame, hijackRoute, LogFollower, send, sleep, type Hijacked } from '../stream.js';
 import { bool, filtersOf, int } from './util.js';
 
 const NO_TIME = '0001-01-01T00:00:00Z';
@@ -48,8 +48,6 @@ export function createOptions(body: unknown, name: string | undefined): { argv: 
     if (/unconfined/.test(s)) throw new EngineError(400, `HostConfig.SecurityOpt ${s}: refused: brig does not run a container without its seccomp filter and Landlock rules`);
     if (!/^no-new-privileges(:true|=true)?$/.test(s)) throw new EngineError(400, `HostConfig.SecurityOpt ${s}: not supported (brig accepts no-new-privileges, which is always on)`);
   }
-  if (body.Tty === true) throw new EngineError(400, 'Tty: not supported yet: brig\'s containers run without a terminal (docker run -t); docker exec -t works');
-  if (body.OpenStdin === true) throw new EngineError(400, 'OpenStdin: not supported yet: brig\'s containers run with stdin closed (docker run -i); docker exec -i works');
   if (hc.ReadonlyRootfs === true) throw new EngineError(400, 'HostConfig.ReadonlyRootfs: not supported yet with an image (brig keeps an image container\'s writable layer)');
   if (typeof body.Image !== 'string' || body.Image === '') throw new EngineError(400, 'Image: a container needs an image (config.Image)');
   // An image ID as `docker images` shows it (or a prefix), resolved to a name the store knows.
@@ -76,6 +74,10 @@ export function createOptions(body: unknown, name: string | undefined): { argv: 
   if (isObj(body.Labels)) o.labels = Object.fromEntries(Object.entries(body.Labels).map(([k, v]) => [k, String(v)]));
   if (typeof body.StopSignal === 'string' && body.StopSignal) o.stopSignal = body.StopSignal;
   if (typeof body.StopTimeout === 'number') o.stopTimeout = body.StopTimeout;
+  // A terminal of the container's own devpts (-t), stdin kept open for attach (-i), closed at the first attach's end of input (run -i).
+  if (body.Tty === true) o.tty = true;
+  if (body.OpenStdin === true) o.openStdin = true;
+  if (body.OpenStdin === true && body.StdinOnce === true) o.stdinOnce = true;
   // HostConfig: what brig honours.
   const mounts: { source: string; target: string; readonly: boolean }[] = [];
   const volumes: { name: string; target: string; readonly: boolean }[] = [];
@@ -278,7 +280,7 @@ function inspectShape(r: ContainerRecord) {
       AttachStdin: false,
       AttachStdout: false,
       AttachStderr: false,
-      StdinOnce: false,
+      StdinOnce: r.Config.StdinOnce === true,
       ExposedPorts: Object.fromEntries(Object.keys(portMap).map((k) => [k, {}])),
       Entrypoint: (r.Options as { entrypoint?: string[] }).entrypoint ?? null,
       Volumes: null,
@@ -333,6 +335,56 @@ function startError(e: unknown): unknown {
   if (e instanceof ContainerError && e.exitCode === 127) return new EngineError(400, `OCI runtime create failed: ${e.message}: exec: executable file not found in $PATH: no such file or directory`);
   if (e instanceof ContainerError && e.exitCode === 126) return new EngineError(400, `OCI runtime create failed: ${e.message}: permission denied`);
   return e;
+}
+
+/**
+ * attach to a container with a terminal, or with stdin to pass on: through
+ * its monitor (Container.attach), which holds the terminal's master or the
+ * stdin pipe. docker run attaches before it starts the container: the
+ * answer goes at once, then the start is waited for and the output of the
+ * run so far comes first (the monitor's backlog). The client hanging up is a
+ * detach: the container runs on.
+ */
+async function attachThroughMonitor(h: Hijacked, c: Container, r0: ContainerRecord, follower: LogFollower, w: { wantIn: boolean; wantOut: boolean; wantErr: boolean; withLogs: boolean }): Promise<void> {
+  const tty = r0.Config.Tty;
+  h.begin();
+  let clientGone = false;
+  const ac = new AbortController();
+  void h.closed.then(() => {
+    clientGone = true;
+    ac.abort();
+  });
+  const write = (n: 1 | 2, want: boolean) =>
+    ({
+      write: (d: Buffer | string) => {
+        const b = typeof d === 'string' ? Buffer.from(d) : d;
+        if (want && b.length && !h.socket.destroyed && !h.socket.writableEnded) h.socket.write(tty ? b : frame(n, b));
+        return true;
+      },
+    }) as unknown as NodeJS.WritableStream;
+  const fromLog = async () => {
+    for (const e of follower.read()) {
+      if ((e.stream === 'stdout' && !w.wantOut) || (e.stream === 'stderr' && !w.wantErr)) continue;
+      await send(h.socket, tty ? Buffer.from(e.log) : frame(e.stream === 'stdout' ? 1 : 2, Buffer.from(e.log)));
+    }
+  };
+  if (w.withLogs) await fromLog();
+  const beforeStart = !live(r0);
+  for (;;) {
+    if (clientGone) return;
+    const r = recordOrGone(c.id);
+    if (!r) return void (await fromLog()); // an --rm container that came and went
+    if (live(r) && r.State.Running && !r.State.Paused) break;
+    if (!live(r) && r.State.Status !== 'created' && r.State.StartedAt !== r0.State.StartedAt) return void (await fromLog()); // ran and ended already
+    await sleep(20);
+  }
+  try {
+    await c.attach({ stdin: w.wantIn ? h.socket : undefined, stdout: write(1, w.wantOut), stderr: write(2, w.wantErr), backlog: beforeStart && !w.withLogs, detachKeys: h.query.detachKeys || undefined, signal: ac.signal });
+  } catch (e) {
+    if (!(e instanceof ContainerError)) throw e;
+    // It ended between the look and the ask: its output is in the log.
+    await fromLog();
+  }
 }
 
 /** Writes the head of a streamed answer now: the client reads as it comes. */
@@ -499,9 +551,14 @@ export default async function containers(app: FastifyInstance): Promise<void> {
   });
 
   app.post('/containers/:id/resize', async (req, reply) => {
-    const r = container((req.params as { id: string }).id).inspect();
+    const c = container((req.params as { id: string }).id);
+    const r = c.inspect();
     if (!live(r)) throw new EngineError(409, `Container ${r.Id} is not running`);
-    // brig's containers have no terminal (Tty is refused at create): nothing to size.
+    const q = req.query as Record<string, string>;
+    const rows = int('h', q.h);
+    const cols = int('w', q.w);
+    // Without a terminal there is nothing to size (Docker answers 200 there too).
+    if (r.Config.Tty && rows !== undefined && cols !== undefined && rows > 0 && cols > 0) await c.resize(cols, rows);
     return reply.code(200).send();
   });
 
@@ -611,8 +668,17 @@ export default async function containers(app: FastifyInstance): Promise<void> {
     const streamIt = bool(h.query.stream);
     if (!live(r0) && r0.State.Status !== 'created' && !streamIt && !withLogs) throw new EngineError(409, 'You cannot attach to a stopped container, start it first');
     const follower = new LogFollower(r0.LogPath, withLogs);
+    // A terminal, or stdin to pass on: through the monitor (Container.attach), which holds them.
+    const wantIn = bool(h.query.stdin) && r0.Config.OpenStdin;
+    if (streamIt && (r0.Config.Tty || wantIn)) {
+      try {
+        return await attachThroughMonitor(h, c, r0, follower, { wantIn, wantOut, wantErr, withLogs });
+      } finally {
+        follower.close();
+      }
+    }
     h.begin();
-    // stdin: brig's containers run with it closed; what the client sends is read and dropped.
+    // stdin: the container has none to give it (no OpenStdin) or it was not asked for; read and dropped.
     h.socket.on('data', () => {});
     let clientGone = false;
     void h.closed.then(() => (clientGone = true));
