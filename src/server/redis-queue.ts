@@ -91,6 +91,12 @@ export function resultFromWire(job: ServiceJob, w: Wire): ServiceResult {
  * slot is busy from the move on: an active job whose lock holds a token of
  * this server's worker (BullMQ's tokens are "<worker id>:<n>"; the lock is
  * set by the same script that moves the job) until the job is moved out.
+ *
+ * A ticket is removed by a ZREM sent after the add is acknowledged; an
+ * admission that runs between the add and that ZREM saw the job twice (in
+ * the wait list and as a ticket) and refused a job that fitted: the full-queue
+ * test's second request refused and its third, sent once the ZREM was done,
+ * admitted. A ticket whose job hash exists is therefore not counted.
  * KEYS: wait, prioritized, paused, tickets, active; ARGV: cap, most slack
  * (the server's own unstarted jobs + 1), ticket ms, id, job key prefix,
  * worker concurrency, worker token prefix.
@@ -99,7 +105,12 @@ const ADMIT_SCRIPT = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)
-local n = redis.call('LLEN', KEYS[1]) + redis.call('ZCARD', KEYS[2]) + redis.call('LLEN', KEYS[3]) + redis.call('ZCARD', KEYS[4])
+-- A ticket whose job is added already is counted in the lists: it goes now, not counted twice.
+local admitting = 0
+for _, ticket in ipairs(redis.call('ZRANGE', KEYS[4], 0, -1)) do
+  if redis.call('EXISTS', ARGV[5] .. ticket) == 1 then redis.call('ZREM', KEYS[4], ticket) else admitting = admitting + 1 end
+end
+local n = redis.call('LLEN', KEYS[1]) + redis.call('ZCARD', KEYS[2]) + redis.call('LLEN', KEYS[3]) + admitting
 local slots = tonumber(ARGV[6])
 local free = 0
 if slots > 0 then
