@@ -81,14 +81,49 @@ export function resultFromWire(job: ServiceJob, w: Wire): ServiceResult {
  * server dies between the two), less the slack of the asking server's own
  * free workers, must stay under the cap. Returns {1, n} with a ticket for
  * the job, or {0, n}. The ticket is removed once the job is added.
- * KEYS: wait, prioritized, paused, tickets; ARGV: cap, slack, ticket ms, id.
+ *
+ * The free workers are counted here, in the same atomic step, not in the
+ * server's process: a worker takes a job (BullMQ's move from wait to
+ * active) in Redis some time before its processor runs in the process, and
+ * a count of running processors taken then calls that worker free while the
+ * job it took has already left the wait list: the job was not counted as
+ * waiting and its slot was counted as slack, one admission too many. Here a
+ * slot is busy from the move on: an active job whose lock holds a token of
+ * this server's worker (BullMQ's tokens are "<worker id>:<n>"; the lock is
+ * set by the same script that moves the job) until the job is moved out.
+ *
+ * A ticket is removed by a ZREM sent after the add is acknowledged; an
+ * admission that runs between the add and that ZREM saw the job twice (in
+ * the wait list and as a ticket) and refused a job that fitted: the full-queue
+ * test's second request refused and its third, sent once the ZREM was done,
+ * admitted. A ticket whose job hash exists is therefore not counted.
+ * KEYS: wait, prioritized, paused, tickets, active; ARGV: cap, most slack
+ * (the server's own unstarted jobs + 1), ticket ms, id, job key prefix,
+ * worker concurrency, worker token prefix.
  */
 const ADMIT_SCRIPT = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)
-local n = redis.call('LLEN', KEYS[1]) + redis.call('ZCARD', KEYS[2]) + redis.call('LLEN', KEYS[3]) + redis.call('ZCARD', KEYS[4])
-if n - tonumber(ARGV[2]) >= tonumber(ARGV[1]) then return {0, n} end
+-- A ticket whose job is added already is counted in the lists: it goes now, not counted twice.
+local admitting = 0
+for _, ticket in ipairs(redis.call('ZRANGE', KEYS[4], 0, -1)) do
+  if redis.call('EXISTS', ARGV[5] .. ticket) == 1 then redis.call('ZREM', KEYS[4], ticket) else admitting = admitting + 1 end
+end
+local n = redis.call('LLEN', KEYS[1]) + redis.call('ZCARD', KEYS[2]) + redis.call('LLEN', KEYS[3]) + admitting
+local slots = tonumber(ARGV[6])
+local free = 0
+if slots > 0 then
+  local busy = 0
+  local mine = ARGV[7]
+  for _, jobId in ipairs(redis.call('LRANGE', KEYS[5], 0, -1)) do
+    local lock = redis.call('GET', ARGV[5] .. jobId .. ':lock')
+    if lock and string.sub(lock, 1, #mine) == mine then busy = busy + 1 end
+  end
+  free = math.max(0, slots - busy)
+end
+local slack = math.min(free, tonumber(ARGV[2]))
+if n - slack >= tonumber(ARGV[1]) then return {0, n} end
 redis.call('ZADD', KEYS[4], now + tonumber(ARGV[3]), ARGV[4])
 return {1, n}
 `;
@@ -97,7 +132,7 @@ const ADMIT_TICKET_MS = 10000;
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
-    brigAdmit(wait: string, prioritized: string, paused: string, tickets: string, cap: number, slack: number, ticketMs: number, id: string): Result<[number, number], Context>;
+    brigAdmit(wait: string, prioritized: string, paused: string, tickets: string, active: string, cap: number, mostSlack: number, ticketMs: number, id: string, jobKeyPrefix: string, slots: number, tokenPrefix: string): Result<[number, number], Context>;
   }
 }
 
@@ -181,21 +216,19 @@ export class RedisQueue implements JobQueue<ServiceJob, ServiceResult> {
   private readonly pending = new Map<string, Pending>();
   private closing = false;
   private waitingCount = 0;
-  /** Jobs the local worker runs now (a job it can take at once never counts against the waiting room). */
-  private localRunning = 0;
   private activeCount = 0;
   private readonly poll: NodeJS.Timeout;
   private readonly timeoutMs: number;
-  private readonly admitKeys: [string, string, string, string];
+  private readonly admitKeys: [string, string, string, string, string];
 
   constructor(private readonly o: RedisQueueOptions) {
     this.capacity = o.capacity;
     this.timeoutMs = o.commandTimeoutMs ?? 5000;
     this.client = new Redis({ ...o.redis, maxRetriesPerRequest: 1 });
     this.client.on('error', () => {}); // reported per request as 503; ioredis reconnects by itself
-    this.client.defineCommand('brigAdmit', { numberOfKeys: 4, lua: ADMIT_SCRIPT });
+    this.client.defineCommand('brigAdmit', { numberOfKeys: 5, lua: ADMIT_SCRIPT });
     this.queue = new Queue(QUEUE_NAME, { connection: this.client, skipWaitingForReady: true });
-    this.admitKeys = [this.queue.toKey('wait'), this.queue.toKey('prioritized'), this.queue.toKey('paused'), this.queue.toKey('brig-admitting')];
+    this.admitKeys = [this.queue.toKey('wait'), this.queue.toKey('prioritized'), this.queue.toKey('paused'), this.queue.toKey('brig-admitting'), this.queue.toKey('active')];
     this.queue.on('error', () => {});
     this.eventsClient = new Redis({ ...o.redis, maxRetriesPerRequest: null });
     this.eventsClient.on('error', () => {});
@@ -205,19 +238,7 @@ export class RedisQueue implements JobQueue<ServiceJob, ServiceResult> {
     this.events.on('completed', ({ jobId, returnvalue }) => this.settle(jobId, returnvalue));
     this.events.on('failed', ({ jobId, failedReason }) => this.fail(jobId, failedReason));
     if (o.concurrency > 0) {
-      this.worker = startBullWorker(
-        o.redis,
-        o.concurrency,
-        async (job) => {
-          this.localRunning++;
-          try {
-            return await o.run(job);
-          } finally {
-            this.localRunning--;
-          }
-        },
-        o.tuning,
-      );
+      this.worker = startBullWorker(o.redis, o.concurrency, o.run, o.tuning);
       this.worker.on('error', () => {});
       this.local = new MemoryQueue(o.run, o.concurrency, o.capacity);
     }
@@ -274,13 +295,13 @@ export class RedisQueue implements JobQueue<ServiceJob, ServiceResult> {
     }
     if (this.client.status !== 'ready') return Promise.reject(new QueueUnavailableError(`connection is ${this.client.status}`));
     const id = hooks?.jobId ?? randomUUID();
-    // A job this server's own worker can start at once never counts against the waiting room.
-    const freeLocal = Math.max(0, this.o.concurrency - this.localRunning);
-    const slack = Math.min(freeLocal, this.mineWaiting() + 1);
+    // A job this server's own worker can start at once never counts against the waiting room: ADMIT counts
+    // the worker's free slots in Redis, and lets them take at most this server's unstarted jobs and this one.
+    const mostSlack = this.worker ? this.mineWaiting() + 1 : 0;
     // Registered before the add, so a completion that beats the add's reply is not missed.
     const result = new Promise<ServiceResult>((resolve, reject) => this.pending.set(id, { job, hooks, resolve, reject, started: false }));
     const admitted = (async () => {
-      const [ok, waiting] = (await this.command(this.client.brigAdmit(...this.admitKeys, this.capacity, slack, ADMIT_TICKET_MS, id))) as [number, number];
+      const [ok, waiting] = (await this.command(this.client.brigAdmit(...this.admitKeys, this.capacity, mostSlack, ADMIT_TICKET_MS, id, this.queue.toKey(''), this.worker ? this.o.concurrency : 0, this.worker ? `${this.worker.id}:` : '-'))) as [number, number];
       if (!ok) {
         this.waitingCount = waiting;
         throw new QueueFullError(this.capacity);
