@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, renameSync, rmSync, statSync, cpSync } from 'n
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { ContainerError, createContainer, getContainer, listContainers, startAll, type Container, type ContainerRecord } from '../container/index.js';
-import { exitCodeOf } from '../container/common.js';
+import { ago, exitCodeOf } from '../container/common.js';
 import { healthSuffix } from '../container/health.js';
 import { ImageError, Store } from '../image/store.js';
 import { all, formatHelp, one, parseArgs, parseInterleaved, positionals, UsageError, wholeNumber, type OptionSpec, type Parsed } from './args.js';
@@ -261,14 +261,6 @@ export const renameCommand = verb(renameHelp, [helpSpec], (p) => {
 
 // ---- ps and inspect -------------------------------------------------------------
 
-function ago(iso: string): string {
-  const s = Math.max(0, (Date.now() - Date.parse(iso)) / 1000);
-  if (s < 1) return 'Less than a second';
-  if (s < 60) return `${Math.floor(s)} second${Math.floor(s) === 1 ? '' : 's'}`;
-  if (s < 3600) return `${Math.floor(s / 60)} minute${Math.floor(s / 60) === 1 ? '' : 's'}`;
-  if (s < 86400) return `${Math.floor(s / 3600)} hour${Math.floor(s / 3600) === 1 ? '' : 's'}`;
-  return `${Math.floor(s / 86400)} days`;
-}
 
 /**
  * The containers a foreground `brig run --name C IMAGE` kept (a writable

@@ -1,4 +1,4 @@
-// What the monitor and the library share: exit codes, an exec's options, removal.
+// What the monitor, the library, the CLI and the Engine API share: exit codes, an exec's options, removal, Docker's ages.
 import { readFileSync, rmSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { Store } from '../image/store.js';
@@ -94,4 +94,14 @@ export async function removeContainerFiles(id: string): Promise<void> {
   }
   rmSync(runtimeDir(id), { recursive: true, force: true });
   withLock(() => rmSync(recordDir(id), { recursive: true, force: true }));
+}
+
+/** Docker's "how long ago" in ps and the API's Status ("5 minutes", "Less than a second"). */
+export function ago(iso: string): string {
+  const s = Math.max(0, (Date.now() - Date.parse(iso)) / 1000);
+  if (s < 1) return 'Less than a second';
+  if (s < 60) return `${Math.floor(s)} second${Math.floor(s) === 1 ? '' : 's'}`;
+  if (s < 3600) return `${Math.floor(s / 60)} minute${Math.floor(s / 60) === 1 ? '' : 's'}`;
+  if (s < 86400) return `${Math.floor(s / 3600)} hour${Math.floor(s / 3600) === 1 ? '' : 's'}`;
+  return `${Math.floor(s / 86400)} days`;
 }

@@ -15,7 +15,7 @@ import { spawnWith, type SandboxProcess, type RunResult } from '../sandbox.js';
 import { native } from '../native.js';
 import { brigCgroupsOf, freeze, freezerOf, makeContainerCgroups } from './cgroups.js';
 import { JsonLogWriter } from './logs.js';
-import { processTree, programPid } from './proc.js';
+import { processTree, programPid, signalProgram } from './proc.js';
 import { ContainerError, exitedState, monitorAlive, processStart, readRecord, recordDir, removeCgroups, runtimeDir, socketPath, update, withLock, writeRecord, type ContainerRecord } from './state.js';
 import { execOptions, exitCodeOf, removeContainerFiles } from './common.js';
 import { effectiveHealth, HealthRunner } from './health.js';
@@ -246,20 +246,7 @@ class Monitor {
       sp.kill();
       return;
     }
-    // Docker signals the container's first process: here the program, init's child.
-    const prog = programPid(sp.pid);
-    if (prog === undefined) return;
-    let fd: number;
-    try {
-      fd = native.pidfdOpen(prog);
-    } catch {
-      return; // it has just exited
-    }
-    try {
-      native.pidfdSignal(fd, num);
-    } finally {
-      native.close(fd);
-    }
+    signalProgram(sp.pid, num);
   }
 
   private async handle(req: { op: string; [k: string]: unknown }): Promise<unknown> {

@@ -1,5 +1,6 @@
 // A running container's processes, as the host's /proc shows them.
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { native } from '../native.js';
 
 function children(pid: number): number[] {
   const out: number[] = [];
@@ -82,5 +83,22 @@ export function procInfo(pid: number): ProcInfo | undefined {
     return { pid, ppid: Number(f[1]), uid, state: f[0], cpuTicks: Number(f[11]) + Number(f[12]), rssBytes: Number(f[21]) * PAGE, startTicks: Number(f[19]), cmd };
   } catch {
     return undefined;
+  }
+}
+
+/** Signals the container's first process as Docker does: the program, init's child (SIGKILL ends the sandbox instead, by the caller). */
+export function signalProgram(initPid: number, signo: number): void {
+  const prog = programPid(initPid);
+  if (prog === undefined) return;
+  let fd: number;
+  try {
+    fd = native.pidfdOpen(prog);
+  } catch {
+    return; // it has just exited
+  }
+  try {
+    native.pidfdSignal(fd, signo);
+  } finally {
+    native.close(fd);
   }
 }

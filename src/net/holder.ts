@@ -30,6 +30,7 @@ import { randomBytes } from 'node:crypto';
 import { NetworkError } from '../errors.js';
 import { subIdRanges } from '../idmap.js';
 import { native } from '../native.js';
+import { processStart } from '../container/state.js';
 import { networksRoot, withNetLock, anyEndpointsLocked, type Lease } from './networks.js';
 
 type MapLine = [number, number, number];
@@ -59,17 +60,6 @@ export interface HolderRecord {
 
 function holderPath(): string {
   return join(networksRoot(), 'holder.json');
-}
-
-function processStart(pid: number): number | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (f[0] === 'Z' || f[0] === 'X') return undefined;
-    return Number(f[19]);
-  } catch {
-    return undefined;
-  }
 }
 
 /** The live holder's record, or undefined. Call under withNetLock. */

@@ -12,7 +12,7 @@ import { finished } from 'node:stream/promises';
 import type { Readable, Writable } from 'node:stream';
 import { constants as osConstants } from 'node:os';
 import { bytesUnder } from '../box.js';
-import { programPid } from '../container/proc.js';
+import { signalProgram as signalInitChild } from '../container/proc.js';
 import { native } from '../native.js';
 import { OptionsError, setupErrorInfo } from '../errors.js';
 import { createPool, type Pool, type PoolLease, type PoolRunOptions } from '../pool.js';
@@ -102,19 +102,7 @@ export function signalProgram(p: SandboxProcess, signo: number): void {
     return;
   }
   if (!p.pid) return;
-  const prog = programPid(p.pid);
-  if (prog === undefined) return;
-  let fd: number;
-  try {
-    fd = native.pidfdOpen(prog);
-  } catch {
-    return; // it has just exited
-  }
-  try {
-    native.pidfdSignal(fd, signo);
-  } finally {
-    native.close(fd);
-  }
+  signalInitChild(p.pid, signo);
 }
 
 function expand(argv: string[], source: string): string[] {

@@ -9,7 +9,7 @@ import type { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { ContainerError, createContainer, getContainer, listContainers, type Container, type ContainerOptions, type ContainerRecord } from '../../container/index.js';
 import { allIds, get, monitorAlive, readRecord, recordDir } from '../../container/state.js';
-import { exitCodeOf } from '../../container/common.js';
+import { ago, exitCodeOf } from '../../container/common.js';
 import { API_VERSION } from '../server.js';
 import { EngineError } from '../errors.js';
 import { Store } from '../../image/store.js';
@@ -177,14 +177,6 @@ function unixSeconds(iso: string): number {
   return Math.floor(Date.parse(iso) / 1000);
 }
 
-function ago(iso: string): string {
-  const s = Math.max(0, (Date.now() - Date.parse(iso)) / 1000);
-  if (s < 1) return 'Less than a second';
-  if (s < 60) return `${Math.floor(s)} second${Math.floor(s) === 1 ? '' : 's'}`;
-  if (s < 3600) return `${Math.floor(s / 60)} minute${Math.floor(s / 60) === 1 ? '' : 's'}`;
-  if (s < 86400) return `${Math.floor(s / 3600)} hour${Math.floor(s / 3600) === 1 ? '' : 's'}`;
-  return `${Math.floor(s / 86400)} days`;
-}
 
 function statusText(r: ContainerRecord): string {
   const s = r.State;
