@@ -5,11 +5,10 @@
 // brig run -d --health-cmd and inspect.
 import assert from 'node:assert/strict';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { brigCli, guardLeaks } from './helpers.js';
+import { brigCli, freePort, guardLeaks, until as waitUntil } from './helpers.js';
 
 const root = mkdtempSync(join(tmpdir(), 'composetest-'));
 chmodSync(root, 0o755);
@@ -17,7 +16,6 @@ const env = { ...process.env, BRIG_STORE: join(root, 'store'), XDG_RUNTIME_DIR: 
 mkdirSync(env.XDG_RUNTIME_DIR, { mode: 0o700 });
 const brig = (...args: string[]) => brigCli(args, { env, timeoutMs: 120_000 });
 const busybox = ['/bin/busybox', '/usr/bin/busybox'].find((p) => existsSync(p));
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function inspect(name: string) {
   const r = brig('inspect', '--type', 'container', name);
@@ -25,24 +23,8 @@ function inspect(name: string) {
   return JSON.parse(r.out)[0];
 }
 
-async function until(what: string, fn: () => boolean, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!fn()) {
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
+// Compose waits on whole containers: longer, and looked at less often.
+const until = (what: string, fn: () => boolean) => waitUntil(what, fn, 20_000, 100);
 
 /** A page over HTTP from 127.0.0.1 (the test's only network traffic: loopback). */
 async function get(port: number): Promise<string> {

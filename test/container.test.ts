@@ -6,7 +6,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { brigCli, brigCliAsync, guardLeaks, isRoot, running } from './helpers.js';
+import { brigCli, brigCliAsync, guardLeaks, isRoot, running, sleep, until } from './helpers.js';
 
 const root = mkdtempSync(join(tmpdir(), 'ctrtest-'));
 const env = { ...process.env, BRIG_STORE: join(root, 'store'), XDG_RUNTIME_DIR: join(root, 'run') };
@@ -18,16 +18,6 @@ function inspect(name: string) {
   const r = brig('inspect', '--type', 'container', name);
   assert.equal(r.code, 0, r.err);
   return JSON.parse(r.out)[0];
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(what: string, fn: () => boolean, ms = 15_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!fn()) {
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
 }
 
 /** CPU ticks of a process tree, from the host's /proc. */

@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { busyboxImage, DOCKER, docker, dockerAsync, engineRoot, http, startService, type Service } from './engine-util.js';
-import { guardLeaks } from './helpers.js';
+import { guardLeaks, sleep, until } from './helpers.js';
 
 const { root, env } = engineRoot('engine-docker-');
 let svc: Service;
@@ -30,15 +30,6 @@ after(async () => {
   }
   rmSync(root, { recursive: true, force: true });
 });
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-async function until(what: string, fn: () => boolean, ms = 15_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!fn()) {
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 describe('docker run, ps, logs, stop, rm', { skip }, () => {
   it('run --rm: output in order on stdout and stderr, its exit code, and the container gone', () => {

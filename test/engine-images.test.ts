@@ -7,12 +7,11 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { AddressInfo, createServer as netServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Store } from '../src/image/store.js';
 import { busyboxImage, DOCKER, docker as dockerSync, engineRoot, startService, type Service } from './engine-util.js';
-import { guardLeaks } from './helpers.js';
+import { bcrypt, freePort, guardLeaks } from './helpers.js';
 
 const which = (cmd: string) => ['/usr/bin', '/usr/sbin', '/bin'].map((d) => join(d, cmd)).find((p) => existsSync(p));
 const registryBin = which('docker-registry');
@@ -23,25 +22,6 @@ const { root: work, env } = engineRoot('brig-engine-images-');
 chmodSync(work, 0o755);
 const USER = 'alice';
 const PASSWORD = 'wonderland';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = netServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-/** A bcrypt hash for htpasswd, from Python's crypt; undefined where it has none. */
-function bcrypt(password: string): string | undefined {
-  try {
-    const out = execFileSync('python3', ['-W', 'ignore', '-c', 'import crypt,sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16)))', password], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    return out.startsWith('$2') ? out : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 /** docker-registry on a free loopback port, with htpasswd auth when a hash is given (else none). */
 async function startRegistry(htpasswd: string | undefined): Promise<{ proc: ChildProcess; host: string }> {

@@ -8,7 +8,7 @@ import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { busyboxImage, DOCKER, docker, engineRoot, http, startService, type Service } from './engine-util.js';
-import { guardLeaks } from './helpers.js';
+import { guardLeaks, sleep, until } from './helpers.js';
 
 const { root, env } = engineRoot('engine-tty-');
 let svc: Service;
@@ -29,15 +29,6 @@ after(async () => {
   }
   rmSync(root, { recursive: true, force: true });
 });
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-async function until(what: string, fn: () => boolean, ms = 15_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!fn()) {
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 /** A command line under script(1): the docker CLI gets a terminal; its input is ours to type. */
 function underScript(cmd: string) {

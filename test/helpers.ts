@@ -1,8 +1,9 @@
 // Shared test helpers: what the host looks like, so a test can prove that a
 // run left nothing behind.
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { createServer as netServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before } from 'node:test';
@@ -215,4 +216,37 @@ export async function leftSince(base: Baseline): Promise<{ processes: string[]; 
     await new Promise((r) => setTimeout(r, 25));
   }
   return { processes: leaks.processes.map((p) => `${p.pid} ${p.comm} ${p.state}`), fds: leaks.fds, mountsChanged: leaks.mountsChanged, cgroups, temp };
+}
+
+/** A TCP port on 127.0.0.1 free a moment ago (for a server the test starts). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = netServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** A bcrypt hash for htpasswd, from Python's crypt (libxcrypt); undefined where it has none. */
+export function bcrypt(password: string): string | undefined {
+  try {
+    const out = execFileSync('python3', ['-W', 'ignore', '-c', 'import crypt,sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16)))', password], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    return out.startsWith('$2') ? out : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Waits until fn() holds, looking every `every` ms; fails the test naming `what` after `ms`. */
+export async function until(what: string, fn: () => boolean, ms = 15_000, every = 50): Promise<void> {
+  const end = Date.now() + ms;
+  while (!fn()) {
+    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
+    await sleep(every);
+  }
 }

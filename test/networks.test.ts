@@ -8,7 +8,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { brigCli, guardLeaks, running } from './helpers.js';
+import { brigCli, guardLeaks, running, until } from './helpers.js';
 
 const root = mkdtempSync(join(tmpdir(), 'nettest-'));
 const env = { ...process.env, BRIG_STORE: join(root, 'store'), XDG_RUNTIME_DIR: join(root, 'run') };
@@ -19,16 +19,6 @@ function ok(...args: string[]): string {
   const r = brig(...args);
   assert.equal(r.code, 0, `brig ${args.join(' ')}: ${r.err}`);
   return r.out;
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(what: string, fn: () => boolean, ms = 15_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!fn()) {
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
 }
 
 function inspect(name: string) {

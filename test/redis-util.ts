@@ -2,7 +2,6 @@
 // stopped by pid (and its dir removed) after. No mock of Redis anywhere.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
@@ -20,13 +19,9 @@ export interface RedisServer {
   remove(): Promise<void>;
 }
 
-export async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
+import { freePort } from './helpers.js';
+
+export { freePort };
 
 export async function startRedis(opts: { appendonly?: boolean } = {}): Promise<RedisServer> {
   const port = await freePort();

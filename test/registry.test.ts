@@ -8,14 +8,14 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, createPrivateKey, randomBytes, sign, X509Certificate } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, request as httpRequest, type Server } from 'node:http';
-import { AddressInfo, createServer as netServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
 import { pull, push, RegistryError, run } from '../src/index.js';
 import { Store } from '../src/image/store.js';
-import { brigBin, brigCliAsync as brigCli, guardLeaks } from './helpers.js';
+import { bcrypt, brigBin, brigCliAsync as brigCli, freePort, guardLeaks } from './helpers.js';
 
 const which = (cmd: string) => ['/usr/bin', '/usr/sbin', '/bin'].map((d) => join(d, cmd)).find((p) => existsSync(p));
 const registryBin = which('docker-registry');
@@ -28,25 +28,6 @@ const USER = 'alice';
 const PASSWORD = 'wonderland';
 const SERVICE = 'brig-test-registry';
 const ISSUER = 'brig-test-token-server';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = netServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-/** A bcrypt hash for htpasswd, from Python's crypt (libxcrypt); undefined where it has none. */
-function bcrypt(password: string): string | undefined {
-  try {
-    const out = execFileSync('python3', ['-W', 'ignore', '-c', 'import crypt,sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16)))', password], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    return out.startsWith('$2') ? out : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 const b64url = (b: Buffer | string) => Buffer.from(b).toString('base64url');
 
