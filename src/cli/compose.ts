@@ -6,7 +6,7 @@ import { Store } from '../image/store.js';
 import { ComposeError } from '../compose/load.js';
 import { loadProject, type ProjectModel } from '../compose/model.js';
 import { renderConfig } from '../compose/config.js';
-import { down, restart, runOneoff, serviceContainers, start, stop, up, waitHealthy, withDependencies, type Reporter } from '../compose/lifecycle.js';
+import { down, namedServices, restart, runOneoff, serviceContainers, start, stop, up, waitHealthy, withDependencies, type Reporter } from '../compose/lifecycle.js';
 import { buildService, ensureImages, findImage, imageRef, pullService } from '../compose/images.js';
 import { LABEL, serviceOf } from '../compose/project.js';
 import { all, formatHelp, one, parseArgs, UsageError, wholeNumber, type OptionSpec, type Parsed } from './args.js';
@@ -323,11 +323,7 @@ const verbsImpl: Record<string, (ctx: Ctx, argv: string[]) => Promise<number>> =
     if (!p) return 0;
     const project = ctx.project(p.rest);
     const store = new Store();
-    for (const n of p.rest.length ? p.rest : Object.keys(project.services)) {
-      const s = project.services[n];
-      if (!s) throw new ComposeError(`no such service: ${n}`);
-      if (s.build) await buildService(store, project, s, ctx.reporter.say);
-    }
+    for (const s of namedServices(project, p.rest)) if (s.build) await buildService(store, project, s, ctx.reporter.say);
     return 0;
   },
 
@@ -336,12 +332,8 @@ const verbsImpl: Record<string, (ctx: Ctx, argv: string[]) => Promise<number>> =
     if (!p) return 0;
     const project = ctx.project(p.rest);
     const store = new Store();
-    for (const n of p.rest.length ? p.rest : Object.keys(project.services)) {
-      const s = project.services[n];
-      if (!s) throw new ComposeError(`no such service: ${n}`);
-      if (s.build) continue; // built, not pulled
-      await pullService(store, project, s, ctx.reporter.say);
-    }
+    // A service with build: is built, not pulled.
+    for (const s of namedServices(project, p.rest)) if (!s.build) await pullService(store, project, s, ctx.reporter.say);
     return 0;
   },
 

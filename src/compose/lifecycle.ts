@@ -20,6 +20,15 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
+/** The services named (all when none is), each one checked: for verbs that act on just those (build, pull). */
+export function namedServices(project: ProjectModel, names: string[]): ServiceModel[] {
+  return (names.length ? names : Object.keys(project.services)).map((n) => {
+    const s = project.services[n];
+    if (!s) throw new ComposeError(`no such service: ${n}`);
+    return s;
+  });
+}
+
 /** The services asked for, with everything they depend on, in start order. */
 export function withDependencies(project: ProjectModel, names: string[] | undefined): string[] {
   if (!names?.length) return startOrder(project.services);
