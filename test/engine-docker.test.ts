@@ -235,6 +235,18 @@ describe('the service leaves and comes back', { skip }, () => {
     assert.equal(r.status, 404);
     assert.match(r.json().message, /No such container: lasting/);
   });
+
+  it('SIGKILL of the service: the container runs on, and the next service takes over the dead socket and sees it', async () => {
+    assert.equal(docker(svc, ['run', '-d', '--name', 'survivor', 'bb:1', 'sleep', '1000']).code, 0);
+    const pid = Number(docker(svc, ['inspect', '-f', '{{.State.Pid}}', 'survivor']).out.trim());
+    svc.proc.kill('SIGKILL');
+    await svc.stop();
+    assert.ok(existsSync(`/proc/${pid}`), 'the container died with the service');
+    svc = await startService(env);
+    assert.match(docker(svc, ['ps', '--format', '{{.Names}} {{.Status}}']).out, /^survivor Up /m);
+    assert.equal(docker(svc, ['rm', '-f', 'survivor']).code, 0);
+    await until('the container gone', () => !existsSync(`/proc/${pid}`));
+  });
 });
 
 guardLeaks();
