@@ -60,6 +60,8 @@ const cases: Case[] = [
   { args: ['run', '--entrypoint', '/bin/echo', IMG, 'from', 'entrypoint'], code: 0, out: 'from entrypoint\n' },
   { args: ['run', '-i', IMG, 'cat'], input: 'kept open', code: 0, out: 'kept open' },
   { args: ['run', IMG, 'cat'], input: 'not read', code: 0, out: '' }, // Docker: without -i, no stdin
+  { args: ['run', '-it', IMG, 'sh'], input: 'echo piped', code: 125, err: /^brig run: the input device is not a TTY: -it needs a terminal/ }, // Docker's refusal; it used to wait for ever
+  { args: ['run', '-t', IMG, 'sh', '-c', 'test -t 0 && test -t 1 && echo on-a-tty'], code: 0, out: 'on-a-tty\r\n' }, // -t alone: a terminal without input, as Docker
   { args: ['run', '--', '/bin/cat'], input: 'piped', code: 0, out: 'piped' }, // brig's -- form keeps stdin
   { args: ['run', '--image', IMG, '--', '/bin/echo', 'old'], code: 0, out: 'old\n' },
   { args: ['run', '--memory=64m', '--pids-limit', '64', '--cpus', '1', '--', '/bin/echo', 'x'], code: 0, out: 'x\n', docker: ['run', '-m', '64m', '--pids=64', '--cpus=1', '--', '/bin/echo', 'x'] },

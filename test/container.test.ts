@@ -447,6 +447,11 @@ describe('exec -t', () => {
     assert.match(out, /on-a-tty/);
     assert.match(out, /33 91/);
     s.stdin.destroy();
+    // Piped stdin cannot drive a terminal: Docker's refusal, at once, instead of a shell waiting for ever.
+    const piped = brig('exec', '-it', 'term', '/bin/sh');
+    assert.equal(piped.code, 125);
+    assert.equal(piped.err, 'brig exec: the input device is not a TTY: -it needs a terminal as standard input; drop -t to pipe input (-i)\n');
+    assert.equal(brig('exec', '-d', '-t', 'term', '/bin/true').err, 'brig exec: -d and -t do not go together\n');
     assert.equal(brig('rm', '-f', 'term').code, 0);
   });
 

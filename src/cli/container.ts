@@ -541,7 +541,8 @@ export const execCommand = verb(
     const c = getContainer(ref);
     const o = { env: all(p, 'env'), workdir: one(p, 'workdir'), user: one(p, 'user') };
     if (p.flags.has('tty')) {
-      if (p.flags.has('detach')) throw new UsageError('brig exec: -d and -t do not go together');
+      if (p.flags.has('detach')) throw new UsageError('-d and -t do not go together');
+      if (p.flags.has('interactive') && !process.stdin.isTTY) throw new UsageError('the input device is not a TTY: -it needs a terminal as standard input; drop -t to pipe input (-i)');
       return execOnTerminal(c, argv, o, p.flags.has('interactive'));
     }
     if (p.flags.has('detach')) {

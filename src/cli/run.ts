@@ -523,6 +523,8 @@ export async function runWith(p: Parsed, verb: string, runner: (argv: string[], 
 function runOnTerminal(interactive: boolean) {
   return async (argv: string[], opts: SandboxOptions): Promise<RunResult> => {
     if (opts.stdout === 'capture') throw new UsageError('-t: the output goes to the terminal, so --output-limit (or a profile with one) cannot capture it');
+    // Docker's check: a piped or redirected stdin cannot drive a terminal (its end never reaches the program: it waits for ever).
+    if (interactive && !process.stdin.isTTY) throw new UsageError('the input device is not a TTY: -it needs a terminal as standard input; drop -t to pipe input (-i)');
     const { openTerminal, relayTerminal } = await import('./terminal.js');
     const { master, slave } = openTerminal();
     let proc;
