@@ -138,6 +138,8 @@ const cases: Case[] = [
   { args: ['save', '-o', '/no/dir/x.tar', IMG], code: 125, err: /^brig save: -o \/no\/dir\/x.tar: the directory \/no\/dir does not exist$/m, docker: ['save', IMG, '-o', '/no/dir/x.tar'] },
   { args: ['save', 'nosuch:1', '-o', '/dev/null'], code: 125, err: /no image "nosuch:1"/ },
   { args: ['load', '-i', '/missing.tar'], code: 125, err: /^brig load: -i \/missing.tar: no such file or directory$/m },
+  { args: ['load', '/missing.tar'], code: 125, err: /^brig load: \/missing.tar: no such file or directory$/m },
+  { args: ['load', '--input=/missing.tar'], code: 125, err: /^brig load: --input \/missing.tar: no such file or directory$/m },
   { args: ['load'], code: 125, err: /standard input is empty/ },
   { args: ['import-rootfs', '/missing-dir', 'x:1'], code: 125, err: /\/missing-dir: no such file or directory/ },
   { args: ['tag', IMG], code: 125, err: /^brig tag: expects exactly 2 arguments, got 1/ },

@@ -8,7 +8,7 @@ import { pipeline } from 'node:stream/promises';
 import { loadImages, saveDockerArchive, saveImages } from '../image/archive.js';
 import { build } from '../image/build.js';
 import { ImageError, pruneBuildCache, Store, type Image } from '../image/store.js';
-import { all, checks, formatHelp, helpSpec, one, parseArgs, parseInterleaved, positionals, UsageError, type OptionSpec, type Parsed } from './args.js';
+import { all, checks, flagName, formatHelp, helpSpec, one, parseArgs, parseInterleaved, positionals, UsageError, type OptionSpec, type Parsed } from './args.js';
 import { formatList, globMatch, parseFilters, renderTemplate } from './format.js';
 
 export { helpSpec };
@@ -309,7 +309,9 @@ export const loadCommand = verb(loadHelp, loadSpecs, async (p) => {
       return load(tar, 'standard input');
     });
   } else {
-    if (!existsSync(input)) throw new UsageError(`-i ${input}: no such file or directory`);
+    // The file as the user named it: after -i/--input, or alone (brig load F.tar).
+    const named = one(p, 'input') === undefined ? input : `${flagName(p, 'input')} ${input}`;
+    if (!existsSync(input)) throw new UsageError(`${named}: no such file or directory`);
     names = await load(input, input);
   }
   for (const n of names) process.stdout.write(p.flags.has('quiet') ? `${n}\n` : `Loaded image: ${n}\n`);
