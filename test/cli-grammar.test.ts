@@ -92,6 +92,7 @@ const cases: Case[] = [
   { args: ['run', '--env-file', '/nonexistent-env', '--', 'true'], code: 125, err: /^brig run: --env-file \/nonexistent-env: ENOENT$/m },
   { args: ['run', '--profile', 'judge', '-v', '/etc:/proc/x', '--', 'true'], code: 125, err: /^brig run: -v \/etc:\/proc\/x: target: must not be under \/proc or \/dev/ },
   { args: ['run', '--mount', 'type=bind,source=/usr,target=/dev/y', '--', 'true'], code: 125, err: /^brig run: --mount type=bind,source=\/usr,target=\/dev\/y: target: must not be under/ },
+  { args: ['run', '-v', '/nonexistent-src:/x', '--profile', 'python', '--', 'true'], code: 125, err: /^brig run: -v \/nonexistent-src:\/x: source: bind-mount failed for \/nonexistent-src: ENOENT$/m },
   { args: ['run', '-w', 'rel', '--', 'true'], code: 125, err: /^brig run: (-w|--workdir): must be an absolute path inside the sandbox, got "rel"$/m, docker: ['run', '--workdir=rel', '--', 'true'] },
   { args: ['run', '-h', 'bad name!', '--', 'true'], code: 125, err: /^brig run: -h: expected/ },
   { args: ['box', 'rm', '99999'], code: 125, err: /^brig box: no box 99999 in / },
@@ -285,6 +286,23 @@ describe('the CLI as a Docker user types it', { skip }, () => {
     assert.equal(p.code, 0, p.err);
     assert.match(p.out, /Deleted Volumes:\nv1\n/);
     assert.equal(brig(['volume', 'ls', '-q']).out, '');
+  });
+});
+
+describe('a profile file named on the command line', () => {
+  it("its errors name the file and the item's own index in it, not the merged list's (python's mounts come first)", () => {
+    const bad = join(work, 'bad-profile.json');
+    writeFileSync(bad, JSON.stringify({ extends: 'python', mounts: [{ source: '/etc', target: '/etc2' }, { source: '/etc', target: '/proc/x' }] }));
+    const r = brig(['run', '--profile', bad, '--', '/bin/true']);
+    checkHygiene(['run'], r);
+    assert.equal(r.code, 125);
+    assert.equal(r.err, `brig run: ${bad}: mounts[1].target: must not be under /proc or /dev (/proc/x)\n`);
+    const missing = join(work, 'missing-src.json');
+    writeFileSync(missing, JSON.stringify({ extends: 'python', mounts: [{ source: '/nonexistent-src', target: '/x' }] }));
+    const m = brig(['run', '--profile', missing, '--', '/bin/true']);
+    checkHygiene(['run'], m);
+    assert.equal(m.code, 125);
+    assert.equal(m.err, `brig run: ${missing}: mounts[0].source: bind-mount failed for /nonexistent-src: ENOENT\n`);
   });
 });
 

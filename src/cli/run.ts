@@ -9,7 +9,7 @@ import { log, setLogLevel } from '../log.js';
 import { parseSize, type BindMount, type RlimitValue, type SandboxOptions, type TmpfsMount } from '../options.js';
 import type { VolumeMount } from '../profile/types.js';
 import { isolateMeta, reportJson } from '../report.js';
-import { applyProfile } from '../profile/index.js';
+import { applyProfile, profileItemSource } from '../profile/index.js';
 import { run, spawnWith, type RunResult } from '../sandbox.js';
 import { all, checks, flagName, formatHelp, one, parseArgs, seconds, UsageError, wholeNumber, type OptionSpec, type Parsed } from './args.js';
 import { EXIT_BRIG_ERROR, guardedStdout } from './main.js';
@@ -308,9 +308,8 @@ export function inUserTerms(e: unknown, p: Parsed, merged: Record<string, unknow
   const rest = err.message!.slice(err.field.length + 2);
   const m = /^(mounts|volumes|tmpfs)\[(\d+)\](?:\.(\w+))?$/.exec(err.field);
   if (m) {
-    const item = (merged[m[1]] as object[] | undefined)?.[Number(m[2])];
-    const typed = item && origins.get(item);
-    return typed ? new UsageError(`${typed}: ${m[3] ? `${m[3]}: ` : ''}${rest}`) : e;
+    const where = itemInUserTerms(merged, m[1], m[2], m[3]);
+    return where ? new UsageError(`${where}: ${rest}`) : e;
   }
   const top = err.field.split(/[.[]/)[0];
   if (top === 'uid' && p.spelled.has('user') && !p.spelled.has('uid')) return new UsageError(`${flagName(p, 'user')}: ${rest}`);
@@ -318,6 +317,27 @@ export function inUserTerms(e: unknown, p: Parsed, merged: Record<string, unknow
   if (flag && p.spelled.has(flag) && top === err.field) return new UsageError(`${flagName(p, flag)}: ${rest}`);
   if (top === 'env' && p.spelled.has('env')) return new UsageError(`${flagName(p, 'env')} ${err.field.slice(4)}: ${rest}`);
   return e;
+}
+
+/**
+ * A mounts/volumes/tmpfs item named by its index in the merged list, as the
+ * user wrote it: the flag and value typed (`-v /etc:/proc/x: target`), or the
+ * profile file and the item's own index in it (`/p/x.json: mounts[0].target`).
+ */
+function itemInUserTerms(merged: Record<string, unknown>, list: string, index: string, sub: string | undefined): string | undefined {
+  const item = (merged[list] as object[] | undefined)?.[Number(index)];
+  if (!item) return undefined;
+  const typed = origins.get(item);
+  if (typed) return `${typed}${sub ? `: ${sub}` : ''}`;
+  const src = profileItemSource(item);
+  return src && `${src}${sub ? `.${sub}` : ''}`;
+}
+
+/** A setup step's error names an item by its merged index (`... (mounts[4].source)`): said in the user's terms. */
+function setupInUserTerms(message: string, merged: Record<string, unknown>): string {
+  const m = /^(.*) \((mounts|volumes|tmpfs)\[(\d+)\]\.(\w+)\)$/.exec(message);
+  const where = m && itemInUserTerms(merged, m[2], m[3], m[4]);
+  return where ? `${where}: ${m![1]}` : message;
 }
 
 /** SandboxOptions from the parsed sandboxSpecs options; stdio inherited. */
@@ -501,7 +521,7 @@ export async function runWith(p: Parsed, verb: string, runner: (argv: string[], 
   if (result.seccompDenials?.length)
     log().info({ seccompDenials: result.seccompDenials }, `seccomp refused ${result.seccompDenials.map((d) => `${d.syscall} x${d.count} (errno ${d.errno})`).join(', ')}`);
   const why = explainStatus(result, merged.wallTimeLimitMs);
-  if (why) io.write(2, `brig ${verb}: ${why}\n`);
+  if (why) io.write(2, `brig ${verb}: ${result.status === 'setup-error' ? setupInUserTerms(why, merged as Record<string, unknown>) : why}\n`);
   const warn = enforcementWarning(result);
   if (warn) io.write(2, `brig ${verb}: ${warn}\n`);
   if (reportFile) {

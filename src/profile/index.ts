@@ -457,12 +457,33 @@ export function mergeLayer<T extends Record<string, unknown>>(into: T, layer: Re
   return into;
 }
 
+/** Where each mounts/volumes/tmpfs item of a profile was written: errors name it so, not by its merged index. */
+const itemSources = new WeakMap<object, string>();
+
+/** `/path/p.json: mounts[0]` for an item a profile gave (its index in that profile), else undefined. */
+export function profileItemSource(item: object): string | undefined {
+  return itemSources.get(item);
+}
+
+function recordItemSources(l: Layer): void {
+  for (const k of LIST_FIELDS) {
+    const list = (l.profile as Record<string, unknown>)[k];
+    if (!Array.isArray(list)) continue;
+    list.forEach((item, i) => {
+      if (item && typeof item === 'object' && !itemSources.has(item)) itemSources.set(item, `${l.source}: ${k}[${i}]`);
+    });
+  }
+}
+
 function resolveLayers(items: (string | Profile)[]): ResolvedProfile {
   const order: Layer[] = [];
   const seen = new Set<string>();
   for (const [i, item] of items.entries()) linearize(toLayer(item, process.cwd(), items.length > 1 ? `profile[${i}]` : 'profile'), order, seen, []);
   const policy: Record<string, unknown> = {};
-  for (const l of order) mergeLayer(policy, l.profile as Record<string, unknown>, l.profile.replace);
+  for (const l of order) {
+    recordItemSources(l);
+    mergeLayer(policy, l.profile as Record<string, unknown>, l.profile.replace);
+  }
   // The description is the topmost profile's own: a base's does not describe its children.
   const top = order[order.length - 1]?.profile.description;
   if (top === undefined) delete policy.description;
