@@ -420,6 +420,29 @@ describe('registry: push, pull, auth', { skip }, () => {
     const out = await brigCli(['logout', host], { env });
     assert.equal(out.code, 0);
     assert.deepEqual(JSON.parse(readFileSync(env.BRIG_AUTH_FILE, 'utf8')), { auths: {} });
+    // Docker's prompts on a terminal (script(1) gives it one): the user name
+    // echoed as typed, the password not echoed.
+    if (which('script')) {
+      const child = spawn('script', ['-qec', `${JSON.stringify(process.execPath)} ${JSON.stringify(brigBin)} login --insecure-registry ${host}`, '/dev/null'], { env, stdio: ['pipe', 'pipe', 'inherit'] });
+      let all = '';
+      child.stdout!.on('data', (d: Buffer) => (all += d));
+      const code = new Promise<number | null>((resolve) => child.once('close', resolve));
+      const shown = async (what: string) => {
+        for (const end = Date.now() + 30_000; !all.includes(what); await new Promise((r) => setTimeout(r, 50)))
+          if (Date.now() > end) assert.fail(`no ${JSON.stringify(what)} in ${JSON.stringify(all)}`);
+      };
+      await shown('Username: ');
+      child.stdin!.write(`${USER}\r`);
+      await shown('Password: ');
+      child.stdin!.write(`${PASSWORD}\r`);
+      assert.equal(await code, 0, all);
+      child.stdin!.destroy();
+      assert.match(all, new RegExp(`Username: ${USER}`));
+      assert.ok(!all.includes(PASSWORD), `the password was echoed: ${JSON.stringify(all)}`);
+      assert.match(all, /Login succeeded/);
+      assert.deepEqual(Object.keys(JSON.parse(readFileSync(env.BRIG_AUTH_FILE, 'utf8')).auths), [host]);
+      assert.equal((await brigCli(['logout', host], { env })).code, 0);
+    }
   });
 });
 
