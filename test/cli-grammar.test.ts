@@ -163,6 +163,7 @@ const cases: Case[] = [
   { args: ['box', 'run', 'abc', '--', 'true'], code: 125, err: /^brig box: box ID: expected the number/ },
   { args: ['run', '--help'], code: 0, out: /^ {2}-i, --interactive {2,}keep standard input open[\s\S]*^ {2}-h, --hostname NAME /m },
   { args: ['images', '--help'], code: 0, out: /-q, --quiet/ },
+  { args: ['box', 'rm', '--help'], code: 0, out: /^Usage: brig box create/ },
 ];
 
 describe('the CLI as a Docker user types it', { skip }, () => {

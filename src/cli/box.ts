@@ -75,7 +75,12 @@ export async function boxCommand(argv: string[]): Promise<number> {
     }, { command: p.rest });
   }
   if (sub === 'rm') {
-    open(boxId(positionals(parseArgs(rest, createSpecs.slice(-1)), 'brig box rm ID', 1)[0])).destroy();
+    const p = parseArgs(rest, createSpecs.slice(-1));
+    if (p.flags.has('help')) {
+      process.stdout.write(boxHelp);
+      return 0;
+    }
+    open(boxId(positionals(p, 'brig box rm ID', 1)[0])).destroy();
     return 0;
   }
   throw new UsageError(`unknown subcommand ${JSON.stringify(sub)} (create, run or rm)`);
