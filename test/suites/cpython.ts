@@ -111,6 +111,15 @@ async function inBrig(spec: string, extra: SandboxOptions): Promise<{ result?: M
   return { result: parse(out), raw: `status ${r.status} ${r.error?.message ?? ''}\n${out}${r.stderr.toString().slice(-2000)}` };
 }
 
+/** One test, by id, run again alone in brig: twice at most. */
+async function passesAlone(id: string, extra: SandboxOptions): Promise<boolean> {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    const again = await inBrig(id.replace(/^test\./, ''), extra);
+    if (again.result?.passed.includes(id)) return true;
+  }
+  return false;
+}
+
 const known = (table: Record<string, string>, id: string) => Object.entries(table).find(([k]) => (k.endsWith('*') ? id.startsWith(k.slice(0, -1)) : id === k))?.[1];
 
 const skip = !existsSync(TESTS) ? 'skipped: no CPython test suite (apt-get install libpython3.11-testsuite)' : isRoot ? 'skipped: runs as an unprivileged user (the host half would run as root); .ci/run runs it so' : false;
@@ -143,8 +152,19 @@ describe('CPython 3.11 regression tests: host against brig', { skip }, () => {
         row.push(String(b.result.passed.length));
         for (const id of host.result.passed.filter((t) => !passed.has(t))) {
           const why = known(DIFFERENCES[config], id);
-          if (why) notes.push(`${config}: ${id}: ${why}`);
-          else problems.push(`${config}: ${id} passes on the host, not in brig\n${b.result.detail?.find(([t]) => t === id || t.startsWith(id + ' '))?.[1] ?? '(skipped or not run)'}`);
+          if (why) {
+            notes.push(`${config}: ${id}: ${why}`);
+            continue;
+          }
+          // As regrtest's own rerun of failed tests: a test that passes when run
+          // again alone failed on timing under load (test_get's 0.1 s sleep on
+          // a busy 2-CPU host), not on the sandbox; a real difference fails
+          // every time. Said in the notes, never silently dropped.
+          if (await passesAlone(id, configs[i][1])) {
+            notes.push(`${config}: ${id}: failed in the module's run, passed run again alone (timing under load)`);
+            continue;
+          }
+          problems.push(`${config}: ${id} passes on the host, not in brig\n${b.result.detail?.find(([t]) => t === id || t.startsWith(id + ' '))?.[1] ?? '(skipped or not run)'}`);
         }
         const gained = b.result.passed.filter((t) => !host.result!.passed.includes(t));
         if (gained.length) notes.push(`${config}: ${gained.length} passed only in brig (${gained.slice(0, 3).join(', ')}${gained.length > 3 ? ', ...' : ''})`);
