@@ -56,7 +56,13 @@ export function cgroupFix(h: ReturnType<typeof discover>, missing: string[], why
   if (missing.includes('cpu') && h.v1.get('cpuacct')) dirs.add(join(h.v1.get('cpuacct')!.mount, name));
   if (!dirs.size) return 'this host mounts no cgroup hierarchy for these controllers; an admin has to mount one';
   const list = [...dirs].join(' ');
-  return `no user systemd here: an admin runs  sudo sh -c 'for d in ${list}; do mkdir -p $d && chown -R ${user} $d; done'  and you set  export BRIG_CGROUP_PARENT=${name}`;
+  // A new v1 cpuset cgroup starts with no CPUs and no memory nodes: nothing can
+  // join it or its children (brig's cgroup-create fails) until they are copied in.
+  const cpuset = h.v1.get('cpuset');
+  const seed = cpuset && dirs.has(join(cpuset.mount, name))
+    ? `; for f in cpuset.cpus cpuset.mems; do cat ${join(cpuset.mount, '$f')} > ${join(cpuset.mount, name, '$f')}; done`
+    : '';
+  return `no user systemd here: an admin runs  sudo sh -c 'for d in ${list}; do mkdir -p $d && chown -R ${user} $d; done${seed}'  and you set  export BRIG_CGROUP_PARENT=${name}`;
 }
 
 export async function doctor(): Promise<Check[]> {
