@@ -402,6 +402,11 @@ describe('registry: push, pull, auth', { skip }, () => {
     assert.equal(q.code, 0, q.err);
     assert.equal(q.out, `${host}/brig/cli:1\n`);
     assert.match(q.err, /pull complete\nDigest: sha256:/);
+    // The README's own form: flags after the reference (issue 19).
+    const arch = process.arch === 'x64' ? 'amd64' : process.arch;
+    const after = await brigCli(['pull', `${host}/brig/cli:1`, '--platform', `linux/${arch}`, '--insecure-registry', '-q'], { env: { ...env, BRIG_STORE: mkdtempSync(join(work, 'platform-store-')) } });
+    assert.equal(after.code, 0, after.err);
+    assert.equal(after.out, `${host}/brig/cli:1\n`);
     // On a terminal (script(1) gives it one), a bar per layer, redrawn in place.
     if (which('script')) {
       const tty = await new Promise<string>((resolve) => {
