@@ -7,9 +7,9 @@ import { release, tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { chooseBackend, discover } from './cgroup/hierarchy.js';
 import { kernelAtLeast } from './kernel.js';
-import { planMultiMap } from './idmap.js';
+import { planMultiMap } from './launch/idmap.js';
 import { native } from './native.js';
-import { spawn } from './sandbox.js';
+import { spawn } from './launch/sandbox.js';
 import { findPasta, pastaVersion } from './net/pasta.js';
 
 export type CheckState = 'ok' | 'warn' | 'fail';

@@ -54,7 +54,7 @@ describe('brig run: a lean start', () => {
   it('a plain run loads none of pino, ajv, the image store; the default policy comes precompiled', () => {
     const r = loadedBy(['run', '--', '/bin/true']);
     assert.equal(r.status, 0, r.stderr);
-    assert.ok(has(r.loaded, 'dist/src/sandbox.js'), r.loaded.join(' '));
+    assert.ok(has(r.loaded, 'dist/src/launch/sandbox.js'), r.loaded.join(' '));
     for (const m of HEAVY) assert.ok(!has(r.loaded, m), `brig run loaded ${m}`);
     const own = loadedBy(['run', '--', '/bin/true'], unbundled, false);
     assert.equal(own.status, 0, own.stderr);

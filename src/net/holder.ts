@@ -28,7 +28,7 @@ import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { NetworkError } from '../errors.js';
-import { subIdRanges } from '../idmap.js';
+import { subIdRanges } from '../launch/idmap.js';
 import { native } from '../native.js';
 import { processStart } from '../container/state.js';
 import { networksRoot, withNetLock, anyEndpointsLocked, type Lease } from './networks.js';
