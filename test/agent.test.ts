@@ -387,6 +387,20 @@ describe('the brig command is the native client', { skip }, () => {
     assert.equal(r.stderr, `brig: ${copy} is not inside a brig package (expected PACKAGE/build/Release/brig-client, with PACKAGE/bin/brig-node): link it (ln -s), do not copy it\n`);
   });
 
+  it('bin/brig without a built client runs the Node CLI (the checkout fallback)', () => {
+    const { dir, env } = runtime();
+    // A package whose build/ has no client: bin/brig as in the tree, and the
+    // Node CLI (a link: it finds dist/ from its real path).
+    const pkg = join(dir, 'pkg');
+    mkdirSync(join(pkg, 'bin'), { recursive: true });
+    copyFileSync(join(repo, 'bin/brig'), join(pkg, 'bin/brig'));
+    chmodSync(join(pkg, 'bin/brig'), 0o755);
+    symlinkSync(brigNode, join(pkg, 'bin/brig-node'));
+    const r = spawnSync(join(pkg, 'bin/brig'), ['run', '--', '/bin/sh', '-c', 'echo no-client; exit 3'], { encoding: 'utf8', env, timeout: 60000 });
+    assert.deepEqual([r.status, r.stdout, r.stderr], [3, 'no-client\n', '']);
+    assert.equal(existsSync(join(dir, 'brig')), false);
+  });
+
   it('bin/brig in the tree (the script for a checkout) reaches the same agent', () => {
     const { dir, env } = runtime();
     const a = spawnSync(brig, ['run', '--', '/bin/sh', '-c', 'echo one'], { encoding: 'utf8', env, timeout: 30000 });
