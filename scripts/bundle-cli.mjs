@@ -116,10 +116,11 @@ for (const [out, plugins] of [
   // means the same character in a string, a template, a regular expression
   // and an identifier (a character outside the BMP becomes its surrogate
   // pair, which a /u expression reads as the one character).
-  if (/[^\x00-\x7f]/.test(text)) {
-    text = text.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-    await writeFile(out, text);
-  }
+  text = text.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  // CommonJS's function wrapper, written here rather than added by
+  // bin/brig-node (Module.wrap): V8 would flatten the two into a second copy
+  // of the text at every start. On the first line, so lines keep their numbers.
+  await writeFile(out, `(function (exports, require, module, __filename, __dirname) {${text}\n})`);
 }
 
 // The code caches: made by a process that ran `brig run -- /bin/true` with
