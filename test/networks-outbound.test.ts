@@ -190,6 +190,15 @@ describe('outbound from user networks', { skip }, () => {
     ok('rm', 'o1');
     ok('network', 'rm', 'out1', 'in1', 'out2');
   });
+
+  it('brig doctor says user networks have outbound, from a throwaway holder it ends', () => {
+    const r = brig('doctor', '--json');
+    const c = JSON.parse(r.out).checks.find((x: { name: string }) => x.name === 'user networks: outbound');
+    assert.ok(c, r.out);
+    assert.equal(c.state, 'ok', c.detail);
+    assert.match(c.detail, /pasta on the network holder \(pasta0, default via \d+\.\d+\.\d+\.\d+/);
+    assert.equal(holder(), undefined, 'the probe is not the store\'s holder');
+  });
 });
 
 guardLeaks();

@@ -31,9 +31,9 @@
 // holder forwards only from non-internal bridges to pasta0 (masqueraded) and
 // the replies; nothing between bridges, nothing from internal ones.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, closeSync, constants as fsConstants, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, closeSync, constants as fsConstants, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Socket } from 'node:net';
-import { userInfo } from 'node:os';
+import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { NetworkError } from '../errors.js';
@@ -277,8 +277,7 @@ function rules(): string {
  * pasta's death; pasta exits with its command). Then nftables in the
  * holder, and forwarding on.
  */
-async function startHolderWithPasta(pasta: string, setpriv: string, nft: string): Promise<HolderRecord> {
-  const logPath = join(networksRoot(), 'holder.log');
+async function startHolderWithPasta(pasta: string, setpriv: string, nft: string, logPath = join(networksRoot(), 'holder.log')): Promise<HolderRecord> {
   const log = () =>
     (() => {
       try {
@@ -368,20 +367,47 @@ async function startHolderWithPasta(pasta: string, setpriv: string, nft: string)
   }
 }
 
+/** What is missing for a holder with a way out, or undefined. */
+function outboundMissing(): string | undefined {
+  if (!findPasta()) return 'pasta not found (package passt)';
+  if (!findTool('setpriv')) return 'setpriv not found (package util-linux)';
+  if (!findTool('nft')) return 'nft not found (package nftables)';
+  return undefined;
+}
+
+/**
+ * For brig doctor: starts a throwaway holder with pasta (not recorded,
+ * ended before this returns) and says whether it got its way out: pasta
+ * configured, the rules loaded, a default route whose gateway pasta maps to
+ * the host's loopback.
+ */
+export async function probeOutbound(): Promise<{ ok: boolean; detail: string }> {
+  const missing = outboundMissing();
+  if (missing) return { ok: false, detail: missing };
+  const dir = mkdtempSync(join(tmpdir(), 'brig-doctor-net-'));
+  try {
+    const rec = await startHolderWithPasta(findPasta()!, findTool('setpriv')!, findTool('nft')!, join(dir, 'holder.log'));
+    kill(rec.Pid);
+    killRecorded(rec.Outbound);
+    return { ok: true, detail: `pasta on the network holder (${OUT_IF}, default via ${rec.Outbound!.Gateway}, which leads to the host's loopback), nftables forwarding and masquerade loaded` };
+  } catch (e) {
+    return { ok: false, detail: (e as Error).message };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 /**
  * Starts the holder, with pasta as its way out when pasta, setpriv and nft
  * are there and pasta starts; else without (as before: networks reach only
  * themselves), saying why in the record.
  */
 async function startHolder(): Promise<HolderRecord> {
-  const pasta = findPasta();
-  const setpriv = findTool('setpriv');
-  const nft = findTool('nft');
-  let why = !pasta ? 'pasta not found (package passt)' : !setpriv ? 'setpriv not found (package util-linux)' : !nft ? 'nft not found (package nftables)' : undefined;
+  let why = outboundMissing();
   let rec: HolderRecord | undefined;
   if (!why) {
     try {
-      rec = await startHolderWithPasta(pasta!, setpriv!, nft!);
+      rec = await startHolderWithPasta(findPasta()!, findTool('setpriv')!, findTool('nft')!);
     } catch (e) {
       why = (e as Error).message;
     }
