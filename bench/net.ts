@@ -180,7 +180,7 @@ async function userNetwork(): Promise<void> {
   const starts = Number(process.env.BRIG_BENCH_NET_STARTS ?? 3);
   const made: { remove(o: { force: boolean }): Promise<void> }[] = [];
   try {
-    createNetwork({ name: 'bench' });
+    createNetwork({ name: 'bench', options: { 'brig.host-loopback': 'true' } });
     // What outbound adds to the first container's start (the holder's, with
     // and without pasta: BRIG_PASTA naming nothing starts it without).
     const cold: Record<string, number[]> = { plain: [], pasta: [] };

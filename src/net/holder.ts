@@ -40,7 +40,7 @@ import { NetworkError } from '../errors.js';
 import { subIdRanges } from '../launch/idmap.js';
 import { native } from '../native.js';
 import { processStart } from '../container/state.js';
-import { networksRoot, withNetLock, anyEndpointsLocked, type Lease } from './networks.js';
+import { networksRoot, withNetLock, anyEndpointsLocked, readNetworksLocked, type Lease } from './networks.js';
 import { findPasta } from './pasta.js';
 import { PASTA_DNS } from './names.js';
 
@@ -91,6 +91,15 @@ export interface OutboundRecord {
 
 /** pasta's tap in the holder: not eth0, so it never clashes with a name brig gives. */
 const OUT_IF = 'pasta0';
+
+/**
+ * The network option (`brig network create -o brig.host-loopback=true`)
+ * that lets a network's containers reach the host's loopback through the
+ * gateway pasta maps to it. Off by default, as for --network pasta (and
+ * rootless Docker's --disable-host-loopback): the host's loopback services
+ * are not the containers' business unless asked.
+ */
+export const HOST_LOOPBACK_OPTION = 'brig.host-loopback';
 
 function holderPath(): string {
   return join(networksRoot(), 'holder.json');
@@ -248,12 +257,15 @@ function firstLine(child: ChildProcess, what: string, log: () => string): Promis
 }
 
 /** The ruleset of the holder's namespace: what leaves, what comes back, what never passes. */
-function rules(): string {
+function rules(gateway: string): string {
   return `table ip brig {
   # the bridges of networks that are not --internal: only these go out
   set outbound { type ifname; }
+  # the bridges of networks with ${HOST_LOOPBACK_OPTION}=true: only these reach the gateway pasta maps to the host's loopback
+  set hostloopback { type ifname; }
   chain forward {
     type filter hook forward priority 0; policy drop;
+    iifname != @hostloopback ip daddr ${gateway} drop
     iifname @outbound oifname "${OUT_IF}" accept
     iifname "${OUT_IF}" oifname @outbound ct state established,related accept
   }
@@ -346,18 +358,18 @@ async function startHolderWithPasta(pasta: string, setpriv: string, nft: string,
     // Bridged packets skip netfilter (br_netfilter would pass them through
     // the forward chain, whose policy drops): a network's own traffic stays
     // on its bridge. The rules before forwarding: nothing passes unruled.
+    const route = await inHolder(rec, ['ip', '-4', 'route', 'show', 'default'], 'network holder: routes');
+    const gw = /^default via (\d+\.\d+\.\d+\.\d+) dev /m.exec(route);
+    if (!gw) throw new NetworkError(`network holder: pasta gave no default route (${route.trim() || 'none'})`, 500);
+    rec.Outbound!.Gateway = gw[1];
     const script = [
       'set -e',
       'if [ -e /proc/sys/net/bridge/bridge-nf-call-iptables ]; then echo 0 > /proc/sys/net/bridge/bridge-nf-call-iptables; fi',
       'printf "%s" "$2" | "$1" -f -',
       'echo 1 > /proc/sys/net/ipv4/ip_forward',
       '"$3" link set lo up',
-      '"$3" -4 route show default',
     ].join('\n');
-    const out = await inHolder(rec, ['/bin/sh', '-c', script, 'sh', nft, rules(), tool('ip')], 'network holder: forwarding rules');
-    const gw = /^default via (\S+) dev /m.exec(out);
-    if (!gw) throw new NetworkError(`network holder: pasta gave no default route (${out.trim() || 'none'})`, 500);
-    rec.Outbound!.Gateway = gw[1];
+    await inHolder(rec, ['/bin/sh', '-c', script, 'sh', nft, rules(gw[1]), tool('ip')], 'network holder: forwarding rules');
     return rec;
   } catch (e) {
     kill(pastaPid);
@@ -389,7 +401,7 @@ export async function probeOutbound(): Promise<{ ok: boolean; detail: string }> 
     const rec = await startHolderWithPasta(findPasta()!, findTool('setpriv')!, findTool('nft')!, join(dir, 'holder.log'));
     kill(rec.Pid);
     killRecorded(rec.Outbound);
-    return { ok: true, detail: `pasta on the network holder (${OUT_IF}, default via ${rec.Outbound!.Gateway}, which leads to the host's loopback), nftables forwarding and masquerade loaded` };
+    return { ok: true, detail: `pasta on the network holder (${OUT_IF}, default via ${rec.Outbound!.Gateway}, which leads to the host's loopback for networks made with -o ${HOST_LOOPBACK_OPTION}=true), nftables forwarding and masquerade loaded` };
   } catch (e) {
     return { ok: false, detail: (e as Error).message };
   } finally {
@@ -528,11 +540,12 @@ export async function prepareEndpoint(leases: Lease[], maps: LaunchMaps): Promis
       'ip=$1; pid=$2; nsenter=$3; nft=$4; shift 4',
       'i=0',
       'while [ $# -gt 0 ]; do',
-      '  br=$1; gw=$2; pfx=$3; addr=$4; mac=$5; veth=$6; route=$7; out=$8; shift 8',
+      '  br=$1; gw=$2; pfx=$3; addr=$4; mac=$5; veth=$6; route=$7; out=$8; lo=$9; shift 9',
       // a bridge made here for a non-internal network may go out (the holder's forward rule names the set)
       '  if ! $ip link show "$br" >/dev/null 2>&1; then',
       '    $ip link add "$br" type bridge 2>/dev/null || true; $ip addr add "$gw/$pfx" dev "$br" 2>/dev/null || true',
       '    if [ "$out" = yes ] && [ -n "$nft" ]; then $nft add element ip brig outbound "{ \\"$br\\" }"; fi',
+      '    if [ "$out" = yes ] && [ "$lo" = yes ] && [ -n "$nft" ]; then $nft add element ip brig hostloopback "{ \\"$br\\" }"; fi',
       '  fi',
       '  $ip link set "$br" up',
       '  $ip link add "$veth" type veth peer name "eth$i" address "$mac" netns "$pid"',
@@ -545,7 +558,8 @@ export async function prepareEndpoint(leases: Lease[], maps: LaunchMaps): Promis
       '$nsenter --net=/proc/$pid/ns/net -- $ip link set lo up',
     ].join('\n');
     const args: string[] = [];
-    leases.forEach((l, i) => args.push(l.bridge, l.gateway, String(l.prefix), l.ip, l.mac, `ve${randomBytes(6).toString('hex')}`, i === 0 && !l.internal ? 'yes' : 'no', l.internal ? 'no' : 'yes'));
+    const hostLoopback = new Set(withNetLock(() => readNetworksLocked()).filter((n) => n.Options?.[HOST_LOOPBACK_OPTION] === 'true').map((n) => n.Id));
+    leases.forEach((l, i) => args.push(l.bridge, l.gateway, String(l.prefix), l.ip, l.mac, `ve${randomBytes(6).toString('hex')}`, i === 0 && !l.internal ? 'yes' : 'no', l.internal ? 'no' : 'yes', hostLoopback.has(l.networkId) ? 'yes' : 'no'));
     await inHolder(h, ['/bin/sh', '-c', script, 'sh', ip, String(pid), tool('nsenter'), h.Outbound ? tool('nft') : '', ...args], 'user network: interfaces');
     const userFd = openSync(`/proc/${pid}/ns/user`, 'r');
     let netFd: number;
@@ -574,5 +588,6 @@ export async function removeBridge(bridge: string): Promise<void> {
   const h = withNetLock(() => liveHolder());
   if (!h) return;
   await inHolder(h, ['ip', 'link', 'del', bridge], 'network holder: bridge').catch(() => {});
-  if (h.Outbound) await inHolder(h, [tool('nft'), 'delete', 'element', 'ip', 'brig', 'outbound', `{ "${bridge}" }`], 'network holder: rules').catch(() => {});
+  if (h.Outbound)
+    for (const set of ['outbound', 'hostloopback']) await inHolder(h, [tool('nft'), 'delete', 'element', 'ip', 'brig', set, `{ "${bridge}" }`], 'network holder: rules').catch(() => {});
 }
