@@ -29,7 +29,9 @@
 // out and the two live and die together: pasta exits when its command does,
 // and the command has PDEATHSIG (setpriv) for pasta's death. nftables in the
 // holder forwards only from non-internal bridges to pasta0 (masqueraded) and
-// the replies; nothing between bridges, nothing from internal ones.
+// the replies; nothing between bridges, nothing from internal ones, and
+// nothing to the gateway pasta maps to the host's loopback unless the
+// network asked for it (HOST_LOOPBACK_OPTION).
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, closeSync, constants as fsConstants, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Socket } from 'node:net';
@@ -75,7 +77,7 @@ export interface HolderRecord {
   SetgroupsDeny: boolean;
   /** pasta, the holder's way out, when it has one. */
   Outbound?: OutboundRecord;
-  /** Why the holder has no way out (no pasta, no nft, pasta failed): non-internal networks reach only each other's... nothing outside. */
+  /** Why the holder has no way out (no pasta, no nft, pasta failed): then no network reaches anything outside its own bridge. */
   NoOutbound?: string;
 }
 
