@@ -22,7 +22,8 @@
       "target_name": "brig-client",
       "type": "executable",
       "sources": ["addon/client.c"],
-      "cflags": ["-std=gnu11", "-Wall", "-Wextra", "-O2"]
+      "cflags": ["-std=gnu11", "-Wall", "-Wextra", "-O2"],
+      "ldflags": ["<!@(sh scripts/static-ldflags.sh)"]
     },
     {
       "target_name": "brig-reaper",

@@ -157,7 +157,7 @@ class Launcher;
 void DeleteLauncher(Launcher* l);
 
 // What an environment holds for later launches: warm namespace pairs
-// (src/warm.ts) and skeletons (src/skeleton.ts). JS keeps them and gives
+// (src/launch/warm.ts) and skeletons (src/launch/skeleton.ts). JS keeps them and gives
 // them back through closeHeld(); whatever it still holds when the
 // environment goes (a worker thread ending) is closed here. Shared with the
 // pool-thread jobs that make them, which may finish after the environment.

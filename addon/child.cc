@@ -439,7 +439,7 @@ const long kLandlockRulePathBeneath = 1;
 #define SYS_landlock_restrict_self 446
 #endif
 
-// The ruleset the plan describes (see landlockPlan in src/plan.ts): one
+// The ruleset the plan describes (see landlockPlan in src/launch/plan.ts): one
 // rule per path in d, each marked W (arg0's rights for a directory, arg1's
 // for a file: a file rule with directory rights is EINVAL) or F (arg1's
 // rights, writing to files that exist, whatever it is). Made by init, once

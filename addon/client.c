@@ -1,4 +1,5 @@
-// brig-client: the fast path of `brig run` and `brig box run` from a shell.
+// brig-client: the `brig` command (package.json's bin; a symlink on PATH)
+// and the fast path of `brig run` and `brig box run` from a shell.
 //
 // One short-lived process that hands its whole invocation (argv, env, cwd,
 // umask, resource limits and its stdin, stdout and stderr as fds) to the
@@ -80,18 +81,27 @@ static void exec_node_cli(void) {
   die("exec node (is node on PATH?)", errno);
 }
 
+// The package is where this binary lies: <root>/build/Release/brig-client.
+// /proc/self/exe is the real path, every symlink followed, so a `brig` that
+// is a symlink (npm's bin link, ~/.local/bin/brig) finds the package it
+// points into. A copy or hard link elsewhere cannot, and says so.
 static int find_root(void) {
   char exe[PATH_MAX];
   ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-  if (n <= 0) return -1;
+  if (n <= 0) die("find the brig package: readlink /proc/self/exe", errno);
   exe[n] = 0;
-  // <root>/build/Release/brig-client
+  snprintf(g_root, sizeof g_root, "%s", exe);
   for (int up = 0; up < 3; up++) {
-    char* slash = strrchr(exe, '/');
-    if (!slash) return -1;
+    char* slash = strrchr(g_root, '/');
+    if (!slash) break;
     *slash = 0;
   }
-  snprintf(g_root, sizeof g_root, "%s", exe[0] ? exe : "/");
+  char cli[PATH_MAX + 32];
+  snprintf(cli, sizeof cli, "%s/bin/brig-node", g_root);
+  if (access(cli, R_OK) != 0) {
+    fprintf(stderr, "brig: %s is not inside a brig package (expected PACKAGE/build/Release/brig-client, with PACKAGE/bin/brig-node): link it (ln -s), do not copy it\n", exe);
+    exit(EXIT_BRIG_ERROR);
+  }
   return 0;
 }
 
@@ -459,7 +469,7 @@ int main(int argc, char** argv) {
       if (null >= 0 && null != fd) close(null);
     }
   }
-  if (find_root() != 0) die("find the brig package from /proc/self/exe", errno);
+  find_root();
   const char* off = getenv("BRIG_NO_AGENT");
   // The agent serves run and box run; the verb (not an option) is all that
   // is looked at here, so other verbs never start an agent.

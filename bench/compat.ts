@@ -10,10 +10,10 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { run, type SandboxOptions } from '../src/index.js';
-import { planMultiMap } from '../src/idmap.js';
+import { planMultiMap } from '../src/launch/idmap.js';
 import { hostArch } from '../src/seccomp/index.js';
 import { SYSCALLS } from '../src/seccomp/syscalls.js';
-import { setSkeletons } from '../src/skeleton.js';
+import { setSkeletons } from '../src/launch/skeleton.js';
 import { probeMount } from '../test/probe.js';
 import { stats, table, type Stats } from './stats.js';
 

@@ -143,7 +143,8 @@ import socket, sys, time, threading
 mode = sys.argv[1]
 if mode == "serve":
     s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("0.0.0.0", 7000)); s.listen(16)
+    s.bind((sys.argv[2] if len(sys.argv) > 2 else "0.0.0.0", int(sys.argv[3]) if len(sys.argv) > 3 else 7000)); s.listen(16)
+    print("up", flush=True)
     def serve(c):
         c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         while True:
@@ -155,7 +156,7 @@ if mode == "serve":
 else:
     for i in range(100):
         try:
-            c = socket.create_connection((sys.argv[2], 7000), timeout=1); break
+            c = socket.create_connection((sys.argv[2], int(sys.argv[4]) if len(sys.argv) > 4 else 7000), timeout=1); break
         except OSError: time.sleep(0.05)
     c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     out = []
@@ -179,38 +180,89 @@ async function userNetwork(): Promise<void> {
   const starts = Number(process.env.BRIG_BENCH_NET_STARTS ?? 3);
   const made: { remove(o: { force: boolean }): Promise<void> }[] = [];
   try {
-    createNetwork({ name: 'bench' });
+    createNetwork({ name: 'bench', options: { 'brig.host-loopback': 'true' } });
+    // What outbound adds to the first container's start (the holder's, with
+    // and without pasta: BRIG_PASTA naming nothing starts it without).
+    const cold: Record<string, number[]> = { plain: [], pasta: [] };
+    const savedPasta = process.env.BRIG_PASTA;
+    for (let i = 0; i < 2; i++)
+      for (const kind of ['plain', 'pasta'] as const) {
+        if (kind === 'plain') process.env.BRIG_PASTA = '/nonexistent/pasta';
+        else if (savedPasta === undefined) delete process.env.BRIG_PASTA;
+        else process.env.BRIG_PASTA = savedPasta;
+        const c = createContainer(['/bin/sleep', '1000'], { network: 'bench' });
+        const t = performance.now();
+        await c.start();
+        cold[kind].push(performance.now() - t);
+        await c.remove({ force: true });
+      }
+    const coldRows = [stats('first container, holder without pasta', cold.plain), stats('first container, holder with pasta', cold.pasta)];
     const srv = createContainer(['/usr/bin/python3', '-c', PINGER, 'serve'], { name: 'srv', network: 'bench' });
     made.push(srv);
+    // The first container on a user network also starts the holder (and pasta on it).
+    const t0 = performance.now();
     await srv.start();
+    const firstStart = performance.now() - t0;
     const cli = createContainer(['/bin/sleep', '1000'], { name: 'cli', network: 'bench' });
     made.push(cli);
     await cli.start();
-    const rtts = async (c: typeof srv, host: string) => {
-      const r = await c.exec(['/usr/bin/python3', '-c', PINGER, 'ping', host, String(trips)]);
+    const rtts = async (c: typeof srv, host: string, port = 7000) => {
+      const r = await c.exec(['/usr/bin/python3', '-c', PINGER, 'ping', host, String(trips), String(port)]);
       if (r.exitCode !== 0) throw new Error(`pinger: ${String(r.stderr)}`);
       return String(r.stdout).trim().split(' ').map(Number).slice(Math.floor(trips / 10)); // the first tenth warms up
     };
     const rows = [stats('one container, its loopback', await rtts(srv, '127.0.0.1')), stats('container to container, user network', await rtts(cli, 'srv'))];
     // Start: a container on the network against one on loopback (holder running).
-    const st: Record<string, number[]> = { loopback: [], network: [] };
+    const st: Record<string, number[]> = { loopback: [], pasta: [], network: [] };
     for (let i = 0; i < starts; i++)
-      for (const mode of ['loopback', 'network'] as const) {
-        const c = createContainer(['/bin/sleep', '1000'], { network: mode === 'network' ? 'bench' : 'loopback' });
+      for (const mode of ['loopback', 'pasta', 'network'] as const) {
+        const c = createContainer(['/bin/sleep', '1000'], { network: mode === 'network' ? 'bench' : mode });
         const t = performance.now();
         await c.start();
         st[mode].push(performance.now() - t);
         await c.remove({ force: true });
       }
-    const startRows = [stats('container start, loopback', st.loopback), stats('container start, user network', st.network)];
+    const startRows = [stats('container start, loopback', st.loopback), stats('container start, network pasta', st.pasta), stats('container start, user network', st.network)];
+    // Outbound: one server on the host's loopback, reached through the
+    // gateway address pasta maps to it, from a container on the user network
+    // (veth, bridge, the holder's NAT, pasta) and from a --network pasta
+    // container (its own pasta), over one connection each.
+    const { holderInfo } = await import('../src/net/holder.js');
+    const gw = holderInfo()?.Outbound?.Gateway;
+    let outRows: ReturnType<typeof stats>[] = [];
+    if (gw) {
+      const port = await new Promise<number>((resolve) => {
+        const s = createServer().listen(0, '127.0.0.1', () => {
+          const p = (s.address() as AddressInfo).port;
+          s.close(() => resolve(p));
+        });
+      });
+      const hostServer = spawnChild('/usr/bin/python3', ['-c', PINGER, 'serve', '127.0.0.1', String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
+      try {
+        await new Promise((r) => hostServer.stdout!.once('data', r));
+        const pc = createContainer(['/bin/sleep', '1000'], { network: 'pasta', hostLoopback: true });
+        made.push(pc);
+        await pc.start();
+        outRows = [stats('to the host, network pasta', await rtts(pc, gw, port)), stats('to the host, user network', await rtts(cli, gw, port))];
+      } finally {
+        hostServer.kill('SIGKILL');
+      }
+    }
     console.log(`
 user network: 1-byte TCP round trip, ${trips} each (ratio to loopback)\n`);
     console.log(table(rows, 'one container, its loopback'));
     console.log(`\ncontainer start (createContainer().start()), ${starts} each\n`);
     console.log(table(startRows, 'container start, loopback'));
+    console.log(`\nthe first container on a network also starts the holder, 2 each\n`);
+    console.log(table(coldRows, 'first container, holder without pasta'));
+    console.log(`\nuser network vs network pasta at start: ${(startRows[2].p50 / startRows[1].p50).toFixed(2)}x at p50; the first container on a network (it starts the holder and its pasta): ${firstStart.toFixed(0)} ms`);
+    if (outRows.length) {
+      console.log(`\noutbound: 1-byte TCP round trip to a server on the host's loopback (pasta's gateway ${gw}), ${trips} each\n`);
+      console.log(table(outRows, 'to the host, network pasta'));
+    } else console.log('\noutbound: skipped (the holder has no pasta)');
     const out = join(dirname(fileURLToPath(import.meta.url)), '../../bench/results');
     mkdirSync(out, { recursive: true });
-    writeFileSync(join(out, 'net-user.json'), JSON.stringify({ date: new Date().toISOString(), trips, roundTrip: rows, start: startRows }, null, 2) + '\n');
+    writeFileSync(join(out, 'net-user.json'), JSON.stringify({ date: new Date().toISOString(), trips, roundTrip: rows, start: startRows, firstStartMs: firstStart, firstStart: coldRows, outbound: outRows }, null, 2) + '\n');
   } finally {
     for (const c of made) await c.remove({ force: true }).catch(() => {});
     try {

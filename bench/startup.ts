@@ -13,8 +13,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createPool, run, type Pool, type SandboxOptions } from '../src/index.js';
 import { RunCgroups } from '../src/cgroup/run.js';
-import { setWarm } from '../src/warm.js';
-import { setSkeletons } from '../src/skeleton.js';
+import { setWarm } from '../src/launch/warm.js';
+import { setSkeletons } from '../src/launch/skeleton.js';
 import { stats, table, type Stats } from './stats.js';
 import { cdfSvg } from './svg.js';
 
@@ -110,10 +110,10 @@ async function main() {
     }
   };
   // Making its user and network namespaces at launch, as it does when no
-  // warm pair is waiting (src/warm.ts).
+  // warm pair is waiting (src/launch/warm.ts).
   contenders.push({ name: 'brig run, cold namespaces', once: without(setWarm), samples: [], totalMs: 0 });
   // Building its root step by step, as a plan's first run does while its
-  // skeleton is being made (src/skeleton.ts).
+  // skeleton is being made (src/launch/skeleton.ts).
   contenders.push({ name: 'brig run, root built per run', once: without(setSkeletons), samples: [], totalMs: 0 });
   contenders.push({ name: 'brig pool.run', once: () => brigTrue(full, pool), samples: [], totalMs: 0 });
   contenders.push({ name: 'child_process.spawn', once: () => spawnTrue('/bin/true', []), samples: [], totalMs: 0 });

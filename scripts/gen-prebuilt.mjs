@@ -5,23 +5,30 @@
 //    known valid without loading the ajv validator (an edited file misses
 //    and is checked as before).
 // 2. Compiles the shipped seccomp policies (default, judge, learn) at build time,
-// for each architecture, into dist/src/seccomp/precompiled.json: a `brig run`
+// for each architecture, into dist/src/seccomp/precompiled/: a `brig run`
 // then loads the default policy's BPF instead of compiling it (most of the
-// seccomp share of a CLI start). Each entry is keyed by the same key
-// compile() caches by (the policy's content and the variant, in full), so a
+// seccomp share of a CLI start). Each program is stored with the same key
+// compile() caches by (the policy's content and the variant, in full), in a
+// file named by its variant and the key's length (prebuiltFile()), so a
 // policy changed without a rebuild simply misses and is compiled as before.
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 
 const seccomp = await import(new URL('../dist/src/seccomp/index.js', import.meta.url));
-const { compile, compileKey, DEFAULT_POLICY, JUDGE_POLICY, LEARN_POLICY, NOTIFY_HANDOFF_FD } = seccomp;
-const out = {};
+const { compile, compileKey, prebuiltFile, DEFAULT_POLICY, JUDGE_POLICY, LEARN_POLICY, NOTIFY_HANDOFF_FD } = seccomp;
+const files = new Map();
 for (const policy of [DEFAULT_POLICY, JUDGE_POLICY, LEARN_POLICY])
   for (const arch of ['x86_64', 'aarch64']) {
     const opts = { report: true, handoffFd: NOTIFY_HANDOFF_FD };
     const c = compile(policy, arch, opts);
-    out[compileKey(policy, arch, opts).key] = { ...c, bytes: c.bytes.toString('base64') };
+    const { variant, key } = compileKey(policy, arch, opts);
+    const file = prebuiltFile(variant, key);
+    files.set(file, [...(files.get(file) ?? []), { ...c, key, bytes: c.bytes.toString('base64') }]);
   }
-writeFileSync(new URL('../dist/src/seccomp/precompiled.json', import.meta.url), JSON.stringify(out));
+const seccompDir = new URL('../dist/src/seccomp/', import.meta.url);
+rmSync(new URL('precompiled.json', seccompDir), { force: true }); // the earlier builds' single table
+rmSync(new URL('precompiled/', seccompDir), { recursive: true, force: true });
+mkdirSync(new URL('precompiled/', seccompDir));
+for (const [file, stored] of files) writeFileSync(new URL(file, seccompDir), JSON.stringify(stored));
 
 const { validateProfile } = await import(new URL('../dist/src/profile/index.js', import.meta.url));
 const dir = new URL('../profiles/', import.meta.url);

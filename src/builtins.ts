@@ -6,7 +6,10 @@
 // statically, every CLI start paid for them.
 import { createRequire } from 'node:module';
 
-const require = createRequire(import.meta.url);
+// Made on first use: a plain run needs none of these, and making it turns
+// this file's URL into a path and back (node:url's parser, warm for nothing).
+let requireHere: NodeRequire | undefined;
+const require = (id: string): unknown => (requireHere ??= createRequire(import.meta.url))(id);
 
 let netModule: typeof import('node:net') | undefined;
 let childProcessModule: typeof import('node:child_process') | undefined;

@@ -7,9 +7,9 @@ import { release, tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { chooseBackend, discover } from './cgroup/hierarchy.js';
 import { kernelAtLeast } from './kernel.js';
-import { planMultiMap } from './idmap.js';
+import { planMultiMap } from './launch/idmap.js';
 import { native } from './native.js';
-import { spawn } from './sandbox.js';
+import { spawn } from './launch/sandbox.js';
 import { findPasta, pastaVersion } from './net/pasta.js';
 
 export type CheckState = 'ok' | 'warn' | 'fail';
@@ -147,6 +147,7 @@ export async function doctor(): Promise<Check[]> {
   const m = planMultiMap(1000, 1000);
   add('error' in m ? { name: 'multi-id maps', state: 'warn', detail: m.error.message, fix: 'apt-get install uidmap, and subordinate ids in /etc/subuid and /etc/subgid' } : { name: 'multi-id maps', state: 'ok', detail: `newuidmap, uids ${m.uid.map((l) => l.join(':')).join(' ')}` });
   for (const c of networkChecks()) add(c);
+  add(await outboundCheck());
   return checks;
 }
 
@@ -165,4 +166,13 @@ function networkChecks(): Check[] {
     bridge = { name: 'user networks', state: 'warn', detail: `a bridge with a veth pair could not be made: ${msg}`, fix: 'unprivileged user namespaces, iproute2, and the bridge and veth kernel modules' };
   }
   return [pasta, bridge];
+}
+
+/** Whether containers on user networks (not --internal) get a way out: a real, throwaway holder with pasta. */
+async function outboundCheck(): Promise<Check> {
+  const { probeOutbound } = await import('./net/holder.js');
+  const r = await probeOutbound();
+  return r.ok
+    ? { name: 'user networks: outbound', state: 'ok', detail: r.detail }
+    : { name: 'user networks: outbound', state: 'warn', detail: `containers on user networks reach only their own network: ${r.detail}`, fix: 'apt-get install passt nftables util-linux' };
 }

@@ -1,10 +1,14 @@
 // Error classes: every failure names the option or the launch step at fault.
 import { constants } from 'node:os';
 
-const errnoNames = new Map<number, string>();
-for (const [name, num] of Object.entries(constants.errno)) if (!errnoNames.has(num)) errnoNames.set(num, name);
+// Made when a message first needs a name, not at every CLI start.
+let errnoNames: Map<number, string> | undefined;
 
 export function errnoName(errno: number): string {
+  if (!errnoNames) {
+    errnoNames = new Map();
+    for (const [name, num] of Object.entries(constants.errno)) if (!errnoNames.has(num)) errnoNames.set(num, name);
+  }
   return errnoNames.get(errno) ?? `errno ${errno}`;
 }
 

@@ -1,6 +1,7 @@
 // The addon's whole surface, typed. Nothing here decides anything: callers in
 // src/ build a checked LaunchPlan and native executes it (addon/plan.h).
-import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 export const enum StepKind {
   Mount = 1,
@@ -246,6 +247,10 @@ export interface Native {
   };
 }
 
-const require = createRequire(import.meta.url);
-// dist/src/native.js -> ../../build/Release
-export const native: Native = require('../../build/Release/brig.node');
+// dist/src/native.js -> ../../build/Release. process.dlopen with the path, as
+// require() ends up doing: require first resolves the name (reading the
+// package's package.json for its "exports") and makes a module record, some
+// 3 ms of every CLI start here for the same dlopen (docs/performance.md).
+const addon = { exports: {} as Native };
+process.dlopen(addon, join(import.meta.dirname ?? dirname(fileURLToPath(import.meta.url)), '../../build/Release/brig.node'));
+export const native: Native = addon.exports;

@@ -1,10 +1,11 @@
-// The fast path: bin/brig -> brig-client -> the per-user agent. Every test
-// uses its own XDG_RUNTIME_DIR, so no real agent of this user is touched, and
-// compares with the Node CLI (BRIG_NO_AGENT=1) where "the same as in-process"
-// is the claim.
+// The fast path: `brig` (the native client, build/Release/brig-client, as
+// installed: a symlink on PATH) -> the per-user agent. Every test uses its
+// own XDG_RUNTIME_DIR, so no real agent of this user is touched, and compares
+// with the Node CLI (BRIG_NO_AGENT=1) where "the same as in-process" is the
+// claim.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,11 +13,23 @@ import { after, describe, it } from 'node:test';
 import { guardLeaks, isRoot, ownCgroups } from './helpers.js';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '../..');
-const brig = join(repo, 'bin/brig');
-const clientBuilt = existsSync(join(repo, 'build/Release/brig-client'));
+const client = join(repo, 'build/Release/brig-client');
+const brigNode = join(repo, 'bin/brig-node');
+const clientBuilt = existsSync(client);
 const skip = !clientBuilt && 'skipped: build/Release/brig-client not built';
 
 const dirs: string[] = [];
+// `brig` as docs/agent.md installs it: a symlink to the client in a
+// directory on PATH (here a chain of two links, as npm's bin link into a
+// linked package makes), far from the package.
+const pathDir = mkdtempSync(join(tmpdir(), 'agent-path-'));
+dirs.push(pathDir);
+mkdirSync(join(pathDir, 'bin'));
+mkdirSync(join(pathDir, 'lib'));
+symlinkSync(client, join(pathDir, 'lib/brig-client'));
+symlinkSync('../lib/brig-client', join(pathDir, 'bin/brig'));
+const brig = join(pathDir, 'bin/brig');
+const PATH = `${join(pathDir, 'bin')}:${process.env.PATH}`;
 after(async () => {
   for (const d of dirs) await stopAgents(d);
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
@@ -28,7 +41,7 @@ function runtime(idleSeconds = 60): { dir: string; env: NodeJS.ProcessEnv } {
   dirs.push(dir);
   // BRIG_AGENT_VERBOSE: a run the agent did not serve says so on stderr,
   // so the comparisons with the Node CLI below would see it.
-  const env: NodeJS.ProcessEnv = { ...process.env, XDG_RUNTIME_DIR: dir, BRIG_AGENT_IDLE: String(idleSeconds), BRIG_AGENT_VERBOSE: '1', BRIG_BOX_ROOT: join(dir, 'boxes') };
+  const env: NodeJS.ProcessEnv = { ...process.env, PATH, XDG_RUNTIME_DIR: dir, BRIG_AGENT_IDLE: String(idleSeconds), BRIG_AGENT_VERBOSE: '1', BRIG_BOX_ROOT: join(dir, 'boxes') };
   delete env.BRIG_NO_AGENT;
   return { dir, env };
 }
@@ -281,7 +294,6 @@ describe('brig run through the agent', { skip }, () => {
   it('runs through the Node CLI when an agent holds the lock but never listens (half-started)', async () => {
     const { native } = await import('../src/native.js');
     const half = runtime();
-    const { mkdirSync } = await import('node:fs');
     mkdirSync(join(half.dir, 'brig'), { mode: 0o700 });
     const lock = native.lockExclusive(join(half.dir, 'brig/agent.lock'));
     try {
@@ -311,6 +323,90 @@ describe('brig run through the agent', { skip }, () => {
       chmodSync(join(dir, 'brig'), 0o700);
       chmodSync(dir, 0o700);
     }
+  });
+});
+
+describe('the brig command is the native client', { skip }, () => {
+  /** The process a spawned `brig` is, once the program inside printed "ready". */
+  async function exeOf(args: string[], env: NodeJS.ProcessEnv, marker: string): Promise<{ exe: string; cmdline: string[] }> {
+    const child = spawn('brig', args, { env, cwd: '/', stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      await new Promise<void>((ready, fail) => {
+        child.stdout.once('data', () => ready());
+        child.once('exit', (c) => fail(new Error(`brig ended (${c}) before the program was ready`)));
+      });
+      return { exe: readlinkSync(`/proc/${child.pid}/exe`), cmdline: readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').split('\0') };
+    } finally {
+      child.kill('SIGTERM');
+      await new Promise((done) => (child.exitCode !== null || child.signalCode !== null ? done(null) : child.once('exit', done)));
+      await until('the sandboxed program to end', () => withMarker(marker).length === 0);
+    }
+  }
+
+  it('is the client itself, found on PATH through symlinks, and finds its package from there', async () => {
+    const { dir, env } = runtime();
+    // No shell and no Node in between: the process the caller started is the client.
+    const got = await exeOf(['run', '--', '/bin/sh', '-c', 'echo ready; exec /bin/sleep 44.25'], env, '44.25');
+    assert.equal(got.exe, realpathSync(client));
+    assert.equal(agentPids(dir).length, 1);
+    const r = spawnSync('/bin/sh', ['-c', 'cd / && brig run -- /bin/sh -c "echo through-path"'], { encoding: 'utf8', env, timeout: 30000 });
+    assert.deepEqual([r.status, r.stdout, r.stderr], [0, 'through-path\n', '']);
+    await stopAgents(dir);
+  });
+
+  it('BRIG_NO_AGENT=1 makes it the Node CLI (exec, same process), with no agent', async () => {
+    const { dir, env } = runtime();
+    const got = await exeOf(['run', '--', '/bin/sh', '-c', 'echo ready; exec /bin/sleep 44.75'], { ...env, BRIG_NO_AGENT: '1' }, '44.75');
+    assert.notEqual(got.exe, realpathSync(client));
+    assert.match(got.exe, /\/node[^/]*$/);
+    assert.deepEqual(got.cmdline.slice(1, 5), ['--', brigNode, 'run', '--']);
+    assert.equal(existsSync(join(dir, 'brig')), false);
+  });
+
+  it('hands a verb it does not serve to the Node CLI: same exit code and output', () => {
+    const { dir, env } = runtime();
+    delete env.BRIG_AGENT_VERBOSE; // which would say so on stderr for run --help
+    const cases = [['--version'], ['no-such-verb'], ['ps', '--no-such-flag'], ['volume', 'inspect', 'no-such-volume-i20a'], ['run', '--help'], ['--help']];
+    for (const args of cases) {
+      const viaClient = spawnSync('brig', args, { encoding: 'utf8', env, cwd: '/', timeout: 30000 });
+      const direct = spawnSync(process.execPath, ['--', brigNode, ...args], { encoding: 'utf8', env: { ...env, BRIG_NO_AGENT: '1' }, cwd: '/', timeout: 30000 });
+      assert.deepEqual([viaClient.status, viaClient.stdout, viaClient.stderr], [direct.status, direct.stdout, direct.stderr], args.join(' '));
+    }
+    // Only `run --help` reached an agent (run is its verb; it answered "not served").
+    assert.equal(agentPids(dir).length, 1);
+  });
+
+  it('a copy outside its package says so instead of guessing', () => {
+    const { dir, env } = runtime();
+    const copy = join(dir, 'brig-copy');
+    copyFileSync(client, copy);
+    chmodSync(copy, 0o755);
+    const r = spawnSync(copy, ['run', '--', '/bin/true'], { encoding: 'utf8', env, timeout: 30000 });
+    assert.equal(r.status, 125);
+    assert.equal(r.stdout, '');
+    assert.equal(r.stderr, `brig: ${copy} is not inside a brig package (expected PACKAGE/build/Release/brig-client, with PACKAGE/bin/brig-node): link it (ln -s), do not copy it\n`);
+  });
+
+  it('bin/brig without a built client runs the Node CLI (the checkout fallback)', () => {
+    const { dir, env } = runtime();
+    // A package whose build/ has no client: bin/brig as in the tree, and the
+    // Node CLI (a link: it finds dist/ from its real path).
+    const pkg = join(dir, 'pkg');
+    mkdirSync(join(pkg, 'bin'), { recursive: true });
+    copyFileSync(join(repo, 'bin/brig'), join(pkg, 'bin/brig'));
+    chmodSync(join(pkg, 'bin/brig'), 0o755);
+    symlinkSync(brigNode, join(pkg, 'bin/brig-node'));
+    const r = spawnSync(join(pkg, 'bin/brig'), ['run', '--', '/bin/sh', '-c', 'echo no-client; exit 3'], { encoding: 'utf8', env, timeout: 60000 });
+    assert.deepEqual([r.status, r.stdout, r.stderr], [3, 'no-client\n', '']);
+    assert.equal(existsSync(join(dir, 'brig')), false);
+  });
+
+  it('bin/brig in the tree (the script for a checkout) reaches the same agent', () => {
+    const { dir, env } = runtime();
+    const a = spawnSync(brig, ['run', '--', '/bin/sh', '-c', 'echo one'], { encoding: 'utf8', env, timeout: 30000 });
+    const b = spawnSync(join(repo, 'bin/brig'), ['run', '--', '/bin/sh', '-c', 'echo two'], { encoding: 'utf8', env, timeout: 30000 });
+    assert.deepEqual([a.status, a.stdout, b.status, b.stdout], [0, 'one\n', 0, 'two\n']);
+    assert.equal(agentPids(dir).length, 1);
   });
 });
 

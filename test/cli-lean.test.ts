@@ -5,12 +5,14 @@
 // its positive twin, so the trace is known to see what it is asked about.
 // The module graph is checked on dist/src as ES modules (where each module is
 // a file the trace sees); bin/brig-node runs the same graph bundled in one file
-// (dist/cli.cjs, scripts/bundle-cli.mjs), checked to load nothing of dist/src.
+// (dist/cli.cjs, scripts/bundle-cli.mjs), checked to load nothing of dist/src;
+// `brig run` from dist/cli-run.cjs, with a code cache only when it is newer
+// than its bundle, and dist/src when the bundles are missing or stale.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { brigBin, guardLeaks } from './helpers.js';
 
@@ -54,7 +56,7 @@ describe('brig run: a lean start', () => {
   it('a plain run loads none of pino, ajv, the image store; the default policy comes precompiled', () => {
     const r = loadedBy(['run', '--', '/bin/true']);
     assert.equal(r.status, 0, r.stderr);
-    assert.ok(has(r.loaded, 'dist/src/sandbox.js'), r.loaded.join(' '));
+    assert.ok(has(r.loaded, 'dist/src/launch/sandbox.js'), r.loaded.join(' '));
     for (const m of HEAVY) assert.ok(!has(r.loaded, m), `brig run loaded ${m}`);
     const own = loadedBy(['run', '--', '/bin/true'], unbundled, false);
     assert.equal(own.status, 0, own.stderr);
@@ -111,6 +113,81 @@ describe('brig run: a lean start', () => {
     assert.equal(imaged.status, 125);
     assert.match(imaged.stderr, /nosuch/);
     assert.ok(has(imaged.loaded, 'image/store.js'), 'the store not loaded with --image');
+  });
+});
+
+// What bin/brig-node compiles: each vm.Script's file, whether a code cache
+// was given, and whether V8 took it.
+const scripts = join(work, 'scripts.cjs');
+writeFileSync(
+  scripts,
+  `const vm = require('node:vm'); const { appendFileSync } = require('node:fs'); const Script = vm.Script;\n` +
+    `vm.Script = class extends Script { constructor(source, o) { super(source, o); appendFileSync(process.env.LEAN_LOG, JSON.stringify({ file: o.filename, cache: o.cachedData !== undefined, rejected: this.cachedDataRejected === true }) + '\\n'); } };\n`,
+);
+function compiledBy(brigNode: string, args: string[]): { status: number | null; stderr: string; scripts: { file: string; cache: boolean; rejected: boolean }[]; loaded: string[] } {
+  const log = join(work, `scripts-${n++}.txt`);
+  writeFileSync(log, '');
+  const r = spawnSync(process.execPath, ['--require', trace, '--require', scripts, '--import', join(work, 'register.mjs'), '--', brigNode, ...args], { env: { ...env, LEAN_LOG: log }, encoding: 'utf8', timeout: 60_000 });
+  const lines = readFileSync(log, 'utf8').split('\n').filter(Boolean);
+  return { status: r.status, stderr: r.stderr, scripts: lines.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l)), loaded: lines.filter((l) => !l.startsWith('{')) };
+}
+
+describe('bin/brig-node: the bundles and their code caches', () => {
+  it('brig run compiles dist/cli-run.cjs with its cache, which V8 takes; other verbs dist/cli.cjs', () => {
+    const r = compiledBy(brigBin, ['run', '--', '/bin/sh', '-c', 'exit 3']);
+    assert.equal(r.status, 3, r.stderr);
+    assert.deepEqual(r.scripts.map((s) => [s.file.split('/').slice(-2).join('/'), s.cache, s.rejected]), [['dist/cli-run.cjs', true, false]]);
+    const v = compiledBy(brigBin, ['--version']);
+    assert.equal(v.status, 0, v.stderr);
+    assert.deepEqual(v.scripts.map((s) => [s.file.split('/').slice(-2).join('/'), s.cache, s.rejected]), [['dist/cli.cjs', true, false]]);
+    // Both are ASCII: read as latin1, one byte a character.
+    for (const f of ['cli.cjs', 'cli-run.cjs']) assert.ok(!/[^\x00-\x7f]/.test(readFileSync(join(dirname(brigBin), '../dist', f), 'latin1')), `dist/${f} is not ASCII`);
+  });
+
+  // A copy of the package's start: bin/ and the bundles copied, the rest linked.
+  function fixture(): string {
+    const repo = join(dirname(brigBin), '..');
+    const root = mkdtempSync(join(work, 'pkg-'));
+    mkdirSync(join(root, 'bin'));
+    mkdirSync(join(root, 'dist'));
+    for (const f of ['brig-node', 'package.json']) copyFileSync(join(repo, 'bin', f), join(root, 'bin', f));
+    for (const f of ['build', 'profiles', 'node_modules', 'package.json']) symlinkSync(join(repo, f), join(root, f));
+    symlinkSync(join(repo, 'dist/src'), join(root, 'dist/src'));
+    for (const f of ['cli.cjs', 'cli.cjs.cache', 'cli-run.cjs', 'cli-run.cjs.cache']) copyFileSync(join(repo, 'dist', f), join(root, 'dist', f));
+    return root;
+  }
+  const older = (file: string, than: string) => {
+    const t = statSync(than).mtime.getTime() / 1000 - 60;
+    utimesSync(file, t, t);
+  };
+
+  it('a cache older than its bundle is not given to V8 (it checks the length of the text, not the text)', () => {
+    const root = fixture();
+    const fresh = compiledBy(join(root, 'bin/brig-node'), ['run', '--', '/bin/true']);
+    assert.equal(fresh.status, 0, fresh.stderr);
+    assert.deepEqual(fresh.scripts.map((s) => s.cache), [true]);
+    older(join(root, 'dist/cli-run.cjs.cache'), join(root, 'dist/cli-run.cjs'));
+    const stale = compiledBy(join(root, 'bin/brig-node'), ['run', '--', '/bin/sh', '-c', 'exit 5']);
+    assert.equal(stale.status, 5, stale.stderr);
+    assert.deepEqual(stale.scripts.map((s) => [s.file.endsWith('/dist/cli-run.cjs'), s.cache]), [[true, false]]);
+  });
+
+  it('a bundle older than dist/src, or none, leaves bin/brig-node to dist/src: same exit codes and messages', () => {
+    const root = fixture();
+    const main = join(root, 'dist/src/cli/main.js');
+    older(join(root, 'dist/cli-run.cjs'), main);
+    const stale = compiledBy(join(root, 'bin/brig-node'), ['run', '--', '/bin/sh', '-c', 'exit 6']);
+    assert.equal(stale.status, 6, stale.stderr);
+    assert.deepEqual(stale.scripts, []);
+    assert.ok(has(stale.loaded, '/dist/src/launch/sandbox.js') || has(stale.loaded, '/dist/src/cli/run.js'), stale.loaded.join(' '));
+    for (const f of ['cli.cjs', 'cli.cjs.cache', 'cli-run.cjs', 'cli-run.cjs.cache']) rmSync(join(root, 'dist', f));
+    const none = compiledBy(join(root, 'bin/brig-node'), ['run', '--bogus', '--', '/bin/true']);
+    assert.equal(none.status, 125);
+    assert.match(none.stderr, /^brig run: unknown flag: --bogus/);
+    assert.deepEqual(none.scripts, []);
+    const version = compiledBy(join(root, 'bin/brig-node'), ['--version']);
+    assert.equal(version.status, 0, version.stderr);
+    assert.deepEqual(version.scripts, []);
   });
 });
 

@@ -4,10 +4,10 @@
 // leaving and coming back without losing a container.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { busyboxImage, DOCKER, docker, dockerAsync, engineRoot, http, startService, type Service } from './engine-util.js';
+import { busyboxImage, DOCKER, docker, dockerAsync, endService, engineRoot, http, startService, type Service } from './engine-util.js';
 import { guardLeaks, sleep, until } from './helpers.js';
 
 const { root, env } = engineRoot('engine-docker-');
@@ -21,15 +21,7 @@ before(async () => {
   hasImage = busyboxImage(env, 'bb:1');
   svc = await startService(env);
 });
-after(async () => {
-  if (svc) {
-    // Whatever a failed test left running.
-    const ids = docker(svc, ['ps', '-aq']).out.trim().split('\n').filter(Boolean);
-    if (ids.length) docker(svc, ['rm', '-f', ...ids]);
-    await svc.stop();
-  }
-  rmSync(root, { recursive: true, force: true });
-});
+after(() => endService(svc, root));
 
 describe('docker run, ps, logs, stop, rm', { skip }, () => {
   it('run --rm: output in order on stdout and stderr, its exit code, and the container gone', () => {

@@ -4,10 +4,10 @@
 // run -d -it then attach, type, see, detach with ctrl-p ctrl-q; resize.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { busyboxImage, DOCKER, docker, engineRoot, http, startService, type Service } from './engine-util.js';
+import { busyboxImage, DOCKER, docker, endService, engineRoot, http, startService, type Service } from './engine-util.js';
 import { guardLeaks, sleep, until } from './helpers.js';
 
 const { root, env } = engineRoot('engine-tty-');
@@ -21,14 +21,7 @@ before(async () => {
   assert.ok(busyboxImage(env, 'bb:1'), 'no busybox to make an image from');
   svc = await startService(env);
 });
-after(async () => {
-  if (svc) {
-    const ids = docker(svc, ['ps', '-aq']).out.trim().split('\n').filter(Boolean);
-    if (ids.length) docker(svc, ['rm', '-f', ...ids]);
-    await svc.stop();
-  }
-  rmSync(root, { recursive: true, force: true });
-});
+after(() => endService(svc, root));
 
 /** A command line under script(1): the docker CLI gets a terminal; its input is ours to type. */
 function underScript(cmd: string) {

@@ -98,6 +98,16 @@ export function dockerAsync(svc: Service, args: string[]): { proc: ChildProcess;
   return { proc, done };
 }
 
+/** A test file's after(): force-removes whatever containers a failed test left, stops the service, removes the file's root. */
+export async function endService(svc: Service | undefined, root: string): Promise<void> {
+  if (svc) {
+    const ids = docker(svc, ['ps', '-aq']).out.trim().split('\n').filter(Boolean);
+    if (ids.length) docker(svc, ['rm', '-f', ...ids]);
+    await svc.stop();
+  }
+  rmSync(root, { recursive: true, force: true });
+}
+
 /** A busybox image (the host's busybox binary and its applets) in the store, as test/container.test.ts makes one. */
 export function busyboxImage(env: NodeJS.ProcessEnv, ref = 'bb:1'): boolean {
   const busybox = ['/usr/bin/busybox', '/bin/busybox'].find((p) => existsSync(p));

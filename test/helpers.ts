@@ -9,8 +9,8 @@ import { dirname, join } from 'node:path';
 import { after, before } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { discover } from '../src/cgroup/hierarchy.js';
-import { warmFds, warmSettled } from '../src/warm.js';
-import { skeletonFds, skeletonsSettled } from '../src/skeleton.js';
+import { warmFds, warmSettled } from '../src/launch/warm.js';
+import { skeletonFds, skeletonsSettled } from '../src/launch/skeleton.js';
 
 interface ProcInfo {
   pid: number;
@@ -62,8 +62,8 @@ export function descendants(root = process.pid): ProcInfo[] {
 }
 
 /**
- * descendants(), once the makers of warm namespace pairs (src/warm.ts) and
- * skeletons (src/skeleton.ts) that the last runs started have finished: each
+ * descendants(), once the makers of warm namespace pairs (src/launch/warm.ts) and
+ * skeletons (src/launch/skeleton.ts) that the last runs started have finished: each
  * lives a millisecond or two, and a check right after a run may catch one
  * (or its zombie, when the pool thread that reaps it waits for a CPU: up to 5 s).
  */

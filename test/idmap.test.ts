@@ -4,7 +4,7 @@ import { chownSync, chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } fr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { multiMap, planMultiMap, subIdRanges } from '../src/idmap.js';
+import { multiMap, planMultiMap, subIdRanges } from '../src/launch/idmap.js';
 import { run } from '../src/index.js';
 import { guardLeaks, isRoot } from './helpers.js';
 

@@ -391,7 +391,7 @@ describe('images', { skip }, () => {
   });
 
   it('files of many owners keep them through a multi-id map where newuidmap and a range exist, else stay the caller\'s', async () => {
-    const { planMultiMap } = await import('../src/idmap.js');
+    const { planMultiMap } = await import('../src/launch/idmap.js');
     const multi = !('error' in planMultiMap(0, 0));
     const img = await store.importRootfs(ownersTar('owners.tar'), 'owners:1');
     const layer = store.layerDir(img.config.rootfs.diff_ids[0]);
@@ -409,7 +409,7 @@ describe('images', { skip }, () => {
   });
 
   it('an image with owners: kept containers, commit, build and rm keep each file\'s owner, and the program runs as the image\'s user', async (t) => {
-    const { planMultiMap } = await import('../src/idmap.js');
+    const { planMultiMap } = await import('../src/launch/idmap.js');
     if ('error' in planMultiMap(0, 0)) return t.skip('no multi-id map here (newuidmap and a subordinate range)');
     await store.importRootfs(ownersTar('owners2.tar'), 'owners:2');
     // As uid 33, in a kept container: a private file in its own directory, a lower file deleted.

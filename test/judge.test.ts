@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { run, type SandboxOptions } from '../src/index.js';
 import { RunCgroups } from '../src/cgroup/run.js';
-import { isolateMeta } from '../src/report.js';
+import { isolateMeta } from '../src/launch/report.js';
 import { descendantsSettled, guardLeaks } from './helpers.js';
 import { probeMount } from './probe.js';
 

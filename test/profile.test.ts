@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { checkProfile, createBox, defineProfile, ProfileError, resolveProfile, run, SHIPPED_PROFILE_DIR, validateProfile, type Profile, type SandboxOptions } from '../src/index.js';
-import { resolveOptions } from '../src/options.js';
+import { resolveOptions } from '../src/launch/options.js';
 import { schemaProblems } from '../src/profile/index.js';
 import { brigCli, guardLeaks } from './helpers.js';
 

@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { createPool } from '../src/pool.js';
+import { createPool } from '../src/launch/pool.js';
 import type { ServiceContext } from '../src/server/context.js';
 import { mergeConfig } from '../src/server/config.js';
 import { executeJob, JobPools, type ExecuteJob } from '../src/server/execute.js';

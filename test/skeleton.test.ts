@@ -1,4 +1,4 @@
-// Skeletons (src/skeleton.ts): a plan's root built once into a detached
+// Skeletons (src/launch/skeleton.ts): a plan's root built once into a detached
 // mount tree that each run clones. A run must see the root a run that builds
 // its own sees; the shared tree must stay read-only whatever a sandbox
 // holds; each run's mounts must stay its own.
@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { run } from '../src/index.js';
-import { dropSkeletons, setSkeletons, skeletonFds } from '../src/skeleton.js';
+import { dropSkeletons, setSkeletons, skeletonFds } from '../src/launch/skeleton.js';
 import { guardLeaks, heldSettled } from './helpers.js';
 
 /** Runs twice, the first time to have its skeleton made; the second run's result. */

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { createPool, run } from '../src/index.js';
-import { setSkeletons } from '../src/skeleton.js';
+import { setSkeletons } from '../src/launch/skeleton.js';
 import { guardLeaks, heldSettled } from './helpers.js';
 
 const finite = (v: unknown) => typeof v === 'number' && Number.isFinite(v) && v >= 0;

@@ -1,4 +1,4 @@
-// Warm namespaces (src/warm.ts): user and network namespace pairs made ahead
+// Warm namespaces (src/launch/warm.ts): user and network namespace pairs made ahead
 // of launches. They must make launches no less isolated: every sandbox still
 // gets a user and a network namespace of its own, fresh, that nothing else
 // is in, mapped as before; and what is waiting is given back.
@@ -8,7 +8,7 @@ import { readlinkSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { describe, it } from 'node:test';
 import { run, spawn } from '../src/index.js';
-import { dropWarm, setWarm, warmFds } from '../src/warm.js';
+import { dropWarm, setWarm, warmFds } from '../src/launch/warm.js';
 import { guardLeaks } from './helpers.js';
 
 const NS = 'readlink /proc/self/ns/user /proc/self/ns/net; cat /proc/self/uid_map /proc/self/gid_map; id -u; tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d " "; wc -l < /proc/net/if_inet6';

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { createPool, OptionsError, resolveProfile, run } from '../src/index.js';
-import { setWarm } from '../src/warm.js';
+import { setWarm } from '../src/launch/warm.js';
 import { brigCli, guardLeaks, heldSettled, isRoot } from './helpers.js';
 
 // Python's os calls, so that each answer is the kernel's errno, not a tool's guess.

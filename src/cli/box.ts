@@ -1,6 +1,6 @@
 // brig box create | run | rm: persistent boxes for compile-then-run.
-import { createBox, openBox } from '../box.js';
-import { parseSize } from '../options.js';
+import { createBox, openBox } from '../launch/box.js';
+import { parseSize } from '../launch/options.js';
 import { OptionsError } from '../errors.js';
 import { checks, formatHelp, one, parseArgs, positionals, UsageError, wholeNumber, type OptionSpec } from './args.js';
 import { runSpecs, runWith } from './run.js';

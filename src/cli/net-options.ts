@@ -3,7 +3,7 @@
 // network work do not edit the same lines.
 import { parsePublish } from '../net/ports.js';
 import { OptionsError } from '../errors.js';
-import type { SandboxOptions } from '../options.js';
+import type { SandboxOptions } from '../launch/options.js';
 import { all, one, UsageError, type OptionSpec, type Parsed } from './args.js';
 
 export const netSpecs: OptionSpec[] = [

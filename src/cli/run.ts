@@ -6,11 +6,13 @@ import { resolve } from 'node:path';
 import { arch, constants as osConstants } from 'node:os';
 import type { Level } from 'pino';
 import { log, setLogLevel } from '../log.js';
-import { parseSize, type BindMount, type RlimitValue, type SandboxOptions, type TmpfsMount } from '../options.js';
+import { parseSize, type BindMount, type RlimitValue, type SandboxOptions, type TmpfsMount } from '../launch/options.js';
 import type { VolumeMount } from '../profile/types.js';
-import { isolateMeta, reportJson } from '../report.js';
+import { isolateMeta, reportJson } from '../launch/report.js';
 import { applyProfile, profileItemSource } from '../profile/index.js';
-import { run, spawnWith, type RunResult } from '../sandbox.js';
+import { run, spawnWith, type RunResult } from '../launch/sandbox.js';
+import { setSkeletons } from '../launch/skeleton.js';
+import { setWarm } from '../launch/warm.js';
 import { all, checks, flagName, formatHelp, one, parseArgs, seconds, UsageError, wholeNumber, type OptionSpec, type Parsed } from './args.js';
 import { EXIT_BRIG_ERROR, guardedStdout } from './main.js';
 import { netSandboxOptions, netSpecs } from './net-options.js';
@@ -97,12 +99,14 @@ setup step: the message names it); 126 when the command is not executable,
 127 when it is not found. Limits: 137 wall-time-limit and memory-limit (killed),
 152 cpu-time-limit, 153 file-size-limit, 141 output-limit, 159 seccomp-violation.`;
 
-export const runHelp = formatHelp(
-  'brig run [OPTIONS] IMAGE [COMMAND [ARG...]]\n       brig run [OPTIONS] -- COMMAND [ARG...]',
-  "Run COMMAND in a new sandbox: new user, pid, mount, ipc, uts, net and cgroup\nnamespaces, no capabilities, private /tmp, no network. With IMAGE, from an\nimage in your store (brig images), its layers under a writable layer, and its\nown command when none is given; after --, the host's system directories\nread-only (the profile decides: default, unless --profile names others).",
-  specs,
-  EXIT_CODES_TEXT,
-);
+/** Made when asked for, not at every run's start. */
+export const runHelp = (): string =>
+  formatHelp(
+    'brig run [OPTIONS] IMAGE [COMMAND [ARG...]]\n       brig run [OPTIONS] -- COMMAND [ARG...]',
+    "Run COMMAND in a new sandbox: new user, pid, mount, ipc, uts, net and cgroup\nnamespaces, no capabilities, private /tmp, no network. With IMAGE, from an\nimage in your store (brig images), its layers under a writable layer, and its\nown command when none is given; after --, the host's system directories\nread-only (the profile decides: default, unless --profile names others).",
+    specs,
+    EXIT_CODES_TEXT,
+  );
 
 /**
  * Where a run's CLI takes its environment and working directory from and
@@ -572,11 +576,18 @@ function closeFd(fd: number): void {
 export async function runCommand(argv: string[]): Promise<number> {
   const p = parseArgs(argv, specs, { interspersed: false });
   if (p.flags.has('help')) {
-    guardedStdout().write(runHelp);
+    guardedStdout().write(runHelp());
     return 0;
   }
   // [i23 containers] run -d goes to src/cli/container.ts, imported only then (it imports this file's specs).
   if (wantsContainer(p)) return (await import('./container.js')).runDetached(p);
+  // One sandbox in this process. A skeleton (the plan's root, made ahead for
+  // its later runs) and warm namespace pairs (for the next launches) are for
+  // runs that never come here: each is a child process with namespaces of
+  // its own, on a pool thread, and the CLI waited for them before it exited.
+  // (The agent and the library, which run many, keep both.)
+  setSkeletons(false);
+  setWarm(false);
   if (p.flags.has('tty')) return runWith(p, 'run', runOnTerminal(p.flags.has('interactive')));
   return runWith(p, 'run', run);
 }

@@ -1,7 +1,7 @@
 // brig seccomp dump | test | learn: look at, question and write policies.
 import { existsSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { run } from '../sandbox.js';
+import { run } from '../launch/sandbox.js';
 import {
   AUDIT_ARCH,
   compile,

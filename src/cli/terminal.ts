@@ -2,7 +2,7 @@
 import { writeSync } from 'node:fs';
 import { ReadStream } from 'node:tty';
 import { native } from '../native.js';
-import type { RunResult, SandboxProcess } from '../sandbox.js';
+import type { RunResult, SandboxProcess } from '../launch/sandbox.js';
 
 /** A new pty pair: the master stays here, the slave becomes the program's stdio (closed here after the launch). */
 export function openTerminal(): { master: number; slave: number } {

@@ -3,7 +3,7 @@
 // path `brig exec` uses (its namespaces, cgroups, seccomp policy), and keeps
 // Docker's State.Health in the record: Status starting|healthy|unhealthy,
 // FailingStreak, and the last 5 results.
-import { spawnWith } from '../sandbox.js';
+import { spawnWith } from '../launch/sandbox.js';
 import { native } from '../native.js';
 import { OptionsError } from '../errors.js';
 import { execOptions } from './common.js';

@@ -11,7 +11,7 @@ import type { Writable } from 'node:stream';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { constants as osConstants } from 'node:os';
-import { spawnWith, type SandboxProcess, type RunResult } from '../sandbox.js';
+import { spawnWith, type SandboxProcess, type RunResult } from '../launch/sandbox.js';
 import { native } from '../native.js';
 import { brigCgroupsOf, freeze, freezerOf, makeContainerCgroups } from './cgroups.js';
 import { JsonLogWriter } from './logs.js';

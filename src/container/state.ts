@@ -11,7 +11,7 @@ import { isAbsolute, join } from 'node:path';
 import { BrigError } from '../errors.js';
 import { storeRoot } from '../image/store.js';
 import { native } from '../native.js';
-import type { SandboxOptions } from '../options.js';
+import type { SandboxOptions } from '../launch/options.js';
 
 /** A container's problem, with the exit code the CLI gives it (Docker's: 125 brig's own, 126, 127). */
 export class ContainerError extends BrigError {

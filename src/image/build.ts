@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, utimesSync } from 'node:fs';
 import { isAbsolute, join, posix, relative, resolve } from 'node:path';
-import { run } from '../sandbox.js';
+import { run } from '../launch/sandbox.js';
 import { native } from '../native.js';
 import { OPAQUE_XATTR, unpackLayer } from './layer.js';
 import { BUILD_CACHE_PREFIX, ImageError, normalizeRef, type Image, type ImageConfig, type Store } from './store.js';

@@ -16,7 +16,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { log } from '../log.js';
 import { native, ReportKind, StepKind, type NativeExit, type NativeStep } from '../native.js';
-import { planMultiMap, writeMultiMap, type MultiMapPlan } from '../idmap.js';
+import { planMultiMap, writeMultiMap, type MultiMapPlan } from '../launch/idmap.js';
 import { errnoName } from '../errors.js';
 import { AUDIT_ARCH, hostArch } from '../seccomp/index.js';
 import { ImageError } from './store.js';

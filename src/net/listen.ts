@@ -7,9 +7,9 @@ import { EventEmitter } from 'node:events';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { OptionsError, shown } from '../errors.js';
 import { log } from '../log.js';
-import { resolveOptions, type SandboxOptions } from '../options.js';
+import { resolveOptions, type SandboxOptions } from '../launch/options.js';
 import { applyProfile } from '../profile/index.js';
-import { spawn, type RunResult, type SandboxProcess } from '../sandbox.js';
+import { spawn, type RunResult, type SandboxProcess } from '../launch/sandbox.js';
 
 export interface ListenOptions extends Omit<SandboxOptions, 'stdin' | 'stdout'> {
   port: number;

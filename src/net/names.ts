@@ -1,5 +1,5 @@
 // The sandbox's name files: /etc/hosts and /etc/resolv.conf, generated per
-// sandbox (src/plan.ts writes them), never the host's own.
+// sandbox (src/launch/plan.ts writes them), never the host's own.
 import { net } from '../builtins.js';
 import { readFileSync } from 'node:fs';
 import { OptionsError, shown } from '../errors.js';

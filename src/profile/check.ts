@@ -3,7 +3,7 @@
 // seccomp file that is missing) and what this host lacks (mount sources).
 import { statSync } from 'node:fs';
 import { errnoName, errnoOf, OptionsError, ProfileError, type ProfileProblem } from '../errors.js';
-import { resolveOptions } from '../options.js';
+import { resolveOptions } from '../launch/options.js';
 import { resolveProfile, type ProfileOption, type ResolvedProfile } from './index.js';
 
 /** `mounts[0].target` or `seccomp.rules[3]` as a JSON pointer. */

@@ -10,6 +10,8 @@
 // beyond its 8-bit reach goes through an inserted `ja` (32-bit reach).
 import { crypto } from '../builtins.js';
 import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import {
   BPF_ABS,
   BPF_ALU,
@@ -408,19 +410,29 @@ export function compileKey(policy: SeccompPolicy, arch: Arch, opts: CompileOptio
   return { variant, key };
 }
 
-type Stored = Omit<Compiled, 'bytes'> & { bytes: string };
-let precompiled: Record<string, Stored> | null | undefined;
-/** The shipped policies compiled at build time (scripts/gen-prebuilt.mjs); none when the table is missing. */
-function prebuilt(key: string): Compiled | undefined {
-  if (precompiled === undefined) {
-    try {
-      precompiled = JSON.parse(readFileSync(new URL('./precompiled.json', import.meta.url), 'utf8')) as Record<string, Stored>;
-    } catch {
-      precompiled = null;
-    }
+type Stored = Omit<Compiled, 'bytes'> & { key: string; bytes: string };
+/**
+ * The shipped policies compiled at build time (scripts/gen-prebuilt.mjs):
+ * precompiled/VARIANT-LENGTH.json, the programs whose key has that variant
+ * and that length (one, as a rule), each with its key to compare in full. A
+ * run reads the one small file its key names, not a table of every policy
+ * (reading and parsing that was 2-3 ms of a CLI start); no file, no program.
+ */
+export function prebuiltFile(variant: string, key: string): string {
+  return `precompiled/${variant.replaceAll(':', '-')}-${key.length}.json`;
+}
+
+function prebuilt(variant: string, key: string): Compiled | undefined {
+  let stored: Stored[];
+  try {
+    stored = JSON.parse(readFileSync(join(import.meta.dirname ?? dirname(fileURLToPath(import.meta.url)), prebuiltFile(variant, key)), 'utf8')) as Stored[];
+  } catch {
+    return undefined;
   }
-  const s = precompiled && Object.hasOwn(precompiled, key) ? precompiled[key] : undefined;
-  return s && { ...s, bytes: Buffer.from(s.bytes, 'base64') };
+  const s = stored.find((e) => e.key === key);
+  if (!s) return undefined;
+  const { key: _key, bytes, ...compiled } = s;
+  return { ...compiled, bytes: Buffer.from(bytes, 'base64') };
 }
 
 export function compile(policy: SeccompPolicy, arch: Arch, opts: CompileOptions = {}): Compiled {
@@ -431,7 +443,7 @@ export function compile(policy: SeccompPolicy, arch: Arch, opts: CompileOptions 
   const { key } = compileKey(policy, arch, opts);
   let c = byContent.get(key);
   if (!c) {
-    c = prebuilt(key) ?? compileNormalized(normalize(policy, arch), opts);
+    c = prebuilt(variant, key) ?? compileNormalized(normalize(policy, arch), opts);
     if (byContent.size > 256) byContent.delete(byContent.keys().next().value!);
     byContent.set(key, c);
   }

@@ -4,7 +4,7 @@ import { DEFAULT_POLICY, JUDGE_POLICY } from './default.js';
 import { fromDocker, isDockerProfile, loadPolicyFile, type DockerProfile } from './docker.js';
 import { hostArch, type Arch, type SeccompPolicy } from './policy.js';
 
-export { compile, compileKey, longestPath, NOTIFY_HANDOFF_FD, SeccompCompileError, type Compiled, type CompileOptions } from './compile.js';
+export { compile, compileKey, longestPath, prebuiltFile, NOTIFY_HANDOFF_FD, SeccompCompileError, type Compiled, type CompileOptions } from './compile.js';
 export { DEFAULT_POLICY, JUDGE_POLICY } from './default.js';
 export { fromDocker, isDockerProfile, loadPolicyFile, type DockerProfile } from './docker.js';
 export { interpret, disassemble, decode, encode, retName, type Insn, type SeccompData } from './bpf.js';

@@ -4,7 +4,7 @@
 // configuration could have asked for. A refused job is a setup-error result
 // (Judge0's Internal Error 13) naming the field, never a retry.
 import { setupErrorInfo } from '../errors.js';
-import { setupFailure } from '../sandbox.js';
+import { setupFailure } from '../launch/sandbox.js';
 import type { ServeConfig } from './config.js';
 import type { ServiceJob, ServiceResult } from './context.js';
 import type { StageLimits } from './execute.js';

@@ -1,7 +1,7 @@
 // What every route plugin is given: the configuration, the runtimes, the
 // queue and the metrics. Routes never run sandboxes themselves.
 import { performance } from 'node:perf_hooks';
-import type { RunResult } from '../sandbox.js';
+import type { RunResult } from '../launch/sandbox.js';
 import type { ServeConfig } from './config.js';
 import type { ExecuteJob, ExecuteResult, Session } from './execute.js';
 import type { Metrics } from './metrics.js';

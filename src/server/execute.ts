@@ -11,13 +11,13 @@ import { dirname, join } from 'node:path';
 import { finished } from 'node:stream/promises';
 import type { Readable, Writable } from 'node:stream';
 import { constants as osConstants } from 'node:os';
-import { bytesUnder } from '../box.js';
+import { bytesUnder } from '../launch/box.js';
 import { signalProgram as signalInitChild } from '../container/proc.js';
 import { native } from '../native.js';
 import { OptionsError, setupErrorInfo } from '../errors.js';
-import { createPool, type Pool, type PoolLease, type PoolRunOptions } from '../pool.js';
-import { run, setupFailure, type RunResult, type SandboxProcess } from '../sandbox.js';
-import type { SandboxOptions } from '../options.js';
+import { createPool, type Pool, type PoolLease, type PoolRunOptions } from '../launch/pool.js';
+import { run, setupFailure, type RunResult, type SandboxProcess } from '../launch/sandbox.js';
+import type { SandboxOptions } from '../launch/options.js';
 import type { Runtime } from './runtimes.js';
 
 /** Limits of one stage, already checked against the service's ceilings. */

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import Fastify, { type FastifyInstance, type FastifyError } from 'fastify';
 import websocket from '@fastify/websocket';
 
-import { resolveOptions, type SandboxOptions } from '../options.js';
+import { resolveOptions, type SandboxOptions } from '../launch/options.js';
 import { mergeConfig, loadConfigFile, parseListen, type ServeConfig } from './config.js';
 import type { ServiceContext, ServiceJob, ServiceResult } from './context.js';
 import { executeJob, JobPools } from './execute.js';

@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { constants as osConstants } from 'node:os';
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import type { RunResult } from '../sandbox.js';
+import type { RunResult } from '../launch/sandbox.js';
 import type { Judge0Config } from './config.js';
 import { RequestError, decodeBase64, submitExecute, type ServiceContext } from './context.js';
 import type { ExecuteJob, ExecuteResult } from './execute.js';

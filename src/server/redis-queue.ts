@@ -8,7 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import { Queue, QueueEvents, Worker, type Job } from 'bullmq';
 import { Redis, type RedisOptions, type Result } from 'ioredis';
-import type { RunResult } from '../sandbox.js';
+import type { RunResult } from '../launch/sandbox.js';
 import type { ServiceJob, ServiceResult } from './context.js';
 import type { ExecuteResult } from './execute.js';
 import { MemoryQueue, QueueClosedError, QueueFullError, type JobQueue, type SubmitHooks } from './queue.js';

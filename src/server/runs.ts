@@ -4,7 +4,7 @@
 // and seccomp files are profile matters, and only configured profiles apply.
 import type { FastifyInstance } from 'fastify';
 import { OptionsError, ProfileError } from '../errors.js';
-import type { RunResult } from '../sandbox.js';
+import type { RunResult } from '../launch/sandbox.js';
 import { RequestError, type ServiceContext } from './context.js';
 import { sendQueueError } from './piston.js';
 

@@ -12,8 +12,8 @@ import { run, spawn as spawnSandbox } from '../../src/index.js';
 import { descendants, guardLeaks, ownCgroups, running } from '../helpers.js';
 
 const index = new URL('../../src/index.js', import.meta.url).href;
-const warmModule = new URL('../../src/warm.js', import.meta.url).href;
-const skeletonModule = new URL('../../src/skeleton.js', import.meta.url).href;
+const warmModule = new URL('../../src/launch/warm.js', import.meta.url).href;
+const skeletonModule = new URL('../../src/launch/skeleton.js', import.meta.url).href;
 const probe = RunCgroups.create({ memoryBytes: 1 << 30 }, process.env.BRIG_CGROUP_PARENT || undefined);
 const cgroups = probe instanceof RunCgroups;
 if (probe instanceof RunCgroups) probe.remove();

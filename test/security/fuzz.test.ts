@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { BrigError } from '../../src/errors.js';
-import { resolveOptions } from '../../src/options.js';
+import { resolveOptions } from '../../src/launch/options.js';
 import { applyProfile, validateProfile } from '../../src/profile/index.js';
 import { parseArgs, UsageError } from '../../src/cli/args.js';
 import { runSpecs, runTarget, sandboxOptions, sandboxSpecs } from '../../src/cli/run.js';

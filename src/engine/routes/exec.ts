@@ -10,7 +10,7 @@ import type { FastifyInstance } from 'fastify';
 import { getContainer } from '../../container/index.js';
 import { exitCodeOf } from '../../container/common.js';
 import { native } from '../../native.js';
-import type { SandboxProcess } from '../../sandbox.js';
+import type { SandboxProcess } from '../../launch/sandbox.js';
 import { EngineError } from '../errors.js';
 import { frame, hijackRoute, send } from '../stream.js';
 import { setExecIds } from './containers.js';

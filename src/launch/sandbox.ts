@@ -4,20 +4,20 @@ import { closeSync, constants as fsConstants, openSync, readdirSync, readFileSyn
 import type { Socket } from 'node:net';
 import { constants as osConstants } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
-import { errnoOf, SetupError, setupErrorInfo, type SetupErrorInfo } from './errors.js';
+import { errnoOf, SetupError, setupErrorInfo, type SetupErrorInfo } from '../errors.js';
 import { planMultiMap, writeMultiMap, type MultiMapPlan } from './idmap.js';
-import { log } from './log.js';
-import { native, ReportKind, StepKind, type LaunchInfo, type NativeExit, type NativeError, type NativeStep } from './native.js';
-import { applyProfile } from './profile/index.js';
+import { log } from '../log.js';
+import { native, ReportKind, StepKind, type LaunchInfo, type NativeExit, type NativeError, type NativeStep } from '../native.js';
+import { applyProfile } from '../profile/index.js';
 import { resolveOptions, type OutputOption, type ResolvedOptions, type SandboxOptions, type StdinOption } from './options.js';
-import { net } from './builtins.js';
+import { net } from '../builtins.js';
 import { buildPlan, execCandidates, namespacesFor, switchesIds, type BuiltPlan } from './plan.js';
-import { needsNetworkHelper, SandboxNetwork, type NetworkInfo } from './net/index.js';
-import { RunCgroups } from './cgroup/run.js';
+import { needsNetworkHelper, SandboxNetwork, type NetworkInfo } from '../net/index.js';
+import { RunCgroups } from '../cgroup/run.js';
 import { closeWarm, refillWarm, sandboxEnded, sandboxStarted, takeWarm } from './warm.js';
 import { skeletonFailed } from './skeleton.js';
 import type { RlimitName } from './options.js';
-import { AUDIT_ARCH, AUDIT_ARCH_I386, X32_SYSCALL_BIT, hostArch, syscallName } from './seccomp/index.js';
+import { AUDIT_ARCH, AUDIT_ARCH_I386, X32_SYSCALL_BIT, hostArch, syscallName } from '../seccomp/index.js';
 
 /** A monotonic clock in ms for the run's timings (the perf_hooks performance object would load Node's perf modules on every start). */
 const monotonicMs = (): number => Number(process.hrtime.bigint()) / 1e6;

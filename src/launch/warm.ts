@@ -20,10 +20,10 @@
 // BRIG_NO_WARM=1 turns this off; a kernel that refuses (no clone3 or no
 // setns into user namespaces) turns it off by itself.
 import { availableParallelism } from 'node:os';
-import { TRANSIENT_ERRNOS } from './errors.js';
+import { TRANSIENT_ERRNOS } from '../errors.js';
 import { InFlight } from './inflight.js';
-import { log } from './log.js';
-import { native } from './native.js';
+import { log } from '../log.js';
+import { native } from '../native.js';
 
 const MAX_READY = 4;
 const IDLE_MS = 2000;

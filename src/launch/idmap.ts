@@ -5,8 +5,8 @@
 // administrator granted the user in /etc/subuid and /etc/subgid.
 import { accessSync, constants as fsConstants, readFileSync } from 'node:fs';
 import { constants as osConstants, userInfo } from 'node:os';
-import { setupErrorInfo, type SetupErrorInfo } from './errors.js';
-import { childProcess } from './builtins.js';
+import { setupErrorInfo, type SetupErrorInfo } from '../errors.js';
+import { childProcess } from '../builtins.js';
 
 export interface SubIdRange {
   start: number;

@@ -5,11 +5,11 @@
 import { lstatSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { dirname } from 'node:path';
-import { native, StepKind, type NativeStep } from './native.js';
-import { errnoOf, setupErrorInfo, type SetupErrorInfo } from './errors.js';
+import { native, StepKind, type NativeStep } from '../native.js';
+import { errnoOf, setupErrorInfo, type SetupErrorInfo } from '../errors.js';
 import { RLIMIT_NUMBERS, type ResolvedOptions } from './options.js';
 import { Skeleton } from './skeleton.js';
-import { hostsFile, resolvConf } from './net/names.js';
+import { hostsFile, resolvConf } from '../net/names.js';
 
 // mount(2) flags (include/uapi/linux/mount.h).
 const MS_RDONLY = 1;

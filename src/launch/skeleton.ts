@@ -25,10 +25,10 @@
 // BRIG_NO_SKELETON=1 turns skeletons off; a kernel that refuses to make or
 // clone one (before 6.15 a detached tree cannot be mounted on) turns them
 // off by itself.
-import { TRANSIENT_ERRNOS } from './errors.js';
+import { TRANSIENT_ERRNOS } from '../errors.js';
 import { InFlight } from './inflight.js';
-import { log } from './log.js';
-import { native, type NativeStep } from './native.js';
+import { log } from '../log.js';
+import { native, type NativeStep } from '../native.js';
 
 const IDLE_MS = 10_000;
 let idleMs = IDLE_MS;

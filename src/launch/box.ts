@@ -11,7 +11,7 @@
 import { closeSync, constants as fs, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { OptionsError, setupErrorInfo } from './errors.js';
+import { OptionsError, setupErrorInfo } from '../errors.js';
 import { parseSize, type SandboxOptions } from './options.js';
 import { setupFailure, spawn, type RunResult } from './sandbox.js';
 

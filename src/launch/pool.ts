@@ -8,15 +8,15 @@
 import { chmodSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
-import { errnoOf, OptionsError, TRANSIENT_ERRNOS } from './errors.js';
-import { log } from './log.js';
-import { native, type NativeExit, ReportKind } from './native.js';
+import { errnoOf, OptionsError, TRANSIENT_ERRNOS } from '../errors.js';
+import { log } from '../log.js';
+import { native, type NativeExit, ReportKind } from '../native.js';
 import { resolveOptions, type ResolvedOptions, type SandboxOptions } from './options.js';
 import { ALL_NAMESPACES } from './plan.js';
-import { needsNetworkHelper } from './net/index.js';
-import { applyProfile, mergeLayer } from './profile/index.js';
+import { needsNetworkHelper } from '../net/index.js';
+import { applyProfile, mergeLayer } from '../profile/index.js';
 import { prepareSandbox, SandboxProcess, type PooledSandbox, type RunResult, type SandboxSource } from './sandbox.js';
-import { AUDIT_ARCH, hostArch } from './seccomp/index.js';
+import { AUDIT_ARCH, hostArch } from '../seccomp/index.js';
 
 /** The sandbox every run of the pool gets; per-run stdio, signal and timings have no place here. */
 export interface PoolOptions extends Omit<SandboxOptions, 'stdin' | 'stdout' | 'stderr' | 'signal' | 'timings'> {

@@ -3,16 +3,16 @@
 // naming the field (better-sqlite3's rule: JS validates, native trusts).
 import { isAbsolute, normalize } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { OptionsError, shown } from './errors.js';
-import { native } from './native.js';
+import { OptionsError, shown } from '../errors.js';
+import { native } from '../native.js';
 import { createRequire } from 'node:module';
-import type { Image, ImageConfig, Store } from './image/store.js';
-import { resolveSeccomp, SeccompCompileError, SeccompPolicyError, type ResolvedSeccomp, type SeccompOption } from './seccomp/index.js';
+import type { Image, ImageConfig, Store } from '../image/store.js';
+import { resolveSeccomp, SeccompCompileError, SeccompPolicyError, type ResolvedSeccomp, type SeccompOption } from '../seccomp/index.js';
 
-export type { BindMount, TmpfsMount } from './profile/types.js';
-import type { Rlimit } from './profile/types.js';
-import type { ProfileOption, SandboxPolicy } from './profile/index.js';
-import { networkAttach, networkMode, netOptions, type NetAttach, type NetOptions, type NetworkMode } from './net/index.js';
+export type { BindMount, TmpfsMount } from '../profile/types.js';
+import type { Rlimit } from '../profile/types.js';
+import type { ProfileOption, SandboxPolicy } from '../profile/index.js';
+import { networkAttach, networkMode, netOptions, type NetAttach, type NetOptions, type NetworkMode } from '../net/index.js';
 
 /**
  * stdin: the words 'ignore' (default), 'inherit' and 'pipe' are modes; any
@@ -154,9 +154,9 @@ const MAX_ID = 0xfffffffe;
 
 /** (User networks' records, too, load only for a run on one: they bring the store.) */
 /** The image store's module, loaded when a run names an image, a container or a volume (its archive code is heavy). */
-let storeModule: typeof import('./image/store.js') | undefined;
-function images(): typeof import('./image/store.js') {
-  return (storeModule ??= createRequire(import.meta.url)('./image/store.js') as typeof import('./image/store.js'));
+let storeModule: typeof import('../image/store.js') | undefined;
+function images(): typeof import('../image/store.js') {
+  return (storeModule ??= createRequire(import.meta.url)('../image/store.js') as typeof import('../image/store.js'));
 }
 
 let store: Store | undefined;
@@ -473,7 +473,7 @@ export function resolveOptions(argv: unknown, o: SandboxOptions = {}): ResolvedO
   if (attach?.kind === 'network') {
     // Docker's words for a network that is not there.
     try {
-      (createRequire(import.meta.url)('./net/networks.js') as typeof import('./net/networks.js')).getNetwork(attach.name);
+      (createRequire(import.meta.url)('../net/networks.js') as typeof import('../net/networks.js')).getNetwork(attach.name);
     } catch (e) {
       throw new OptionsError('network', (e as Error).message);
     }

@@ -1,7 +1,7 @@
 // Interactive pairs (ICPC/Codeforces interactive problems): a solution and
 // an interactor in two sandboxes, each one's stdout the other's stdin, each
 // with its own limits.
-import { native } from './native.js';
+import { native } from '../native.js';
 import type { SandboxOptions } from './options.js';
 import { makePipe, spawn, type RunResult, type SandboxProcess } from './sandbox.js';
 
