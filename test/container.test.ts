@@ -101,6 +101,16 @@ describe('a detached container', () => {
     assert.match(brig('logs', '-t', 'life').out, /^\d{4}-.*Z hello\n$/);
   });
 
+  it('logs of 300,000 lines (read whole before --tail picks the last)', () => {
+    assert.equal(brig('run', '-d', '--name', 'many', '--', 'seq', '300000').code, 0);
+    assert.equal(brig('wait', 'many').out.trim(), '0');
+    const l = brig('logs', '--tail', '2', 'many');
+    assert.equal(l.err, '');
+    assert.equal(l.out, '299999\n300000\n');
+    assert.equal(l.code, 0);
+    assert.equal(brig('rm', 'many').code, 0);
+  });
+
   it("exec runs in the container: its files, its hostname, its policy; nothing of the host's", async () => {
     await until('the mark', () => brig('exec', 'life', 'cat', '/tmp/mark').out === 'made\n');
     const r = brig('exec', 'life', '/bin/sh', '-c', 'hostname; grep -E "^(CapEff|NoNewPrivs|Seccomp):" /proc/self/status; ls /home /root 2>&1 | head -1; ls /proc | grep -c "^[0-9]"');

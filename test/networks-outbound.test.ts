@@ -104,7 +104,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const n of ['o1', 'o2', 'o3', 'o4', 'o5']) brig('rm', '-f', n);
+  for (const n of ['o1', 'o2', 'o3', 'o4', 'o5', 'o6']) brig('rm', '-f', n);
   brig('network', 'prune', '-f');
   if (server) {
     server.kill('SIGKILL');
@@ -160,6 +160,22 @@ describe('outbound from user networks', { skip }, () => {
     r = await client('o1', gw, port);
     assert.equal(r.out.trim(), 'hello host, you are 127.0.0.1');
     assert.equal(peers.length, 2, "exactly out1's two connections reached the host");
+  });
+
+  it("a network made after another's removal, with its subnet, goes out while the holder lives (the dead network's bridge does not take its replies)", async () => {
+    const subnet = (n: string) => JSON.parse(ok('network', 'inspect', n))[0].IPAM.Config[0].Subnet;
+    ok('network', 'create', '-o', 'brig.host-loopback=true', 'gone1');
+    ok('run', '-d', '--name', 'o6', '--network', 'gone1', '--', 'sleep', '1000');
+    const was = subnet('gone1');
+    ok('rm', '-f', 'o6');
+    ok('network', 'rm', 'gone1');
+    ok('network', 'create', '-o', 'brig.host-loopback=true', 'again1');
+    assert.equal(subnet('again1'), was, 'the new network has the removed one\'s subnet');
+    ok('run', '-d', '--name', 'o6', '--network', 'again1', '--', 'sleep', '1000');
+    const r = await client('o6', holder()!.Outbound!.Gateway, port);
+    assert.equal(r.out.trim(), 'hello host, you are 127.0.0.1');
+    ok('rm', '-f', 'o6');
+    ok('network', 'rm', 'again1');
   });
 
   it('pasta goes with the holder: after the last container, after a monitor\'s SIGKILL, and a SIGKILLed holder is replaced by a fresh one', async () => {

@@ -543,9 +543,18 @@ export async function prepareEndpoint(leases: Lease[], maps: LaunchMaps): Promis
       'i=0',
       'while [ $# -gt 0 ]; do',
       '  br=$1; gw=$2; pfx=$3; addr=$4; mac=$5; veth=$6; route=$7; out=$8; lo=$9; shift 9',
-      // a bridge made here for a non-internal network may go out (the holder's forward rule names the set)
       '  if ! $ip link show "$br" >/dev/null 2>&1; then',
+      // A removed network's bridge stays while the holder lives; a network made since may have its subnet:
+      // two routes to one subnet, and replies would go to the first (the dead bridge). No live network
+      // shares a subnet, so a br- holding this gateway is a dead one.
+      '    $ip -o -4 addr show to "$gw/32" | while read -r _ old _; do',
+      // (not this bridge: another brig process may have made it since the check above)
+      '      case $old in "$br") continue ;; br-*) ;; *) continue ;; esac',
+      '      $ip link del "$old" 2>/dev/null || true',
+      '      if [ -n "$nft" ]; then for set in outbound hostloopback; do $nft delete element ip brig $set "{ \\"$old\\" }" 2>/dev/null || true; done; fi',
+      '    done',
       '    $ip link add "$br" type bridge 2>/dev/null || true; $ip addr add "$gw/$pfx" dev "$br" 2>/dev/null || true',
+      // a bridge made here for a non-internal network may go out (the holder's forward rule names the set)
       '    if [ "$out" = yes ] && [ -n "$nft" ]; then $nft add element ip brig outbound "{ \\"$br\\" }"; fi',
       '    if [ "$out" = yes ] && [ "$lo" = yes ] && [ -n "$nft" ]; then $nft add element ip brig hostloopback "{ \\"$br\\" }"; fi',
       '  fi',
