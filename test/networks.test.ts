@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { brigCli, guardLeaks, running, until } from './helpers.js';
+import { http, startService } from './engine-util.js';
 
 const root = mkdtempSync(join(tmpdir(), 'nettest-'));
 const env = { ...process.env, BRIG_STORE: join(root, 'store'), XDG_RUNTIME_DIR: join(root, 'run') };
@@ -74,7 +75,7 @@ function client(container: string, host: string, port = 8080) {
 }
 
 after(() => {
-  for (const n of ['a1', 'a2', 'a3', 'a4', 'b1', 'l1', 'k1', 'k2', 'p1']) brig('rm', '-f', n);
+  for (const n of ['a1', 'a2', 'a3', 'a4', 'b1', 'l1', 'k1', 'k2', 'p1', 'h1', 'u1']) brig('rm', '-f', n);
   brig('network', 'prune', '-f');
   rmSync(root, { recursive: true, force: true });
 });
@@ -242,6 +243,76 @@ except OSError as e:
     assert.match(lines[0], /^8080\/tcp -> 127\.0\.0\.1:\d+$/);
     assert.match(lines[1], /^9090\/tcp -> 127\.0\.0\.1:\d+$/);
     ok('rm', '-f', 'p1');
+  });
+
+  it('network connect and disconnect of a running container (CLI and Engine API): names both ways, then none; the program cannot touch its new interface', async () => {
+    ok('network', 'create', 'side');
+    ok('run', '-d', '--name', 'h1', '--network', 'side', '--', 'python3', '-c', SERVER);
+    const sideLeases = () => Object.keys(JSON.parse(ok('network', 'inspect', 'side'))[0].Containers).length;
+    await until('h1 listening', () => brig('exec', 'h1', 'python3', '-c', CLIENT, '127.0.0.1', '8080').out.trim() === 'hello from server');
+    // a1 (on front, serving) is not on side: neither reaches the other
+    assert.notEqual(client('a1', 'h1').code, 0);
+    assert.notEqual(client('h1', 'a1').code, 0);
+    const a1 = inspect('a1').Id as string;
+    const linksBefore = brig('exec', 'a1', 'ip', '-o', 'link').out.trim().split('\n').length;
+    const reachable = async () => {
+      // within a second, as names are rewritten before connect returns
+      assert.equal(client('a1', 'h1').out.trim(), 'hello from server');
+      assert.equal(client('h1', 'a1').out.trim(), 'hello from server');
+    };
+    const unreachable = (alias: string) => {
+      for (const [from, to] of [['a1', 'h1'], ['h1', 'a1'], ['h1', alias]]) {
+        const r = client(from, to);
+        assert.notEqual(r.code, 0, `${from} -> ${to}: ${r.out}`);
+      }
+      assert.equal(brig('exec', 'a1', 'ip', '-o', 'link').out.trim().split('\n').length, linksBefore, 'the interface is gone');
+      assert.doesNotMatch(brig('exec', 'h1', 'cat', '/etc/hosts').out, new RegExp(`\\b(a1|${alias})\\b`));
+      assert.doesNotMatch(brig('exec', 'a1', 'cat', '/etc/hosts').out, /\bh1\b/);
+      assert.equal(inspect('a1').NetworkSettings.Networks.side, undefined);
+      assert.equal(sideLeases(), 1);
+    };
+    // the CLI
+    ok('network', 'connect', '--alias', 'sidekick', 'side', 'a1');
+    const ep = inspect('a1').NetworkSettings.Networks.side;
+    assert.match(ep.IPAddress, /^10\.89\.\d+\.3$/);
+    assert.deepEqual(ep.Aliases, ['sidekick']);
+    assert.equal(sideLeases(), 2);
+    await reachable();
+    assert.equal(client('h1', 'sidekick').out.trim(), 'hello from server');
+    // the new interface is eth1, plugged from the holder's side: the program cannot change it
+    const ifs = brig('exec', 'a1', 'ip', '-o', '-4', 'addr', 'show', 'dev', 'eth1');
+    assert.match(ifs.out, new RegExp(`inet ${ep.IPAddress.replace(/\./g, '\\.')}/24`));
+    for (const cmd of [['ip', 'link', 'set', 'eth1', 'down'], ['ip', 'addr', 'add', '10.89.250.9/24', 'dev', 'eth1'], ['ip', 'link', 'del', 'eth1']]) {
+      const r = brig('exec', 'a1', ...cmd);
+      assert.match(r.err, /Operation not permitted/, cmd.join(' '));
+    }
+    let r = brig('network', 'connect', 'side', 'a1');
+    assert.equal(r.code, 1);
+    assert.match(r.err, /endpoint with name a1 already exists in network side/);
+    ok('network', 'disconnect', 'side', 'a1');
+    unreachable('sidekick');
+    r = brig('network', 'disconnect', 'side', 'a1');
+    assert.match(r.err, /is not connected to network side/);
+    // the Engine API, as docker network connect/disconnect and compose send them
+    const svc = await startService(env);
+    try {
+      let res = await http(svc.socket, 'POST', '/v1.41/networks/side/connect', { Container: a1.slice(0, 12), EndpointConfig: { Aliases: ['apiname'] } });
+      assert.equal(res.status, 200, String(res.body));
+      await reachable();
+      assert.equal(client('h1', 'apiname').out.trim(), 'hello from server');
+      res = await http(svc.socket, 'POST', '/v1.41/networks/side/disconnect', { Container: 'a1', Force: false });
+      assert.equal(res.status, 200, String(res.body));
+      unreachable('apiname');
+    } finally {
+      await svc.stop();
+    }
+    // a running container not on a user network: its namespace is its own, so it cannot be plugged into; one line says so
+    ok('run', '-d', '--name', 'k1', '--', 'sleep', '1000');
+    r = brig('network', 'connect', 'side', 'k1');
+    assert.equal(r.code, 1);
+    assert.match(r.err, /^brig network connect: container k1 is running on network mode none, not on a user network: its interfaces are its own \(stop it, connect, start it\)\n$/);
+    ok('rm', '-f', 'k1', 'h1');
+    ok('network', 'rm', 'side');
   });
 
   it('everything goes with the last container: leases, holder, namespaces; also after a monitor was SIGKILLed', async () => {
