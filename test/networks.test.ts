@@ -225,7 +225,7 @@ except OSError as e:
     assert.equal(brig('port', 'p1', '9999').code, 1);
     await until('the published server', () => spawnSync('python3', ['-c', CLIENT, '127.0.0.1', m![1]], { encoding: 'utf8' }).stdout.trim() === 'hello from server');
     ok('rm', '-f', 'p1');
-    // -P: an image that EXPOSEs 8080/tcp, 9090/tcp and 53/udp (UDP is not published from a user network)
+    // -P: an image that EXPOSEs 8080/tcp, 9090/tcp and 53/udp: all three published
     const busybox = ['/usr/bin/busybox', '/bin/busybox'].find((p) => existsSync(p))!;
     const dir = join(root, 'rootfs');
     mkdirSync(join(dir, 'bin'), { recursive: true });
@@ -238,11 +238,57 @@ except OSError as e:
     writeFileSync(join(ctx, 'Dockerfile'), 'FROM netbb:1\nEXPOSE 8080 9090 53/udp\n');
     ok('build', '-t', 'netbb:2', ctx);
     ok('run', '-d', '--name', 'p1', '--network', 'front', '-P', 'netbb:2');
-    const lines = ok('port', 'p1').trim().split('\n');
-    assert.equal(lines.length, 2, lines.join('|'));
-    assert.match(lines[0], /^8080\/tcp -> 127\.0\.0\.1:\d+$/);
-    assert.match(lines[1], /^9090\/tcp -> 127\.0\.0\.1:\d+$/);
+    const lines = ok('port', 'p1').trim().split('\n').sort();
+    assert.equal(lines.length, 3, lines.join('|'));
+    assert.match(lines[0], /^53\/udp -> 127\.0\.0\.1:\d+$/);
+    assert.match(lines[1], /^8080\/tcp -> 127\.0\.0\.1:\d+$/);
+    assert.match(lines[2], /^9090\/tcp -> 127\.0\.0\.1:\d+$/);
     ok('rm', '-f', 'p1');
+  });
+
+  it('UDP published from a user network: an echo server on port 53 answers clients on the host\'s loopback, each client its own replies', async () => {
+    // The server answers with what came and the address and port it came from (the proxy's session socket).
+    const echo = `import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(('0.0.0.0', 53))
+while True:
+    d, a = s.recvfrom(2048)
+    s.sendto(d + b' ' + ('%s:%d' % a).encode(), a)
+`;
+    ok('run', '-d', '--name', 'u1', '--network', 'front', '-p', '127.0.0.1::53/udp', '--', 'python3', '-c', echo);
+    const m = /^127\.0\.0\.1:(\d+)$/.exec(ok('port', 'u1', '53/udp').trim());
+    assert.ok(m, 'a host port for 53/udp');
+    // Two clients, interleaved: each gets its own datagrams back, and only those; each is a session of its own inside.
+    const clients = `import socket, sys, json
+port = int(sys.argv[1])
+a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+a.settimeout(1); b.settimeout(1)
+got = {'a': [], 'b': []}
+try:
+    for i in range(3):
+        a.sendto(b'a%d' % i, ('127.0.0.1', port)); b.sendto(b'b%d' % i, ('127.0.0.1', port))
+    for i in range(3):
+        got['a'].append(a.recv(100).decode()); got['b'].append(b.recv(100).decode())
+except socket.timeout:
+    pass
+print(json.dumps(got))
+`;
+    let got: { a: string[]; b: string[] } = { a: [], b: [] };
+    await until('the echo server answering', () => {
+      got = JSON.parse(spawnSync('python3', ['-c', clients, m![1]], { encoding: 'utf8' }).stdout);
+      return got.a.length === 3 && got.b.length === 3;
+    });
+    assert.deepEqual(got.a.map((x) => x.split(' ')[0]), ['a0', 'a1', 'a2']);
+    assert.deepEqual(got.b.map((x) => x.split(' ')[0]), ['b0', 'b1', 'b2']);
+    const from = (xs: string[]) => new Set(xs.map((x) => x.split(' ')[1]));
+    assert.equal(from(got.a).size, 1, 'one session per client');
+    assert.equal(from(got.b).size, 1);
+    assert.notDeepEqual([...from(got.a)], [...from(got.b)], 'two clients, two sessions');
+    assert.match([...from(got.a)][0], /^127\.0\.0\.1:\d+$/);
+    // 53 is below 1024: the program bound it in its own namespace (Docker's ip_unprivileged_port_start=0 there), which it cannot change
+    const r = brig('exec', 'u1', 'sh', '-c', 'echo 1024 > /proc/sys/net/ipv4/ip_unprivileged_port_start');
+    assert.notEqual(r.code, 0);
+    ok('rm', '-f', 'u1');
   });
 
   it('network connect and disconnect of a running container (CLI and Engine API): names both ways, then none; the program cannot touch its new interface', async () => {

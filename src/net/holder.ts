@@ -322,6 +322,9 @@ export async function plugVeths(pid: number, leases: Lease[], o: { route: boolea
     '  if [ "$route" = yes ]; then inns route add default via "$gw" dev "eth$i"; fi',
     'done',
     'inns link set lo up',
+    // Docker's: a container's program may bind ports below 1024 in its own
+    // namespace (a DNS server on 53); its namespace's sysctl, nobody else's.
+    '$nsenter --net=/proc/$pid/ns/net -- /bin/sh -c "echo 0 > /proc/sys/net/ipv4/ip_unprivileged_port_start"',
   ].join('\n');
   const args: string[] = [];
   leases.forEach((l, i) => args.push(l.bridge, l.gateway, String(l.prefix), l.ip, l.mac, `ve${randomBytes(6).toString('hex')}`, o.route && i === 0 && !l.internal ? 'yes' : 'no'));
