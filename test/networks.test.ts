@@ -361,6 +361,32 @@ print(json.dumps(got))
     ok('network', 'rm', 'side');
   });
 
+  it('a foreground brig run --network NET joins as a container: reaches others by name, exits with its code; its lease, names and container go at its exit; run() is refused in one line', async () => {
+    const before = leases();
+    const containers = ok('ps', '-a', '-q');
+    // a1 serves on front; the foreground run fetches from it by name, shows it is in a2's hosts file, and exits 3
+    const script = `python3 -c "${CLIENT.replace(/"/g, '\\"')}" a1 8080 && cat /proc/self/net/dev | grep -c eth0 && sleep 1; exit 3`;
+    const fg = spawnSync(process.execPath, [join(process.cwd(), 'bin/brig-node'), 'run', '--network', 'front', '--hostname', 'fgrun', '--', 'sh', '-c', script], { env, encoding: 'utf8', timeout: 60_000 });
+    assert.equal(fg.status, 3, fg.stderr);
+    assert.deepEqual(fg.stdout.trim().split('\n'), ['hello from server', '1']);
+    assert.equal(leases(), before, 'its lease went at its exit');
+    assert.doesNotMatch(brig('exec', 'a2', 'cat', '/etc/hosts').out, /fgrun/);
+    assert.equal(ok('ps', '-a', '-q'), containers, 'the container it ran as is removed');
+    // stdin (-i) ends with ours; an unknown network is one line naming it
+    const cat = spawnSync(process.execPath, [join(process.cwd(), 'bin/brig-node'), 'run', '-i', '--network', 'front', '--', 'cat'], { env, input: 'piped\n', encoding: 'utf8', timeout: 60_000 });
+    assert.equal(cat.status, 0, cat.stderr);
+    assert.equal(cat.stdout, 'piped\n');
+    const r = brig('run', '--network', 'nope', '--', 'true');
+    assert.equal(r.code, 125);
+    assert.equal(r.err, 'brig run: network: network nope not found\n');
+    assert.equal(leases(), before);
+    // the API's run(): refused in one line naming the field and what to use
+    const api = spawnSync(process.execPath, ['--input-type=module', '-e', `import { run } from '${join(process.cwd(), 'dist/src/index.js')}'; const r = await run(['true'], { network: 'front' }); console.log(r.status, r.error.step, r.error.message)`], { env, encoding: 'utf8' });
+    assert.match(api.stdout, /^setup-error network .*network front: a run\(\)\/spawn\(\) sandbox cannot join a user network .*use createContainer\(argv, \{ network \}\)/);
+    assert.equal(api.stdout.trim().split('\n').length, 1);
+    assert.equal(ok('ps', '-a', '-q'), containers);
+  });
+
   it('everything goes with the last container: leases, holder, namespaces; also after a monitor was SIGKILLed', async () => {
     const holder = holderPid();
     assert.ok(holder);

@@ -555,6 +555,9 @@ export async function runCommand(argv: string[]): Promise<number> {
   }
   // [i23 containers] run -d goes to src/cli/container.ts, imported only then (it imports this file's specs).
   if (wantsContainer(p)) return (await import('./container.js')).runDetached(p);
+  // A user network or container:NAME is joined by a container's monitor: in the foreground too, the program runs as one.
+  const network = one(p, 'network');
+  if (network !== undefined && !['none', 'loopback', 'pasta', 'host'].includes(network)) return (await import('./container.js')).runOnNetwork(p);
   if (p.flags.has('tty')) return runWith(p, 'run', runOnTerminal(p.flags.has('interactive')));
   return runWith(p, 'run', run);
 }
