@@ -378,7 +378,10 @@ print(json.dumps(got))
     assert.equal(cat.stdout, 'piped\n');
     const r = brig('run', '--network', 'nope', '--', 'true');
     assert.equal(r.code, 125);
-    assert.equal(r.err, 'brig run: network: network nope not found\n');
+    assert.equal(r.err, 'brig run: --network: network nope not found\n');
+    const rep = brig('run', '--network', 'front', '--report', join(root, 'report.json'), '--', 'true');
+    assert.notEqual(rep.code, 0);
+    assert.match(rep.err, /^brig run: --report: not with --network front \(the program runs as a container there/);
     assert.equal(leases(), before);
     // the API's run(): refused in one line naming the field and what to use
     const api = spawnSync(process.execPath, ['--input-type=module', '-e', `import { run } from '${join(process.cwd(), 'dist/src/index.js')}'; const r = await run(['true'], { network: 'front' }); console.log(r.status, r.error.step, r.error.message)`], { env, encoding: 'utf8' });

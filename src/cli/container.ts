@@ -13,7 +13,7 @@ import { ImageError, Store } from '../image/store.js';
 import { all, formatHelp, one, parseArgs, parseInterleaved, positionals, UsageError, wholeNumber, type OptionSpec, type Parsed } from './args.js';
 import { containerRunSpecs, healthFromFlags } from './container-specs.js';
 import { relayTerminal } from './terminal.js';
-import { runSpecs, runTarget, sandboxOptions } from './run.js';
+import { inUserTerms, runSpecs, runTarget, sandboxOptions } from './run.js';
 import { human, inspectHelp, inspectOne, inspectSpecs, printInspected, verb as imageVerb } from './image.js';
 
 const helpSpec: OptionSpec = { name: 'help', short: 'h', help: 'show this help' };
@@ -153,6 +153,7 @@ export async function runDetached(p: Parsed): Promise<number> {
  * --name keeps it) and its exit code is ours. ^C or SIGTERM here stops it.
  */
 export async function runOnNetwork(p: Parsed): Promise<number> {
+  for (const o of ['report', 'report-format']) if (p.opts.has(o)) throw new UsageError(`--${o}: not with --network ${one(p, 'network')} (the program runs as a container there: brig inspect and brig logs tell how it ended)`);
   const keep = p.opts.has('name') && !p.flags.has('rm');
   let c: Container | undefined;
   // Removed here, after its output was read (the monitor's own removal could race the reading).
@@ -168,7 +169,8 @@ export async function runOnNetwork(p: Parsed): Promise<number> {
         process.stderr.write(`brig run: ${e.message}\n`);
         return e.exitCode === 126 || e.exitCode === 127 ? e.exitCode : 125;
       }
-      throw e;
+      // An option's error in the user's terms: the flag they typed (--network: network X not found).
+      throw inUserTerms(e, p, {});
     }
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
