@@ -3,7 +3,7 @@
 // inside namespaces this test made (the network holder's bridges and the
 // containers'), never any other address.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -387,7 +387,14 @@ print(json.dumps(got))
     const api = spawnSync(process.execPath, ['--input-type=module', '-e', `import { run } from '${join(process.cwd(), 'dist/src/index.js')}'; const r = await run(['true'], { network: 'front' }); console.log(r.status, r.error.step, r.error.message)`], { env, encoding: 'utf8' });
     assert.match(api.stdout, /^setup-error network .*network front: a run\(\)\/spawn\(\) sandbox cannot join a user network .*use createContainer\(argv, \{ network \}\)/);
     assert.equal(api.stdout.trim().split('\n').length, 1);
+    // ^C to brig run is passed on to the program (Docker's sig-proxy): it ends of SIGINT (130), and is removed
+    const long = spawn(process.execPath, [join(process.cwd(), 'bin/brig-node'), 'run', '--network', 'front', '--', 'sleep', '1000'], { env, stdio: 'ignore' });
+    const code = new Promise<number | null>((r) => long.once('exit', (c) => r(c)));
+    await until('the foreground container started', () => leases() > before, 20_000);
+    long.kill('SIGINT');
+    assert.equal(await code, 130);
     assert.equal(ok('ps', '-a', '-q'), containers);
+    assert.equal(leases(), before);
   });
 
   it('everything goes with the last container: leases, holder, namespaces; also after a monitor was SIGKILLed', async () => {

@@ -150,7 +150,7 @@ export async function runDetached(p: Parsed): Promise<number> {
  * monitor joins such a network (it makes the namespaces under the network
  * holder, holds the lease and keeps the names current for the program's
  * life). This terminal is attached until it ends; then it is removed (unless
- * --name keeps it) and its exit code is ours. ^C or SIGTERM here stops it.
+ * --name keeps it) and its exit code is ours. ^C or SIGTERM here is passed on.
  */
 export async function runOnNetwork(p: Parsed): Promise<number> {
   for (const o of ['report', 'report-format']) if (p.opts.has(o)) throw new UsageError(`--${o}: not with --network ${one(p, 'network')} (the program runs as a container there: brig inspect and brig logs tell how it ended)`);
@@ -158,12 +158,22 @@ export async function runOnNetwork(p: Parsed): Promise<number> {
   let c: Container | undefined;
   // Removed here, after its output was read (the monitor's own removal could race the reading).
   const parsed: Parsed = { ...p, flags: new Set([...p.flags].filter((f) => f !== 'rm')) };
-  const stop = () => void c?.stop({ timeout: 2 }).catch(() => {});
+  // Docker's sig-proxy: ^C and SIGTERM here are passed on to the program (once it runs, if they come before).
+  let started = false;
+  let pending: NodeJS.Signals | undefined;
+  const stop = (sig: NodeJS.Signals) => {
+    if (started) void c?.kill(sig).catch(() => {});
+    else pending = sig;
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
   try {
     try {
       // Docker's run -i: the end of our input is the end of the program's.
       c = createFrom(parsed, 'run', { stdinOnce: true });
       await c.start();
+      started = true;
+      if (pending) stop(pending);
     } catch (e) {
       if (e instanceof ContainerError) {
         process.stderr.write(`brig run: ${e.message}\n`);
@@ -172,8 +182,6 @@ export async function runOnNetwork(p: Parsed): Promise<number> {
       // An option's error in the user's terms: the flag they typed (--network: network X not found).
       throw inUserTerms(e, p, {});
     }
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
     try {
       return await attachTerminal(c, { stdin: p.flags.has('interactive'), backlog: true });
     } catch (e) {
