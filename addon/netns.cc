@@ -1,6 +1,9 @@
-// netnsConnect(userFd, netFd, family, address, port, timeoutMs) -> fd: a TCP socket
-// made inside a sandbox's network namespace and connected there, for brig's
-// port proxy (src/net/proxy.ts).
+// netnsConnect(userFd, netFd, family, address, port, timeoutMs, udp) -> fd: a TCP
+// socket made inside a sandbox's network namespace and connected there, for
+// brig's port proxy (src/net/proxy.ts). With udp: a UDP socket made there and
+// left unconnected: the caller connects it through Node's dgram (libuv marks
+// a socket it adopts already connected as such, and Node's dgram then can
+// send neither with an address nor without one).
 //
 // A socket belongs to the network namespace it was made in, for good, so
 // the proxy needs one made inside. Joining that namespace needs
@@ -38,6 +41,7 @@ struct NetnsConnect {
   int user_fd;
   int net_fd;
   int family;
+  int type;  // SOCK_STREAM or SOCK_DGRAM
   union {
     sockaddr_in v4;
     sockaddr_in6 v6;
@@ -60,10 +64,14 @@ struct NetnsConnect {
     c->err = static_cast<int>(-r);
     sys(SYS_exit, 0);
   }
-  long fd = sys(SYS_socket, c->family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  long fd = sys(SYS_socket, c->family, c->type | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     c->step = 1;
     c->err = static_cast<int>(-fd);
+    sys(SYS_exit, 0);
+  }
+  if (c->type == SOCK_DGRAM) {
+    c->fd = static_cast<int>(fd);
     sys(SYS_exit, 0);
   }
   // connect() waits at most this long (SO_SNDTIMEO bounds it); on loopback
@@ -95,7 +103,8 @@ Napi::Value NetnsConnectFn(const Napi::CallbackInfo& info) {
   c.family = info[2].As<Napi::Number>().Int32Value() == 6 ? AF_INET6 : AF_INET;
   std::string address = info[3].As<Napi::String>().Utf8Value();
   int port = info[4].As<Napi::Number>().Int32Value();
-  c.timeout_ms = info.Length() > 5 ? info[5].As<Napi::Number>().Int64Value() : 2000;
+  c.timeout_ms = info.Length() > 5 && info[5].IsNumber() ? info[5].As<Napi::Number>().Int64Value() : 2000;
+  c.type = info.Length() > 6 && info[6].ToBoolean().Value() ? SOCK_DGRAM : SOCK_STREAM;
   if (c.family == AF_INET) {
     c.addr.v4.sin_family = AF_INET;
     c.addr.v4.sin_port = htons(static_cast<uint16_t>(port));

@@ -194,9 +194,10 @@ export interface Native {
   /**
    * A TCP socket made inside a network namespace (its owning user namespace
    * joined first; both as fds of /proc/PID/ns) and connected to address:port
-   * there; the fd is the caller's. Throws with step proxy-setns, proxy-socket or proxy-connect.
+   * there; the fd is the caller's. With udp: a UDP socket made there, not
+   * connected (connect it with dgram's connect(), after bind({ fd })). Throws with step proxy-setns, proxy-socket or proxy-connect.
    */
-  netnsConnect(userFd: number, netFd: number, family: 4 | 6, address: string, port: number, timeoutMs?: number): number;
+  netnsConnect(userFd: number, netFd: number, family: 4 | 6, address: string, port: number, timeoutMs?: number, udp?: boolean): number;
   /** A fresh user namespace mapped as given and a network namespace it owns, made on a pool thread; the fds are the caller's. */
   makeWarm(uidMap: string, gidMap: string, cb: (err: NativeError | null, pair?: [number, number]) => void): void;
   /**

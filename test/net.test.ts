@@ -15,6 +15,7 @@ import { OptionsError, run, spawn } from '../src/index.js';
 import { parsePublish } from '../src/net/ports.js';
 import { hostGateway } from '../src/net/names.js';
 import { findPasta } from '../src/net/pasta.js';
+import { PortProxy } from '../src/net/proxy.js';
 import { brigCli, descendants, guardLeaks, running } from './helpers.js';
 
 const pasta = findPasta();
@@ -274,5 +275,63 @@ describe('publish and network options', () => {
 function readlinkNs(): string {
   return readlinkSync('/proc/self/ns/net');
 }
+
+describe("UDP through brig's proxy", { timeout: 60_000 }, () => {
+  it('publishVia proxy: each client gets its own replies; an idle session is closed; nothing is left', async () => {
+    const py = `import socket
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("127.0.0.1", 9053))
+print("up", flush=True)
+while True:
+    d, a = u.recvfrom(100); u.sendto(d.upper() + b" " + str(a[1]).encode(), a)
+`;
+    const p = spawn([PY, '-c', py], { network: 'loopback', publish: ['127.0.0.1::9053/udp'], publishVia: 'proxy', wallTimeLimitMs: 30000 });
+    const ask = (sock: ReturnType<typeof createSocket>, hostPort: number, msg: string) =>
+      new Promise<string[]>((resolve, reject) => {
+        const t = setTimeout(() => reject(new Error(`no reply to ${msg}`)), 3000);
+        sock.once('message', (m) => {
+          clearTimeout(t);
+          resolve(String(m).split(' '));
+        });
+        sock.send(msg, hostPort, '127.0.0.1');
+      });
+    try {
+      const info = await p.network;
+      assert.equal(info.pastaPid, undefined, 'no pasta: the proxy forwards UDP');
+      const [port] = info.ports;
+      assert.equal(port.protocol, 'udp');
+      await untilUp(p);
+      const a = createSocket('udp4');
+      const b = createSocket('udp4');
+      try {
+        const [ra, fromA] = await ask(a, port.hostPort, 'hello');
+        const [rb, fromB] = await ask(b, port.hostPort, 'world');
+        const [ra2, fromA2] = await ask(a, port.hostPort, 'again');
+        assert.deepEqual([ra, rb, ra2], ['HELLO', 'WORLD', 'AGAIN']);
+        assert.equal(fromA, fromA2, "a client's datagrams go out on its own session");
+        assert.notEqual(fromA, fromB, 'two clients, two sessions');
+      } finally {
+        a.close();
+        b.close();
+      }
+      // A proxy of its own on the same sandbox, with a short idle time: the session goes after it.
+      const proxy = await PortProxy.start(p.pid, [{ hostIp: '127.0.0.1', hostPort: 0, containerPort: 9053, protocol: 'udp' }], { udpIdleMs: 300 });
+      const c = createSocket('udp4');
+      try {
+        assert.equal((await ask(c, proxy.bound()[0], 'x'))[0], 'X');
+        assert.equal(proxy.udpSessions(), 1);
+        await new Promise((r) => setTimeout(r, 900));
+        assert.equal(proxy.udpSessions(), 0, 'the idle session was closed');
+        assert.equal((await ask(c, proxy.bound()[0], 'y'))[0], 'Y', 'a new session for the next datagram');
+      } finally {
+        c.close();
+        proxy.close();
+      }
+      assert.equal(proxy.udpSessions(), 0);
+    } finally {
+      p.kill();
+      await p.wait();
+    }
+  });
+});
 
 guardLeaks();

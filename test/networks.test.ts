@@ -3,12 +3,13 @@
 // inside namespaces this test made (the network holder's bridges and the
 // containers'), never any other address.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { brigCli, guardLeaks, running, until } from './helpers.js';
+import { http, startService } from './engine-util.js';
 
 const root = mkdtempSync(join(tmpdir(), 'nettest-'));
 const env = { ...process.env, BRIG_STORE: join(root, 'store'), XDG_RUNTIME_DIR: join(root, 'run') };
@@ -74,7 +75,7 @@ function client(container: string, host: string, port = 8080) {
 }
 
 after(() => {
-  for (const n of ['a1', 'a2', 'a3', 'a4', 'b1', 'l1', 'k1', 'k2', 'p1']) brig('rm', '-f', n);
+  for (const n of ['a1', 'a2', 'a3', 'a4', 'b1', 'l1', 'k1', 'k2', 'p1', 'h1', 'u1']) brig('rm', '-f', n);
   brig('network', 'prune', '-f');
   rmSync(root, { recursive: true, force: true });
 });
@@ -224,7 +225,7 @@ except OSError as e:
     assert.equal(brig('port', 'p1', '9999').code, 1);
     await until('the published server', () => spawnSync('python3', ['-c', CLIENT, '127.0.0.1', m![1]], { encoding: 'utf8' }).stdout.trim() === 'hello from server');
     ok('rm', '-f', 'p1');
-    // -P: an image that EXPOSEs 8080/tcp, 9090/tcp and 53/udp (UDP is not published from a user network)
+    // -P: an image that EXPOSEs 8080/tcp, 9090/tcp and 53/udp: all three published
     const busybox = ['/usr/bin/busybox', '/bin/busybox'].find((p) => existsSync(p))!;
     const dir = join(root, 'rootfs');
     mkdirSync(join(dir, 'bin'), { recursive: true });
@@ -237,11 +238,163 @@ except OSError as e:
     writeFileSync(join(ctx, 'Dockerfile'), 'FROM netbb:1\nEXPOSE 8080 9090 53/udp\n');
     ok('build', '-t', 'netbb:2', ctx);
     ok('run', '-d', '--name', 'p1', '--network', 'front', '-P', 'netbb:2');
-    const lines = ok('port', 'p1').trim().split('\n');
-    assert.equal(lines.length, 2, lines.join('|'));
-    assert.match(lines[0], /^8080\/tcp -> 127\.0\.0\.1:\d+$/);
-    assert.match(lines[1], /^9090\/tcp -> 127\.0\.0\.1:\d+$/);
+    const lines = ok('port', 'p1').trim().split('\n').sort();
+    assert.equal(lines.length, 3, lines.join('|'));
+    assert.match(lines[0], /^53\/udp -> 127\.0\.0\.1:\d+$/);
+    assert.match(lines[1], /^8080\/tcp -> 127\.0\.0\.1:\d+$/);
+    assert.match(lines[2], /^9090\/tcp -> 127\.0\.0\.1:\d+$/);
     ok('rm', '-f', 'p1');
+  });
+
+  it('UDP published from a user network: an echo server on port 53 answers clients on the host\'s loopback, each client its own replies', async () => {
+    // The server answers with what came and the address and port it came from (the proxy's session socket).
+    const echo = `import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(('0.0.0.0', 53))
+while True:
+    d, a = s.recvfrom(2048)
+    s.sendto(d + b' ' + ('%s:%d' % a).encode(), a)
+`;
+    ok('run', '-d', '--name', 'u1', '--network', 'front', '-p', '127.0.0.1::53/udp', '--', 'python3', '-c', echo);
+    const m = /^127\.0\.0\.1:(\d+)$/.exec(ok('port', 'u1', '53/udp').trim());
+    assert.ok(m, 'a host port for 53/udp');
+    // Two clients, interleaved: each gets its own datagrams back, and only those; each is a session of its own inside.
+    const clients = `import socket, sys, json
+port = int(sys.argv[1])
+a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+a.settimeout(1); b.settimeout(1)
+got = {'a': [], 'b': []}
+try:
+    for i in range(3):
+        a.sendto(b'a%d' % i, ('127.0.0.1', port)); b.sendto(b'b%d' % i, ('127.0.0.1', port))
+    for i in range(3):
+        got['a'].append(a.recv(100).decode()); got['b'].append(b.recv(100).decode())
+except socket.timeout:
+    pass
+print(json.dumps(got))
+`;
+    let got: { a: string[]; b: string[] } = { a: [], b: [] };
+    await until('the echo server answering', () => {
+      got = JSON.parse(spawnSync('python3', ['-c', clients, m![1]], { encoding: 'utf8' }).stdout);
+      return got.a.length === 3 && got.b.length === 3;
+    });
+    assert.deepEqual(got.a.map((x) => x.split(' ')[0]), ['a0', 'a1', 'a2']);
+    assert.deepEqual(got.b.map((x) => x.split(' ')[0]), ['b0', 'b1', 'b2']);
+    const from = (xs: string[]) => new Set(xs.map((x) => x.split(' ')[1]));
+    assert.equal(from(got.a).size, 1, 'one session per client');
+    assert.equal(from(got.b).size, 1);
+    assert.notDeepEqual([...from(got.a)], [...from(got.b)], 'two clients, two sessions');
+    assert.match([...from(got.a)][0], /^127\.0\.0\.1:\d+$/);
+    // 53 is below 1024: the program bound it in its own namespace (Docker's ip_unprivileged_port_start=0 there), which it cannot change
+    const r = brig('exec', 'u1', 'sh', '-c', 'echo 1024 > /proc/sys/net/ipv4/ip_unprivileged_port_start');
+    assert.notEqual(r.code, 0);
+    ok('rm', '-f', 'u1');
+  });
+
+  it('network connect and disconnect of a running container (CLI and Engine API): names both ways, then none; the program cannot touch its new interface', async () => {
+    ok('network', 'create', 'side');
+    ok('run', '-d', '--name', 'h1', '--network', 'side', '--', 'python3', '-c', SERVER);
+    const sideLeases = () => Object.keys(JSON.parse(ok('network', 'inspect', 'side'))[0].Containers).length;
+    await until('h1 listening', () => brig('exec', 'h1', 'python3', '-c', CLIENT, '127.0.0.1', '8080').out.trim() === 'hello from server');
+    // a1 (on front, serving) is not on side: neither reaches the other
+    assert.notEqual(client('a1', 'h1').code, 0);
+    assert.notEqual(client('h1', 'a1').code, 0);
+    const a1 = inspect('a1').Id as string;
+    const linksBefore = brig('exec', 'a1', 'ip', '-o', 'link').out.trim().split('\n').length;
+    const reachable = async () => {
+      // within a second, as names are rewritten before connect returns
+      assert.equal(client('a1', 'h1').out.trim(), 'hello from server');
+      assert.equal(client('h1', 'a1').out.trim(), 'hello from server');
+    };
+    const unreachable = (alias: string) => {
+      for (const [from, to] of [['a1', 'h1'], ['h1', 'a1'], ['h1', alias]]) {
+        const r = client(from, to);
+        assert.notEqual(r.code, 0, `${from} -> ${to}: ${r.out}`);
+      }
+      assert.equal(brig('exec', 'a1', 'ip', '-o', 'link').out.trim().split('\n').length, linksBefore, 'the interface is gone');
+      assert.doesNotMatch(brig('exec', 'h1', 'cat', '/etc/hosts').out, new RegExp(`\\b(a1|${alias})\\b`));
+      assert.doesNotMatch(brig('exec', 'a1', 'cat', '/etc/hosts').out, /\bh1\b/);
+      assert.equal(inspect('a1').NetworkSettings.Networks.side, undefined);
+      assert.equal(sideLeases(), 1);
+    };
+    // the CLI
+    ok('network', 'connect', '--alias', 'sidekick', 'side', 'a1');
+    const ep = inspect('a1').NetworkSettings.Networks.side;
+    assert.match(ep.IPAddress, /^10\.89\.\d+\.3$/);
+    assert.deepEqual(ep.Aliases, ['sidekick']);
+    assert.equal(sideLeases(), 2);
+    await reachable();
+    assert.equal(client('h1', 'sidekick').out.trim(), 'hello from server');
+    // the new interface is eth1, plugged from the holder's side: the program cannot change it
+    const ifs = brig('exec', 'a1', 'ip', '-o', '-4', 'addr', 'show', 'dev', 'eth1');
+    assert.match(ifs.out, new RegExp(`inet ${ep.IPAddress.replace(/\./g, '\\.')}/24`));
+    for (const cmd of [['ip', 'link', 'set', 'eth1', 'down'], ['ip', 'addr', 'add', '10.89.250.9/24', 'dev', 'eth1'], ['ip', 'link', 'del', 'eth1']]) {
+      const r = brig('exec', 'a1', ...cmd);
+      assert.match(r.err, /Operation not permitted/, cmd.join(' '));
+    }
+    let r = brig('network', 'connect', 'side', 'a1');
+    assert.equal(r.code, 1);
+    assert.match(r.err, /endpoint with name a1 already exists in network side/);
+    ok('network', 'disconnect', 'side', 'a1');
+    unreachable('sidekick');
+    r = brig('network', 'disconnect', 'side', 'a1');
+    assert.match(r.err, /is not connected to network side/);
+    // the Engine API, as docker network connect/disconnect and compose send them
+    const svc = await startService(env);
+    try {
+      let res = await http(svc.socket, 'POST', '/v1.41/networks/side/connect', { Container: a1.slice(0, 12), EndpointConfig: { Aliases: ['apiname'] } });
+      assert.equal(res.status, 200, String(res.body));
+      await reachable();
+      assert.equal(client('h1', 'apiname').out.trim(), 'hello from server');
+      res = await http(svc.socket, 'POST', '/v1.41/networks/side/disconnect', { Container: 'a1', Force: false });
+      assert.equal(res.status, 200, String(res.body));
+      unreachable('apiname');
+    } finally {
+      await svc.stop();
+    }
+    // a running container not on a user network: its namespace is its own, so it cannot be plugged into; one line says so
+    ok('run', '-d', '--name', 'k1', '--', 'sleep', '1000');
+    r = brig('network', 'connect', 'side', 'k1');
+    assert.equal(r.code, 1);
+    assert.match(r.err, /^brig network connect: container k1 is running on network mode none, not on a user network: its interfaces are its own \(stop it, connect, start it\)\n$/);
+    ok('rm', '-f', 'k1', 'h1');
+    ok('network', 'rm', 'side');
+  });
+
+  it('a foreground brig run --network NET joins as a container: reaches others by name, exits with its code; its lease, names and container go at its exit; run() is refused in one line', async () => {
+    const before = leases();
+    const containers = ok('ps', '-a', '-q');
+    // a1 serves on front; the foreground run fetches from it by name, shows it is in a2's hosts file, and exits 3
+    const script = `python3 -c "${CLIENT.replace(/"/g, '\\"')}" a1 8080 && cat /proc/self/net/dev | grep -c eth0 && sleep 1; exit 3`;
+    const fg = spawnSync(process.execPath, [join(process.cwd(), 'bin/brig-node'), 'run', '--network', 'front', '--hostname', 'fgrun', '--', 'sh', '-c', script], { env, encoding: 'utf8', timeout: 60_000 });
+    assert.equal(fg.status, 3, fg.stderr);
+    assert.deepEqual(fg.stdout.trim().split('\n'), ['hello from server', '1']);
+    assert.equal(leases(), before, 'its lease went at its exit');
+    assert.doesNotMatch(brig('exec', 'a2', 'cat', '/etc/hosts').out, /fgrun/);
+    assert.equal(ok('ps', '-a', '-q'), containers, 'the container it ran as is removed');
+    // stdin (-i) ends with ours; an unknown network is one line naming it
+    const cat = spawnSync(process.execPath, [join(process.cwd(), 'bin/brig-node'), 'run', '-i', '--network', 'front', '--', 'cat'], { env, input: 'piped\n', encoding: 'utf8', timeout: 60_000 });
+    assert.equal(cat.status, 0, cat.stderr);
+    assert.equal(cat.stdout, 'piped\n');
+    const r = brig('run', '--network', 'nope', '--', 'true');
+    assert.equal(r.code, 125);
+    assert.equal(r.err, 'brig run: --network: network nope not found\n');
+    const rep = brig('run', '--network', 'front', '--report', join(root, 'report.json'), '--', 'true');
+    assert.notEqual(rep.code, 0);
+    assert.match(rep.err, /^brig run: --report: not with --network front \(the program runs as a container there/);
+    assert.equal(leases(), before);
+    // the API's run(): refused in one line naming the field and what to use
+    const api = spawnSync(process.execPath, ['--input-type=module', '-e', `import { run } from '${join(process.cwd(), 'dist/src/index.js')}'; const r = await run(['true'], { network: 'front' }); console.log(r.status, r.error.step, r.error.message)`], { env, encoding: 'utf8' });
+    assert.match(api.stdout, /^setup-error network .*network front: a run\(\)\/spawn\(\) sandbox cannot join a user network .*use createContainer\(argv, \{ network \}\)/);
+    assert.equal(api.stdout.trim().split('\n').length, 1);
+    // ^C to brig run is passed on to the program (Docker's sig-proxy): it ends of SIGINT (130), and is removed
+    const long = spawn(process.execPath, [join(process.cwd(), 'bin/brig-node'), 'run', '--network', 'front', '--', 'sleep', '1000'], { env, stdio: 'ignore' });
+    const code = new Promise<number | null>((r) => long.once('exit', (c) => r(c)));
+    await until('the foreground container started', () => leases() > before, 20_000);
+    long.kill('SIGINT');
+    assert.equal(await code, 130);
+    assert.equal(ok('ps', '-a', '-q'), containers);
+    assert.equal(leases(), before);
   });
 
   it('everything goes with the last container: leases, holder, namespaces; also after a monitor was SIGKILLed', async () => {

@@ -13,7 +13,7 @@ import { ImageError, Store } from '../image/store.js';
 import { all, formatHelp, one, parseArgs, parseInterleaved, positionals, UsageError, wholeNumber, type OptionSpec, type Parsed } from './args.js';
 import { containerRunSpecs, healthFromFlags } from './container-specs.js';
 import { relayTerminal } from './terminal.js';
-import { runSpecs, runTarget, sandboxOptions } from './run.js';
+import { inUserTerms, runSpecs, runTarget, sandboxOptions } from './run.js';
 import { human, inspectHelp, inspectOne, inspectSpecs, printInspected, verb as imageVerb } from './image.js';
 
 const helpSpec: OptionSpec = { name: 'help', short: 'h', help: 'show this help' };
@@ -60,7 +60,7 @@ function keyVals(option: string, list: string[]): Record<string, string> {
   return out;
 }
 
-function createFrom(p: Parsed, verbName: 'run' | 'create'): Container {
+function createFrom(p: Parsed, verbName: 'run' | 'create', extra: { stdinOnce?: boolean } = {}): Container {
   const target = runTarget(p, verbName);
   // --name names the container here (its writable layer follows its id), so --rm goes with it.
   const opts = sandboxOptions({ ...p, opts: new Map([...p.opts].filter(([k]) => k !== 'name')) }) as Record<string, unknown>;
@@ -87,6 +87,7 @@ function createFrom(p: Parsed, verbName: 'run' | 'create'): Container {
     ...(all(p, 'network-alias').length ? { networkAliases: all(p, 'network-alias') } : {}),
     ...(all(p, 'link').length ? { links: all(p, 'link') } : {}),
     ...(p.flags.has('publish-all') ? { publishAll: true } : {}),
+    ...extra,
   });
 }
 
@@ -141,6 +142,59 @@ export async function runDetached(p: Parsed): Promise<number> {
   }
   process.stdout.write(`${c.id}\n`);
   return 0;
+}
+
+/**
+ * brig run --network NET (a user network, or container:NAME) in the
+ * foreground: the program runs as a container, since only a container's
+ * monitor joins such a network (it makes the namespaces under the network
+ * holder, holds the lease and keeps the names current for the program's
+ * life). This terminal is attached until it ends; then it is removed (unless
+ * --name keeps it) and its exit code is ours. ^C or SIGTERM here is passed on.
+ */
+export async function runOnNetwork(p: Parsed): Promise<number> {
+  for (const o of ['report', 'report-format']) if (p.opts.has(o)) throw new UsageError(`--${o}: not with --network ${one(p, 'network')} (the program runs as a container there: brig inspect and brig logs tell how it ended)`);
+  const keep = p.opts.has('name') && !p.flags.has('rm');
+  let c: Container | undefined;
+  // Removed here, after its output was read (the monitor's own removal could race the reading).
+  const parsed: Parsed = { ...p, flags: new Set([...p.flags].filter((f) => f !== 'rm')) };
+  // Docker's sig-proxy: ^C and SIGTERM here are passed on to the program (once it runs, if they come before).
+  let started = false;
+  let pending: NodeJS.Signals | undefined;
+  const stop = (sig: NodeJS.Signals) => {
+    if (started) void c?.kill(sig).catch(() => {});
+    else pending = sig;
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  try {
+    try {
+      // Docker's run -i: the end of our input is the end of the program's.
+      c = createFrom(parsed, 'run', { stdinOnce: true });
+      await c.start();
+      started = true;
+      if (pending) stop(pending);
+    } catch (e) {
+      if (e instanceof ContainerError) {
+        process.stderr.write(`brig run: ${e.message}\n`);
+        return e.exitCode === 126 || e.exitCode === 127 ? e.exitCode : 125;
+      }
+      // An option's error in the user's terms: the flag they typed (--network: network X not found).
+      throw inUserTerms(e, p, {});
+    }
+    try {
+      return await attachTerminal(c, { stdin: p.flags.has('interactive'), backlog: true });
+    } catch (e) {
+      // It ran to its end before the attach: its output is in the log.
+      if (!(e instanceof ContainerError) || !/stopped container/.test(e.message)) throw e;
+      for await (const l of c.logs({})) (l.stream === 'stderr' ? process.stderr : process.stdout).write(l.log);
+      return c.wait();
+    }
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+    if (c && !keep) await c.remove({ force: true }).catch(() => {});
+  }
 }
 
 const createSpecs = [...runSpecs, ...containerRunSpecs.filter((s) => s.name !== 'detach')];

@@ -7,7 +7,7 @@ import type { SandboxOptions } from '../launch/options.js';
 import { all, one, UsageError, type OptionSpec, type Parsed } from './args.js';
 
 export const netSpecs: OptionSpec[] = [
-  { name: 'network', value: true, arg: 'none|loopback|pasta|host|NETWORK|container:NAME', aliases: ['net'], check: (v, f) => checkNetwork(v, f), help: "none: no working interface (default); loopback: 127.0.0.1 inside; pasta: outbound through pasta; host: the host's network (no isolation, warns); NETWORK: a user network (brig network create; containers only); container:NAME: a running container's network" },
+  { name: 'network', value: true, arg: 'none|loopback|pasta|host|NETWORK|container:NAME', aliases: ['net'], check: (v, f) => checkNetwork(v, f), help: "none: no working interface (default); loopback: 127.0.0.1 inside; pasta: outbound through pasta; host: the host's network (no isolation, warns); NETWORK: a user network (brig network create; without -d the program runs as a container, removed at its end); container:NAME: a running container's network" },
   { name: 'network-alias', value: true, repeat: true, arg: 'NAME', aliases: ['net-alias'], help: 'another name the container has on its user network' },
   { name: 'link', value: true, repeat: true, arg: 'NAME[:ALIAS]', help: "a running container's address in /etc/hosts as ALIAS, and its ALIAS_PORT_* / ALIAS_NAME variables (Docker's legacy links)" },
   { name: 'publish', short: 'p', value: true, repeat: true, arg: '[IP:][HOSTPORT:]PORT[/tcp|udp]', help: 'forward a host port into the sandbox (ranges: 8000-8009:80-89); the host address defaults to 127.0.0.1, not 0.0.0.0' },

@@ -581,6 +581,9 @@ export async function runCommand(argv: string[]): Promise<number> {
   }
   // [i23 containers] run -d goes to src/cli/container.ts, imported only then (it imports this file's specs).
   if (wantsContainer(p)) return (await import('./container.js')).runDetached(p);
+  // A user network or container:NAME is joined by a container's monitor: in the foreground too, the program runs as one.
+  const network = one(p, 'network');
+  if (network !== undefined && !['none', 'loopback', 'pasta', 'host'].includes(network)) return (await import('./container.js')).runOnNetwork(p);
   // One sandbox in this process. A skeleton (the plan's root, made ahead for
   // its later runs) and warm namespace pairs (for the next launches) are for
   // runs that never come here: each is a child process with namespaces of

@@ -139,8 +139,7 @@ export function createContainer(argv: string[], options: ContainerOptions = {}):
   const resolved = resolveOptions(argv, applyProfile(sandbox));
   if (options.publishAll) {
     // Docker's -P: the image's EXPOSE, each on a port the kernel picks at each start.
-    // On a user network only TCP can be published (brig's proxy): -P leaves UDP ports out there.
-    const exposed = Object.keys(resolved.image?.config.ExposedPorts ?? {}).filter((p) => !resolved.attach || !p.endsWith('/udp'));
+    const exposed = Object.keys(resolved.image?.config.ExposedPorts ?? {});
     if (exposed.length) {
       sandbox.publish = [...((sandbox.publish as unknown[] | undefined) ?? []), ...exposed.map((p) => (p.includes('/') ? p : `${p}/tcp`))] as SandboxOptions['publish'];
       netOptions(resolved.network, sandbox as Parameters<typeof netOptions>[1]);

@@ -96,6 +96,12 @@ export interface ContainerRecord {
   StoppedByUser?: boolean;
   /** brig's own: the variables of its links (--link) as of its last start; the program and execs get them. */
   LinkEnv?: Record<string, string>;
+  /**
+   * brig's own: while it runs on user networks, the network holder its
+   * network namespace was made under (pid, start): interfaces are plugged
+   * into it from that holder's side (network connect of a running container).
+   */
+  NetHolder?: { Pid: number; Start: number };
   /** Docker's: the user networks it is on (src/net/networks.ts), with the address leased while it runs. */
   NetworkSettings?: { Networks: Record<string, EndpointSettings>; Ports: Record<string, { HostIp: string; HostPort: string }[] | null> };
 }

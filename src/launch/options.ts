@@ -482,7 +482,6 @@ export function resolveOptions(argv: unknown, o: SandboxOptions = {}): ResolvedO
   // A container on a user network publishes through brig's proxy: pasta
   // cannot open its tap in a namespace nested under the holder's.
   const net = netOptions(network, attach && o.publishVia === undefined ? { ...o, publishVia: 'proxy' } : o);
-  if (attach && net.publish.some((p) => p.protocol === 'udp')) throw new OptionsError('publish', "UDP ports cannot be published from a user network yet (brig's proxy forwards TCP only)");
 
   checkStdio('stdin', o.stdin, true);
   checkStdio('stdout', o.stdout, false);

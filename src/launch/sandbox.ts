@@ -463,7 +463,7 @@ export class SandboxProcess extends EventEmitter {
     const signal = o.signal;
     if (signal?.aborted) return before(() => Promise.reject(abortError(signal)));
     const netJoin = this.extras.netJoin;
-    if (o.attach && !netJoin && this.extras.joinPidfd === undefined) return failBefore(setupErrorInfo('network', osConstants.errno.EINVAL, undefined, `network ${o.attach.kind === 'container' ? `container:${o.attach.ref}` : o.attach.name}: user networks and container:NAME are for containers (brig run -d or --name, brig create; createContainer in the API)`));
+    if (o.attach && !netJoin && this.extras.joinPidfd === undefined) return failBefore(setupErrorInfo('network', osConstants.errno.EINVAL, undefined, `network ${o.attach.kind === 'container' ? `container:${o.attach.ref}` : o.attach.name}: a run()/spawn() sandbox cannot join a user network or container:NAME (a container's monitor makes those namespaces and holds the lease and names for its life): use createContainer(argv, { network }), as brig run --network does`));
     let multi: MultiMapPlan | undefined;
     // A joined pair has its maps already (the multi-id one too).
     if (o.idMap === 'multi' && !netJoin) {

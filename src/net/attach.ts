@@ -5,12 +5,10 @@
 import { closeSync, ftruncateSync, mkdirSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
-import { ContainerError, get, monitorAlive, setMonitorDiedHook, readRecord, runtimeDir, update, type ContainerRecord, type EndpointSettings } from '../container/state.js';
+import { ContainerError, get, monitorAlive, processStart, setMonitorDiedHook, readRecord, runtimeDir, update, type ContainerRecord, type EndpointSettings } from '../container/state.js';
 import { Store } from '../image/store.js';
-import { prepareEndpoint, stopHolderIfUnused, type LaunchMaps, type PreparedEndpoint } from './holder.js';
-import { NetworkError, getNetwork, leaseAddress, readNetworksLocked, releaseAddress, setAfterNetworkChange, setConnectImpl, sweepLeases, withNetLock, type ConnectOptions, type Lease, type NetworkRecord } from './networks.js';
-
-
+import { ensureHolder, holderPid, plugVeths, prepareEndpoint, stopHolderIfUnused, unplugVeth, type LaunchMaps, type PreparedEndpoint } from './holder.js';
+import { NetworkError, getNetwork, leaseAddress, leasesOf, readNetworksLocked, releaseAddress, setAfterNetworkChange, setConnectImpl, sweepLeases, withNetLock, type ConnectOptions, type Lease, type NetworkRecord } from './networks.js';
 
 function emptyEndpoint(n: NetworkRecord, aliases: string[], ip?: string): EndpointSettings {
   return { NetworkID: n.Id, EndpointID: '', Gateway: '', IPAddress: '', IPPrefixLen: 0, MacAddress: '', Aliases: aliases, ...(ip ? { IPAMConfig: { IPv4Address: ip } } : {}) };
@@ -26,24 +24,86 @@ function userNetworksOf(r: ContainerRecord): string[] {
   return Object.keys(r.NetworkSettings?.Networks ?? {});
 }
 
+/** Whether the container's program runs now (its monitor lives and says so). */
+function isRunning(r: ContainerRecord): boolean {
+  return monitorAlive(r) && r.State.Running && r.State.Pid > 0;
+}
+
+/**
+ * The running container's init pid, if its network namespace can take (or
+ * give back) an interface: it was made under the network holder that runs
+ * now. Else a one-line error saying why it cannot, and what to do.
+ */
+function pluggablePid(r: ContainerRecord, verb: 'connect' | 'disconnect'): number {
+  const pid = r.State.Pid;
+  const again = verb === 'connect' ? 'stop it, connect, start it' : 'stop it first';
+  if (!r.NetHolder) throw new NetworkError(`container ${r.Name} is running on network mode ${r.HostConfig.NetworkMode}, not on a user network: its interfaces are its own (${again})`, 400);
+  const h = holderPid();
+  if (h !== r.NetHolder.Pid || processStart(h) !== r.NetHolder.Start) throw new NetworkError(`container ${r.Name} is running, but the network holder its namespace was made under has ended (it was disconnected from every network meanwhile): ${again}`, 400);
+  let comm = '';
+  try {
+    comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  } catch {
+    // gone
+  }
+  if (comm !== 'brig-init') throw new NetworkError(`container ${r.Name} is not running any more`, 409);
+  return pid;
+}
+
+/**
+ * Docker's `network connect`. A stopped container is on the network from its
+ * next start. A running one gets an interface at once, plugged from the
+ * network holder's side (the program gains no capability over it), and every
+ * container on the network learns its names, and it theirs.
+ */
 async function connect(containerRef: string, n: NetworkRecord, o: ConnectOptions): Promise<void> {
   const r = get(containerRef);
   const mode = r.HostConfig.NetworkMode;
   if (mode === 'host' || mode.startsWith('container:')) throw new NetworkError(`container ${r.Name} is on network mode ${mode}: it cannot be connected to a user network`, 400);
   if (userNetworksOf(r).includes(n.Name)) throw new NetworkError(`endpoint with name ${r.Name} already exists in network ${n.Name}`, 403);
-  const running = monitorAlive(r) && r.State.Running;
-  if (running) throw new NetworkError(`container ${r.Name} is running: connecting a running container is not supported yet (stop it, connect, start it)`, 400);
-  update(r.Id, (cur) => {
-    cur.NetworkSettings ??= { Networks: {}, Ports: {} };
-    cur.NetworkSettings.Networks[n.Name] = emptyEndpoint(n, o.aliases ?? [], o.ipv4Address);
+  const joinsFirst = (cur: ContainerRecord) => {
     // A container with no network of its own joins the first one it is connected to.
     if (cur.HostConfig.NetworkMode === 'none' || cur.HostConfig.NetworkMode === 'loopback') {
       cur.HostConfig.NetworkMode = n.Name;
       cur.Options.network = n.Name;
     }
-  });
+  };
+  if (!isRunning(r)) {
+    update(r.Id, (cur) => {
+      cur.NetworkSettings ??= { Networks: {}, Ports: {} };
+      cur.NetworkSettings.Networks[n.Name] = emptyEndpoint(n, o.aliases ?? [], o.ipv4Address);
+      joinsFirst(cur);
+    });
+    return;
+  }
+  const pid = pluggablePid(r, 'connect');
+  const lease = leaseAddress(n.Name, r.Id, r.Name, o.ipv4Address);
+  try {
+    // The default route only when it has no other network (its old route went with its last interface).
+    await plugVeths(pid, [lease], { route: userNetworksOf(r).length === 0 });
+    update(r.Id, (cur) => {
+      cur.NetworkSettings ??= { Networks: {}, Ports: {} };
+      cur.NetworkSettings.Networks[n.Name] = {
+        ...emptyEndpoint(n, o.aliases ?? [], o.ipv4Address),
+        EndpointID: lease.endpointId,
+        Gateway: lease.gateway,
+        IPAddress: lease.ip,
+        IPPrefixLen: lease.prefix,
+        MacAddress: lease.mac,
+      };
+      joinsFirst(cur);
+    });
+  } catch (e) {
+    releaseAddress(lease.networkId, r.Id);
+    throw e;
+  }
+  // It may have ended while its interface was made: then its monitor gave back what it knew of; this lease too.
+  const now = readRecord(r.Id);
+  if (!now || !isRunning(now) || now.State.Pid !== pid) releaseAddress(lease.networkId, r.Id);
+  refreshHosts();
 }
 
+/** Docker's `network disconnect`: a running container's interface on the network goes at once, with its lease and names. */
 async function disconnect(containerRef: string, n: NetworkRecord, o: { force?: boolean }): Promise<void> {
   let r: ContainerRecord;
   try {
@@ -53,7 +113,20 @@ async function disconnect(containerRef: string, n: NetworkRecord, o: { force?: b
     throw e;
   }
   if (!userNetworksOf(r).includes(n.Name)) throw new NetworkError(`container ${r.Id} is not connected to network ${n.Name}`, 403);
-  if (monitorAlive(r) && r.State.Running) throw new NetworkError(`container ${r.Name} is running: disconnecting a running container is not supported yet (stop it first)`, 400);
+  if (isRunning(r)) {
+    const pid = pluggablePid(r, 'disconnect');
+    const lease = leasesOf(r.Id).find((l) => l.networkId === n.Id);
+    if (lease) {
+      try {
+        await unplugVeth(pid, lease.ip);
+      } catch (e) {
+        // Gone with its program meanwhile: nothing to unplug. -f goes on regardless.
+        const still = readRecord(r.Id);
+        if (!o.force && still && isRunning(still) && still.State.Pid === pid) throw e;
+      }
+      releaseAddress(n.Id, r.Id);
+    }
+  }
   update(r.Id, (cur) => {
     delete cur.NetworkSettings!.Networks[n.Name];
     if (cur.HostConfig.NetworkMode === n.Name) {
@@ -62,6 +135,7 @@ async function disconnect(containerRef: string, n: NetworkRecord, o: { force?: b
       cur.Options.network = next ?? 'none';
     }
   });
+  refreshHosts();
 }
 
 setConnectImpl(connect, disconnect);
@@ -244,13 +318,13 @@ export function startNetwork(id: string): StartNetwork | undefined {
   names.sort((a, b) => (a === mode ? -1 : b === mode ? 1 : 0));
   const leases: Lease[] = [];
   const release = async () => {
+    // Every lease it holds: those of its start, and those of networks connected while it ran.
     for (const l of leases) releaseAddress(l.networkId, id);
+    for (const l of leasesOf(id)) releaseAddress(l.networkId, id);
     try {
       update(id, (r) => {
-        for (const l of leases) {
-          const ep = r.NetworkSettings?.Networks[l.networkName];
-          if (ep) Object.assign(ep, { EndpointID: '', Gateway: '', IPAddress: '', IPPrefixLen: 0, MacAddress: '' });
-        }
+        for (const ep of Object.values(r.NetworkSettings?.Networks ?? {})) Object.assign(ep, { EndpointID: '', Gateway: '', IPAddress: '', IPPrefixLen: 0, MacAddress: '' });
+        delete r.NetHolder;
       });
     } catch {
       // removed meanwhile
@@ -293,7 +367,20 @@ export function startNetwork(id: string): StartNetwork | undefined {
   refreshHosts();
   return {
     options: { mounts: [{ source: hostsPath, target: '/etc/hosts', readonly: true }], env },
-    prepareNet: (maps) => prepareEndpoint(leases, maps),
+    prepareNet: async (maps) => {
+      const ep = await prepareEndpoint(leases, maps);
+      // The holder this namespace is made under: a running container is connected from its side.
+      const h = await ensureHolder();
+      try {
+        update(id, (r) => {
+          r.NetHolder = { Pid: h.Pid, Start: h.Start };
+        });
+      } catch (e) {
+        ep.done();
+        throw e;
+      }
+      return ep;
+    },
     ended: release,
   };
 }

@@ -534,44 +534,7 @@ export async function prepareEndpoint(leases: Lease[], maps: LaunchMaps): Promis
     const mapScript = 'if [ "$1" = deny ]; then echo deny > /proc/$2/setgroups; fi; printf "$3" > /proc/$2/uid_map && printf "$4" > /proc/$2/gid_map';
     const text = (l: MapLine[]) => l.map((x) => x.join(' ')).join('\\n') + '\\n';
     await inHolder(h, ['/bin/sh', '-c', mapScript, 'sh', h.SetgroupsDeny ? 'deny' : 'allow', String(pid), text(uid), text(gid)], 'user network: id maps');
-    // The interfaces, from the holder's side. Bridges are made on first use
-    // (their address is the gateway); a second maker racing for one finds it made.
-    const ip = tool('ip');
-    const script = [
-      'set -e',
-      'ip=$1; pid=$2; nsenter=$3; nft=$4; shift 4',
-      'i=0',
-      'while [ $# -gt 0 ]; do',
-      '  br=$1; gw=$2; pfx=$3; addr=$4; mac=$5; veth=$6; route=$7; out=$8; lo=$9; shift 9',
-      '  if ! $ip link show "$br" >/dev/null 2>&1; then',
-      // A removed network's bridge stays while the holder lives; a network made since may have its subnet:
-      // two routes to one subnet, and replies would go to the first (the dead bridge). No live network
-      // shares a subnet, so a br- holding this gateway is a dead one.
-      '    $ip -o -4 addr show to "$gw/32" | while read -r _ old _; do',
-      // (not this bridge: another brig process may have made it since the check above)
-      '      case $old in "$br") continue ;; br-*) ;; *) continue ;; esac',
-      '      $ip link del "$old" 2>/dev/null || true',
-      '      if [ -n "$nft" ]; then for set in outbound hostloopback; do $nft delete element ip brig $set "{ \\"$old\\" }" 2>/dev/null || true; done; fi',
-      '    done',
-      '    $ip link add "$br" type bridge 2>/dev/null || true; $ip addr add "$gw/$pfx" dev "$br" 2>/dev/null || true',
-      // a bridge made here for a non-internal network may go out (the holder's forward rule names the set)
-      '    if [ "$out" = yes ] && [ -n "$nft" ]; then $nft add element ip brig outbound "{ \\"$br\\" }"; fi',
-      '    if [ "$out" = yes ] && [ "$lo" = yes ] && [ -n "$nft" ]; then $nft add element ip brig hostloopback "{ \\"$br\\" }"; fi',
-      '  fi',
-      '  $ip link set "$br" up',
-      '  $ip link add "$veth" type veth peer name "eth$i" address "$mac" netns "$pid"',
-      '  $ip link set "$veth" master "$br" up',
-      '  $nsenter --net=/proc/$pid/ns/net -- $ip addr add "$addr/$pfx" dev "eth$i"',
-      '  $nsenter --net=/proc/$pid/ns/net -- $ip link set "eth$i" up',
-      '  if [ "$route" = yes ]; then $nsenter --net=/proc/$pid/ns/net -- $ip route add default via "$gw" dev "eth$i"; fi',
-      '  i=$((i+1))',
-      'done',
-      '$nsenter --net=/proc/$pid/ns/net -- $ip link set lo up',
-    ].join('\n');
-    const args: string[] = [];
-    const hostLoopback = new Set(withNetLock(() => readNetworksLocked()).filter((n) => n.Options?.[HOST_LOOPBACK_OPTION] === 'true').map((n) => n.Id));
-    leases.forEach((l, i) => args.push(l.bridge, l.gateway, String(l.prefix), l.ip, l.mac, `ve${randomBytes(6).toString('hex')}`, i === 0 && !l.internal ? 'yes' : 'no', l.internal ? 'no' : 'yes', hostLoopback.has(l.networkId) ? 'yes' : 'no'));
-    await inHolder(h, ['/bin/sh', '-c', script, 'sh', ip, String(pid), tool('nsenter'), h.Outbound ? tool('nft') : '', ...args], 'user network: interfaces');
+    await plugVeths(pid, leases, { route: true });
     const userFd = openSync(`/proc/${pid}/ns/user`, 'r');
     let netFd: number;
     try {
@@ -592,6 +555,77 @@ export async function prepareEndpoint(leases: Lease[], maps: LaunchMaps): Promis
     end();
     throw e;
   }
+}
+
+/**
+ * Adds one veth pair per lease, from the holder's side: one end on the
+ * lease's bridge, the other in the network namespace of `pid` (whose user
+ * namespace is a child of the holder's, so root there has CAP_NET_ADMIN
+ * over it) as the next free ethN, with the leased address and MAC; a
+ * default route via the first lease's gateway when `o.route` and its network
+ * is not internal. Bridges are made on first use (their address is the
+ * gateway); a second caller racing for one finds it made. Used at a
+ * container's start (prepareEndpoint) and to connect a running one.
+ */
+export async function plugVeths(pid: number, leases: Lease[], o: { route: boolean }): Promise<void> {
+  const h = await ensureHolder();
+  const ip = tool('ip');
+  // Bridges are made on first use (their address is the gateway); a second
+  // maker racing for one finds it made.
+  const script = [
+    'set -e',
+    'ip=$1; pid=$2; nsenter=$3; nft=$4; shift 4',
+    'inns() { $nsenter --net=/proc/$pid/ns/net -- $ip "$@"; }',
+    'i=0',
+    'while [ $# -gt 0 ]; do',
+    '  br=$1; gw=$2; pfx=$3; addr=$4; mac=$5; veth=$6; route=$7; out=$8; lo=$9; shift 9',
+    '  while inns link show "eth$i" >/dev/null 2>&1; do i=$((i+1)); done',
+    '  if ! $ip link show "$br" >/dev/null 2>&1; then',
+    // A removed network's bridge stays while the holder lives; a network made since may have its subnet:
+    // two routes to one subnet, and replies would go to the first (the dead bridge). No live network
+    // shares a subnet, so a br- holding this gateway is a dead one.
+    '    $ip -o -4 addr show to "$gw/32" | while read -r _ old _; do',
+    // (not this bridge: another brig process may have made it since the check above)
+    '      case $old in "$br") continue ;; br-*) ;; *) continue ;; esac',
+    '      $ip link del "$old" 2>/dev/null || true',
+    '      if [ -n "$nft" ]; then for set in outbound hostloopback; do $nft delete element ip brig $set "{ \\"$old\\" }" 2>/dev/null || true; done; fi',
+    '    done',
+    '    $ip link add "$br" type bridge 2>/dev/null || true; $ip addr add "$gw/$pfx" dev "$br" 2>/dev/null || true',
+    // a bridge made here for a non-internal network may go out (the holder's forward rule names the set)
+    '    if [ "$out" = yes ] && [ -n "$nft" ]; then $nft add element ip brig outbound "{ \\"$br\\" }"; fi',
+    '    if [ "$out" = yes ] && [ "$lo" = yes ] && [ -n "$nft" ]; then $nft add element ip brig hostloopback "{ \\"$br\\" }"; fi',
+    '  fi',
+    '  $ip link set "$br" up',
+    '  $ip link add "$veth" type veth peer name "eth$i" address "$mac" netns "$pid"',
+    '  $ip link set "$veth" master "$br" up',
+    '  inns addr add "$addr/$pfx" dev "eth$i"',
+    '  inns link set "eth$i" up',
+    '  if [ "$route" = yes ]; then inns route add default via "$gw" dev "eth$i"; fi',
+    'done',
+    'inns link set lo up',
+    // Docker's: a container's program may bind ports below 1024 in its own
+    // namespace (a DNS server on 53); its namespace's sysctl, nobody else's.
+    '$nsenter --net=/proc/$pid/ns/net -- /bin/sh -c "echo 0 > /proc/sys/net/ipv4/ip_unprivileged_port_start"',
+  ].join('\n');
+  const args: string[] = [];
+  const hostLoopback = new Set(withNetLock(() => readNetworksLocked()).filter((n) => n.Options?.[HOST_LOOPBACK_OPTION] === 'true').map((n) => n.Id));
+  leases.forEach((l, i) =>
+    args.push(l.bridge, l.gateway, String(l.prefix), l.ip, l.mac, `ve${randomBytes(6).toString('hex')}`, o.route && i === 0 && !l.internal ? 'yes' : 'no', l.internal ? 'no' : 'yes', hostLoopback.has(l.networkId) ? 'yes' : 'no'),
+  );
+  await inHolder(h, ['/bin/sh', '-c', script, 'sh', ip, String(pid), tool('nsenter'), h.Outbound ? tool('nft') : '', ...args], 'user network: interfaces');
+}
+
+/** Deletes, from the holder's side, the interface holding `address` in the network namespace of `pid` (its bridge end goes with it). */
+export async function unplugVeth(pid: number, address: string): Promise<void> {
+  const h = await ensureHolder();
+  const script = [
+    'set -e',
+    'ip=$1; pid=$2; nsenter=$3; addr=$4',
+    'dev=$($nsenter --net=/proc/$pid/ns/net -- $ip -o -4 addr show to "$addr/32" | while read -r n name rest; do echo "$name"; done)',
+    '[ -n "$dev" ] || { echo "no interface has $addr" >&2; exit 1; }',
+    '$nsenter --net=/proc/$pid/ns/net -- $ip link del "$dev"',
+  ].join('\n');
+  await inHolder(h, ['/bin/sh', '-c', script, 'sh', tool('ip'), String(pid), tool('nsenter'), address], 'user network: interface removal');
 }
 
 /** Deletes a network's bridge in the holder, if the holder runs (a removed network's). */

@@ -116,7 +116,7 @@ export class SandboxNetwork {
 
   /** Starts what the sandbox whose init is `pid` (waiting before its first step) needs; rejects with a SetupError. */
   static async start(mode: NetworkMode, n: NetOptions, pid: number): Promise<SandboxNetwork> {
-    const viaProxy = n.publishVia === 'proxy' ? n.publish.filter((p) => p.protocol === 'tcp') : [];
+    const viaProxy = n.publishVia === 'proxy' ? n.publish : [];
     const viaPasta = n.publish.filter((p) => !viaProxy.includes(p));
     let pasta: Pasta | undefined;
     let proxy: PortProxy | undefined;
