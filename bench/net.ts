@@ -265,11 +265,7 @@ user network: 1-byte TCP round trip, ${trips} each (ratio to loopback)\n`);
     writeFileSync(join(out, 'net-user.json'), JSON.stringify({ date: new Date().toISOString(), trips, roundTrip: rows, start: startRows, firstStartMs: firstStart, firstStart: coldRows, outbound: outRows }, null, 2) + '\n');
   } finally {
     for (const c of made) await c.remove({ force: true }).catch(() => {});
-    try {
-      removeNetwork('bench');
-    } catch {
-      // not made
-    }
+    await removeNetwork('bench').catch(() => {}); // not made
     process.env.BRIG_STORE = saved.store;
     process.env.XDG_RUNTIME_DIR = saved.run;
     if (saved.store === undefined) delete process.env.BRIG_STORE;

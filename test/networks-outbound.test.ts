@@ -6,7 +6,7 @@
 // the --internal network has no route at all, and the cross-network attempts
 // go to the other network's container and gateway addresses inside the holder.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -104,7 +104,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const n of ['o1', 'o2', 'o3', 'o4', 'o5', 'o6']) brig('rm', '-f', n);
+  for (const n of ['o1', 'o2', 'o3', 'o4', 'o5', 'o6', 'o7']) brig('rm', '-f', n);
   brig('network', 'prune', '-f');
   if (server) {
     server.kill('SIGKILL');
@@ -164,18 +164,27 @@ describe('outbound from user networks', { skip }, () => {
 
   it("a network made after another's removal, with its subnet, goes out while the holder lives (the dead network's bridge does not take its replies)", async () => {
     const subnet = (n: string) => JSON.parse(ok('network', 'inspect', n))[0].IPAM.Config[0].Subnet;
+    // A container on another network keeps the holder alive throughout.
+    ok('network', 'create', 'keep1');
+    ok('run', '-d', '--name', 'o7', '--network', 'keep1', '--', 'sleep', '1000');
     ok('network', 'create', '-o', 'brig.host-loopback=true', 'gone1');
     ok('run', '-d', '--name', 'o6', '--network', 'gone1', '--', 'sleep', '1000');
     const was = subnet('gone1');
+    const goneBridge = `br-${JSON.parse(ok('network', 'inspect', 'gone1'))[0].Id.slice(0, 12)}`;
     ok('rm', '-f', 'o6');
     ok('network', 'rm', 'gone1');
+    // The holder lives on (o7): network rm took the bridge out of it.
+    const h = holder();
+    assert.ok(h, 'the holder lives on for the other networks');
+    const links = () => spawnSync('nsenter', [`--user=/proc/${h.Pid}/ns/user`, `--net=/proc/${h.Pid}/ns/net`, '--preserve-credentials', '--', 'ip', '-o', 'link', 'show'], { encoding: 'utf8' }).stdout;
+    await until(`${goneBridge} gone from the holder`, () => !links().includes(goneBridge), 5000).catch((e) => assert.fail(`${e.message}: ${links()}`));
     ok('network', 'create', '-o', 'brig.host-loopback=true', 'again1');
     assert.equal(subnet('again1'), was, 'the new network has the removed one\'s subnet');
     ok('run', '-d', '--name', 'o6', '--network', 'again1', '--', 'sleep', '1000');
     const r = await client('o6', holder()!.Outbound!.Gateway, port);
     assert.equal(r.out.trim(), 'hello host, you are 127.0.0.1');
-    ok('rm', '-f', 'o6');
-    ok('network', 'rm', 'again1');
+    ok('rm', '-f', 'o6', 'o7');
+    ok('network', 'rm', 'again1', 'keep1');
   });
 
   it('pasta goes with the holder: after the last container, after a monitor\'s SIGKILL, and a SIGKILLed holder is replaced by a fresh one', async () => {

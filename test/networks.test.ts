@@ -391,6 +391,8 @@ print(json.dumps(got))
     const long = spawn(process.execPath, [join(process.cwd(), 'bin/brig-node'), 'run', '--network', 'front', '--', 'sleep', '1000'], { env, stdio: 'ignore' });
     const code = new Promise<number | null>((r) => long.once('exit', (c) => r(c)));
     await until('the foreground container started', () => leases() > before, 20_000);
+    // (its program running: a ^C in the instant between its lease and its exec is not what this checks)
+    await until('the foreground container running', () => /\bUp\b/.test(ok('ps')), 20_000);
     long.kill('SIGINT');
     assert.equal(await code, 130);
     assert.equal(ok('ps', '-a', '-q'), containers);

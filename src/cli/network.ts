@@ -107,12 +107,12 @@ const subs: Record<string, { usage: string; specs: OptionSpec[]; run: (p: Parsed
   rm: {
     usage: 'brig network rm [-f] NETWORK...',
     specs: [{ name: 'force', short: 'f', help: 'no error for networks that are not there' }, helpSpec],
-    run(p) {
+    async run(p) {
       positionals(p, 'brig network rm [-f] NETWORK...', 1, Infinity);
       let failed = 0;
       for (const ref of p.rest) {
         try {
-          removeNetwork(ref);
+          await removeNetwork(ref);
           process.stdout.write(`${ref}\n`);
         } catch (e) {
           if (!(e instanceof NetworkError)) throw e;
@@ -130,7 +130,7 @@ const subs: Record<string, { usage: string; specs: OptionSpec[]; run: (p: Parsed
     async run(p) {
       positionals(p, 'brig network prune [-f]', 0);
       if (!(await confirm(p, 'This will remove all custom networks not used by at least one container.'))) return 1;
-      const gone = pruneNetworks();
+      const gone = await pruneNetworks();
       if (gone.length) process.stdout.write(`Deleted Networks:\n${gone.join('\n')}\n`);
       return 0;
     },

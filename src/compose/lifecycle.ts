@@ -317,7 +317,7 @@ export async function down(project: ProjectModel, o: DownOptions, r: Reporter): 
   const api = await networkApi();
   for (const n of api.listNetworks()) {
     if (n.Labels?.[LABEL.project] !== project.name) continue;
-    api.removeNetwork(n.Id);
+    await api.removeNetwork(n.Id);
     r.say(` ✔ Network ${n.Name}  Removed`);
   }
   if (o.volumes) {

@@ -7,7 +7,7 @@ import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { ContainerError, get, monitorAlive, processStart, setMonitorDiedHook, readRecord, runtimeDir, update, type ContainerRecord, type EndpointSettings } from '../container/state.js';
 import { Store } from '../image/store.js';
-import { ensureHolder, holderPid, plugVeths, prepareEndpoint, stopHolderIfUnused, unplugVeth, type LaunchMaps, type PreparedEndpoint } from './holder.js';
+import { ensureHolder, holderPid, plugVeths, prepareEndpoint, removeBridge, stopHolderIfUnused, unplugVeth, type LaunchMaps, type PreparedEndpoint } from './holder.js';
 import { NetworkError, getNetwork, leaseAddress, leasesOf, readNetworksLocked, releaseAddress, setAfterNetworkChange, setConnectImpl, sweepLeases, withNetLock, type ConnectOptions, type Lease, type NetworkRecord } from './networks.js';
 
 function emptyEndpoint(n: NetworkRecord, aliases: string[], ip?: string): EndpointSettings {
@@ -392,6 +392,10 @@ export function afterMonitorDied(): void {
   stopHolderIfUnused();
 }
 setMonitorDiedHook(afterMonitorDied);
-setAfterNetworkChange(() => {
+setAfterNetworkChange(async (removedBridges) => {
   stopHolderIfUnused();
+  // A holder that stays (other networks are in use) keeps no bridge of a
+  // removed network: its gateway route would shadow a later network's on the same subnet.
+  // (One left behind, by a failure here, is swept when its gateway is next used.)
+  for (const bridge of removedBridges) await removeBridge(bridge).catch(() => {});
 });

@@ -284,35 +284,38 @@ export function getNetwork(ref: string): NetworkRecord {
   return withNetLock(() => find(readAll(), ref));
 }
 
-export function removeNetwork(ref: string): void {
+export async function removeNetwork(ref: string): Promise<void> {
   sweepLeases();
-  withNetLock(() => {
+  const bridge = withNetLock(() => {
     const n = find(readAll(), ref);
     if (Object.keys(n.Containers).length) throw new NetworkError(`error while removing network: network ${n.Name} id ${n.Id} has active endpoints`, 409);
     rmSync(recordPath(n.Id), { force: true });
+    return bridgeName(n.Id);
   });
-  afterNetworkChange?.();
+  await ensureImpl();
+  await afterNetworkChange?.([bridge]);
 }
 
 /** Removes every network no running container is on; returns their names. */
-export function pruneNetworks(): string[] {
+export async function pruneNetworks(): Promise<string[]> {
   sweepLeases();
   const gone = withNetLock(() => {
-    const out: string[] = [];
+    const out: NetworkRecord[] = [];
     for (const n of readAll()) {
       if (Object.keys(n.Containers).length) continue;
       rmSync(recordPath(n.Id), { force: true });
-      out.push(n.Name);
+      out.push(n);
     }
     return out;
   });
-  afterNetworkChange?.();
-  return gone;
+  await ensureImpl();
+  await afterNetworkChange?.(gone.map((n) => bridgeName(n.Id)));
+  return gone.map((n) => n.Name);
 }
 
-/** Called after a network went (the holder may be ended when nothing needs it). */
-let afterNetworkChange: (() => void) | undefined;
-export function setAfterNetworkChange(fn: () => void): void {
+/** Called after networks went, with their bridges (the holder may be ended when nothing needs it, or their bridges removed from it). */
+let afterNetworkChange: ((removedBridges: string[]) => Promise<void>) | undefined;
+export function setAfterNetworkChange(fn: (removedBridges: string[]) => Promise<void>): void {
   afterNetworkChange = fn;
 }
 

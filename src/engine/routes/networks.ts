@@ -128,7 +128,7 @@ export default async function networkRoutes(app: FastifyInstance): Promise<void>
     const p = findPredefined(id);
     if (p) throw new EngineError(403, `${p.Name} is a pre-defined network and cannot be removed`);
     try {
-      removeNetwork(id);
+      await removeNetwork(id);
     } catch (e) {
       return netStatus(e);
     }
@@ -145,7 +145,7 @@ export default async function networkRoutes(app: FastifyInstance): Promise<void>
       const gone: string[] = [];
       for (const n of picked) {
         try {
-          removeNetwork(n.Id);
+          await removeNetwork(n.Id);
           gone.push(n.Name);
         } catch (e) {
           if (!(e instanceof NetworkError)) throw e;
@@ -153,7 +153,7 @@ export default async function networkRoutes(app: FastifyInstance): Promise<void>
       }
       return { NetworksDeleted: gone.length ? gone : null };
     }
-    const gone = pruneNetworks();
+    const gone = await pruneNetworks();
     return { NetworksDeleted: gone.length ? gone : null };
   });
 
