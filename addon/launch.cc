@@ -18,6 +18,7 @@
 #include <mutex>
 #include <condition_variable>
 #include <thread>
+#include <unordered_map>
 
 #include "addon.h"
 #include "plan.h"
@@ -1018,6 +1019,58 @@ class WarmWorker : public HeldFdsWorker {
   std::string uid_map_, gid_map_;
 };
 
+// Holders of warm pairs for multi-id maps (see warm_hold_main), by pidfd:
+// the stack each runs on, unmapped once it has been reaped.
+constexpr size_t kHoldStack = 64 * 1024;
+std::mutex g_holds_mu;
+std::unordered_map<int, void*> g_holds;
+
+// One unmapped pair and its holder, for the setuid helpers to map (by pid)
+// before the pair is used: [userFd, netFd, pidfd].
+class WarmHoldWorker : public HeldFdsWorker {
+ public:
+  using HeldFdsWorker::HeldFdsWorker;
+
+ protected:
+  void Make(void*) override {
+    void* stack = mmap(nullptr, kHoldStack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (stack == MAP_FAILED) return Fail("warm-hold-stack", errno);
+    int pidfd = -1;
+    struct clone_args args;
+    memset(&args, 0, sizeof args);
+    args.flags = CLONE_VM | CLONE_NEWUSER | CLONE_NEWNET | CLONE_PIDFD | CLONE_CLEAR_SIGHAND;
+    args.pidfd = reinterpret_cast<uint64_t>(&pidfd);
+    args.exit_signal = 0;
+    args.stack = reinterpret_cast<uint64_t>(stack);
+    args.stack_size = kHoldStack;
+    long pid = brig_clone3_call(&args, sizeof args, warm_hold_main, reinterpret_cast<void*>(static_cast<long>(getpid())));
+    if (pid < 0) {
+      munmap(stack, kHoldStack);
+      return Fail("warm-clone", static_cast<int>(-pid));
+    }
+    char path[64];
+    int fds[2] = {-1, -1};
+    const char* names[2] = {"user", "net"};
+    for (int i = 0; i < 2; i++) {
+      snprintf(path, sizeof path, "/proc/%ld/ns/%s", pid, names[i]);
+      fds[i] = open(path, O_RDONLY | O_CLOEXEC);
+      if (fds[i] < 0) {
+        int e = errno;
+        if (fds[0] >= 0) close(fds[0]);
+        KillAndReap(pidfd);
+        close(pidfd);
+        munmap(stack, kHoldStack);
+        return Fail(i == 0 ? "warm-open-user" : "warm-open-net", e);
+      }
+    }
+    {
+      std::lock_guard<std::mutex> lock(g_holds_mu);
+      g_holds[pidfd] = stack;
+    }
+    fds_ = {fds[0], fds[1], pidfd};
+  }
+};
+
 // One skeleton: a mount namespace's worth of mounts and files, made once per
 // plan off the JS thread.
 class SkeletonWorker : public HeldFdsWorker {
@@ -1073,6 +1126,36 @@ Napi::Value MakeSkeleton(const Napi::CallbackInfo& info) {
   PreparedHandle steps = *info[0].As<Napi::External<PreparedHandle>>().Data();
   auto* w = new SkeletonWorker(info[3].As<Napi::Function>(), data->held, std::move(steps), info[1].As<Napi::String>().Utf8Value(), info[2].As<Napi::String>().Utf8Value());
   w->Queue();
+  return info.Env().Undefined();
+}
+
+// makeWarmHold(cb(err, [userFd, netFd, pidfd])): a fresh user and network
+// namespace pair with no maps yet, and a pidfd of the process holding it
+// (its pid is the pidfd's, in /proc/self/fdinfo), for newuidmap and
+// newgidmap. endWarmHold(pidfd) ends that process; the fds are the caller's.
+Napi::Value MakeWarmHold(const Napi::CallbackInfo& info) {
+  auto* data = info.Env().GetInstanceData<AddonData>();
+  auto* w = new WarmHoldWorker(info[0].As<Napi::Function>(), data->held);
+  w->Queue();
+  return info.Env().Undefined();
+}
+
+// endWarmHold(pidfd): kills and reaps a pair's holder (SIGKILL: it runs
+// nothing, so this is immediate), unmaps its stack and closes the pidfd.
+Napi::Value EndWarmHold(const Napi::CallbackInfo& info) {
+  auto* data = info.Env().GetInstanceData<AddonData>();
+  int pidfd = info[0].As<Napi::Number>().Int32Value();
+  void* stack = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(g_holds_mu);
+    auto it = g_holds.find(pidfd);
+    if (it == g_holds.end()) return info.Env().Undefined();
+    stack = it->second;
+    g_holds.erase(it);
+  }
+  KillAndReap(pidfd);
+  munmap(stack, kHoldStack);
+  if (data->held->fds.erase(pidfd)) close(pidfd);
   return info.Env().Undefined();
 }
 
