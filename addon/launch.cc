@@ -1038,7 +1038,10 @@ class WarmHoldWorker : public HeldFdsWorker {
     int pidfd = -1;
     struct clone_args args;
     memset(&args, 0, sizeof args);
-    args.flags = CLONE_VM | CLONE_NEWUSER | CLONE_NEWNET | CLONE_PIDFD | CLONE_CLEAR_SIGHAND;
+    // CLONE_FILES: the holder shares our fd table rather than holding a
+    // copy (a copy would keep, for one, the write end of the exec-error pipe
+    // of a spawn under way on the JS thread, which then waits for it forever).
+    args.flags = CLONE_VM | CLONE_FILES | CLONE_NEWUSER | CLONE_NEWNET | CLONE_PIDFD | CLONE_CLEAR_SIGHAND;
     args.pidfd = reinterpret_cast<uint64_t>(&pidfd);
     args.exit_signal = 0;
     args.stack = reinterpret_cast<uint64_t>(stack);
