@@ -79,6 +79,16 @@ export function planMultiMap(sandboxUid: number, sandboxGid: number, files = { s
   return { uid: multiMap(sandboxUid, me.uid, uids[0]), gid: multiMap(sandboxGid, me.gid, gids[0]), newuidmap, newgidmap };
 }
 
+// Whether a multi-id map can be had (tools and both ranges), for idMap
+// 'auto'; the answer is kept a few seconds (a run would read /etc/subuid,
+// /etc/subgid and /etc/passwd for it).
+let available: { at: number; yes: boolean } | undefined;
+export function multiMapAvailable(): boolean {
+  const now = Date.now();
+  if (!available || now - available.at > 5000) available = { at: now, yes: !('error' in planMultiMap(0, 0)) };
+  return available.yes;
+}
+
 function runTool(tool: string, pid: number, lines: [number, number, number][]): Promise<void> {
   return new Promise((resolve, reject) => {
     childProcess().execFile(tool, [String(pid), ...lines.flat().map(String)], { timeout: 10000 }, (err, _out, stderr) => {

@@ -465,8 +465,9 @@ export class SandboxProcess extends EventEmitter {
     const netJoin = this.extras.netJoin;
     if (o.attach && !netJoin && this.extras.joinPidfd === undefined) return failBefore(setupErrorInfo('network', osConstants.errno.EINVAL, undefined, `network ${o.attach.kind === 'container' ? `container:${o.attach.ref}` : o.attach.name}: user networks and container:NAME are for containers (brig run -d or --name, brig create; createContainer in the API)`));
     let multi: MultiMapPlan | undefined;
-    // A joined pair has its maps already (the multi-id one too).
-    if (o.idMap === 'multi' && !netJoin) {
+    // A joined pair has its maps already (the multi-id one too), and so
+    // has a pooled sandbox (the pool's helpers wrote them).
+    if (o.idMap === 'multi' && !netJoin && !pooled) {
       const m = switchesIds(o) ? planMultiMap(0, 0) : planMultiMap(o.uid, o.gid);
       if ('error' in m) return failBefore(m.error);
       multi = m;

@@ -89,7 +89,7 @@ export function takeWarmMulti(plan: MultiMapPlan): [number, number] | undefined 
 }
 
 function multiKey(plan: MultiMapPlan): string {
-  return `multi\0${JSON.stringify([plan.uid, plan.gid])}`;
+  return `multi\0${JSON.stringify([plan.uid, plan.gid, plan.newuidmap, plan.newgidmap])}`;
 }
 
 function take(key: string, maps: () => Pick<Slot, 'uidMap' | 'gidMap' | 'multi'>): [number, number] | undefined {
