@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <linux/sched.h>
 #include <signal.h>
+#include <spawn.h>
+#include <poll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -18,6 +20,8 @@
 #include <mutex>
 #include <condition_variable>
 #include <thread>
+#include <string>
+#include <vector>
 #include <unordered_map>
 
 #include "addon.h"
@@ -31,6 +35,8 @@
 #ifndef CLONE_CLEAR_SIGHAND
 #define CLONE_CLEAR_SIGHAND 0x100000000ULL
 #endif
+
+extern char** environ;
 
 namespace brig {
 namespace {
@@ -1025,11 +1031,56 @@ constexpr size_t kHoldStack = 64 * 1024;
 std::mutex g_holds_mu;
 std::unordered_map<int, void*> g_holds;
 
-// One unmapped pair and its holder, for the setuid helpers to map (by pid)
-// before the pair is used: [userFd, netFd, pidfd].
+// Runs a setuid id-map helper (newuidmap PID LINES...) from this pool
+// thread, its stdio on /dev/null, and waits for it (10 s at most, then it is
+// killed). 0, or the step that failed and *err.
+const char* RunMapHelper(const std::vector<std::string>& argv, long pid, int* err) {
+  std::vector<std::string> args = argv;
+  args.insert(args.begin() + 1, std::to_string(pid));
+  std::vector<char*> cargv;
+  for (auto& a : args) cargv.push_back(const_cast<char*>(a.c_str()));
+  cargv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawnattr_t attr;
+  posix_spawn_file_actions_init(&fa);
+  for (int fd = 0; fd < 3; fd++) posix_spawn_file_actions_addopen(&fa, fd, "/dev/null", fd == 0 ? O_RDONLY : O_WRONLY, 0);
+  posix_spawnattr_init(&attr);
+  sigset_t none;
+  sigemptyset(&none);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+  pid_t child = -1;
+  int r = posix_spawn(&child, cargv[0], &fa, &attr, cargv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&attr);
+  if (r != 0) {
+    *err = r;
+    return "warm-map-helper-spawn";
+  }
+  int pfd = static_cast<int>(syscall(SYS_pidfd_open, child, 0));
+  if (pfd >= 0) {
+    struct pollfd p = {pfd, POLLIN, 0};
+    int n;
+    do n = poll(&p, 1, 10000);
+    while (n < 0 && errno == EINTR);
+    if (n == 0) kill(child, SIGKILL);
+    close(pfd);
+  }
+  int status = 0;
+  while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return nullptr;
+  *err = WIFSIGNALED(status) ? ETIMEDOUT : EPERM;
+  return "warm-map-helper";
+}
+
+// One pair and its holder, mapped by the setuid helpers (by the holder's
+// pid) on this pool thread, never the JS thread: [userFd, netFd, pidfd].
+// JS reads the maps back and ends the holder.
 class WarmHoldWorker : public HeldFdsWorker {
  public:
-  using HeldFdsWorker::HeldFdsWorker;
+  WarmHoldWorker(Napi::Function cb, std::shared_ptr<HeldFds> held, std::vector<std::string> uid_helper, std::vector<std::string> gid_helper)
+      : HeldFdsWorker(cb, std::move(held)), uid_helper_(std::move(uid_helper)), gid_helper_(std::move(gid_helper)) {}
 
  protected:
   void Make(void*) override {
@@ -1066,12 +1117,26 @@ class WarmHoldWorker : public HeldFdsWorker {
         return Fail(i == 0 ? "warm-open-user" : "warm-open-net", e);
       }
     }
+    int err = 0;
+    const char* step = RunMapHelper(uid_helper_, pid, &err);
+    if (!step) step = RunMapHelper(gid_helper_, pid, &err);
+    if (step) {
+      close(fds[0]);
+      close(fds[1]);
+      KillAndReap(pidfd);
+      close(pidfd);
+      munmap(stack, kHoldStack);
+      return Fail(step, err);
+    }
     {
       std::lock_guard<std::mutex> lock(g_holds_mu);
       g_holds[pidfd] = stack;
     }
     fds_ = {fds[0], fds[1], pidfd};
   }
+
+ private:
+  std::vector<std::string> uid_helper_, gid_helper_;
 };
 
 // One skeleton: a mount namespace's worth of mounts and files, made once per
@@ -1132,13 +1197,22 @@ Napi::Value MakeSkeleton(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// makeWarmHold(cb(err, [userFd, netFd, pidfd])): a fresh user and network
-// namespace pair with no maps yet, and a pidfd of the process holding it
-// (its pid is the pidfd's, in /proc/self/fdinfo), for newuidmap and
-// newgidmap. endWarmHold(pidfd) ends that process; the fds are the caller's.
+// makeWarmHold(uidHelper, gidHelper, cb(err, [userFd, netFd, pidfd])): a
+// fresh user and network namespace pair mapped by the helpers (argv without
+// the pid: [newuidmap, ...map numbers]), and a pidfd of the process holding
+// it (its pid is the pidfd's, in /proc/self/fdinfo) for JS to read the maps
+// back. endWarmHold(pidfd) ends that process; the fds are the caller's.
 Napi::Value MakeWarmHold(const Napi::CallbackInfo& info) {
   auto* data = info.Env().GetInstanceData<AddonData>();
-  auto* w = new WarmHoldWorker(info[0].As<Napi::Function>(), data->held);
+  auto strings = [](Napi::Array a) {
+    std::vector<std::string> v;
+    for (uint32_t i = 0; i < a.Length(); i++) v.push_back(a.Get(i).ToString().Utf8Value());
+    return v;
+  };
+  auto uid_helper = strings(info[0].As<Napi::Array>());
+  auto gid_helper = strings(info[1].As<Napi::Array>());
+  if (uid_helper.empty() || gid_helper.empty()) throw Napi::TypeError::New(info.Env(), "makeWarmHold: helper argv");
+  auto* w = new WarmHoldWorker(info[2].As<Napi::Function>(), data->held, std::move(uid_helper), std::move(gid_helper));
   w->Queue();
   return info.Env().Undefined();
 }

@@ -36,7 +36,7 @@ import { InFlight } from './inflight.js';
 import { readFileSync } from 'node:fs';
 import { log } from '../log.js';
 import { native } from '../native.js';
-import { writeMultiMap, type MultiMapPlan } from './idmap.js';
+import type { MultiMapPlan } from './idmap.js';
 
 const MAX_READY = 4;
 const IDLE_MS = 2000;
@@ -174,7 +174,9 @@ function refill(s: Slot): void {
       inFlight.end();
       if (err || !pair) {
         s.want = 0;
-        if (s.multi && err && err.step === undefined) s.broken = true; // the helpers, not the kernel
+        // A multi-id map's failures (the helpers, most likely) stop only
+        // its own pairs: launches run the helpers and report why.
+        if (s.multi) s.broken = true;
         else if (err && !TRANSIENT_ERRNOS.has(err.errno ?? 0)) {
           refused = true;
           dropWarm();
@@ -207,11 +209,14 @@ function mapOf(pid: number, file: string): number[][] {
     .map((l) => l.trim().split(/\s+/).map(Number));
 }
 
-// An unmapped pair and its holder; the helpers map it by the holder's pid;
-// the maps are read back and must be exactly the plan's; then the holder
-// goes. Whatever fails, the holder is killed and reaped and the fds closed.
+// A pair and its holder, mapped by the helpers (by the holder's pid, on a
+// pool thread: spawning them from the JS thread blocked it for each fork and
+// exec); the maps are read back and must be exactly the plan's; then the
+// holder goes. Whatever fails, the holder is killed and reaped and the fds
+// closed (native does so for the helpers' failures).
 function makeMultiPair(plan: MultiMapPlan, done: (err: Error | null, pair?: [number, number]) => void): void {
-  native.makeWarmHold((err, fds) => {
+  const argv = (tool: string, lines: [number, number, number][]) => [tool, ...lines.flat().map(String)];
+  native.makeWarmHold(argv(plan.newuidmap, plan.uid), argv(plan.newgidmap, plan.gid), (err, fds) => {
     if (err || !fds) return done(err ?? new Error('warm-hold: no fds'));
     const [user, net, pidfd] = fds;
     const fail = (e: Error) => {
@@ -225,19 +230,14 @@ function makeMultiPair(plan: MultiMapPlan, done: (err: Error | null, pair?: [num
     } catch (e) {
       return fail(e as Error);
     }
-    writeMultiMap(pid, plan).then(
-      () => {
-        try {
-          const same = (got: number[][], want: [number, number, number][]) => JSON.stringify(got) === JSON.stringify(want);
-          if (!same(mapOf(pid, 'uid_map'), plan.uid) || !same(mapOf(pid, 'gid_map'), plan.gid)) return fail(new Error('warm-hold: the maps read back differ from those written'));
-        } catch (e) {
-          return fail(e as Error);
-        }
-        native.endWarmHold(pidfd);
-        done(null, [user, net]);
-      },
-      (e: Error) => fail(e),
-    );
+    try {
+      const same = (got: number[][], want: [number, number, number][]) => JSON.stringify(got) === JSON.stringify(want);
+      if (!same(mapOf(pid, 'uid_map'), plan.uid) || !same(mapOf(pid, 'gid_map'), plan.gid)) return fail(new Error('warm-hold: the maps read back differ from those written'));
+    } catch (e) {
+      return fail(e as Error);
+    }
+    native.endWarmHold(pidfd);
+    done(null, [user, net]);
   });
 }
 
