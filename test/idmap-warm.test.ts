@@ -3,6 +3,7 @@
 // multi-map launch joins it. The sandbox must see the whole map, own the
 // ids in it, never share a pair; failing helpers must neither hang nor leak.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { readlinkSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { createPool, run } from '../src/index.js';
@@ -93,6 +94,22 @@ describe('multi-id maps on warm pairs', () => {
     dropWarm();
     assert.deepEqual(warmFds(), []);
     // guardLeaks (below) checks that no brig-warm-hold process and no fd is left.
+  });
+
+  // A caller no range was granted to (uid 4242 has none here): a multi-map
+  // run fails at once with the setup error saying what to ask for, and
+  // 'auto' runs with the single id. (Root only: it switches to that uid.)
+  it("a caller without a range: 'multi' is the id-map setup error naming /etc/subuid, at once; 'auto' runs single", { skip: !isRoot && 'skipped: only root can become a uid without a range' }, () => {
+    const index = JSON.stringify(new URL('../src/index.js', import.meta.url).href);
+    const code = `import { run } from ${index}; const r = await run(['/bin/true'], { idMap: 'multi' }); const a = await run(['/bin/sh', '-c', 'wc -l < /proc/self/uid_map'], { idMap: 'auto' }); process.stdout.write(JSON.stringify({ status: r.status, step: r.error?.step, message: r.error?.message, auto: a.status, lines: a.stdout.toString() }));`;
+    const c = spawnSync('setpriv', ['--reuid', '4242', '--regid', '4242', '--clear-groups', process.execPath, '--input-type=module', '-e', code], { encoding: 'utf8', timeout: 20000 });
+    assert.equal(c.status, 0, c.stderr);
+    const out = JSON.parse(c.stdout) as { status: string; step: string; message: string; auto: string; lines: string };
+    assert.equal(out.status, 'setup-error');
+    assert.equal(out.step, 'id-map');
+    assert.match(out.message, /\/etc\/subuid: ENOENT \(no subordinate uids for 4242: ask an admin for a range/);
+    assert.equal(out.auto, 'ok');
+    assert.equal(out.lines, '1\n');
   });
 
   it("idMap 'auto' is multi where the helpers and ranges exist, else single; --id-map checks its word", () => {

@@ -71,7 +71,14 @@ export function planMultiMap(sandboxUid: number, sandboxGid: number, files = { s
   const newuidmap = findTool('newuidmap');
   const newgidmap = findTool('newgidmap');
   if (!newuidmap || !newgidmap) return { error: setupErrorInfo('id-map', osConstants.errno.ENOENT, 'newuidmap', 'a multi-id map needs newuidmap and newgidmap: apt-get install uidmap') };
-  const me = userInfo();
+  // A uid with no passwd entry has no name: its ranges are found by number.
+  let username = String(process.getuid!());
+  try {
+    username = userInfo().username;
+  } catch {
+    // no entry
+  }
+  const me = { username, uid: process.getuid!(), gid: process.getgid!() };
   const uids = subIdRanges(files.subuid, me.username, me.uid);
   const gids = subIdRanges(files.subgid, me.username, me.uid);
   if (!uids.length) return { error: setupErrorInfo('id-map', osConstants.errno.ENOENT, files.subuid, `no subordinate uids for ${me.username}: ask an admin for a range (usermod --add-subuids FIRST-LAST ${me.username})`) };
