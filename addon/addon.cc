@@ -221,6 +221,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("launchAsync", Napi::Function::New(env, Guarded<LaunchAsync>, "launchAsync"));
   exports.Set("makeWarm", Napi::Function::New(env, Guarded<MakeWarm>, "makeWarm"));
   exports.Set("makeSkeleton", Napi::Function::New(env, Guarded<MakeSkeleton>, "makeSkeleton"));
+  exports.Set("makeWarmHold", Napi::Function::New(env, Guarded<MakeWarmHold>, "makeWarmHold"));
+  exports.Set("endWarmHold", Napi::Function::New(env, Guarded<EndWarmHold>, "endWarmHold"));
   exports.Set("closeHeld", Napi::Function::New(env, Guarded<CloseHeld>, "closeHeld"));
   exports.Set("prepareSteps", Napi::Function::New(env, Guarded<PrepareSteps>, "prepareSteps"));
   exports.Set("kill", Napi::Function::New(env, Guarded<Kill>, "kill"));

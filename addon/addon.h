@@ -202,6 +202,8 @@ Napi::Value PrepareSteps(const Napi::CallbackInfo& info);
 Napi::Value MakeWarm(const Napi::CallbackInfo& info);
 Napi::Value MakeSkeleton(const Napi::CallbackInfo& info);
 Napi::Value CloseHeld(const Napi::CallbackInfo& info);
+Napi::Value MakeWarmHold(const Napi::CallbackInfo& info);
+Napi::Value EndWarmHold(const Napi::CallbackInfo& info);
 // The agent's socket (agent.cc).
 Napi::Value PeerCred(const Napi::CallbackInfo& info);
 Napi::Value RecvWithFds(const Napi::CallbackInfo& info);

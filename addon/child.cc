@@ -876,6 +876,17 @@ void warm_make_main(void* arg) {
   die_now(0);
 }
 
+void warm_hold_main(void* arg) {
+  const long parent = reinterpret_cast<long>(arg);
+  sys(SYS_prctl, PR_SET_NAME, P("brig-warm-hold"));
+  // Killed with its maker's thread (a pool thread: at the process's end),
+  // and never left behind if the maker was gone before the prctl.
+  sys(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL);
+  if (sys(SYS_getppid) != parent) die_now(1);
+  // Every signal is blocked (the pool thread's mask): only SIGKILL ends this.
+  for (;;) sys(SYS_ppoll, 0, 0, 0, 0);
+}
+
 long send_fds(int sock, const int32_t* fds, int n) {
   if (n < 1 || n > 4) return -EINVAL;
   char byte = 1;

@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <linux/sched.h>
 #include <signal.h>
+#include <spawn.h>
+#include <poll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -18,6 +20,9 @@
 #include <mutex>
 #include <condition_variable>
 #include <thread>
+#include <string>
+#include <vector>
+#include <unordered_map>
 
 #include "addon.h"
 #include "plan.h"
@@ -30,6 +35,8 @@
 #ifndef CLONE_CLEAR_SIGHAND
 #define CLONE_CLEAR_SIGHAND 0x100000000ULL
 #endif
+
+extern char** environ;
 
 namespace brig {
 namespace {
@@ -1018,6 +1025,120 @@ class WarmWorker : public HeldFdsWorker {
   std::string uid_map_, gid_map_;
 };
 
+// Holders of warm pairs for multi-id maps (see warm_hold_main), by pidfd:
+// the stack each runs on, unmapped once it has been reaped.
+constexpr size_t kHoldStack = 64 * 1024;
+std::mutex g_holds_mu;
+std::unordered_map<int, void*> g_holds;
+
+// Runs a setuid id-map helper (newuidmap PID LINES...) from this pool
+// thread, its stdio on /dev/null, and waits for it (10 s at most, then it is
+// killed). 0, or the step that failed and *err.
+const char* RunMapHelper(const std::vector<std::string>& argv, long pid, int* err) {
+  std::vector<std::string> args = argv;
+  args.insert(args.begin() + 1, std::to_string(pid));
+  std::vector<char*> cargv;
+  for (auto& a : args) cargv.push_back(const_cast<char*>(a.c_str()));
+  cargv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawnattr_t attr;
+  posix_spawn_file_actions_init(&fa);
+  for (int fd = 0; fd < 3; fd++) posix_spawn_file_actions_addopen(&fa, fd, "/dev/null", fd == 0 ? O_RDONLY : O_WRONLY, 0);
+  posix_spawnattr_init(&attr);
+  sigset_t none;
+  sigemptyset(&none);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+  pid_t child = -1;
+  int r = posix_spawn(&child, cargv[0], &fa, &attr, cargv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&attr);
+  if (r != 0) {
+    *err = r;
+    return "warm-map-helper-spawn";
+  }
+  int pfd = static_cast<int>(syscall(SYS_pidfd_open, child, 0));
+  if (pfd >= 0) {
+    struct pollfd p = {pfd, POLLIN, 0};
+    int n;
+    do n = poll(&p, 1, 10000);
+    while (n < 0 && errno == EINTR);
+    if (n == 0) kill(child, SIGKILL);
+    close(pfd);
+  }
+  int status = 0;
+  while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return nullptr;
+  *err = WIFSIGNALED(status) ? ETIMEDOUT : EPERM;
+  return "warm-map-helper";
+}
+
+// One pair and its holder, mapped by the setuid helpers (by the holder's
+// pid) on this pool thread, never the JS thread: [userFd, netFd, pidfd].
+// JS reads the maps back and ends the holder.
+class WarmHoldWorker : public HeldFdsWorker {
+ public:
+  WarmHoldWorker(Napi::Function cb, std::shared_ptr<HeldFds> held, std::vector<std::string> uid_helper, std::vector<std::string> gid_helper)
+      : HeldFdsWorker(cb, std::move(held)), uid_helper_(std::move(uid_helper)), gid_helper_(std::move(gid_helper)) {}
+
+ protected:
+  void Make(void*) override {
+    void* stack = mmap(nullptr, kHoldStack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (stack == MAP_FAILED) return Fail("warm-hold-stack", errno);
+    int pidfd = -1;
+    struct clone_args args;
+    memset(&args, 0, sizeof args);
+    // CLONE_FILES: the holder shares our fd table rather than holding a
+    // copy (a copy would keep, for one, the write end of the exec-error pipe
+    // of a spawn under way on the JS thread, which then waits for it forever).
+    args.flags = CLONE_VM | CLONE_FILES | CLONE_NEWUSER | CLONE_NEWNET | CLONE_PIDFD | CLONE_CLEAR_SIGHAND;
+    args.pidfd = reinterpret_cast<uint64_t>(&pidfd);
+    args.exit_signal = 0;
+    args.stack = reinterpret_cast<uint64_t>(stack);
+    args.stack_size = kHoldStack;
+    long pid = brig_clone3_call(&args, sizeof args, warm_hold_main, reinterpret_cast<void*>(static_cast<long>(getpid())));
+    if (pid < 0) {
+      munmap(stack, kHoldStack);
+      return Fail("warm-clone", static_cast<int>(-pid));
+    }
+    char path[64];
+    int fds[2] = {-1, -1};
+    const char* names[2] = {"user", "net"};
+    for (int i = 0; i < 2; i++) {
+      snprintf(path, sizeof path, "/proc/%ld/ns/%s", pid, names[i]);
+      fds[i] = open(path, O_RDONLY | O_CLOEXEC);
+      if (fds[i] < 0) {
+        int e = errno;
+        if (fds[0] >= 0) close(fds[0]);
+        KillAndReap(pidfd);
+        close(pidfd);
+        munmap(stack, kHoldStack);
+        return Fail(i == 0 ? "warm-open-user" : "warm-open-net", e);
+      }
+    }
+    int err = 0;
+    const char* step = RunMapHelper(uid_helper_, pid, &err);
+    if (!step) step = RunMapHelper(gid_helper_, pid, &err);
+    if (step) {
+      close(fds[0]);
+      close(fds[1]);
+      KillAndReap(pidfd);
+      close(pidfd);
+      munmap(stack, kHoldStack);
+      return Fail(step, err);
+    }
+    {
+      std::lock_guard<std::mutex> lock(g_holds_mu);
+      g_holds[pidfd] = stack;
+    }
+    fds_ = {fds[0], fds[1], pidfd};
+  }
+
+ private:
+  std::vector<std::string> uid_helper_, gid_helper_;
+};
+
 // One skeleton: a mount namespace's worth of mounts and files, made once per
 // plan off the JS thread.
 class SkeletonWorker : public HeldFdsWorker {
@@ -1073,6 +1194,45 @@ Napi::Value MakeSkeleton(const Napi::CallbackInfo& info) {
   PreparedHandle steps = *info[0].As<Napi::External<PreparedHandle>>().Data();
   auto* w = new SkeletonWorker(info[3].As<Napi::Function>(), data->held, std::move(steps), info[1].As<Napi::String>().Utf8Value(), info[2].As<Napi::String>().Utf8Value());
   w->Queue();
+  return info.Env().Undefined();
+}
+
+// makeWarmHold(uidHelper, gidHelper, cb(err, [userFd, netFd, pidfd])): a
+// fresh user and network namespace pair mapped by the helpers (argv without
+// the pid: [newuidmap, ...map numbers]), and a pidfd of the process holding
+// it (its pid is the pidfd's, in /proc/self/fdinfo) for JS to read the maps
+// back. endWarmHold(pidfd) ends that process; the fds are the caller's.
+Napi::Value MakeWarmHold(const Napi::CallbackInfo& info) {
+  auto* data = info.Env().GetInstanceData<AddonData>();
+  auto strings = [](Napi::Array a) {
+    std::vector<std::string> v;
+    for (uint32_t i = 0; i < a.Length(); i++) v.push_back(a.Get(i).ToString().Utf8Value());
+    return v;
+  };
+  auto uid_helper = strings(info[0].As<Napi::Array>());
+  auto gid_helper = strings(info[1].As<Napi::Array>());
+  if (uid_helper.empty() || gid_helper.empty()) throw Napi::TypeError::New(info.Env(), "makeWarmHold: helper argv");
+  auto* w = new WarmHoldWorker(info[2].As<Napi::Function>(), data->held, std::move(uid_helper), std::move(gid_helper));
+  w->Queue();
+  return info.Env().Undefined();
+}
+
+// endWarmHold(pidfd): kills and reaps a pair's holder (SIGKILL: it runs
+// nothing, so this is immediate), unmaps its stack and closes the pidfd.
+Napi::Value EndWarmHold(const Napi::CallbackInfo& info) {
+  auto* data = info.Env().GetInstanceData<AddonData>();
+  int pidfd = info[0].As<Napi::Number>().Int32Value();
+  void* stack = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(g_holds_mu);
+    auto it = g_holds.find(pidfd);
+    if (it == g_holds.end()) return info.Env().Undefined();
+    stack = it->second;
+    g_holds.erase(it);
+  }
+  KillAndReap(pidfd);
+  munmap(stack, kHoldStack);
+  if (data->held->fds.erase(pidfd)) close(pidfd);
   return info.Env().Undefined();
 }
 

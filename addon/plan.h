@@ -160,6 +160,14 @@ struct WarmMake {
 enum : int32_t { WARM_OPEN_USER = 1, WARM_OPEN_NET = 2, WARM_SETGROUPS = 3, WARM_UID_MAP = 4, WARM_GID_MAP = 5 };
 void warm_make_main(void* make);
 
+// A warm pair for a multi-id map: newuidmap and newgidmap write a map only
+// for a live process in the namespace (they take a pid). The holder, cloned
+// with CLONE_NEWUSER | CLONE_NEWNET | CLONE_VM on a small stack of its own,
+// does nothing there: it asks to be killed with its maker, then blocks with
+// every signal blocked until the parent kills it (endWarmHold) once the maps
+// are written and checked. `arg` is the parent's pid, as a value.
+void warm_hold_main(void* parent_pid);
+
 // WarmEnter: the child made with CLONE_VM | CLONE_VFORK | CLONE_FILES joins
 // the warm pair (setns) and clones the sandbox's init into the remaining
 // namespaces as a sibling (CLONE_PARENT: init is the launching thread's

@@ -207,6 +207,10 @@ export interface Native {
    * maker's step that failed (-1: the id maps).
    */
   makeSkeleton(steps: unknown, uidMap: string, gidMap: string, cb: (err: (NativeError & { index?: number }) | null, fds?: [number]) => void): void;
+  /** A fresh user and network namespace pair mapped by the helpers (argv without the pid) on a pool thread, and a pidfd of the process holding it (its maps can be read back); the fds are the caller's. */
+  makeWarmHold(uidHelper: string[], gidHelper: string[], cb: (err: NativeError | null, fds?: [number, number, number]) => void): void;
+  /** Kills and reaps a makeWarmHold() holder and closes its pidfd. */
+  endWarmHold(pidfd: number): void;
   /** Gives fds from makeWarm() or makeSkeleton() back: they are closed (those still held when the environment ends are closed then). */
   closeHeld(...fds: number[]): void;
   prepareSteps(steps: NativeStep[]): unknown;

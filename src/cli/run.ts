@@ -67,7 +67,7 @@ export const sandboxSpecs: OptionSpec[] = [
   { name: 'rootfs', value: true, arg: 'host|DIR', help: "root filesystem: 'host' (read-only system dirs, the default after --) or a directory" },
   { name: 'uid', value: true, arg: 'N', help: 'uid inside the sandbox; your own uid maps to it (default 1000)', check: checks.whole() },
   { name: 'gid', value: true, arg: 'N', help: 'gid inside the sandbox (default 1000)', check: checks.whole() },
-  { name: 'id-map', value: true, arg: 'single|multi', help: 'multi: also map ids 0..N from /etc/subuid and /etc/subgid (needs newuidmap)', check: checks.oneOf('single', 'multi') },
+  { name: 'id-map', value: true, arg: 'single|multi|auto', help: 'multi: also map ids 0..N from /etc/subuid and /etc/subgid (needs newuidmap); auto: multi where those exist, else single', check: checks.oneOf('single', 'multi', 'auto') },
   { name: 'tmp-size', value: true, arg: 'SIZE', help: 'size of the writable /tmp (default 64m)', check: (v, f) => void parseSize(f, v) },
   { name: 'writable-root', help: "an overlay over the host's root with a tmpfs upper of --tmp-size: writes land in the run's own layer and vanish with it" },
   { name: 'time', value: true, arg: 'SECONDS', help: 'CPU time of the whole tree; past it the verdict is cpu-time-limit (exit 152)', check: checks.seconds() },
@@ -394,7 +394,7 @@ export function sandboxOptions(p: Parsed, io: CliIo = processIo()): SandboxOptio
   const gid = one(p, 'gid');
   if (gid !== undefined) opts.gid = wholeNumber('gid', gid);
   const idMap = one(p, 'id-map');
-  if (idMap !== undefined) opts.idMap = idMap as 'single' | 'multi';
+  if (idMap !== undefined) opts.idMap = idMap as 'single' | 'multi' | 'auto';
   const memory = one(p, 'memory');
   if (memory) opts.memory = memory;
   const pids = one(p, 'pids-limit');

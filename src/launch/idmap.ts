@@ -71,12 +71,29 @@ export function planMultiMap(sandboxUid: number, sandboxGid: number, files = { s
   const newuidmap = findTool('newuidmap');
   const newgidmap = findTool('newgidmap');
   if (!newuidmap || !newgidmap) return { error: setupErrorInfo('id-map', osConstants.errno.ENOENT, 'newuidmap', 'a multi-id map needs newuidmap and newgidmap: apt-get install uidmap') };
-  const me = userInfo();
+  // A uid with no passwd entry has no name: its ranges are found by number.
+  let username = String(process.getuid!());
+  try {
+    username = userInfo().username;
+  } catch {
+    // no entry
+  }
+  const me = { username, uid: process.getuid!(), gid: process.getgid!() };
   const uids = subIdRanges(files.subuid, me.username, me.uid);
   const gids = subIdRanges(files.subgid, me.username, me.uid);
   if (!uids.length) return { error: setupErrorInfo('id-map', osConstants.errno.ENOENT, files.subuid, `no subordinate uids for ${me.username}: ask an admin for a range (usermod --add-subuids FIRST-LAST ${me.username})`) };
   if (!gids.length) return { error: setupErrorInfo('id-map', osConstants.errno.ENOENT, files.subgid, `no subordinate gids for ${me.username}: ask an admin for a range (usermod --add-subgids FIRST-LAST ${me.username})`) };
   return { uid: multiMap(sandboxUid, me.uid, uids[0]), gid: multiMap(sandboxGid, me.gid, gids[0]), newuidmap, newgidmap };
+}
+
+// Whether a multi-id map can be had (tools and both ranges), for idMap
+// 'auto'; the answer is kept a few seconds (a run would read /etc/subuid,
+// /etc/subgid and /etc/passwd for it).
+let available: { at: number; yes: boolean } | undefined;
+export function multiMapAvailable(): boolean {
+  const now = Date.now();
+  if (!available || now - available.at > 5000) available = { at: now, yes: !('error' in planMultiMap(0, 0)) };
+  return available.yes;
 }
 
 function runTool(tool: string, pid: number, lines: [number, number, number][]): Promise<void> {

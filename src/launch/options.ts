@@ -4,6 +4,7 @@
 import { isAbsolute, normalize } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { OptionsError, shown } from '../errors.js';
+import { multiMapAvailable } from './idmap.js';
 import { native } from '../native.js';
 import { createRequire } from 'node:module';
 import type { Image, ImageConfig, Store } from '../image/store.js';
@@ -378,7 +379,10 @@ function writableRootOption(v: unknown, rootfs: string, image: unknown): boolean
 
 function idMapOption(v: unknown): 'single' | 'multi' {
   if (v === undefined) return 'single';
-  if (v !== 'single' && v !== 'multi') throw new OptionsError('idMap', `expected 'single' or 'multi', got ${shown(v)}`);
+  // 'auto': the ids a host or Docker has (chown, setuid to another user)
+  // wherever the machine grants them; else the single id, without an error.
+  if (v === 'auto') return multiMapAvailable() ? 'multi' : 'single';
+  if (v !== 'single' && v !== 'multi') throw new OptionsError('idMap', `expected 'single', 'multi' or 'auto', got ${shown(v)}`);
   return v;
 }
 

@@ -12,7 +12,8 @@ import { errnoOf, OptionsError, TRANSIENT_ERRNOS } from '../errors.js';
 import { log } from '../log.js';
 import { native, type NativeExit, ReportKind } from '../native.js';
 import { resolveOptions, type ResolvedOptions, type SandboxOptions } from './options.js';
-import { ALL_NAMESPACES } from './plan.js';
+import { ALL_NAMESPACES, switchesIds } from './plan.js';
+import { planMultiMap, writeMultiMap, type MultiMapPlan } from './idmap.js';
 import { needsNetworkHelper } from '../net/index.js';
 import { applyProfile, mergeLayer } from '../profile/index.js';
 import { prepareSandbox, SandboxProcess, type PooledSandbox, type RunResult, type SandboxSource } from './sandbox.js';
@@ -170,6 +171,8 @@ export class Pool extends PoolRunner implements SandboxSource {
   private launching = 0;
   /** Resolved as launches in flight come back (close() waits for them). */
   private readonly launches = new Set<() => void>();
+  /** The multi-id map each sandbox gets before it is ready (idMap 'multi'). */
+  private multi?: MultiMapPlan;
   private closed = false;
   private retryMs = 0;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -195,7 +198,13 @@ export class Pool extends PoolRunner implements SandboxSource {
     if (this.template.image?.containerDir) throw new OptionsError('container', 'a kept container is one sandbox after another, not a pool of them');
     if (needsNetworkHelper(this.template.network, this.template.net) || this.template.network === 'host')
       throw new OptionsError('network', `pools make their sandboxes ahead, before any pasta or published port: run network '${this.template.network}'${this.template.net.publish.length ? ' with published ports' : ''} without a pool`);
-    if (this.template.idMap === 'multi') throw new OptionsError('idMap', "pools make single-id sandboxes; 'multi' needs newuidmap per sandbox");
+    // A multi-id map is written by newuidmap/newgidmap as each sandbox is
+    // made ahead, off the runs' path: a pool makes them at no cost to a run.
+    if (this.template.idMap === 'multi') {
+      const m = switchesIds(this.template) ? planMultiMap(0, 0) : planMultiMap(this.template.uid, this.template.gid);
+      if ('error' in m) throw new OptionsError('idMap', m.error.message);
+      this.multi = m;
+    }
     this.templateShape = shape(this.template);
     this.refill();
   }
@@ -318,6 +327,7 @@ export class Pool extends PoolRunner implements SandboxSource {
       o = { ...o, mounts: [...o.mounts, { source: slotDir, target: this.slot.target, readonly: this.slot.readonly, optional: false }] };
     }
     const dropSlot = () => slotDir && rmSync(slotDir, { recursive: true, force: true });
+    const multi = this.multi;
     const prep = prepareSandbox(o, true);
     if ('error' in prep) {
       dropSlot();
@@ -341,7 +351,8 @@ export class Pool extends PoolRunner implements SandboxSource {
           namespaces: ALL_NAMESPACES,
           uidMap: `${o.uid} ${process.getuid!()} 1\n`,
           gidMap: `${o.gid} ${process.getgid!()} 1\n`,
-          deferRelease: false,
+          // A multi-id map: init waits until the helpers have written it.
+          deferRelease: multi !== undefined,
           initName: 'brig-init',
           noClone3: process.env.BRIG_NO_CLONE3 === '1',
           timings: false,
@@ -353,23 +364,49 @@ export class Pool extends PoolRunner implements SandboxSource {
           awaitCommand: true,
         },
         (err, info) => {
-          this.launching--;
+          const launched = () => {
+            this.launching--;
+            for (const r of this.launches) r();
+            this.launches.clear();
+          };
           for (const fd of cgroupFds ?? []) native.close(fd);
-          for (const r of this.launches) r();
-          this.launches.clear();
           if (err || !info) {
+            launched();
             dropSlot();
             prep.cgroups?.remove().catch(() => {});
             this.fail(err?.message ?? 'launch failed', err ? errnoOf(err) : undefined);
             return;
           }
-          sandbox = { pid: info.pid, pidfd: info.pidfd, prepared: prep };
-          if (slotDir) this.slotDirs.set(sandbox, slotDir);
-          this.stats.made++;
-          this.retryMs = 0;
-          this.idle.set(sandbox.pidfd, { sandbox, exited });
-          if (this.closed) native.kill(sandbox.pidfd, 9);
-          else this.ready.push(sandbox);
+          const made = { pid: info.pid, pidfd: info.pidfd, prepared: prep };
+          sandbox = made;
+          if (slotDir) this.slotDirs.set(made, slotDir);
+          this.idle.set(made.pidfd, { sandbox: made, exited });
+          const ready = () => {
+            launched();
+            this.stats.made++;
+            this.retryMs = 0;
+            if (this.closed) native.kill(made.pidfd, 9);
+            else this.ready.push(made);
+          };
+          if (!multi) return ready();
+          // Counted as launching until mapped (and released), so that close()
+          // waits for it; if the helpers fail, it is killed before it ran
+          // anything (diedIdle cleans up) and the pool stops.
+          writeMultiMap(info.pid, multi).then(
+            () => {
+              try {
+                native.release(made.pidfd);
+              } catch {
+                // it died meanwhile: diedIdle hears of it
+              }
+              ready();
+            },
+            (e: Error) => {
+              launched();
+              native.kill(made.pidfd, 9);
+              this.fail(`id-map: ${e.message}`);
+            },
+          );
         },
         (ex) => {
           this.diedIdle(sandbox!, ex);

@@ -14,7 +14,7 @@ import { net } from '../builtins.js';
 import { buildPlan, execCandidates, namespacesFor, switchesIds, type BuiltPlan } from './plan.js';
 import { needsNetworkHelper, SandboxNetwork, type NetworkInfo } from '../net/index.js';
 import { RunCgroups } from '../cgroup/run.js';
-import { closeWarm, refillWarm, sandboxEnded, sandboxStarted, takeWarm } from './warm.js';
+import { closeWarm, refillWarm, refillWarmMulti, sandboxEnded, sandboxStarted, takeWarm, takeWarmMulti } from './warm.js';
 import { skeletonFailed } from './skeleton.js';
 import type { RlimitName } from './options.js';
 import { AUDIT_ARCH, AUDIT_ARCH_I386, X32_SYSCALL_BIT, hostArch, syscallName } from '../seccomp/index.js';
@@ -465,8 +465,9 @@ export class SandboxProcess extends EventEmitter {
     const netJoin = this.extras.netJoin;
     if (o.attach && !netJoin && this.extras.joinPidfd === undefined) return failBefore(setupErrorInfo('network', osConstants.errno.EINVAL, undefined, `network ${o.attach.kind === 'container' ? `container:${o.attach.ref}` : o.attach.name}: a run()/spawn() sandbox cannot join a user network or container:NAME (a container's monitor makes those namespaces and holds the lease and names for its life): use createContainer(argv, { network }), as brig run --network does`));
     let multi: MultiMapPlan | undefined;
-    // A joined pair has its maps already (the multi-id one too).
-    if (o.idMap === 'multi' && !netJoin) {
+    // A joined pair has its maps already (the multi-id one too), and so
+    // has a pooled sandbox (the pool's helpers wrote them).
+    if (o.idMap === 'multi' && !netJoin && !pooled) {
       const m = switchesIds(o) ? planMultiMap(0, 0) : planMultiMap(o.uid, o.gid);
       if ('error' in m) return failBefore(m.error);
       multi = m;
@@ -519,12 +520,17 @@ export class SandboxProcess extends EventEmitter {
     const execPaths = pooled ? execCandidates(o.argv[0], o.env.PATH) : built.execPaths;
     const uidMap = `${o.uid} ${uid} 1\n`;
     const gidMap = `${o.gid} ${gid} 1\n`;
-    // A pooled sandbox has its namespaces; a multi-id map is written by
-    // newuidmap after the clone: neither takes a warm pair.
+    // A pooled sandbox has its namespaces; a multi-id map takes a pair the
+    // helpers mapped ahead (warm.ts), or is written by them after the clone.
     const warmable = !pooled && !multi && join === undefined && !netJoin;
+    const multiWarmable = !pooled && multi !== undefined && join === undefined && !netJoin && process.env.BRIG_NO_CLONE3 !== '1';
+    const multiPlan = multi;
     // pasta and the port proxy need init's namespaces before its first step.
     const needsNet = !pooled && join === undefined && needsNetworkHelper(o.network, o.net);
-    const warm = netJoin ?? (warmable ? takeWarm(uidMap, gidMap) : undefined);
+    const multiPair = multiWarmable ? takeWarmMulti(multi!) : undefined;
+    // The pair's maps are written: no helpers for this launch.
+    if (multiPair) multi = undefined;
+    const warm = netJoin ?? multiPair ?? (warmable ? takeWarm(uidMap, gidMap) : undefined);
     try {
       info = pooled
         ? native.start(
@@ -552,8 +558,9 @@ export class SandboxProcess extends EventEmitter {
           skeleton: join === undefined ? built.skeleton : undefined,
           joinPidfd: join,
           deferRelease: multi !== undefined,
-          // A joined pair is checked to be in use before init goes on.
-          holdRelease: (needsNet && multi === undefined) || netJoin !== undefined,
+          // A joined pair (a network's, or one mapped by the helpers) is
+          // checked to be in use before init goes on.
+          holdRelease: (needsNet && multi === undefined) || netJoin !== undefined || multiPair !== undefined,
           initName: join === undefined ? 'brig-init' : 'brig-exec',
           noClone3: process.env.BRIG_NO_CLONE3 === '1',
           timings: o.timings,
@@ -632,6 +639,18 @@ export class SandboxProcess extends EventEmitter {
       mapError = setupErrorInfo('network-join', osConstants.errno.EPERM, undefined, 'the launch could not join the network namespace prepared for it');
       this.resolveNetwork({ ports: [] });
       this.kill('SIGKILL');
+    } else if (multiPair && !info.warm) {
+      // The launch made a user namespace of its own (no clone3, or setns
+      // refused), mapped with the single id: the program never starts.
+      mapError = setupErrorInfo('id-map', osConstants.errno.EPERM, undefined, 'the launch could not join the namespaces mapped for it by newuidmap');
+      this.resolveNetwork({ ports: [] });
+      this.kill('SIGKILL');
+    } else if (multiPair) {
+      if (needsNet) startNetwork();
+      else {
+        this.resolveNetwork({ ports: [] });
+        releaseInit();
+      }
     } else if (multi) {
       writeMultiMap(info.pid, multi).then(
         () => (needsNet ? startNetwork() : releaseInit()),
@@ -680,6 +699,7 @@ export class SandboxProcess extends EventEmitter {
       const tExit = monotonicMs();
       sandboxEnded();
       if (warmable) refillWarm(uidMap, gidMap);
+      else if (multiWarmable) refillWarmMulti(multiPlan!);
       this.exited = true;
       if (timer) clearTimeout(timer);
       if (cpuWatch) clearInterval(cpuWatch);

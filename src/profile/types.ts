@@ -102,9 +102,12 @@ export interface Profile {
   gid?: Id;
   /**
    * 'single' (default): only the caller's id exists inside. 'multi': ids 0..N-1 too, from the
-   * caller's /etc/subuid and /etc/subgid ranges (needs newuidmap/newgidmap).
+   * caller's /etc/subuid and /etc/subgid ranges (needs newuidmap/newgidmap). 'auto': multi where
+   * newuidmap, newgidmap and both ranges exist, else single (a multi map made ahead on warm pairs
+   * costs about what a single one does for a caller that is not saturating the CPUs:
+   * docs/profiles.md).
    */
-  idMap?: "single" | "multi";
+  idMap?: "single" | "multi" | "auto";
   /**
    * setrlimit for the program: cpu in seconds, sizes in bytes. Default { core: 0 }. A limit above
    * the caller's own hard limit fails at the rlimit step.
