@@ -4,17 +4,13 @@
 // bin/brig, as separate processes. Healthchecks (the contract) through
 // brig run -d --health-cmd and inspect.
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { brigCli, freePort, guardLeaks, until as waitUntil } from './helpers.js';
+import { brigCli, brigRoot, freePort, guardLeaks, until as waitUntil } from './helpers.js';
 
-const root = mkdtempSync(join(tmpdir(), 'composetest-'));
+const { root, env, brig } = brigRoot('composetest-', 120_000);
 chmodSync(root, 0o755);
-const env = { ...process.env, BRIG_STORE: join(root, 'store'), XDG_RUNTIME_DIR: join(root, 'run') };
-mkdirSync(env.XDG_RUNTIME_DIR, { mode: 0o700 });
-const brig = (...args: string[]) => brigCli(args, { env, timeoutMs: 120_000 });
 const busybox = ['/bin/busybox', '/usr/bin/busybox'].find((p) => existsSync(p));
 
 function inspect(name: string) {

@@ -2,16 +2,12 @@
 // and removed by separate brig processes (bin/brig), as users do.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { brigCli, brigCliAsync, guardLeaks, isRoot, running, sleep, until } from './helpers.js';
+import { brigCli, brigRoot, brigCliAsync, guardLeaks, isRoot, running, sleep, until } from './helpers.js';
 
-const root = mkdtempSync(join(tmpdir(), 'ctrtest-'));
-const env = { ...process.env, BRIG_STORE: join(root, 'store'), XDG_RUNTIME_DIR: join(root, 'run') };
-mkdirSync(env.XDG_RUNTIME_DIR, { mode: 0o700 });
-const brig = (...args: string[]) => brigCli(args, { env, timeoutMs: 60_000 });
+const { root, env, brig } = brigRoot('ctrtest-');
 const brigAsync = (...args: string[]) => brigCliAsync(args, { env });
 
 function inspect(name: string) {

@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, 
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { brigBin } from './helpers.js';
+import { brigBin, brigRoot } from './helpers.js';
 
 /** Debian's docker.io client (20.10), never /usr/local/bin/docker. */
 export const DOCKER = '/usr/bin/docker';
@@ -19,9 +19,7 @@ export interface Service {
 }
 
 export function engineRoot(prefix: string): { root: string; env: NodeJS.ProcessEnv } {
-  const root = mkdtempSync(join(tmpdir(), prefix));
-  const env = { ...process.env, BRIG_STORE: join(root, 'store'), XDG_RUNTIME_DIR: join(root, 'run') };
-  mkdirSync(env.XDG_RUNTIME_DIR, { mode: 0o700 });
+  const { root, env } = brigRoot(prefix);
   return { root, env };
 }
 

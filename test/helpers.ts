@@ -2,7 +2,7 @@
 // run left nothing behind.
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { createServer as netServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -129,6 +129,24 @@ export const brigBin = join(dirname(fileURLToPath(import.meta.url)), '../../bin/
 export function brigCli(args: string[], opts: { env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number } = {}) {
   const r = spawnSync(process.execPath, [brigBin, ...args], { encoding: 'utf8', env: opts.env ?? process.env, input: opts.input ?? '', timeout: opts.timeoutMs ?? 30000 });
   return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+/**
+ * A test file's own brig world: a temp root holding its store (BRIG_STORE)
+ * and runtime dir (XDG_RUNTIME_DIR, 0700 as the agent and the engine socket
+ * want), bin/brig run with them, and ok(): the same, asserting exit 0.
+ */
+export function brigRoot(prefix: string, timeoutMs = 60_000) {
+  const root = mkdtempSync(join(tmpdir(), prefix));
+  const env = { ...process.env, BRIG_STORE: join(root, 'store'), XDG_RUNTIME_DIR: join(root, 'run') };
+  mkdirSync(env.XDG_RUNTIME_DIR, { mode: 0o700 });
+  const brig = (...args: string[]) => brigCli(args, { env, timeoutMs });
+  const ok = (...args: string[]): string => {
+    const r = brig(...args);
+    assert.equal(r.code, 0, `brig ${args.join(' ')}: ${r.err}`);
+    return r.out;
+  };
+  return { root, env, brig, ok };
 }
 
 /** bin/brig as brigCli runs it, without blocking this process (for servers the test itself runs). */

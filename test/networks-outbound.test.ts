@@ -7,26 +7,16 @@
 // go to the other network's container and gateway addresses inside the holder.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { brigCli, brigCliAsync, guardLeaks, running, until } from './helpers.js';
+import { brigRoot, brigCliAsync, guardLeaks, running, until } from './helpers.js';
 
 const pasta = ['/usr/bin/pasta', '/usr/local/bin/pasta'].some((p) => existsSync(p));
 const nft = ['/usr/sbin/nft', '/sbin/nft'].some((p) => existsSync(p));
 const skip = (!pasta && 'no pasta (package passt)') || (!nft && 'no nft (package nftables)') || false;
 
-const root = mkdtempSync(join(tmpdir(), 'nettest-out-'));
-const env = { ...process.env, BRIG_STORE: join(root, 'store'), XDG_RUNTIME_DIR: join(root, 'run') };
-mkdirSync(env.XDG_RUNTIME_DIR, { mode: 0o700 });
-const brig = (...args: string[]) => brigCli(args, { env, timeoutMs: 60_000 });
-
-function ok(...args: string[]): string {
-  const r = brig(...args);
-  assert.equal(r.code, 0, `brig ${args.join(' ')}: ${r.err}`);
-  return r.out;
-}
+const { root, env, brig, ok } = brigRoot('nettest-out-');
 
 interface Holder {
   Pid: number;

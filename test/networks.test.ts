@@ -4,23 +4,13 @@
 // containers'), never any other address.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { brigCli, guardLeaks, running, until } from './helpers.js';
+import { brigRoot, guardLeaks, running, until } from './helpers.js';
 import { http, startService } from './engine-util.js';
 
-const root = mkdtempSync(join(tmpdir(), 'nettest-'));
-const env = { ...process.env, BRIG_STORE: join(root, 'store'), XDG_RUNTIME_DIR: join(root, 'run') };
-mkdirSync(env.XDG_RUNTIME_DIR, { mode: 0o700 });
-const brig = (...args: string[]) => brigCli(args, { env, timeoutMs: 60_000 });
-
-function ok(...args: string[]): string {
-  const r = brig(...args);
-  assert.equal(r.code, 0, `brig ${args.join(' ')}: ${r.err}`);
-  return r.out;
-}
+const { root, env, brig, ok } = brigRoot('nettest-');
 
 function inspect(name: string) {
   return JSON.parse(ok('inspect', '--type', 'container', name))[0];
