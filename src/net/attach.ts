@@ -7,7 +7,7 @@ import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { ContainerError, get, monitorAlive, processStart, setMonitorDiedHook, readRecord, runtimeDir, update, type ContainerRecord, type EndpointSettings } from '../container/state.js';
 import { Store } from '../image/store.js';
-import { ensureHolder, holderPid, plugVeths, prepareEndpoint, removeBridge, stopHolderIfUnused, unplugVeth, type LaunchMaps, type PreparedEndpoint } from './holder.js';
+import { holderPid, plugVeths, prepareEndpoint, removeBridge, stopHolderIfUnused, unplugVeth, type LaunchMaps, type PreparedEndpoint } from './holder.js';
 import { NetworkError, getNetwork, leaseAddress, leasesOf, readNetworksLocked, releaseAddress, setAfterNetworkChange, setConnectImpl, sweepLeases, withNetLock, type ConnectOptions, type Lease, type NetworkRecord } from './networks.js';
 
 function emptyEndpoint(n: NetworkRecord, aliases: string[], ip?: string): EndpointSettings {
@@ -61,42 +61,29 @@ async function connect(containerRef: string, n: NetworkRecord, o: ConnectOptions
   const mode = r.HostConfig.NetworkMode;
   if (mode === 'host' || mode.startsWith('container:')) throw new NetworkError(`container ${r.Name} is on network mode ${mode}: it cannot be connected to a user network`, 400);
   if (userNetworksOf(r).includes(n.Name)) throw new NetworkError(`endpoint with name ${r.Name} already exists in network ${n.Name}`, 403);
-  const joinsFirst = (cur: ContainerRecord) => {
-    // A container with no network of its own joins the first one it is connected to.
-    if (cur.HostConfig.NetworkMode === 'none' || cur.HostConfig.NetworkMode === 'loopback') {
-      cur.HostConfig.NetworkMode = n.Name;
-      cur.Options.network = n.Name;
-    }
-  };
-  if (!isRunning(r)) {
-    update(r.Id, (cur) => {
-      cur.NetworkSettings ??= { Networks: {}, Ports: {} };
-      cur.NetworkSettings.Networks[n.Name] = emptyEndpoint(n, o.aliases ?? [], o.ipv4Address);
-      joinsFirst(cur);
-    });
-    return;
-  }
-  const pid = pluggablePid(r, 'connect');
-  const lease = leaseAddress(n.Name, r.Id, r.Name, o.ipv4Address);
+  // A running one gets its interface now; a stopped one at its next start.
+  const pid = isRunning(r) ? pluggablePid(r, 'connect') : undefined;
+  const lease = pid === undefined ? undefined : leaseAddress(n.Name, r.Id, r.Name, o.ipv4Address);
   try {
     // The default route only when it has no other network (its old route went with its last interface).
-    await plugVeths(pid, [lease], { route: userNetworksOf(r).length === 0 });
+    if (lease) await plugVeths(pid!, [lease], { route: userNetworksOf(r).length === 0 });
     update(r.Id, (cur) => {
       cur.NetworkSettings ??= { Networks: {}, Ports: {} };
       cur.NetworkSettings.Networks[n.Name] = {
         ...emptyEndpoint(n, o.aliases ?? [], o.ipv4Address),
-        EndpointID: lease.endpointId,
-        Gateway: lease.gateway,
-        IPAddress: lease.ip,
-        IPPrefixLen: lease.prefix,
-        MacAddress: lease.mac,
+        ...(lease && { EndpointID: lease.endpointId, Gateway: lease.gateway, IPAddress: lease.ip, IPPrefixLen: lease.prefix, MacAddress: lease.mac }),
       };
-      joinsFirst(cur);
+      // A container with no network of its own joins the first one it is connected to.
+      if (cur.HostConfig.NetworkMode === 'none' || cur.HostConfig.NetworkMode === 'loopback') {
+        cur.HostConfig.NetworkMode = n.Name;
+        cur.Options.network = n.Name;
+      }
     });
   } catch (e) {
-    releaseAddress(lease.networkId, r.Id);
+    if (lease) releaseAddress(lease.networkId, r.Id);
     throw e;
   }
+  if (!lease) return;
   // It may have ended while its interface was made: then its monitor gave back what it knew of; this lease too.
   const now = readRecord(r.Id);
   if (!now || !isRunning(now) || now.State.Pid !== pid) releaseAddress(lease.networkId, r.Id);
@@ -369,11 +356,9 @@ export function startNetwork(id: string): StartNetwork | undefined {
     options: { mounts: [{ source: hostsPath, target: '/etc/hosts', readonly: true }], env },
     prepareNet: async (maps) => {
       const ep = await prepareEndpoint(leases, maps);
-      // The holder this namespace is made under: a running container is connected from its side.
-      const h = await ensureHolder();
       try {
         update(id, (r) => {
-          r.NetHolder = { Pid: h.Pid, Start: h.Start };
+          r.NetHolder = ep.holder;
         });
       } catch (e) {
         ep.done();

@@ -503,6 +503,8 @@ export interface LaunchMaps {
 /** A container's namespaces on its networks: fds for the launch to join, and what to end once it has. */
 export interface PreparedEndpoint {
   fds: [number, number];
+  /** The holder the namespaces were made under (a running container is connected from its side); none when they are another container's. */
+  holder?: { Pid: number; Start: number };
   /** Closes the fds and ends the maker (the sandbox's init holds the namespaces now). */
   done(): void;
 }
@@ -534,7 +536,7 @@ export async function prepareEndpoint(leases: Lease[], maps: LaunchMaps): Promis
     const mapScript = 'if [ "$1" = deny ]; then echo deny > /proc/$2/setgroups; fi; printf "$3" > /proc/$2/uid_map && printf "$4" > /proc/$2/gid_map';
     const text = (l: MapLine[]) => l.map((x) => x.join(' ')).join('\\n') + '\\n';
     await inHolder(h, ['/bin/sh', '-c', mapScript, 'sh', h.SetgroupsDeny ? 'deny' : 'allow', String(pid), text(uid), text(gid)], 'user network: id maps');
-    await plugVeths(pid, leases, { route: true });
+    await plugVeths(pid, leases, { route: true }, h);
     const userFd = openSync(`/proc/${pid}/ns/user`, 'r');
     let netFd: number;
     try {
@@ -545,6 +547,7 @@ export async function prepareEndpoint(leases: Lease[], maps: LaunchMaps): Promis
     }
     return {
       fds: [userFd, netFd],
+      holder: { Pid: h.Pid, Start: h.Start },
       done: () => {
         native.close(userFd);
         native.close(netFd);
@@ -558,6 +561,19 @@ export async function prepareEndpoint(leases: Lease[], maps: LaunchMaps): Promis
 }
 
 /**
+ * A shell function for scripts run in the holder (with $ip, and $nft empty
+ * when the holder has no rules): deletes a bridge and takes it out of the
+ * forward rule's sets, so no later bridge of that name inherits its rights.
+ * Nothing to delete is not an error.
+ */
+const DELETE_BRIDGE = [
+  'delete_bridge() {',
+  '  $ip link del "$1" 2>/dev/null || true',
+  '  if [ -n "$nft" ]; then for set in outbound hostloopback; do $nft delete element ip brig $set "{ \\"$1\\" }" 2>/dev/null || true; done; fi',
+  '}',
+].join('\n');
+
+/**
  * Adds one veth pair per lease, from the holder's side: one end on the
  * lease's bridge, the other in the network namespace of `pid` (whose user
  * namespace is a child of the holder's, so root there has CAP_NET_ADMIN
@@ -567,14 +583,13 @@ export async function prepareEndpoint(leases: Lease[], maps: LaunchMaps): Promis
  * gateway); a second caller racing for one finds it made. Used at a
  * container's start (prepareEndpoint) and to connect a running one.
  */
-export async function plugVeths(pid: number, leases: Lease[], o: { route: boolean }): Promise<void> {
-  const h = await ensureHolder();
+export async function plugVeths(pid: number, leases: Lease[], o: { route: boolean }, holder?: HolderRecord): Promise<void> {
+  const h = holder ?? (await ensureHolder());
   const ip = tool('ip');
-  // Bridges are made on first use (their address is the gateway); a second
-  // maker racing for one finds it made.
   const script = [
     'set -e',
     'ip=$1; pid=$2; nsenter=$3; nft=$4; shift 4',
+    DELETE_BRIDGE,
     'inns() { $nsenter --net=/proc/$pid/ns/net -- $ip "$@"; }',
     'i=0',
     'while [ $# -gt 0 ]; do',
@@ -587,8 +602,7 @@ export async function plugVeths(pid: number, leases: Lease[], o: { route: boolea
     '    $ip -o -4 addr show to "$gw/32" | while read -r _ old _; do',
     // (not this bridge: another brig process may have made it since the check above)
     '      case $old in "$br") continue ;; br-*) ;; *) continue ;; esac',
-    '      $ip link del "$old" 2>/dev/null || true',
-    '      if [ -n "$nft" ]; then for set in outbound hostloopback; do $nft delete element ip brig $set "{ \\"$old\\" }" 2>/dev/null || true; done; fi',
+    '      delete_bridge "$old"',
     '    done',
     '    $ip link add "$br" type bridge 2>/dev/null || true; $ip addr add "$gw/$pfx" dev "$br" 2>/dev/null || true',
     // a bridge made here for a non-internal network may go out (the holder's forward rule names the set)
@@ -632,7 +646,5 @@ export async function unplugVeth(pid: number, address: string): Promise<void> {
 export async function removeBridge(bridge: string): Promise<void> {
   const h = withNetLock(() => liveHolder());
   if (!h) return;
-  await inHolder(h, ['ip', 'link', 'del', bridge], 'network holder: bridge').catch(() => {});
-  if (h.Outbound)
-    for (const set of ['outbound', 'hostloopback']) await inHolder(h, [tool('nft'), 'delete', 'element', 'ip', 'brig', set, `{ "${bridge}" }`], 'network holder: rules').catch(() => {});
+  await inHolder(h, ['/bin/sh', '-c', `ip=$1; nft=$2\n${DELETE_BRIDGE}\ndelete_bridge "$3"`, 'sh', tool('ip'), h.Outbound ? tool('nft') : '', bridge], 'network holder: bridge');
 }
