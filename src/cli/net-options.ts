@@ -1,6 +1,7 @@
 // The network options every verb that runs something takes (run, listen,
 // box run), kept apart from run.ts so the CLI parser's rewrite and the
 // network work do not edit the same lines.
+import { isBuiltinMode } from '../net/index.js';
 import { parsePublish } from '../net/ports.js';
 import { OptionsError } from '../errors.js';
 import type { SandboxOptions } from '../launch/options.js';
@@ -21,7 +22,7 @@ export const netSpecs: OptionSpec[] = [
 const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
 
 function checkNetwork(v: string, flag: string): void {
-  if (['none', 'loopback', 'pasta', 'host'].includes(v)) return;
+  if (isBuiltinMode(v)) return;
   const name = v.startsWith('container:') ? v.slice('container:'.length) : v;
   if (!NAME.test(name) || v === 'bridge' || v === 'default') throw new UsageError(`${flag}: expected none, loopback, pasta, host, a user network's name or container:NAME, got ${JSON.stringify(v)}`);
 }

@@ -15,6 +15,7 @@ import { setSkeletons } from '../launch/skeleton.js';
 import { setWarm } from '../launch/warm.js';
 import { all, checks, flagName, formatHelp, one, parseArgs, seconds, UsageError, wholeNumber, type OptionSpec, type Parsed } from './args.js';
 import { EXIT_BRIG_ERROR, guardedStdout } from './main.js';
+import { isBuiltinMode } from '../net/index.js';
 import { netSandboxOptions, netSpecs } from './net-options.js';
 // [i23 containers] -d, --rm, --restart, --stop-signal, --stop-timeout, --log-opt, -l/--label as a container takes them
 import { containerRunSpecs, wantsContainer } from './container-specs.js';
@@ -583,7 +584,7 @@ export async function runCommand(argv: string[]): Promise<number> {
   if (wantsContainer(p)) return (await import('./container.js')).runDetached(p);
   // A user network or container:NAME is joined by a container's monitor: in the foreground too, the program runs as one.
   const network = one(p, 'network');
-  if (network !== undefined && !['none', 'loopback', 'pasta', 'host'].includes(network)) return (await import('./container.js')).runOnNetwork(p);
+  if (network !== undefined && !isBuiltinMode(network)) return (await import('./container.js')).runOnNetwork(p);
   // One sandbox in this process. A skeleton (the plan's root, made ahead for
   // its later runs) and warm namespace pairs (for the next launches) are for
   // runs that never come here: each is a child process with namespaces of

@@ -19,6 +19,11 @@ export { parsePublish, DEFAULT_HOST_IP } from './ports.js';
 
 export type NetworkMode = 'none' | 'loopback' | 'pasta' | 'host';
 
+/** The modes a sandbox makes for itself, as opposed to joining a user network or another container's namespace. */
+export function isBuiltinMode(v: unknown): v is NetworkMode {
+  return v === 'none' || v === 'loopback' || v === 'pasta' || v === 'host';
+}
+
 /**
  * A network the sandbox joins rather than makes: a user network by name
  * (src/net/networks.ts; its namespace is made on the network holder's side,
@@ -32,7 +37,7 @@ const ATTACH_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
 
 /** What `network` joins, if it names a user network or container:NAME. */
 export function networkAttach(v: unknown): NetAttach | undefined {
-  if (typeof v !== 'string' || v === 'none' || v === 'loopback' || v === 'pasta' || v === 'host') return undefined;
+  if (typeof v !== 'string' || isBuiltinMode(v)) return undefined;
   if (v.startsWith('container:')) {
     const ref = v.slice('container:'.length);
     if (!ATTACH_NAME.test(ref)) throw new OptionsError('network', `container:NAME: expected a container name or id, got ${shown(v)}`);
@@ -61,7 +66,7 @@ let hostWarned = false;
 export function networkMode(v: unknown): NetworkMode {
   if (v === undefined) return 'none';
   if (networkAttach(v)) return 'loopback';
-  if (v !== 'none' && v !== 'loopback' && v !== 'pasta' && v !== 'host') throw new OptionsError('network', `expected 'none', 'loopback', 'pasta' or 'host', got ${shown(v)}`);
+  if (!isBuiltinMode(v)) throw new OptionsError('network', `expected 'none', 'loopback', 'pasta' or 'host', got ${shown(v)}`);
   if (v === 'host' && !hostWarned) {
     hostWarned = true;
     log().warn("network 'host': the sandbox shares the host's network namespace; it can reach, and listen on, everything the host can");
